@@ -1,0 +1,22 @@
+// Writes generated files from their single sources of truth:
+//   src/api (TypeBox) → crds/<plural>.yaml and charts/pgpilot/crds/<plural>.yaml
+// `--check` writes nothing and exits 1 when a file differs (a unit test runs the same comparison).
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { generatedFiles } from '../src/api/generated-files.js';
+
+const check = process.argv.includes('--check');
+let stale = 0;
+for (const { path, content } of generatedFiles()) {
+  const current = await readFile(path, 'utf8').catch(() => undefined);
+  if (current === content) continue;
+  if (check) {
+    console.error(`stale: ${path} (run npm run gen)`);
+    stale++;
+  } else {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
+    console.log(`wrote ${path}`);
+  }
+}
+process.exit(stale ? 1 : 0);

@@ -1,0 +1,339 @@
+// The PostgreSQLCluster API: one TypeBox definition gives the TypeScript types (Static<>) and the
+// CRD's openAPIV3Schema (src/api/crd.ts renders it into crds/). Edit here, then `npm run gen`.
+import { Type, type Static } from '@sinclair/typebox';
+import { Obj, StringMap, QuantityMap, cel, QUANTITY_PATTERN } from './schema-helpers.js';
+
+/** Defaults live here once: the schema publishes them and the builders fall back on them. */
+export const DEFAULTS = {
+  instances: 1,
+  backupEnabled: false,
+  backupSchedule: '0 0 * * *',
+  retentionDays: 30,
+  haEnabled: true,
+  synchronousCommit: false,
+  synchronousReplicas: 1,
+  durability: 'required',
+  podAntiAffinity: 'preferred',
+  topologyKey: 'kubernetes.io/hostname',
+  imagePullPolicy: 'IfNotPresent',
+  pvcWhenDeleted: 'Delete',
+  pvcWhenScaled: 'Delete',
+  initdbDatabase: 'app',
+  initdbOwner: 'app',
+  initdbEncoding: 'UTF8',
+  initdbLocale: 'C.UTF-8',
+  dataChecksums: true,
+  monitoringEnabled: true,
+  stopDelaySeconds: 60,
+} as const;
+
+export const SUPPORTED_MAJORS = [13, 14, 15, 16, 17, 18] as const;
+const VERSION_PATTERN = '^(1[3-8])(\\.(0|[1-9][0-9]?))?$';
+
+/**
+ * Parameters the operator and the instance agent own: setting them would break replication,
+ * failover or the pod's networking, so the API refuses them with a message that says why.
+ */
+export const OPERATOR_MANAGED_PARAMETERS = [
+  'listen_addresses',
+  'port',
+  'unix_socket_directories',
+  'data_directory',
+  'hba_file',
+  'ident_file',
+  'config_file',
+  'cluster_name',
+  'primary_conninfo',
+  'primary_slot_name',
+  'promote_trigger_file',
+  'recovery_target',
+  'recovery_target_lsn',
+  'recovery_target_name',
+  'recovery_target_time',
+  'recovery_target_xid',
+  'restore_command',
+  'archive_command',
+  'archive_mode',
+  'hot_standby',
+  'synchronous_standby_names',
+  'wal_level',
+  'wal_log_hints',
+] as const;
+
+const celStringList = (items: readonly string[]) => `[${items.map((i) => `'${i}'`).join(', ')}]`;
+
+const StorageSize = Type.String({
+  description: 'Size of the volume, a Kubernetes quantity such as "100Gi". May grow later (volume expansion) but never shrink.',
+  maxLength: 32,
+  pattern: QUANTITY_PATTERN,
+  ...cel(
+    { rule: 'isQuantity(self) && quantity(self).isGreaterThan(quantity("0"))', message: 'must be a positive Kubernetes quantity such as "100Gi"' },
+    {
+      rule: '!quantity(self).isLessThan(quantity(oldSelf))',
+      message: 'may grow but never shrink: PostgreSQL volumes cannot be made smaller in place (create a new cluster from a backup instead)',
+    },
+  ),
+});
+
+const PvcRetentionPolicy = Obj('What happens to the instances\' PersistentVolumeClaims when the cluster is deleted or scaled down.', {
+  whenDeleted: Type.Optional(
+    Type.Union([Type.Literal('Retain'), Type.Literal('Delete')], {
+      description: 'Delete (default): claims are removed with the cluster (its backups stay in object storage). Retain: claims outlive the cluster.',
+      default: DEFAULTS.pvcWhenDeleted,
+    }),
+  ),
+  whenScaled: Type.Optional(
+    Type.Union([Type.Literal('Retain'), Type.Literal('Delete')], {
+      description: 'Delete (default): the claim of a removed instance is removed. Retain: it is kept, and reused if the instance comes back.',
+      default: DEFAULTS.pvcWhenScaled,
+    }),
+  ),
+});
+
+const Storage = (what: string) =>
+  Obj(`The ${what} volume of every instance.`, {
+    size: StorageSize,
+    storageClass: Type.Optional(
+      Type.String({ description: 'StorageClass of the claims; the cluster default when omitted. It must allow volume expansion for size increases.', maxLength: 253 }),
+    ),
+  });
+
+const ResourceRequirements = Obj('CPU and memory for every PostgreSQL container (also used to tune shared_buffers and friends).', {
+  requests: Type.Optional(QuantityMap('Minimum resources, e.g. {cpu: "2", memory: "4Gi"}.')),
+  limits: Type.Optional(QuantityMap('Maximum resources, e.g. {cpu: "4", memory: "8Gi"}.')),
+}, {
+  ...cel({
+    rule: "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || !quantity(string(self.requests[k])).isGreaterThan(quantity(string(self.limits[k]))))",
+    message: 'every request must be less than or equal to its limit',
+  }),
+});
+
+const Backup = Obj('Scheduled base backups and continuous WAL archiving.', {
+  enabled: Type.Optional(Type.Boolean({ description: 'Take scheduled base backups and archive WAL.', default: DEFAULTS.backupEnabled })),
+  schedule: Type.Optional(
+    Type.String({
+      description: 'Cron schedule of base backups, five fields (minute hour day-of-month month day-of-week) or a macro such as @daily. Times are UTC.',
+      default: DEFAULTS.backupSchedule,
+      maxLength: 128,
+      pattern:
+        '^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9*,/?LW#A-Za-z-]+( +[0-9*,/?LW#A-Za-z-]+){4,5}))$',
+    }),
+  ),
+  retention: Type.Optional(
+    Type.Unsafe<number | string>({
+      description:
+        'How long base backups are kept: an integer number of days (7), a duration ("36h", "7d", "4w"), or a count of backups ("10 backups"). WAL that no kept backup needs is removed with them.',
+      'x-kubernetes-int-or-string': true,
+      anyOf: [{ type: 'integer', minimum: 1, maximum: 3650 }, { type: 'string', pattern: '^[1-9][0-9]{0,4}(h|d|w| backups?)$', maxLength: 16 }],
+    }),
+  ),
+});
+
+const HighAvailability = Obj('Replication, failover and durability.', {
+  enabled: Type.Optional(Type.Boolean({ description: 'Fail over automatically to a replica when the primary is lost.', default: DEFAULTS.haEnabled })),
+  synchronousCommit: Type.Optional(
+    Type.Boolean({ description: 'Acknowledge a commit only once synchronousReplicas replicas have it (no committed write is lost on failover).', default: DEFAULTS.synchronousCommit }),
+  ),
+  synchronousReplicas: Type.Optional(
+    Type.Integer({ description: 'How many replicas must confirm each commit when synchronousCommit is on (a quorum: ANY n).', minimum: 1, maximum: 8, default: DEFAULTS.synchronousReplicas }),
+  ),
+  durability: Type.Optional(
+    Type.Union([Type.Literal('required'), Type.Literal('preferred')], {
+      description: 'required: commits wait while too few synchronous replicas are up. preferred: the primary keeps accepting writes with fewer, and catches up when they return.',
+      default: DEFAULTS.durability,
+    }),
+  ),
+});
+
+const Toleration = Obj('A toleration, as in a Pod spec.', {
+  key: Type.Optional(Type.String({ description: 'Taint key; empty with operator Exists matches every taint.', maxLength: 317 })),
+  operator: Type.Optional(Type.Union([Type.Literal('Exists'), Type.Literal('Equal')], { description: 'Exists or Equal (default).' })),
+  value: Type.Optional(Type.String({ description: 'Taint value for operator Equal.', maxLength: 63 })),
+  effect: Type.Optional(
+    Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule'), Type.Literal('NoExecute')], { description: 'Taint effect to tolerate; empty means all.' }),
+  ),
+  tolerationSeconds: Type.Optional(Type.Integer({ description: 'For NoExecute: how long the pod stays bound after the taint appears.', minimum: 0 })),
+});
+
+const TopologySpread = Obj('Spread instances over a topology domain; the operator adds the label selector of this cluster.', {
+  maxSkew: Type.Integer({ description: 'Largest allowed difference in instance count between domains.', minimum: 1 }),
+  topologyKey: Type.String({ description: 'Node label that defines the domain, e.g. topology.kubernetes.io/zone.', minLength: 1, maxLength: 317 }),
+  whenUnsatisfiable: Type.Optional(
+    Type.Union([Type.Literal('DoNotSchedule'), Type.Literal('ScheduleAnyway')], { description: 'DoNotSchedule (default) or ScheduleAnyway.' }),
+  ),
+});
+
+const Scheduling = Obj('Where instances may run.', {
+  podAntiAffinity: Type.Optional(
+    Type.Union([Type.Literal('preferred'), Type.Literal('required'), Type.Literal('disabled')], {
+      description: 'Keep instances of this cluster apart on topologyKey: preferred (default), required, or disabled.',
+      default: DEFAULTS.podAntiAffinity,
+    }),
+  ),
+  topologyKey: Type.Optional(Type.String({ description: 'Node label for the anti-affinity rule.', default: DEFAULTS.topologyKey, maxLength: 317 })),
+  nodeSelector: Type.Optional(StringMap('Node labels an instance\'s node must have.', { maxProperties: 32 })),
+  tolerations: Type.Optional(Type.Array(Toleration, { description: 'Taints the instances tolerate.', maxItems: 32 })),
+  topologySpreadConstraints: Type.Optional(Type.Array(TopologySpread, { description: 'Spread constraints for the instances.', maxItems: 8 })),
+  priorityClassName: Type.Optional(Type.String({ description: 'PriorityClass of the instance pods.', maxLength: 253 })),
+});
+
+const PostgresConfig = Obj('PostgreSQL server configuration.', {
+  parameters: Type.Optional(
+    StringMap('postgresql.conf parameters, e.g. {max_connections: "200"}. Parameters the operator manages (replication, archiving, networking) are refused.', {
+      maxProperties: 256,
+      ...cel({
+        rule: `self.all(k, !(k in ${celStringList(OPERATOR_MANAGED_PARAMETERS)}))`,
+        message: `may not set parameters the operator manages: ${OPERATOR_MANAGED_PARAMETERS.join(', ')}`,
+      }),
+    }),
+  ),
+  pg_hba: Type.Optional(
+    Type.Array(Type.String({ maxLength: 512, minLength: 1, pattern: '^(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)\\s' }), {
+      description: 'Extra pg_hba.conf lines, placed before the operator\'s own rules (which allow replication and the application user with scram-sha-256).',
+      maxItems: 128,
+    }),
+  ),
+});
+
+const SecretRef = Obj('A reference to a Secret in the cluster\'s namespace.', {
+  name: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253 }),
+});
+
+const Bootstrap = Obj('How a new cluster gets its first data.', {
+  initdb: Type.Optional(
+    Obj('Create an empty cluster with initdb.', {
+      database: Type.Optional(Type.String({ description: 'Application database created at bootstrap.', default: DEFAULTS.initdbDatabase, pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
+      owner: Type.Optional(Type.String({ description: 'Owner role of the application database.', default: DEFAULTS.initdbOwner, pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
+      secret: Type.Optional(SecretRef),
+      encoding: Type.Optional(Type.String({ description: 'Database encoding.', default: DEFAULTS.initdbEncoding, maxLength: 32 })),
+      locale: Type.Optional(Type.String({ description: 'Locale (LC_COLLATE and LC_CTYPE).', default: DEFAULTS.initdbLocale, maxLength: 64 })),
+      dataChecksums: Type.Optional(Type.Boolean({ description: 'Enable data page checksums (lets pg_rewind work and catches storage corruption).', default: DEFAULTS.dataChecksums })),
+    }),
+  ),
+});
+
+export const ClusterSpecSchema = Obj(
+  'Desired state of a highly available PostgreSQL cluster.',
+  {
+    version: Type.String({
+      description: `PostgreSQL version to run, "major.minor" or "major" (majors ${SUPPORTED_MAJORS[0]}–${SUPPORTED_MAJORS[SUPPORTED_MAJORS.length - 1]}), e.g. "16.4". Minor changes roll the cluster; a major change is an upgrade.`,
+      maxLength: 8,
+      ...cel({ rule: `self.matches('${VERSION_PATTERN}')`, message: `must be a PostgreSQL version "major.minor" or "major" with major ${SUPPORTED_MAJORS.join(', ')}, e.g. "16.4"` }),
+    }),
+    instances: Type.Optional(
+      Type.Integer({ description: 'Number of PostgreSQL instances: one primary, the rest streaming replicas.', minimum: 1, maximum: 10, default: DEFAULTS.instances }),
+    ),
+    imageName: Type.Optional(Type.String({ description: 'Container image for the instances, overriding the operator\'s <repository>:<version>.', maxLength: 512 })),
+    imagePullPolicy: Type.Optional(
+      Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')], { description: 'Pull policy of the instance image.', default: DEFAULTS.imagePullPolicy }),
+    ),
+    imagePullSecrets: Type.Optional(Type.Array(SecretRef, { description: 'Secrets for pulling the instance image.', maxItems: 8 })),
+    storage: Obj('Data volume (PGDATA) of every instance.', {
+      ...Storage('data').properties,
+      pvcRetentionPolicy: Type.Optional(PvcRetentionPolicy),
+    }),
+    walStorage: Type.Optional(Storage('WAL (pg_wal)')),
+    resources: Type.Optional(ResourceRequirements),
+    backup: Type.Optional(Backup),
+    highAvailability: Type.Optional(HighAvailability),
+    postgresql: Type.Optional(PostgresConfig),
+    bootstrap: Type.Optional(Bootstrap),
+    superuserSecret: Type.Optional(
+      Obj('A Secret you provide with the postgres superuser\'s password (key "password"); the operator generates one when omitted.', SecretRef.properties),
+    ),
+    scheduling: Type.Optional(Scheduling),
+    monitoring: Type.Optional(
+      Obj('Metrics of the instances.', {
+        enabled: Type.Optional(Type.Boolean({ description: 'Serve Prometheus metrics on port 9187 of every instance.', default: DEFAULTS.monitoringEnabled })),
+      }),
+    ),
+    stopDelaySeconds: Type.Optional(
+      Type.Integer({ description: 'Grace period for a PostgreSQL pod to shut down (smart, then fast) before it is killed.', minimum: 5, maximum: 3600, default: DEFAULTS.stopDelaySeconds }),
+    ),
+  },
+  {
+    ...cel(
+      {
+        rule: '!has(self.highAvailability) || !has(self.highAvailability.synchronousCommit) || !self.highAvailability.synchronousCommit || (has(self.instances) ? self.instances : 1) > (has(self.highAvailability.synchronousReplicas) ? self.highAvailability.synchronousReplicas : 1)',
+        message: 'highAvailability.synchronousReplicas must be fewer than instances when synchronousCommit is on (the primary does not count)',
+        fieldPath: '.highAvailability.synchronousReplicas',
+      },
+      {
+        rule: 'has(self.walStorage) == has(oldSelf.walStorage)',
+        message: 'walStorage cannot be added or removed after the cluster is created: pg_wal cannot move between volumes in place',
+        fieldPath: '.walStorage',
+      },
+    ),
+  },
+);
+
+export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
+  type: Type.String({ description: 'Condition type, e.g. Ready.', maxLength: 316 }),
+  status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')], { description: 'True, False or Unknown.' }),
+  reason: Type.String({ description: 'Machine-readable CamelCase reason.', maxLength: 1024 }),
+  message: Type.String({ description: 'What a person can act on.', maxLength: 32768 }),
+  lastTransitionTime: Type.String({ description: 'When status last changed.', format: 'date-time' }),
+  observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the condition was computed from.', minimum: 0 })),
+});
+
+export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
+  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, or Deleting.' })),
+  observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
+  instances: Type.Optional(Type.Integer({ description: 'Number of instances that exist (scale subresource).' })),
+  readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),
+  selector: Type.Optional(Type.String({ description: 'Label selector of the instance pods (scale subresource).' })),
+  instanceNames: Type.Optional(Type.Array(Type.String(), { description: 'Names of the instances, in ordinal order.' })),
+  currentPrimary: Type.Optional(Type.String({ description: 'Instance that is the primary now.' })),
+  targetPrimary: Type.Optional(Type.String({ description: 'Instance that should be the primary (differs from currentPrimary during failover or switchover).' })),
+  version: Type.Optional(Type.String({ description: 'PostgreSQL version the instances run.' })),
+  secrets: Type.Optional(
+    Obj('Secrets holding credentials.', {
+      superuser: Type.Optional(Type.String({ description: 'Secret with the postgres superuser\'s credentials.' })),
+      replication: Type.Optional(Type.String({ description: 'Secret with the replication user\'s credentials.' })),
+      app: Type.Optional(Type.String({ description: 'Secret with the application user\'s credentials and connection URI.' })),
+    }),
+  ),
+  conditions: Type.Optional(
+    Type.Array(ConditionSchema, {
+      description: 'Ready, Progressing, Degraded and the conditions of each concern.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    }),
+  ),
+});
+
+/** Longest cluster name: derived names (`<name>-10-0`, `<name>-replication`, Service `<name>-rw`) stay DNS-1035 labels. */
+export const MAX_CLUSTER_NAME = 48;
+
+export const ClusterSchema = Obj('A highly available PostgreSQL cluster managed by pgpilot.', {
+  apiVersion: Type.Optional(Type.String({ description: 'postgres.pgpilot.io/v1' })),
+  kind: Type.Optional(Type.String({ description: 'PostgreSQLCluster' })),
+  metadata: Type.Optional(Type.Unsafe<ObjectMetaLike>({ type: 'object' })),
+  spec: ClusterSpecSchema,
+  status: Type.Optional(ClusterStatusSchema),
+}, {
+  ...cel({
+    rule: `self.metadata.name.size() <= ${MAX_CLUSTER_NAME} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')`,
+    message: `metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most ${MAX_CLUSTER_NAME} characters (Service and pod names derive from it)`,
+  }),
+});
+
+export interface ObjectMetaLike {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+}
+
+export type ClusterSpec = Static<typeof ClusterSpecSchema>;
+export type ClusterStatus = Static<typeof ClusterStatusSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type PostgreSQLCluster = Static<typeof ClusterSchema> & { metadata: ObjectMetaLike };
+
