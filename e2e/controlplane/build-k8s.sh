@@ -13,7 +13,18 @@ BINS=(kube-apiserver kube-controller-manager kube-scheduler)
 if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ]; then
   echo "$KUBEBUILDER_ASSETS"; exit 0
 fi
-have_all() { for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done; }
+# version.gitMajor/gitMinor are the bare numbers ("1", "36"), as in official builds: /version
+# reports them and clients compare them.
+k8s_major=${K8S_VERSION#v}; k8s_major=${k8s_major%%.*}
+k8s_minor=${K8S_VERSION#v*.}; k8s_minor=${k8s_minor%%.*}
+LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=$k8s_major -X k8s.io/component-base/version.gitMinor=$k8s_minor"
+# The stamp records how the binaries were built, so a change of flags rebuilds them (compiled
+# packages stay in Go's build cache: a rebuild is mostly linking).
+STAMP="$OUT/bin/.build-stamp"
+have_all() {
+  for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done
+  [ "$(cat "$STAMP" 2>/dev/null)" = "$LDFLAGS" ]
+}
 if have_all; then echo "$OUT/bin"; exit 0; fi
 
 command -v go >/dev/null || { echo "build-k8s: go is required to build the control plane" >&2; exit 1; }
@@ -49,8 +60,9 @@ GOFLAGS=-mod=mod go mod tidy -e >&2 2>&1 || true
 for b in "${BINS[@]}"; do
   echo "build-k8s: building $b" >&2
   start=$(date +%s)
-  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${K8S_VERSION#v1.}" -o "$OUT/bin/$b.tmp" "k8s.io/kubernetes/cmd/$b" >&2
+  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/bin/$b.tmp" "k8s.io/kubernetes/cmd/$b" >&2
   mv "$OUT/bin/$b.tmp" "$OUT/bin/$b"
   echo "build-k8s: $b built in $(( $(date +%s) - start ))s" >&2
 done
+printf '%s' "$LDFLAGS" > "$STAMP"
 echo "$OUT/bin"

@@ -1,6 +1,7 @@
 // The PostgreSQLCluster API: one TypeBox definition gives the TypeScript types (Static<>) and the
 // CRD's openAPIV3Schema (src/api/crd.ts renders it into crds/). Edit here, then `npm run gen`.
 import { Type, type Static } from '@sinclair/typebox';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { Obj, StringMap, QuantityMap, cel, QUANTITY_PATTERN } from './schema-helpers.js';
 
 /** Defaults live here once: the schema publishes them and the builders fall back on them. */
@@ -318,19 +319,8 @@ export const ClusterSchema = Obj('A highly available PostgreSQL cluster managed 
   }),
 });
 
-export interface ObjectMetaLike {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  finalizers?: string[];
-  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
-}
+/** Object metadata as client-node types it (raw watch JSON carries timestamps as strings). */
+export type ObjectMetaLike = V1ObjectMeta;
 
 export type ClusterSpec = Static<typeof ClusterSpecSchema>;
 export type ClusterStatus = Static<typeof ClusterStatusSchema>;

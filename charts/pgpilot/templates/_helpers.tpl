@@ -1,0 +1,129 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "pgpilot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: "<release>-<chart>", or "<release>" when the release name already
+contains the chart name. Truncated to 63 characters; leaves room for short suffixes such as
+"-leader" through the same truncation at each use.
+*/}}
+{{- define "pgpilot.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"<name>-<version>" for the helm.sh/chart label.
+*/}}
+{{- define "pgpilot.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels: stable for the life of a release (Deployment selectors are immutable).
+*/}}
+{{- define "pgpilot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pgpilot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
+Standard labels on every object the chart renders.
+*/}}
+{{- define "pgpilot.labels" -}}
+helm.sh/chart: {{ include "pgpilot.chart" . }}
+{{ include "pgpilot.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: pgpilot
+{{- end }}
+
+{{/*
+Name of the operator's ServiceAccount.
+*/}}
+{{- define "pgpilot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pgpilot.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's own image, "<repository>:<tag or appVersion>". Also handed to the operator
+(PGPILOT_OPERATOR_IMAGE) for the Jobs it starts.
+*/}}
+{{- define "pgpilot.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+Name of the leader-election Lease.
+*/}}
+{{- define "pgpilot.leaseName" -}}
+{{- default (printf "%s-leader" (include "pgpilot.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+Rules the operator needs on the namespaces it watches (a ClusterRole, or one Role per watched
+namespace). Least privilege, no wildcards. The operator grants its PostgreSQL pods a Role with
+core pods/configmaps [get list watch], secrets [get], events [create patch] and
+postgres.pgpilot.io postgresqlclusters [get list watch]; Kubernetes only lets it grant what it
+holds, so every one of those must stay covered here.
+*/}}
+{{- define "pgpilot.operatorRules" -}}
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlclusters"]
+  verbs: ["get", "list", "watch", "update", "patch"]
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlclusters/status"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlclusters/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlclusters/scale"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: [""]
+  resources: ["secrets", "configmaps", "services", "serviceaccounts", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+{{- end }}
+
+{{/*
+Checks on combinations of values that the JSON schema cannot express clearly.
+*/}}
+{{- define "pgpilot.validate" -}}
+{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicaCount) 1) }}
+{{- fail (printf "replicaCount=%d requires leaderElection.enabled=true: two operators without a leader would reconcile the same clusters at once" (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,144 @@
+// Helpers e2e tests use to reach the control plane the global setup started (or the cluster
+// named by PGPILOT_E2E_KUBECONFIG when the caller brought one).
+import { randomBytes } from 'node:crypto';
+import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { inject } from 'vitest';
+
+/** Environment variable naming the e2e cluster's admin kubeconfig. */
+export const E2E_KUBECONFIG_ENV = 'PGPILOT_E2E_KUBECONFIG';
+/** Label on every namespace a test creates, so leftovers are easy to find and sweep. */
+export const E2E_NAMESPACE_LABEL = 'pgpilot.io/e2e';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Admin kubeconfig path, also provided through vitest's provide/inject. */
+    pgpilotKubeconfigPath: string;
+    /** Where this run's control-plane logs go ('' when an external cluster is used). */
+    pgpilotLogsDir: string;
+  }
+}
+
+/** The kubeconfig path: the environment first (it reaches workers), then vitest's inject. */
+export function kubeconfigPath(): string {
+  const fromEnv = process.env[E2E_KUBECONFIG_ENV];
+  if (fromEnv) return fromEnv;
+  let injected: string | undefined;
+  try {
+    injected = inject('pgpilotKubeconfigPath');
+  } catch {
+    // Not inside a vitest worker.
+  }
+  if (injected) return injected;
+  throw new Error(`${E2E_KUBECONFIG_ENV} is not set: run e2e tests through vitest (--project e2e)`);
+}
+
+/** Admin KubeConfig of the e2e cluster (read afresh each call, so callers may mutate it). */
+export function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath());
+  return kc;
+}
+
+/** The admin bearer token (the kubeconfig's current user). */
+export function adminToken(): string {
+  const token = kubeConfig().getCurrentUser()?.token;
+  if (!token) throw new Error('the e2e kubeconfig has no token user');
+  return token;
+}
+
+/** HTTP status of a client-node error, or undefined for anything else. */
+export function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiException ? err.code : undefined;
+}
+
+/**
+ * Creates a namespace `<prefix>-<random>` labelled pgpilot.io/e2e=true and, by default, waits
+ * for the controller-manager to give it its `default` ServiceAccount (pods are refused before).
+ */
+export async function createTestNamespace(prefix: string, opts: { waitForServiceAccount?: boolean } = {}): Promise<string> {
+  const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'e2e';
+  const name = `${base}-${randomBytes(3).toString('hex')}`;
+  const core = kubeConfig().makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name, labels: { [E2E_NAMESPACE_LABEL]: 'true' } } } });
+  if (opts.waitForServiceAccount !== false) {
+    await waitFor(
+      `ServiceAccount default in namespace ${name}`,
+      async () => {
+        try {
+          return await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
+        } catch (err) {
+          if (statusOf(err) === 404) return undefined;
+          throw err;
+        }
+      },
+      { timeoutMs: 30_000 },
+    );
+  }
+  return name;
+}
+
+/** Deletes a test namespace (absent is fine); with wait, until the namespace controller is done. */
+export async function deleteTestNamespace(name: string, opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  const core = kubeConfig().makeApiClient(CoreV1Api);
+  try {
+    await core.deleteNamespace({ name });
+  } catch (err) {
+    if (statusOf(err) === 404) return;
+    throw err;
+  }
+  if (!opts.wait) return;
+  await waitFor(
+    `namespace ${name} to be deleted`,
+    async () => {
+      try {
+        await core.readNamespace({ name });
+        return false;
+      } catch (err) {
+        if (statusOf(err) === 404) return true;
+        throw err;
+      }
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
+}
+
+/**
+ * Polls fn until it returns a value other than undefined/false. Errors thrown by fn count as
+ * "not yet" (the cluster may be converging); on timeout the error names `what` and the last
+ * value or error seen, which is usually the clue to why.
+ */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const intervalMs = opts.intervalMs ?? 250;
+  const deadline = Date.now() + timeoutMs;
+  let last: string = 'never polled';
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+      last = `value ${describe(v)}`;
+    } catch (err) {
+      last = `error ${describeError(err)}`;
+    }
+    if (Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last ${last}`);
+}
+
+function describe(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof ApiException) return `HTTP ${err.code}: ${String(err.body).slice(0, 500)}`;
+  return err instanceof Error ? err.message : String(err);
+}

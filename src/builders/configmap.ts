@@ -1,0 +1,14 @@
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import type { PostgreSQLCluster } from '../api/cluster.js';
+import { ownedMeta } from './meta.js';
+import { names } from './names.js';
+import { renderPgHba, renderPostgresqlConf } from './postgres-config.js';
+
+export function configMap(cluster: PostgreSQLCluster): V1ConfigMap {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: ownedMeta(cluster, names.config(cluster.metadata.name!), 'config'),
+    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec), 'pg_hba.conf': renderPgHba(cluster.spec) },
+  };
+}

@@ -1,0 +1,86 @@
+// postgresql.conf and pg_hba.conf for a cluster (pure). Per-instance settings (port, listen
+// address, cluster_name, primary_conninfo) are not here: the instance agent passes them on the
+// command line, because pg_basebackup and pg_rewind copy configuration files between instances.
+import type { ClusterSpec } from '../api/cluster.js';
+import { DEFAULTS } from '../api/cluster.js';
+import { parseQuantity } from './quantity.js';
+
+export const REPLICATION_USER = 'streaming_replica';
+const MB = 2 ** 20;
+
+/** Settings derived from the container's resources, before the user's own parameters. */
+export function tunedParameters(spec: ClusterSpec): Record<string, string> {
+  const res = spec.resources;
+  const memory = res?.limits?.memory ?? res?.requests?.memory;
+  const cpu = res?.limits?.cpu ?? res?.requests?.cpu;
+  const out: Record<string, string> = {};
+  const maxConnections = Number(spec.postgresql?.parameters?.max_connections ?? 100);
+  if (memory !== undefined) {
+    const bytes = parseQuantity(memory);
+    const sharedBuffers = Math.max(128 * MB, bytes * 0.25);
+    out.shared_buffers = `${Math.floor(sharedBuffers / MB)}MB`;
+    out.effective_cache_size = `${Math.floor((bytes * 0.75) / MB)}MB`;
+    out.maintenance_work_mem = `${Math.floor(Math.min(bytes / 16, 2048 * MB) / MB)}MB`;
+    out.work_mem = `${Math.max(4, Math.floor((bytes - sharedBuffers) / (Math.max(maxConnections, 1) * 3) / MB))}MB`;
+  }
+  if (cpu !== undefined) {
+    const cores = Math.max(1, Math.ceil(parseQuantity(cpu)));
+    out.max_worker_processes = String(Math.max(8, cores));
+    out.max_parallel_workers = String(cores);
+    out.max_parallel_workers_per_gather = String(Math.max(1, Math.floor(cores / 2)));
+    out.max_parallel_maintenance_workers = String(Math.max(1, Math.floor(cores / 2)));
+  }
+  return out;
+}
+
+/** `synchronous_standby_names` for the spec: a quorum over every replica's application_name. */
+export function synchronousStandbyNames(spec: ClusterSpec): string {
+  const ha = spec.highAvailability;
+  if (!(ha?.synchronousCommit ?? DEFAULTS.synchronousCommit)) return '';
+  const n = ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas;
+  return `ANY ${n} (*)`;
+}
+
+export function postgresParameters(spec: ClusterSpec): Record<string, string> {
+  const managed: Record<string, string> = {
+    wal_level: 'replica',
+    hot_standby: 'on',
+    wal_log_hints: 'on',
+    max_wal_senders: '10',
+    max_replication_slots: '10',
+    // Physical slots do not follow a failover: keep enough WAL for replicas to reconnect.
+    wal_keep_size: '512MB',
+    synchronous_standby_names: synchronousStandbyNames(spec),
+    password_encryption: 'scram-sha-256',
+    logging_collector: 'off',
+    log_destination: 'stderr',
+    log_line_prefix: '%m [%p] %q%u@%d ',
+    log_checkpoints: 'on',
+  };
+  const base = { max_connections: '100', ...tunedParameters(spec) };
+  return { ...base, ...(spec.postgresql?.parameters ?? {}), ...managed };
+}
+
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+export function renderPostgresqlConf(spec: ClusterSpec): string {
+  const params = postgresParameters(spec);
+  const lines = Object.keys(params)
+    .sort()
+    .map((k) => `${k} = ${quote(params[k]!)}`);
+  return ['# Managed by pgpilot; edit spec.postgresql.parameters of the PostgreSQLCluster instead.', ...lines, ''].join('\n');
+}
+
+export function renderPgHba(spec: ClusterSpec): string {
+  return [
+    '# Managed by pgpilot; edit spec.postgresql.pg_hba of the PostgreSQLCluster instead.',
+    '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
+    'local   all          all                            peer',
+    ...(spec.postgresql?.pg_hba ?? []),
+    `host    replication  ${REPLICATION_USER}    all       scram-sha-256`,
+    'host    all          all                  all       scram-sha-256',
+    '',
+  ].join('\n');
+}

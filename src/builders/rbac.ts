@@ -1,0 +1,39 @@
+// The identity of a cluster's PostgreSQL pods: a ServiceAccount with a Role limited to what the
+// instance agent reads (its cluster, pods, config) and the Events it writes.
+import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
+import type { PostgreSQLCluster } from '../api/cluster.js';
+import { API_GROUP, CLUSTER_PLURAL } from '../api/constants.js';
+import { ownedMeta } from './meta.js';
+import { names } from './names.js';
+import { secretNames } from './secrets.js';
+
+export function instanceServiceAccount(cluster: PostgreSQLCluster): V1ServiceAccount {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: ownedMeta(cluster, names.serviceAccount(cluster.metadata.name!), 'instance-identity') };
+}
+
+export function instanceRole(cluster: PostgreSQLCluster): V1Role {
+  const name = cluster.metadata.name!;
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: ownedMeta(cluster, names.role(name), 'instance-identity'),
+    rules: [
+      { apiGroups: [API_GROUP], resources: [CLUSTER_PLURAL], resourceNames: [name], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: [names.config(name)], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: Object.values(secretNames(cluster)), verbs: ['get'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    ],
+  };
+}
+
+export function instanceRoleBinding(cluster: PostgreSQLCluster): V1RoleBinding {
+  const name = cluster.metadata.name!;
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: ownedMeta(cluster, names.role(name), 'instance-identity'),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.role(name) },
+    subjects: [{ kind: 'ServiceAccount', name: names.serviceAccount(name), namespace: cluster.metadata.namespace }],
+  };
+}

@@ -1,0 +1,202 @@
+// One StatefulSet per instance (replicas 0/1), as Crunchy PGO does: the operator controls each
+// instance on its own (primary-last rollouts, removing one failed instance, direct PVC resizing).
+import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1StatefulSet, V1Affinity, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { PostgreSQLCluster } from '../api/cluster.js';
+import { DEFAULTS } from '../api/cluster.js';
+import { AGENT_PORT, LABELS, MANAGED_BY, METRICS_PORT, POSTGRES_PORT } from '../api/constants.js';
+import { ownedMeta, podSelector } from './meta.js';
+import { names } from './names.js';
+import { secretNames } from './secrets.js';
+
+export interface InstanceImageConfig {
+  /** `<repository>:<spec.version>` unless spec.imageName overrides it. */
+  instanceImageRepository: string;
+}
+
+/** UID/GID of the postgres user inside the instance image. */
+export const POSTGRES_UID = 26;
+export const DATA_MOUNT = '/var/lib/postgresql/data';
+export const WAL_MOUNT = '/var/lib/postgresql/wal';
+export const CONFIG_MOUNT = '/etc/pgpilot/config';
+export const SECRETS_MOUNT = '/etc/pgpilot/secrets';
+
+export function instanceImage(cluster: PostgreSQLCluster, cfg: InstanceImageConfig): string {
+  return cluster.spec.imageName ?? `${cfg.instanceImageRepository}:${cluster.spec.version}`;
+}
+
+function claimTemplate(cluster: PostgreSQLCluster, instance: string, volume: string, size: string, storageClass: string | undefined): V1PersistentVolumeClaim {
+  // Claims carry the instance label: the operator finds them to grow them or remove them with their instance.
+  const labels = { ...podSelector(cluster.metadata.name!), [LABELS.managedBy]: MANAGED_BY, [LABELS.instance]: instance };
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: volume, labels },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      ...(storageClass ? { storageClassName: storageClass } : {}),
+      resources: { requests: { storage: size } },
+    },
+  };
+}
+
+function affinity(cluster: PostgreSQLCluster): V1Affinity | undefined {
+  const s = cluster.spec.scheduling;
+  const mode = s?.podAntiAffinity ?? DEFAULTS.podAntiAffinity;
+  if (mode === 'disabled') return undefined;
+  const term = { labelSelector: { matchLabels: podSelector(cluster.metadata.name!) }, topologyKey: s?.topologyKey ?? DEFAULTS.topologyKey };
+  return mode === 'required'
+    ? { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } }
+    : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
+}
+
+/** Quantities may be numbers in our API (cpu: 2); Pods take strings. */
+function containerResources(r: NonNullable<PostgreSQLCluster['spec']['resources']>): V1ResourceRequirements {
+  const str = (m?: Record<string, string | number>) => (m ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)])) : undefined);
+  return { ...(r.requests ? { requests: str(r.requests) } : {}), ...(r.limits ? { limits: str(r.limits) } : {}) };
+}
+
+function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig): V1Container {
+  const hasWal = !!cluster.spec.walStorage;
+  const mounts: V1VolumeMount[] = [
+    { name: names.dataVolume, mountPath: DATA_MOUNT },
+    ...(hasWal ? [{ name: names.walVolume, mountPath: WAL_MOUNT }] : []),
+    { name: 'config', mountPath: CONFIG_MOUNT, readOnly: true },
+    { name: 'superuser', mountPath: `${SECRETS_MOUNT}/superuser`, readOnly: true },
+    { name: 'replication', mountPath: `${SECRETS_MOUNT}/replication`, readOnly: true },
+    { name: 'app', mountPath: `${SECRETS_MOUNT}/app`, readOnly: true },
+    { name: 'run', mountPath: '/var/run/postgresql' },
+    { name: 'tmp', mountPath: '/tmp' },
+    { name: 'shm', mountPath: '/dev/shm' },
+  ];
+  const initdb = cluster.spec.bootstrap?.initdb;
+  const monitoring = cluster.spec.monitoring?.enabled ?? DEFAULTS.monitoringEnabled;
+  return {
+    name: 'postgres',
+    image: instanceImage(cluster, cfg),
+    imagePullPolicy: cluster.spec.imagePullPolicy ?? DEFAULTS.imagePullPolicy,
+    args: ['instance'],
+    env: [
+      { name: 'PGPILOT_CLUSTER', value: cluster.metadata.name! },
+      { name: 'PGPILOT_INSTANCE', value: instance },
+      { name: 'PGPILOT_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'PGPILOT_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'PGPILOT_CONFIG_DIR', value: CONFIG_MOUNT },
+      { name: 'PGPILOT_SECRETS_DIR', value: SECRETS_MOUNT },
+      { name: 'PGDATA', value: `${DATA_MOUNT}/pgdata` },
+      ...(hasWal ? [{ name: 'PGPILOT_WAL_DIR', value: `${WAL_MOUNT}/pg_wal` }] : []),
+      { name: 'PGPILOT_INITDB_DATABASE', value: initdb?.database ?? DEFAULTS.initdbDatabase },
+      { name: 'PGPILOT_INITDB_OWNER', value: initdb?.owner ?? DEFAULTS.initdbOwner },
+      { name: 'PGPILOT_INITDB_ENCODING', value: initdb?.encoding ?? DEFAULTS.initdbEncoding },
+      { name: 'PGPILOT_INITDB_LOCALE', value: initdb?.locale ?? DEFAULTS.initdbLocale },
+      { name: 'PGPILOT_INITDB_DATA_CHECKSUMS', value: String(initdb?.dataChecksums ?? DEFAULTS.dataChecksums) },
+      { name: 'PGPILOT_METRICS_ENABLED', value: String(monitoring) },
+    ],
+    ports: [
+      { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
+      { name: 'agent', containerPort: AGENT_PORT, protocol: 'TCP' },
+      ...(monitoring ? [{ name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' }] : []),
+    ],
+    // Bootstrapping (initdb, or cloning a large primary) can take long: the startup probe
+    // allows an hour before liveness applies.
+    startupProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 2, failureThreshold: 1800, timeoutSeconds: 2 },
+    livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 5, failureThreshold: 6, timeoutSeconds: 3 },
+    readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2, failureThreshold: 3, timeoutSeconds: 2 },
+    ...(cluster.spec.resources ? { resources: containerResources(cluster.spec.resources) } : {}),
+    securityContext: {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: mounts,
+  };
+}
+
+function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig): V1PodSpec {
+  const name = cluster.metadata.name!;
+  const secrets = secretNames(cluster);
+  const s = cluster.spec.scheduling;
+  const volumes: V1Volume[] = [
+    { name: 'config', configMap: { name: names.config(name) } },
+    { name: 'superuser', secret: { secretName: secrets.superuser } },
+    { name: 'replication', secret: { secretName: secrets.replication } },
+    { name: 'app', secret: { secretName: secrets.app } },
+    { name: 'run', emptyDir: {} },
+    { name: 'tmp', emptyDir: {} },
+    { name: 'shm', emptyDir: { medium: 'Memory' } },
+  ];
+  const aff = affinity(cluster);
+  return {
+    serviceAccountName: names.serviceAccount(name),
+    terminationGracePeriodSeconds: cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: POSTGRES_UID,
+      runAsGroup: POSTGRES_UID,
+      fsGroup: POSTGRES_UID,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [instanceContainer(cluster, instance, cfg)],
+    volumes,
+    ...(aff ? { affinity: aff } : {}),
+    ...(s?.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),
+    ...(s?.tolerations ? { tolerations: s.tolerations } : {}),
+    ...(s?.priorityClassName ? { priorityClassName: s.priorityClassName } : {}),
+    ...(s?.topologySpreadConstraints
+      ? {
+          topologySpreadConstraints: s.topologySpreadConstraints.map((c) => ({
+            maxSkew: c.maxSkew,
+            topologyKey: c.topologyKey,
+            whenUnsatisfiable: c.whenUnsatisfiable ?? 'DoNotSchedule',
+            labelSelector: { matchLabels: podSelector(name) },
+          })),
+        }
+      : {}),
+    ...(cluster.spec.imagePullSecrets ? { imagePullSecrets: cluster.spec.imagePullSecrets } : {}),
+  };
+}
+
+export interface ExistingClaims {
+  /** Sizes in the live StatefulSet's claim templates, which Kubernetes never lets change. */
+  [volume: string]: { size?: string; storageClass?: string } | undefined;
+}
+
+export function instanceStatefulSet(
+  cluster: PostgreSQLCluster,
+  instance: string,
+  cfg: InstanceImageConfig,
+  existing: ExistingClaims = {},
+): V1StatefulSet {
+  const name = cluster.metadata.name!;
+  const podLabels = { ...podSelector(name), [LABELS.instance]: instance };
+  const retention = cluster.spec.storage.pvcRetentionPolicy;
+  const claim = (volume: string, size: string, storageClass?: string) =>
+    existing[volume]
+      ? claimTemplate(cluster, instance, volume, existing[volume]!.size ?? size, existing[volume]!.storageClass)
+      : claimTemplate(cluster, instance, volume, size, storageClass);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: ownedMeta(cluster, instance, 'instance', { [LABELS.instance]: instance }),
+    spec: {
+      replicas: 1,
+      serviceName: names.headless(name),
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: podLabels },
+      persistentVolumeClaimRetentionPolicy: {
+        whenDeleted: retention?.whenDeleted ?? DEFAULTS.pvcWhenDeleted,
+        whenScaled: retention?.whenScaled ?? DEFAULTS.pvcWhenScaled,
+      },
+      updateStrategy: { type: 'RollingUpdate' },
+      template: {
+        metadata: { labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name } },
+        spec: podSpec(cluster, instance, cfg),
+      },
+      volumeClaimTemplates: [
+        claim(names.dataVolume, cluster.spec.storage.size, cluster.spec.storage.storageClass),
+        ...(cluster.spec.walStorage ? [claim(names.walVolume, cluster.spec.walStorage.size, cluster.spec.walStorage.storageClass)] : []),
+      ],
+    },
+  };
+}

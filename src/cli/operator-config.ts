@@ -1,0 +1,65 @@
+// `pgpilot operator` settings: flags, each with an environment variable (the Helm chart sets env).
+import { InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
+
+export interface OperatorSettings {
+  kubeconfig?: string;
+  namespace: string;
+  watchNamespaces: string[];
+  leaderElect: boolean;
+  leaseName: string;
+  httpPort: number;
+  logLevel: LogLevel;
+  concurrency: number;
+  resyncSeconds: number;
+  instanceImageRepository: string;
+  operatorImage: string;
+}
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+}
+
+function boolean(value: string): boolean {
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new InvalidArgumentError(`must be true or false, got "${value}"`);
+}
+
+function namespaceList(value: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const ns of list) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new InvalidArgumentError(`"${ns}" is not a valid namespace name`);
+  return list;
+}
+
+/** The namespace this pod runs in (for its leader Lease), from the service account mount. */
+function podNamespace(): string {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return 'default';
+  }
+}
+
+export function operatorOptions(): Option[] {
+  return [
+    new Option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster, then KUBECONFIG, then ~/.kube/config)'),
+    new Option('--namespace <ns>', 'namespace of the leader Lease').env('PGPILOT_NAMESPACE').default(podNamespace()),
+    new Option('--watch-namespaces <list>', 'comma-separated namespaces to manage; empty means all').env('PGPILOT_WATCH_NAMESPACES').argParser(namespaceList).default([]),
+    new Option('--leader-elect <bool>', 'elect a leader through a Lease so replicas can run side by side').env('PGPILOT_LEADER_ELECT').argParser(boolean).default(true),
+    new Option('--lease-name <name>', 'name of the leader Lease').env('PGPILOT_LEASE_NAME').default('pgpilot-operator-leader'),
+    new Option('--http-port <port>', 'port for /metrics, /healthz and /readyz').env('PGPILOT_HTTP_PORT').argParser(integer(0, 65535)).default(8080),
+    new Option('--log-level <level>', 'log level').env('PGPILOT_LOG_LEVEL').choices(LOG_LEVELS).default('info'),
+    new Option('--concurrency <n>', 'clusters reconciled at once').env('PGPILOT_CONCURRENCY').argParser(integer(1, 100)).default(10),
+    new Option('--resync-seconds <s>', 'reconcile every cluster at least this often').env('PGPILOT_RESYNC_SECONDS').argParser(integer(10, 86400)).default(300),
+    new Option('--instance-image-repository <repo>', 'image repository of PostgreSQL instances (<repo>:<version>)')
+      .env('PGPILOT_INSTANCE_IMAGE_REPOSITORY')
+      .default('ghcr.io/pgpilot/postgresql'),
+    new Option('--operator-image <image>', 'the operator\'s own image, used by backup Jobs').env('PGPILOT_OPERATOR_IMAGE').default('ghcr.io/pgpilot/pgpilot:0.1.0'),
+  ];
+}

@@ -1,0 +1,61 @@
+// `pgpilot operator`: caches warm on every replica, reconciling only on the leader.
+import { hostname } from 'node:os';
+import type { Server } from 'node:http';
+import { ClusterController } from '../controller/cluster-controller.js';
+import { EventRecorder } from '../runtime/events.js';
+import { startProbeServer } from '../runtime/http-server.js';
+import { loadKubeConfig, makeClients } from '../runtime/kube.js';
+import { LeaderElector } from '../runtime/leader.js';
+import { createLogger } from '../runtime/logger.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
+import type { OperatorSettings } from './operator-config.js';
+
+export async function runOperator(settings: OperatorSettings): Promise<void> {
+  const log = createLogger(settings.logLevel);
+  const metrics = new OperatorMetrics();
+  const clients = makeClients(loadKubeConfig(settings.kubeconfig), metrics);
+  const identity = `${hostname()}-${process.pid}`;
+  const events = new EventRecorder(clients.core, 'pgpilot-operator', identity, log);
+  const controller = new ClusterController({
+    clients,
+    config: { instanceImageRepository: settings.instanceImageRepository, operatorImage: settings.operatorImage },
+    log,
+    metrics,
+    events,
+    namespaces: settings.watchNamespaces,
+    concurrency: settings.concurrency,
+    resyncMs: settings.resyncSeconds * 1000,
+  });
+  const server: Server = await startProbeServer({ port: settings.httpPort, registry: metrics.registry, ready: () => controller.hasSynced() });
+  log.info({ identity, httpPort: settings.httpPort, watchNamespaces: settings.watchNamespaces, leaderElect: settings.leaderElect }, 'pgpilot operator starting');
+
+  const elector = settings.leaderElect
+    ? new LeaderElector({ api: clients.coordination, namespace: settings.namespace, name: settings.leaseName, identity, log })
+    : undefined;
+
+  let stopping = false;
+  const shutdown = async (signal: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight reconciles');
+    await controller.stop();
+    await elector?.release();
+    metrics.isLeader.set(0);
+    await new Promise<void>((r) => server.close(() => r()));
+    log.info('stopped');
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const started = Date.now();
+  await controller.startCaches();
+  log.info({ ms: Date.now() - started }, 'caches synced');
+  if (elector) {
+    // Losing the Lease means another replica may act: stop at once, and let the Deployment restart us.
+    await elector.run(() => void shutdown('lost-leadership', 1));
+  }
+  metrics.isLeader.set(1);
+  controller.startWorkers();
+  log.info('reconciling');
+}

@@ -1,0 +1,220 @@
+// The cluster controller: informers on clusters and everything they own feed a keyed work queue;
+// each reconcile runs the reconcilers in order and writes status only when it changed.
+import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
+import { API_GROUP, API_GROUP_VERSION, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
+import { apiErrorMessage } from '../runtime/apply.js';
+import type { EventRecorder } from '../runtime/events.js';
+import { ResilientInformer, errorMessage } from '../runtime/informer.js';
+import type { KubeClients } from '../runtime/kube.js';
+import type { Logger } from '../runtime/logger.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
+import { WorkQueue, type WorkResult } from '../runtime/workqueue.js';
+import { findCondition } from '../reconcilers/conditions.js';
+import { installReconciler } from '../reconcilers/install.js';
+import { computeStatus } from '../reconcilers/status.js';
+import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
+import { CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
+
+export interface ControllerOptions {
+  clients: KubeClients;
+  config: OperatorConfig;
+  log: Logger;
+  metrics: OperatorMetrics;
+  events: EventRecorder;
+  /** Empty: all namespaces. */
+  namespaces: string[];
+  concurrency: number;
+  resyncMs: number;
+  relistMs?: number;
+}
+
+/** Reconcilers in the order DESIGN.md gives; later issues insert ha, backup, upgrade, … before status. */
+export const RECONCILERS: Reconciler[] = [installReconciler];
+
+/** While instances are not ready, look again this often even without events. */
+const WAITING_REQUEUE_MS = 30_000;
+
+export class ClusterController implements OwnedCache {
+  private readonly clusterInformers: Array<ResilientInformer<PostgreSQLCluster>> = [];
+  private readonly owned = new Map<OwnedKind, Array<ResilientInformer<KubernetesObject>>>();
+  private readonly queue: WorkQueue;
+  private resyncTimer?: NodeJS.Timeout;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.queue = new WorkQueue((key) => this.reconcileKey(key), {
+      concurrency: opts.concurrency,
+      onDepth: (d) => opts.metrics.queueDepth.set(d),
+      onRetry: (key, attempt, delayMs, err) => {
+        opts.metrics.queueRetries.inc();
+        opts.log.warn({ cluster: key, attempt, retryInMs: delayMs, err: errorMessage(err) }, 'reconcile failed; retrying with backoff');
+      },
+    });
+    const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
+    const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
+    for (const namespace of scopes) {
+      const ci = new ResilientInformer<PostgreSQLCluster>({ ...common, type: CLUSTER_RESOURCE, namespace });
+      for (const ev of ['add', 'update', 'delete'] as const) ci.on(ev, (c) => this.enqueue(c));
+      this.clusterInformers.push(ci);
+      for (const [kind, type] of Object.entries(OWNED_RESOURCES) as Array<[OwnedKind, (typeof OWNED_RESOURCES)[OwnedKind]]>) {
+        const inf = new ResilientInformer<KubernetesObject>({ ...common, type, namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY}` });
+        for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, (o) => this.enqueueOwner(o));
+        const list = this.owned.get(kind) ?? [];
+        list.push(inf);
+        this.owned.set(kind, list);
+      }
+    }
+  }
+
+  private allInformers(): Array<ResilientInformer<KubernetesObject>> {
+    return [...(this.clusterInformers as unknown as Array<ResilientInformer<KubernetesObject>>), ...[...this.owned.values()].flat()];
+  }
+
+  /** Start the caches; resolves once every informer has listed once. */
+  async startCaches(): Promise<void> {
+    const informers = this.allInformers();
+    await Promise.all(informers.map((i) => i.start()));
+    await Promise.all(informers.map((i) => i.synced));
+  }
+
+  hasSynced(): boolean {
+    return this.allInformers().every((i) => i.hasSynced());
+  }
+
+  /** Begin reconciling (the leader only): every known cluster now, then periodically. */
+  startWorkers(): void {
+    for (const c of this.clusters()) this.enqueue(c);
+    this.resyncTimer = setInterval(() => {
+      for (const c of this.clusters()) this.enqueue(c);
+    }, this.opts.resyncMs);
+    this.resyncTimer.unref();
+    this.workersStarted = true;
+  }
+  private workersStarted = false;
+
+  async stop(): Promise<void> {
+    clearInterval(this.resyncTimer);
+    await this.queue.shutdown();
+    await Promise.all(this.allInformers().map((i) => i.stop()));
+  }
+
+  clusters(): PostgreSQLCluster[] {
+    return this.clusterInformers.flatMap((i) => [...i.list()]);
+  }
+
+  get<T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string): T | undefined {
+    for (const inf of this.owned.get(kind) ?? []) {
+      const o = inf.get(name, namespace);
+      if (o) return o as T;
+    }
+    return undefined;
+  }
+
+  listForCluster<T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string): T[] {
+    return (this.owned.get(kind) ?? []).flatMap((inf) => inf.list(namespace).filter((o) => o.metadata?.labels?.[LABELS.cluster] === cluster)) as T[];
+  }
+
+  private enqueue(c: KubernetesObject): void {
+    if (!this.workersStarted) return;
+    this.queue.add(`${c.metadata!.namespace}/${c.metadata!.name}`);
+  }
+
+  private enqueueOwner(o: KubernetesObject): void {
+    const cluster = o.metadata?.labels?.[LABELS.cluster];
+    if (!cluster || !this.workersStarted) return;
+    this.queue.add(`${o.metadata!.namespace}/${cluster}`);
+  }
+
+  private findCluster(namespace: string, name: string): PostgreSQLCluster | undefined {
+    for (const inf of this.clusterInformers) {
+      const c = inf.get(name, namespace);
+      if (c) return c;
+    }
+    return undefined;
+  }
+
+  private async reconcileKey(key: string): Promise<WorkResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const cluster = this.findCluster(namespace, name);
+    this.opts.metrics.clusters.set(this.clusters().length);
+    if (!cluster || cluster.metadata.deletionTimestamp) return {}; // owned objects go with it (ownerReferences)
+    const log = this.opts.log.child({ cluster: name, namespace });
+    const end = this.opts.metrics.reconcileDuration.startTimer();
+    try {
+      const result = await this.reconcile(cluster, log);
+      this.opts.metrics.reconciles.inc({ result: result.requeueAfterMs ? 'requeue' : 'success' });
+      return result;
+    } catch (err) {
+      this.opts.metrics.reconciles.inc({ result: 'error' });
+      throw err;
+    } finally {
+      end();
+    }
+  }
+
+  /** One pass over a cluster. Throws (to retry with backoff) after recording why in status. */
+  async reconcile(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
+    const ctx: ReconcileContext = { cluster, clients: this.opts.clients, cache: this, config: this.opts.config, log, events: this.opts.events, facts: { writes: [] } };
+    const conditions: ConditionInput[] = [];
+    let failure: { reason: string; message: string } | undefined;
+    let requeueAfterMs: number | undefined;
+    let error: unknown;
+    for (const r of RECONCILERS) {
+      try {
+        const res = await r.reconcile(ctx);
+        conditions.push(...(res.conditions ?? []));
+        if (res.requeueAfterMs) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, res.requeueAfterMs);
+      } catch (err) {
+        error = err;
+        failure =
+          err instanceof ReconcileError
+            ? { reason: err.reason, message: err.message }
+            : { reason: 'ReconcileFailed', message: `${r.name}: ${apiErrorMessage(err)}` };
+        break;
+      }
+    }
+    if (ctx.facts.writes.length > 0) log.info({ writes: ctx.facts.writes }, 'applied changes');
+    const instanceNames = ctx.facts.instanceNames ?? cluster.status?.instanceNames ?? [];
+    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date() });
+    await this.writeStatus(cluster, status, log);
+    await this.recordTransitions(cluster, status);
+    if (error) throw error;
+    if (status.phase !== 'Healthy') requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, WAITING_REQUEUE_MS);
+    return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
+  }
+
+  private async writeStatus(cluster: PostgreSQLCluster, status: ClusterStatus, log: Logger): Promise<void> {
+    if (isDeepStrictEqual(cluster.status ?? {}, status)) return;
+    // Merge patch: absent keys must be nulled explicitly to disappear.
+    const body: Record<string, unknown> = { ...status };
+    for (const k of Object.keys(cluster.status ?? {})) if (!(k in body)) body[k] = null;
+    try {
+      await this.opts.clients.custom.patchNamespacedCustomObjectStatus(
+        { group: API_GROUP, version: API_VERSION, namespace: cluster.metadata.namespace!, plural: CLUSTER_PLURAL, name: cluster.metadata.name!, body: { status: body } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return; // deleted meanwhile
+      log.warn({ err: apiErrorMessage(err) }, 'could not write status');
+      throw err;
+    }
+  }
+
+  /** Events for the transitions a person watches: Ready, Degraded, phase. */
+  private async recordTransitions(cluster: PostgreSQLCluster, status: ClusterStatus): Promise<void> {
+    const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
+    const before = cluster.status?.conditions;
+    const degraded = findCondition(status.conditions, 'Degraded');
+    if (degraded?.status === 'True' && (findCondition(before, 'Degraded')?.status !== 'True' || findCondition(before, 'Degraded')?.reason !== degraded.reason)) {
+      await this.opts.events.record(target, 'Warning', degraded.reason, degraded.message);
+    }
+    if (degraded?.status === 'False' && findCondition(before, 'Degraded')?.status === 'True') {
+      await this.opts.events.record(target, 'Normal', 'Recovered', 'The problem reported earlier is resolved');
+    }
+    if (status.phase !== cluster.status?.phase) {
+      const ready = findCondition(status.conditions, 'Ready');
+      await this.opts.events.record(target, status.phase === 'Healthy' ? 'Normal' : 'Normal', `Phase${status.phase}`, `Cluster is ${status.phase}: ${ready?.message ?? ''}`);
+    }
+  }
+}

@@ -1,0 +1,19 @@
+// The kinds a cluster owns, and where their informers watch.
+import type { ResourceType } from '../runtime/informer.js';
+import type { OwnedKind } from '../reconcilers/types.js';
+import { API_GROUP, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL } from '../api/constants.js';
+
+export const CLUSTER_RESOURCE: ResourceType = { group: API_GROUP, version: API_VERSION, plural: CLUSTER_PLURAL, kind: CLUSTER_KIND };
+
+export const OWNED_RESOURCES: Record<OwnedKind, ResourceType> = {
+  StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet' },
+  Service: { group: '', version: 'v1', plural: 'services', kind: 'Service' },
+  Secret: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' },
+  ConfigMap: { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap' },
+  PodDisruptionBudget: { group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget' },
+  ServiceAccount: { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount' },
+  Role: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role' },
+  RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' },
+  PersistentVolumeClaim: { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim' },
+  Pod: { group: '', version: 'v1', plural: 'pods', kind: 'Pod' },
+};

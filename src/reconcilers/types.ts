@@ -1,0 +1,75 @@
+// What every reconciler receives and returns. Reconcilers run in order (install → … → status);
+// each reads the world through the cache, converges it, and reports conditions.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { PostgreSQLCluster } from '../api/cluster.js';
+import type { KubeClients } from '../runtime/kube.js';
+import type { Logger } from '../runtime/logger.js';
+import type { EventRecorder } from '../runtime/events.js';
+import type { InstanceImageConfig } from '../builders/statefulset.js';
+
+export type OwnedKind =
+  | 'StatefulSet'
+  | 'Service'
+  | 'Secret'
+  | 'ConfigMap'
+  | 'PodDisruptionBudget'
+  | 'ServiceAccount'
+  | 'Role'
+  | 'RoleBinding'
+  | 'PersistentVolumeClaim'
+  | 'Pod';
+
+/** Read access to the informer caches of everything a cluster owns. */
+export interface OwnedCache {
+  get<T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string): T | undefined;
+  /** Objects of a kind labelled as belonging to the cluster. */
+  listForCluster<T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string): T[];
+}
+
+export interface OperatorConfig extends InstanceImageConfig {
+  operatorImage: string;
+}
+
+export interface ReconcileContext {
+  cluster: PostgreSQLCluster;
+  clients: KubeClients;
+  cache: OwnedCache;
+  config: OperatorConfig;
+  log: Logger;
+  events: EventRecorder;
+  /** Shared between reconcilers of one pass (e.g. the instance plan install made). */
+  facts: ReconcileFacts;
+}
+
+export interface ReconcileFacts {
+  instanceNames?: string[];
+  /** Objects written in this pass: Progressing reports them. */
+  writes: string[];
+}
+
+export interface ConditionInput {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
+
+export interface ReconcilerResult {
+  conditions?: ConditionInput[];
+  requeueAfterMs?: number;
+}
+
+export interface Reconciler {
+  name: string;
+  reconcile(ctx: ReconcileContext): Promise<ReconcilerResult>;
+}
+
+/** An error a person must fix (a missing Secret, …): Degraded with this reason, retried with backoff. */
+export class ReconcileError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,94 @@
+// Kubernetes clients for the operator, with every request counted by verb, resource and status.
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PolicyV1Api,
+  RbacAuthorizationV1Api,
+  ServerConfiguration,
+  createConfiguration,
+  wrapHttpLibrary,
+  type Configuration,
+  type RequestContext,
+  type ResponseContext,
+} from '@kubernetes/client-node';
+// Not re-exported by the package index; the package has no exports map, so the path is stable.
+import { IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js';
+import type { OperatorMetrics } from './metrics.js';
+
+export interface KubeClients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  policy: PolicyV1Api;
+  rbac: RbacAuthorizationV1Api;
+  coordination: CoordinationV1Api;
+  custom: CustomObjectsApi;
+  objects: KubernetesObjectApi;
+}
+
+/** In-cluster config in a pod, else the given path, else KUBECONFIG / ~/.kube/config. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+/** "GET /apis/apps/v1/namespaces/x/statefulsets/y" → { verb: 'get', resource: 'statefulsets' }. */
+export function classifyRequest(method: string, url: string): { verb: string; resource: string } {
+  const u = new URL(url, 'http://x');
+  const parts = u.pathname.split('/').filter(Boolean);
+  // /api/v1/... or /apis/<group>/<version>/...
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts.slice(3);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const resource = rest.length >= 3 ? `${rest[0]}/${rest[2]}` : (rest[0] ?? 'unknown');
+  const named = rest.length >= 2;
+  const m = method.toUpperCase();
+  const verb =
+    m === 'GET' ? (u.searchParams.get('watch') === 'true' ? 'watch' : named ? 'get' : 'list')
+    : m === 'POST' ? 'create'
+    : m === 'PUT' ? 'update'
+    : m === 'PATCH' ? 'patch'
+    : m === 'DELETE' ? 'delete'
+    : m.toLowerCase();
+  return { verb, resource };
+}
+
+function countingConfiguration(kc: KubeConfig, metrics?: OperatorMetrics): Configuration {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster: set a context or pass --kubeconfig');
+  const fetchLibrary = new IsomorphicFetchHttpLibrary();
+  // Wrapping the HTTP library sees each request with its own response, even when calls overlap.
+  const httpApi = wrapHttpLibrary({
+    async send(request: RequestContext): Promise<ResponseContext> {
+      const { verb, resource } = classifyRequest(request.getHttpMethod(), request.getUrl());
+      try {
+        const response = await fetchLibrary.send(request).toPromise();
+        metrics?.apiRequests.inc({ verb, resource, code: String(response.httpStatusCode) });
+        return response;
+      } catch (err) {
+        metrics?.apiRequests.inc({ verb, resource, code: 'error' });
+        throw err;
+      }
+    },
+  });
+  return createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: kc }, httpApi });
+}
+
+export function makeClients(kc: KubeConfig, metrics?: OperatorMetrics): KubeClients {
+  const config = countingConfiguration(kc, metrics);
+  return {
+    kc,
+    core: new CoreV1Api(config),
+    apps: new AppsV1Api(config),
+    policy: new PolicyV1Api(config),
+    rbac: new RbacAuthorizationV1Api(config),
+    coordination: new CoordinationV1Api(config),
+    custom: new CustomObjectsApi(config),
+    objects: new KubernetesObjectApi(config),
+  };
+}
