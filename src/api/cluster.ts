@@ -2,7 +2,7 @@
 // CRD's openAPIV3Schema (src/api/crd.ts renders it into crds/). Edit here, then `npm run gen`.
 import { Type, type Static } from '@sinclair/typebox';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { Obj, StringMap, QuantityMap, cel, QUANTITY_PATTERN } from './schema-helpers.js';
+import { Obj, StringEnum, StringMap, QuantityMap, cel, QUANTITY_PATTERN } from './schema-helpers.js';
 
 /** Defaults live here once: the schema publishes them and the builders fall back on them. */
 export const DEFAULTS = {
@@ -29,7 +29,7 @@ export const DEFAULTS = {
 } as const;
 
 export const SUPPORTED_MAJORS = [13, 14, 15, 16, 17, 18] as const;
-const VERSION_PATTERN = '^(1[3-8])(\\.(0|[1-9][0-9]?))?$';
+const VERSION_PATTERN = '^(1[3-8])([.](0|[1-9][0-9]?))?$';
 
 /**
  * Parameters the operator and the instance agent own: setting them would break replication,
@@ -78,13 +78,13 @@ const StorageSize = Type.String({
 
 const PvcRetentionPolicy = Obj('What happens to the instances\' PersistentVolumeClaims when the cluster is deleted or scaled down.', {
   whenDeleted: Type.Optional(
-    Type.Union([Type.Literal('Retain'), Type.Literal('Delete')], {
+    StringEnum(['Retain', 'Delete'] as const, {
       description: 'Delete (default): claims are removed with the cluster (its backups stay in object storage). Retain: claims outlive the cluster.',
       default: DEFAULTS.pvcWhenDeleted,
     }),
   ),
   whenScaled: Type.Optional(
-    Type.Union([Type.Literal('Retain'), Type.Literal('Delete')], {
+    StringEnum(['Retain', 'Delete'] as const, {
       description: 'Delete (default): the claim of a removed instance is removed. Retain: it is kept, and reused if the instance comes back.',
       default: DEFAULTS.pvcWhenScaled,
     }),
@@ -103,10 +103,13 @@ const ResourceRequirements = Obj('CPU and memory for every PostgreSQL container 
   requests: Type.Optional(QuantityMap('Minimum resources, e.g. {cpu: "2", memory: "4Gi"}.')),
   limits: Type.Optional(QuantityMap('Maximum resources, e.g. {cpu: "4", memory: "8Gi"}.')),
 }, {
-  ...cel({
-    rule: "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || !quantity(string(self.requests[k])).isGreaterThan(quantity(string(self.limits[k]))))",
-    message: 'every request must be less than or equal to its limit',
-  }),
+  // cpu and memory by name: iterating every key exceeds the apiserver's CEL cost budget.
+  ...cel(
+    ...(['cpu', 'memory'] as const).map((r) => ({
+      rule: `!has(self.requests) || !has(self.limits) || !('${r}' in self.requests) || !('${r}' in self.limits) || !quantity(string(self.requests['${r}'])).isGreaterThan(quantity(string(self.limits['${r}'])))`,
+      message: `requests.${r} must be less than or equal to limits.${r}`,
+    })),
+  ),
 });
 
 const Backup = Obj('Scheduled base backups and continuous WAL archiving.', {
@@ -125,7 +128,11 @@ const Backup = Obj('Scheduled base backups and continuous WAL archiving.', {
       description:
         'How long base backups are kept: an integer number of days (7), a duration ("36h", "7d", "4w"), or a count of backups ("10 backups"). WAL that no kept backup needs is removed with them.',
       'x-kubernetes-int-or-string': true,
-      anyOf: [{ type: 'integer', minimum: 1, maximum: 3650 }, { type: 'string', pattern: '^[1-9][0-9]{0,4}(h|d|w| backups?)$', maxLength: 16 }],
+      anyOf: [{ type: 'integer' }, { type: 'string' }],
+      ...cel({
+        rule: "type(self) == int ? (self >= 1 && self <= 3650) : (size(self) <= 16 && self.matches('^[1-9][0-9]{0,4}(h|d|w| backups?)$'))",
+        message: 'must be a number of days from 1 to 3650, a duration such as "36h", "7d" or "4w", or a count such as "10 backups"',
+      }),
     }),
   ),
 });
@@ -139,7 +146,7 @@ const HighAvailability = Obj('Replication, failover and durability.', {
     Type.Integer({ description: 'How many replicas must confirm each commit when synchronousCommit is on (a quorum: ANY n).', minimum: 1, maximum: 8, default: DEFAULTS.synchronousReplicas }),
   ),
   durability: Type.Optional(
-    Type.Union([Type.Literal('required'), Type.Literal('preferred')], {
+    StringEnum(['required', 'preferred'] as const, {
       description: 'required: commits wait while too few synchronous replicas are up. preferred: the primary keeps accepting writes with fewer, and catches up when they return.',
       default: DEFAULTS.durability,
     }),
@@ -148,10 +155,10 @@ const HighAvailability = Obj('Replication, failover and durability.', {
 
 const Toleration = Obj('A toleration, as in a Pod spec.', {
   key: Type.Optional(Type.String({ description: 'Taint key; empty with operator Exists matches every taint.', maxLength: 317 })),
-  operator: Type.Optional(Type.Union([Type.Literal('Exists'), Type.Literal('Equal')], { description: 'Exists or Equal (default).' })),
+  operator: Type.Optional(StringEnum(['Exists', 'Equal'] as const, { description: 'Exists or Equal (default).' })),
   value: Type.Optional(Type.String({ description: 'Taint value for operator Equal.', maxLength: 63 })),
   effect: Type.Optional(
-    Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule'), Type.Literal('NoExecute')], { description: 'Taint effect to tolerate; empty means all.' }),
+    StringEnum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const, { description: 'Taint effect to tolerate; empty means all.' }),
   ),
   tolerationSeconds: Type.Optional(Type.Integer({ description: 'For NoExecute: how long the pod stays bound after the taint appears.', minimum: 0 })),
 });
@@ -160,13 +167,13 @@ const TopologySpread = Obj('Spread instances over a topology domain; the operato
   maxSkew: Type.Integer({ description: 'Largest allowed difference in instance count between domains.', minimum: 1 }),
   topologyKey: Type.String({ description: 'Node label that defines the domain, e.g. topology.kubernetes.io/zone.', minLength: 1, maxLength: 317 }),
   whenUnsatisfiable: Type.Optional(
-    Type.Union([Type.Literal('DoNotSchedule'), Type.Literal('ScheduleAnyway')], { description: 'DoNotSchedule (default) or ScheduleAnyway.' }),
+    StringEnum(['DoNotSchedule', 'ScheduleAnyway'] as const, { description: 'DoNotSchedule (default) or ScheduleAnyway.' }),
   ),
 });
 
 const Scheduling = Obj('Where instances may run.', {
   podAntiAffinity: Type.Optional(
-    Type.Union([Type.Literal('preferred'), Type.Literal('required'), Type.Literal('disabled')], {
+    StringEnum(['preferred', 'required', 'disabled'] as const, {
       description: 'Keep instances of this cluster apart on topologyKey: preferred (default), required, or disabled.',
       default: DEFAULTS.podAntiAffinity,
     }),
@@ -226,7 +233,7 @@ export const ClusterSpecSchema = Obj(
     ),
     imageName: Type.Optional(Type.String({ description: 'Container image for the instances, overriding the operator\'s <repository>:<version>.', maxLength: 512 })),
     imagePullPolicy: Type.Optional(
-      Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')], { description: 'Pull policy of the instance image.', default: DEFAULTS.imagePullPolicy }),
+      StringEnum(['Always', 'IfNotPresent', 'Never'] as const, { description: 'Pull policy of the instance image.', default: DEFAULTS.imagePullPolicy }),
     ),
     imagePullSecrets: Type.Optional(Type.Array(SecretRef, { description: 'Secrets for pulling the instance image.', maxItems: 8 })),
     storage: Obj('Data volume (PGDATA) of every instance.', {
@@ -270,7 +277,7 @@ export const ClusterSpecSchema = Obj(
 
 export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
   type: Type.String({ description: 'Condition type, e.g. Ready.', maxLength: 316 }),
-  status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')], { description: 'True, False or Unknown.' }),
+  status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),
   reason: Type.String({ description: 'Machine-readable CamelCase reason.', maxLength: 1024 }),
   message: Type.String({ description: 'What a person can act on.', maxLength: 32768 }),
   lastTransitionTime: Type.String({ description: 'When status last changed.', format: 'date-time' }),

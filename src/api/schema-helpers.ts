@@ -51,3 +51,8 @@ export function Opaque<T = Record<string, unknown>>(description: string): TUnsaf
 /** Kubernetes' own regular expression for quantities (resource.Quantity). */
 export const QUANTITY_PATTERN =
   '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
+/** A string enum as Kubernetes wants it (`enum`, not TypeBox's anyOf of consts), typed as the union. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> & { description: string }): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}

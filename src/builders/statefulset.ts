@@ -170,7 +170,6 @@ export function instanceStatefulSet(
 ): V1StatefulSet {
   const name = cluster.metadata.name!;
   const podLabels = { ...podSelector(name), [LABELS.instance]: instance };
-  const retention = cluster.spec.storage.pvcRetentionPolicy;
   const claim = (volume: string, size: string, storageClass?: string) =>
     existing[volume]
       ? claimTemplate(cluster, instance, volume, existing[volume]!.size ?? size, existing[volume]!.storageClass)
@@ -184,10 +183,10 @@ export function instanceStatefulSet(
       serviceName: names.headless(name),
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: podLabels },
-      persistentVolumeClaimRetentionPolicy: {
-        whenDeleted: retention?.whenDeleted ?? DEFAULTS.pvcWhenDeleted,
-        whenScaled: retention?.whenScaled ?? DEFAULTS.pvcWhenScaled,
-      },
+      // The operator, not the StatefulSet, decides what happens to claims: it removes an
+      // instance by deleting its StatefulSet, which must not take the claims along unless
+      // spec.storage.pvcRetentionPolicy.whenScaled says so (see reconcilers/install.ts).
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
       updateStrategy: { type: 'RollingUpdate' },
       template: {
         metadata: { labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name } },

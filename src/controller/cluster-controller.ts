@@ -6,7 +6,7 @@ import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
 import { API_GROUP, API_GROUP_VERSION, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
 import { apiErrorMessage } from '../runtime/apply.js';
 import type { EventRecorder } from '../runtime/events.js';
-import { ResilientInformer, errorMessage } from '../runtime/informer.js';
+import { ResilientInformer } from '../runtime/informer.js';
 import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
@@ -48,7 +48,7 @@ export class ClusterController implements OwnedCache {
       onDepth: (d) => opts.metrics.queueDepth.set(d),
       onRetry: (key, attempt, delayMs, err) => {
         opts.metrics.queueRetries.inc();
-        opts.log.warn({ cluster: key, attempt, retryInMs: delayMs, err: errorMessage(err) }, 'reconcile failed; retrying with backoff');
+        opts.log.warn({ cluster: key, attempt, retryInMs: delayMs, err: apiErrorMessage(err) }, 'reconcile failed; retrying with backoff');
       },
     });
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
@@ -84,12 +84,12 @@ export class ClusterController implements OwnedCache {
 
   /** Begin reconciling (the leader only): every known cluster now, then periodically. */
   startWorkers(): void {
+    this.workersStarted = true;
     for (const c of this.clusters()) this.enqueue(c);
     this.resyncTimer = setInterval(() => {
       for (const c of this.clusters()) this.enqueue(c);
     }, this.opts.resyncMs);
     this.resyncTimer.unref();
-    this.workersStarted = true;
   }
   private workersStarted = false;
 

@@ -75,7 +75,7 @@ async function ensureClaims(ctx: ReconcileContext, instances: string[]): Promise
     const have = pvc.spec?.resources?.requests?.storage;
     if (want && have && parseQuantity(want) > parseQuantity(have)) patch.spec = { resources: { requests: { storage: want } } };
     const owned = (pvc.metadata?.ownerReferences ?? []).some((o) => o.uid === cluster.metadata.uid);
-    if (wantOwner && !owned) patch.metadata = { ownerReferences: [...(pvc.metadata?.ownerReferences ?? []), ownerReference(cluster)] };
+    if (wantOwner && !owned) patch.metadata = { ownerReferences: [...(pvc.metadata?.ownerReferences ?? []), { ...ownerReference(cluster), controller: false }] };
     if (!wantOwner && owned) patch.metadata = { ownerReferences: (pvc.metadata?.ownerReferences ?? []).filter((o) => o.uid !== cluster.metadata.uid) };
     if (Object.keys(patch).length === 0) continue;
     await ctx.clients.core.patchNamespacedPersistentVolumeClaim(

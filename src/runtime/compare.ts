@@ -29,7 +29,8 @@ export function isSubset(desired: unknown, live: unknown): boolean {
 
 /** What of an object's metadata we set and therefore compare. */
 export function comparable(obj: { metadata?: Record<string, unknown> } & Record<string, unknown>): Record<string, unknown> {
-  const { metadata, status: _status, ...rest } = obj;
+  // Items of a list carry no apiVersion/kind, so informer caches lack them: never compare those.
+  const { metadata, status: _status, apiVersion: _apiVersion, kind: _kind, ...rest } = obj;
   return {
     ...rest,
     metadata: { labels: metadata?.labels, annotations: metadata?.annotations, ownerReferences: metadata?.ownerReferences },

@@ -81,7 +81,7 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, namespace, name, identity } = this.opts;
-    const now = new Date();
+    const now = microTime(new Date());
     let lease: V1Lease;
     try {
       lease = await api.readNamespacedLease({ name, namespace });
@@ -101,7 +101,7 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const held = spec.holderIdentity && spec.holderIdentity !== identity;
     const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-    const expired = renewed + (spec.leaseDurationSeconds ?? this.leaseDuration) * 1000 < now.getTime();
+    const expired = renewed + (spec.leaseDurationSeconds ?? this.leaseDuration) * 1000 < Date.now();
     if (held && !expired) return false;
     const takingOver = spec.holderIdentity !== identity;
     lease.spec = {
@@ -115,4 +115,12 @@ export class LeaderElector {
     await api.replaceNamespacedLease({ name, namespace, body: lease });
     return true;
   }
+}
+
+/**
+ * Lease times are MicroTime: the apiserver wants exactly six fractional digits, and client-node
+ * would send a Date as milliseconds. It passes a string through untouched, so give it one.
+ */
+function microTime(d: Date): Date {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
 }
