@@ -1,0 +1,158 @@
+// The operator under test: installed with the real Helm chart (CRDs, RBAC, Deployment), then run
+// as a local process with the chart's ServiceAccount token, so the chart's RBAC is what it gets.
+// (Until the process kubelet exists, the chart's Deployment pod stays Pending.)
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, statSync, readdirSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { helmOk, chartDir } from '../../test/support/helm.js';
+import { freePort } from './control-plane.js';
+import { kubeConfig, kubeconfigPath, waitFor } from './env.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const OPERATOR_NAMESPACE = 'pgpilot-system';
+export const RELEASE = 'pgpilot';
+const MAIN = join(REPO_ROOT, 'dist/cli/main.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Build dist/ when it is missing or older than src/ (tests run the built operator, as the image does). */
+export function ensureBuilt(): void {
+  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'))) return;
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
+}
+
+/** `helm upgrade --install` of the chart (idempotent, so every test file may call it). */
+export async function installChart(): Promise<void> {
+  await helmOk(
+    ['upgrade', '--install', RELEASE, chartDir, '--kubeconfig', kubeconfigPath(), '--namespace', OPERATOR_NAMESPACE, '--create-namespace', '--wait=hookOnly'],
+    { timeoutMs: 300_000 },
+  );
+}
+
+/** A kubeconfig that authenticates as the chart's operator ServiceAccount. */
+async function serviceAccountKubeconfig(dir: string): Promise<string> {
+  const core = kubeConfig().makeApiClient(CoreV1Api);
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: RELEASE,
+    namespace: OPERATOR_NAMESPACE,
+    body: { spec: { audiences: [], expirationSeconds: 24 * 3600 } },
+  });
+  const admin = kubeConfig();
+  const server = admin.getCurrentCluster()!.server;
+  const yaml = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters: [{name: e2e, cluster: {server: "' + server + '", insecure-skip-tls-verify: true}}]',
+    'users: [{name: operator, user: {token: "' + tr.status!.token + '"}}]',
+    'contexts: [{name: operator, context: {cluster: e2e, user: operator}}]',
+    'current-context: operator',
+    '',
+  ].join('\n');
+  const path = join(dir, 'operator.kubeconfig');
+  await writeFile(path, yaml, { mode: 0o600 });
+  return path;
+}
+
+export interface OperatorOptions {
+  /** Namespaces to manage (each test file passes its own, so operators don't overlap). */
+  watchNamespaces: string[];
+  leaseName?: string;
+  concurrency?: number;
+  extraEnv?: Record<string, string>;
+}
+
+export interface RunningOperator {
+  pid: number;
+  port: number;
+  logPath: string;
+  metricsText(): Promise<string>;
+  /** Sum of a counter's samples whose labels match. */
+  counter(name: string, match?: (labels: Record<string, string>) => boolean): Promise<number>;
+  /** create/update/patch/delete calls, except the leader Lease's renewals. */
+  writeCalls(): Promise<number>;
+  stop(): Promise<void>;
+  rssBytes(): number;
+}
+
+export function parseCounter(text: string, name: string, match: (labels: Record<string, string>) => boolean = () => true): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(?:\{(.*)\})? ([0-9.e+-]+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labels: Record<string, string> = {};
+    for (const kv of (m[2] ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)) labels[kv[1]!] = kv[2]!;
+    if (match(labels)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** Install the chart (once per cluster) and start an operator process scoped to the given namespaces. */
+export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
+  ensureBuilt();
+  await installChart();
+  const dir = await mkdtemp(join(tmpdir(), 'pgpilot-op-'));
+  const kubeconfig = await serviceAccountKubeconfig(dir);
+  const port = await freePort();
+  const logPath = join(dir, 'operator.log');
+  const log = createWriteStream(logPath);
+  const child: ChildProcess = spawn(process.execPath, [MAIN, 'operator', '--kubeconfig', kubeconfig], {
+    env: {
+      ...process.env,
+      PGPILOT_NAMESPACE: OPERATOR_NAMESPACE,
+      PGPILOT_WATCH_NAMESPACES: opts.watchNamespaces.join(','),
+      PGPILOT_LEASE_NAME: opts.leaseName ?? `pgpilot-${opts.watchNamespaces.join('-')}`.slice(0, 63),
+      PGPILOT_HTTP_PORT: String(port),
+      PGPILOT_LOG_LEVEL: 'debug',
+      PGPILOT_CONCURRENCY: String(opts.concurrency ?? 10),
+      ...opts.extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const metricsText = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    return res.text();
+  };
+  await waitFor(`operator (pid ${child.pid}) ready on :${port}; log ${logPath}`, async () => {
+    if (exited) throw new Error(`operator exited early; see ${logPath}`);
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+    return res?.status === 200;
+  }, { timeoutMs: 60_000, intervalMs: 200 });
+  const running: RunningOperator = {
+    pid: child.pid!,
+    port,
+    logPath,
+    metricsText,
+    counter: async (name, match) => parseCounter(await metricsText(), name, match),
+    writeCalls: async () =>
+      parseCounter(await metricsText(), 'pgpilot_kube_api_requests_total', (l) => ['create', 'update', 'patch', 'delete'].includes(l.verb!) && l.resource !== 'leases'),
+    rssBytes: () => {
+      const status = execFileSync('cat', [`/proc/${child.pid}/status`]).toString();
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    },
+    stop: async () => {
+      if (exited) return;
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await done;
+      clearTimeout(timer);
+      log.end();
+    },
+  };
+  return running;
+}
