@@ -441,6 +441,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           // endpointslice, serviceaccount, serviceaccount-token, root-ca-cert-publisher, ...
           '--controllers=*',
           `--flex-volume-plugin-dir=${flexDir}`,
+          // The default 20 QPS makes the StatefulSet controller take minutes to create the pods
+          // and claims of hundreds of clusters (the scale benchmark); large clusters raise it too.
+          '--kube-api-qps=100',
+          '--kube-api-burst=200',
         ],
         logsDir,
         dataDir,

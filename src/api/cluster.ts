@@ -59,7 +59,13 @@ export const OPERATOR_MANAGED_PARAMETERS = [
   'synchronous_standby_names',
   'wal_level',
   'wal_log_hints',
+  // The agent reads the server's log from stderr.
+  'logging_collector',
+  'log_destination',
 ] as const;
+
+/** A PostgreSQL parameter name (extensions' parameters carry a dot: pg_stat_statements.max). */
+export const PARAMETER_NAME_PATTERN = '^[a-z_][a-z0-9_]*([.][a-z_][a-z0-9_]*)?$';
 
 const celStringList = (items: readonly string[]) => `[${items.map((i) => `'${i}'`).join(', ')}]`;
 
@@ -187,17 +193,25 @@ const Scheduling = Obj('Where instances may run.', {
 
 const PostgresConfig = Obj('PostgreSQL server configuration.', {
   parameters: Type.Optional(
-    StringMap('postgresql.conf parameters, e.g. {max_connections: "200"}. Parameters the operator manages (replication, archiving, networking) are refused.', {
-      maxProperties: 256,
-      ...cel({
-        rule: `self.all(k, !(k in ${celStringList(OPERATOR_MANAGED_PARAMETERS)}))`,
-        message: `may not set parameters the operator manages: ${OPERATOR_MANAGED_PARAMETERS.join(', ')}`,
-      }),
-    }),
+    StringMap(
+      'postgresql.conf parameters, e.g. {max_connections: "200"}; they override the operator\'s defaults (which are tuned from resources). Parameters the operator manages (replication, archiving, networking, logging to stderr) are refused.',
+      {
+        maxProperties: 256,
+        // One line per value in postgresql.conf.
+        additionalProperties: { type: 'string', maxLength: 4096, pattern: '^[^\\n\\r]*$' },
+        ...cel(
+          {
+            rule: `self.all(k, !(k in ${celStringList(OPERATOR_MANAGED_PARAMETERS)}))`,
+            message: `may not set parameters the operator manages: ${OPERATOR_MANAGED_PARAMETERS.join(', ')}`,
+          },
+          { rule: `self.all(k, k.matches('${PARAMETER_NAME_PATTERN}'))`, message: 'parameter names are lowercase letters, digits, "_" and "." (e.g. max_connections, pg_stat_statements.max)' },
+        ),
+      },
+    ),
   ),
   pg_hba: Type.Optional(
     Type.Array(Type.String({ maxLength: 512, minLength: 1, pattern: '^(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)\\s' }), {
-      description: 'Extra pg_hba.conf lines, placed before the operator\'s own rules (which allow replication and the application user with scram-sha-256).',
+      description: 'Extra pg_hba.conf lines, placed before the operator\'s own rules (local peer access, replication and every user with scram-sha-256); only the agent\'s local access as postgres comes first.',
       maxItems: 128,
     }),
   ),
@@ -291,6 +305,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),
   selector: Type.Optional(Type.String({ description: 'Label selector of the instance pods (scale subresource).' })),
   instanceNames: Type.Optional(Type.Array(Type.String(), { description: 'Names of the instances, in ordinal order.' })),
+  firstReadyTime: Type.Optional(Type.String({ description: 'When every instance was first ready; until then the cluster is Provisioning.', format: 'date-time' })),
   currentPrimary: Type.Optional(Type.String({ description: 'Instance that is the primary now.' })),
   targetPrimary: Type.Optional(Type.String({ description: 'Instance that should be the primary (differs from currentPrimary during failover or switchover).' })),
   version: Type.Optional(Type.String({ description: 'PostgreSQL version the instances run.' })),

@@ -2,7 +2,8 @@
 // address, cluster_name, primary_conninfo) are not here: the instance agent passes them on the
 // command line, because pg_basebackup and pg_rewind copy configuration files between instances.
 import type { ClusterSpec } from '../api/cluster.js';
-import { DEFAULTS } from '../api/cluster.js';
+import { DEFAULTS, PARAMETER_NAME_PATTERN } from '../api/cluster.js';
+import { SpecError } from '../api/spec-error.js';
 import { parseQuantity } from './quantity.js';
 
 export const REPLICATION_USER = 'streaming_replica';
@@ -41,24 +42,41 @@ export function synchronousStandbyNames(spec: ClusterSpec): string {
   return `ANY ${n} (*)`;
 }
 
-export function postgresParameters(spec: ClusterSpec): Record<string, string> {
-  const managed: Record<string, string> = {
+/** Parameters the operator sets and the API refuses from users (OPERATOR_MANAGED_PARAMETERS). */
+function managedParameters(spec: ClusterSpec): Record<string, string> {
+  return {
     wal_level: 'replica',
     hot_standby: 'on',
     wal_log_hints: 'on',
+    synchronous_standby_names: synchronousStandbyNames(spec),
+    logging_collector: 'off',
+    log_destination: 'stderr',
+  };
+}
+
+/** Defaults a user may override. */
+function defaultParameters(spec: ClusterSpec): Record<string, string> {
+  return {
+    max_connections: '100',
     max_wal_senders: '10',
     max_replication_slots: '10',
     // Physical slots do not follow a failover: keep enough WAL for replicas to reconnect.
     wal_keep_size: '512MB',
-    synchronous_standby_names: synchronousStandbyNames(spec),
     password_encryption: 'scram-sha-256',
-    logging_collector: 'off',
-    log_destination: 'stderr',
     log_line_prefix: '%m [%p] %q%u@%d ',
     log_checkpoints: 'on',
+    ...tunedParameters(spec),
   };
-  const base = { max_connections: '100', ...tunedParameters(spec) };
-  return { ...base, ...(spec.postgresql?.parameters ?? {}), ...managed };
+}
+
+export function postgresParameters(spec: ClusterSpec): Record<string, string> {
+  const user = spec.postgresql?.parameters ?? {};
+  // The API refuses these already; a spec admitted by an older CRD still must not inject lines.
+  for (const [name, value] of Object.entries(user)) {
+    if (!new RegExp(PARAMETER_NAME_PATTERN).test(name)) throw new SpecError(`spec.postgresql.parameters[${JSON.stringify(name)}]`, 'is not a PostgreSQL parameter name');
+    if (/[\r\n]/.test(value)) throw new SpecError(`spec.postgresql.parameters.${name}`, 'may not contain a line break');
+  }
+  return { ...defaultParameters(spec), ...user, ...managedParameters(spec) };
 }
 
 function quote(value: string): string {
@@ -77,8 +95,10 @@ export function renderPgHba(spec: ClusterSpec): string {
   return [
     '# Managed by pgpilot; edit spec.postgresql.pg_hba of the PostgreSQLCluster instead.',
     '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
-    'local   all          all                            peer',
+    // First, so that no user rule can lock the instance agent out of its own server.
+    'local   all          postgres                       peer',
     ...(spec.postgresql?.pg_hba ?? []),
+    'local   all          all                            peer',
     `host    replication  ${REPLICATION_USER}    all       scram-sha-256`,
     'host    all          all                  all       scram-sha-256',
     '',

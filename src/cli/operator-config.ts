@@ -19,7 +19,8 @@ export interface OperatorSettings {
 
 function integer(min: number, max: number) {
   return (value: string): number => {
-    const n = Number(value);
+    // Number() would read "" as 0 and accept "1e1" or "0x10": only plain decimal digits.
+    const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}, got "${value}"`);
     return n;
   };

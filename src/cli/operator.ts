@@ -10,6 +10,8 @@ import { createLogger } from '../runtime/logger.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import type { OperatorSettings } from './operator-config.js';
 
+const SHUTDOWN_DEADLINE_MS = 20_000;
+
 export async function runOperator(settings: OperatorSettings): Promise<void> {
   const log = createLogger(settings.logLevel);
   const metrics = new OperatorMetrics();
@@ -38,6 +40,11 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight reconciles');
+    // Within the pod's 30 s grace period even when the apiserver no longer answers.
+    setTimeout(() => {
+      log.warn('shutdown deadline passed; exiting');
+      process.exit(code || 1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     await controller.stop();
     await elector?.release();
     metrics.isLeader.set(0);

@@ -3,6 +3,7 @@
 import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
+import { SpecError } from '../api/spec-error.js';
 import { API_GROUP, API_GROUP_VERSION, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
 import { apiErrorMessage } from '../runtime/apply.js';
 import type { EventRecorder } from '../runtime/events.js';
@@ -170,7 +171,9 @@ export class ClusterController implements OwnedCache {
         failure =
           err instanceof ReconcileError
             ? { reason: err.reason, message: err.message }
-            : { reason: 'ReconcileFailed', message: `${r.name}: ${apiErrorMessage(err)}` };
+            : err instanceof SpecError
+              ? { reason: 'InvalidSpec', message: err.message }
+              : { reason: 'ReconcileFailed', message: `${r.name}: ${apiErrorMessage(err)}` };
         break;
       }
     }

@@ -118,8 +118,8 @@ export const installReconciler: Reconciler = {
       ensureSecrets(ctx),
       ensure(ctx, 'ConfigMap', configMap(cluster)),
       ensure(ctx, 'ServiceAccount', instanceServiceAccount(cluster)),
-      ensure(ctx, 'Role', instanceRole(cluster)),
-      ensure(ctx, 'RoleBinding', instanceRoleBinding(cluster)),
+      // The apiserver checks a RoleBinding against its Role (escalation prevention): Role first.
+      ensure(ctx, 'Role', instanceRole(cluster)).then(() => ensure(ctx, 'RoleBinding', instanceRoleBinding(cluster))),
       ...clusterServices(cluster).map((svc) => ensure(ctx, 'Service', svc)),
     ]);
 

@@ -60,7 +60,9 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
         : { type: 'Progressing', status: 'False', reason: 'Converged', message: 'Every object matches the spec' },
     ...input.conditions,
   ];
-  const everHealthy = cluster.status?.phase !== undefined && cluster.status.phase !== 'Provisioning';
+  // Until every instance has been ready once, the cluster is being provisioned, whatever went wrong on the way.
+  const firstReadyTime = cluster.status?.firstReadyTime ?? (allReady ? input.now.toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined);
+  const everHealthy = firstReadyTime !== undefined;
   const phase = cluster.metadata.deletionTimestamp
     ? 'Deleting'
     : input.failure
@@ -79,10 +81,11 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
   return {
     phase,
     observedGeneration: cluster.metadata.generation,
-    instances: instanceNames.length,
+    instances: existing,
     readyInstances: ready,
     selector: selectorString(podSelector(name)),
     instanceNames,
+    ...(firstReadyTime ? { firstReadyTime } : {}),
     ...(primary ? { currentPrimary: primary, targetPrimary: cluster.status?.targetPrimary ?? primary } : {}),
     version: cluster.spec.version,
     secrets: { superuser: secrets.superuser, replication: secrets.replication, app: secrets.app },

@@ -10,7 +10,12 @@ function sameScalar(a: unknown, b: unknown): boolean {
   if ((typeof a === 'string' || typeof a === 'number') && (typeof b === 'string' || typeof b === 'number')) {
     const sa = String(a);
     const sb = String(b);
-    if (QUANTITY.test(sa) && QUANTITY.test(sb)) return parseQuantity(sa) === parseQuantity(sb);
+    if (QUANTITY.test(sa) && QUANTITY.test(sb)) {
+      // Floats: 700 × 1e-3 is 0.7000000000000001, so "0.7" and the apiserver's "700m" differ by an ulp.
+      const x = parseQuantity(sa);
+      const y = parseQuantity(sb);
+      return Math.abs(x - y) <= 1e-9 * Math.max(Math.abs(x), Math.abs(y));
+    }
   }
   return false;
 }

@@ -45,7 +45,9 @@ export function classifyRequest(method: string, url: string): { verb: string; re
   const parts = u.pathname.split('/').filter(Boolean);
   // /api/v1/... or /apis/<group>/<version>/...
   let rest = parts[0] === 'api' ? parts.slice(2) : parts.slice(3);
-  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  // namespaces/<ns>/<resource>/... is a namespaced resource; namespaces/<ns>/status is the namespace's own.
+  const namespaceSubresource = rest.length === 3 && ['status', 'finalize'].includes(rest[2]!);
+  if (rest[0] === 'namespaces' && rest.length >= 3 && !namespaceSubresource) rest = rest.slice(2);
   const resource = rest.length >= 3 ? `${rest[0]}/${rest[2]}` : (rest[0] ?? 'unknown');
   const named = rest.length >= 2;
   const m = method.toUpperCase();
@@ -54,7 +56,7 @@ export function classifyRequest(method: string, url: string): { verb: string; re
     : m === 'POST' ? 'create'
     : m === 'PUT' ? 'update'
     : m === 'PATCH' ? 'patch'
-    : m === 'DELETE' ? 'delete'
+    : m === 'DELETE' ? (named ? 'delete' : 'deletecollection')
     : m.toLowerCase();
   return { verb, resource };
 }

@@ -57,12 +57,12 @@ describe('isSubset', () => {
     expect(isSubset({ v: desired }, { v: live })).toBe(false);
   });
 
-  // BUG: compare.ts compares quantities as floats, and parseQuantity("700m") is
+  // Regression (fixed): compare.ts compares quantities as floats, and parseQuantity("700m") is
   // 700 * 1e-3 = 0.7000000000000001, not 0.7. The apiserver canonicalizes cpu "0.7" to "700m",
   // so a spec with cpu "0.7" (or 1.4, 1.9, 2.3, ...) never matches its live StatefulSet and every
   // reconcile re-applies it, breaking "a steady-state reconcile makes no write calls". Compare
   // exactly (e.g. scaled integers / BigInt on the parsed mantissa and exponent).
-  it.skip.each([
+  it.each([
     ['0.7', '700m'],
     ['1.4', '1400m'],
     ['2.3', '2300m'],
@@ -149,16 +149,16 @@ describe('classifyRequest', () => {
     expect(classifyRequest(method, url)).toEqual({ verb, resource });
   });
 
-  // BUG: classifyRequest strips "namespaces/<ns>" whenever more follows, so the namespace's own
+  // Regression (fixed): classifyRequest strips "namespaces/<ns>" whenever more follows, so the namespace's own
   // subresources (status, finalize) are counted as resource "status"/"finalize" with verb "list".
-  it.skip('classifies a namespace\'s own subresources as namespaces/<sub>', () => {
+  it('classifies a namespace\'s own subresources as namespaces/<sub>', () => {
     expect(classifyRequest('PUT', '/api/v1/namespaces/ns/finalize')).toEqual({ verb: 'update', resource: 'namespaces/finalize' });
     expect(classifyRequest('GET', '/api/v1/namespaces/ns/status')).toEqual({ verb: 'get', resource: 'namespaces/status' });
   });
 
-  // BUG: a DELETE on a collection is Kubernetes' "deletecollection" verb (what RBAC and the
+  // Regression (fixed): a DELETE on a collection is Kubernetes' "deletecollection" verb (what RBAC and the
   // apiserver's own metrics call it); classifyRequest reports it as "delete".
-  it.skip('classifies DELETE on a collection as deletecollection', () => {
+  it('classifies DELETE on a collection as deletecollection', () => {
     expect(classifyRequest('DELETE', '/api/v1/namespaces/ns/pods?labelSelector=a%3Db')).toEqual({ verb: 'deletecollection', resource: 'pods' });
   });
 });
@@ -406,10 +406,14 @@ describe('computeStatus', () => {
       conditions: opts.conditions ?? [],
       failure: opts.failure,
       writes: opts.writes ?? [],
-      now: NOW,
+      now: opts.now ?? NOW,
     });
   }
-  const withStatus = (phase: string, extra: Partial<NonNullable<PostgreSQLCluster['status']>> = {}) => ({ ...seedCluster(), status: { phase, ...extra } });
+  // A cluster that was Healthy or Scaling has been ready once (firstReadyTime); a Degraded one may not have.
+  const withStatus = (phase: string, extra: Partial<NonNullable<PostgreSQLCluster['status']>> = {}) => ({
+    ...seedCluster(),
+    status: { phase, ...(phase === 'Healthy' || phase === 'Scaling' ? { firstReadyTime: '2024-05-01T10:00:00Z' } : {}), ...extra },
+  });
   const cond = (s: ReturnType<typeof status>, type: string) => findCondition(s.conditions, type);
 
   it('is Provisioning while a new cluster\'s instances come up', () => {
@@ -419,6 +423,14 @@ describe('computeStatus', () => {
     expect(cond(s, 'Ready')?.message).toContain('prod-db-2 (StatefulSet not created yet)');
     expect(cond(s, 'Progressing')).toMatchObject({ status: 'True', reason: 'WaitingForInstances' });
     expect(s.readyInstances).toBe(1);
+  });
+
+  it('records firstReadyTime when every instance is first ready, and keeps it', () => {
+    const now = new Date('2024-05-02T08:00:00.123Z');
+    expect(status({ objects: readyAll(3), now }).firstReadyTime).toBe('2024-05-02T08:00:00Z');
+    expect(status({ objects: [sts('prod-db-1', true)], now }).firstReadyTime).toBeUndefined();
+    const earlier = withStatus('Healthy');
+    expect(status({ cluster: earlier, objects: [sts('prod-db-1', false)], now }).firstReadyTime).toBe('2024-05-01T10:00:00Z');
   });
 
   it('stays Provisioning while every instance exists but is not ready yet, if it never was healthy', () => {
@@ -457,11 +469,11 @@ describe('computeStatus', () => {
     expect(status({ cluster, objects: readyAll(3) }).phase).toBe('Deleting');
   });
 
-  // BUG: status.ts treats any previous phase other than Provisioning as "ever healthy". A new
+  // Regression (fixed): status.ts treats any previous phase other than Provisioning as "ever healthy". A new
   // cluster whose first reconcile fails (a missing Secret, an apiserver conflict) gets phase
   // Degraded, and from then on shows Scaling (instances being created) or Degraded (instances
   // starting) instead of Provisioning, although it was never Healthy.
-  it.skip('returns to Provisioning after a failure, if it never was healthy', () => {
+  it('returns to Provisioning after a failure, if it never was healthy', () => {
     const cluster = withStatus('Degraded');
     expect(status({ cluster, objects: [sts('prod-db-1', false)] }).phase).toBe('Provisioning');
     expect(status({ cluster, objects: instances(3).map((i) => sts(i, false)) }).phase).toBe('Provisioning');
@@ -532,11 +544,11 @@ describe('computeStatus', () => {
     expect(s.conditions?.every((c) => c.observedGeneration === 7)).toBe(true);
   });
 
-  // BUG: the schema describes status.instances (the scale subresource's statusReplicasPath) as
+  // Regression (fixed): the schema describes status.instances (the scale subresource's statusReplicasPath) as
   // "Number of instances that exist", but computeStatus reports instanceNames.length: the
   // planned instances, including those whose StatefulSets are not created yet. `kubectl get
   // --subresource=scale` and an HPA then see the target count as the current one.
-  it.skip('counts in status.instances the instances that exist', () => {
+  it('counts in status.instances the instances that exist', () => {
     const cluster = seedCluster({ instances: 3 });
     expect(status({ cluster, objects: [sts('prod-db-1', true)] }).instances).toBe(1);
   });
