@@ -49,6 +49,8 @@ const CREATE_CASES: BadCase[] = [
     expect: ['spec.highAvailability.synchronousReplicas', 'must be fewer than instances'],
   },
   { what: 'a parameter the operator manages', mutate: (c) => (c.spec.postgresql = { parameters: { port: '6543' } }), expect: ['spec.postgresql.parameters', 'may not set parameters the operator manages'] },
+  { what: 'a parameter name PostgreSQL does not have the shape of', mutate: (c) => (c.spec.postgresql = { parameters: { 'work mem': '4MB' } }), expect: ['spec.postgresql.parameters', 'parameter names are lowercase letters'] },
+  { what: 'a parameter value with a line break', mutate: (c) => (c.spec.postgresql = { parameters: { application_name: 'a\nb' } }), expect: ['spec.postgresql.parameters.application_name', 'should match'] },
   { what: 'cpu request above its limit', mutate: (c) => (c.spec.resources.requests.cpu = '8'), expect: ['spec.resources', 'requests.cpu must be less than or equal to limits.cpu'] },
   { what: 'unknown enum value', mutate: (c) => (c.spec.storage.pvcRetentionPolicy = { whenDeleted: 'Keep' }), expect: ['spec.storage.pvcRetentionPolicy.whenDeleted', 'supported values', 'Retain', 'Delete'] },
   { what: 'a name Services cannot carry', mutate: (c) => (c.metadata.name = '1st-db'), expect: ['metadata.name must start with a letter'] },
