@@ -170,6 +170,7 @@ export function instanceStatefulSet(
 ): V1StatefulSet {
   const name = cluster.metadata.name!;
   const podLabels = { ...podSelector(name), [LABELS.instance]: instance };
+  const retention = cluster.spec.storage.pvcRetentionPolicy;
   const claim = (volume: string, size: string, storageClass?: string) =>
     existing[volume]
       ? claimTemplate(cluster, instance, volume, existing[volume]!.size ?? size, existing[volume]!.storageClass)
@@ -183,10 +184,11 @@ export function instanceStatefulSet(
       serviceName: names.headless(name),
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: podLabels },
-      // The operator, not the StatefulSet, decides what happens to claims: it removes an
-      // instance by deleting its StatefulSet, which must not take the claims along unless
-      // spec.storage.pvcRetentionPolicy.whenScaled says so (see reconcilers/install.ts).
-      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      // With Delete, the StatefulSet controller makes the set own its claims, so deleting the
+      // cluster (which cascades to the set) removes them. The operator removes an instance by
+      // deleting its set; when whenScaled differs from whenDeleted it first adjusts the claims
+      // (removeInstance in reconcilers/install.ts). Replicas never shrink: whenScaled here is moot.
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: retention?.whenDeleted ?? DEFAULTS.pvcWhenDeleted, whenScaled: 'Retain' },
       updateStrategy: { type: 'RollingUpdate' },
       template: {
         metadata: { labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name } },

@@ -16,7 +16,7 @@ import { findCondition } from '../reconcilers/conditions.js';
 import { installReconciler } from '../reconcilers/install.js';
 import { computeStatus } from '../reconcilers/status.js';
 import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
-import { CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
+import { CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -59,7 +59,8 @@ export class ClusterController implements OwnedCache {
       for (const ev of ['add', 'update', 'delete'] as const) ci.on(ev, (c) => this.enqueue(c));
       this.clusterInformers.push(ci);
       for (const [kind, type] of Object.entries(OWNED_RESOURCES) as Array<[OwnedKind, (typeof OWNED_RESOURCES)[OwnedKind]]>) {
-        const inf = new ResilientInformer<KubernetesObject>({ ...common, type, namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY}` });
+        const trim = CACHE_TRIMS[kind] as ((o: KubernetesObject) => void) | undefined;
+        const inf = new ResilientInformer<KubernetesObject>({ ...common, type, namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, trim });
         for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, (o) => this.enqueueOwner(o));
         const list = this.owned.get(kind) ?? [];
         list.push(inf);

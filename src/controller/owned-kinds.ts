@@ -17,3 +17,17 @@ export const OWNED_RESOURCES: Record<OwnedKind, ResourceType> = {
   PersistentVolumeClaim: { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim' },
   Pod: { group: '', version: 'v1', plural: 'pods', kind: 'Pod' },
 };
+
+/**
+ * What the operator's caches drop per kind: Secrets keep no credentials in the operator's memory
+ * (only their existence matters to it); of Pods only metadata and status are read.
+ */
+export const CACHE_TRIMS: Partial<Record<OwnedKind, (obj: Record<string, unknown>) => void>> = {
+  Secret: (o) => {
+    delete o.data;
+    delete o.stringData;
+  },
+  Pod: (o) => {
+    delete o.spec;
+  },
+};

@@ -5,7 +5,6 @@ import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
 import { planInstances } from '../builders/instance-plan.js';
-import { ownerReference } from '../builders/meta.js';
 import { names } from '../builders/names.js';
 import { podDisruptionBudget } from '../builders/pdb.js';
 import { parseQuantity } from '../builders/quantity.js';
@@ -64,41 +63,65 @@ function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
   return out;
 }
 
-/** Grow claims in place (the StatefulSet's templates are immutable), and tie their lifetime to the cluster when asked. */
-async function ensureClaims(ctx: ReconcileContext, instances: string[]): Promise<void> {
-  const { cluster } = ctx;
-  const ns = cluster.metadata.namespace!;
-  const wantOwner = (cluster.spec.storage.pvcRetentionPolicy?.whenDeleted ?? DEFAULTS.pvcWhenDeleted) === 'Delete';
-  const sizes: Record<string, string | undefined> = { [names.dataVolume]: cluster.spec.storage.size, [names.walVolume]: cluster.spec.walStorage?.size };
-  for (const pvc of ctx.cache.listForCluster<V1PersistentVolumeClaim>('PersistentVolumeClaim', ns, cluster.metadata.name!)) {
-    const instance = pvc.metadata?.labels?.[LABELS.instance];
-    if (!instance || !instances.includes(instance)) continue;
-    const volume = pvc.metadata!.name!.slice(0, pvc.metadata!.name!.indexOf('-'));
-    const patch: Record<string, unknown> = {};
-    const want = sizes[volume];
+/** Grow claims in place: the StatefulSet's claim templates are immutable. */
+async function growClaims(ctx: ReconcileContext, instances: string[]): Promise<void> {
+  const ns = ctx.cluster.metadata.namespace!;
+  const sizes: Record<string, string | undefined> = { [names.dataVolume]: ctx.cluster.spec.storage.size, [names.walVolume]: ctx.cluster.spec.walStorage?.size };
+  const grow = claimsOf(ctx, (i) => instances.includes(i)).filter((pvc) => {
+    const want = sizes[volumeOf(pvc)];
     const have = pvc.spec?.resources?.requests?.storage;
-    if (want && have && parseQuantity(want) > parseQuantity(have)) patch.spec = { resources: { requests: { storage: want } } };
-    const owned = (pvc.metadata?.ownerReferences ?? []).some((o) => o.uid === cluster.metadata.uid);
-    if (wantOwner && !owned) patch.metadata = { ownerReferences: [...(pvc.metadata?.ownerReferences ?? []), { ...ownerReference(cluster), controller: false }] };
-    if (!wantOwner && owned) patch.metadata = { ownerReferences: (pvc.metadata?.ownerReferences ?? []).filter((o) => o.uid !== cluster.metadata.uid) };
-    if (Object.keys(patch).length === 0) continue;
-    await ctx.clients.core.patchNamespacedPersistentVolumeClaim(
-      { name: pvc.metadata!.name!, namespace: ns, body: patch },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-    ctx.facts.writes.push(`PersistentVolumeClaim/${pvc.metadata!.name}`);
-  }
+    return want && have && parseQuantity(want) > parseQuantity(have);
+  });
+  await Promise.all(
+    grow.map(async (pvc) => {
+      await ctx.clients.core.patchNamespacedPersistentVolumeClaim(
+        { name: pvc.metadata!.name!, namespace: ns, body: { spec: { resources: { requests: { storage: sizes[volumeOf(pvc)] } } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      ctx.facts.writes.push(`PersistentVolumeClaim/${pvc.metadata!.name}`);
+    }),
+  );
 }
 
-async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promise<void> {
+function claimsOf(ctx: ReconcileContext, instance: (name: string) => boolean): V1PersistentVolumeClaim[] {
   const { cluster } = ctx;
+  return ctx.cache
+    .listForCluster<V1PersistentVolumeClaim>('PersistentVolumeClaim', cluster.metadata.namespace!, cluster.metadata.name!)
+    .filter((pvc) => instance(pvc.metadata?.labels?.[LABELS.instance] ?? ''));
+}
+
+/** "pgdata-prod-db-1-0" → "pgdata". */
+function volumeOf(pvc: V1PersistentVolumeClaim): string {
+  return pvc.metadata!.name!.slice(0, pvc.metadata!.name!.indexOf('-'));
+}
+
+/**
+ * Remove one instance: its StatefulSet, and its claims as whenScaled says. The set owns its
+ * claims exactly when whenDeleted is Delete, so deleting the set decides their fate unless the
+ * two policies differ.
+ */
+async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promise<void> {
+  const ns = ctx.cluster.metadata.namespace!;
   const instance = sts.metadata!.name!;
-  await deleteIfExists(ctx.clients.objects, { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: instance, namespace: cluster.metadata.namespace } });
+  const retention = ctx.cluster.spec.storage.pvcRetentionPolicy;
+  const whenScaled = retention?.whenScaled ?? DEFAULTS.pvcWhenScaled;
+  const whenDeleted = retention?.whenDeleted ?? DEFAULTS.pvcWhenDeleted;
+  const claims = claimsOf(ctx, (i) => i === instance);
+  if (whenScaled === 'Retain' && whenDeleted === 'Delete') {
+    // Keep the claims: take them out of the set's hands before the set goes.
+    await Promise.all(
+      claims.map((pvc) =>
+        ctx.clients.core.patchNamespacedPersistentVolumeClaim(
+          { name: pvc.metadata!.name!, namespace: ns, body: { metadata: { ownerReferences: (pvc.metadata?.ownerReferences ?? []).filter((o) => o.uid !== sts.metadata!.uid) } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        ),
+      ),
+    );
+  }
+  await deleteIfExists(ctx.clients.objects, { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: instance, namespace: ns } });
   ctx.facts.writes.push(`StatefulSet/${instance}`);
-  if ((cluster.spec.storage.pvcRetentionPolicy?.whenScaled ?? DEFAULTS.pvcWhenScaled) !== 'Delete') return;
-  for (const pvc of ctx.cache.listForCluster<V1PersistentVolumeClaim>('PersistentVolumeClaim', cluster.metadata.namespace!, cluster.metadata.name!)) {
-    if (pvc.metadata?.labels?.[LABELS.instance] !== instance) continue;
-    await deleteIfExists(ctx.clients.objects, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata.name, namespace: cluster.metadata.namespace } });
+  if (whenScaled === 'Delete' && whenDeleted === 'Retain') {
+    await Promise.all(claims.map((pvc) => deleteIfExists(ctx.clients.objects, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata!.name, namespace: ns } })));
   }
 }
 
@@ -146,7 +169,7 @@ export const installReconciler: Reconciler = {
       }),
     );
     await Promise.all(existing.filter((sts) => plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
-    await ensureClaims(ctx, instances);
+    await growClaims(ctx, instances);
     return {};
   },
 };

@@ -30,6 +30,8 @@ export interface InformerOptions {
   /** Re-list this often (with ±10% jitter) to heal a watch that hangs without an error. */
   relistMs?: number;
   maxBackoffMs?: number;
+  /** Drop more of each object before it is cached (what this kind's readers never use). */
+  trim?: (obj: KubernetesObject) => void;
 }
 
 export class ResilientInformer<T extends KubernetesObject> {
@@ -60,7 +62,17 @@ export class ResilientInformer<T extends KubernetesObject> {
         throw err;
       }
     };
-    this.lw = new ListWatch<T>(path, new TrimmingWatch(opts.kc), async () => trimList(await list()), false, opts.labelSelector);
+    const trim = (obj: T): T => {
+      trimObject(obj);
+      opts.trim?.(obj);
+      return obj;
+    };
+    const trimmedList = async () => {
+      const result = await list();
+      result.items.forEach(trim);
+      return result;
+    };
+    this.lw = new ListWatch<T>(path, new TrimmingWatch(opts.kc, trim as unknown as (o: KubernetesObject) => KubernetesObject), trimmedList, false, opts.labelSelector);
     this.lw.on('connect', () => opts.metrics?.apiRequests.inc({ verb: 'watch', resource: opts.type.plural, code: '200' }));
     this.lw.on('error', (err) => this.restartLater(err));
   }
@@ -145,14 +157,17 @@ export function trimObject<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
-function trimList<T extends KubernetesObject>(list: KubernetesListObject<T>): KubernetesListObject<T> {
-  for (const item of list.items) trimObject(item);
-  return list;
-}
-
 class TrimmingWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly trim: (obj: KubernetesObject) => KubernetesObject,
+  ) {
+    super(kc);
+  }
+
   override watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
-    return super.watch(path, query, (phase, obj, raw) => callback(phase, obj && typeof obj === 'object' ? trimObject(obj) : obj, raw), done);
+    // ERROR events carry a Status, not an object of this kind: pass those through untouched.
+    return super.watch(path, query, (phase, obj, raw) => callback(phase, phase !== 'ERROR' && obj && typeof obj === 'object' ? this.trim(obj) : obj, raw), done);
   }
 }
 
