@@ -204,6 +204,30 @@ describe('install reconciler', () => {
     expect(objs.has('Secret/needs-secret-superuser')).toBe(false); // the user's Secret is used instead
   });
 
+  it('keeps claims on scale-down and deletion when pvcRetentionPolicy says Retain', async () => {
+    const claimNames = async () =>
+      (await core().listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: `${LABELS.cluster}=keep` })).items
+        .filter((p) => !p.metadata?.deletionTimestamp)
+        .map((p) => p.metadata!.name!)
+        .sort();
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      seedIn(ns, 'keep', (c) => {
+        c.spec.instances = 2;
+        c.spec.highAvailability = { synchronousCommit: false };
+        c.spec.storage.pvcRetentionPolicy = { whenDeleted: 'Retain', whenScaled: 'Retain' };
+      }),
+    );
+    await waitFor('two claims', async () => (await claimNames()).length === 2);
+    await kubectlOk(['scale', 'pgc', 'keep', '-n', ns, '--replicas=1']);
+    await waitFor('instance keep-2 removed', async () => !(await ownedObjects(ns, 'keep')).has('StatefulSet/keep-2'));
+    await kubectlOk(['delete', 'pgc', 'keep', '-n', ns, '--wait=true']);
+    await waitFor('no owned objects left', async () => (await ownedObjects(ns, 'keep')).size === 0, { timeoutMs: 120_000 });
+    // Give the garbage collector time to (wrongly) act before checking the claims survived.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await claimNames()).toEqual(['pgdata-keep-1-0', 'pgdata-keep-2-0']);
+  });
+
   it('deleting the cluster removes every owned object', async () => {
     await kubectlOk(['delete', 'pgc', 'prod-db', '-n', ns, '--wait=true']);
     await waitFor('no owned objects left', async () => (await ownedObjects(ns, 'prod-db')).size === 0, { timeoutMs: 120_000 });

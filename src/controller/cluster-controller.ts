@@ -34,6 +34,9 @@ export interface ControllerOptions {
 /** Reconcilers in the order DESIGN.md gives; later issues insert ha, backup, upgrade, … before status. */
 export const RECONCILERS: Reconciler[] = [installReconciler];
 
+/** Coalescing window for events of owned objects; changes to the cluster itself go at once. */
+const OWNED_EVENT_DELAY_MS = 250;
+
 /** While instances are not ready, look again this often even without events. */
 const WAITING_REQUEUE_MS = 30_000;
 
@@ -125,7 +128,9 @@ export class ClusterController implements OwnedCache {
   private enqueueOwner(o: KubernetesObject): void {
     const cluster = o.metadata?.labels?.[LABELS.cluster];
     if (!cluster || !this.workersStarted) return;
-    this.queue.add(`${o.metadata!.namespace}/${cluster}`);
+    // Owned objects change in bursts (the StatefulSet controller makes a claim and a pod per
+    // instance): wait a moment so one reconcile sees the whole burst.
+    this.queue.add(`${o.metadata!.namespace}/${cluster}`, OWNED_EVENT_DELAY_MS);
   }
 
   private findCluster(namespace: string, name: string): PostgreSQLCluster | undefined {
