@@ -12,7 +12,7 @@ import type { PostgreSQLCluster } from '../src/api/cluster.js';
 import { instanceStatefulSet } from '../src/builders/statefulset.js';
 import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../src/builders/rbac.js';
 import { helmOk, parseManifests, templateArgs } from '../test/support/helm.js';
-import { createTestNamespace, deleteTestNamespace } from './harness/env.js';
+import { createTestNamespace, deleteTestNamespace, waitFor } from './harness/env.js';
 import { kubectl, kubectlOk, type KubectlResult } from './harness/kubectl.js';
 import { OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
 
@@ -335,7 +335,7 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
       // it must read that Role, so it exists for real here (the operator creates it first too).
       const cluster = exampleCluster(ns);
       await kubectlOk(['apply', '--server-side', '--field-manager=e2e', '-f', '-'], stringify(instanceRole(cluster)));
-      const r = await kubectl([...DRY_RUN, `--as=${OPERATOR_SA}`], stringify(instanceRoleBinding(cluster)));
+      const r = await kubectlAfterCaches([...DRY_RUN, `--as=${OPERATOR_SA}`], stringify(instanceRoleBinding(cluster)));
       expect(r.code, `${r.stderr}${r.stdout}`).toBe(0);
       expect(r.stdout.trim()).toBe('rolebinding.rbac.authorization.k8s.io/x serverside-applied (server dry run)');
     });
@@ -345,6 +345,19 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
 // ---------------------------------------------------------------------------------------------
 // 3. Pod Security "restricted": the operator's and the instances' pods.
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * kubectl, retried while the apiserver still answers "not found" for an object just created: its
+ * admission plugins (ServiceAccount, RBAC escalation checks) read their own caches, which lag.
+ */
+async function kubectlAfterCaches(args: string[], input: string): Promise<Awaited<ReturnType<typeof kubectl>>> {
+  let last!: Awaited<ReturnType<typeof kubectl>>;
+  await waitFor('admission caches to see objects just created', async () => {
+    last = await kubectl(args, input);
+    return !/not found/i.test(last.stderr);
+  }, { timeoutMs: 15_000, intervalMs: 250 });
+  return last;
+}
 
 describe('Pod Security: a namespace labelled enforce=restricted, warn=restricted', () => {
   let ns = '';
@@ -382,7 +395,7 @@ describe('Pod Security: a namespace labelled enforce=restricted, warn=restricted
     const sts = await kubectl(DRY_RUN, stringify(badSts));
     expect(sts.code, sts.stderr).toBe(0);
     expect(podSecurityWarnings(sts).join('\n')).toMatch(/allowPrivilegeEscalation != false/);
-    const pod = await kubectl(DRY_RUN, stringify(podFrom(badSts, 'x-1-0')));
+    const pod = await kubectlAfterCaches(DRY_RUN, stringify(podFrom(badSts, 'x-1-0')));
     expect(pod.code).not.toBe(0);
     expect(pod.stderr).toMatch(/violates PodSecurity "restricted:latest".*allowPrivilegeEscalation != false/);
   });
@@ -396,7 +409,7 @@ describe('Pod Security: a namespace labelled enforce=restricted, warn=restricted
   });
 
   it("admits (enforce) a pod of the chart's Deployment", async () => {
-    const r = await kubectl(DRY_RUN, stringify(podFrom(deployment, `${deployment.metadata.name}-0`)));
+    const r = await kubectlAfterCaches(DRY_RUN, stringify(podFrom(deployment, `${deployment.metadata.name}-0`)));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/PodSecurity/);
   });
@@ -410,7 +423,7 @@ describe('Pod Security: a namespace labelled enforce=restricted, warn=restricted
   });
 
   it("admits (enforce) the instance StatefulSet's pod", async () => {
-    const r = await kubectl(DRY_RUN, stringify(podFrom(statefulSet, 'x-1-0')));
+    const r = await kubectlAfterCaches(DRY_RUN, stringify(podFrom(statefulSet, 'x-1-0')));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/PodSecurity/);
   });

@@ -49,6 +49,7 @@ const EXPECTED_OWNED = (c: string) => [
   `Secret/${c}-superuser`,
   `Secret/${c}-replication`,
   `Secret/${c}-app`,
+  `Secret/${c}-agent`,
   `ConfigMap/${c}-config`,
   `StatefulSet/${c}-1`,
   `StatefulSet/${c}-2`,

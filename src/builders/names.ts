@@ -11,6 +11,8 @@ export const names = {
   superuserSecret: (cluster: string) => `${cluster}-superuser`,
   replicationSecret: (cluster: string) => `${cluster}-replication`,
   appSecret: (cluster: string) => `${cluster}-app`,
+  /** Bearer token of the instance agents' API (the operator is its only client). */
+  agentSecret: (cluster: string) => `${cluster}-agent`,
   pdb: (cluster: string) => cluster,
   serviceAccount: (cluster: string) => cluster,
   role: (cluster: string) => cluster,

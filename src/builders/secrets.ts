@@ -14,7 +14,7 @@ export function generatePassword(): string {
   return randomBytes(24).toString('base64url');
 }
 
-export type CredentialKind = 'superuser' | 'replication' | 'app';
+export type CredentialKind = 'superuser' | 'replication' | 'app' | 'agent';
 
 /** The Secrets the operator generates for this spec (a user-supplied Secret replaces ours). */
 export function generatedSecretNames(cluster: PostgreSQLCluster): Record<CredentialKind, string | undefined> {
@@ -23,6 +23,7 @@ export function generatedSecretNames(cluster: PostgreSQLCluster): Record<Credent
     superuser: cluster.spec.superuserSecret ? undefined : names.superuserSecret(name),
     replication: names.replicationSecret(name),
     app: cluster.spec.bootstrap?.initdb?.secret ? undefined : names.appSecret(name),
+    agent: names.agentSecret(name),
   };
 }
 
@@ -33,6 +34,7 @@ export function secretNames(cluster: PostgreSQLCluster): Record<CredentialKind, 
     superuser: cluster.spec.superuserSecret?.name ?? names.superuserSecret(name),
     replication: names.replicationSecret(name),
     app: cluster.spec.bootstrap?.initdb?.secret?.name ?? names.appSecret(name),
+    agent: names.agentSecret(name),
   };
 }
 
@@ -41,6 +43,9 @@ export function credentialSecret(cluster: PostgreSQLCluster, kind: CredentialKin
   const ns = cluster.metadata.namespace!;
   const secretName = secretNames(cluster)[kind];
   let data: Record<string, string>;
+  if (kind === 'agent') {
+    return { apiVersion: 'v1', kind: 'Secret', metadata: ownedMeta(cluster, secretName, 'credentials-agent'), type: 'Opaque', stringData: { token: password } };
+  }
   if (kind === 'superuser') data = { username: 'postgres', password };
   else if (kind === 'replication') data = { username: REPLICATION_USER, password };
   else {

@@ -289,8 +289,11 @@ describe('credentials', () => {
     expect(credentialSecret(cluster, 'replication', 'r').type).toBe('kubernetes.io/basic-auth');
   });
 
-  it('generates all three Secrets by default', () => {
-    expect(generatedSecretNames(seedCluster())).toEqual({ superuser: 'prod-db-superuser', replication: 'prod-db-replication', app: 'prod-db-app' });
+  it('generates every Secret by default, the agent\'s API token included', () => {
+    expect(generatedSecretNames(seedCluster())).toEqual({ superuser: 'prod-db-superuser', replication: 'prod-db-replication', app: 'prod-db-app', agent: 'prod-db-agent' });
+    const agent = credentialSecret(seedCluster(), 'agent', 'tok');
+    expect(agent.stringData).toEqual({ token: 'tok' });
+    expect(podSpecOf(statefulSet(seedCluster())).volumes!.find((v) => v.name === 'agent')?.secret?.secretName).toBe('prod-db-agent');
   });
 
   it('generates no superuser Secret when the user supplies one, and points everything at theirs', () => {
@@ -483,7 +486,7 @@ describe('instance RBAC', () => {
   it.each([
     ['postgres.pgpilot.io', 'postgresqlclusters', ['prod-db']],
     ['', 'configmaps', ['prod-db-config']],
-    ['', 'secrets', ['prod-db-superuser', 'prod-db-replication', 'prod-db-app']],
+    ['', 'secrets', ['prod-db-superuser', 'prod-db-replication', 'prod-db-app', 'prod-db-agent']],
   ])('restricts %s %s to this cluster\'s objects by name', (group, resource, resourceNames) => {
     const matching = rules().filter((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource));
     expect(matching.length).toBeGreaterThan(0);
