@@ -199,6 +199,8 @@ const ALLOWED: CanI[] = [
   { verb: 'create', resource: 'poddisruptionbudgets.policy', namespace: SOME_NS },
   { verb: 'create', resource: 'rolebindings.rbac.authorization.k8s.io', namespace: SOME_NS },
   { verb: 'list', resource: 'pods', namespace: SOME_NS },
+  { verb: 'patch', resource: 'pods', namespace: SOME_NS },
+  { verb: 'update', resource: 'leases.coordination.k8s.io', namespace: SOME_NS },
   { verb: 'get', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
   { verb: 'create', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
   { verb: 'update', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
@@ -224,7 +226,7 @@ const DENIED: CanI[] = [
   { verb: 'escalate', resource: 'roles.rbac.authorization.k8s.io', namespace: SOME_NS },
   { verb: 'impersonate', resource: 'serviceaccounts', namespace: SOME_NS },
   // The leader-election Role lives in the release namespace only, and has no delete.
-  { verb: 'update', resource: 'leases.coordination.k8s.io', namespace: SOME_NS },
+  { verb: 'delete', resource: 'leases.coordination.k8s.io', namespace: SOME_NS },
   { verb: 'delete', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
 ];
 
@@ -334,7 +336,7 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
       // Without `bind`, the apiserver only lets a subject bind a Role whose rules it holds itself;
       // it must read that Role, so it exists for real here (the operator creates it first too).
       const cluster = exampleCluster(ns);
-      await kubectlOk(['apply', '--server-side', '--field-manager=e2e', '-f', '-'], stringify(instanceRole(cluster)));
+      await kubectlOk(['apply', '--server-side', '--field-manager=e2e', '-f', '-'], stringify(unowned(instanceRole(cluster))));
       const r = await kubectlAfterCaches([...DRY_RUN, `--as=${OPERATOR_SA}`], stringify(instanceRoleBinding(cluster)));
       expect(r.code, `${r.stderr}${r.stdout}`).toBe(0);
       expect(r.stdout.trim()).toBe('rolebinding.rbac.authorization.k8s.io/x serverside-applied (server dry run)');
@@ -345,6 +347,16 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
 // ---------------------------------------------------------------------------------------------
 // 3. Pod Security "restricted": the operator's and the instances' pods.
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * A builder's object without its owner reference: the fake cluster it names does not exist, and
+ * the garbage collector deletes such orphans at once (as soon as it has discovered the CRD).
+ */
+function unowned<T extends { metadata?: { ownerReferences?: unknown } }>(obj: T): T {
+  const copy = structuredClone(obj);
+  delete copy.metadata?.ownerReferences;
+  return copy;
+}
 
 /**
  * kubectl, retried while the apiserver still answers "not found" for an object just created: its
@@ -382,7 +394,7 @@ describe('Pod Security: a namespace labelled enforce=restricted, warn=restricted
     await kubectlOk(['apply', '--server-side', '--field-manager=e2e', '-f', '-'], stringify(chartSa));
     const cluster = exampleCluster(ns);
     statefulSet = instanceStatefulSet(cluster, 'x-1', { instanceImageRepository: 'r' }) as Obj;
-    await kubectlOk(['apply', '--server-side', '--field-manager=e2e', '-f', '-'], stringify(instanceServiceAccount(cluster)));
+    await kubectlOk(['apply', '--server-side', '--field-manager=e2e', '-f', '-'], stringify(unowned(instanceServiceAccount(cluster))));
   });
 
   afterAll(async () => {

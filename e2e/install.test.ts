@@ -100,9 +100,10 @@ describe('install reconciler', () => {
   });
 
   it('reports status: phase, conditions that say why, counts, selector and primary', async () => {
-    const status = await waitFor('status with Ready condition', async () => {
+    // status.instances counts StatefulSets that exist: the first pass may not see them yet.
+    const status = await waitFor('status with 3 instances and a Ready condition', async () => {
       const c = await getCluster(ns, 'prod-db');
-      return c.status?.conditions?.some((x) => x.type === 'Ready') ? c.status : undefined;
+      return c.status?.instances === 3 && c.status.conditions?.some((x) => x.type === 'Ready') ? c.status : undefined;
     });
     expect(status.phase).toBe('Provisioning');
     expect(status.observedGeneration).toBe(1);

@@ -14,6 +14,8 @@ export const DEFAULTS = {
   synchronousCommit: false,
   synchronousReplicas: 1,
   durability: 'required',
+  failoverDelaySeconds: 0,
+  switchoverDelaySeconds: 60,
   podAntiAffinity: 'preferred',
   topologyKey: 'kubernetes.io/hostname',
   imagePullPolicy: 'IfNotPresent',
@@ -151,6 +153,22 @@ const HighAvailability = Obj('Replication, failover and durability.', {
   synchronousReplicas: Type.Optional(
     Type.Integer({ description: 'How many replicas must confirm each commit when synchronousCommit is on (a quorum: ANY n).', minimum: 1, maximum: 8, default: DEFAULTS.synchronousReplicas }),
   ),
+  failoverDelaySeconds: Type.Optional(
+    Type.Integer({
+      description: 'Seconds to wait after the primary is confirmed failed before promoting a replica (0: at once).',
+      minimum: 0,
+      maximum: 3600,
+      default: DEFAULTS.failoverDelaySeconds,
+    }),
+  ),
+  switchoverDelaySeconds: Type.Optional(
+    Type.Integer({
+      description: 'Seconds the old primary gets to stop cleanly during a switchover before it is stopped fast.',
+      minimum: 1,
+      maximum: 3600,
+      default: DEFAULTS.switchoverDelaySeconds,
+    }),
+  ),
   durability: Type.Optional(
     StringEnum(['required', 'preferred'] as const, {
       description: 'required: commits wait while too few synchronous replicas are up. preferred: the primary keeps accepting writes with fewer, and catches up when they return.',
@@ -244,6 +262,13 @@ export const ClusterSpecSchema = Obj(
     }),
     instances: Type.Optional(
       Type.Integer({ description: 'Number of PostgreSQL instances: one primary, the rest streaming replicas.', minimum: 1, maximum: 10, default: DEFAULTS.instances }),
+    ),
+    primary: Type.Optional(
+      Type.String({
+        description: 'Instance that should be the primary (e.g. "prod-db-2"). Changing it requests a switchover; leave unset to let the operator choose.',
+        maxLength: 63,
+        pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?-[1-9][0-9]*$',
+      }),
     ),
     imageName: Type.Optional(Type.String({ description: 'Container image for the instances, overriding the operator\'s <repository>:<version>.', maxLength: 512 })),
     imagePullPolicy: Type.Optional(

@@ -13,7 +13,10 @@ import type { Logger } from '../runtime/logger.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { WorkQueue, type WorkResult } from '../runtime/workqueue.js';
 import { findCondition } from '../reconcilers/conditions.js';
+import { AgentClient } from '../instance/agent-client.js';
+import { AgentTokens, createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
+import { PrimaryMonitor } from './primary-monitor.js';
 import { computeStatus } from '../reconcilers/status.js';
 import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
 import { CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
@@ -31,8 +34,6 @@ export interface ControllerOptions {
   relistMs?: number;
 }
 
-/** Reconcilers in the order DESIGN.md gives; later issues insert ha, backup, upgrade, … before status. */
-export const RECONCILERS: Reconciler[] = [installReconciler];
 
 /** Coalescing window for events of owned objects; changes to the cluster itself go at once. */
 const OWNED_EVENT_DELAY_MS = 250;
@@ -45,6 +46,9 @@ export class ClusterController implements OwnedCache {
   private readonly owned = new Map<OwnedKind, Array<ResilientInformer<KubernetesObject>>>();
   private readonly queue: WorkQueue;
   private resyncTimer?: NodeJS.Timeout;
+  private readonly monitor: PrimaryMonitor;
+  /** In the order DESIGN.md gives (install → ha → … → status); later issues add backup, upgrade, … */
+  private readonly reconcilers: Reconciler[];
 
   constructor(private readonly opts: ControllerOptions) {
     this.queue = new WorkQueue((key) => this.reconcileKey(key), {
@@ -55,6 +59,15 @@ export class ClusterController implements OwnedCache {
         opts.log.warn({ cluster: key, attempt, retryInMs: delayMs, err: apiErrorMessage(err) }, 'reconcile failed; retrying with backoff');
       },
     });
+    const agent = new AgentClient();
+    this.monitor = new PrimaryMonitor(agent, (key) => {
+      opts.log.warn({ cluster: key }, 'primary failed its heartbeat and a direct PostgreSQL check');
+      this.queue.add(key);
+    });
+    this.reconcilers = [
+      installReconciler,
+      createHaReconciler({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, coordination: opts.clients.coordination }),
+    ];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {
@@ -100,6 +113,7 @@ export class ClusterController implements OwnedCache {
 
   async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
+    this.monitor.stop();
     await this.queue.shutdown();
     await Promise.all(this.allInformers().map((i) => i.stop()));
   }
@@ -167,7 +181,7 @@ export class ClusterController implements OwnedCache {
     let failure: { reason: string; message: string } | undefined;
     let requeueAfterMs: number | undefined;
     let error: unknown;
-    for (const r of RECONCILERS) {
+    for (const r of this.reconcilers) {
       try {
         const res = await r.reconcile(ctx);
         conditions.push(...(res.conditions ?? []));
@@ -185,7 +199,7 @@ export class ClusterController implements OwnedCache {
     }
     if (ctx.facts.writes.length > 0) log.info({ writes: ctx.facts.writes }, 'applied changes');
     const instanceNames = ctx.facts.instanceNames ?? cluster.status?.instanceNames ?? [];
-    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date() });
+    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary });
     await this.writeStatus(cluster, status, log);
     await this.recordTransitions(cluster, status);
     if (error) throw error;

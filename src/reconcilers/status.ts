@@ -28,6 +28,8 @@ export interface StatusInputs {
   failure?: { reason: string; message: string };
   writes: string[];
   now: Date;
+  /** The primary the ha reconciler established this pass, if it ran. */
+  primary?: string;
 }
 
 /** The status the cluster should show (pure apart from reading the cache). */
@@ -77,7 +79,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
             ? 'Degraded'
             : 'Provisioning';
   const secrets = secretNames(cluster);
-  const primary = cluster.status?.currentPrimary ?? instanceNames[0];
+  const primary = input.primary ?? cluster.status?.currentPrimary ?? instanceNames[0];
   return {
     phase,
     observedGeneration: cluster.metadata.generation,
@@ -86,7 +88,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     selector: selectorString(podSelector(name)),
     instanceNames,
     ...(firstReadyTime ? { firstReadyTime } : {}),
-    ...(primary ? { currentPrimary: primary, targetPrimary: cluster.status?.targetPrimary ?? primary } : {}),
+    ...(primary ? { currentPrimary: primary, targetPrimary: cluster.spec.primary ?? primary } : {}),
     version: cluster.spec.version,
     secrets: { superuser: secrets.superuser, replication: secrets.replication, app: secrets.app },
     conditions: mergeConditions(cluster.status?.conditions, conditions, cluster.metadata.generation, input.now),

@@ -43,6 +43,8 @@ export interface ReconcileContext {
 
 export interface ReconcileFacts {
   instanceNames?: string[];
+  /** The primary the ha reconciler established (after a failover or switchover, the new one). */
+  primary?: string;
   /** Objects written in this pass: Progressing reports them. */
   writes: string[];
 }

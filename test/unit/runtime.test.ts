@@ -407,6 +407,7 @@ describe('computeStatus', () => {
       failure: opts.failure,
       writes: opts.writes ?? [],
       now: opts.now ?? NOW,
+      primary: opts.primary,
     });
   }
   // A cluster that was Healthy or Scaling has been ready once (firstReadyTime); a Degraded one may not have.
@@ -528,7 +529,12 @@ describe('computeStatus', () => {
   it('defaults currentPrimary and targetPrimary to the first instance, and keeps a known primary', () => {
     expect(status({ objects: readyAll(3) })).toMatchObject({ currentPrimary: 'prod-db-1', targetPrimary: 'prod-db-1' });
     const known = withStatus('Healthy', { currentPrimary: 'prod-db-2', targetPrimary: 'prod-db-3' });
-    expect(status({ cluster: known, objects: readyAll(3) })).toMatchObject({ currentPrimary: 'prod-db-2', targetPrimary: 'prod-db-3' });
+    // targetPrimary is what spec.primary asks for, else the current primary.
+    expect(status({ cluster: known, objects: readyAll(3) })).toMatchObject({ currentPrimary: 'prod-db-2', targetPrimary: 'prod-db-2' });
+    const switching = { ...known, spec: { ...known.spec, primary: 'prod-db-3' } };
+    expect(status({ cluster: switching, objects: readyAll(3) })).toMatchObject({ currentPrimary: 'prod-db-2', targetPrimary: 'prod-db-3' });
+    // After a failover this pass, the ha reconciler's primary wins.
+    expect(status({ cluster: known, objects: readyAll(3), primary: 'prod-db-1' })).toMatchObject({ currentPrimary: 'prod-db-1' });
     expect(status({ objects: [], instanceNames: [] })).not.toHaveProperty('currentPrimary');
   });
 

@@ -81,7 +81,8 @@ Rules the operator needs on the namespaces it watches (a ClusterRole, or one Rol
 namespace). Least privilege, no wildcards. The operator grants its PostgreSQL pods a Role with
 core pods/configmaps [get list watch], secrets [get], events [create patch] and
 postgres.pgpilot.io postgresqlclusters [get list watch]; Kubernetes only lets it grant what it
-holds, so every one of those must stay covered here.
+holds, so every one of those must stay covered here. Pods: patch sets the role labels the
+Services select on. Leases: each cluster's `<name>-primary` Lease serialises promotions.
 */}}
 {{- define "pgpilot.operatorRules" -}}
 - apiGroups: ["postgres.pgpilot.io"]
@@ -101,7 +102,10 @@ holds, so every one of those must stay covered here.
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -1,0 +1,104 @@
+// Fast, careful detection of a failed primary. Every primary gets a sub-second heartbeat to its
+// agent; a missed heartbeat is confirmed by speaking PostgreSQL's protocol to the server itself
+// (an SSLRequest a live postmaster answers at once, even under load or at max_connections)
+// before the primary counts as failed — a slow agent alone never triggers a failover.
+import { connect } from 'node:net';
+import { POSTGRES_PORT } from '../api/constants.js';
+import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
+
+export interface MonitorOptions {
+  intervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  confirmTimeoutMs?: number;
+}
+
+/** Does a PostgreSQL server answer at host:port? (SSLRequest → 'S' or 'N'.) */
+export function postgresAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => {
+      const req = Buffer.alloc(8);
+      req.writeInt32BE(8, 0);
+      req.writeInt32BE(80877103, 4);
+      socket.write(req);
+    });
+    socket.once('data', (d: Buffer) => done(d[0] === 0x53 || d[0] === 0x4e));
+  });
+}
+
+interface Watched {
+  ep: AgentEndpoint;
+  timer: NodeJS.Timeout;
+  failedSince?: number;
+  busy: boolean;
+}
+
+export class PrimaryMonitor {
+  private readonly watched = new Map<string, Watched>();
+  private readonly interval: number;
+  private readonly heartbeatTimeout: number;
+  private readonly confirmTimeout: number;
+
+  constructor(
+    private readonly agent: AgentClient,
+    private readonly onFailure: (key: string) => void,
+    opts: MonitorOptions = {},
+  ) {
+    this.interval = opts.intervalMs ?? 250;
+    this.heartbeatTimeout = opts.heartbeatTimeoutMs ?? 400;
+    this.confirmTimeout = opts.confirmTimeoutMs ?? 1000;
+  }
+
+  /** Watch the primary of `key` at `ep` (replacing what was watched before, e.g. after a failover). */
+  watch(key: string, ep: AgentEndpoint): void {
+    const current = this.watched.get(key);
+    if (current && current.ep.host === ep.host && current.ep.token === ep.token) return;
+    this.unwatch(key);
+    const w: Watched = { ep, busy: false, timer: setInterval(() => void this.beat(key, w), this.interval) };
+    w.timer.unref();
+    this.watched.set(key, w);
+  }
+
+  unwatch(key: string): void {
+    const w = this.watched.get(key);
+    if (w) clearInterval(w.timer);
+    this.watched.delete(key);
+  }
+
+  /** When the watched primary of `key` was confirmed failed, if it is failed now. */
+  failedSince(key: string, host: string): number | undefined {
+    const w = this.watched.get(key);
+    return w && w.ep.host === host ? w.failedSince : undefined;
+  }
+
+  stop(): void {
+    for (const key of [...this.watched.keys()]) this.unwatch(key);
+  }
+
+  private async beat(key: string, w: Watched): Promise<void> {
+    if (w.busy) return;
+    w.busy = true;
+    try {
+      const healthy = await this.agent
+        .status(w.ep, this.heartbeatTimeout)
+        .then((s) => s.running && s.role === 'primary' && !s.fenced)
+        .catch(() => false);
+      if (healthy || (await postgresAnswers(w.ep.host, POSTGRES_PORT, this.confirmTimeout))) {
+        w.failedSince = undefined;
+        return;
+      }
+      if (w.failedSince === undefined) {
+        w.failedSince = Date.now();
+        this.onFailure(key);
+      }
+    } finally {
+      w.busy = false;
+    }
+  }
+}

@@ -1,0 +1,202 @@
+// High availability decisions, pure: from what the instances report to the ordered actions that
+// converge the cluster (bootstrap, role labels, failover, switchover, repointing, rejoining).
+// The reconciler in ha.ts gathers the observations and carries the actions out in order.
+import type { BootstrapRequest, InstanceStatus } from '../instance/api-types.js';
+import { compareLsn } from '../instance/lsn.js';
+import type { ConditionInput } from './types.js';
+
+export interface ObservedInstance {
+  name: string;
+  /** The pod's IP; undefined while there is no running pod. */
+  podIP?: string;
+  /** The role label the pod carries now (undefined: none). */
+  roleLabel?: string;
+  /** What the agent reports; undefined when it does not answer. */
+  agent?: InstanceStatus;
+}
+
+export interface HaInput {
+  instances: ObservedInstance[];
+  /** status.currentPrimary (the first instance before there is one). */
+  primary: string;
+  /** spec.primary: a switchover request. */
+  requestedPrimary?: string;
+  haEnabled: boolean;
+  /** ANY n quorum with durability required: failover must prove it cannot lose a commit. */
+  syncQuorum?: number;
+  /** When the primary monitor confirmed the primary as failed (ms since epoch), if it did. */
+  primaryFailedSince?: number;
+  failoverDelayMs: number;
+  now: number;
+}
+
+export type Role = 'primary' | 'replica';
+
+export type HaAction =
+  | { kind: 'bootstrap'; instance: string; request: BootstrapRequest }
+  | { kind: 'label'; instance: string; role: Role | null }
+  /** Claim the primary role for `instance` (serialised through the cluster's primary Lease). */
+  | { kind: 'claim'; instance: string; from: string; reason: 'failover' | 'switchover' }
+  | { kind: 'fence'; instance: string; bestEffort: boolean }
+  | { kind: 'promote'; instance: string }
+  | { kind: 'checkpoint'; instance: string }
+  | { kind: 'follow'; instance: string; host: string };
+
+export interface HaPlan {
+  actions: HaAction[];
+  conditions: ConditionInput[];
+  /** The primary after the plan (differs from input.primary after a failover or switchover). */
+  primary: string;
+  /** Look again soon (waiting for a delay, a bootstrap, a lagging replica). */
+  requeueAfterMs?: number;
+}
+
+const healthyPrimary = (i?: ObservedInstance) => !!i?.agent?.running && i.agent.role === 'primary' && !i.agent.fenced;
+const runningReplica = (i: ObservedInstance) => !!i.agent?.running && i.agent.role === 'replica' && !i.agent.fenced;
+
+/** The most advanced replica: received WAL first, then replayed, then lowest ordinal. */
+export function chooseCandidate(replicas: ObservedInstance[]): ObservedInstance | undefined {
+  return [...replicas].sort(
+    (a, b) => compareLsn(b.agent!.receiveLsn, a.agent!.receiveLsn) || compareLsn(b.agent!.replayLsn, a.agent!.replayLsn) || a.name.localeCompare(b.name, undefined, { numeric: true }),
+  )[0];
+}
+
+/** Role labels the Services select on: only a healthy primary gets `primary`, streaming-capable replicas `replica`. */
+function labelActions(instances: ObservedInstance[], primary: string, primaryOk: boolean): HaAction[] {
+  const out: HaAction[] = [];
+  for (const i of instances) {
+    if (!i.podIP) continue;
+    const want: Role | null = i.name === primary ? (primaryOk ? 'primary' : null) : runningReplica(i) ? 'replica' : null;
+    if ((i.roleLabel ?? null) !== want) out.push({ kind: 'label', instance: i.name, role: want });
+  }
+  return out;
+}
+
+/** Replicas that must clone, repoint or rejoin (rewind) to follow `primary` at `host`. */
+function followActions(instances: ObservedInstance[], primary: string, host: string): HaAction[] {
+  const out: HaAction[] = [];
+  let checkpointed = false;
+  for (const i of instances) {
+    if (i.name === primary || !i.agent || !i.podIP) continue;
+    if (i.agent.phase === 'AwaitingBootstrap') {
+      out.push({ kind: 'bootstrap', instance: i.name, request: { mode: 'clone', primary: { host, port: 5432 } } });
+      continue;
+    }
+    const stalePrimary = i.agent.role === 'primary' || (i.agent.fenced && i.agent.role !== 'replica');
+    const elsewhere = i.agent.role === 'replica' && i.agent.following !== null && !i.agent.following.startsWith(`${host}:`);
+    if (stalePrimary && !checkpointed) {
+      // pg_rewind reads the new primary's control file: a checkpoint first, or it may see no divergence.
+      out.push({ kind: 'checkpoint', instance: primary });
+      checkpointed = true;
+    }
+    if (stalePrimary || elsewhere || (i.agent.role === 'replica' && i.agent.following === null)) out.push({ kind: 'follow', instance: i.name, host });
+  }
+  return out;
+}
+
+function replicasStreaming(instances: ObservedInstance[], primary: string): ConditionInput {
+  const replicas = instances.filter((i) => i.name !== primary);
+  const streaming = replicas.filter((i) => i.agent?.streaming);
+  const lagging = replicas.filter((i) => !i.agent?.streaming).map((i) => `${i.name} (${i.agent ? (i.agent.phase === 'Running' ? 'not streaming' : i.agent.phase) : 'agent unreachable'})`);
+  return streaming.length === replicas.length
+    ? { type: 'ReplicasStreaming', status: 'True', reason: 'AllStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming` }
+    : { type: 'ReplicasStreaming', status: 'False', reason: 'ReplicasNotStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming; not streaming: ${lagging.join(', ')}` };
+}
+
+export function planHa(input: HaInput): HaPlan {
+  const byName = new Map(input.instances.map((i) => [i.name, i] as const));
+  const primary = byName.get(input.primary);
+  const replicas = input.instances.filter((i) => i.name !== input.primary);
+
+  // 1. A new cluster: initdb on the first instance once no instance has data.
+  if (primary?.agent?.phase === 'AwaitingBootstrap' && !input.instances.some((i) => i.agent?.systemIdentifier)) {
+    return {
+      actions: [{ kind: 'bootstrap', instance: primary.name, request: { mode: 'initdb' } }],
+      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Bootstrapping', message: `Creating the database on ${primary.name} (initdb)` }],
+      primary: input.primary,
+      requeueAfterMs: 1000,
+    };
+  }
+
+  if (healthyPrimary(primary)) {
+    const host = primary!.podIP!;
+    // 2. Switchover on request, to a replica that streams from the primary.
+    const target = input.requestedPrimary && input.requestedPrimary !== input.primary ? byName.get(input.requestedPrimary) : undefined;
+    if (target && runningReplica(target) && target.agent!.streaming) {
+      return {
+        actions: [
+          { kind: 'claim', instance: target.name, from: input.primary, reason: 'switchover' },
+          { kind: 'label', instance: input.primary, role: null },
+          // A clean stop: walsenders ship all WAL, the shutdown checkpoint included, before exiting.
+          { kind: 'fence', instance: input.primary, bestEffort: false },
+          { kind: 'promote', instance: target.name },
+          { kind: 'label', instance: target.name, role: 'primary' },
+        ],
+        conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Switchover', message: `Switching over from ${input.primary} to ${target.name}` }],
+        primary: target.name,
+        requeueAfterMs: 200,
+      };
+    }
+    const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host)];
+    const requested = input.requestedPrimary && input.requestedPrimary !== input.primary ? input.requestedPrimary : undefined;
+    const switchoverWait = !requested
+      ? []
+      : byName.has(requested)
+        ? [`switchover to ${requested} waits until it streams from the primary`]
+        : [`spec.primary names ${requested}, which is not an instance of this cluster (instances: ${input.instances.map((i) => i.name).join(', ')}); no switchover`];
+    return {
+      actions,
+      conditions: [
+        { type: 'PrimaryAvailable', status: 'True', reason: 'PrimaryRunning', message: `${input.primary} accepts writes${switchoverWait.length ? `; ${switchoverWait[0]}` : ''}` },
+        replicasStreaming(input.instances, input.primary),
+      ],
+      primary: input.primary,
+      ...(actions.length || switchoverWait.length ? { requeueAfterMs: 1000 } : {}),
+    };
+  }
+
+  // 3. The primary is not healthy.
+  const down = (reason: string, message: string, requeueAfterMs = 500): HaPlan => ({
+    actions: labelActions(input.instances, input.primary, false),
+    conditions: [{ type: 'PrimaryAvailable', status: 'False', reason, message }, replicasStreaming(input.instances, input.primary)],
+    primary: input.primary,
+    requeueAfterMs,
+  });
+  const what = primary?.agent ? `${input.primary} is ${primary.agent.fenced ? 'fenced' : primary.agent.phase}` : `${input.primary} does not answer`;
+  if (!input.instances.some((i) => i.agent)) {
+    // Nothing answers (pods pending or starting, or all down): pod events bring the next look.
+    return { ...down('WaitingForInstances', `No instance answers yet (${input.instances.map((i) => `${i.name}: ${i.podIP ? 'agent not answering' : 'no running pod'}`).join(', ')})`), requeueAfterMs: undefined };
+  }
+  if (!input.haEnabled) return down('PrimaryUnavailable', `${what}; automatic failover is off (highAvailability.enabled: false)`, 2000);
+  if (input.primaryFailedSince === undefined) return down('PrimaryUnhealthy', `${what}; confirming before failing over`);
+  const waited = input.now - input.primaryFailedSince;
+  if (waited < input.failoverDelayMs) return down('FailoverDelay', `${what}; failing over in ${Math.ceil((input.failoverDelayMs - waited) / 1000)} s (failoverDelay)`);
+
+  const candidates = replicas.filter(runningReplica);
+  if (candidates.length === 0) return down('NoFailoverCandidate', `${what}; no replica is running to take over`, 2000);
+  if (input.syncQuorum !== undefined) {
+    // Every acknowledged commit is on at least n replicas: seeing R − n + 1 of them guarantees the
+    // most advanced one we see has them all.
+    const needed = replicas.length - input.syncQuorum + 1;
+    if (candidates.length < needed) {
+      return down(
+        'FailoverWaitingForReplicas',
+        `${what}; ${candidates.length} of ${replicas.length} replicas answer but ${needed} are needed to be sure no acknowledged commit is lost (synchronous durability: required)`,
+        1000,
+      );
+    }
+  }
+  const candidate = chooseCandidate(candidates)!;
+  return {
+    actions: [
+      { kind: 'claim', instance: candidate.name, from: input.primary, reason: 'failover' },
+      { kind: 'label', instance: input.primary, role: null },
+      { kind: 'fence', instance: input.primary, bestEffort: true },
+      { kind: 'promote', instance: candidate.name },
+      { kind: 'label', instance: candidate.name, role: 'primary' },
+    ],
+    conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Failover', message: `${what}; promoting ${candidate.name} (received WAL up to ${candidate.agent!.receiveLsn ?? 'unknown'})` }],
+    primary: candidate.name,
+    requeueAfterMs: 100,
+  };
+}

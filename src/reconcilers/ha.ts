@@ -1,0 +1,188 @@
+// ha: asks every instance's agent how it is, plans with ha-plan.ts, and carries the plan out in
+// order: bootstrap, role labels (the rw/ro Services select on them), failover and switchover
+// (claim the primary Lease → cut routing → fence → promote), repointing replicas, rejoining an old
+// primary (checkpoint the new one, then follow → pg_rewind, or a fresh clone).
+import { ApiException, PatchStrategy, setHeaderOptions, type CoordinationV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { API_GROUP_VERSION, CLUSTER_KIND, LABELS } from '../api/constants.js';
+import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
+import { names } from '../builders/names.js';
+import { AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
+import type { InstanceStatus } from '../instance/api-types.js';
+import type { PrimaryMonitor } from '../controller/primary-monitor.js';
+import { planHa, type HaAction, type ObservedInstance } from './ha-plan.js';
+import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
+
+/** The Lease that records which instance is primary; promotions replace it with resourceVersion (CAS). */
+export const primaryLeaseName = (cluster: string) => `${cluster}-primary`;
+
+/** Agent API tokens by Secret, read once: the operator's caches keep no Secret data. */
+export class AgentTokens {
+  private readonly tokens = new Map<string, string>();
+  constructor(private readonly core: CoreV1Api) {}
+
+  async get(namespace: string, cluster: string): Promise<string | undefined> {
+    const key = `${namespace}/${cluster}`;
+    const known = this.tokens.get(key);
+    if (known) return known;
+    try {
+      const secret = await this.core.readNamespacedSecret({ name: names.agentSecret(cluster), namespace });
+      const token = secret.data?.token ? Buffer.from(secret.data.token, 'base64').toString('utf8') : undefined;
+      if (token) this.tokens.set(key, token);
+      return token;
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  forget(namespace: string, cluster: string): void {
+    this.tokens.delete(`${namespace}/${cluster}`);
+  }
+}
+
+export interface HaDeps {
+  agent: AgentClient;
+  tokens: AgentTokens;
+  monitor: PrimaryMonitor;
+  coordination: CoordinationV1Api;
+}
+
+function podIP(pod: V1Pod | undefined): string | undefined {
+  if (!pod || pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Running') return undefined;
+  return pod.status?.podIP;
+}
+
+async function claimPrimary(deps: HaDeps, cluster: PostgreSQLCluster, from: string, to: string): Promise<void> {
+  const namespace = cluster.metadata.namespace!;
+  const name = primaryLeaseName(cluster.metadata.name!);
+  const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+  let lease;
+  try {
+    lease = await deps.coordination.readNamespacedLease({ name, namespace });
+  } catch (err) {
+    if (!(err instanceof ApiException && err.code === 404)) throw err;
+    await deps.coordination.createNamespacedLease({
+      namespace,
+      body: { metadata: { name, namespace, labels: { [LABELS.cluster]: cluster.metadata.name!, [LABELS.managedBy]: 'pgpilot' } }, spec: { holderIdentity: to, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+    });
+    return;
+  }
+  if (lease.spec?.holderIdentity && lease.spec.holderIdentity !== from && lease.spec.holderIdentity !== to) {
+    throw new ReconcileError('PrimaryClaimConflict', `the primary Lease names ${lease.spec.holderIdentity}, not ${from}: another operator acted; re-reading`);
+  }
+  lease.spec = { ...lease.spec, holderIdentity: to, acquireTime: now, renewTime: now, leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1 };
+  try {
+    await deps.coordination.replaceNamespacedLease({ name, namespace, body: lease });
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 409) throw new ReconcileError('PrimaryClaimConflict', `the primary Lease changed while promoting ${to}: another operator acted; re-reading`);
+    throw err;
+  }
+}
+
+async function labelPod(ctx: ReconcileContext, instance: string, role: string | null): Promise<void> {
+  await ctx.clients.core.patchNamespacedPod(
+    { name: names.pod(instance), namespace: ctx.cluster.metadata.namespace!, body: { metadata: { labels: { [LABELS.role]: role } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  ctx.facts.writes.push(`Pod/${names.pod(instance)}`);
+}
+
+export function createHaReconciler(deps: HaDeps): Reconciler {
+  return {
+    name: 'ha',
+    async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
+      const { cluster } = ctx;
+      const ns = cluster.metadata.namespace!;
+      const name = cluster.metadata.name!;
+      const key = `${ns}/${name}`;
+      const instances = ctx.facts.instanceNames ?? [];
+      const token = await deps.tokens.get(ns, name);
+      if (!token || instances.length === 0) return {};
+
+      const endpoint = (host: string): AgentEndpoint => ({ host, token });
+      const observed: ObservedInstance[] = await Promise.all(
+        instances.map(async (instance) => {
+          const pod = ctx.cache.get<V1Pod>('Pod', ns, names.pod(instance));
+          const ip = podIP(pod);
+          const agent: InstanceStatus | undefined = ip ? await deps.agent.status(endpoint(ip), 1000).catch(() => undefined) : undefined;
+          return { name: instance, podIP: ip, roleLabel: pod?.metadata?.labels?.[LABELS.role], agent };
+        }),
+      );
+      const ha = cluster.spec.highAvailability;
+      const primary = cluster.status?.currentPrimary ?? instances[0]!;
+      const primaryIP = observed.find((o) => o.name === primary)?.podIP;
+      const sync = (ha?.synchronousCommit ?? DEFAULTS.synchronousCommit) && (ha?.durability ?? DEFAULTS.durability) === 'required';
+      const plan = planHa({
+        instances: observed,
+        primary,
+        requestedPrimary: cluster.spec.primary,
+        haEnabled: ha?.enabled ?? DEFAULTS.haEnabled,
+        syncQuorum: sync ? (ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas) : undefined,
+        primaryFailedSince: primaryIP ? deps.monitor.failedSince(key, primaryIP) : observed.find((o) => o.name === primary)?.agent ? undefined : Date.now() - 60_000,
+        failoverDelayMs: (ha?.failoverDelaySeconds ?? DEFAULTS.failoverDelaySeconds) * 1000,
+        now: Date.now(),
+      });
+
+      const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
+      const hostOf = (instance: string) => observed.find((o) => o.name === instance)?.podIP;
+      const started = Date.now();
+      for (const action of plan.actions) await execute(ctx, deps, action, hostOf, endpoint);
+      const claim = plan.actions.find((a): a is Extract<HaAction, { kind: 'claim' }> => a.kind === 'claim');
+      if (claim) {
+        const ms = Date.now() - started;
+        const what = claim.reason === 'failover' ? 'Failover' : 'Switchover';
+        ctx.log.info({ from: claim.from, to: claim.instance, ms }, `${claim.reason} done`);
+        await ctx.events.record(target, claim.reason === 'failover' ? 'Warning' : 'Normal', `${what}Completed`, `${what} from ${claim.from} to ${claim.instance}: promoted in ${ms} ms`);
+      }
+      ctx.facts.primary = plan.primary;
+      // Heartbeats go to whichever instance is primary now.
+      const newPrimaryIP = hostOf(plan.primary);
+      if (newPrimaryIP && plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True')) deps.monitor.watch(key, endpoint(newPrimaryIP));
+      return { conditions: plan.conditions, ...(plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
+    },
+  };
+}
+
+async function execute(
+  ctx: ReconcileContext,
+  deps: HaDeps,
+  action: HaAction,
+  hostOf: (instance: string) => string | undefined,
+  endpoint: (host: string) => AgentEndpoint,
+): Promise<void> {
+  const host = hostOf(action.instance);
+  const log = ctx.log.child({ action: action.kind, instance: action.instance });
+  switch (action.kind) {
+    case 'label':
+      return labelPod(ctx, action.instance, action.role);
+    case 'claim':
+      log.warn({ from: action.from, reason: action.reason }, `${action.reason}: claiming the primary role`);
+      return claimPrimary(deps, ctx.cluster, action.from, action.instance);
+    case 'fence':
+      if (!host) return;
+      try {
+        await deps.agent.fence(endpoint(host));
+      } catch (err) {
+        if (!action.bestEffort) throw err;
+        log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');
+      }
+      return;
+    default:
+      if (!host) throw new ReconcileError('InstanceUnreachable', `${action.instance} has no running pod for ${action.kind}`);
+  }
+  log.info(`${action.kind} ${action.instance}`);
+  switch (action.kind) {
+    case 'bootstrap':
+      await deps.agent.bootstrap(endpoint(host), action.request);
+      return;
+    case 'promote':
+      await deps.agent.promote(endpoint(host));
+      return;
+    case 'checkpoint':
+      await deps.agent.checkpoint(endpoint(host));
+      return;
+    case 'follow':
+      await deps.agent.follow(endpoint(host), { primary: { host: action.host, port: 5432 } });
+      return;
+  }
+}

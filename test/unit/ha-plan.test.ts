@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import type { InstanceStatus } from '../../src/instance/api-types.js';
+import { compareLsn, parseLsn } from '../../src/instance/lsn.js';
+import { chooseCandidate, planHa, type HaInput, type ObservedInstance } from '../../src/reconcilers/ha-plan.js';
+
+const IP = { 'db-1': '127.0.100.1', 'db-2': '127.0.100.2', 'db-3': '127.0.100.3' } as Record<string, string>;
+
+function agent(over: Partial<InstanceStatus> = {}): InstanceStatus {
+  return {
+    instance: 'x',
+    phase: 'Running',
+    role: 'replica',
+    running: true,
+    fenced: false,
+    postgresVersion: '15.8',
+    systemIdentifier: '7300000000000000001',
+    timeline: 1,
+    currentLsn: null,
+    receiveLsn: '0/3000060',
+    replayLsn: '0/3000060',
+    following: '127.0.100.1:5432',
+    streaming: true,
+    replication: [],
+    pendingRestart: false,
+    restarts: 0,
+    lastError: null,
+    ...over,
+  };
+}
+
+const primaryAgent = (over: Partial<InstanceStatus> = {}) => agent({ role: 'primary', currentLsn: '0/3000060', receiveLsn: null, replayLsn: null, following: null, streaming: false, ...over });
+
+function inst(name: string, a: InstanceStatus | undefined, roleLabel?: string): ObservedInstance {
+  return { name, podIP: IP[name], agent: a ? { ...a, instance: name } : undefined, roleLabel };
+}
+
+function input(instances: ObservedInstance[], over: Partial<HaInput> = {}): HaInput {
+  return { instances, primary: 'db-1', haEnabled: true, failoverDelayMs: 0, now: 10_000, ...over };
+}
+
+const healthy = () => [inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')];
+
+describe('LSNs', () => {
+  it('parses and compares WAL positions numerically', () => {
+    expect(parseLsn('1/0')).toBe(2n ** 32n);
+    expect(compareLsn('0/A0', '0/9F')).toBe(1);
+    expect(compareLsn('1/0', '0/FFFFFFFF')).toBe(1);
+    expect(compareLsn(null, '0/1')).toBe(-1);
+    expect(() => parseLsn('nope')).toThrow('not an LSN: "nope"');
+  });
+});
+
+describe('planHa', () => {
+  it('initdb on the first instance while no instance has data', () => {
+    const fresh = agent({ phase: 'AwaitingBootstrap', running: false, role: 'none', systemIdentifier: null });
+    const plan = planHa(input([inst('db-1', fresh), inst('db-2', fresh), inst('db-3', undefined)]));
+    expect(plan.actions).toEqual([{ kind: 'bootstrap', instance: 'db-1', request: { mode: 'initdb' } }]);
+    expect(plan.conditions[0]).toMatchObject({ type: 'PrimaryAvailable', status: 'False', reason: 'Bootstrapping' });
+  });
+
+  it('clones waiting replicas from the healthy primary and labels every role', () => {
+    const waiting = agent({ phase: 'AwaitingBootstrap', running: false, role: 'none', systemIdentifier: null, streaming: false, following: null });
+    const plan = planHa(input([inst('db-1', primaryAgent()), inst('db-2', waiting), inst('db-3', agent())]));
+    expect(plan.actions).toEqual([
+      { kind: 'label', instance: 'db-1', role: 'primary' },
+      { kind: 'label', instance: 'db-3', role: 'replica' },
+      { kind: 'bootstrap', instance: 'db-2', request: { mode: 'clone', primary: { host: '127.0.100.1', port: 5432 } } },
+    ]);
+    expect(plan.conditions.find((c) => c.type === 'ReplicasStreaming')).toMatchObject({ status: 'False', message: expect.stringContaining('db-2 (AwaitingBootstrap)') });
+  });
+
+  it('changes nothing in steady state', () => {
+    const plan = planHa(input(healthy()));
+    expect(plan.actions).toEqual([]);
+    expect(plan.primary).toBe('db-1');
+    expect(plan.requeueAfterMs).toBeUndefined();
+    expect(plan.conditions.map((c) => [c.type, c.status])).toEqual([['PrimaryAvailable', 'True'], ['ReplicasStreaming', 'True']]);
+  });
+
+  it('repoints a replica that follows another host, and rejoins an old primary after a checkpoint', () => {
+    const plan = planHa(
+      input([inst('db-1', agent({ role: 'primary', currentLsn: '0/5000000', following: null, streaming: false }), 'primary'), inst('db-2', primaryAgent(), undefined), inst('db-3', agent({ following: '127.0.100.1:5432' }), 'replica')], {
+        primary: 'db-2',
+      }),
+    );
+    expect(plan.actions).toEqual([
+      { kind: 'label', instance: 'db-1', role: null },
+      { kind: 'label', instance: 'db-2', role: 'primary' },
+      { kind: 'checkpoint', instance: 'db-2' },
+      { kind: 'follow', instance: 'db-1', host: '127.0.100.2' },
+      { kind: 'follow', instance: 'db-3', host: '127.0.100.2' },
+    ]);
+  });
+
+  describe('failover', () => {
+    const dead = () => [inst('db-1', undefined, 'primary'), inst('db-2', agent({ receiveLsn: '0/3000100' }), 'replica'), inst('db-3', agent({ receiveLsn: '0/3000200' }), 'replica')];
+
+    it('waits until the primary monitor confirms the failure, cutting routing meanwhile', () => {
+      const plan = planHa(input(dead()));
+      expect(plan.actions).toEqual([{ kind: 'label', instance: 'db-1', role: null }]);
+      expect(plan.conditions[0]).toMatchObject({ reason: 'PrimaryUnhealthy' });
+    });
+
+    it('promotes the most advanced replica: claim, cut routing, fence, promote, label', () => {
+      const plan = planHa(input(dead(), { primaryFailedSince: 9_000 }));
+      expect(plan.primary).toBe('db-3');
+      expect(plan.actions).toEqual([
+        { kind: 'claim', instance: 'db-3', from: 'db-1', reason: 'failover' },
+        { kind: 'label', instance: 'db-1', role: null },
+        { kind: 'fence', instance: 'db-1', bestEffort: true },
+        { kind: 'promote', instance: 'db-3' },
+        { kind: 'label', instance: 'db-3', role: 'primary' },
+      ]);
+    });
+
+    it('honours failoverDelay', () => {
+      const plan = planHa(input(dead(), { primaryFailedSince: 9_000, failoverDelayMs: 5_000 }));
+      expect(plan.actions.some((a) => a.kind === 'promote')).toBe(false);
+      expect(plan.conditions[0]).toMatchObject({ reason: 'FailoverDelay', message: expect.stringContaining('failing over in 4 s') });
+    });
+
+    it('does not fail over with high availability off', () => {
+      const plan = planHa(input(dead(), { primaryFailedSince: 0, haEnabled: false }));
+      expect(plan.actions.some((a) => a.kind === 'promote')).toBe(false);
+      expect(plan.conditions[0]).toMatchObject({ reason: 'PrimaryUnavailable' });
+    });
+
+    it('with required synchronous durability, waits while too few replicas answer to be sure no commit is lost', () => {
+      const oneAnswers = [inst('db-1', undefined), inst('db-2', agent()), inst('db-3', undefined)];
+      const blocked = planHa(input(oneAnswers, { primaryFailedSince: 0, syncQuorum: 1 }));
+      expect(blocked.actions.some((a) => a.kind === 'promote')).toBe(false);
+      expect(blocked.conditions[0]).toMatchObject({ reason: 'FailoverWaitingForReplicas', message: expect.stringContaining('1 of 2 replicas answer but 2 are needed') });
+      // Without the guarantee asked for, the one that answers is promoted.
+      expect(planHa(input(oneAnswers, { primaryFailedSince: 0 })).primary).toBe('db-2');
+      // With both answering, the most advanced one wins.
+      expect(planHa(input(dead(), { primaryFailedSince: 0, syncQuorum: 1 })).primary).toBe('db-3');
+    });
+
+    it('says when nothing answers at all instead of failing over', () => {
+      const plan = planHa(input([inst('db-1', undefined), inst('db-2', undefined)], { primaryFailedSince: 0 }));
+      expect(plan.conditions[0]).toMatchObject({ reason: 'WaitingForInstances' });
+      expect(plan.requeueAfterMs).toBeUndefined();
+    });
+  });
+
+  describe('switchover', () => {
+    it('to a streaming replica: claim, cut routing, clean stop, promote', () => {
+      const plan = planHa(input(healthy(), { requestedPrimary: 'db-2' }));
+      expect(plan.primary).toBe('db-2');
+      expect(plan.actions.map((a) => a.kind)).toEqual(['claim', 'label', 'fence', 'promote', 'label']);
+      expect(plan.actions[2]).toEqual({ kind: 'fence', instance: 'db-1', bestEffort: false });
+    });
+
+    it('waits for a target that does not stream yet, and refuses an unknown one', () => {
+      const lagging = [inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent({ streaming: false }), 'replica')];
+      const waiting = planHa(input(lagging, { requestedPrimary: 'db-2' }));
+      expect(waiting.actions.some((a) => a.kind === 'promote')).toBe(false);
+      expect(waiting.conditions[0]!.message).toContain('switchover to db-2 waits until it streams');
+      const unknown = planHa(input(healthy(), { requestedPrimary: 'db-9' }));
+      expect(unknown.actions).toEqual([]);
+      expect(unknown.conditions[0]!.message).toContain('spec.primary names db-9, which is not an instance of this cluster');
+    });
+  });
+
+  it('chooses by received WAL, then replayed WAL, then lowest ordinal', () => {
+    const c = (name: string, receiveLsn: string, replayLsn: string) => inst(name, agent({ receiveLsn, replayLsn }));
+    expect(chooseCandidate([c('db-2', '0/10', '0/10'), c('db-3', '0/20', '0/5')])!.name).toBe('db-3');
+    expect(chooseCandidate([c('db-2', '0/20', '0/10'), c('db-3', '0/20', '0/15')])!.name).toBe('db-3');
+    expect(chooseCandidate([c('db-10', '0/20', '0/20'), c('db-2', '0/20', '0/20')])!.name).toBe('db-2');
+  });
+});
