@@ -328,6 +328,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
   instances: Type.Optional(Type.Integer({ description: 'Number of instances that exist (scale subresource).' })),
   readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),
+  streamingReplicas: Type.Optional(Type.Integer({ description: 'Replicas streaming from the primary when last observed (with durability preferred, fewer than synchronousReplicas relaxes synchronous commit).' })),
   selector: Type.Optional(Type.String({ description: 'Label selector of the instance pods (scale subresource).' })),
   instanceNames: Type.Optional(Type.Array(Type.String(), { description: 'Names of the instances, in ordinal order.' })),
   firstReadyTime: Type.Optional(Type.String({ description: 'When every instance was first ready; until then the cluster is Provisioning.', format: 'date-time' })),

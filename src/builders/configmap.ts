@@ -9,6 +9,6 @@ export function configMap(cluster: PostgreSQLCluster): V1ConfigMap {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: ownedMeta(cluster, names.config(cluster.metadata.name!), 'config'),
-    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec), 'pg_hba.conf': renderPgHba(cluster.spec) },
+    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec, cluster.status?.streamingReplicas), 'pg_hba.conf': renderPgHba(cluster.spec) },
   };
 }

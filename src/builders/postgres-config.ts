@@ -34,21 +34,26 @@ export function tunedParameters(spec: ClusterSpec): Record<string, string> {
   return out;
 }
 
-/** `synchronous_standby_names` for the spec: a quorum over every replica's application_name. */
-export function synchronousStandbyNames(spec: ClusterSpec): string {
+/**
+ * `synchronous_standby_names`: a quorum over every replica's application_name. With durability
+ * `preferred`, while fewer replicas stream than the quorum needs, commits stop waiting for them
+ * (streamingReplicas is what the ha reconciler last saw; unknown counts as enough).
+ */
+export function synchronousStandbyNames(spec: ClusterSpec, streamingReplicas?: number): string {
   const ha = spec.highAvailability;
   if (!(ha?.synchronousCommit ?? DEFAULTS.synchronousCommit)) return '';
   const n = ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas;
+  if ((ha?.durability ?? DEFAULTS.durability) === 'preferred' && streamingReplicas !== undefined && streamingReplicas < n) return '';
   return `ANY ${n} (*)`;
 }
 
 /** Parameters the operator sets and the API refuses from users (OPERATOR_MANAGED_PARAMETERS). */
-function managedParameters(spec: ClusterSpec): Record<string, string> {
+function managedParameters(spec: ClusterSpec, streamingReplicas?: number): Record<string, string> {
   return {
     wal_level: 'replica',
     hot_standby: 'on',
     wal_log_hints: 'on',
-    synchronous_standby_names: synchronousStandbyNames(spec),
+    synchronous_standby_names: synchronousStandbyNames(spec, streamingReplicas),
     logging_collector: 'off',
     log_destination: 'stderr',
   };
@@ -69,22 +74,22 @@ function defaultParameters(spec: ClusterSpec): Record<string, string> {
   };
 }
 
-export function postgresParameters(spec: ClusterSpec): Record<string, string> {
+export function postgresParameters(spec: ClusterSpec, streamingReplicas?: number): Record<string, string> {
   const user = spec.postgresql?.parameters ?? {};
   // The API refuses these already; a spec admitted by an older CRD still must not inject lines.
   for (const [name, value] of Object.entries(user)) {
     if (!new RegExp(PARAMETER_NAME_PATTERN).test(name)) throw new SpecError(`spec.postgresql.parameters[${JSON.stringify(name)}]`, 'is not a PostgreSQL parameter name');
     if (/[\r\n]/.test(value)) throw new SpecError(`spec.postgresql.parameters.${name}`, 'may not contain a line break');
   }
-  return { ...defaultParameters(spec), ...user, ...managedParameters(spec) };
+  return { ...defaultParameters(spec), ...user, ...managedParameters(spec, streamingReplicas) };
 }
 
 function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-export function renderPostgresqlConf(spec: ClusterSpec): string {
-  const params = postgresParameters(spec);
+export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: number): string {
+  const params = postgresParameters(spec, streamingReplicas);
   const lines = Object.keys(params)
     .sort()
     .map((k) => `${k} = ${quote(params[k]!)}`);

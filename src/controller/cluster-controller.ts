@@ -199,7 +199,7 @@ export class ClusterController implements OwnedCache {
     }
     if (ctx.facts.writes.length > 0) log.info({ writes: ctx.facts.writes }, 'applied changes');
     const instanceNames = ctx.facts.instanceNames ?? cluster.status?.instanceNames ?? [];
-    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary });
+    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary, streamingReplicas: ctx.facts.streamingReplicas });
     await this.writeStatus(cluster, status, log);
     await this.recordTransitions(cluster, status);
     if (error) throw error;

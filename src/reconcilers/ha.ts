@@ -135,6 +135,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         await ctx.events.record(target, claim.reason === 'failover' ? 'Warning' : 'Normal', `${what}Completed`, `${what} from ${claim.from} to ${claim.instance}: promoted in ${ms} ms`);
       }
       ctx.facts.primary = plan.primary;
+      ctx.facts.streamingReplicas = observed.filter((o) => o.name !== plan.primary && o.agent?.streaming).length;
       // Heartbeats go to whichever instance is primary now.
       const newPrimaryIP = hostOf(plan.primary);
       if (newPrimaryIP && plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True')) deps.monitor.watch(key, endpoint(newPrimaryIP));

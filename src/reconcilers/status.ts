@@ -30,6 +30,7 @@ export interface StatusInputs {
   now: Date;
   /** The primary the ha reconciler established this pass, if it ran. */
   primary?: string;
+  streamingReplicas?: number;
 }
 
 /** The status the cluster should show (pure apart from reading the cache). */
@@ -85,6 +86,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     observedGeneration: cluster.metadata.generation,
     instances: existing,
     readyInstances: ready,
+    ...((input.streamingReplicas ?? cluster.status?.streamingReplicas) !== undefined ? { streamingReplicas: input.streamingReplicas ?? cluster.status?.streamingReplicas } : {}),
     selector: selectorString(podSelector(name)),
     instanceNames,
     ...(firstReadyTime ? { firstReadyTime } : {}),

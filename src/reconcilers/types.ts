@@ -45,6 +45,8 @@ export interface ReconcileFacts {
   instanceNames?: string[];
   /** The primary the ha reconciler established (after a failover or switchover, the new one). */
   primary?: string;
+  /** Replicas the ha reconciler saw streaming. */
+  streamingReplicas?: number;
   /** Objects written in this pass: Progressing reports them. */
   writes: string[];
 }

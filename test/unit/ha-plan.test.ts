@@ -169,3 +169,14 @@ describe('planHa', () => {
     expect(chooseCandidate([c('db-10', '0/20', '0/20'), c('db-2', '0/20', '0/20')])!.name).toBe('db-2');
   });
 });
+
+describe('synchronous durability', () => {
+  it('required keeps the quorum whatever streams; preferred relaxes it while too few replicas stream', async () => {
+    const { synchronousStandbyNames } = await import('../../src/builders/postgres-config.js');
+    const spec = (durability: 'required' | 'preferred') => ({ version: '16', storage: { size: '1Gi' }, instances: 3, highAvailability: { synchronousCommit: true, synchronousReplicas: 2, durability } });
+    expect(synchronousStandbyNames(spec('required'), 0)).toBe('ANY 2 (*)');
+    expect(synchronousStandbyNames(spec('preferred'), 1)).toBe('');
+    expect(synchronousStandbyNames(spec('preferred'), 2)).toBe('ANY 2 (*)');
+    expect(synchronousStandbyNames(spec('preferred'))).toBe('ANY 2 (*)');
+  });
+});
