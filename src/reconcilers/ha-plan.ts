@@ -167,6 +167,7 @@ export function planHa(input: HaInput): HaPlan {
     // Nothing answers (pods pending or starting, or all down): pod events bring the next look.
     return { ...down('WaitingForInstances', `No instance answers yet (${input.instances.map((i) => `${i.name}: ${i.podIP ? 'agent not answering' : 'no running pod'}`).join(', ')})`), requeueAfterMs: undefined };
   }
+  if (primary?.agent && ['Bootstrapping', 'Starting', 'Rewinding'].includes(primary.agent.phase)) return down('PrimaryStarting', `${what}`, 1000);
   if (!input.haEnabled) return down('PrimaryUnavailable', `${what}; automatic failover is off (highAvailability.enabled: false)`, 2000);
   if (input.primaryFailedSince === undefined) return down('PrimaryUnhealthy', `${what}; confirming before failing over`);
   const waited = input.now - input.primaryFailedSince;

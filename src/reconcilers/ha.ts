@@ -3,12 +3,12 @@
 // (claim the primary Lease → cut routing → fence → promote), repointing replicas, rejoining an old
 // primary (checkpoint the new one, then follow → pg_rewind, or a fresh clone).
 import { ApiException, PatchStrategy, setHeaderOptions, type CoordinationV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { API_GROUP_VERSION, CLUSTER_KIND, LABELS } from '../api/constants.js';
+import { API_GROUP_VERSION, CLUSTER_KIND, LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import { names } from '../builders/names.js';
 import { AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
 import type { InstanceStatus } from '../instance/api-types.js';
-import type { PrimaryMonitor } from '../controller/primary-monitor.js';
+import { postgresAnswers, type PrimaryMonitor } from '../controller/primary-monitor.js';
 import { planHa, type HaAction, type ObservedInstance } from './ha-plan.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 
@@ -45,6 +45,28 @@ export interface HaDeps {
   tokens: AgentTokens;
   monitor: PrimaryMonitor;
   coordination: CoordinationV1Api;
+  /** When a primary the monitor was not watching (no pod, or an operator restart) was first seen down. */
+  downSince?: Map<string, number>;
+}
+
+/**
+ * Since when the primary counts as failed, or undefined while it is not. The monitor's
+ * confirmation comes first; without one, the server itself is asked, so a slow agent is never
+ * taken for a dead primary. A primary that is still starting has not failed.
+ */
+async function primaryDownSince(deps: HaDeps, key: string, primary: ObservedInstance | undefined): Promise<number | undefined> {
+  const downSince = (deps.downSince ??= new Map());
+  const a = primary?.agent;
+  const starting = a && ['AwaitingBootstrap', 'Bootstrapping', 'Starting', 'Rewinding'].includes(a.phase);
+  if ((a?.running && a.role === 'primary' && !a.fenced) || starting) {
+    downSince.delete(key);
+    return undefined;
+  }
+  const monitored = primary?.podIP ? deps.monitor.failedSince(key, primary.podIP) : undefined;
+  if (monitored !== undefined) return monitored;
+  if (primary?.podIP && (await postgresAnswers(primary.podIP, POSTGRES_PORT, 1000))) return undefined;
+  if (!downSince.has(key)) downSince.set(key, Date.now());
+  return downSince.get(key);
 }
 
 function podIP(pod: V1Pod | undefined): string | undefined {
@@ -118,7 +140,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         requestedPrimary: cluster.spec.primary,
         haEnabled: ha?.enabled ?? DEFAULTS.haEnabled,
         syncQuorum: sync ? (ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas) : undefined,
-        primaryFailedSince: primaryIP ? deps.monitor.failedSince(key, primaryIP) : observed.find((o) => o.name === primary)?.agent ? undefined : Date.now() - 60_000,
+        primaryFailedSince: await primaryDownSince(deps, key, observed.find((o) => o.name === primary)),
         failoverDelayMs: (ha?.failoverDelaySeconds ?? DEFAULTS.failoverDelaySeconds) * 1000,
         now: Date.now(),
       });

@@ -180,3 +180,11 @@ describe('synchronous durability', () => {
     expect(synchronousStandbyNames(spec('preferred'))).toBe('ANY 2 (*)');
   });
 });
+
+describe('a primary that is still starting', () => {
+  it('is waited for, not failed over', () => {
+    const plan = planHa(input([inst('db-1', agent({ role: 'none', running: false, phase: 'Starting' })), inst('db-2', agent())], { primaryFailedSince: 0 }));
+    expect(plan.actions.some((a) => a.kind === 'promote')).toBe(false);
+    expect(plan.conditions[0]).toMatchObject({ reason: 'PrimaryStarting', message: 'db-1 is Starting' });
+  });
+});
