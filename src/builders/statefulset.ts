@@ -91,6 +91,8 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: 'PGPILOT_INITDB_LOCALE', value: initdb?.locale ?? DEFAULTS.initdbLocale },
       { name: 'PGPILOT_INITDB_DATA_CHECKSUMS', value: String(initdb?.dataChecksums ?? DEFAULTS.dataChecksums) },
       { name: 'PGPILOT_METRICS_ENABLED', value: String(monitoring) },
+      // The agent moves from a smart to a fast shutdown at half of this, and to immediate near its end.
+      { name: 'PGPILOT_STOP_TIMEOUT_SECONDS', value: String(cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds) },
     ],
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },

@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { operatorOptions, type OperatorSettings } from './operator-config.js';
 import { runOperator } from './operator.js';
+import { runInstanceAgent } from '../instance/agent.js';
 
 const program = new Command('pgpilot').description('PostgreSQL on Kubernetes, on auto pilot').version('0.1.0');
 
@@ -10,6 +11,11 @@ const operator = program.command('operator').description('run the operator (watc
 for (const o of operatorOptions()) operator.addOption(o);
 operator.action(async (opts: OperatorSettings) => {
   await runOperator(opts);
+});
+
+const instance = program.command('instance').description('run the instance agent (PID 1 of a PostgreSQL pod; settings from PGPILOT_* environment variables)');
+instance.action(async () => {
+  await runInstanceAgent();
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,0 +1,521 @@
+// `pgpilot instance`: PID 1 of every PostgreSQL pod. Ties the pieces together as a small state
+// machine (phases of api-types.ts): bootstrap an empty data directory when told, run postgres in
+// the role its data says, and change roles (promote, follow/rewind, fence) when the operator asks.
+// Operations that change state run one at a time (a promise chain); status reads never wait.
+//
+// As PID 1: Node cannot waitpid() arbitrary processes, so orphans re-parented to us (e.g. the
+// backends of a postmaster killed with SIGKILL) are not reaped and stay zombies until the pod
+// ends. They hold no resources but a pid. Our own children (postgres, initdb, pg_basebackup,
+// pg_rewind) are always waited for through their 'exit' events. If zombies matter, run the agent
+// under a minimal init (tini) — nothing here depends on being PID 1.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type pg from 'pg';
+import { join } from 'node:path';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { startApiServer, type AgentApi } from './api-server.js';
+import type { BootstrapRequest, FollowRequest, InstancePhase, InstanceStatus, PromoteResult } from './api-types.js';
+import { clearIncompleteDataDir, moveAside, runClone, runInitdb } from './bootstrap.js';
+import { loadSettings, type AgentSettings } from './env.js';
+import { exists, isWritableDir, readAgentToken, readCredentials, removeFile, resolvePgBin, touch } from './files.js';
+import { layoutOf, postgresArgs, type Layout } from './layout.js';
+import { hasDiverged, parseTimelineHistory, timelineOfWalFile } from './lsn.js';
+import { PostgresProcess } from './postgres-process.js';
+import { configureStandby, conninfoFor, rewind, RewindImpossible, writeReplicationPassfile } from './replication.js';
+import { HttpError } from './requests.js';
+import * as sql from './sql.js';
+import { shapeStatus, type SqlSnapshot } from './status.js';
+import { killRunningTools } from './tool.js';
+
+const READY_TIMEOUT_MS = 10 * 60_000; // crash recovery of a large primary can take long
+const REPOINT_TIMEOUT_MS = 10_000;
+const STREAMING_TIMEOUT_MS = 20_000;
+const CONFIG_POLL_MS = 2000;
+
+type PendingStage = 'initdb' | 'roles' | 'clone';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export interface AgentDeps {
+  settings: AgentSettings;
+  pgBin: string;
+  socketDir: string;
+  log: Logger;
+  serverLog: Logger;
+}
+
+export class InstanceAgent implements AgentApi {
+  phase: InstancePhase = 'Starting';
+  fenced = false;
+  lastError: string | null = null;
+  readonly layout: Layout;
+  readonly pg: PostgresProcess;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+  private configHash: string | undefined;
+  private configTimer: NodeJS.Timeout | undefined;
+  private readonly s: AgentSettings;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.s = deps.settings;
+    this.log = deps.log;
+    this.layout = layoutOf(this.s);
+    this.pg = new PostgresProcess({
+      binary: join(deps.pgBin, 'postgres'),
+      args: () => postgresArgs(this.s, deps.socketDir),
+      log: deps.log,
+      serverLog: deps.serverLog,
+      probe: async () => sql.acceptsConnections(await this.local()),
+    });
+    this.pg.on('exit', (_c, _s, expected) => {
+      if (!expected && this.phase === 'Running') this.phase = 'Starting';
+    });
+    this.pg.on('ready', () => {
+      if (this.phase === 'Starting') this.phase = 'Running';
+    });
+  }
+
+  private async local(): Promise<sql.ConnectOptions> {
+    return { host: this.s.podIp, port: this.s.pgPort, credentials: await readCredentials(this.s.secretsDir, 'superuser') };
+  }
+
+  /** Runs state-changing operations one after another. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.stopping) throw new HttpError(409, 'the agent is shutting down');
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async pending(): Promise<PendingStage | null> {
+    try {
+      return (await readFile(this.layout.bootstrapPending, 'utf8')).trim() as PendingStage;
+    } catch {
+      return null;
+    }
+  }
+
+  private async setPending(stage: PendingStage | null): Promise<void> {
+    if (stage === null) return removeFile(this.layout.bootstrapPending);
+    await mkdir(this.layout.stateDir, { recursive: true });
+    await writeFile(this.layout.bootstrapPending, stage);
+  }
+
+  private async hasData(): Promise<boolean> {
+    return exists(this.layout.pgVersionFile);
+  }
+
+  /** Decides what to do with the data directory found at start. */
+  async init(): Promise<void> {
+    await mkdir(this.layout.stateDir, { recursive: true, mode: 0o700 });
+    try {
+      await writeReplicationPassfile(this.layout, await readCredentials(this.s.secretsDir, 'replication'));
+    } catch (err) {
+      this.log.warn({ err: message(err) }, 'cannot write the replication passfile; replicas of this instance cannot stream');
+    }
+    const stage = await this.pending();
+    if (stage === 'initdb' || stage === 'clone') {
+      // Interrupted mid-way: the directory is not a usable database.
+      this.log.warn({ stage }, 'a bootstrap was interrupted; discarding its partial data directory');
+      await clearIncompleteDataDir(this.layout, this.log);
+      await this.setPending(null);
+    }
+    if (!(await this.hasData())) {
+      this.phase = 'AwaitingBootstrap';
+      this.log.info({ pgdata: this.s.pgdata }, 'no database in PGDATA; waiting for POST /v1/bootstrap');
+      return;
+    }
+    if (await exists(this.layout.fencedMarker)) {
+      this.fenced = true;
+      this.phase = 'Fenced';
+      this.log.warn('the instance is fenced; postgres stays stopped until POST /v1/unfence');
+      return;
+    }
+    const replica = await exists(this.layout.standbySignal);
+    this.log.info({ role: replica ? 'replica' : 'primary' }, 'starting postgres on the existing data directory');
+    void this.exclusive(async () => {
+      await this.startPostgres();
+      if (stage === 'roles') await this.finishInitdb();
+    }).catch((err: unknown) => this.fail('start', err));
+  }
+
+  private fail(what: string, err: unknown): void {
+    this.lastError = `${what}: ${message(err)}`;
+    this.log.error({ err: message(err) }, `${what} failed`);
+  }
+
+  private async startPostgres(): Promise<void> {
+    if (this.stopping) throw new HttpError(409, 'the agent is shutting down');
+    this.phase = 'Starting';
+    const t0 = Date.now();
+    this.pg.start();
+    await this.pg.waitReady(READY_TIMEOUT_MS);
+    this.phase = 'Running';
+    this.log.info({ ms: Date.now() - t0, pid: this.pg.pid }, 'postgres is ready');
+  }
+
+  // ---- bootstrap ----------------------------------------------------------------------------
+
+  async bootstrap(req: BootstrapRequest): Promise<void> {
+    if (this.phase !== 'AwaitingBootstrap' && !(this.phase === 'Failed' && !(await this.hasData()))) {
+      throw new HttpError(409, `cannot bootstrap in phase ${this.phase}: the data directory is already initialised`);
+    }
+    this.phase = 'Bootstrapping';
+    this.lastError = null;
+    void this.exclusive(async () => {
+      const t0 = Date.now();
+      if (req.mode === 'initdb') await this.initdb();
+      else await this.clone(req.primary);
+      this.log.info({ mode: req.mode, ms: Date.now() - t0 }, 'bootstrap complete');
+    }).catch((err: unknown) => {
+      this.phase = 'Failed';
+      this.fail('bootstrap', err);
+    });
+  }
+
+  private async initdb(): Promise<void> {
+    await clearIncompleteDataDir(this.layout, this.log);
+    await this.setPending('initdb');
+    this.log.info('bootstrap: initdb');
+    await runInitdb(this.deps.pgBin, this.layout, this.s.initdb, await readCredentials(this.s.secretsDir, 'superuser'), this.log);
+    await this.setPending('roles');
+    await this.startPostgres();
+    await this.finishInitdb();
+  }
+
+  /** Replication role, application owner and database (idempotent). */
+  private async finishInitdb(): Promise<void> {
+    this.log.info({ database: this.s.initdb.database, owner: this.s.initdb.owner }, 'bootstrap: creating roles and the application database');
+    const [replication, app] = await Promise.all([readCredentials(this.s.secretsDir, 'replication'), readCredentials(this.s.secretsDir, 'app')]);
+    // The app Secret names its user; the env names the owner the spec asked for. They agree
+    // unless someone supplied a Secret for another user: the env wins, with the Secret's password.
+    const owner = { username: this.s.initdb.owner, password: app.password };
+    await sql.withClient(await this.local(), (c) => sql.createBootstrapObjects(c, { replication, owner, database: this.s.initdb.database }));
+    await this.setPending(null);
+  }
+
+  private async clone(primary: sql.Endpoint): Promise<void> {
+    await clearIncompleteDataDir(this.layout, this.log);
+    await this.setPending('clone');
+    this.log.info({ primary }, 'bootstrap: cloning the primary with pg_basebackup');
+    const replication = await readCredentials(this.s.secretsDir, 'replication');
+    await writeReplicationPassfile(this.layout, replication);
+    await runClone(this.deps.pgBin, this.layout, primary, replication, this.log);
+    await configureStandby(this.layout, conninfoFor(this.layout, primary, replication.username, this.s.instance));
+    await this.setPending(null);
+    await this.startPostgres();
+  }
+
+  // ---- status and simple calls ------------------------------------------------------------
+
+  healthy(): boolean {
+    return !this.pg.crashLooping;
+  }
+
+  ready(): boolean {
+    return this.phase === 'Running' && this.pg.ready && !this.fenced;
+  }
+
+  async status(): Promise<InstanceStatus> {
+    const hasData = await this.hasData();
+    const roleOnDisk = !hasData ? 'none' : (await exists(this.layout.standbySignal)) ? 'replica' : 'primary';
+    let snapshot: SqlSnapshot | null = null;
+    if (this.pg.ready) {
+      try {
+        snapshot = await sql.withClient(await this.local(), sql.querySnapshot);
+      } catch (err) {
+        this.log.warn({ err: message(err) }, 'status query failed');
+      }
+    }
+    return shapeStatus(
+      { instance: this.s.instance, phase: this.phase, fenced: this.fenced, running: this.pg.ready && snapshot !== null, restarts: this.pg.restarts, lastError: this.lastError, roleOnDisk },
+      snapshot,
+    );
+  }
+
+  private requireRunning(what: string): void {
+    if (this.fenced) throw new HttpError(409, `cannot ${what}: the instance is fenced`);
+    if (!this.pg.ready) throw new HttpError(409, `cannot ${what}: postgres is not running (phase ${this.phase})`);
+  }
+
+  async checkpoint(): Promise<void> {
+    this.requireRunning('checkpoint');
+    await sql.withClient({ ...(await this.local()), queryTimeoutMs: 10 * 60_000 }, (c) => c.query('CHECKPOINT'));
+  }
+
+  async reload(): Promise<void> {
+    this.requireRunning('reload');
+    await sql.withClient(await this.local(), (c) => c.query('SELECT pg_reload_conf()'));
+    this.configHash = await this.hashConfig();
+    this.log.info('configuration reloaded');
+  }
+
+  // ---- role changes -------------------------------------------------------------------------
+
+  promote(): Promise<PromoteResult> {
+    return this.exclusive(async () => {
+      this.requireRunning('promote');
+      const t0 = Date.now();
+      return sql.withClient({ ...(await this.local()), queryTimeoutMs: 90_000 }, async (c) => {
+        if (await sql.isInRecovery(c)) {
+          this.log.info('promoting');
+          if (!(await sql.promote(c, 60))) throw new HttpError(500, 'promotion did not complete within 60 s');
+          // A primary keeps no primary_conninfo: clones copy postgresql.auto.conf.
+          await sql.setPrimaryConninfo(c, null);
+        }
+        const pos = await sql.primaryPosition(c);
+        const result = { timeline: timelineOfWalFile(pos.walFile), lsn: pos.lsn };
+        this.log.info({ ...result, ms: Date.now() - t0 }, 'primary');
+        return result;
+      });
+    });
+  }
+
+  follow(req: FollowRequest): Promise<void> {
+    return this.exclusive(async () => {
+      const { primary } = req;
+      if (primary.host === this.s.podIp && primary.port === this.s.pgPort) throw new HttpError(400, 'an instance cannot follow itself');
+      if (!(await this.hasData()) || this.phase === 'AwaitingBootstrap' || this.phase === 'Bootstrapping') throw new HttpError(409, `cannot follow in phase ${this.phase}`);
+      const t0 = Date.now();
+      const replication = await readCredentials(this.s.secretsDir, 'replication');
+      await writeReplicationPassfile(this.layout, replication);
+      const conninfo = conninfoFor(this.layout, primary, replication.username, this.s.instance);
+      if (this.pg.ready && !this.fenced) {
+        const repointed = await sql.withClient(await this.local(), async (c) => {
+          if (!(await sql.isInRecovery(c))) return false;
+          if (await this.diverged(c, primary)) return false;
+          this.log.info({ primary }, 'follow: repointing the walreceiver (no restart)');
+          await sql.setPrimaryConninfo(c, conninfo);
+          return this.waitStreaming(c, primary, REPOINT_TIMEOUT_MS);
+        });
+        if (repointed) {
+          this.log.info({ primary, ms: Date.now() - t0 }, 'follow: streaming from the new primary');
+          return;
+        }
+        this.log.warn({ primary }, 'follow: cannot just repoint (a primary, diverged, or not streaming); rewinding');
+      }
+      await this.demote(primary, conninfo);
+      this.log.info({ primary, ms: Date.now() - t0 }, 'follow: streaming from the new primary');
+    });
+  }
+
+  /**
+   * Whether this replica has WAL the new primary lacks (it was ahead of the promoted replica):
+   * then repointing cannot work, and finding out up front saves the repoint timeout. Unknown
+   * (the primary unreachable, say) counts as not diverged: the repoint then tells.
+   */
+  private async diverged(c: pg.Client, primary: sql.Endpoint): Promise<boolean> {
+    try {
+      const ours = await sql.replicaPosition(c);
+      if (!ours) return false;
+      const superuser = await readCredentials(this.s.secretsDir, 'superuser');
+      const theirs = await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000 }, sql.timelineHistory);
+      const history = theirs.history ? parseTimelineHistory(theirs.history) : [];
+      const diverged = hasDiverged(history, theirs.timeline, ours.timeline, ours.lsn);
+      if (diverged) this.log.warn({ ours, primaryTimeline: theirs.timeline, history }, 'follow: this replica has WAL the new primary lacks');
+      return diverged;
+    } catch (err) {
+      this.log.warn({ err: message(err) }, 'follow: cannot compare timelines with the new primary; repointing');
+      return false;
+    }
+  }
+
+  private async waitStreaming(c: sql.ConnectOptions | pg.Client, primary: sql.Endpoint, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const check = async (client: pg.Client) => {
+      while (Date.now() < deadline) {
+        const w = await sql.walReceiver(client);
+        if (w && w.status === 'streaming' && w.host === primary.host && w.port === primary.port) return true;
+        await sleep(50);
+      }
+      return false;
+    };
+    return 'credentials' in c ? sql.withClient(c, check) : check(c);
+  }
+
+  /** Stop, pg_rewind against the new primary (or re-clone), start as its replica. */
+  private async demote(primary: sql.Endpoint, conninfo: string): Promise<void> {
+    this.phase = 'Rewinding';
+    try {
+      // Fenced until the data directory is a standby: if anything below fails (or the agent dies
+      // half-way), the old data must not come back as a writable primary.
+      this.fenced = true;
+      await touch(this.layout.fencedMarker);
+      await this.pg.stop('fast');
+      const superuser = await readCredentials(this.s.secretsDir, 'superuser');
+      try {
+        // Without a checkpoint since its promotion, the new primary's control file still shows
+        // the old timeline and pg_rewind concludes there is nothing to do.
+        await sql.withClient({ host: primary.host, port: primary.port, credentials: superuser, queryTimeoutMs: 10 * 60_000 }, (c) => c.query('CHECKPOINT'));
+      } catch (err) {
+        this.log.warn({ err: message(err) }, 'follow: CHECKPOINT on the new primary failed; rewinding anyway');
+      }
+      let recloned = false;
+      const t0 = Date.now();
+      try {
+        this.log.info({ primary }, 'follow: pg_rewind');
+        const r = await rewind(this.deps.pgBin, this.layout, primary, superuser, this.log);
+        this.log.info({ ms: Date.now() - t0, rewound: r.rewound }, r.rewound ? 'follow: rewound' : 'follow: no rewind was needed');
+      } catch (err) {
+        if (!(err instanceof RewindImpossible)) throw err;
+        this.log.warn({ err: err.message }, 'follow: pg_rewind failed; re-cloning from the new primary');
+        await this.reclone(primary);
+        recloned = true;
+      }
+      await configureStandby(this.layout, conninfo);
+      await this.liftFence('follow: a standby now; lifting the fence');
+      await this.startPostgres();
+      this.phase = 'Rewinding';
+      let streaming = await this.waitStreaming(await this.local(), primary, STREAMING_TIMEOUT_MS);
+      if (!streaming && !recloned) {
+        this.log.warn('follow: not streaming after the rewind; re-cloning from the new primary');
+        await this.pg.stop('fast');
+        await this.reclone(primary);
+        await configureStandby(this.layout, conninfo);
+        await this.startPostgres();
+        streaming = await this.waitStreaming(await this.local(), primary, STREAMING_TIMEOUT_MS);
+      }
+      this.phase = 'Running';
+      if (!streaming) throw new HttpError(500, `started as a replica of ${primary.host}:${primary.port} but not streaming from it`);
+    } catch (err) {
+      if (this.phase === 'Rewinding') this.phase = this.pg.running ? 'Running' : this.fenced ? 'Fenced' : 'Failed';
+      this.fail('follow', err);
+      throw err;
+    }
+  }
+
+  private async liftFence(msg: string): Promise<void> {
+    if (!this.fenced) return;
+    this.log.info(msg);
+    await removeFile(this.layout.fencedMarker);
+    this.fenced = false;
+  }
+
+  private async reclone(primary: sql.Endpoint): Promise<void> {
+    const t0 = Date.now();
+    const aside = await moveAside(this.layout, this.log);
+    try {
+      await runClone(this.deps.pgBin, this.layout, primary, await readCredentials(this.s.secretsDir, 'replication'), this.log);
+    } catch (err) {
+      this.log.error({ err: message(err) }, 'follow: re-clone failed; restoring the old data directory');
+      await aside.restore();
+      throw err;
+    }
+    await aside.remove();
+    this.log.info({ ms: Date.now() - t0 }, 'follow: re-cloned');
+  }
+
+  fence(): Promise<void> {
+    return this.exclusive(async () => {
+      if (!(await this.hasData())) throw new HttpError(409, 'nothing to fence: no data directory');
+      this.fenced = true;
+      await touch(this.layout.fencedMarker);
+      await this.pg.stop('fast');
+      this.phase = 'Fenced';
+      this.log.warn('fenced: postgres stopped and kept stopped');
+    });
+  }
+
+  unfence(): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.fenced) {
+        if (!this.pg.running && (await this.hasData())) await this.startPostgres();
+        return;
+      }
+      await this.liftFence('unfencing');
+      await this.startPostgres();
+      this.log.info('unfenced: postgres runs again');
+    });
+  }
+
+  // ---- configuration watch and shutdown -------------------------------------------------------
+
+  private async hashConfig(): Promise<string | undefined> {
+    try {
+      const h = createHash('sha256');
+      for (const f of ['postgresql.conf', 'pg_hba.conf']) h.update(await readFile(join(this.s.configDir, f))).update('\0');
+      return h.digest('hex');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The kubelet updates a mounted ConfigMap in place (atomic symlink swap): poll and reload. */
+  watchConfig(): void {
+    const tick = async () => {
+      const h = await this.hashConfig();
+      if (h === undefined) return;
+      if (this.configHash === undefined) {
+        this.configHash = h;
+        return;
+      }
+      if (h !== this.configHash && this.pg.ready) {
+        this.configHash = h;
+        this.log.info('the mounted configuration changed; reloading');
+        await sql.withClient(await this.local(), (c) => c.query('SELECT pg_reload_conf()'));
+      }
+    };
+    const onError = (err: unknown) => this.log.warn({ err: message(err) }, 'configuration reload failed');
+    void tick().catch(onError);
+    this.configTimer = setInterval(() => void tick().catch((err: unknown) => this.log.warn({ err: message(err) }, 'configuration reload failed')), CONFIG_POLL_MS);
+  }
+
+  async shutdown(signal: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.phase = 'Stopping';
+    clearInterval(this.configTimer);
+    // Keep a second for our own exit within the pod's grace period.
+    const budget = Math.max(1000, this.s.stopTimeoutSeconds * 1000 - 1000);
+    this.log.info({ signal, budgetMs: budget }, 'shutting down');
+    killRunningTools();
+    await this.pg.shutdown(budget);
+  }
+}
+
+export async function runInstanceAgent(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const settings = loadSettings(env);
+  const bindings = { cluster: settings.cluster, instance: settings.instance };
+  const log = createLogger(settings.logLevel, 'instance').child(bindings);
+  const serverLog = createLogger(settings.logLevel, 'postgres').child(bindings);
+  const pgBin = await resolvePgBin(settings.pgBin);
+  const layout = layoutOf(settings);
+  const socketDir = settings.socketDir ?? ((await isWritableDir('/var/run/postgresql')) ? '/var/run/postgresql' : join(layout.stateDir, 'run'));
+  await mkdir(socketDir, { recursive: true });
+  const agent = new InstanceAgent({ settings, pgBin, socketDir, log, serverLog });
+
+  // The pod IP rather than 0.0.0.0: the kubelet probes and the operator use it, and several
+  // agents can then share one network namespace (the e2e process kubelet, tests).
+  const server: Server = await startApiServer({ host: settings.podIp, port: settings.agentPort, api: agent, token: () => readAgentToken(settings.secretsDir), log });
+  log.info({ pgBin, podIp: settings.podIp, agentPort: settings.agentPort, pgPort: settings.pgPort, pgdata: settings.pgdata }, 'pgpilot instance agent started');
+
+  let exiting = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (exiting) return;
+    exiting = true;
+    agent
+      .shutdown(signal)
+      .then(() => {
+        log.info('postgres stopped; exiting');
+        server.close();
+        server.closeAllConnections();
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err: message(err) }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // Dying would take postgres down uncleanly with us: log a stray rejection and carry on.
+  process.on('unhandledRejection', (err) => log.error({ err: message(err) }, 'unhandled rejection'));
+
+  await agent.init();
+  agent.watchConfig();
+}

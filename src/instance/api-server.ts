@@ -1,0 +1,125 @@
+// The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../runtime/logger.js';
+import type { BootstrapRequest, FollowRequest, InstanceStatus, PromoteResult } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFollowRequest } from './requests.js';
+
+export interface AgentApi {
+  healthy(): boolean;
+  ready(): boolean;
+  status(): Promise<InstanceStatus>;
+  /** Resolves once the bootstrap has been accepted (it continues in the background). */
+  bootstrap(req: BootstrapRequest): Promise<void>;
+  promote(): Promise<PromoteResult>;
+  follow(req: FollowRequest): Promise<void>;
+  checkpoint(): Promise<void>;
+  fence(): Promise<void>;
+  unfence(): Promise<void>;
+  reload(): Promise<void>;
+}
+
+export interface ApiServerOptions {
+  host: string;
+  port: number;
+  api: AgentApi;
+  /** Read per request, so a rotated Secret applies at once. */
+  token: () => Promise<string>;
+  log: Logger;
+}
+
+const MAX_BODY = 64 * 1024;
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (!text) return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HttpError(400, 'body is not valid JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
+}
+
+type Route = (req: IncomingMessage) => Promise<[number, unknown]>;
+
+export async function startApiServer(o: ApiServerOptions): Promise<Server> {
+  const { api } = o;
+  const ok = { ok: true };
+  const routes: Record<string, Route> = {
+    'GET /v1/status': async () => [200, await api.status()],
+    'POST /v1/bootstrap': async (req) => {
+      await api.bootstrap(parseBootstrapRequest(await readJson(req)));
+      return [202, { accepted: true }];
+    },
+    'POST /v1/promote': async () => [200, await api.promote()],
+    'POST /v1/follow': async (req) => {
+      await api.follow(parseFollowRequest(await readJson(req)));
+      return [200, ok];
+    },
+    'POST /v1/checkpoint': async () => (await api.checkpoint(), [200, ok]),
+    'POST /v1/fence': async () => (await api.fence(), [200, ok]),
+    'POST /v1/unfence': async () => (await api.unfence(), [200, ok]),
+    'POST /v1/reload': async () => (await api.reload(), [200, ok]),
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (req.method === 'GET' && (path === '/healthz' || path === '/readyz')) {
+      const good = path === '/healthz' ? api.healthy() : api.ready();
+      res.writeHead(good ? 200 : 503, { 'content-type': 'text/plain' }).end(good ? 'ok\n' : 'not ready\n');
+      return;
+    }
+    const route = routes[`${req.method} ${path}`];
+    if (!route) {
+      send(res, path.startsWith('/v1/') && Object.keys(routes).some((r) => r.endsWith(` ${path}`)) ? 405 : 404, { error: `no route ${req.method} ${path}` });
+      return;
+    }
+    let token: string;
+    try {
+      token = await o.token();
+    } catch (err) {
+      o.log.error({ err: (err as Error).message }, 'cannot read the agent token');
+      send(res, 500, { error: 'the agent token is not available' });
+      return;
+    }
+    if (!bearerMatches(req.headers.authorization, token)) {
+      send(res, 401, { error: 'missing or invalid bearer token' });
+      return;
+    }
+    const started = Date.now();
+    try {
+      const [status, body] = await route(req);
+      if (req.method !== 'GET') o.log.info({ route: `${req.method} ${path}`, status, ms: Date.now() - started }, 'api call');
+      send(res, status, body);
+    } catch (err) {
+      const status = err instanceof HttpError ? err.status : 500;
+      const message = err instanceof Error ? err.message : String(err);
+      o.log[status >= 500 ? 'error' : 'warn']({ route: `${req.method} ${path}`, status, err: message, ms: Date.now() - started }, 'api call failed');
+      send(res, status, { error: message });
+    }
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: String(err) });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

@@ -1,0 +1,51 @@
+// Validation of API request bodies and the bearer token check (pure).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { BootstrapRequest, FollowRequest } from './api-types.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$/;
+
+function endpoint(v: unknown, field: string): { host: string; port: number } {
+  if (!isObject(v)) throw new HttpError(400, `${field} must be an object with host and port`);
+  const { host, port } = v;
+  if (typeof host !== 'string' || !HOST.test(host)) throw new HttpError(400, `${field}.host must be a host name or IP address`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new HttpError(400, `${field}.port must be an integer 1-65535`);
+  return { host, port };
+}
+
+export function parseBootstrapRequest(body: unknown): BootstrapRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  if (body.mode === 'initdb') return { mode: 'initdb' };
+  if (body.mode === 'clone') return { mode: 'clone', primary: endpoint(body.primary, 'primary') };
+  throw new HttpError(400, 'mode must be "initdb" or "clone"');
+}
+
+export function parseFollowRequest(body: unknown): FollowRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  return { primary: endpoint(body.primary, 'primary') };
+}
+
+/**
+ * Constant-time comparison of `Authorization: Bearer <token>` with the expected token. Both sides
+ * are hashed first so that timingSafeEqual compares equal lengths and the length leaks nothing.
+ */
+export function bearerMatches(header: string | undefined, expected: string): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  const given = m?.[1] ?? '';
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && given.length > 0;
+}

@@ -1,0 +1,195 @@
+// SQL the agent runs against its own server (and, for rewind, a CHECKPOINT on the new primary).
+// It connects over TCP to the pod IP as the superuser: the same path clients take, so "accepts
+// connections" means what readiness should mean, whatever the OS user name in the image is.
+import pg from 'pg';
+import { quoteIdent, quoteLiteral } from './conninfo.js';
+import type { Credentials } from './files.js';
+import type { ReplicationRow, SqlSnapshot } from './status.js';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface ConnectOptions extends Endpoint {
+  credentials: Credentials;
+  database?: string;
+  connectTimeoutMs?: number;
+  /** Statement timeout on the client side (pg's query_timeout). */
+  queryTimeoutMs?: number;
+}
+
+export async function connect(o: ConnectOptions): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: o.host,
+    port: o.port,
+    user: o.credentials.username,
+    password: o.credentials.password,
+    database: o.database ?? 'postgres',
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 2000,
+    query_timeout: o.queryTimeoutMs ?? 30_000,
+    application_name: 'pgpilot-agent',
+  });
+  // An error after connect (server shutting down) must not crash the agent.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return client;
+}
+
+export async function withClient<T>(o: ConnectOptions, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(o);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** One readiness probe: a connection and SELECT 1. */
+export async function acceptsConnections(o: ConnectOptions): Promise<boolean> {
+  try {
+    await withClient({ ...o, connectTimeoutMs: o.connectTimeoutMs ?? 1000, queryTimeoutMs: 2000 }, (c) => c.query('SELECT 1'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const STATUS_SQL = `
+SELECT pg_is_in_recovery() AS in_recovery,
+       current_setting('server_version') AS server_version,
+       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal_file,
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
+       pg_last_wal_receive_lsn()::text AS receive_lsn,
+       pg_last_wal_replay_lsn()::text AS replay_lsn,
+       (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline,
+       w.status AS wal_receiver_status,
+       w.received_tli AS received_tli,
+       w.conninfo AS wal_receiver_conninfo,
+       current_setting('primary_conninfo') AS primary_conninfo,
+       EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending_restart
+  FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true`;
+
+const REPLICATION_SQL = `
+SELECT application_name, client_addr::text AS client_addr, state, sync_state,
+       sent_lsn::text AS sent_lsn, write_lsn::text AS write_lsn, flush_lsn::text AS flush_lsn, replay_lsn::text AS replay_lsn
+  FROM pg_stat_replication ORDER BY application_name, client_addr`;
+
+interface StatusRow {
+  in_recovery: boolean;
+  server_version: string;
+  system_identifier: string | null;
+  current_wal_file: string | null;
+  current_lsn: string | null;
+  receive_lsn: string | null;
+  replay_lsn: string | null;
+  checkpoint_timeline: number | null;
+  wal_receiver_status: string | null;
+  received_tli: number | null;
+  wal_receiver_conninfo: string | null;
+  primary_conninfo: string | null;
+  pending_restart: boolean;
+}
+
+export async function querySnapshot(c: pg.Client): Promise<SqlSnapshot> {
+  const s = (await c.query<StatusRow>(STATUS_SQL)).rows[0];
+  if (!s) throw new Error('status query returned no row');
+  const replication = s.in_recovery ? [] : (await c.query<ReplicationRow>(REPLICATION_SQL)).rows;
+  return {
+    inRecovery: s.in_recovery,
+    serverVersion: s.server_version,
+    systemIdentifier: s.system_identifier,
+    currentWalFile: s.current_wal_file,
+    currentLsn: s.current_lsn,
+    receiveLsn: s.receive_lsn,
+    replayLsn: s.replay_lsn,
+    checkpointTimeline: s.checkpoint_timeline,
+    walReceiverStatus: s.wal_receiver_status,
+    receivedTimeline: s.received_tli,
+    walReceiverConninfo: s.wal_receiver_conninfo,
+    primaryConninfo: s.primary_conninfo || null,
+    replication,
+    pendingRestart: s.pending_restart,
+  };
+}
+
+export async function isInRecovery(c: pg.Client): Promise<boolean> {
+  return (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r;
+}
+
+/** Primary's insert timeline and position. */
+export async function primaryPosition(c: pg.Client): Promise<{ walFile: string; lsn: string }> {
+  const r = (await c.query<{ f: string; l: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f, pg_current_wal_lsn()::text AS l')).rows[0]!;
+  return { walFile: r.f, lsn: r.l };
+}
+
+export async function promote(c: pg.Client, waitSeconds: number): Promise<boolean> {
+  return (await c.query<{ ok: boolean }>('SELECT pg_promote(true, $1) AS ok', [waitSeconds])).rows[0]!.ok;
+}
+
+/**
+ * ALTER SYSTEM (postgresql.auto.conf, in the data directory) + reload: PostgreSQL 13+ applies a
+ * new primary_conninfo by restarting only the walreceiver.
+ */
+export async function setPrimaryConninfo(c: pg.Client, conninfo: string | null): Promise<void> {
+  await c.query(conninfo === null ? 'ALTER SYSTEM RESET primary_conninfo' : `ALTER SYSTEM SET primary_conninfo = ${quoteLiteral(conninfo)}`);
+  await c.query('SELECT pg_reload_conf()');
+}
+
+/** Where the walreceiver streams from, and whether it does. */
+export async function walReceiver(c: pg.Client): Promise<{ status: string; host: string | null; port: number | null } | null> {
+  const r = (await c.query<{ status: string; sender_host: string | null; sender_port: number | null }>('SELECT status, sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
+  return r ? { status: r.status, host: r.sender_host, port: r.sender_port } : null;
+}
+
+export interface BootstrapRoles {
+  replication: Credentials;
+  owner: Credentials;
+  database: string;
+}
+
+/**
+ * Roles and the application database of a fresh cluster. Idempotent (a restart mid-bootstrap
+ * runs it again). Passwords travel as SQL literals: the session turns statement logging off so
+ * a failing statement is not echoed into the server log, and commits do not wait for synchronous
+ * standbys that do not exist yet.
+ */
+export async function createBootstrapObjects(c: pg.Client, r: BootstrapRoles): Promise<void> {
+  await c.query("SET log_min_error_statement = 'panic'; SET log_statement = 'none'; SET synchronous_commit = 'local'");
+  const roleExists = async (name: string) => ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount ?? 0) > 0;
+  const role = async (creds: Credentials, attrs: string) => {
+    const verb = (await roleExists(creds.username)) ? 'ALTER' : 'CREATE';
+    await c.query(`${verb} ROLE ${quoteIdent(creds.username)} WITH ${attrs} PASSWORD ${quoteLiteral(creds.password)}`);
+  };
+  await role(r.replication, 'LOGIN REPLICATION');
+  await role(r.owner, 'LOGIN');
+  const db = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [r.database]);
+  if ((db.rowCount ?? 0) === 0) await c.query(`CREATE DATABASE ${quoteIdent(r.database)} OWNER ${quoteIdent(r.owner.username)}`);
+}
+
+/** The primary's timeline and its history file (null on timeline 1), to detect divergence. */
+export async function timelineHistory(c: pg.Client): Promise<{ timeline: number; history: string | null }> {
+  const f = (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;
+  const timeline = parseInt(f.slice(0, 8), 16);
+  if (timeline === 1) return { timeline, history: null };
+  const name = `pg_wal/${f.slice(0, 8)}.history`;
+  const r = await c.query<{ h: string }>('SELECT pg_read_file($1) AS h', [name]);
+  return { timeline, history: r.rows[0]!.h };
+}
+
+/** A replica's furthest WAL position and the timeline it is on. */
+export async function replicaPosition(c: pg.Client): Promise<{ timeline: number; lsn: string } | null> {
+  const r = (
+    await c.query<{ tli: number | null; lsn: string | null }>(
+      `SELECT COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())) AS tli,
+              GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text AS lsn`,
+    )
+  ).rows[0];
+  return r && r.tli !== null && r.lsn !== null ? { timeline: r.tli, lsn: r.lsn } : null;
+}
