@@ -63,8 +63,8 @@ export class AgentClient {
   checkpoint(ep: AgentEndpoint): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/checkpoint', undefined, 120_000);
   }
-  fence(ep: AgentEndpoint): Promise<unknown> {
-    return this.call(ep, 'POST', '/v1/fence', undefined, 60_000);
+  fence(ep: AgentEndpoint, timeoutMs = 60_000): Promise<unknown> {
+    return this.call(ep, 'POST', '/v1/fence', undefined, timeoutMs);
   }
   unfence(ep: AgentEndpoint): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/unfence', undefined, 60_000);

@@ -138,6 +138,8 @@ export function planHa(input: HaInput): HaPlan {
       };
     }
     const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host)];
+    // A replica that is down or lagging is looked at again soon: its recovery fires no event.
+    const replicasBehind = replicas.some((i) => !i.agent?.streaming);
     const requested = input.requestedPrimary && input.requestedPrimary !== input.primary ? input.requestedPrimary : undefined;
     const switchoverWait = !requested
       ? []
@@ -151,7 +153,7 @@ export function planHa(input: HaInput): HaPlan {
         replicasStreaming(input.instances, input.primary),
       ],
       primary: input.primary,
-      ...(actions.length || switchoverWait.length ? { requeueAfterMs: 1000 } : {}),
+      ...(actions.length || switchoverWait.length ? { requeueAfterMs: 1000 } : replicasBehind ? { requeueAfterMs: 2000 } : {}),
     };
   }
 
@@ -192,7 +194,9 @@ export function planHa(input: HaInput): HaPlan {
     actions: [
       { kind: 'claim', instance: candidate.name, from: input.primary, reason: 'failover' },
       { kind: 'label', instance: input.primary, role: null },
-      { kind: 'fence', instance: input.primary, bestEffort: true },
+      // An old primary that does not answer (dead, frozen, partitioned) cannot be fenced through
+      // its agent: cutting its routing is the protection, and it is rewound when it returns.
+      ...(primary?.agent ? [{ kind: 'fence' as const, instance: input.primary, bestEffort: true }] : []),
       { kind: 'promote', instance: candidate.name },
       { kind: 'label', instance: candidate.name, role: 'primary' },
     ],

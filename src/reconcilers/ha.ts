@@ -184,7 +184,8 @@ async function execute(
     case 'fence':
       if (!host) return;
       try {
-        await deps.agent.fence(endpoint(host));
+        // Best effort (failover): the old primary gets a moment, not the minute a clean stop may take.
+        await deps.agent.fence(endpoint(host), action.bestEffort ? 2000 : 60_000);
       } catch (err) {
         if (!action.bestEffort) throw err;
         log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');

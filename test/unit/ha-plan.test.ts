@@ -38,6 +38,8 @@ function input(instances: ObservedInstance[], over: Partial<HaInput> = {}): HaIn
   return { instances, primary: 'db-1', haEnabled: true, failoverDelayMs: 0, now: 10_000, ...over };
 }
 
+const requeueSoon = (plan: { requeueAfterMs?: number }) => expect(plan.requeueAfterMs).toBeLessThanOrEqual(1000);
+
 const healthy = () => [inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')];
 
 describe('LSNs', () => {
@@ -67,6 +69,11 @@ describe('planHa', () => {
       { kind: 'bootstrap', instance: 'db-2', request: { mode: 'clone', primary: { host: '127.0.100.1', port: 5432 } } },
     ]);
     expect(plan.conditions.find((c) => c.type === 'ReplicasStreaming')).toMatchObject({ status: 'False', message: expect.stringContaining('db-2 (AwaitingBootstrap)') });
+  });
+
+  it('looks again soon while a replica is not streaming (its recovery fires no event)', () => {
+    const plan = planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', undefined)]));
+    expect(plan.requeueAfterMs).toBe(2000);
   });
 
   it('changes nothing in steady state', () => {
@@ -101,16 +108,23 @@ describe('planHa', () => {
       expect(plan.conditions[0]).toMatchObject({ reason: 'PrimaryUnhealthy' });
     });
 
-    it('promotes the most advanced replica: claim, cut routing, fence, promote, label', () => {
+    it('promotes the most advanced replica: claim, cut routing, promote, label (a silent primary cannot be fenced)', () => {
       const plan = planHa(input(dead(), { primaryFailedSince: 9_000 }));
       expect(plan.primary).toBe('db-3');
       expect(plan.actions).toEqual([
         { kind: 'claim', instance: 'db-3', from: 'db-1', reason: 'failover' },
         { kind: 'label', instance: 'db-1', role: null },
-        { kind: 'fence', instance: 'db-1', bestEffort: true },
         { kind: 'promote', instance: 'db-3' },
         { kind: 'label', instance: 'db-3', role: 'primary' },
       ]);
+      requeueSoon(plan);
+    });
+
+    it('fences an old primary whose agent still answers before promoting', () => {
+      const failing = [inst('db-1', primaryAgent({ running: false, phase: 'Failed' }), 'primary'), ...dead().slice(1)];
+      const plan = planHa(input(failing, { primaryFailedSince: 9_000 }));
+      expect(plan.actions.map((a) => a.kind)).toEqual(['claim', 'label', 'fence', 'promote', 'label']);
+      expect(plan.actions[2]).toEqual({ kind: 'fence', instance: 'db-1', bestEffort: true });
     });
 
     it('honours failoverDelay', () => {
