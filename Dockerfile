@@ -11,7 +11,7 @@
 #
 # The instance image is `ghcr.io/pgpilot/postgresql:<version>` (the operator runs
 # `<instanceImage.repository>:<spec.version>` for every PostgreSQL pod). It holds the PostgreSQL
-# binaries plus the same dist/, and its ENTRYPOINT is `pgpilot instance`: the agent is PID 1, runs
+# binaries plus the same dist/; its ENTRYPOINT is `pgpilot` and the StatefulSet's args are `instance`: the agent is PID 1, runs
 # initdb / pg_basebackup / pg_rewind, supervises `postgres` directly, serves the instance API and
 # archives WAL (`pgpilot wal-push` / `wal-fetch` as archive_command / restore_command).
 #
@@ -129,7 +129,8 @@ ENV PG_MAJOR=${PG_MAJOR} \
 USER 26:26
 WORKDIR /var/lib/postgresql
 EXPOSE 5432
-ENTRYPOINT ["pgpilot", "instance"]
+# The StatefulSet passes args ["instance"] (the same image family runs every role).
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 
 # ---------------------------------------------------------------------------------------------
 # operator (default target): ghcr.io/pgpilot/pgpilot:<version>.

@@ -248,6 +248,7 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
       PGPILOT_LEADER_ELECT: 'true',
       PGPILOT_LEASE_NAME: `${RELEASE}-leader`,
       PGPILOT_HTTP_PORT: '8080',
+      PGPILOT_HTTP_HOST: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } },
       PGPILOT_LOG_LEVEL: 'info',
       PGPILOT_CONCURRENCY: '10',
       PGPILOT_RESYNC_SECONDS: '300',

@@ -1,56 +1,127 @@
-// npm run sandbox: a local pgpilot playground. Starts a real Kubernetes control plane on
-// loopback, installs the operator's Helm chart, runs the operator with the chart's
-// ServiceAccount and RBAC, applies examples/cluster.yaml, and shows the cluster's progress until
-// Ctrl-C, which tears everything down.
+// npm run sandbox: a local pgpilot playground on loopback. A real Kubernetes control plane, the
+// process kubelet (pods run as local processes, Services through a loopback proxy), the operator
+// installed from the Helm chart (its Deployment's pod runs with in-cluster config), and
+// examples/cluster.yaml applied. Shows progress until the cluster is Ready, prints a psql
+// connection string, and tears everything down on Ctrl-C.
 //
-// Until the process kubelet arrives (issue 3) nothing runs pods here: the operator's own
-// Deployment pod and the PostgreSQL pods stay Pending, and the operator runs as a local process.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+//   npm run sandbox                 foreground; Ctrl-C stops everything
+//   npm run sandbox -- --detach     keep running in the background (log: .cache/sandbox/sandbox.log)
+//   npm run sandbox -- stop         stop a detached sandbox
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import type { PostgreSQLCluster } from '../src/api/cluster.js';
 import { startControlPlane } from '../e2e/harness/control-plane.js';
 import { E2E_KUBECONFIG_ENV, waitFor } from '../e2e/harness/env.js';
 import { kubectl, kubectlOk } from '../e2e/harness/kubectl.js';
-import { REPO_ROOT, startOperator } from '../e2e/harness/operator.js';
+import { REPO_ROOT, installChart } from '../e2e/harness/operator.js';
+import { appCredentials } from '../e2e/harness/postgres.js';
+import { startProcessKubelet } from '../e2e/kubelet/index.js';
 import { kubectlPath } from '../test/support/binaries.js';
 
+const DIR = join(REPO_ROOT, '.cache', 'sandbox');
+const PID_FILE = join(DIR, 'sandbox.pid');
 const say = (msg: string) => console.log(`[sandbox] ${msg}`);
 
-const cp = await startControlPlane({});
-process.env[E2E_KUBECONFIG_ENV] = cp.kubeconfigPath;
-say(`control plane up at ${cp.server} in ${(cp.startupMs / 1000).toFixed(1)} s`);
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-const example = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8'));
-const ns = example.metadata.namespace as string;
-await kubectl(['create', 'namespace', ns]);
-say('installing the operator from charts/pgpilot (helm) and starting it with the chart\'s ServiceAccount');
-const operator = await startOperator({ watchNamespaces: [ns], leaseName: 'pgpilot-sandbox' });
-say(`operator running (pid ${operator.pid}); metrics at http://127.0.0.1:${operator.port}/metrics; log ${operator.logPath}`);
-await kubectlOk(['apply', '-f', '-'], stringify(example));
-say(`applied examples/cluster.yaml (${ns}/${example.metadata.name})`);
+async function stopDetached(): Promise<void> {
+  const pid = existsSync(PID_FILE) ? Number(readFileSync(PID_FILE, 'utf8')) : NaN;
+  if (!pid || !running(pid)) {
+    say('no sandbox is running');
+    return;
+  }
+  process.kill(pid, 'SIGTERM');
+  await waitFor('the sandbox to stop', async () => !running(pid), { timeoutMs: 120_000, intervalMs: 250 });
+  say(`stopped (pid ${pid})`);
+}
 
-// A stable copy of the kubeconfig and a kubectl for the person at the terminal.
-const dir = join(REPO_ROOT, '.cache', 'sandbox');
-mkdirSync(dir, { recursive: true });
-const kubeconfig = join(dir, 'kubeconfig');
-writeFileSync(kubeconfig, readFileSync(cp.kubeconfigPath));
-say(`try:  ${await kubectlPath()} --kubeconfig ${kubeconfig} get pgc -A`);
-say('      … describe pgc -n production prod-db   |   get statefulsets,services,secrets -n production');
+function detach(): void {
+  mkdirSync(DIR, { recursive: true });
+  const log = openSync(join(DIR, 'sandbox.log'), 'w');
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!], { detached: true, stdio: ['ignore', log, log], env: process.env });
+  child.unref();
+  say(`running in the background (pid ${child.pid}); follow it with: tail -f ${join(DIR, 'sandbox.log')}`);
+  say('stop it with: npm run sandbox -- stop');
+}
 
-let last = '';
-const shutdown = async () => {
-  say('stopping');
-  await operator.stop();
-  await cp.stop();
-  process.exit(0);
-};
-process.on('SIGINT', () => void shutdown());
-process.on('SIGTERM', () => void shutdown());
+async function main(): Promise<void> {
+  mkdirSync(DIR, { recursive: true });
+  if (existsSync(PID_FILE) && running(Number(readFileSync(PID_FILE, 'utf8')))) throw new Error('a sandbox is already running: npm run sandbox -- stop');
+  writeFileSync(PID_FILE, String(process.pid));
 
-await waitFor('forever', async () => {
-  const r = await kubectl(['get', 'pgc', '-n', ns, '--no-headers']);
-  const line = r.stdout.trim().replace(/\s+/g, ' ');
-  if (line && line !== last) say(`pgc: ${line}`);
-  last = line;
-  return false;
-}, { timeoutMs: 365 * 24 * 3600_000, intervalMs: 2000 });
+  const cp = await startControlPlane({});
+  process.env[E2E_KUBECONFIG_ENV] = cp.kubeconfigPath;
+  say(`control plane up at ${cp.server} in ${(cp.startupMs / 1000).toFixed(1)} s`);
+  const kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT, dataDir: join(DIR, 'kubelet') });
+  say(`process kubelet running node ${kubelet.nodeName}`);
+
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping');
+    await kubelet.stop();
+    await cp.stop();
+    rmSync(PID_FILE, { force: true });
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+
+  say('installing the operator from charts/pgpilot (helm)');
+  await installChart();
+  await waitFor('the operator pod Ready', async () => {
+    const r = await kubectl(['get', 'pods', '-n', 'pgpilot-system', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}']);
+    return r.stdout.includes('True');
+  }, { timeoutMs: 120_000, intervalMs: 500 });
+  say('operator running in its pod');
+
+  const example = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster;
+  const ns = example.metadata.namespace!;
+  const name = example.metadata.name!;
+  await kubectl(['create', 'namespace', ns]);
+  await kubectlOk(['apply', '-f', '-'], stringify(example));
+  say(`applied examples/cluster.yaml (${ns}/${name})`);
+
+  let last = '';
+  await waitFor(`${ns}/${name} Ready`, async () => {
+    const r = await kubectl(['get', 'pgc', name, '-n', ns, '--no-headers']);
+    const line = r.stdout.trim().replace(/\s+/g, ' ');
+    if (line && line !== last) say(`pgc: ${line}`);
+    last = line;
+    const ready = await kubectl(['get', 'pgc', name, '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
+    return ready.stdout.trim() === 'True';
+  }, { timeoutMs: 600_000, intervalMs: 1000 });
+
+  const creds = await appCredentials(ns, name);
+  const rw = kubelet.serviceAddress(ns, `${name}-rw`, 'postgresql')!;
+  const kubeconfig = join(DIR, 'kubeconfig');
+  writeFileSync(kubeconfig, readFileSync(cp.kubeconfigPath));
+  say('ready. Connect with:');
+  console.log(`  psql "postgresql://${creds.user}:${encodeURIComponent(creds.password)}@${rw.host}:${rw.port}/${creds.database}"`);
+  say(`kubectl: ${await kubectlPath()} --kubeconfig ${kubeconfig} get pgc -A`);
+  say(`Service addresses: ${kubelet.servicesFile}`);
+  say('Ctrl-C (or npm run sandbox -- stop) tears everything down');
+}
+
+const arg = process.argv[2];
+if (arg === 'stop') await stopDetached();
+else if (arg === '--detach') detach();
+else if (arg && arg !== '--foreground') {
+  console.error(`unknown argument "${arg}": use --detach, or stop`);
+  process.exit(2);
+} else {
+  await main().catch((err: Error) => {
+    console.error(`[sandbox] failed: ${err.message}`);
+    process.exit(1);
+  });
+}

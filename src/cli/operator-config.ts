@@ -10,6 +10,7 @@ export interface OperatorSettings {
   leaderElect: boolean;
   leaseName: string;
   httpPort: number;
+  httpHost: string;
   logLevel: LogLevel;
   concurrency: number;
   resyncSeconds: number;
@@ -55,6 +56,9 @@ export function operatorOptions(): Option[] {
     new Option('--leader-elect <bool>', 'elect a leader through a Lease so replicas can run side by side').env('PGPILOT_LEADER_ELECT').argParser(boolean).default(true),
     new Option('--lease-name <name>', 'name of the leader Lease').env('PGPILOT_LEASE_NAME').default('pgpilot-operator-leader'),
     new Option('--http-port <port>', 'port for /metrics, /healthz and /readyz').env('PGPILOT_HTTP_PORT').argParser(integer(0, 65535)).default(8080),
+    // The chart passes the pod IP: binding every address would also claim the port on addresses
+    // that are not the pod's where pods share a network (the e2e process kubelet).
+    new Option('--http-host <address>', 'address for /metrics, /healthz and /readyz').env('PGPILOT_HTTP_HOST').default('0.0.0.0'),
     new Option('--log-level <level>', 'log level').env('PGPILOT_LOG_LEVEL').choices(LOG_LEVELS).default('info'),
     new Option('--concurrency <n>', 'clusters reconciled at once').env('PGPILOT_CONCURRENCY').argParser(integer(1, 100)).default(10),
     new Option('--resync-seconds <s>', 'reconcile every cluster at least this often').env('PGPILOT_RESYNC_SECONDS').argParser(integer(10, 86400)).default(300),

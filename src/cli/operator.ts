@@ -28,7 +28,7 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
     concurrency: settings.concurrency,
     resyncMs: settings.resyncSeconds * 1000,
   });
-  const server: Server = await startProbeServer({ port: settings.httpPort, registry: metrics.registry, ready: () => controller.hasSynced() });
+  const server: Server = await startProbeServer({ port: settings.httpPort, host: settings.httpHost, registry: metrics.registry, ready: () => controller.hasSynced() });
   log.info({ identity, httpPort: settings.httpPort, watchNamespaces: settings.watchNamespaces, leaderElect: settings.leaderElect }, 'pgpilot operator starting');
 
   const elector = settings.leaderElect

@@ -64,6 +64,7 @@ function deploymentContainer(objects: K8sObject[]): K8sObject {
 function expectedEnv(over: Partial<Record<(typeof CONTRACT_ENV)[number], string>> = {}) {
   return {
     PGPILOT_NAMESPACE: { fieldRef: 'metadata.namespace' },
+    PGPILOT_HTTP_HOST: { fieldRef: 'status.podIP' },
     PGPILOT_WATCH_NAMESPACES: '',
     PGPILOT_LEADER_ELECT: 'true',
     PGPILOT_LEASE_NAME: `${FULLNAME}-leader`,

@@ -1,0 +1,402 @@
+// The process kubelet against the real control plane: pods as local processes through the real
+// scheduler and controller-manager, probes, ConfigMap refresh, restarts, deletion, the PV
+// provisioner with StatefulSet claims, and the service proxy. Timings are printed, not asserted.
+import { existsSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { AppsV1Api, CoreV1Api, StorageV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, statusOf, waitFor } from './harness/env.js';
+import { ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
+import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
+
+// A tiny HTTP server for `e2e.local/node` (the kubelet's test-only image): it answers with what
+// the pod sees — its IP from the fieldRef env, its user, its ConfigMap file, its claim's marker.
+const SERVER = `
+const http = require('http'), fs = require('fs'), os = require('os');
+const read = (p) => { try { return fs.readFileSync(p, 'utf8'); } catch { return null; } };
+if (fs.existsSync('/data') && !fs.existsSync('/data/marker')) fs.writeFileSync('/data/marker', process.env.POD_UID);
+http.createServer((req, res) => {
+  if (req.url === '/ready') return res.end('ok');
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({
+    ip: process.env.POD_IP, pod: process.env.POD_NAME, uid: process.getuid(), user: os.userInfo().username,
+    greeting: read('/config/greeting'), marker: read('/data/marker'),
+    namespace: read('/var/run/secrets/kubernetes.io/serviceaccount/namespace'),
+    hasToken: fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'),
+    hostname: os.hostname(),
+  }));
+}).listen(8081, process.env.POD_IP);
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+function serverContainer(extraMounts: V1Container['volumeMounts'] = []): V1Container {
+  return {
+    name: 'web',
+    image: 'e2e.local/node:20',
+    args: ['-e', SERVER],
+    env: [
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+    ],
+    ports: [{ name: 'http', containerPort: 8081 }],
+    readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 },
+    livenessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2, failureThreshold: 3 },
+    volumeMounts: extraMounts,
+  };
+}
+
+interface Answer {
+  ip: string;
+  pod: string;
+  uid: number;
+  user: string;
+  greeting: string | null;
+  marker: string | null;
+  namespace: string | null;
+  hasToken: boolean;
+  hostname: string;
+}
+
+/** One request on a fresh connection (the proxy balances connections, not requests). */
+function ask(host: string, port = 8081): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host, port, path: '/', agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as Answer);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+const isReady = (p: V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('process kubelet', () => {
+  let ns: string;
+  let kubelet: ProcessKubelet;
+  const core = () => kubeConfig().makeApiClient(CoreV1Api);
+  const apps = () => kubeConfig().makeApiClient(AppsV1Api);
+  const timings: Record<string, number> = {};
+  const everPids = new Set<number>();
+  const readyPod = (name: string, timeoutMs = 30_000) =>
+    waitFor(`pod ${name} Ready`, async () => {
+      const p = await core().readNamespacedPod({ namespace: ns, name });
+      for (const pid of kubelet.podPids(ns, name)) everPids.add(pid);
+      return isReady(p) ? p : undefined;
+    }, { timeoutMs, intervalMs: 100 });
+
+  beforeAll(async () => {
+    const t0 = Date.now();
+    kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT });
+    timings.kubeletStartMs = Date.now() - t0;
+    ns = await createTestNamespace('kubelet');
+  });
+
+  afterAll(async () => {
+    console.log(`[kubelet e2e] timings ${JSON.stringify(timings)}; kubelet log ${kubelet?.logPath}`);
+    await kubelet?.stop();
+    if (ns) await deleteTestNamespace(ns);
+  });
+
+  it('runs a pod as the pod user with its IP, token and a live ConfigMap volume; kills and deletes it', async () => {
+    await core().createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'greeting' }, data: { greeting: 'hello' } } });
+    const t0 = Date.now();
+    await core().createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          nodeName: kubelet.nodeName,
+          terminationGracePeriodSeconds: 5,
+          securityContext: { runAsUser: 26, runAsGroup: 26, fsGroup: 26 },
+          containers: [serverContainer([{ name: 'config', mountPath: '/config', readOnly: true }])],
+          volumes: [{ name: 'config', configMap: { name: 'greeting' } }],
+        },
+      },
+    });
+    const pod = await readyPod('web');
+    timings.podReadyMs = Date.now() - t0;
+    const ip = kubelet.podAddress(ns, 'web')!;
+    expect(pod.status?.podIP).toBe(ip);
+    expect(ip.startsWith(`${kubelet.podCidrBase}.`)).toBe(true);
+    const a = await ask(ip);
+    expect(a).toMatchObject({ ip, pod: 'web', uid: 26, user: 'postgres', greeting: 'hello', namespace: ns, hasToken: true, hostname: 'web' });
+    // The bind mounts are the container's own: the host has no such file.
+    expect(existsSync('/config/greeting')).toBe(false);
+
+    const t1 = Date.now();
+    await core().patchNamespacedConfigMap({ namespace: ns, name: 'greeting', body: [{ op: 'replace', path: '/data/greeting', value: 'bonjour' }] });
+    await waitFor('the new greeting', async () => (await ask(ip)).greeting === 'bonjour', { timeoutMs: 5000, intervalMs: 100 });
+    timings.configMapRefreshMs = Date.now() - t1;
+
+    const [pid] = kubelet.podPids(ns, 'web');
+    expect(pid).toBeGreaterThan(0);
+    expect(await kubelet.killContainer(ns, 'web')).toBe(true);
+    const t2 = Date.now();
+    await waitFor('restartCount 1 and Ready again', async () => {
+      const p = await core().readNamespacedPod({ namespace: ns, name: 'web' });
+      const s = p.status?.containerStatuses?.[0];
+      return s?.restartCount === 1 && s.state?.running && isReady(p) ? p : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 100 });
+    timings.restartAfterKillMs = Date.now() - t2;
+    const p = await core().readNamespacedPod({ namespace: ns, name: 'web' });
+    expect(p.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode).toBe(137);
+    expect(alive(pid!)).toBe(false);
+    const [pid2] = kubelet.podPids(ns, 'web');
+    expect(pid2).not.toBe(pid);
+    everPids.add(pid2!);
+
+    const t3 = Date.now();
+    await core().deleteNamespacedPod({ namespace: ns, name: 'web' });
+    await waitFor('pod object gone', async () => {
+      try {
+        await core().readNamespacedPod({ namespace: ns, name: 'web' });
+        return false;
+      } catch (err) {
+        return statusOf(err) === 404;
+      }
+    }, { timeoutMs: 15_000, intervalMs: 100 });
+    timings.deleteMs = Date.now() - t3;
+    expect(alive(pid2!)).toBe(false);
+  });
+
+  it('reports an image it cannot run as ErrImagePull', async () => {
+    await core().createNamespacedPod({ namespace: ns, body: { metadata: { name: 'nginx' }, spec: { nodeName: kubelet.nodeName, containers: [{ name: 'nginx', image: 'nginx:1.27' }] } } });
+    const waiting = await waitFor('ErrImagePull', async () => {
+      const p = await core().readNamespacedPod({ namespace: ns, name: 'nginx' });
+      const w = p.status?.containerStatuses?.[0]?.state?.waiting;
+      return w?.reason === 'ErrImagePull' || w?.reason === 'ImagePullBackOff' ? w : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 100 });
+    expect(waiting.message).toContain('nginx:1.27');
+    await core().deleteNamespacedPod({ namespace: ns, name: 'nginx' });
+  });
+
+  it('runs a Deployment through the scheduler and routes a Service to it through the proxy', async () => {
+    const labels = { app: 'echo' };
+    const t0 = Date.now();
+    await apps().createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'echo' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { terminationGracePeriodSeconds: 5, containers: [serverContainer()] } },
+        },
+      },
+    });
+    await core().createNamespacedService({ namespace: ns, body: { metadata: { name: 'echo' }, spec: { selector: labels, ports: [{ name: 'web', port: 80, targetPort: 'http' }] } } });
+    const pods = await waitFor('two ready echo pods', async () => {
+      const list = await core().listNamespacedPod({ namespace: ns, labelSelector: 'app=echo' });
+      return list.items.filter(isReady).length === 2 ? list.items : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    timings.deploymentReadyMs = Date.now() - t0;
+    for (const p of pods) for (const pid of kubelet.podPids(ns, p.metadata!.name!)) everPids.add(pid);
+    const svc = await waitFor('service address', async () => kubelet.serviceAddress(ns, 'echo'), { timeoutMs: 5000 });
+    expect(svc.host.startsWith(`${kubelet.serviceCidrBase}.`)).toBe(true);
+    expect(svc.port).toBe(80);
+    const seen = await waitFor('both endpoints answer through the proxy', async () => {
+      const names = new Set<string>();
+      for (let i = 0; i < 6; i++) names.add((await ask(svc.host, svc.port)).pod);
+      return names.size === 2 ? names : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 200 });
+    expect([...seen].sort()).toEqual(pods.map((p) => p.metadata!.name!).sort());
+
+    // Isolating one pod takes it out of the Service within a second.
+    const victim = pods[0]!.metadata!.name!;
+    const t1 = Date.now();
+    await kubelet.isolatePod(ns, victim);
+    await waitFor('only the other pod answers', async () => {
+      for (let i = 0; i < 4; i++) if ((await ask(svc.host, svc.port)).pod === victim) return false;
+      return true;
+    }, { timeoutMs: 5000, intervalMs: 50 });
+    timings.proxySwitchMs = Date.now() - t1;
+    await kubelet.heal(ns, victim);
+    await waitFor('the healed pod answers again', async () => {
+      for (let i = 0; i < 4; i++) if ((await ask(svc.host, svc.port)).pod === victim) return true;
+      return false;
+    }, { timeoutMs: 5000, intervalMs: 100 });
+  });
+
+  it('binds StatefulSet claims to provisioned volumes that outlive the pod', async () => {
+    const labels = { app: 'db' };
+    await core().createNamespacedService({ namespace: ns, body: { metadata: { name: 'db' }, spec: { clusterIP: 'None', selector: labels, ports: [{ port: 8081 }] } } });
+    const t0 = Date.now();
+    await apps().createNamespacedStatefulSet({
+      namespace: ns,
+      body: {
+        metadata: { name: 'db' },
+        spec: {
+          serviceName: 'db',
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              terminationGracePeriodSeconds: 5,
+              securityContext: { runAsUser: 26, runAsGroup: 26, fsGroup: 26 },
+              containers: [serverContainer([{ name: 'data', mountPath: '/data' }])],
+            },
+          },
+          volumeClaimTemplates: [
+            { metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'fast-ssd', resources: { requests: { storage: '1Gi' } } } },
+          ],
+        },
+      },
+    });
+    const pvc = await waitFor('claim data-db-0 bound', async () => {
+      const c = await core().readNamespacedPersistentVolumeClaim({ namespace: ns, name: 'data-db-0' });
+      return c.status?.phase === 'Bound' ? c : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    timings.pvcBindMs = Date.now() - t0;
+    const pv = await core().readPersistentVolume({ name: pvc.spec!.volumeName! });
+    expect(pv.spec?.storageClassName).toBe('fast-ssd');
+    const first = await readyPod('db-0');
+    timings.statefulPodReadyMs = Date.now() - t0;
+    const a = await ask(kubelet.podAddress(ns, 'db-0')!);
+    expect(a.marker).toBe(first.metadata!.uid);
+
+    const t1 = Date.now();
+    await core().deleteNamespacedPod({ namespace: ns, name: 'db-0' });
+    const second = await waitFor('db-0 recreated and Ready', async () => {
+      const p = await core().readNamespacedPod({ namespace: ns, name: 'db-0' });
+      return p.metadata!.uid !== first.metadata!.uid && isReady(p) ? p : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    timings.statefulRecreateMs = Date.now() - t1;
+    for (const pid of kubelet.podPids(ns, 'db-0')) everPids.add(pid);
+    const b = await ask(kubelet.podAddress(ns, 'db-0')!);
+    expect(b.pod).toBe('db-0');
+    expect(b.marker).toBe(first.metadata!.uid); // written by the first pod, read by the second
+    expect(second.metadata!.uid).not.toBe(first.metadata!.uid);
+  });
+
+  it('expands a bound claim whose StorageClass allows it', async () => {
+    const sc = `kubelet-e2e-${ns}`;
+    const storage = kubeConfig().makeApiClient(StorageV1Api);
+    await storage.createStorageClass({ body: { metadata: { name: sc }, provisioner: 'pgpilot.io/process-kubelet', allowVolumeExpansion: true } });
+    try {
+      await core().createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: { metadata: { name: 'grow' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } } },
+      });
+      await waitFor('claim grow bound', async () => (await core().readNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow' })).status?.phase === 'Bound', { timeoutMs: 15_000, intervalMs: 100 });
+      const t0 = Date.now();
+      await core().patchNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow', body: [{ op: 'replace', path: '/spec/resources/requests/storage', value: '2Gi' }] });
+      const pvc = await waitFor('claim grow at 2Gi', async () => {
+        const c = await core().readNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow' });
+        return c.status?.capacity?.storage === '2Gi' ? c : undefined;
+      }, { timeoutMs: 15_000, intervalMs: 100 });
+      timings.expandMs = Date.now() - t0;
+      expect((await core().readPersistentVolume({ name: pvc.spec!.volumeName! })).spec?.capacity?.storage).toBe('2Gi');
+    } finally {
+      await storage.deleteStorageClass({ name: sc }).catch(() => undefined);
+    }
+  });
+
+  it('runs a PostgreSQL image as postgres (26) on a claim, with the installed binaries standing in', async () => {
+    await core().createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: { metadata: { name: 'pg-data' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'fast-ssd', resources: { requests: { storage: '1Gi' } } } },
+    });
+    const t0 = Date.now();
+    await core().createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'pg' },
+        spec: {
+          terminationGracePeriodSeconds: 10,
+          securityContext: { runAsNonRoot: true, runAsUser: 26, runAsGroup: 26, fsGroup: 26 },
+          containers: [
+            {
+              name: 'postgres',
+              image: 'ghcr.io/pgpilot/postgresql:14.5',
+              command: ['sh', '-c', 'initdb -D "$PGDATA" -U postgres --auth=trust >/dev/null && exec postgres -D "$PGDATA" -c listen_addresses="$POD_IP" -c unix_socket_directories=/var/run/postgresql'],
+              env: [
+                { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+              ],
+              ports: [{ name: 'postgresql', containerPort: 5432 }],
+              // exec runs inside the container's mount namespace, where the socket dir is.
+              readinessProbe: { exec: { command: ['pg_isready', '-q', '-h', '/var/run/postgresql'] }, periodSeconds: 1 },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+              volumeMounts: [
+                { name: 'data', mountPath: '/var/lib/postgresql/data' },
+                { name: 'run', mountPath: '/var/run/postgresql' },
+                { name: 'shm', mountPath: '/dev/shm' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'data', persistentVolumeClaim: { claimName: 'pg-data' } },
+            { name: 'run', emptyDir: {} },
+            { name: 'shm', emptyDir: { medium: 'Memory' } },
+          ],
+        },
+      },
+    });
+    await readyPod('pg', 60_000);
+    timings.postgresReadyMs = Date.now() - t0;
+    const client = new pg.Client({ host: kubelet.podAddress(ns, 'pg'), port: 5432, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 5000 });
+    await client.connect();
+    try {
+      const r = await client.query<{ user: string; v: string }>('select current_user as user, current_setting($1) as v', ['server_version_num']);
+      expect(r.rows[0]).toMatchObject({ user: 'postgres' });
+      expect(Number(r.rows[0]!.v)).toBeGreaterThanOrEqual(150000);
+    } finally {
+      await client.end();
+    }
+    const events = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=pg' });
+    expect(events.items.map((e) => e.reason)).toContain('ImageVersionSubstituted');
+  });
+
+  it('runs the operator pod of the Helm chart with its in-cluster config; its probes pass', async () => {
+    ensureBuilt();
+    // The chart as users install it: the operator binds its pod IP, so its port does not collide
+    // with the proxy's listener for the metrics Service on this shared host network.
+    const t0 = Date.now();
+    await installChart();
+    const pod = await waitFor('the operator pod Ready', async () => {
+      const list = await core().listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: 'app.kubernetes.io/name=pgpilot' });
+      return list.items.find((p) => p.spec?.nodeName === kubelet.nodeName && isReady(p));
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    timings.operatorPodReadyMs = Date.now() - t0;
+    const name = pod.metadata!.name!;
+    for (const pid of kubelet.podPids(OPERATOR_NAMESPACE, name)) everPids.add(pid);
+    const status = pod.status!.containerStatuses![0]!;
+    expect(status.restartCount).toBe(0);
+    const res = await fetch(`http://${kubelet.podAddress(OPERATOR_NAMESPACE, name)}:8080/metrics`);
+    expect(res.status).toBe(200);
+    const svc = kubelet.serviceAddress(OPERATOR_NAMESPACE, `${RELEASE}-metrics`, 'http');
+    expect(svc, 'the metrics Service is proxied').toBeDefined();
+    expect((await fetch(`http://${svc!.host}:${svc!.port}/metrics`)).status).toBe(200);
+  });
+
+  it('stop() leaves no process behind', async () => {
+    for (const pid of kubelet.allPids()) everPids.add(pid);
+    expect(everPids.size).toBeGreaterThan(0);
+    // The namespace goes while the kubelet runs, so its pods end gracefully (not orphaned on a
+    // Node that no longer exists) and the released volumes are deleted.
+    const t0 = Date.now();
+    await deleteTestNamespace(ns, { wait: true, timeoutMs: 60_000 });
+    timings.namespaceDeleteMs = Date.now() - t0;
+    await kubelet.stop();
+    expect([...everPids].filter(alive)).toEqual([]);
+  });
+});

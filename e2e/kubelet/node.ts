@@ -1,0 +1,103 @@
+// The Node object of the process kubelet: created Ready (the node lifecycle controller then
+// lifts its node.kubernetes.io/not-ready taint), kept alive by a Lease in kube-node-lease
+// renewed every 10 s and a status heartbeat every 10 s.
+import type { Logger } from '../../src/runtime/logger.js';
+import { isStatus, type KubeApi } from './api.js';
+
+export const NODE_CAPACITY = { cpu: '16', memory: '64Gi', pods: '110', 'ephemeral-storage': '500Gi' };
+
+function nodeStatus(): Record<string, unknown> {
+  const t = new Date().toISOString();
+  const cond = (type: string, status: string, reason: string, message: string) => ({
+    type,
+    status,
+    reason,
+    message,
+    lastHeartbeatTime: t,
+    lastTransitionTime: t,
+  });
+  return {
+    capacity: NODE_CAPACITY,
+    allocatable: NODE_CAPACITY,
+    conditions: [
+      cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'process kubelet'),
+      cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'process kubelet'),
+      cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'process kubelet'),
+      cond('Ready', 'True', 'KubeletReady', 'process kubelet is posting ready status'),
+    ],
+    addresses: [
+      { type: 'InternalIP', address: '127.0.0.1' },
+      { type: 'Hostname', address: 'localhost' },
+    ],
+    daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+    nodeInfo: {
+      machineID: 'process-kubelet',
+      systemUUID: 'process-kubelet',
+      bootID: 'process-kubelet',
+      kernelVersion: '',
+      osImage: 'pgpilot process kubelet',
+      containerRuntimeVersion: 'process://1',
+      kubeletVersion: 'v1.0.0-process',
+      kubeProxyVersion: '',
+      operatingSystem: 'linux',
+      architecture: 'amd64',
+    },
+  };
+}
+
+export class NodeAgent {
+  private timer?: NodeJS.Timeout;
+  constructor(
+    private readonly api: KubeApi,
+    readonly name: string,
+    private readonly log: Logger,
+  ) {}
+
+  async register(): Promise<void> {
+    const labels = { 'kubernetes.io/hostname': this.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'pgpilot.io/process-kubelet': 'true' };
+    try {
+      await this.api.post('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: this.name, labels }, spec: {} });
+    } catch (err) {
+      if (!isStatus(err, 409)) throw err;
+    }
+    await this.heartbeat();
+    this.timer = setInterval(() => void this.heartbeat().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'node heartbeat failed')), 10_000);
+  }
+
+  /** Until the node lifecycle controller has removed the not-ready taint, nothing schedules here. */
+  async waitSchedulable(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const node = await this.api.get<{ spec?: { taints?: { key: string }[] } }>(`/api/v1/nodes/${this.name}`);
+      const taints = node.spec?.taints ?? [];
+      if (!taints.some((t) => t.key === 'node.kubernetes.io/not-ready' || t.key === 'node.kubernetes.io/unreachable')) return;
+      if (Date.now() > deadline) throw new Error(`node ${this.name} still tainted after ${timeoutMs} ms: ${JSON.stringify(taints)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.api.mergePatch(`/api/v1/nodes/${this.name}/status`, { status: nodeStatus() });
+    const lease = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.name}`;
+    const spec = { holderIdentity: this.name, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace('Z', '000Z') };
+    try {
+      await this.api.mergePatch(lease, { spec });
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      await this.api.post('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: this.name },
+        spec,
+      });
+    }
+  }
+
+  /** Stops heartbeats; with remove, deletes the Node (its pods are gone by then). */
+  async stop(remove: boolean): Promise<void> {
+    clearInterval(this.timer);
+    if (!remove) return;
+    await this.api.delete(`/api/v1/nodes/${this.name}`).catch(() => undefined);
+    await this.api.delete(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.name}`).catch(() => undefined);
+  }
+}

@@ -1,0 +1,129 @@
+// A PersistentVolume provisioner for any storage class (no StorageClass object needed): each
+// Pending claim gets a hostPath PV `pvc-<claim uid>` at <dataDir>/volumes/<claim uid>, pre-bound
+// through claimRef, so the controller-manager's PV controller binds the pair at once and the
+// scheduler's VolumeBinding sees a bound claim. (Without a StorageClass object, the scheduler
+// treats a claim as "unbound immediate" and keeps the pod Pending until the bind: that is enough.)
+// Released PVs (claim deleted) are deleted with their directory: reclaim policy Retain on the
+// object keeps the PV controller from looking for a deleter plugin; we are the deleter.
+// Expansion: when a bound claim asks for more, the PV's capacity and the claim's
+// status.capacity are raised (a hostPath has no size). The apiserver only admits a larger
+// request when the claim's StorageClass exists with allowVolumeExpansion: true — create that
+// StorageClass (e.g. fast-ssd) in tests that resize.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import type { Logger } from '../../src/runtime/logger.js';
+import { isStatus, type KubeApi } from './api.js';
+
+export const PROVISIONED_BY = 'pgpilot.io/process-kubelet';
+
+const SUFFIX: Record<string, number> = {
+  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60, m: 1e-3,
+};
+
+export function parseQuantity(q: string | number | undefined): number {
+  if (q === undefined) return 0;
+  if (typeof q === 'number') return q;
+  const m = /^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$/.exec(q.trim());
+  if (!m || SUFFIX[m[2]!] === undefined) throw new Error(`cannot parse quantity ${q}`);
+  return Number(m[1]) * SUFFIX[m[2]!]!;
+}
+
+export class Provisioner {
+  private busy = false;
+  private again = false;
+  constructor(
+    private readonly api: KubeApi,
+    private readonly volumesDir: string,
+    private readonly claims: () => ReadonlyArray<V1PersistentVolumeClaim>,
+    private readonly volumes: () => ReadonlyArray<V1PersistentVolume>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs one pass (coalesced: a request during a pass makes one more pass). */
+  kick(): void {
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    void (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.pass();
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'provisioner pass failed');
+        }
+      } while (this.again);
+      this.busy = false;
+    })();
+  }
+
+  private async pass(): Promise<void> {
+    const pvs = new Map(this.volumes().map((pv) => [pv.metadata!.name!, pv]));
+    const claimUids = new Set<string>();
+    for (const pvc of this.claims()) {
+      const uid = pvc.metadata!.uid!;
+      claimUids.add(uid);
+      if (pvc.metadata!.deletionTimestamp) continue;
+      const request = pvc.spec?.resources?.requests?.storage;
+      if (!pvc.spec?.volumeName && pvc.status?.phase !== 'Bound') {
+        if (!pvs.has(`pvc-${uid}`)) await this.provision(pvc);
+      } else if (pvc.status?.phase === 'Bound' && request) {
+        const pv = pvs.get(pvc.spec!.volumeName!);
+        if (pv?.metadata?.annotations?.[PROVISIONED_BY] !== undefined) await this.expand(pvc, pv, request);
+      }
+    }
+    for (const pv of pvs.values()) {
+      if (pv.metadata?.annotations?.[PROVISIONED_BY] === undefined) continue;
+      if (pv.status?.phase === 'Released' || (pv.spec?.claimRef?.uid && !claimUids.has(pv.spec.claimRef.uid) && pv.status?.phase !== 'Bound' && pv.status?.phase !== 'Available')) {
+        await this.api.delete(`/api/v1/persistentvolumes/${pv.metadata!.name}`).catch((err: unknown) => {
+          if (!isStatus(err, 404)) throw err;
+        });
+        if (pv.spec?.hostPath?.path?.startsWith(this.volumesDir)) await rm(pv.spec.hostPath.path, { recursive: true, force: true });
+        this.log.info({ pv: pv.metadata!.name }, 'released volume deleted');
+      }
+    }
+  }
+
+  private async provision(pvc: V1PersistentVolumeClaim): Promise<void> {
+    const { name, namespace, uid } = pvc.metadata!;
+    const path = join(this.volumesDir, uid!);
+    await mkdir(path, { recursive: true });
+    const body = {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: `pvc-${uid}`, annotations: { [PROVISIONED_BY]: 'true', 'pv.kubernetes.io/provisioned-by': PROVISIONED_BY } },
+      spec: {
+        capacity: { storage: pvc.spec?.resources?.requests?.storage ?? '1Gi' },
+        accessModes: pvc.spec?.accessModes?.length ? pvc.spec.accessModes : ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: pvc.spec?.storageClassName ?? '',
+        volumeMode: pvc.spec?.volumeMode ?? 'Filesystem',
+        hostPath: { path, type: 'DirectoryOrCreate' },
+        claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name, uid },
+      },
+    };
+    try {
+      await this.api.post('/api/v1/persistentvolumes', body);
+      this.log.info({ pvc: `${namespace}/${name}`, pv: `pvc-${uid}`, path }, 'volume provisioned');
+    } catch (err) {
+      if (!isStatus(err, 409)) throw err;
+    }
+  }
+
+  private async expand(pvc: V1PersistentVolumeClaim, pv: V1PersistentVolume, request: string): Promise<void> {
+    const want = parseQuantity(request);
+    if (parseQuantity(pv.spec?.capacity?.storage) < want) {
+      await this.api.mergePatch(`/api/v1/persistentvolumes/${pv.metadata!.name}`, { spec: { capacity: { storage: request } } });
+    }
+    if (parseQuantity(pvc.status?.capacity?.storage) < want) {
+      await this.api.mergePatch(`/api/v1/namespaces/${pvc.metadata!.namespace}/persistentvolumeclaims/${pvc.metadata!.name}/status`, {
+        status: { capacity: { storage: request }, allocatedResources: { storage: request }, conditions: [] },
+      });
+      this.log.info({ pvc: `${pvc.metadata!.namespace}/${pvc.metadata!.name}`, size: request }, 'volume expanded');
+    }
+  }
+}
