@@ -53,6 +53,7 @@ const CREATE_CASES: BadCase[] = [
   { what: 'a parameter value with a line break', mutate: (c) => (c.spec.postgresql = { parameters: { application_name: 'a\nb' } }), expect: ['spec.postgresql.parameters.application_name', 'should match'] },
   { what: 'cpu request above its limit', mutate: (c) => (c.spec.resources.requests.cpu = '8'), expect: ['spec.resources', 'requests.cpu must be less than or equal to limits.cpu'] },
   { what: 'unknown enum value', mutate: (c) => (c.spec.storage.pvcRetentionPolicy = { whenDeleted: 'Keep' }), expect: ['spec.storage.pvcRetentionPolicy.whenDeleted', 'supported values', 'Retain', 'Delete'] },
+  { what: 'a primary of another cluster', mutate: (c) => (c.spec.primary = 'other-db-2'), expect: ['spec.primary must name an instance of this cluster'] },
   { what: 'a name Services cannot carry', mutate: (c) => (c.metadata.name = '1st-db'), expect: ['metadata.name must start with a letter'] },
   { what: 'a pg_hba line of no known type', mutate: (c) => (c.spec.postgresql = { pg_hba: ['allow everyone'] }), expect: ['spec.postgresql.pg_hba[0]'] },
 ];

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests, benchmarks and the sandbox need on a fresh machine; quick when all is there.
-#   Debian: etcd-server (control plane). npm: the locked dependencies.
+#   Debian: etcd-server (control plane), postgresql-15 (instances). npm: the locked dependencies.
 #   Go → kube-apiserver, kube-controller-manager, kube-scheduler (cached outside the work tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
+# PostgreSQL with the full tool set (pg_basebackup, pg_rewind, pgbench) for the agent and the process kubelet.
+[ -x /usr/lib/postgresql/15/bin/pg_rewind ] || need_apt+=(postgresql-15)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "ensure-deps: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

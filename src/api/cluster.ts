@@ -163,7 +163,7 @@ const HighAvailability = Obj('Replication, failover and durability.', {
   ),
   switchoverDelaySeconds: Type.Optional(
     Type.Integer({
-      description: 'Seconds the old primary gets to stop cleanly during a switchover before it is stopped fast.',
+      description: 'Seconds the old primary gets to stop cleanly during a switchover (a fast shutdown: checkpoint, all WAL shipped to the replicas); past it the switchover is abandoned, reported, and retried.',
       minimum: 1,
       maximum: 3600,
       default: DEFAULTS.switchoverDelaySeconds,
@@ -362,6 +362,9 @@ export const ClusterSchema = Obj('A highly available PostgreSQL cluster managed 
   status: Type.Optional(ClusterStatusSchema),
 }, {
   ...cel({
+    rule: "!has(self.spec.primary) || self.spec.primary.startsWith(self.metadata.name + '-')",
+    message: 'spec.primary must name an instance of this cluster: <cluster name>-<ordinal>, e.g. prod-db-2',
+  }, {
     rule: `self.metadata.name.size() <= ${MAX_CLUSTER_NAME} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')`,
     message: `metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most ${MAX_CLUSTER_NAME} characters (Service and pod names derive from it)`,
   }),

@@ -47,6 +47,8 @@ export class ClusterController implements OwnedCache {
   private readonly queue: WorkQueue;
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
+  /** Primary Lease holders by cluster uid, kept by the ha reconciler. */
+  private readonly primaries = new Map<string, string>();
   /** In the order DESIGN.md gives (install → ha → … → status); later issues add backup, upgrade, … */
   private readonly reconcilers: Reconciler[];
 
@@ -66,7 +68,7 @@ export class ClusterController implements OwnedCache {
     });
     this.reconcilers = [
       installReconciler,
-      createHaReconciler({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, coordination: opts.clients.coordination }),
+      createHaReconciler({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, coordination: opts.clients.coordination, holders: this.primaries }),
     ];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
@@ -176,7 +178,16 @@ export class ClusterController implements OwnedCache {
 
   /** One pass over a cluster. Throws (to retry with backoff) after recording why in status. */
   async reconcile(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
-    const ctx: ReconcileContext = { cluster, clients: this.opts.clients, cache: this, config: this.opts.config, log, events: this.opts.events, facts: { writes: [] } };
+    const ctx: ReconcileContext = {
+      cluster,
+      clients: this.opts.clients,
+      cache: this,
+      config: this.opts.config,
+      log,
+      events: this.opts.events,
+      facts: { writes: [] },
+      knownPrimary: this.primaries.get(cluster.metadata.uid!),
+    };
     const conditions: ConditionInput[] = [];
     let failure: { reason: string; message: string } | undefined;
     let requeueAfterMs: number | undefined;

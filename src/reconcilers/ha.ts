@@ -5,6 +5,7 @@
 import { ApiException, PatchStrategy, setHeaderOptions, type CoordinationV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { API_GROUP_VERSION, CLUSTER_KIND, LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
+import { ownerReference } from '../builders/meta.js';
 import { names } from '../builders/names.js';
 import { AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
 import type { InstanceStatus } from '../instance/api-types.js';
@@ -47,6 +48,8 @@ export interface HaDeps {
   coordination: CoordinationV1Api;
   /** When a primary the monitor was not watching (no pod, or an operator restart) was first seen down. */
   downSince?: Map<string, number>;
+  /** Primary Lease holders by cluster, once read or written. */
+  holders?: Map<string, string>;
 }
 
 /**
@@ -74,7 +77,34 @@ function podIP(pod: V1Pod | undefined): string | undefined {
   return pod.status?.podIP;
 }
 
+/**
+ * The instance the primary Lease names: the source of truth for who is primary. Status only
+ * reports it, and an informer's copy of status can lag a write by a moment — deciding from it
+ * once undid a switchover. Known holders are remembered (this operator, as leader, is the only
+ * writer); otherwise the Lease is read.
+ */
+async function leaseHolder(deps: HaDeps, cluster: PostgreSQLCluster): Promise<string | undefined> {
+  // By uid: a new cluster of the same name must not inherit the old one's primary.
+  const key = cluster.metadata.uid!;
+  const holders = (deps.holders ??= new Map());
+  if (holders.has(key)) return holders.get(key);
+  try {
+    const lease = await deps.coordination.readNamespacedLease({ name: primaryLeaseName(cluster.metadata.name!), namespace: cluster.metadata.namespace! });
+    const holder = lease.spec?.holderIdentity ?? undefined;
+    if (holder) holders.set(key, holder);
+    return holder;
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return undefined;
+    throw err;
+  }
+}
+
 async function claimPrimary(deps: HaDeps, cluster: PostgreSQLCluster, from: string, to: string): Promise<void> {
+  await replacePrimaryLease(deps, cluster, from, to);
+  (deps.holders ??= new Map()).set(cluster.metadata.uid!, to);
+}
+
+async function replacePrimaryLease(deps: HaDeps, cluster: PostgreSQLCluster, from: string, to: string): Promise<void> {
   const namespace = cluster.metadata.namespace!;
   const name = primaryLeaseName(cluster.metadata.name!);
   const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
@@ -85,7 +115,11 @@ async function claimPrimary(deps: HaDeps, cluster: PostgreSQLCluster, from: stri
     if (!(err instanceof ApiException && err.code === 404)) throw err;
     await deps.coordination.createNamespacedLease({
       namespace,
-      body: { metadata: { name, namespace, labels: { [LABELS.cluster]: cluster.metadata.name!, [LABELS.managedBy]: 'pgpilot' } }, spec: { holderIdentity: to, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+      body: {
+        // Owned by the cluster: it goes with it.
+        metadata: { name, namespace, labels: { [LABELS.cluster]: cluster.metadata.name!, [LABELS.managedBy]: 'pgpilot' }, ownerReferences: [ownerReference(cluster)] },
+        spec: { holderIdentity: to, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+      },
     });
     return;
   }
@@ -131,7 +165,8 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         }),
       );
       const ha = cluster.spec.highAvailability;
-      const primary = cluster.status?.currentPrimary ?? instances[0]!;
+      const holder = await leaseHolder(deps, cluster);
+      const primary = holder ?? cluster.status?.currentPrimary ?? instances[0]!;
       const primaryIP = observed.find((o) => o.name === primary)?.podIP;
       const sync = (ha?.synchronousCommit ?? DEFAULTS.synchronousCommit) && (ha?.durability ?? DEFAULTS.durability) === 'required';
       const plan = planHa({
@@ -156,11 +191,14 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         ctx.log.info({ from: claim.from, to: claim.instance, ms }, `${claim.reason} done`);
         await ctx.events.record(target, claim.reason === 'failover' ? 'Warning' : 'Normal', `${what}Completed`, `${what} from ${claim.from} to ${claim.instance}: promoted in ${ms} ms`);
       }
+      // The first healthy primary gets its Lease; from then on only claims move it.
+      const primaryUp = plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True');
+      if (!holder && primaryUp && !claim) await claimPrimary(deps, cluster, plan.primary, plan.primary);
       ctx.facts.primary = plan.primary;
       ctx.facts.streamingReplicas = observed.filter((o) => o.name !== plan.primary && o.agent?.streaming).length;
       // Heartbeats go to whichever instance is primary now.
       const newPrimaryIP = hostOf(plan.primary);
-      if (newPrimaryIP && plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True')) deps.monitor.watch(key, endpoint(newPrimaryIP));
+      if (newPrimaryIP && primaryUp) deps.monitor.watch(key, endpoint(newPrimaryIP));
       return { conditions: plan.conditions, ...(plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
     },
   };
@@ -184,8 +222,9 @@ async function execute(
     case 'fence':
       if (!host) return;
       try {
-        // Best effort (failover): the old primary gets a moment, not the minute a clean stop may take.
-        await deps.agent.fence(endpoint(host), action.bestEffort ? 2000 : 60_000);
+        // Best effort (failover): the old primary gets a moment. Switchover: switchoverDelaySeconds for its clean stop.
+        const switchoverDelayMs = (ctx.cluster.spec.highAvailability?.switchoverDelaySeconds ?? DEFAULTS.switchoverDelaySeconds) * 1000;
+        await deps.agent.fence(endpoint(host), action.bestEffort ? 2000 : switchoverDelayMs);
       } catch (err) {
         if (!action.bestEffort) throw err;
         log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');

@@ -1,7 +1,7 @@
 // install: everything a cluster owns in Kubernetes — credential Secrets, configuration, one
 // StatefulSet per instance, Services, the disruption budget and the instances' RBAC.
 import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
-import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
+import { DEFAULTS } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
 import { planInstances } from '../builders/instance-plan.js';
@@ -125,9 +125,6 @@ async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promis
   }
 }
 
-export function currentPrimaryOf(cluster: PostgreSQLCluster): string | undefined {
-  return cluster.status?.currentPrimary;
-}
 
 export const installReconciler: Reconciler = {
   name: 'install',
@@ -148,7 +145,7 @@ export const installReconciler: Reconciler = {
 
     const existing = ctx.cache.listForCluster<V1StatefulSet>('StatefulSet', ns, name).filter((s) => s.metadata?.labels?.[LABELS.component] === 'instance');
     const desired = cluster.spec.instances ?? DEFAULTS.instances;
-    const plan = planInstances(name, existing.map((s) => s.metadata!.name!), desired, currentPrimaryOf(cluster));
+    const plan = planInstances(name, existing.map((s) => s.metadata!.name!), desired, ctx.knownPrimary ?? cluster.status?.currentPrimary);
     const instances = [...plan.keep, ...plan.create].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     ctx.facts.instanceNames = instances;
 

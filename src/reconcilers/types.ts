@@ -39,6 +39,8 @@ export interface ReconcileContext {
   events: EventRecorder;
   /** Shared between reconcilers of one pass (e.g. the instance plan install made). */
   facts: ReconcileFacts;
+  /** The primary as the primary Lease last said (fresher than status, which an informer may lag). */
+  knownPrimary?: string;
 }
 
 export interface ReconcileFacts {
