@@ -199,6 +199,11 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       // Heartbeats go to whichever instance is primary now.
       const newPrimaryIP = hostOf(plan.primary);
       if (newPrimaryIP && primaryUp) deps.monitor.watch(key, endpoint(newPrimaryIP));
+      const requested = cluster.spec.primary;
+      if (requested && !instances.includes(requested)) {
+        // Everything else went on (failover included); only the switchover is refused.
+        throw new ReconcileError('UnknownPrimary', `spec.primary names ${requested}, which is not an instance of this cluster (instances: ${instances.join(', ')}); no switchover`);
+      }
       return { conditions: plan.conditions, ...(plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
     },
   };
