@@ -95,7 +95,8 @@ async function main(): Promise<void> {
   let last = '';
   await waitFor(`${ns}/${name} Ready`, async () => {
     const r = await kubectl(['get', 'pgc', name, '-n', ns, '--no-headers']);
-    const line = r.stdout.trim().replace(/\s+/g, ' ');
+    // Without the AGE column, which changes every second.
+    const line = r.stdout.trim().split(/\s+/).slice(0, -1).join(' ');
     if (line && line !== last) say(`pgc: ${line}`);
     last = line;
     const ready = await kubectl(['get', 'pgc', name, '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);

@@ -334,7 +334,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   firstReadyTime: Type.Optional(Type.String({ description: 'When every instance was first ready; until then the cluster is Provisioning.', format: 'date-time' })),
   currentPrimary: Type.Optional(Type.String({ description: 'Instance that is the primary now.' })),
   targetPrimary: Type.Optional(Type.String({ description: 'Instance that should be the primary (differs from currentPrimary during failover or switchover).' })),
-  version: Type.Optional(Type.String({ description: 'PostgreSQL version the instances run.' })),
+  version: Type.Optional(Type.String({ description: 'PostgreSQL version the primary reports running (spec.version is the one asked for).' })),
   secrets: Type.Optional(
     Obj('Secrets holding credentials.', {
       superuser: Type.Optional(Type.String({ description: 'Secret with the postgres superuser\'s credentials.' })),

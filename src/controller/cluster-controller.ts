@@ -210,7 +210,7 @@ export class ClusterController implements OwnedCache {
     }
     if (ctx.facts.writes.length > 0) log.info({ writes: ctx.facts.writes }, 'applied changes');
     const instanceNames = ctx.facts.instanceNames ?? cluster.status?.instanceNames ?? [];
-    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary, streamingReplicas: ctx.facts.streamingReplicas });
+    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary, streamingReplicas: ctx.facts.streamingReplicas, runningVersion: ctx.facts.runningVersion });
     log.debug({ phase: status.phase, conditions: status.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`), writes: ctx.facts.writes.length }, 'reconciled');
     await this.writeStatus(cluster, status, log);
     await this.recordTransitions(cluster, status);

@@ -196,6 +196,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       if (!holder && primaryUp && !claim) await claimPrimary(deps, cluster, plan.primary, plan.primary);
       ctx.facts.primary = plan.primary;
       ctx.facts.streamingReplicas = observed.filter((o) => o.name !== plan.primary && o.agent?.streaming).length;
+      ctx.facts.runningVersion = observed.find((o) => o.name === plan.primary)?.agent?.postgresVersion ?? undefined;
       // Heartbeats go to whichever instance is primary now.
       const newPrimaryIP = hostOf(plan.primary);
       if (newPrimaryIP && primaryUp) deps.monitor.watch(key, endpoint(newPrimaryIP));

@@ -31,6 +31,7 @@ export interface StatusInputs {
   /** The primary the ha reconciler established this pass, if it ran. */
   primary?: string;
   streamingReplicas?: number;
+  runningVersion?: string;
 }
 
 /** The status the cluster should show (pure apart from reading the cache). */
@@ -91,7 +92,8 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     instanceNames,
     ...(firstReadyTime ? { firstReadyTime } : {}),
     ...(primary ? { currentPrimary: primary, targetPrimary: cluster.spec.primary ?? primary } : {}),
-    version: cluster.spec.version,
+    // What the instances run, as the primary reports it (spec.version is what they should run).
+    ...((input.runningVersion ?? cluster.status?.version) ? { version: input.runningVersion ?? cluster.status?.version } : {}),
     secrets: { superuser: secrets.superuser, replication: secrets.replication, app: secrets.app },
     conditions: mergeConditions(cluster.status?.conditions, conditions, cluster.metadata.generation, input.now),
   };

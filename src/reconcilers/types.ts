@@ -49,6 +49,8 @@ export interface ReconcileFacts {
   primary?: string;
   /** Replicas the ha reconciler saw streaming. */
   streamingReplicas?: number;
+  /** The PostgreSQL version the primary reports running (e.g. "15.18"). */
+  runningVersion?: string;
   /** Objects written in this pass: Progressing reports them. */
   writes: string[];
 }

@@ -408,6 +408,7 @@ describe('computeStatus', () => {
       writes: opts.writes ?? [],
       now: opts.now ?? NOW,
       primary: opts.primary,
+      runningVersion: opts.runningVersion,
     });
   }
   // A cluster that was Healthy or Scaling has been ready once (firstReadyTime); a Degraded one may not have.
@@ -540,11 +541,12 @@ describe('computeStatus', () => {
 
   it('reports generation, instance names, version and Secret names', () => {
     const cluster = seedCluster({ superuserSecret: { name: 'mine' } }, { generation: 7 });
-    const s = status({ cluster, objects: readyAll(3) });
+    const s = status({ cluster, objects: readyAll(3), runningVersion: '15.18' });
     expect(s).toMatchObject({
       observedGeneration: 7,
       instanceNames: instances(3),
-      version: '14.5',
+      // What the primary runs, not what the spec asks for.
+      version: '15.18',
       secrets: { superuser: 'mine', replication: 'prod-db-replication', app: 'prod-db-app' },
     });
     expect(s.conditions?.every((c) => c.observedGeneration === 7)).toBe(true);
