@@ -81,7 +81,8 @@ export class HaCluster {
 
   private async underLoad<T>(table: string, act: (writer: LedgerWriter) => Promise<T>): Promise<{ result: T; acknowledged: number[]; lost: number[]; longestGapMs: number }> {
     const writer = new LedgerWriter(this.rw(), table);
-    await writer.prepare();
+    // Healthy in status can precede the Services' routing by a moment (a rejoin just finished).
+    await waitFor(`table ${table} created through -rw`, () => writer.prepare().then(() => true, () => false), { timeoutMs: 60_000, intervalMs: 250 });
     writer.start();
     await waitFor('writes flowing', async () => writer.acknowledged.length >= 20);
     const result = await act(writer);

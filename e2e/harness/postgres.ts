@@ -27,6 +27,8 @@ export function serviceClientConfig(kubelet: ProcessKubelet, namespace: string, 
 
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(config: pg.ClientConfig, sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client(config);
+  // A connection the server drops must fail this call, not crash the process as an unhandled 'error'.
+  client.on('error', () => {});
   await client.connect();
   try {
     return (await client.query<T>(sql, params)).rows;
