@@ -107,4 +107,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await main().catch((err: Error) => {
+  console.error(`[failover] failed: ${err.stack ?? err.message}`);
+  process.exit(1);
+});

@@ -88,7 +88,9 @@ export class HaCluster {
     const result = await act(writer);
     await new Promise((r) => setTimeout(r, 500));
     const report = await writer.stop();
-    return { result, acknowledged: report.acknowledged, lost: await missingIds(this.rw(), report.acknowledged, table), longestGapMs: report.longestGapMs };
+    // Reading the ledger back may meet a connection the proxy drops while an old primary rejoins: retry it.
+    const lost = await waitFor(`ledger ${table} read back through -rw`, () => missingIds(this.rw(), report.acknowledged, table).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 250 });
+    return { result, acknowledged: report.acknowledged, lost, longestGapMs: report.longestGapMs };
   }
 
   /** Fault the primary's pod under a write load; returns once a new primary acknowledged a write. */
