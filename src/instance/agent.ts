@@ -49,6 +49,7 @@ export interface AgentDeps {
 export class InstanceAgent implements AgentApi {
   phase: InstancePhase = 'Starting';
   fenced = false;
+  private initialized = false;
   lastError: string | null = null;
   readonly layout: Layout;
   readonly pg: PostgresProcess;
@@ -112,6 +113,16 @@ export class InstanceAgent implements AgentApi {
 
   /** Decides what to do with the data directory found at start. */
   async init(): Promise<void> {
+    try {
+      await this.decideStart();
+    } finally {
+      // Until the state on disk is read (a fence, an interrupted bootstrap), the API must not
+      // look healthy: it could report a state it does not have.
+      this.initialized = true;
+    }
+  }
+
+  private async decideStart(): Promise<void> {
     await mkdir(this.layout.stateDir, { recursive: true, mode: 0o700 });
     try {
       await writeReplicationPassfile(this.layout, await readCredentials(this.s.secretsDir, 'replication'));
@@ -214,7 +225,7 @@ export class InstanceAgent implements AgentApi {
   // ---- status and simple calls ------------------------------------------------------------
 
   healthy(): boolean {
-    return !this.pg.crashLooping;
+    return this.initialized && !this.pg.crashLooping;
   }
 
   ready(): boolean {
