@@ -1,8 +1,9 @@
 // Container images → local commands. There is no container runtime: an image names what to run.
 //
-//   <anything>/pgpilot:<tag>      ENTRYPOINT node <repo>/dist/cli/main.js, CMD [operator]
-//                                 (the Dockerfile's operator target; <repo> stands in for /app)
-//   <anything>/postgresql:<ver>   ENTRYPOINT node <repo>/dist/cli/main.js, no CMD; PATH starts with
+//   <anything>/pgpilot:<tag>      ENTRYPOINT node /opt/pgpilot/dist/cli/main.js, CMD [operator]
+//                                 (the Dockerfile's operator target; the checkout is bind-mounted
+//                                 read-only at /opt/pgpilot, standing in for the image's /app)
+//   <anything>/postgresql:<ver>   ENTRYPOINT node /opt/pgpilot/dist/cli/main.js, no CMD; PATH starts with
 //                                 /usr/lib/postgresql/<major>/bin, or 15's when <major> is not
 //                                 installed (the pod then gets a Warning ImageVersionSubstituted)
 //   e2e.local/node[:tag]          ENTRYPOINT node — TEST ONLY, for the kubelet's own e2e test
@@ -10,7 +11,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+/**
+ * Where the checkout appears inside pgpilot containers. The image's /app: a fixed path, mounted
+ * read-only after the pod's own volumes, so a checkout under /tmp stays visible although the
+ * pods mount an emptyDir over /tmp.
+ */
+export const APP_PATH = '/opt/pgpilot';
+
 export interface ResolvedImage {
+  /** Host directories the image's files stand for (checkout → APP_PATH). */
+  mounts: Array<{ hostPath: string; containerPath: string; readOnly: boolean }>;
   entrypoint: string[];
   cmd: string[];
   env: Record<string, string>;
@@ -33,11 +43,12 @@ export function parseImage(image: string): { repository: string; tag: string } {
 
 export function resolveImage(image: string, repoRoot: string): ResolvedImage {
   const { repository, tag } = parseImage(image);
-  const main = join(repoRoot, 'dist/cli/main.js');
+  const main = join(APP_PATH, 'dist/cli/main.js');
+  const app = [{ hostPath: repoRoot, containerPath: APP_PATH, readOnly: true }];
   const node = process.execPath;
   const nodeEnv = { PATH: BASE_PATH, NODE_ENV: 'production', NODE_OPTIONS: '--enable-source-maps' };
   if (repository.endsWith('/pgpilot')) {
-    return { entrypoint: [node, main], cmd: ['operator'], env: nodeEnv, workingDir: repoRoot };
+    return { mounts: app, entrypoint: [node, main], cmd: ['operator'], env: nodeEnv, workingDir: APP_PATH };
   }
   if (repository.endsWith('/postgresql')) {
     const major = /^(\d+)/.exec(tag)?.[1] ?? '';
@@ -46,6 +57,7 @@ export function resolveImage(image: string, repoRoot: string): ResolvedImage {
     const bin = found ? wanted : `/usr/lib/postgresql/${FALLBACK_PG_MAJOR}/bin`;
     if (!existsSync(bin)) throw new ImagePullError(`image ${image}: no PostgreSQL binaries at ${wanted} nor ${bin}`);
     return {
+      mounts: app,
       entrypoint: [node, main],
       cmd: [],
       env: { ...nodeEnv, PATH: `${bin}:${BASE_PATH}`, PG_MAJOR: found ? major : FALLBACK_PG_MAJOR },
@@ -54,7 +66,7 @@ export function resolveImage(image: string, repoRoot: string): ResolvedImage {
     };
   }
   if (repository === 'e2e.local/node') {
-    return { entrypoint: [node], cmd: [], env: { PATH: BASE_PATH }, workingDir: '/' };
+    return { mounts: [], entrypoint: [node], cmd: [], env: { PATH: BASE_PATH }, workingDir: '/' };
   }
   throw new ImagePullError(
     `image ${image}: the process kubelet only runs */pgpilot, */postgresql and (tests) e2e.local/node images; see e2e/kubelet/README.md`,

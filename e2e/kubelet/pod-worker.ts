@@ -261,6 +261,7 @@ export class PodWorker {
     const command = (c.spec.command ?? image.entrypoint).map((s) => expandRefs(s, env));
     const args = (c.spec.command ? (c.spec.args ?? []) : (c.spec.args ?? image.cmd)).map((s) => expandRefs(s, env));
     mounts.push(
+      ...image.mounts,
       { hostPath: this.passwd.passwd, containerPath: '/etc/passwd', readOnly: true },
       { hostPath: this.passwd.group, containerPath: '/etc/group', readOnly: true },
       { hostPath: this.hostsPath, containerPath: '/etc/hosts', readOnly: true },
