@@ -7,6 +7,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { WRITE_VERBS } from '../../src/runtime/metrics.js';
 import { helmOk, chartDir } from '../../test/support/helm.js';
 import { freePort } from './control-plane.js';
 import { kubeConfig, kubeconfigPath, waitFor } from './env.js';
@@ -139,7 +140,7 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     metricsText,
     counter: async (name, match) => parseCounter(await metricsText(), name, match),
     writeCalls: async () =>
-      parseCounter(await metricsText(), 'pgpilot_kube_api_requests_total', (l) => ['create', 'update', 'patch', 'delete'].includes(l.verb!) && l.resource !== 'leases'),
+      parseCounter(await metricsText(), 'pgpilot_kube_api_requests_total', (l) => WRITE_VERBS.has(l.verb!) && l.resource !== 'leases'),
     rssBytes: () => {
       const status = execFileSync('cat', [`/proc/${child.pid}/status`]).toString();
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;

@@ -35,15 +35,7 @@ export class OperatorMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pgpilot_process_' });
   }
-
-  /**
-   * Write calls (create, update, patch, delete) so far, except leader-Lease renewals, which
-   * an elected operator makes every few seconds whatever the clusters do.
-   */
-  async writeCalls(): Promise<number> {
-    const m = await this.apiRequests.get();
-    return m.values.filter((v) => WRITE_VERBS.has(String(v.labels.verb)) && v.labels.resource !== 'leases').reduce((a, v) => a + v.value, 0);
-  }
 }
 
+/** The verbs of pgpilot_kube_api_requests_total that write (a converged cluster costs none). */
 export const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete']);
