@@ -46,9 +46,6 @@ function printedName(o: Obj): string {
   return `${String(o.kind).toLowerCase()}${group ? `.${group}` : ''}/${o.metadata.name}`;
 }
 
-/** `Kind ns/name` for messages. */
-const label = (o: Obj) => `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
-
 /** Apply the CRDs among objects for real (server-side, idempotent) and wait until they are Established. */
 async function applyCrds(objects: Obj[]): Promise<string[]> {
   const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition');

@@ -2,6 +2,7 @@
 // lifts its node.kubernetes.io/not-ready taint), kept alive by a Lease in kube-node-lease
 // renewed every 10 s and a status heartbeat every 10 s.
 import type { Logger } from '../../src/runtime/logger.js';
+import { microTime } from '../../src/runtime/time.js';
 import { isStatus, type KubeApi } from './api.js';
 
 export const NODE_CAPACITY = { cpu: '16', memory: '64Gi', pods: '110', 'ephemeral-storage': '500Gi' };
@@ -79,7 +80,7 @@ export class NodeAgent {
   private async heartbeat(): Promise<void> {
     await this.api.mergePatch(`/api/v1/nodes/${this.name}/status`, { status: nodeStatus() });
     const lease = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.name}`;
-    const spec = { holderIdentity: this.name, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace('Z', '000Z') };
+    const spec = { holderIdentity: this.name, leaseDurationSeconds: 40, renewTime: microTime(new Date()) };
     try {
       await this.api.mergePatch(lease, { spec });
     } catch (err) {

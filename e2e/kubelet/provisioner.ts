@@ -10,6 +10,7 @@
 // request when the claim's StorageClass exists with allowVolumeExpansion: true — create that
 // StorageClass (e.g. fast-ssd) in tests that resize.
 import { mkdir, rm } from 'node:fs/promises';
+import { parseQuantity } from '../../src/builders/quantity.js';
 import { join } from 'node:path';
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { Logger } from '../../src/runtime/logger.js';
@@ -17,18 +18,8 @@ import { isStatus, type KubeApi } from './api.js';
 
 export const PROVISIONED_BY = 'pgpilot.io/process-kubelet';
 
-const SUFFIX: Record<string, number> = {
-  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60, m: 1e-3,
-};
-
-export function parseQuantity(q: string | number | undefined): number {
-  if (q === undefined) return 0;
-  if (typeof q === 'number') return q;
-  const m = /^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$/.exec(q.trim());
-  if (!m || SUFFIX[m[2]!] === undefined) throw new Error(`cannot parse quantity ${q}`);
-  return Number(m[1]) * SUFFIX[m[2]!]!;
-}
+/** Storage quantities: the project's parser; an absent one counts as 0. */
+const bytes = (q: string | number | undefined): number => (q === undefined ? 0 : parseQuantity(q));
 
 export class Provisioner {
   private busy = false;
@@ -115,11 +106,11 @@ export class Provisioner {
   }
 
   private async expand(pvc: V1PersistentVolumeClaim, pv: V1PersistentVolume, request: string): Promise<void> {
-    const want = parseQuantity(request);
-    if (parseQuantity(pv.spec?.capacity?.storage) < want) {
+    const want = bytes(request);
+    if (bytes(pv.spec?.capacity?.storage) < want) {
       await this.api.mergePatch(`/api/v1/persistentvolumes/${pv.metadata!.name}`, { spec: { capacity: { storage: request } } });
     }
-    if (parseQuantity(pvc.status?.capacity?.storage) < want) {
+    if (bytes(pvc.status?.capacity?.storage) < want) {
       await this.api.mergePatch(`/api/v1/namespaces/${pvc.metadata!.namespace}/persistentvolumeclaims/${pvc.metadata!.name}/status`, {
         status: { capacity: { storage: request }, allocatedResources: { storage: request }, conditions: [] },
       });

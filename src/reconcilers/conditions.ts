@@ -1,6 +1,7 @@
 // Merging conditions: lastTransitionTime moves only when a condition's status changes.
 import type { Condition } from '../api/cluster.js';
 import type { ConditionInput } from './types.js';
+import { rfc3339 } from '../runtime/time.js';
 
 export function mergeConditions(previous: Condition[] | undefined, updates: ConditionInput[], generation: number | undefined, now: Date): Condition[] {
   const byType = new Map((previous ?? []).map((c) => [c.type, c] as const));
@@ -11,7 +12,7 @@ export function mergeConditions(previous: Condition[] | undefined, updates: Cond
       status: u.status,
       reason: u.reason,
       message: u.message,
-      lastTransitionTime: old && old.status === u.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      lastTransitionTime: old && old.status === u.status ? old.lastTransitionTime : rfc3339(now),
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
     });
   }

@@ -8,6 +8,7 @@ import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import { ownerReference } from '../builders/meta.js';
 import { names } from '../builders/names.js';
 import { AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
+import { microTime } from '../runtime/time.js';
 import type { InstanceStatus } from '../instance/api-types.js';
 import { postgresAnswers, type PrimaryMonitor } from '../controller/primary-monitor.js';
 import { planHa, type HaAction, type ObservedInstance } from './ha-plan.js';
@@ -107,7 +108,7 @@ async function claimPrimary(deps: HaDeps, cluster: PostgreSQLCluster, from: stri
 async function replacePrimaryLease(deps: HaDeps, cluster: PostgreSQLCluster, from: string, to: string): Promise<void> {
   const namespace = cluster.metadata.namespace!;
   const name = primaryLeaseName(cluster.metadata.name!);
-  const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+  const now = microTime(new Date());
   let lease;
   try {
     lease = await deps.coordination.readNamespacedLease({ name, namespace });
@@ -167,7 +168,6 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const ha = cluster.spec.highAvailability;
       const holder = await leaseHolder(deps, cluster);
       const primary = holder ?? cluster.status?.currentPrimary ?? instances[0]!;
-      const primaryIP = observed.find((o) => o.name === primary)?.podIP;
       const sync = (ha?.synchronousCommit ?? DEFAULTS.synchronousCommit) && (ha?.durability ?? DEFAULTS.durability) === 'required';
       const plan = planHa({
         instances: observed,

@@ -5,6 +5,7 @@ import { podSelector, selectorString } from '../builders/meta.js';
 import { names } from '../builders/names.js';
 import { secretNames } from '../builders/secrets.js';
 import { mergeConditions } from './conditions.js';
+import { rfc3339 } from '../runtime/time.js';
 import type { ConditionInput, OwnedCache } from './types.js';
 
 /** Why an instance is not ready, in words a person can act on. */
@@ -65,7 +66,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     ...input.conditions,
   ];
   // Until every instance has been ready once, the cluster is being provisioned, whatever went wrong on the way.
-  const firstReadyTime = cluster.status?.firstReadyTime ?? (allReady ? input.now.toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined);
+  const firstReadyTime = cluster.status?.firstReadyTime ?? (allReady ? rfc3339(input.now) : undefined);
   const everHealthy = firstReadyTime !== undefined;
   const phase = cluster.metadata.deletionTimestamp
     ? 'Deleting'

@@ -3,6 +3,7 @@
 // operators never act at once; on shutdown the Lease is released so a successor starts at once.
 import { ApiException, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from './logger.js';
+import { microTime } from './time.js';
 
 export interface LeaderElectionOptions {
   api: CoordinationV1Api;
@@ -117,10 +118,3 @@ export class LeaderElector {
   }
 }
 
-/**
- * Lease times are MicroTime: the apiserver wants exactly six fractional digits, and client-node
- * would send a Date as milliseconds. It passes a string through untouched, so give it one.
- */
-function microTime(d: Date): Date {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
-}
