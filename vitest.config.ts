@@ -1,6 +1,7 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
-// Two projects: `unit` (pure code, plus tools such as helm that need no server) and `e2e`
+// Three projects: `unit` (pure code, plus tools such as helm that need no server), `integration`
+// (real PostgreSQL processes and an S3 server on loopback, started by each test file) and `e2e`
 // (a real control plane on loopback, started once per run by the global setup).
 export default defineConfig({
   test: {
@@ -9,7 +10,16 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/integration/**'],
           testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
         },
       },
       {
