@@ -16,7 +16,8 @@ export const PG_BIN = process.env.PGPILOT_PG_BIN ?? '/usr/lib/postgresql/15/bin'
 const AS_ROOT = process.getuid?.() === 0;
 const RUN_AS = 'postgres';
 
-const ids = AS_ROOT
+/** The postgres user's ids when we are root (for files the tests hand to postgres). */
+export const pgOwner = AS_ROOT
   ? { uid: Number(execFileSync('id', ['-u', RUN_AS]).toString()), gid: Number(execFileSync('id', ['-g', RUN_AS]).toString()) }
   : undefined;
 
@@ -34,13 +35,13 @@ export async function runPgTool(tool: string, args: string[], cwd?: string): Pro
 
 /** Makes a path (recursively) the postgres user's when we are root. */
 export async function giveToPostgres(p: string): Promise<void> {
-  if (!ids) return;
-  await chown(p, ids.uid, ids.gid);
+  if (!pgOwner) return;
+  await chown(p, pgOwner.uid, pgOwner.gid);
   const entries = await readdir(p, { withFileTypes: true }).catch(() => []);
   for (const e of entries) {
     const c = path.join(p, e.name);
     if (e.isDirectory()) await giveToPostgres(c);
-    else await chown(c, ids.uid, ids.gid);
+    else await chown(c, pgOwner.uid, pgOwner.gid);
   }
 }
 

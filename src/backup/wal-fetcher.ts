@@ -1,0 +1,256 @@
+// WAL for recovery, inside the instance agent. restore_command (handoff.ts) asks by creating
+// <spool>/want/<f>; this answers with got/<f> (verified content), missing/<f> (not in the archive)
+// or failed/<f> (a message: corrupt object, or the store kept failing). Recovery reads segments
+// one after another, so after each request the next few segments of that timeline are downloaded
+// in parallel into <spool>/prefetch and served from there at once.
+import { createHash, randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { chown, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import type { Logger } from '../runtime/logger.js';
+import { archiveKeys, SHA256_METADATA } from './archive-layout.js';
+import { SPOOL_DIRS } from './handoff.js';
+import { ObjectNotFound, type ObjectStore } from './object-store.js';
+import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, isWalFileName, nextWalNames, parseWalName } from './wal-names.js';
+
+const gunzipAsync = promisify(gunzip);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface WalFetcherOptions {
+  spoolDir: string;
+  store: ObjectStore;
+  /** The source cluster's root path in the store (ArchiveLocation.path). */
+  path: string;
+  log: Logger;
+  /** Segments downloaded ahead of each request (default 8; 0 turns prefetching off). */
+  prefetch?: number;
+  segmentSize?: number;
+  /** Scan interval besides fs.watch (ms, default 200). */
+  pollMs?: number;
+  /** Attempts per object on store errors (default 3), spaced by retryDelayMs * attempt. */
+  attempts?: number;
+  retryDelayMs?: number;
+  /**
+   * Owner of the files handed to PostgreSQL, when the agent runs as another OS user than postgres
+   * (tests running as root): postgres opens restored WAL for writing. Files are 0600 either way.
+   */
+  owner?: { uid: number; gid: number };
+}
+
+export interface FetcherStats {
+  requested: number;
+  servedFromPrefetch: number;
+  /** Objects downloaded (requests and prefetches). */
+  downloaded: number;
+  /** From the request (want/ file) to the answer in got/, averaged over served requests. */
+  avgFetchMs: number;
+  failures: number;
+  lastError: string | null;
+}
+
+type Outcome = { kind: 'ok'; data: Buffer } | { kind: 'missing' } | { kind: 'failed'; message: string };
+
+/** Content that can never become right by downloading again. */
+class CorruptObject extends Error {}
+
+export class WalFetcher {
+  private readonly dir: Record<(typeof SPOOL_DIRS)[number] | 'prefetch', string>;
+  private readonly prefetchCount: number;
+  private readonly segmentSize: number;
+  private readonly attempts: number;
+  private readonly retryDelayMs: number;
+  private readonly log: Logger;
+
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private readonly serving = new Map<string, Promise<void>>();
+  private readonly prefetching = new Map<string, Promise<void>>();
+  /** Files complete in the prefetch dir. */
+  private readonly cached = new Set<string>();
+  private servedMsTotal = 0;
+  private servedCount = 0;
+
+  private st: FetcherStats = { requested: 0, servedFromPrefetch: 0, downloaded: 0, avgFetchMs: 0, failures: 0, lastError: null };
+
+  constructor(private readonly o: WalFetcherOptions) {
+    const d = (n: string) => join(o.spoolDir, n);
+    this.dir = { want: d('want'), got: d('got'), missing: d('missing'), failed: d('failed'), prefetch: d('prefetch') };
+    this.prefetchCount = Math.max(0, o.prefetch ?? 8);
+    this.segmentSize = o.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+    this.attempts = Math.max(1, o.attempts ?? 3);
+    this.retryDelayMs = o.retryDelayMs ?? 500;
+    this.log = o.log.child({ component: 'wal-fetcher' });
+  }
+
+  /** Creates the spool (restore_command needs it before PostgreSQL starts) and serves requests. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    // Answers and cache of an earlier run may come from another source: only requests survive.
+    for (const n of ['got', 'missing', 'failed', 'prefetch'] as const) await rm(this.dir[n], { recursive: true, force: true });
+    for (const d of Object.values(this.dir)) await mkdir(d, { recursive: true, mode: 0o700 });
+    this.running = true;
+    this.watcher = watch(this.dir.want, () => void this.scan());
+    this.watcher.on('error', (err) => this.log.warn({ err: err.message }, 'watching the restore spool failed; polling only'));
+    this.timer = setInterval(() => void this.scan(), this.o.pollMs ?? 200);
+    await this.scan();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([...this.serving.values(), ...this.prefetching.values()]);
+  }
+
+  stats(): FetcherStats {
+    return { ...this.st, avgFetchMs: this.servedCount ? Math.round((this.servedMsTotal / this.servedCount) * 10) / 10 : 0 };
+  }
+
+  private async scan(): Promise<void> {
+    if (!this.running) return;
+    let wants: string[];
+    try {
+      wants = await readdir(this.dir.want);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'reading the restore spool failed');
+      return;
+    }
+    for (const name of wants) {
+      if (this.serving.has(name)) continue;
+      const task = this.serve(name)
+        .catch((err: Error) => this.log.error({ wal: name, err: err.message }, 'answering a WAL request failed'))
+        .finally(() => this.serving.delete(name));
+      this.serving.set(name, task);
+    }
+  }
+
+  private async serve(name: string): Promise<void> {
+    const wantFile = join(this.dir.want, name);
+    // The request time is the want file's: a scan may notice it a poll later.
+    const since = await stat(wantFile).then(
+      (s) => Math.min(s.mtimeMs, Date.now()),
+      () => Date.now(),
+    );
+    if (!isWalFileName(name)) {
+      await rm(wantFile, { force: true });
+      await this.answer(name, { kind: 'missing' }); // PostgreSQL asks only for WAL names; nothing else is archived
+      return;
+    }
+    this.st.requested++;
+    if (isSegmentName(name)) {
+      this.prefetchAfter(name);
+      this.evictBefore(name);
+    }
+    const ahead = this.prefetching.get(name);
+    if (ahead) await ahead;
+    // The request is withdrawn before it is answered: a new request for the same file (a standby
+    // retrying) made after this point is never deleted by this one.
+    await rm(wantFile, { force: true });
+    if (this.cached.has(name) && (await this.takeFromCache(name))) {
+      this.st.servedFromPrefetch++;
+    } else {
+      const outcome = await this.download(name);
+      await this.answer(name, outcome);
+      if (outcome.kind !== 'ok') return;
+    }
+    this.servedMsTotal += Date.now() - since;
+    this.servedCount++;
+  }
+
+  private async takeFromCache(name: string): Promise<boolean> {
+    this.cached.delete(name);
+    try {
+      await rename(join(this.dir.prefetch, name), join(this.dir.got, name));
+      return true;
+    } catch {
+      return false; // evicted meanwhile: download
+    }
+  }
+
+  private async answer(name: string, outcome: Outcome): Promise<void> {
+    const dir = outcome.kind === 'ok' ? this.dir.got : outcome.kind === 'missing' ? this.dir.missing : this.dir.failed;
+    const body = outcome.kind === 'ok' ? outcome.data : outcome.kind === 'failed' ? Buffer.from(outcome.message) : Buffer.alloc(0);
+    await writeAtomic(join(dir, name), body, this.o.owner);
+    if (outcome.kind === 'failed') {
+      this.st.failures++;
+      this.st.lastError = outcome.message;
+      this.log.error({ wal: name, err: outcome.message }, 'WAL file cannot be restored; recovery will stop');
+    } else if (outcome.kind === 'missing') {
+      this.log.debug({ wal: name }, 'WAL file not in the archive');
+    }
+  }
+
+  /** Downloads, gunzips and verifies one file; retries store errors, never corrupt content. */
+  private async download(name: string): Promise<Outcome> {
+    const key = archiveKeys.wal(this.o.path, name);
+    const where = `${this.o.store.location}/${key}`;
+    let last = '';
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      try {
+        const head = await this.o.store.head(key);
+        if (!head) return { kind: 'missing' };
+        const gz = await this.o.store.getBuffer(key);
+        this.st.downloaded++;
+        const expected = head.metadata[SHA256_METADATA];
+        if (!expected) throw new CorruptObject(`WAL ${name}: object ${where} has no ${SHA256_METADATA} metadata, its content cannot be verified`);
+        let data: Buffer;
+        try {
+          data = await gunzipAsync(gz);
+        } catch (err) {
+          throw new CorruptObject(`WAL ${name}: object ${where} is corrupt: not valid gzip (${(err as Error).message}); expected sha256 ${expected}`);
+        }
+        const actual = createHash('sha256').update(data).digest('hex');
+        if (actual !== expected) throw new CorruptObject(`WAL ${name}: object ${where} is corrupt: sha256 expected ${expected}, actual ${actual}`);
+        return { kind: 'ok', data };
+      } catch (err) {
+        if (err instanceof ObjectNotFound) return { kind: 'missing' };
+        if (err instanceof CorruptObject) return { kind: 'failed', message: err.message };
+        last = err instanceof Error ? err.message : String(err);
+        this.log.warn({ wal: name, attempt, err: last }, 'downloading a WAL file failed');
+        if (attempt < this.attempts) await sleep(this.retryDelayMs * attempt);
+      }
+    }
+    return { kind: 'failed', message: `WAL ${name}: ${where} could not be downloaded after ${this.attempts} attempts: ${last}` };
+  }
+
+  private prefetchAfter(name: string): void {
+    if (this.prefetchCount === 0) return;
+    for (const next of nextWalNames(name, this.prefetchCount, this.segmentSize)) {
+      if (this.cached.has(next) || this.prefetching.has(next) || this.serving.has(next)) continue;
+      const task = (async () => {
+        const outcome = await this.download(next);
+        // Only good content is cached; a missing or failed file is looked at again when asked for.
+        if (outcome.kind === 'ok' && this.running) {
+          await writeAtomic(join(this.dir.prefetch, next), outcome.data, this.o.owner);
+          this.cached.add(next);
+        }
+      })()
+        .catch((err: Error) => this.log.warn({ wal: next, err: err.message }, 'prefetch failed'))
+        .finally(() => this.prefetching.delete(next));
+      this.prefetching.set(next, task);
+    }
+  }
+
+  /** Drops cached segments recovery has passed or left (another timeline, earlier positions). */
+  private evictBefore(name: string): void {
+    const { timeline } = parseWalName(name, this.segmentSize);
+    for (const c of this.cached) {
+      if (parseWalName(c, this.segmentSize).timeline === timeline && compareWalNames(c, name, this.segmentSize) >= 0) continue;
+      this.cached.delete(c);
+      void rm(join(this.dir.prefetch, c), { force: true });
+    }
+  }
+}
+
+async function writeAtomic(file: string, body: Buffer, owner?: { uid: number; gid: number }): Promise<void> {
+  // restore_command looks for the exact name: the temp name never matches it.
+  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, body, { mode: 0o600 });
+  if (owner) await chown(tmp, owner.uid, owner.gid);
+  await rename(tmp, file);
+}
