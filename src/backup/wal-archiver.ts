@@ -207,6 +207,7 @@ export class WalArchiver {
     this.st.backlogSegments = ready.length;
     for (const name of this.uploaded) if (!readySet.has(name)) this.uploaded.delete(name);
     for (const name of this.failures.keys()) if (!readySet.has(name)) this.failures.delete(name);
+    this.pending = this.pending.filter((n) => readySet.has(n));
     const now = Date.now();
     const queued = new Set(this.pending);
     const due = ready.filter((n) => !this.inFlight.has(n) && !this.uploaded.has(n) && !queued.has(n) && (this.failures.get(n)?.retryAt ?? 0) <= now);

@@ -26,6 +26,8 @@ export interface WalFetcherOptions {
   log: Logger;
   /** Segments downloaded ahead of each request (default 8; 0 turns prefetching off). */
   prefetch?: number;
+  /** Of those, downloads at a time, nearest first (default 4). */
+  prefetchParallel?: number;
   segmentSize?: number;
   /** Scan interval besides fs.watch (ms, default 200). */
   pollMs?: number;
@@ -58,6 +60,7 @@ class CorruptObject extends Error {}
 export class WalFetcher {
   private readonly dir: Record<(typeof SPOOL_DIRS)[number] | 'prefetch', string>;
   private readonly prefetchCount: number;
+  private readonly prefetchParallel: number;
   private readonly segmentSize: number;
   private readonly attempts: number;
   private readonly retryDelayMs: number;
@@ -68,6 +71,7 @@ export class WalFetcher {
   private running = false;
   private readonly serving = new Map<string, Promise<void>>();
   private readonly prefetching = new Map<string, Promise<void>>();
+  private prefetchQueue: string[] = [];
   /** Files complete in the prefetch dir. */
   private readonly cached = new Set<string>();
   private servedMsTotal = 0;
@@ -79,6 +83,7 @@ export class WalFetcher {
     const d = (n: string) => join(o.spoolDir, n);
     this.dir = { want: d('want'), got: d('got'), missing: d('missing'), failed: d('failed'), prefetch: d('prefetch') };
     this.prefetchCount = Math.max(0, o.prefetch ?? 8);
+    this.prefetchParallel = Math.max(1, o.prefetchParallel ?? 4);
     this.segmentSize = o.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.attempts = Math.max(1, o.attempts ?? 3);
     this.retryDelayMs = o.retryDelayMs ?? 500;
@@ -100,6 +105,7 @@ export class WalFetcher {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.prefetchQueue = [];
     this.watcher?.close();
     this.watcher = undefined;
     if (this.timer) clearInterval(this.timer);
@@ -142,24 +148,28 @@ export class WalFetcher {
       return;
     }
     this.st.requested++;
-    if (isSegmentName(name)) {
-      this.prefetchAfter(name);
-      this.evictBefore(name);
-    }
+    const segment = isSegmentName(name);
+    if (segment) this.forgetBefore(name);
     const ahead = this.prefetching.get(name);
     if (ahead) await ahead;
     // The request is withdrawn before it is answered: a new request for the same file (a standby
     // retrying) made after this point is never deleted by this one.
     await rm(wantFile, { force: true });
+    let from: 'prefetch' | 'download' = 'prefetch';
     if (this.cached.has(name) && (await this.takeFromCache(name))) {
       this.st.servedFromPrefetch++;
     } else {
+      from = 'download';
       const outcome = await this.download(name);
       await this.answer(name, outcome);
       if (outcome.kind !== 'ok') return;
     }
-    this.servedMsTotal += Date.now() - since;
+    const ms = Math.round(Date.now() - since);
+    this.servedMsTotal += ms;
     this.servedCount++;
+    this.log.debug({ wal: name, ms, from, waitedForPrefetch: !!ahead }, 'served');
+    // Only now: prefetches started with the request would compete with it for the store.
+    if (segment) this.prefetchAfter(name);
   }
 
   private async takeFromCache(name: string): Promise<boolean> {
@@ -218,10 +228,19 @@ export class WalFetcher {
     return { kind: 'failed', message: `WAL ${name}: ${where} could not be downloaded after ${this.attempts} attempts: ${last}` };
   }
 
+  /** Queues the next segments, nearest first, and keeps `prefetchParallel` downloads going. */
   private prefetchAfter(name: string): void {
     if (this.prefetchCount === 0) return;
+    const queued = new Set(this.prefetchQueue);
     for (const next of nextWalNames(name, this.prefetchCount, this.segmentSize)) {
-      if (this.cached.has(next) || this.prefetching.has(next) || this.serving.has(next)) continue;
+      if (!this.cached.has(next) && !this.prefetching.has(next) && !this.serving.has(next) && !queued.has(next)) this.prefetchQueue.push(next);
+    }
+    this.pumpPrefetch();
+  }
+
+  private pumpPrefetch(): void {
+    while (this.running && this.prefetching.size < this.prefetchParallel && this.prefetchQueue.length > 0) {
+      const next = this.prefetchQueue.shift()!;
       const task = (async () => {
         const outcome = await this.download(next);
         // Only good content is cached; a missing or failed file is looked at again when asked for.
@@ -231,16 +250,24 @@ export class WalFetcher {
         }
       })()
         .catch((err: Error) => this.log.warn({ wal: next, err: err.message }, 'prefetch failed'))
-        .finally(() => this.prefetching.delete(next));
+        .finally(() => {
+          this.prefetching.delete(next);
+          this.pumpPrefetch();
+        });
       this.prefetching.set(next, task);
     }
   }
 
-  /** Drops cached segments recovery has passed or left (another timeline, earlier positions). */
-  private evictBefore(name: string): void {
+  /**
+   * Recovery asked for `name`: what lies before it, or on another timeline, will not be asked for
+   * (cached files are dropped, queued ones forgotten), and `name` itself is fetched directly.
+   */
+  private forgetBefore(name: string): void {
     const { timeline } = parseWalName(name, this.segmentSize);
+    const ahead = (c: string) => parseWalName(c, this.segmentSize).timeline === timeline && compareWalNames(c, name, this.segmentSize) > 0;
+    this.prefetchQueue = this.prefetchQueue.filter(ahead);
     for (const c of this.cached) {
-      if (parseWalName(c, this.segmentSize).timeline === timeline && compareWalNames(c, name, this.segmentSize) >= 0) continue;
+      if (c === name || ahead(c)) continue;
       this.cached.delete(c);
       void rm(join(this.dir.prefetch, c), { force: true });
     }

@@ -15,12 +15,13 @@ import { openStore } from '../../src/backup/open-store.js';
 import { WalArchiver } from '../../src/backup/wal-archiver.js';
 import { WalFetcher } from '../../src/backup/wal-fetcher.js';
 import { nextWalName, walNameForLsn } from '../../src/backup/wal-names.js';
-import { createLogger } from '../../src/runtime/logger.js';
+import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startS3rver, type S3rver } from '../support/s3rver.js';
 import { ensureDir, freePort, giveToPostgres, pgAvailable, pgOwner, PgServer, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
 
 const execFileAsync = promisify(execFile);
-const log = createLogger('error', 'test');
+// PGPILOT_TEST_LOG_LEVEL=debug shows each archived or served file.
+const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PREFIX = 'pgpilot/test/source';
 
