@@ -1,7 +1,7 @@
 // WalFetcher serving a real PostgreSQL 15 recovery (restore_command = the shell handoff) from WAL
 // archived to a real S3 server by WalArchiver.
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
