@@ -28,6 +28,17 @@ export const DEFAULTS = {
   dataChecksums: true,
   monitoringEnabled: true,
   stopDelaySeconds: 60,
+  backupPath: 'pgpilot',
+  region: 'us-east-1',
+  checksums: 'WHEN_SUPPORTED',
+  accessKeyIdKey: 'ACCESS_KEY_ID',
+  secretAccessKeyKey: 'ACCESS_SECRET_KEY',
+  compressionLevel: 1,
+  backupTarget: 'prefer-standby',
+  archiveTimeoutSeconds: 5,
+  walBacklogWarningSegments: 32,
+  onClusterDeletion: 'Retain',
+  recoveryInclusive: true,
 } as const;
 
 export const SUPPORTED_MAJORS = [13, 14, 15, 16, 17, 18] as const;
@@ -120,7 +131,94 @@ const ResourceRequirements = Obj('CPU and memory for every PostgreSQL container 
   ),
 });
 
-const Backup = Obj('Scheduled base backups and continuous WAL archiving.', {
+/** A path inside a store: segments of safe key characters, no leading or trailing "/", none starting with "." (no "." or ".."). */
+export const STORE_PATH_PATTERN = '^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$';
+const STORE_PATH_RULE = 'segments of letters, digits, ".", "_" and "-" separated by "/", with no leading or trailing "/" and no segment starting with "."';
+
+const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
+const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
+const StorePath = (what: string, options: Record<string, unknown> = {}) =>
+  Type.String({ description: `${what} Path syntax: ${STORE_PATH_RULE}.`, minLength: 1, maxLength: 512, pattern: STORE_PATH_PATTERN, ...options });
+
+export const S3CredentialsSchema = Obj(
+  'The Secret with the access key of the S3 store, in the cluster\'s namespace; pods read it through environment variables (secretKeyRef), the operator never reads it.',
+  {
+    secretName: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }),
+    accessKeyIdKey: Type.Optional(
+      Type.String({ description: 'Key of the access key id in the Secret.', default: DEFAULTS.accessKeyIdKey, minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
+    ),
+    secretAccessKeyKey: Type.Optional(
+      Type.String({ description: 'Key of the secret access key in the Secret.', default: DEFAULTS.secretAccessKeyKey, minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
+    ),
+  },
+);
+
+/** An S3 (or S3-compatible) bucket: spec.backup.s3, a recovery source, the operator-wide default store. */
+export const S3TargetSchema = Obj('An S3 or S3-compatible object store (AWS S3, MinIO, Ceph RGW, ...).', {
+  endpoint: Type.Optional(
+    Type.String({ description: 'URL of an S3-compatible server, e.g. "https://minio.storage:9000"; omit for AWS S3.', minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$' }),
+  ),
+  bucket: Type.String({
+    description: 'Bucket name (3–63 characters: lowercase letters, digits, "." and "-", starting and ending with a letter or digit).',
+    minLength: 3,
+    maxLength: 63,
+    pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+  }),
+  path: Type.Optional(StorePath('Prefix of this operator\'s objects in the bucket; a cluster\'s archive sits at <path>/<namespace>/<cluster>.', { default: DEFAULTS.backupPath })),
+  region: Type.Optional(Type.String({ description: 'Region of the bucket (S3-compatible servers usually accept any).', default: DEFAULTS.region, minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })),
+  forcePathStyle: Type.Optional(
+    Type.Boolean({ description: 'Address the bucket as <endpoint>/<bucket> rather than <bucket>.<endpoint> (most S3-compatible servers need this).', default: false }),
+  ),
+  checksums: Type.Optional(
+    StringEnum(['WHEN_SUPPORTED', 'WHEN_REQUIRED'] as const, {
+      description:
+        'When request and response checksums are computed and validated. WHEN_SUPPORTED (default) always; WHEN_REQUIRED only where S3 requires them, for S3-compatible servers such as s3rver or older MinIO that mishandle streamed checksums (pgpilot still checks a sha256 of every object).',
+      default: DEFAULTS.checksums,
+    }),
+  ),
+  insecureSkipTlsVerify: Type.Optional(
+    Type.Boolean({ description: 'Do not verify the server\'s TLS certificate. For self-signed test servers only.', default: false }),
+  ),
+  serverSideEncryption: Type.Optional(
+    Obj(
+      'Server-side encryption of every object written.',
+      {
+        algorithm: StringEnum(['AES256', 'aws:kms'] as const, { description: 'AES256 (S3-managed keys) or aws:kms (a KMS key).' }),
+        kmsKeyId: Type.Optional(Type.String({ description: 'KMS key id or ARN, with algorithm aws:kms; the bucket\'s default KMS key when omitted.', minLength: 1, maxLength: 2048 })),
+      },
+      {
+        ...cel({
+          rule: "!has(self.kmsKeyId) || self.algorithm == 'aws:kms'",
+          message: 'kmsKeyId is only allowed with algorithm aws:kms',
+          fieldPath: '.kmsKeyId',
+        }),
+      },
+    ),
+  ),
+  credentials: S3CredentialsSchema,
+});
+
+/** A ReadWriteMany PersistentVolumeClaim used as the store. */
+export const VolumeTargetSchema = Obj(
+  'A ReadWriteMany PersistentVolumeClaim used as the store (NFS, CephFS, ...): mounted by the instances (WAL archiving) and by backup and restore pods.',
+  {
+    claimName: Type.String({
+      description: 'Name of the PersistentVolumeClaim, in the cluster\'s namespace; it must be ReadWriteMany.',
+      minLength: 1,
+      maxLength: 253,
+      pattern: DNS_SUBDOMAIN_PATTERN,
+    }),
+    path: Type.Optional(StorePath('Directory of this operator\'s files on the volume; a cluster\'s archive sits at <path>/<namespace>/<cluster>.', { default: DEFAULTS.backupPath })),
+  },
+);
+
+/** Which instance base backups are taken from (spec.backup.target, PostgreSQLBackup spec.target). */
+export const BACKUP_TARGETS = ['prefer-standby', 'primary'] as const;
+export const BackupTargetSchema = (description: string, options: Record<string, unknown> = {}) =>
+  StringEnum(BACKUP_TARGETS, { description, ...options });
+
+export const BackupSpecSchema = Obj('Scheduled base backups and continuous WAL archiving.', {
   enabled: Type.Optional(Type.Boolean({ description: 'Take scheduled base backups and archive WAL.', default: DEFAULTS.backupEnabled })),
   schedule: Type.Optional(
     Type.String({
@@ -143,6 +241,47 @@ const Backup = Obj('Scheduled base backups and continuous WAL archiving.', {
       }),
     }),
   ),
+  s3: Type.Optional(S3TargetSchema),
+  volume: Type.Optional(VolumeTargetSchema),
+  compression: Type.Optional(
+    Obj('Compression of base backups and archived WAL.', {
+      level: Type.Optional(Type.Integer({ description: 'gzip level from 1 to 9; 1 is fast and is the default.', minimum: 1, maximum: 9, default: DEFAULTS.compressionLevel })),
+    }),
+  ),
+  target: Type.Optional(
+    BackupTargetSchema(
+      'Which instance base backups are taken from. prefer-standby (default): a healthy streaming replica when there is one, else the primary. primary: always the primary.',
+      { default: DEFAULTS.backupTarget },
+    ),
+  ),
+  archiveTimeoutSeconds: Type.Optional(
+    Type.Integer({
+      description:
+        'Bound on how old the newest archived WAL may be under load, in seconds (PostgreSQL\'s archive_timeout: a partly filled segment is switched and archived after this long). Idle servers do not switch segments.',
+      minimum: 1,
+      maximum: 3600,
+      default: DEFAULTS.archiveTimeoutSeconds,
+    }),
+  ),
+  walBacklogWarningSegments: Type.Optional(
+    Type.Integer({
+      description: 'When this many completed WAL segments wait to be archived, the operator records an Event and sets the ContinuousArchiving condition to say so.',
+      minimum: 1,
+      maximum: 100000,
+      default: DEFAULTS.walBacklogWarningSegments,
+    }),
+  ),
+  onClusterDeletion: Type.Optional(
+    StringEnum(['Retain', 'Delete'] as const, {
+      description: 'Retain (default): backups and WAL stay in the store after the cluster is deleted, for a later recovery. Delete: they are removed with the cluster.',
+      default: DEFAULTS.onClusterDeletion,
+    }),
+  ),
+}, {
+  ...cel({
+    rule: '!(has(self.s3) && has(self.volume))',
+    message: 'backup.s3 and backup.volume cannot both be set: choose one store (or neither, for the operator-wide default store)',
+  }),
 });
 
 const HighAvailability = Obj('Replication, failover and durability.', {
@@ -239,7 +378,84 @@ const SecretRef = Obj('A reference to a Secret in the cluster\'s namespace.', {
   name: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253 }),
 });
 
-const Bootstrap = Obj('How a new cluster gets its first data.', {
+/** Where recovery stops (spec.bootstrap.recovery.target); without one it replays all archived WAL. */
+export const RecoveryTargetSchema = Obj(
+  'Point in time to recover to: exactly one of time, lsn, xid, name or immediate. Without a target, recovery replays to the end of the archived WAL.',
+  {
+    time: Type.Optional(Type.String({ description: 'A time in RFC 3339, e.g. "2026-11-25T14:03:00Z" (recovery_target_time).', format: 'date-time', maxLength: 64 })),
+    lsn: Type.Optional(Type.String({ description: 'A WAL location, e.g. "0/3000060" (recovery_target_lsn).', maxLength: 17, pattern: '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$' })),
+    xid: Type.Optional(Type.String({ description: 'A transaction id, in digits (recovery_target_xid).', minLength: 1, maxLength: 20, pattern: '^[0-9]+$' })),
+    name: Type.Optional(Type.String({ description: 'A restore point created with pg_create_restore_point() (recovery_target_name).', minLength: 1, maxLength: 63 })),
+    immediate: Type.Optional(
+      Type.Boolean({
+        description: 'true: end recovery as soon as the base backup is consistent (recovery_target = immediate). Only true may be given.',
+        ...cel({ rule: 'self', message: 'immediate may only be true (omit it to recover to time, lsn, xid or name instead)' }),
+      }),
+    ),
+    inclusive: Type.Optional(
+      Type.Boolean({ description: 'true (default): stop just after the target; false: just before it (recovery_target_inclusive).', default: DEFAULTS.recoveryInclusive }),
+    ),
+  },
+  {
+    ...cel({
+      rule: '[has(self.time), has(self.lsn), has(self.xid), has(self.name), has(self.immediate)].filter(x, x).size() == 1',
+      message: 'recovery.target must set exactly one of time, lsn, xid, name or immediate',
+    }),
+  },
+);
+
+export const RecoverySourceSchema = Obj(
+  'The archive of a cluster, which may no longer exist: exactly one of s3 or volume, and the archive\'s path in it.',
+  {
+    s3: Type.Optional(S3TargetSchema),
+    volume: Type.Optional(VolumeTargetSchema),
+    path: StorePath(
+      'The cluster\'s archive path inside the store, in full (the store\'s own path prefix is not added), e.g. "pgpilot/production/prod-db": <prefix>/<namespace>/<cluster> of the cluster that wrote it.',
+    ),
+  },
+  {
+    ...cel({
+      rule: 'has(self.s3) != has(self.volume)',
+      message: 'recovery.source must set exactly one of s3 or volume',
+    }),
+  },
+);
+
+/** spec.bootstrap.recovery: create the cluster from a base backup plus archived WAL. */
+export const RecoverySchema = Obj(
+  'Create the cluster by restoring a base backup and replaying archived WAL: from a PostgreSQLBackup (backup) or from an archive (source), exactly one.',
+  {
+    backup: Type.Optional(
+      Obj('A completed PostgreSQLBackup in this namespace to restore.', {
+        name: Type.String({ description: 'Name of the PostgreSQLBackup.', minLength: 1, maxLength: 253 }),
+      }),
+    ),
+    source: Type.Optional(RecoverySourceSchema),
+    backupId: Type.Optional(
+      Type.String({
+        description: 'With source: the base backup to restore, by id (its UTC start time, e.g. "20261125T020000Z"). Default: the newest one that ends before the target.',
+        maxLength: 16,
+        pattern: '^[0-9]{8}T[0-9]{6}Z$',
+      }),
+    ),
+    target: Type.Optional(RecoveryTargetSchema),
+  },
+  {
+    ...cel(
+      {
+        rule: 'has(self.backup) != has(self.source)',
+        message: 'recovery must set exactly one of backup (a PostgreSQLBackup) or source (an archive)',
+      },
+      {
+        rule: '!has(self.backupId) || has(self.source)',
+        message: 'recovery.backupId selects a base backup of recovery.source; with recovery.backup the PostgreSQLBackup names it',
+        fieldPath: '.backupId',
+      },
+    ),
+  },
+);
+
+export const BootstrapSchema = Obj('How a new cluster gets its first data.', {
   initdb: Type.Optional(
     Obj('Create an empty cluster with initdb.', {
       database: Type.Optional(Type.String({ description: 'Application database created at bootstrap.', default: DEFAULTS.initdbDatabase, pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
@@ -249,6 +465,18 @@ const Bootstrap = Obj('How a new cluster gets its first data.', {
       locale: Type.Optional(Type.String({ description: 'Locale (LC_COLLATE and LC_CTYPE).', default: DEFAULTS.initdbLocale, maxLength: 64 })),
       dataChecksums: Type.Optional(Type.Boolean({ description: 'Enable data page checksums (lets pg_rewind work and catches storage corruption).', default: DEFAULTS.dataChecksums })),
     }),
+  ),
+  recovery: Type.Optional(RecoverySchema),
+}, {
+  ...cel(
+    {
+      rule: '!(has(self.initdb) && has(self.recovery))',
+      message: 'bootstrap.initdb and bootstrap.recovery cannot both be set: a cluster starts either empty (initdb) or from a backup (recovery)',
+    },
+    {
+      rule: 'self == oldSelf',
+      message: 'bootstrap cannot be changed after the cluster is created: it only says how the cluster got its first data (create a new cluster to bootstrap differently)',
+    },
   ),
 });
 
@@ -281,10 +509,10 @@ export const ClusterSpecSchema = Obj(
     }),
     walStorage: Type.Optional(Storage('WAL (pg_wal)')),
     resources: Type.Optional(ResourceRequirements),
-    backup: Type.Optional(Backup),
+    backup: Type.Optional(BackupSpecSchema),
     highAvailability: Type.Optional(HighAvailability),
     postgresql: Type.Optional(PostgresConfig),
-    bootstrap: Type.Optional(Bootstrap),
+    bootstrap: Type.Optional(BootstrapSchema),
     superuserSecret: Type.Optional(
       Obj('A Secret you provide with the postgres superuser\'s password (key "password"); the operator generates one when omitted.', SecretRef.properties),
     ),
@@ -310,6 +538,11 @@ export const ClusterSpecSchema = Obj(
         message: 'walStorage cannot be added or removed after the cluster is created: pg_wal cannot move between volumes in place',
         fieldPath: '.walStorage',
       },
+      {
+        rule: 'has(self.bootstrap) == has(oldSelf.bootstrap)',
+        message: 'bootstrap cannot be added or removed after the cluster is created: it only says how the cluster got its first data',
+        fieldPath: '.bootstrap',
+      },
     ),
   },
 );
@@ -321,6 +554,18 @@ export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
   message: Type.String({ description: 'What a person can act on.', maxLength: 32768 }),
   lastTransitionTime: Type.String({ description: 'When status last changed.', format: 'date-time' }),
   observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the condition was computed from.', minimum: 0 })),
+});
+
+/** status.archiving: continuous WAL archiving as the primary last reported it. */
+export const ArchivingStatusSchema = Obj('Continuous WAL archiving, as the primary last reported it.', {
+  lastArchivedWal: Type.Optional(Type.String({ description: 'Newest WAL file archived.' })),
+  lastArchivedTime: Type.Optional(Type.String({ description: 'When it was archived.', format: 'date-time' })),
+  lastFailedWal: Type.Optional(Type.String({ description: 'Newest WAL file whose archiving failed.' })),
+  lastFailureTime: Type.Optional(Type.String({ description: 'When archiving last failed.', format: 'date-time' })),
+  lastFailure: Type.Optional(Type.String({ description: 'Why archiving last failed.', maxLength: 32768 })),
+  backlogSegments: Type.Optional(Type.Integer({ description: 'Completed WAL segments waiting to be archived.', minimum: 0 })),
+  walBytes: Type.Optional(Type.Integer({ description: 'Size of pg_wal on the primary, in bytes.', minimum: 0 })),
+  walVolumeUsedPercent: Type.Optional(Type.Integer({ description: 'How full the volume holding pg_wal on the primary is, in percent.', minimum: 0, maximum: 100 })),
 });
 
 export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
@@ -342,6 +587,13 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
       app: Type.Optional(Type.String({ description: 'Secret with the application user\'s credentials and connection URI.' })),
     }),
   ),
+  archivePath: Type.Optional(Type.String({ description: 'Where the WAL and base backups of this cluster go, e.g. "s3://bucket/pgpilot/production/prod-db".' })),
+  firstRecoverabilityPoint: Type.Optional(Type.String({ description: 'Earliest time the cluster can be recovered to (the end of the oldest kept base backup).', format: 'date-time' })),
+  lastRecoverabilityPoint: Type.Optional(Type.String({ description: 'Latest time the cluster can be recovered to (the newest archived WAL).', format: 'date-time' })),
+  lastSuccessfulBackup: Type.Optional(Type.String({ description: 'When the newest completed base backup ended.', format: 'date-time' })),
+  lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster, whatever its phase.' })),
+  nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
+  archiving: Type.Optional(ArchivingStatusSchema),
   conditions: Type.Optional(
     Type.Array(ConditionSchema, {
       description: 'Ready, Progressing, Degraded and the conditions of each concern.',
@@ -376,5 +628,15 @@ export type ObjectMetaLike = V1ObjectMeta;
 export type ClusterSpec = Static<typeof ClusterSpecSchema>;
 export type ClusterStatus = Static<typeof ClusterStatusSchema>;
 export type Condition = Static<typeof ConditionSchema>;
+export type S3Credentials = Static<typeof S3CredentialsSchema>;
+export type S3Target = Static<typeof S3TargetSchema>;
+export type VolumeTarget = Static<typeof VolumeTargetSchema>;
+export type BackupTarget = (typeof BACKUP_TARGETS)[number];
+export type BackupSpec = Static<typeof BackupSpecSchema>;
+export type RecoveryTarget = Static<typeof RecoveryTargetSchema>;
+export type RecoverySource = Static<typeof RecoverySourceSchema>;
+export type RecoverySpec = Static<typeof RecoverySchema>;
+export type BootstrapSpec = Static<typeof BootstrapSchema>;
+export type ArchivingStatus = Static<typeof ArchivingStatusSchema>;
 export type PostgreSQLCluster = Static<typeof ClusterSchema> & { metadata: ObjectMetaLike };
 

@@ -9,6 +9,11 @@ export const CLUSTER_SINGULAR = 'postgresqlcluster';
 export const CLUSTER_SHORT_NAMES = ['pgc', 'pgcluster'];
 export const CATEGORIES = ['all', 'pgpilot'];
 
+export const BACKUP_KIND = 'PostgreSQLBackup';
+export const BACKUP_PLURAL = 'postgresqlbackups';
+export const BACKUP_SINGULAR = 'postgresqlbackup';
+export const BACKUP_SHORT_NAMES = ['pgb'];
+
 /** The one field manager every server-side apply of the operator uses. */
 export const FIELD_MANAGER = 'pgpilot-operator';
 
@@ -21,12 +26,21 @@ export const LABELS = {
   cluster: 'postgres.pgpilot.io/cluster',
   instance: 'postgres.pgpilot.io/instance',
   role: 'postgres.pgpilot.io/role',
+  /** On a backup's Job and pods: the PostgreSQLBackup they take. */
+  backupName: 'postgres.pgpilot.io/backup',
+  /** On a PostgreSQLBackup created by the schedule (CronJob) rather than by a person. */
+  scheduled: 'postgres.pgpilot.io/scheduled',
 } as const;
 
 export const MANAGED_BY = 'pgpilot';
 export const ANNOTATIONS = {
   /** Hash of the rendered configuration a pod runs with; a change rolls the instance. */
   configHash: 'postgres.pgpilot.io/config-hash',
+  /**
+   * The Job that runs a backup, on its PostgreSQLBackup: set by the scheduled Job's pod on the
+   * PostgreSQLBackup it creates, so the operator does not start a second Job for it.
+   */
+  backupJob: 'postgres.pgpilot.io/job',
 } as const;
 
 /** Roles an instance pod can carry in LABELS.role; Services select on them. */

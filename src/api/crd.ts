@@ -1,14 +1,19 @@
-// Renders the CustomResourceDefinition from the TypeBox schema (pure; `npm run gen` writes it out).
+// Renders the CustomResourceDefinitions from the TypeBox schemas (pure; `npm run gen` writes them).
 import type { TSchema } from '@sinclair/typebox';
 import {
   API_GROUP,
   API_VERSION,
+  BACKUP_KIND,
+  BACKUP_PLURAL,
+  BACKUP_SHORT_NAMES,
+  BACKUP_SINGULAR,
   CATEGORIES,
   CLUSTER_KIND,
   CLUSTER_PLURAL,
   CLUSTER_SHORT_NAMES,
   CLUSTER_SINGULAR,
 } from './constants.js';
+import { BackupSchema } from './backup.js';
 import { ClusterSchema } from './cluster.js';
 
 /** Plain JSON of a TypeBox schema: drops TypeBox's symbol keys and the metadata stub. */
@@ -17,30 +22,41 @@ export function toOpenApi(schema: TSchema): Record<string, unknown> {
   return plain;
 }
 
-function clusterOpenApi(): Record<string, unknown> {
-  const schema = toOpenApi(ClusterSchema) as { properties: Record<string, unknown> };
+/** The openAPIV3Schema of a kind's root TypeBox schema. */
+function rootOpenApi(root: TSchema): Record<string, unknown> {
+  const schema = toOpenApi(root) as { properties: Record<string, unknown> };
   // Kubernetes owns metadata's schema; a CRD may only say it is an object.
   schema.properties.metadata = { type: 'object' };
   return schema;
 }
 
-export function clusterCrd(): Record<string, unknown> {
+interface CrdInput {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  schema: TSchema;
+  subresources: Record<string, unknown>;
+  printerColumns: Array<Record<string, unknown>>;
+}
+
+function crd(input: CrdInput): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${CLUSTER_PLURAL}.${API_GROUP}`,
+      name: `${input.plural}.${API_GROUP}`,
       labels: { 'app.kubernetes.io/name': 'pgpilot', 'app.kubernetes.io/part-of': 'pgpilot' },
     },
     spec: {
       group: API_GROUP,
       scope: 'Namespaced',
       names: {
-        kind: CLUSTER_KIND,
-        listKind: `${CLUSTER_KIND}List`,
-        plural: CLUSTER_PLURAL,
-        singular: CLUSTER_SINGULAR,
-        shortNames: CLUSTER_SHORT_NAMES,
+        kind: input.kind,
+        listKind: `${input.kind}List`,
+        plural: input.plural,
+        singular: input.singular,
+        shortNames: input.shortNames,
         categories: CATEGORIES,
       },
       versions: [
@@ -48,30 +64,61 @@ export function clusterCrd(): Record<string, unknown> {
           name: API_VERSION,
           served: true,
           storage: true,
-          schema: { openAPIV3Schema: clusterOpenApi() },
-          subresources: {
-            status: {},
-            scale: {
-              specReplicasPath: '.spec.instances',
-              statusReplicasPath: '.status.instances',
-              labelSelectorPath: '.status.selector',
-            },
-          },
-          additionalPrinterColumns: [
-            { name: 'Instances', type: 'integer', jsonPath: '.spec.instances', description: 'Desired number of instances' },
-            { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
-            { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
-            { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
-            { name: 'Version', type: 'string', jsonPath: '.spec.version', description: 'PostgreSQL version' },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ],
+          schema: { openAPIV3Schema: rootOpenApi(input.schema) },
+          subresources: input.subresources,
+          additionalPrinterColumns: input.printerColumns,
         },
       ],
     },
   };
 }
 
+export function clusterCrd(): Record<string, unknown> {
+  return crd({
+    kind: CLUSTER_KIND,
+    plural: CLUSTER_PLURAL,
+    singular: CLUSTER_SINGULAR,
+    shortNames: CLUSTER_SHORT_NAMES,
+    schema: ClusterSchema,
+    subresources: {
+      status: {},
+      scale: {
+        specReplicasPath: '.spec.instances',
+        statusReplicasPath: '.status.instances',
+        labelSelectorPath: '.status.selector',
+      },
+    },
+    printerColumns: [
+      { name: 'Instances', type: 'integer', jsonPath: '.spec.instances', description: 'Desired number of instances' },
+      { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
+      { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
+      { name: 'Version', type: 'string', jsonPath: '.spec.version', description: 'PostgreSQL version' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  });
+}
+
+export function backupCrd(): Record<string, unknown> {
+  return crd({
+    kind: BACKUP_KIND,
+    plural: BACKUP_PLURAL,
+    singular: BACKUP_SINGULAR,
+    shortNames: BACKUP_SHORT_NAMES,
+    schema: BackupSchema,
+    subresources: { status: {} },
+    printerColumns: [
+      { name: 'Cluster', type: 'string', jsonPath: '.spec.cluster.name', description: 'Cluster backed up' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'pending, running, completed or failed' },
+      { name: 'Started', type: 'date', jsonPath: '.status.startedAt', description: 'When the backup started' },
+      { name: 'Size', type: 'integer', jsonPath: '.status.storedBytes', description: 'Bytes stored (compressed)' },
+      { name: 'Duration', type: 'number', jsonPath: '.status.durationSeconds', description: 'Seconds the backup took' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  });
+}
+
 /** Every CRD the operator serves, in install order. */
 export function allCrds(): Array<Record<string, unknown>> {
-  return [clusterCrd()];
+  return [clusterCrd(), backupCrd()];
 }

@@ -1,6 +1,6 @@
 // Small builders for Kubernetes structural-schema shapes that TypeBox has no direct form for.
 // Everything here produces plain JSON Schema plus `x-kubernetes-*` keywords, and a static type.
-import { Type, type TUnsafe, type ObjectOptions, type TProperties, type TObject } from '@sinclair/typebox';
+import { Kind, Type, TypeRegistry, type TUnsafe, type ObjectOptions, type TProperties, type TObject } from '@sinclair/typebox';
 
 export interface CelRule {
   rule: string;
@@ -52,7 +52,14 @@ export function Opaque<T = Record<string, unknown>>(description: string): TUnsaf
 export const QUANTITY_PATTERN =
   '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
+// A kind of its own, so that TypeBox's Value.Check/Errors can validate StringEnum at run time
+// (the operator checks its flags with them); the symbol key never reaches the rendered CRD.
+const STRING_ENUM_KIND = 'PgpilotStringEnum';
+if (!TypeRegistry.Has(STRING_ENUM_KIND)) {
+  TypeRegistry.Set<{ enum: unknown[] }>(STRING_ENUM_KIND, (schema, value) => typeof value === 'string' && schema.enum.includes(value));
+}
+
 /** A string enum as Kubernetes wants it (`enum`, not TypeBox's anyOf of consts), typed as the union. */
 export function StringEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> & { description: string }): TUnsafe<T[number]> {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+  return Type.Unsafe<T[number]>({ [Kind]: STRING_ENUM_KIND, type: 'string', enum: [...values], ...options });
 }
