@@ -37,6 +37,14 @@ function targetMs(time: string): number {
   return Date.parse(iso);
 }
 
+/**
+ * A target time as PostgreSQL reads it from its configuration: time zone abbreviations (such as
+ * "Z") are not loaded yet when the postmaster reads postgresql.auto.conf, so "Z" becomes "+00".
+ */
+function pgTimestamp(time: string): string {
+  return time.replace(/^(\S{10})[Tt]/, '$1 ').replace(/[Zz]$/, '+00');
+}
+
 /** Checks the target's shape; throws RecoveryTargetError. */
 export function validateTarget(t: RecoveryTarget): void {
   const set = [...(['time', 'lsn', 'xid', 'name'] as const).filter((k) => t[k] !== undefined), ...(t.immediate ? ['immediate'] : [])];
@@ -113,7 +121,7 @@ export function chooseBaseBackup(input: RecoveryPlanInput): BackupManifest {
 export function recoverySettings(target: RecoveryTarget, restoreCommand: string): Record<string, string> {
   validateTarget(target);
   const s: Record<string, string> = { restore_command: restoreCommand };
-  if (target.time !== undefined) s.recovery_target_time = target.time;
+  if (target.time !== undefined) s.recovery_target_time = pgTimestamp(target.time);
   else if (target.lsn !== undefined) s.recovery_target_lsn = target.lsn;
   else if (target.xid !== undefined) s.recovery_target_xid = target.xid;
   else if (target.name !== undefined) s.recovery_target_name = target.name;

@@ -8,13 +8,11 @@ import { archiveKeys } from '../../src/backup/archive-layout.js';
 import { backupIdAt, takeBaseBackup, type BaseBackupOptions } from '../../src/backup/base-backup.js';
 import { listBackups, parseManifest } from '../../src/backup/catalog.js';
 import type { ObjectStore } from '../../src/backup/object-store.js';
-import { openStore } from '../../src/backup/open-store.js';
 import { walNameForLsn } from '../../src/backup/wal-names.js';
 import { compareLsn } from '../../src/instance/lsn.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
-import { startS3rver, type S3rver } from '../support/s3rver.js';
-import { startArchivedPrimary, TestPostgres, type ArchivedPrimary } from './pg-fixture.js';
-import { ensureDir, PG_BIN, pgAvailable, pgTempDir, removeDir } from './wal-postgres.js';
+import { startBackupRig, TestPostgres, type ArchivedPrimary, type BackupRig } from './pg-fixture.js';
+import { ensureDir, pgAvailable } from './wal-postgres.js';
 
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const PATH = 'pgpilot/test/bb-source';
@@ -30,31 +28,20 @@ async function sha256Of(stream: NodeJS.ReadableStream): Promise<{ hex: string; b
 }
 
 describe.skipIf(!pgAvailable())('base backups of PostgreSQL 15 into S3', () => {
-  let s3: S3rver;
+  let rig: BackupRig;
   let store: ObjectStore;
-  let dir: string;
   let source: ArchivedPrimary;
   let replica: TestPostgres | undefined;
-
-  const options = (server: TestPostgres, extra: Partial<BaseBackupOptions> = {}): BaseBackupOptions => ({
-    store, path: PATH, pgBin: PG_BIN, host: server.host, port: server.port,
-    replication: source.server.replication, sql: source.server.superuser,
-    cluster: 'bb-source', namespace: 'test', backupName: 'bb-source-manual', instance: 'bb-source-1', log, ...extra,
-  });
+  const options = (server: TestPostgres, extra: Partial<BaseBackupOptions> = {}) => rig.backupOptions(extra, server);
 
   beforeAll(async () => {
-    s3 = await startS3rver({ buckets: ['base-backups'] });
-    store = openStore(s3.storeConfig('base-backups'), s3.env);
-    dir = await pgTempDir('pgpilot-base-backup-');
-    source = await startArchivedPrimary(path.join(dir, 'source'), store, PATH, log);
-    await source.server.tool('pgbench', ['-i', '-s', '2', '-q', 'postgres']);
+    rig = await startBackupRig('base-backups', PATH, log);
+    ({ store, source } = rig);
   });
 
   afterAll(async () => {
     await replica?.stop('immediate');
-    await source?.stop();
-    await s3?.stop();
-    if (dir) await removeDir(dir);
+    await rig?.stop();
   });
 
   it('streams a backup of pgbench data into the store, verified, with its manifest written last', async () => {
@@ -132,7 +119,7 @@ describe.skipIf(!pgAvailable())('base backups of PostgreSQL 15 into S3', () => {
   });
 
   it('backs up a replica, with the WAL switch done on the primary', async () => {
-    const replicaDir = path.join(dir, 'replica');
+    const replicaDir = path.join(rig.dir, 'replica');
     await ensureDir(replicaDir);
     await source.server.tool('pg_basebackup', ['-D', path.join(replicaDir, 'pgdata'), '-R', '-X', 'stream', '-c', 'fast']);
     replica = await TestPostgres.open(path.join(replicaDir, 'pgdata'), source.server, { hot_standby: 'on' });

@@ -18,12 +18,15 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import { archiveKeys } from '../../src/backup/archive-layout.js';
 import { archiveCommand } from '../../src/backup/handoff.js';
+import type { BaseBackupOptions } from '../../src/backup/base-backup.js';
 import type { ObjectStore } from '../../src/backup/object-store.js';
+import { openStore } from '../../src/backup/open-store.js';
 import { WalArchiver } from '../../src/backup/wal-archiver.js';
 import type { Credentials } from '../../src/instance/files.js';
 import { withClient, type ConnectOptions } from '../../src/instance/sql.js';
 import type { Logger } from '../../src/runtime/logger.js';
-import { ensureDir, freePort, giveToPostgres, PG_BIN, PgServer, runPgTool } from './wal-postgres.js';
+import { startS3rver, type S3rver } from '../support/s3rver.js';
+import { ensureDir, freePort, giveToPostgres, PG_BIN, PgServer, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
 
 const execFileAsync = promisify(execFile);
 const randomPassword = () => Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
@@ -152,6 +155,40 @@ export async function startArchivedPrimary(dir: string, store: ObjectStore, arch
     async stop() {
       await server.stop('fast');
       await archiver.stop();
+    },
+  };
+}
+
+/** An s3rver, a store on one of its buckets, and an archived primary with pgbench data. */
+export interface BackupRig {
+  s3: S3rver;
+  store: ObjectStore;
+  /** Temp directory of the rig (the source lives in <dir>/source). */
+  dir: string;
+  source: ArchivedPrimary;
+  /** takeBaseBackup options for a backup of the source (or `server`, with the source's roles). */
+  backupOptions(extra?: Partial<BaseBackupOptions>, server?: TestPostgres): BaseBackupOptions;
+  stop(): Promise<void>;
+}
+
+export async function startBackupRig(name: string, archivePath: string, log: Logger, pgbenchScale = 2): Promise<BackupRig> {
+  const s3 = await startS3rver({ buckets: [name] });
+  const store = openStore(s3.storeConfig(name), s3.env);
+  const dir = await pgTempDir(`pgpilot-${name}-`);
+  const source = await startArchivedPrimary(path.join(dir, 'source'), store, archivePath, log);
+  await source.server.tool('pgbench', ['-i', '-s', String(pgbenchScale), '-q', 'postgres']);
+  const cluster = path.basename(archivePath);
+  return {
+    s3, store, dir, source,
+    backupOptions: (extra = {}, server = source.server) => ({
+      store, path: archivePath, pgBin: PG_BIN, host: server.host, port: server.port,
+      replication: source.server.replication, sql: source.server.superuser,
+      cluster, namespace: 'test', backupName: `${cluster}-manual`, instance: `${cluster}-1`, log, ...extra,
+    }),
+    async stop() {
+      await source.stop();
+      await s3.stop();
+      await removeDir(dir);
     },
   };
 }

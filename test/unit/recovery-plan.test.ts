@@ -117,7 +117,9 @@ describe('recoverySettings', () => {
   });
 
   it('sets one target kind, inclusive by default for time, lsn and xid', () => {
-    expect(recoverySettings({ time: '2026-11-24T02:00:00Z' }, cmd)).toEqual({ ...common, recovery_target_time: '2026-11-24T02:00:00Z', recovery_target_inclusive: 'on' });
+    // "Z" is an abbreviation PostgreSQL cannot read from its configuration files at startup.
+    expect(recoverySettings({ time: '2026-11-24T02:00:00Z' }, cmd)).toEqual({ ...common, recovery_target_time: '2026-11-24 02:00:00+00', recovery_target_inclusive: 'on' });
+    expect(recoverySettings({ time: '2026-11-24 03:00:00.5+01:00' }, cmd).recovery_target_time).toBe('2026-11-24 03:00:00.5+01:00');
     expect(recoverySettings({ lsn: '0/3000060', inclusive: false }, cmd)).toEqual({ ...common, recovery_target_lsn: '0/3000060', recovery_target_inclusive: 'off' });
     expect(recoverySettings({ xid: '731' }, cmd)).toEqual({ ...common, recovery_target_xid: '731', recovery_target_inclusive: 'on' });
     expect(recoverySettings({ name: 'before-migration' }, cmd)).toEqual({ ...common, recovery_target_name: 'before-migration' });
