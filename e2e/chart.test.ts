@@ -23,6 +23,7 @@ const VALUES_FILES = readdirSync(VALUES_DIR)
   .filter((f) => /\.ya?ml$/.test(f))
   .sort();
 const CRD_NAME = 'postgresqlclusters.postgres.pgpilot.io';
+const BACKUP_CRD_NAME = 'postgresqlbackups.postgres.pgpilot.io';
 const OPERATOR_SA = `system:serviceaccount:${OPERATOR_NAMESPACE}:${RELEASE}`;
 const APP_VERSION = String((parse(readFileSync(join(REPO_ROOT, 'charts/pgpilot/Chart.yaml'), 'utf8')) as Obj).appVersion);
 const seed = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster;
@@ -128,7 +129,11 @@ describe.each(VALUES_FILES)('chart rendered with test/chart/values/%s', (file) =
     expect([...namespaces].sort()).toEqual([...new Set([releaseNs, ...watchNamespaces])].sort());
     if (listedWatch.length > 0) {
       // The override took effect: one Role per watched namespace, and the operator is told so.
-      const roleNamespaces = objects.filter((o) => o.kind === 'Role' && !String(o.metadata.name).endsWith('-leader-election')).map((o) => o.metadata.namespace);
+      // The operator's Role per watched namespace (leader election and the default backup store's
+      // Secret have Roles of their own in the release namespace).
+      const roleNamespaces = objects
+        .filter((o) => o.kind === 'Role' && !/-(leader-election|backup-store)$/.test(String(o.metadata.name)))
+        .map((o) => o.metadata.namespace);
       expect(roleNamespaces.sort()).toEqual([...watchNamespaces].sort());
       const env = objects.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].env as Obj[];
       expect(env.find((e) => e.name === 'PGPILOT_WATCH_NAMESPACES')?.value).toBe(watchNamespaces.join(','));
@@ -137,7 +142,7 @@ describe.each(VALUES_FILES)('chart rendered with test/chart/values/%s', (file) =
 
   it('applies its CRDs for real (server-side, idempotent) and they become Established', async () => {
     const names = await applyCrds(objects);
-    expect(names).toEqual([CRD_NAME]);
+    expect([...names].sort()).toEqual([BACKUP_CRD_NAME, CRD_NAME].sort());
     // Idempotent: a second apply changes nothing and does not conflict.
     await applyCrds(objects);
   });
@@ -201,6 +206,18 @@ const ALLOWED: CanI[] = [
   { verb: 'get', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
   { verb: 'create', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
   { verb: 'update', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
+  // Backups: a CronJob per cluster, a Job per backup, PostgreSQLBackups and their status.
+  { verb: 'create', resource: 'cronjobs.batch', namespace: SOME_NS },
+  { verb: 'patch', resource: 'cronjobs.batch', namespace: SOME_NS },
+  { verb: 'delete', resource: 'cronjobs.batch', namespace: SOME_NS },
+  { verb: 'create', resource: 'jobs.batch', namespace: SOME_NS },
+  { verb: 'watch', resource: 'jobs.batch', namespace: SOME_NS },
+  { verb: 'delete', resource: 'jobs.batch', namespace: SOME_NS },
+  { verb: 'create', resource: 'postgresqlbackups.postgres.pgpilot.io', namespace: SOME_NS },
+  { verb: 'watch', resource: 'postgresqlbackups.postgres.pgpilot.io', namespace: SOME_NS },
+  { verb: 'delete', resource: 'postgresqlbackups.postgres.pgpilot.io', namespace: SOME_NS },
+  { verb: 'patch', resource: 'postgresqlbackups.postgres.pgpilot.io', subresource: 'status', namespace: SOME_NS },
+  { verb: 'update', resource: 'postgresqlbackups.postgres.pgpilot.io', subresource: 'finalizers', namespace: SOME_NS },
 ];
 
 /** Not in the chart's rules: must be refused. */
@@ -225,6 +242,11 @@ const DENIED: CanI[] = [
   // The leader-election Role lives in the release namespace only, and has no delete.
   { verb: 'delete', resource: 'leases.coordination.k8s.io', namespace: SOME_NS },
   { verb: 'delete', resource: 'leases.coordination.k8s.io', namespace: OPERATOR_NAMESPACE },
+  // Batch beyond CronJobs and Jobs, and the Jobs' status, are not the operator's.
+  { verb: 'patch', resource: 'jobs.batch', subresource: 'status', namespace: SOME_NS },
+  { verb: 'patch', resource: 'cronjobs.batch', subresource: 'status', namespace: SOME_NS },
+  { verb: 'delete', resource: 'postgresqlbackups.postgres.pgpilot.io', subresource: 'status', namespace: SOME_NS },
+  { verb: 'deletecollection', resource: 'postgresqlbackups.postgres.pgpilot.io', namespace: SOME_NS },
 ];
 
 describe('helm install of the chart (release pgpilot in pgpilot-system)', () => {
@@ -289,13 +311,16 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: RELEASE, namespace: OPERATOR_NAMESPACE }]);
   });
 
-  it(`installs the CRD ${CRD_NAME}, Established with its names accepted`, async () => {
-    await kubectlOk(['wait', '--for=condition=Established', `customresourcedefinition/${CRD_NAME}`, '--timeout=60s']);
-    const crd = await getJson(['customresourcedefinition', CRD_NAME]);
+  it.each([
+    [CRD_NAME, 'PostgreSQLCluster'],
+    [BACKUP_CRD_NAME, 'PostgreSQLBackup'],
+  ])('installs the CRD %s, Established with its names accepted', async (name, kind) => {
+    await kubectlOk(['wait', '--for=condition=Established', `customresourcedefinition/${name}`, '--timeout=60s']);
+    const crd = await getJson(['customresourcedefinition', name]);
     const cond = (t: string) => (crd.status.conditions as Obj[]).find((c) => c.type === t);
     expect(cond('Established')?.status).toBe('True');
     expect(cond('NamesAccepted')?.status).toBe('True');
-    expect(crd.status.acceptedNames.kind).toBe('PostgreSQLCluster');
+    expect(crd.status.acceptedNames.kind).toBe(kind);
   });
 
   it.each(ALLOWED.map((q) => [describeCanI(q), q] as const))('the operator ServiceAccount can %s', async (_, q) => {

@@ -12,6 +12,21 @@ import { REPO_ROOT } from './harness/operator.js';
 
 const seed = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster;
 
+const S3 = { bucket: 'pg-backups', credentials: { secretName: 'backup-creds' } };
+const SOURCE = { path: 'pgpilot/production/prod-db', s3: S3 };
+
+/** A PostgreSQLBackup of cluster `seed`, mutated. */
+function backupManifest(namespace: string, name: string, mutate: Mutator = () => {}): string {
+  const b: Record<string, any> = {
+    apiVersion: 'postgres.pgpilot.io/v1',
+    kind: 'PostgreSQLBackup',
+    metadata: { name, namespace },
+    spec: { cluster: { name: 'seed' } },
+  };
+  mutate(b);
+  return stringify(b);
+}
+
 type Mutator = (c: Record<string, any>) => void;
 
 function manifest(namespace: string, name: string, mutate: Mutator): string {
@@ -56,6 +71,64 @@ const CREATE_CASES: BadCase[] = [
   { what: 'a primary of another cluster', mutate: (c) => (c.spec.primary = 'other-db-2'), expect: ['spec.primary must name an instance of this cluster'] },
   { what: 'a name Services cannot carry', mutate: (c) => (c.metadata.name = '1st-db'), expect: ['metadata.name must start with a letter'] },
   { what: 'a pg_hba line of no known type', mutate: (c) => (c.spec.postgresql = { pg_hba: ['allow everyone'] }), expect: ['spec.postgresql.pg_hba[0]'] },
+  {
+    what: 'both an S3 and a volume backup store',
+    mutate: (c) => ((c.spec.backup.s3 = S3), (c.spec.backup.volume = { claimName: 'nfs' })),
+    expect: ['spec.backup', 'backup.s3 and backup.volume cannot both be set'],
+  },
+  { what: 'a bucket name S3 does not allow', mutate: (c) => (c.spec.backup.s3 = { ...S3, bucket: 'My_Bucket' }), expect: ['spec.backup.s3.bucket', 'should match'] },
+  { what: 'an S3 store without credentials', mutate: (c) => (c.spec.backup.s3 = { bucket: 'pg-backups' }), expect: ['spec.backup.s3.credentials', 'Required value'] },
+  {
+    what: 'a KMS key with AES256 encryption',
+    mutate: (c) => (c.spec.backup.s3 = { ...S3, serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } }),
+    expect: ['spec.backup.s3.serverSideEncryption.kmsKeyId', 'kmsKeyId is only allowed with algorithm aws:kms'],
+  },
+  { what: 'a compression level of 10', mutate: (c) => (c.spec.backup.compression = { level: 10 }), expect: ['spec.backup.compression.level', 'less than or equal to 9'] },
+  {
+    what: 'recovery from both a backup and a source',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { backup: { name: 'b' }, source: SOURCE } }),
+    expect: ['spec.bootstrap.recovery', 'recovery must set exactly one of backup (a PostgreSQLBackup) or source (an archive)'],
+  },
+  {
+    what: 'recovery from neither a backup nor a source',
+    mutate: (c) => (c.spec.bootstrap = { recovery: {} }),
+    expect: ['spec.bootstrap.recovery', 'recovery must set exactly one of backup'],
+  },
+  {
+    what: 'a recovery source in both S3 and a volume',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { source: { ...SOURCE, volume: { claimName: 'nfs' } } } }),
+    expect: ['spec.bootstrap.recovery.source', 'recovery.source must set exactly one of s3 or volume'],
+  },
+  {
+    what: 'initdb and recovery together',
+    mutate: (c) => (c.spec.bootstrap = { initdb: {}, recovery: { backup: { name: 'b' } } }),
+    expect: ['spec.bootstrap', 'bootstrap.initdb and bootstrap.recovery cannot both be set'],
+  },
+  {
+    what: 'a recovery target with both a time and an lsn',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { source: SOURCE, target: { time: '2026-11-25T14:03:00Z', lsn: '0/3000060' } } }),
+    expect: ['spec.bootstrap.recovery.target', 'recovery.target must set exactly one of time, lsn, xid, name or immediate'],
+  },
+  {
+    what: 'a recovery target lsn that is no LSN',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { source: SOURCE, target: { lsn: '3000060' } } }),
+    expect: ['spec.bootstrap.recovery.target.lsn', 'should match'],
+  },
+  {
+    what: 'a recovery target time that is not RFC 3339',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { source: SOURCE, target: { time: 'yesterday at noon' } } }),
+    expect: ['spec.bootstrap.recovery.target.time', 'date-time'],
+  },
+  {
+    what: 'a recovery target immediate: false',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { source: SOURCE, target: { immediate: false } } }),
+    expect: ['spec.bootstrap.recovery.target.immediate', 'immediate may only be true'],
+  },
+  {
+    what: 'a backupId with a PostgreSQLBackup',
+    mutate: (c) => (c.spec.bootstrap = { recovery: { backup: { name: 'b' }, backupId: '20261125T020000Z' } }),
+    expect: ['spec.bootstrap.recovery.backupId', 'recovery.backupId selects a base backup of recovery.source'],
+  },
 ];
 
 describe('bad input is refused by the apiserver with field-specific messages', () => {
@@ -110,5 +183,110 @@ describe('bad input is refused by the apiserver with field-specific messages', (
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain('must be fewer than instances');
     });
+
+    it('fills in the defaults of the backup settings, keeping the seed\'s own as written', async () => {
+      const c = JSON.parse(await kubectlOk(['get', 'pgc', 'seed', '-n', ns, '-o', 'json'])) as PostgreSQLCluster;
+      expect(c.spec.backup).toEqual({
+        enabled: true,
+        schedule: '0 2 * * *',
+        retention: 7,
+        target: 'prefer-standby',
+        archiveTimeoutSeconds: 5,
+        walBacklogWarningSegments: 32,
+        onClusterDeletion: 'Retain',
+      });
+    });
+
+    it('refuses changing, adding or removing bootstrap after creation', async () => {
+      const recovering = (c: Record<string, any>) => (c.spec.bootstrap = { recovery: { source: SOURCE, target: { lsn: '0/3000060' } } });
+      await kubectlOk(['apply', '-f', '-'], manifest(ns, 'restored', recovering));
+      const changed = await kubectl(['apply', '-f', '-'], manifest(ns, 'restored', (c) => (recovering(c), (c.spec.bootstrap.recovery.target = { lsn: '0/4000000' }))));
+      expect(changed.code).not.toBe(0);
+      expect(changed.stderr).toContain('spec.bootstrap');
+      expect(changed.stderr).toContain('bootstrap cannot be changed after the cluster is created');
+      const removed = await kubectl(['patch', 'pgc', 'restored', '-n', ns, '--type=json', '-p', '[{"op":"remove","path":"/spec/bootstrap"}]']);
+      expect(removed.code).not.toBe(0);
+      expect(removed.stderr).toContain('bootstrap cannot be added or removed after the cluster is created');
+      const added = await kubectl(['patch', 'pgc', 'seed', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { bootstrap: { initdb: {} } } })]);
+      expect(added.code).not.toBe(0);
+      expect(added.stderr).toContain('bootstrap cannot be added or removed after the cluster is created');
+      // Other changes to that cluster still go through.
+      await kubectlOk(['patch', 'pgc', 'restored', '-n', ns, '--type=merge', '-p', JSON.stringify({ spec: { instances: 2 } })]);
+    });
+  });
+});
+
+describe('PostgreSQLBackup is validated by the apiserver', () => {
+  let ns: string;
+
+  beforeAll(async () => {
+    ns = await createTestNamespace('validation-backup');
+    for (const crd of allCrds()) await kubectlOk(['apply', '--server-side', '-f', '-'], stringify(crd));
+    await waitFor('CRD established', async () => (await kubectl(['get', 'pgb', '-n', ns])).code === 0);
+  });
+
+  afterAll(async () => {
+    if (ns) await deleteTestNamespace(ns);
+  });
+
+  it('accepts a backup of a cluster, and lists it by its short name pgb with its columns', async () => {
+    await kubectlOk(['apply', '-f', '-'], backupManifest(ns, 'b1', (b) => (b.spec.target = 'primary')));
+    const table = await kubectlOk(['get', 'pgb', '-n', ns]);
+    const [header, row] = table.trim().split('\n');
+    expect(header!.split(/\s{2,}/)).toEqual(['NAME', 'CLUSTER', 'PHASE', 'STARTED', 'SIZE', 'DURATION', 'AGE']);
+    expect(row).toMatch(/^b1\s+seed\s/);
+    // The whole category lists it too.
+    expect(await kubectlOk(['get', 'pgpilot', '-n', ns, '-o', 'name'])).toContain('postgresqlbackup.postgres.pgpilot.io/b1');
+  });
+
+  it('prints the status columns once the status is written', async () => {
+    const status = { phase: 'completed', startedAt: '2026-11-25T02:00:00Z', storedBytes: 123456, durationSeconds: 12.5 };
+    await kubectlOk(['patch', 'pgb', 'b1', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+    const row = (await kubectlOk(['get', 'pgb', 'b1', '-n', ns, '--no-headers'])).trim();
+    expect(row).toMatch(/^b1\s+seed\s+completed\s+\S+\s+123456\s+12\.5\s/);
+  });
+
+  it('refuses a status phase outside pending, running, completed and failed', async () => {
+    const r = await kubectl(['patch', 'pgb', 'b1', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Completed' } })]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('status.phase');
+  });
+
+  it('refuses a backup without spec.cluster', async () => {
+    const r = await kubectl(['apply', '-f', '-'], backupManifest(ns, 'bad', (b) => (b.spec = {})));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('spec.cluster');
+    expect(r.stderr).toContain('Required value');
+  });
+
+  it('refuses a backup without spec', async () => {
+    const r = await kubectl(['apply', '-f', '-'], backupManifest(ns, 'bad', (b) => delete b.spec));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('spec');
+    expect(r.stderr).toContain('Required value');
+  });
+
+  it('refuses an unknown target', async () => {
+    const r = await kubectl(['apply', '-f', '-'], backupManifest(ns, 'bad', (b) => (b.spec.target = 'replica')));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('spec.target');
+    expect(r.stderr).toMatch(/supported values.*prefer-standby.*primary/);
+  });
+
+  it('refuses a name too long to be a label value', async () => {
+    const r = await kubectl(['apply', '-f', '-'], backupManifest(ns, 'b'.repeat(64)));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('metadata.name must be at most 63 characters');
+  });
+
+  it('refuses any change of the spec', async () => {
+    const cluster = await kubectl(['apply', '-f', '-'], backupManifest(ns, 'b1', (b) => ((b.spec.cluster.name = 'other'), (b.spec.target = 'primary'))));
+    expect(cluster.code).not.toBe(0);
+    expect(cluster.stderr).toContain('spec.cluster cannot change');
+    const target = await kubectl(['apply', '-f', '-'], backupManifest(ns, 'b1', (b) => (b.spec.target = 'prefer-standby')));
+    expect(target.code).not.toBe(0);
+    expect(target.stderr).toContain('spec cannot change after the PostgreSQLBackup is created');
+    // Metadata stays editable (labels, annotations such as the backup's Job).
+    await kubectlOk(['annotate', 'pgb', 'b1', '-n', ns, 'postgres.pgpilot.io/job=b1-job']);
   });
 });

@@ -1,8 +1,10 @@
-// The identity of a cluster's PostgreSQL pods: a ServiceAccount with a Role limited to what the
-// instance agent reads (its cluster, pods, config) and the Events it writes.
+// The identity of a cluster's PostgreSQL pods and backup Job pods (same ServiceAccount): a Role
+// limited to what the instance agent reads (its cluster, pods, config), the Events it writes, and
+// the PostgreSQLBackups the backup Jobs create, record and (retention) delete. S3 credentials come
+// as secretKeyRef env vars, so no Secret beyond the cluster's own is readable.
 import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { API_GROUP, CLUSTER_PLURAL } from '../api/constants.js';
+import { API_GROUP, BACKUP_PLURAL, CLUSTER_PLURAL } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
 import { names } from './names.js';
 import { secretNames } from './secrets.js';
@@ -23,6 +25,9 @@ export function instanceRole(cluster: PostgreSQLCluster): V1Role {
       { apiGroups: [''], resources: ['configmaps'], resourceNames: [names.config(name)], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['secrets'], resourceNames: Object.values(secretNames(cluster)), verbs: ['get'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      // Not restricted by name: create cannot be, and retention deletes any expired backup.
+      { apiGroups: [API_GROUP], resources: [BACKUP_PLURAL], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
+      { apiGroups: [API_GROUP], resources: [`${BACKUP_PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
     ],
   };
 }

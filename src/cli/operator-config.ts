@@ -1,6 +1,9 @@
 // `pgpilot operator` settings: flags, each with an environment variable (the Helm chart sets env).
 import { InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { S3TargetSchema, type S3Target } from '../api/cluster.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 
 export interface OperatorSettings {
@@ -16,6 +19,11 @@ export interface OperatorSettings {
   resyncSeconds: number;
   instanceImageRepository: string;
   operatorImage: string;
+  /**
+   * The operator-wide backup store (Helm value backup.defaultStore), with the schema's defaults
+   * filled in; its credentials Secret is in `namespace`. Unset: no default store.
+   */
+  defaultBackupStore?: S3Target;
 }
 
 function integer(min: number, max: number) {
@@ -37,6 +45,43 @@ function namespaceList(value: string): string[] {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const ns of list) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new InvalidArgumentError(`"${ns}" is not a valid namespace name`);
   return list;
+}
+
+/** Keys of `value` (deep) that `schema` does not declare: a typo would otherwise pass unnoticed. */
+function unknownFields(schema: TSchema, value: unknown, at: string): string[] {
+  if (schema.type !== 'object' || schema.properties === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  const properties = schema.properties as Record<string, TSchema>;
+  return Object.entries(value as Record<string, unknown>).flatMap(([key, v]) =>
+    key in properties ? unknownFields(properties[key]!, v, `${at}${key}.`) : [`${at}${key}`],
+  );
+}
+
+/**
+ * An S3 store as JSON (the shape of spec.backup.s3), checked against the API's own schema, with
+ * its defaults filled in. Errors name the field and what it accepts.
+ */
+export function parseBackupStore(json: string): S3Target {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (e) {
+    throw new InvalidArgumentError(`must be a JSON object with the fields of spec.backup.s3: ${(e as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError('must be a JSON object with the fields of spec.backup.s3');
+  const unknown = unknownFields(S3TargetSchema, value, '');
+  if (unknown.length > 0) throw new InvalidArgumentError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (the fields are those of spec.backup.s3)`);
+  const byField = new Map<string, string[]>();
+  for (const e of Value.Errors(S3TargetSchema, value)) {
+    const field = e.path.replace(/^\//, '').replace(/\//g, '.') || '(the store)';
+    const what = Array.isArray(e.schema.enum) ? `must be one of ${e.schema.enum.join(', ')}` : e.message;
+    byField.set(field, [...(byField.get(field) ?? []), what]);
+  }
+  // A missing field is just that: not also "Expected string".
+  const problems = [...byField].map(([field, whats]) => `${field}: ${whats.includes('Expected required property') ? 'is required' : [...new Set(whats)].join(', ')}`);
+  const sse = (value as S3Target).serverSideEncryption;
+  if (sse?.kmsKeyId !== undefined && sse.algorithm !== 'aws:kms') problems.push('serverSideEncryption.kmsKeyId: is only allowed with algorithm aws:kms');
+  if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
+  return Value.Default(S3TargetSchema, value) as S3Target;
 }
 
 /** The namespace this pod runs in (for its leader Lease), from the service account mount. */
@@ -66,5 +111,8 @@ export function operatorOptions(): Option[] {
       .env('PGPILOT_INSTANCE_IMAGE_REPOSITORY')
       .default('ghcr.io/pgpilot/postgresql'),
     new Option('--operator-image <image>', 'the operator\'s own image, used by backup Jobs').env('PGPILOT_OPERATOR_IMAGE').default('ghcr.io/pgpilot/pgpilot:0.1.0'),
+    new Option('--default-backup-store <json>', 'operator-wide S3 backup store as JSON (the fields of spec.backup.s3; credentials Secret in --namespace)')
+      .env('PGPILOT_DEFAULT_BACKUP_STORE')
+      .argParser(parseBackupStore),
   ];
 }

@@ -17,11 +17,15 @@ import {
   runHelm,
   templateArgs,
 } from '../support/helm.js';
+import { parseBackupStore } from '../../src/cli/operator-config.js';
+import { S3TargetSchema } from '../../src/api/cluster.js';
 import {
+  BACKUP_STORE_GRANTS,
   CONTRACT_ENV,
   INSTANCE_GRANTS,
   LEADER_ELECTION_GRANTS,
   OPERATOR_GRANTS,
+  OPTIONAL_ENV,
   basicProblems,
   byKind,
   envOf,
@@ -244,6 +248,8 @@ describe.each(VALUES_FILES)('every object rendered with %s', (file) => {
     expect(c.command).toBeUndefined(); // the image's ENTRYPOINT is `pgpilot`
     const env = envOf(c);
     for (const name of CONTRACT_ENV) expect(env.has(name), name).toBe(true);
+    const known = new Set<string>([...CONTRACT_ENV, ...OPTIONAL_ENV]);
+    expect([...env.keys()].filter((n) => !known.has(n))).toEqual([]);
   });
 
   it('binds every role to the operator ServiceAccount in the release namespace', () => {
@@ -476,6 +482,84 @@ describe('custom image, resources and scheduling', () => {
     expect(deploy.spec.template.metadata.labels['app.kubernetes.io/instance']).toBe(DEFAULT_RELEASE);
     expect(selects(deploy.spec.selector.matchLabels, deploy.spec.template.metadata.labels)).toBe(true);
     expect(one(objs, 'Service').metadata.labels['app.kubernetes.io/instance']).toBe(DEFAULT_RELEASE);
+  });
+});
+
+describe('backup.defaultStore', () => {
+  const valuesOf = (file: string) => parseManifests(readFileSync(values(file), 'utf8'))[0] as K8sObject;
+  const backupStoreRoles = (objs: K8sObject[]) => byKind(objs, 'Role').filter((r) => r.metadata.name === `${FULLNAME}-backup-store`);
+
+  it('is unset by default: no PGPILOT_DEFAULT_BACKUP_STORE and no Role for its Secret', async () => {
+    const objects = await renderChart([values('default')]);
+    expect(envOf(deploymentContainer(objects)).has('PGPILOT_DEFAULT_BACKUP_STORE')).toBe(false);
+    expect(backupStoreRoles(objects)).toEqual([]);
+    const watching = await renderChart([values('watch-namespaces')]);
+    expect(backupStoreRoles(watching)).toEqual([]);
+  });
+
+  it('is passed to the operator as JSON that its --default-backup-store parser accepts as given', async () => {
+    const objects = await renderChart([values('backup-store')]);
+    const env = envOf(deploymentContainer(objects)).get('PGPILOT_DEFAULT_BACKUP_STORE');
+    expect(typeof env).toBe('string');
+    const store = valuesOf('backup-store').backup.defaultStore;
+    expect(JSON.parse(env as string)).toEqual(store);
+    expect(parseBackupStore(env as string)).toEqual(store);
+  });
+
+  it('watching listed namespaces, lets the operator read that one Secret in the release namespace', async () => {
+    const objects = await renderChart([values('backup-store')]);
+    const [role] = backupStoreRoles(objects);
+    expect(role?.metadata.namespace).toBe(NS);
+    expect(role!.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['pgpilot-backup-credentials'], verbs: ['get'] }]);
+    expect(extraGrants(grantsOf(role!.rules), BACKUP_STORE_GRANTS)).toEqual([]);
+    const binding = byKind(objects, 'RoleBinding').find((b) => b.metadata.name === `${FULLNAME}-backup-store`);
+    expect(binding?.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${FULLNAME}-backup-store` });
+    expect(binding?.subjects).toEqual([{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
+  });
+
+  it('cluster-wide, adds no Role (the ClusterRole already reads Secrets) but still passes the store', async () => {
+    const objects = await renderChart([], { 'backup.defaultStore.bucket': 'pg-backups', 'backup.defaultStore.credentials.secretName': 'creds' });
+    expect(backupStoreRoles(objects)).toEqual([]);
+    expect(envProblems(deploymentContainer(objects), { PGPILOT_DEFAULT_BACKUP_STORE: '{"bucket":"pg-backups","credentials":{"secretName":"creds"}}' })).toEqual([]);
+  });
+
+  it.each<[string, Record<string, string>, RegExp]>([
+    ['a store without credentials', { 'backup.defaultStore.bucket': 'pg-backups' }, /defaultStore.*missing property 'credentials'/],
+    ['a store without bucket', { 'backup.defaultStore.credentials.secretName': 'c' }, /defaultStore.*missing property 'bucket'/],
+    ['a bucket S3 does not allow', { 'backup.defaultStore.bucket': 'PG_Backups', 'backup.defaultStore.credentials.secretName': 'c' }, /defaultStore\/bucket/],
+    ['an unknown checksums mode', { 'backup.defaultStore.bucket': 'pg-b', 'backup.defaultStore.credentials.secretName': 'c', 'backup.defaultStore.checksums': 'NEVER' }, /defaultStore\/checksums/],
+    [
+      'a KMS key with AES256',
+      { 'backup.defaultStore.bucket': 'pg-b', 'backup.defaultStore.credentials.secretName': 'c', 'backup.defaultStore.serverSideEncryption.algorithm': 'AES256', 'backup.defaultStore.serverSideEncryption.kmsKeyId': 'k' },
+      /serverSideEncryption\/algorithm.*aws:kms/,
+    ],
+    ['a misspelt field', { 'backup.defaultStore.bukket': 'pg-b' }, /bukket/],
+  ])('refuses %s, naming the value', async (_what, set, message) => {
+    const res = await runHelm(templateArgs([], set));
+    expect(res.code, res.stdout).not.toBe(0);
+    expect(res.stderr).toMatch(/schema/);
+    expect(res.stderr).toMatch(message);
+  });
+
+  it('the values schema of the store has the fields, enums, patterns and bounds of the API\'s S3TargetSchema', () => {
+    type JsonSchema = Record<string, any>;
+    const chartSchema = JSON.parse(readFileSync(path.join(chartDir, 'values.schema.json'), 'utf8')) as JsonSchema;
+    const deref = (s: JsonSchema): JsonSchema => (s.$ref ? deref(chartSchema.definitions[String(s.$ref).split('/').pop()!]) : s);
+    const KEYS = ['type', 'enum', 'pattern', 'minLength', 'maxLength'] as const;
+    const compare = (api: JsonSchema, chart: JsonSchema, at: string) => {
+      chart = deref(chart);
+      expect(Object.keys(chart.properties ?? {}).sort(), at).toEqual(Object.keys(api.properties ?? {}).sort());
+      expect(chart.additionalProperties, at).toBe(false);
+      for (const [name, a] of Object.entries(api.properties ?? {}) as Array<[string, JsonSchema]>) {
+        const c = deref(chart.properties[name]);
+        for (const k of KEYS) expect(c[k], `${at}.${name} ${k}`).toEqual(a[k]);
+        if (a.type === 'object') compare(a, c, `${at}.${name}`);
+      }
+      // Required fields: the API's, except that an empty store ({}) means none.
+      const required = chart.required ?? chart.then?.required;
+      expect([...(required ?? [])].sort(), at).toEqual([...(api.required ?? [])].sort());
+    };
+    compare(JSON.parse(JSON.stringify(S3TargetSchema)) as JsonSchema, chartSchema.properties.backup.properties.defaultStore, 'backup.defaultStore');
   });
 });
 

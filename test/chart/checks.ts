@@ -120,7 +120,11 @@ export const OPERATOR_GRANTS: Set<Grant> = grantsFrom({
     'postgresqlclusters/status': ['get', 'update', 'patch'],
     'postgresqlclusters/finalizers': ['update'],
     'postgresqlclusters/scale': ['get', 'update', 'patch'],
+    postgresqlbackups: CRUD,
+    'postgresqlbackups/status': ['get', 'update', 'patch'],
+    'postgresqlbackups/finalizers': ['update'],
   },
+  batch: { cronjobs: CRUD, jobs: CRUD },
   '': {
     secrets: CRUD,
     configmaps: CRUD,
@@ -137,7 +141,7 @@ export const OPERATOR_GRANTS: Set<Grant> = grantsFrom({
   'rbac.authorization.k8s.io': { roles: CRUD, rolebindings: CRUD },
 });
 
-/** What the operator grants its PostgreSQL pods; it may only grant what it holds. */
+/** What the operator grants its PostgreSQL pods and backup Job pods; it may only grant what it holds. */
 export const INSTANCE_GRANTS: Set<Grant> = grantsFrom({
   '': {
     pods: ['get', 'list', 'watch'],
@@ -145,8 +149,15 @@ export const INSTANCE_GRANTS: Set<Grant> = grantsFrom({
     secrets: ['get'],
     events: ['create', 'patch'],
   },
-  'postgres.pgpilot.io': { postgresqlclusters: ['get', 'list', 'watch'] },
+  'postgres.pgpilot.io': {
+    postgresqlclusters: ['get', 'list', 'watch'],
+    postgresqlbackups: CRUD,
+    'postgresqlbackups/status': ['get', 'update', 'patch'],
+  },
 });
+
+/** The Role that lets a namespaced operator read the default backup store's Secret (release namespace). */
+export const BACKUP_STORE_GRANTS: Set<Grant> = grantsFrom({ '': { secrets: ['get'] } });
 
 /** The leader-election Role in the release namespace. */
 export const LEADER_ELECTION_GRANTS: Set<Grant> = grantsFrom({
@@ -256,6 +267,9 @@ export const CONTRACT_ENV = [
   'PGPILOT_INSTANCE_IMAGE_REPOSITORY',
   'PGPILOT_OPERATOR_IMAGE',
 ] as const;
+
+/** Env vars the chart sets only when their value is: the operator-wide default backup store (JSON). */
+export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE'] as const;
 
 /** Does a label selector (matchLabels) select these labels? */
 export function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {

@@ -497,6 +497,16 @@ describe('instance RBAC', () => {
     for (const r of rules().filter((r) => r.resources?.includes('secrets'))) expect(r.verbs).toEqual(['get']);
   });
 
+  it('lets backup Job pods create, record and delete PostgreSQLBackups, and nothing else of the API group by other names', () => {
+    const backups = rules().filter((r) => r.apiGroups?.includes('postgres.pgpilot.io') && r.resources?.some((x) => x.startsWith('postgresqlbackups')));
+    expect(backups.map((r) => ({ resources: r.resources, verbs: [...r.verbs].sort(), resourceNames: r.resourceNames }))).toEqual([
+      { resources: ['postgresqlbackups'], verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'], resourceNames: undefined },
+      { resources: ['postgresqlbackups/status'], verbs: ['get', 'patch', 'update'], resourceNames: undefined },
+    ]);
+    const group = rules().filter((r) => r.apiGroups?.includes('postgres.pgpilot.io')).flatMap((r) => r.resources ?? []);
+    expect(group.sort()).toEqual(['postgresqlbackups', 'postgresqlbackups/status', 'postgresqlclusters']);
+  });
+
   it('binds the Role to the instances\' ServiceAccount in the cluster\'s namespace', () => {
     const cluster = seedCluster();
     const binding = instanceRoleBinding(cluster);

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { operatorOptions, type OperatorSettings } from '../../src/cli/operator-config.js';
+import { operatorOptions, parseBackupStore, type OperatorSettings } from '../../src/cli/operator-config.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -165,5 +165,72 @@ describe('operator settings', () => {
     ['PGPILOT_CONCURRENCY', '0x10'],
   ])('refuses %s=%j, which is not a decimal integer', (name, value) => {
     expect(() => parse([], { [name]: value })).toThrow(/is invalid/);
+  });
+
+  describe('--default-backup-store / PGPILOT_DEFAULT_BACKUP_STORE', () => {
+    const minimal = { bucket: 'pg-backups', credentials: { secretName: 'pgpilot-backup-credentials' } };
+    const defaulted = {
+      bucket: 'pg-backups',
+      path: 'pgpilot',
+      region: 'us-east-1',
+      forcePathStyle: false,
+      checksums: 'WHEN_SUPPORTED',
+      insecureSkipTlsVerify: false,
+      credentials: { secretName: 'pgpilot-backup-credentials', accessKeyIdKey: 'ACCESS_KEY_ID', secretAccessKeyKey: 'ACCESS_SECRET_KEY' },
+    };
+
+    it('is unset by default (no default store)', () => {
+      expect(parse().defaultBackupStore).toBeUndefined();
+    });
+
+    it('reads the JSON of an S3 store from the flag and fills in the schema defaults', () => {
+      expect(parse(['--default-backup-store', JSON.stringify(minimal)]).defaultBackupStore).toEqual(defaulted);
+    });
+
+    it('reads it from the environment, keeping every field given', () => {
+      const full = {
+        endpoint: 'https://minio.storage:9000',
+        bucket: 'pg-backups',
+        path: 'team/eu',
+        region: 'eu-west-3',
+        forcePathStyle: true,
+        checksums: 'WHEN_REQUIRED',
+        insecureSkipTlsVerify: true,
+        serverSideEncryption: { algorithm: 'aws:kms', kmsKeyId: 'arn:aws:kms:eu-west-3:1:key/k' },
+        credentials: { secretName: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' },
+      };
+      expect(parse([], { PGPILOT_DEFAULT_BACKUP_STORE: JSON.stringify(full) }).defaultBackupStore).toEqual(full);
+    });
+
+    it('does not change the object it was given', () => {
+      const given = structuredClone(minimal);
+      parseBackupStore(JSON.stringify(given));
+      expect(given).toEqual(minimal);
+    });
+
+    it.each<[string, unknown, RegExp]>([
+      ['not JSON', 'bucket=pg', /must be a JSON object with the fields of spec\.backup\.s3/],
+      ['a JSON array', [minimal], /must be a JSON object/],
+      ['no bucket', { credentials: minimal.credentials }, /bucket: is required/],
+      ['no credentials', { bucket: 'pg-backups' }, /credentials: is required/],
+      ['credentials without secretName', { ...minimal, credentials: {} }, /credentials\.secretName: is required/],
+      ['a bucket S3 does not allow', { ...minimal, bucket: 'PG_Backups' }, /bucket: .*match/],
+      ['an endpoint without scheme', { ...minimal, endpoint: 'minio:9000' }, /endpoint: .*match/],
+      ['a path with a leading "/"', { ...minimal, path: '/pgpilot' }, /path: .*match/],
+      ['an unknown checksums mode', { ...minimal, checksums: 'NEVER' }, /checksums: must be one of WHEN_SUPPORTED, WHEN_REQUIRED/],
+      ['a string for forcePathStyle', { ...minimal, forcePathStyle: 'yes' }, /forcePathStyle: Expected boolean/],
+      ['an unknown encryption', { ...minimal, serverSideEncryption: { algorithm: 'rot13' } }, /serverSideEncryption\.algorithm: must be one of AES256, aws:kms/],
+      ['a KMS key with AES256', { ...minimal, serverSideEncryption: { algorithm: 'AES256', kmsKeyId: 'k' } }, /serverSideEncryption\.kmsKeyId: is only allowed with algorithm aws:kms/],
+      ['a misspelt field', { ...minimal, forcePathstyle: true }, /unknown field forcePathstyle/],
+      ['a misspelt nested field', { ...minimal, credentials: { ...minimal.credentials, secretKey: 'k' } }, /unknown field credentials\.secretKey/],
+    ])('refuses %s, naming the flag and the field', (_what, store, message) => {
+      const json = typeof store === 'string' ? store : JSON.stringify(store);
+      expect(() => parse(['--default-backup-store', json])).toThrow(/--default-backup-store/);
+      expect(() => parse(['--default-backup-store', json])).toThrow(message);
+    });
+
+    it('names the environment variable when the value came from it', () => {
+      expect(() => parse([], { PGPILOT_DEFAULT_BACKUP_STORE: '{"bucket":"pg-backups"}' })).toThrow(/--default-backup-store.*from env 'PGPILOT_DEFAULT_BACKUP_STORE'.*credentials: is required/);
+    });
   });
 });

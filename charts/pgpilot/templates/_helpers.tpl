@@ -78,11 +78,16 @@ Name of the leader-election Lease.
 
 {{/*
 Rules the operator needs on the namespaces it watches (a ClusterRole, or one Role per watched
-namespace). Least privilege, no wildcards. The operator grants its PostgreSQL pods a Role with
-core pods/configmaps [get list watch], secrets [get], events [create patch] and
-postgres.pgpilot.io postgresqlclusters [get list watch]; Kubernetes only lets it grant what it
-holds, so every one of those must stay covered here. Pods: patch sets the role labels the
-Services select on. Leases: each cluster's `<name>-primary` Lease serialises promotions.
+namespace). Least privilege, no wildcards. The operator grants its PostgreSQL pods (and the
+backup Job pods, which run as the same ServiceAccount) a Role with core pods/configmaps
+[get list watch], secrets [get], events [create patch], postgres.pgpilot.io postgresqlclusters
+[get list watch], postgresqlbackups [get list watch create update patch delete] and
+postgresqlbackups/status [get update patch]; Kubernetes only lets it grant what it holds, so
+every one of those must stay covered here. Pods: patch sets the role labels the Services select
+on. Leases: each cluster's `<name>-primary` Lease serialises promotions. Batch: a CronJob per
+cluster schedules base backups, a Job takes each one. Finalizers subresources: owner references
+that block deletion (Jobs owned by a PostgreSQLBackup) need update on them where the
+OwnerReferencesPermissionEnforcement admission plugin runs.
 */}}
 {{- define "pgpilot.operatorRules" -}}
 - apiGroups: ["postgres.pgpilot.io"]
@@ -97,6 +102,18 @@ Services select on. Leases: each cluster's `<name>-primary` Lease serialises pro
 - apiGroups: ["postgres.pgpilot.io"]
   resources: ["postgresqlclusters/scale"]
   verbs: ["get", "update", "patch"]
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlbackups"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlbackups/status"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: ["postgres.pgpilot.io"]
+  resources: ["postgresqlbackups/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs", "jobs"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets", "configmaps", "services", "serviceaccounts", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
