@@ -118,6 +118,18 @@ describe.skipIf(!pgAvailable())('base backups of PostgreSQL 15 into S3', () => {
     expect(await store.list(`${other}/`)).toEqual([]);
   });
 
+  it('bounds how long PostgreSQL may wait for archive_command at the end of the backup', async () => {
+    const before = (await store.list(archiveKeys.basePrefix(PATH))).map((o) => o.key);
+    await source.archiver.stop(); // archive_command now waits for markers that never come
+    try {
+      const err = await takeBaseBackup(options(source.server, { walTimeoutMs: 1000 })).catch((e: Error) => e);
+      expect((err as Error).message).toMatch(/^base backup \d{8}T\d{6}Z failed: PostgreSQL has waited more than 1 s for archive_command to archive the backup's last WAL segment: is WAL archiving working\?/);
+      expect((await store.list(archiveKeys.basePrefix(PATH))).map((o) => o.key)).toEqual(before);
+    } finally {
+      await source.archiver.start();
+    }
+  });
+
   it('backs up a replica, with the WAL switch done on the primary', async () => {
     const replicaDir = path.join(rig.dir, 'replica');
     await ensureDir(replicaDir);
