@@ -1,7 +1,9 @@
 // npm run sandbox: a local pgpilot playground on loopback. A real Kubernetes control plane, the
 // process kubelet (pods run as local processes, Services through a loopback proxy), the operator
 // installed from the Helm chart (its Deployment's pod runs with in-cluster config), and
-// examples/cluster.yaml applied. Shows progress until the cluster is Ready, prints a psql
+// examples/cluster.yaml applied. The chart's default backup store is a local S3 server (s3rver on
+// loopback, data under .cache/sandbox/s3), so the example's backups and WAL archiving work as
+// they would against a real bucket. Shows progress until the cluster is Ready, prints a psql
 // connection string, and tears everything down on Ctrl-C.
 //
 //   npm run sandbox                 foreground; Ctrl-C stops everything
@@ -19,6 +21,10 @@ import { REPO_ROOT, installChart } from '../e2e/harness/operator.js';
 import { appCredentials } from '../e2e/harness/postgres.js';
 import { startProcessKubelet } from '../e2e/kubelet/index.js';
 import { kubectlPath } from '../test/support/binaries.js';
+import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY } from '../test/support/s3rver.js';
+
+const BACKUP_BUCKET = 'pgpilot-backups';
+const BACKUP_SECRET = 'pgpilot-backup-credentials';
 
 const DIR = join(REPO_ROOT, '.cache', 'sandbox');
 const PID_FILE = join(DIR, 'sandbox.pid');
@@ -64,12 +70,18 @@ async function main(): Promise<void> {
   const kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT, dataDir: join(DIR, 'kubelet') });
   say(`process kubelet running node ${kubelet.nodeName}`);
 
+  const s3Dir = join(DIR, 's3');
+  mkdirSync(s3Dir, { recursive: true });
+  const s3 = await startS3rver({ buckets: [BACKUP_BUCKET], directory: s3Dir });
+  say(`S3 server (default backup store) at ${s3.endpoint}, bucket ${BACKUP_BUCKET}`);
+
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
     say('stopping');
     await kubelet.stop();
+    await s3.stop();
     await cp.stop();
     rmSync(PID_FILE, { force: true });
     process.exit(0);
@@ -78,7 +90,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown());
 
   say('installing the operator from charts/pgpilot (helm)');
-  await installChart();
+  await kubectl(['create', 'namespace', 'pgpilot-system']);
+  await kubectlOk(['create', 'secret', 'generic', BACKUP_SECRET, '-n', 'pgpilot-system', `--from-literal=ACCESS_KEY_ID=${S3RVER_ACCESS_KEY}`, `--from-literal=ACCESS_SECRET_KEY=${S3RVER_SECRET_KEY}`]);
+  const store = { endpoint: s3.endpoint, bucket: BACKUP_BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: BACKUP_SECRET } };
+  await installChart(['--set-json', `backup.defaultStore=${JSON.stringify(store)}`]);
   await waitFor('the operator pod Ready', async () => {
     const r = await kubectl(['get', 'pods', '-n', 'pgpilot-system', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}']);
     return r.stdout.includes('True');

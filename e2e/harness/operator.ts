@@ -33,9 +33,9 @@ export function ensureBuilt(): void {
 }
 
 /** `helm upgrade --install` of the chart (idempotent, so every test file may call it). */
-export async function installChart(): Promise<void> {
+export async function installChart(extraArgs: string[] = []): Promise<void> {
   await helmOk(
-    ['upgrade', '--install', RELEASE, chartDir, '--kubeconfig', kubeconfigPath(), '--namespace', OPERATOR_NAMESPACE, '--create-namespace', '--wait=hookOnly'],
+    ['upgrade', '--install', RELEASE, chartDir, '--kubeconfig', kubeconfigPath(), '--namespace', OPERATOR_NAMESPACE, '--create-namespace', '--wait=hookOnly', ...extraArgs],
     { timeoutMs: 300_000 },
   );
 }

@@ -68,6 +68,7 @@ export const OPERATOR_MANAGED_PARAMETERS = [
   'restore_command',
   'archive_command',
   'archive_mode',
+  'archive_timeout',
   'hot_standby',
   'synchronous_standby_names',
   'wal_level',
@@ -587,11 +588,17 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
       app: Type.Optional(Type.String({ description: 'Secret with the application user\'s credentials and connection URI.' })),
     }),
   ),
+  recoverySource: Type.Optional(
+    Obj('The archive and base backup the cluster was restored from (spec.bootstrap.recovery resolved once; the instances keep using it even if that PostgreSQLBackup is deleted later).', {
+      ...RecoverySourceSchema.properties,
+      backupId: Type.Optional(Type.String({ description: 'The base backup restored, when one was named.' })),
+    }),
+  ),
   archivePath: Type.Optional(Type.String({ description: 'Where the WAL and base backups of this cluster go, e.g. "s3://bucket/pgpilot/production/prod-db".' })),
   firstRecoverabilityPoint: Type.Optional(Type.String({ description: 'Earliest time the cluster can be recovered to (the end of the oldest kept base backup).', format: 'date-time' })),
   lastRecoverabilityPoint: Type.Optional(Type.String({ description: 'Latest time the cluster can be recovered to (the newest archived WAL).', format: 'date-time' })),
   lastSuccessfulBackup: Type.Optional(Type.String({ description: 'When the newest completed base backup ended.', format: 'date-time' })),
-  lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster, whatever its phase.' })),
+  lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster that finished (completed or failed).' })),
   nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
   archiving: Type.Optional(ArchivingStatusSchema),
   conditions: Type.Optional(

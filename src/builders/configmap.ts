@@ -2,13 +2,14 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { ownedMeta } from './meta.js';
 import { names } from './names.js';
-import { renderPgHba, renderPostgresqlConf } from './postgres-config.js';
+import { renderPgHba, renderPostgresqlConf, type ArchiveSettings } from './postgres-config.js';
 
-export function configMap(cluster: PostgreSQLCluster): V1ConfigMap {
+/** `archive`: set when the cluster has a backup target (resolveBackupTarget). */
+export function configMap(cluster: PostgreSQLCluster, archive?: ArchiveSettings): V1ConfigMap {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: ownedMeta(cluster, names.config(cluster.metadata.name!), 'config'),
-    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec, cluster.status?.streamingReplicas), 'pg_hba.conf': renderPgHba(cluster.spec) },
+    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec, cluster.status?.streamingReplicas, archive), 'pg_hba.conf': renderPgHba(cluster.spec) },
   };
 }

@@ -13,6 +13,10 @@ export const names = {
   appSecret: (cluster: string) => `${cluster}-app`,
   /** Bearer token of the instance agents' API (the operator is its only client). */
   agentSecret: (cluster: string) => `${cluster}-agent`,
+  /** Copy of the operator-wide default store's credentials in the cluster's namespace. */
+  backupCredentials: (cluster: string) => `${cluster}-backup-credentials`,
+  /** CronJob names may have 52 characters (Job names add 11); cluster names have up to 48. */
+  backupCronJob: (cluster: string) => (cluster.length <= 45 ? `${cluster}-backup` : `${cluster}-bk`),
   pdb: (cluster: string) => cluster,
   serviceAccount: (cluster: string) => cluster,
   role: (cluster: string) => cluster,

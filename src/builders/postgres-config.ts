@@ -5,6 +5,18 @@ import type { ClusterSpec } from '../api/cluster.js';
 import { DEFAULTS, PARAMETER_NAME_PATTERN } from '../api/cluster.js';
 import { SpecError } from '../api/spec-error.js';
 import { parseQuantity } from './quantity.js';
+import { archiveCommand } from '../backup/handoff.js';
+
+/**
+ * Where the instance agent leaves its "archived" markers: `<PGDATA's parent>/.pgpilot/archived`
+ * (src/instance/layout.ts archiveMarkerDir), outside PGDATA so pg_basebackup never copies them.
+ */
+export const ARCHIVE_MARKER_DIR = '/var/lib/postgresql/data/.pgpilot/archived';
+
+/** WAL archiving as the cluster's backup target allows: off without a target. */
+export interface ArchiveSettings {
+  timeoutSeconds: number;
+}
 
 export const REPLICATION_USER = 'streaming_replica';
 const MB = 2 ** 20;
@@ -48,8 +60,13 @@ export function synchronousStandbyNames(spec: ClusterSpec, streamingReplicas?: n
 }
 
 /** Parameters the operator sets and the API refuses from users (OPERATOR_MANAGED_PARAMETERS). */
-function managedParameters(spec: ClusterSpec, streamingReplicas?: number): Record<string, string> {
+function managedParameters(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings): Record<string, string> {
   return {
+    // archive_command hands each segment to the instance agent, which has usually uploaded it
+    // already; it returns only once the segment is durably in the store (synchronous archiving).
+    archive_mode: archive ? 'on' : 'off',
+    archive_command: archive ? archiveCommand(ARCHIVE_MARKER_DIR) : '',
+    archive_timeout: archive ? `${archive.timeoutSeconds}s` : '0',
     wal_level: 'replica',
     hot_standby: 'on',
     wal_log_hints: 'on',
@@ -74,22 +91,22 @@ function defaultParameters(spec: ClusterSpec): Record<string, string> {
   };
 }
 
-export function postgresParameters(spec: ClusterSpec, streamingReplicas?: number): Record<string, string> {
+export function postgresParameters(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings): Record<string, string> {
   const user = spec.postgresql?.parameters ?? {};
   // The API refuses these already; a spec admitted by an older CRD still must not inject lines.
   for (const [name, value] of Object.entries(user)) {
     if (!new RegExp(PARAMETER_NAME_PATTERN).test(name)) throw new SpecError(`spec.postgresql.parameters[${JSON.stringify(name)}]`, 'is not a PostgreSQL parameter name');
     if (/[\r\n]/.test(value)) throw new SpecError(`spec.postgresql.parameters.${name}`, 'may not contain a line break');
   }
-  return { ...defaultParameters(spec), ...user, ...managedParameters(spec, streamingReplicas) };
+  return { ...defaultParameters(spec), ...user, ...managedParameters(spec, streamingReplicas, archive) };
 }
 
 function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: number): string {
-  const params = postgresParameters(spec, streamingReplicas);
+export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings): string {
+  const params = postgresParameters(spec, streamingReplicas, archive);
   const lines = Object.keys(params)
     .sort()
     .map((k) => `${k} = ${quote(params[k]!)}`);

@@ -7,6 +7,13 @@ import { AGENT_PORT, LABELS, MANAGED_BY, METRICS_PORT, POSTGRES_PORT } from '../
 import { ownedMeta, podSelector } from './meta.js';
 import { names } from './names.js';
 import { secretNames } from './secrets.js';
+import type { PodAccess, ResolvedTarget } from './backup-target.js';
+
+/** What instance pods get from the backup concern: the archive target and the recovery source. */
+export interface InstanceBackupAccess {
+  target?: ResolvedTarget | null;
+  restore?: PodAccess | null;
+}
 
 export interface InstanceImageConfig {
   /** `<repository>:<spec.version>` unless spec.imageName overrides it. */
@@ -55,7 +62,17 @@ function containerResources(r: NonNullable<PostgreSQLCluster['spec']['resources'
   return { ...(r.requests ? { requests: str(r.requests) } : {}), ...(r.limits ? { limits: str(r.limits) } : {}) };
 }
 
-function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig): V1Container {
+function backupPieces(cluster: PostgreSQLCluster, b: InstanceBackupAccess): PodAccess {
+  const parts = [b.target, b.restore].filter((p): p is PodAccess => !!p);
+  const level = cluster.spec.backup?.compression?.level ?? DEFAULTS.compressionLevel;
+  return {
+    env: [...parts.flatMap((p) => p.env), ...(b.target ? [{ name: 'PGPILOT_BACKUP_COMPRESSION_LEVEL', value: String(level) }] : [])],
+    volumes: parts.flatMap((p) => p.volumes),
+    mounts: parts.flatMap((p) => p.mounts),
+  };
+}
+
+function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig, backup: PodAccess): V1Container {
   const hasWal = !!cluster.spec.walStorage;
   const mounts: V1VolumeMount[] = [
     { name: names.dataVolume, mountPath: DATA_MOUNT },
@@ -68,6 +85,7 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
     { name: 'run', mountPath: '/var/run/postgresql' },
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'shm', mountPath: '/dev/shm' },
+    ...backup.mounts,
   ];
   const initdb = cluster.spec.bootstrap?.initdb;
   const monitoring = cluster.spec.monitoring?.enabled ?? DEFAULTS.monitoringEnabled;
@@ -93,6 +111,7 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: 'PGPILOT_METRICS_ENABLED', value: String(monitoring) },
       // The agent moves from a smart to a fast shutdown at half of this, and to immediate near its end.
       { name: 'PGPILOT_STOP_TIMEOUT_SECONDS', value: String(cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds) },
+      ...backup.env,
     ],
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
@@ -116,7 +135,8 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
   };
 }
 
-function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig): V1PodSpec {
+function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig, backupAccess: InstanceBackupAccess): V1PodSpec {
+  const backup = backupPieces(cluster, backupAccess);
   const name = cluster.metadata.name!;
   const secrets = secretNames(cluster);
   const s = cluster.spec.scheduling;
@@ -129,6 +149,7 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
     { name: 'run', emptyDir: {} },
     { name: 'tmp', emptyDir: {} },
     { name: 'shm', emptyDir: { medium: 'Memory' } },
+    ...backup.volumes,
   ];
   const aff = affinity(cluster);
   return {
@@ -141,7 +162,7 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
       fsGroup: POSTGRES_UID,
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    containers: [instanceContainer(cluster, instance, cfg)],
+    containers: [instanceContainer(cluster, instance, cfg, backup)],
     volumes,
     ...(aff ? { affinity: aff } : {}),
     ...(s?.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),
@@ -171,6 +192,7 @@ export function instanceStatefulSet(
   instance: string,
   cfg: InstanceImageConfig,
   existing: ExistingClaims = {},
+  backup: InstanceBackupAccess = {},
 ): V1StatefulSet {
   const name = cluster.metadata.name!;
   const podLabels = { ...podSelector(name), [LABELS.instance]: instance };
@@ -196,7 +218,7 @@ export function instanceStatefulSet(
       updateStrategy: { type: 'RollingUpdate' },
       template: {
         metadata: { labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name } },
-        spec: podSpec(cluster, instance, cfg),
+        spec: podSpec(cluster, instance, cfg, backup),
       },
       volumeClaimTemplates: [
         claim(names.dataVolume, cluster.spec.storage.size, cluster.spec.storage.storageClass),

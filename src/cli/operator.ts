@@ -20,7 +20,12 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
   const events = new EventRecorder(clients.core, 'pgpilot-operator', identity, log);
   const controller = new ClusterController({
     clients,
-    config: { instanceImageRepository: settings.instanceImageRepository, operatorImage: settings.operatorImage },
+    config: {
+      instanceImageRepository: settings.instanceImageRepository,
+      operatorImage: settings.operatorImage,
+      defaultBackupStore: settings.defaultBackupStore,
+      operatorNamespace: settings.namespace,
+    },
     log,
     metrics,
     events,

@@ -19,7 +19,9 @@ import { installReconciler } from '../reconcilers/install.js';
 import { PrimaryMonitor } from './primary-monitor.js';
 import { computeStatus } from '../reconcilers/status.js';
 import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
-import { CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
+import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
+import type { PostgreSQLBackup } from '../api/backup.js';
+import { createBackupReconciler } from '../reconcilers/backup.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -43,6 +45,8 @@ const WAITING_REQUEUE_MS = 30_000;
 
 export class ClusterController implements OwnedCache {
   private readonly clusterInformers: Array<ResilientInformer<PostgreSQLCluster>> = [];
+  /** Every PostgreSQLBackup in scope: they are not owned by their cluster (they outlive it). */
+  private readonly backupInformers: Array<ResilientInformer<PostgreSQLBackup>> = [];
   private readonly owned = new Map<OwnedKind, Array<ResilientInformer<KubernetesObject>>>();
   private readonly queue: WorkQueue;
   private resyncTimer?: NodeJS.Timeout;
@@ -69,6 +73,7 @@ export class ClusterController implements OwnedCache {
     this.reconcilers = [
       installReconciler,
       createHaReconciler({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, coordination: opts.clients.coordination, holders: this.primaries }),
+      createBackupReconciler(),
     ];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
@@ -76,6 +81,9 @@ export class ClusterController implements OwnedCache {
       const ci = new ResilientInformer<PostgreSQLCluster>({ ...common, type: CLUSTER_RESOURCE, namespace });
       for (const ev of ['add', 'update', 'delete'] as const) ci.on(ev, (c) => this.enqueue(c));
       this.clusterInformers.push(ci);
+      const bi = new ResilientInformer<PostgreSQLBackup>({ ...common, type: BACKUP_RESOURCE, namespace });
+      for (const ev of ['add', 'update', 'delete'] as const) bi.on(ev, (b) => this.enqueueBackupCluster(b));
+      this.backupInformers.push(bi);
       for (const [kind, type] of Object.entries(OWNED_RESOURCES) as Array<[OwnedKind, (typeof OWNED_RESOURCES)[OwnedKind]]>) {
         const trim = CACHE_TRIMS[kind] as ((o: KubernetesObject) => void) | undefined;
         const inf = new ResilientInformer<KubernetesObject>({ ...common, type, namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, trim });
@@ -88,7 +96,11 @@ export class ClusterController implements OwnedCache {
   }
 
   private allInformers(): Array<ResilientInformer<KubernetesObject>> {
-    return [...(this.clusterInformers as unknown as Array<ResilientInformer<KubernetesObject>>), ...[...this.owned.values()].flat()];
+    return [
+      ...(this.clusterInformers as unknown as Array<ResilientInformer<KubernetesObject>>),
+      ...(this.backupInformers as unknown as Array<ResilientInformer<KubernetesObject>>),
+      ...[...this.owned.values()].flat(),
+    ];
   }
 
   /** Start the caches; resolves once every informer has listed once. */
@@ -134,6 +146,24 @@ export class ClusterController implements OwnedCache {
 
   listForCluster<T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string): T[] {
     return (this.owned.get(kind) ?? []).flatMap((inf) => inf.list(namespace).filter((o) => o.metadata?.labels?.[LABELS.cluster] === cluster)) as T[];
+  }
+
+  backupsOf(namespace: string, cluster: string): PostgreSQLBackup[] {
+    return this.backupInformers.flatMap((i) => i.list(namespace).filter((b) => b.spec?.cluster?.name === cluster));
+  }
+
+  getBackup(namespace: string, name: string): PostgreSQLBackup | undefined {
+    for (const inf of this.backupInformers) {
+      const b = inf.get(name, namespace);
+      if (b) return b;
+    }
+    return undefined;
+  }
+
+  private enqueueBackupCluster(b: PostgreSQLBackup): void {
+    const cluster = b.spec?.cluster?.name;
+    if (!cluster || !this.workersStarted) return;
+    this.queue.add(`${b.metadata!.namespace}/${cluster}`, OWNED_EVENT_DELAY_MS);
   }
 
   private enqueue(c: KubernetesObject): void {
@@ -210,7 +240,7 @@ export class ClusterController implements OwnedCache {
     }
     if (ctx.facts.writes.length > 0) log.info({ writes: ctx.facts.writes }, 'applied changes');
     const instanceNames = ctx.facts.instanceNames ?? cluster.status?.instanceNames ?? [];
-    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary, streamingReplicas: ctx.facts.streamingReplicas, runningVersion: ctx.facts.runningVersion });
+    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary, streamingReplicas: ctx.facts.streamingReplicas, runningVersion: ctx.facts.runningVersion, backupStatus: ctx.facts.backupStatus, recoverySource: ctx.facts.recoverySource });
     log.debug({ phase: status.phase, conditions: status.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`), writes: ctx.facts.writes.length }, 'reconciled');
     await this.writeStatus(cluster, status, log);
     await this.recordTransitions(cluster, status);

@@ -1,9 +1,11 @@
 // The kinds a cluster owns, and where their informers watch.
 import type { ResourceType } from '../runtime/informer.js';
 import type { OwnedKind } from '../reconcilers/types.js';
-import { API_GROUP, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL } from '../api/constants.js';
+import { API_GROUP, API_VERSION, BACKUP_KIND, BACKUP_PLURAL, CLUSTER_KIND, CLUSTER_PLURAL } from '../api/constants.js';
 
 export const CLUSTER_RESOURCE: ResourceType = { group: API_GROUP, version: API_VERSION, plural: CLUSTER_PLURAL, kind: CLUSTER_KIND };
+
+export const BACKUP_RESOURCE: ResourceType = { group: API_GROUP, version: API_VERSION, plural: BACKUP_PLURAL, kind: BACKUP_KIND };
 
 export const OWNED_RESOURCES: Record<OwnedKind, ResourceType> = {
   StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet' },
@@ -16,6 +18,8 @@ export const OWNED_RESOURCES: Record<OwnedKind, ResourceType> = {
   RoleBinding: { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' },
   PersistentVolumeClaim: { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim' },
   Pod: { group: '', version: 'v1', plural: 'pods', kind: 'Pod' },
+  CronJob: { group: 'batch', version: 'v1', plural: 'cronjobs', kind: 'CronJob' },
+  Job: { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job' },
 };
 
 /**
@@ -28,6 +32,10 @@ export const CACHE_TRIMS: Partial<Record<OwnedKind, (obj: Record<string, unknown
     delete o.stringData;
   },
   Pod: (o) => {
+    delete o.spec;
+  },
+  // Backup Jobs are created once and then only their status is read.
+  Job: (o) => {
     delete o.spec;
   },
 };

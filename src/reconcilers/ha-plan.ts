@@ -28,6 +28,8 @@ export interface HaInput {
   primaryFailedSince?: number;
   failoverDelayMs: number;
   now: number;
+  /** How the first instance gets its data: initdb, or a restore from backup (spec.bootstrap.recovery). */
+  bootstrapMode?: 'initdb' | 'restore';
 }
 
 export type Role = 'primary' | 'replica';
@@ -110,11 +112,27 @@ export function planHa(input: HaInput): HaPlan {
 
   // 1. A new cluster: initdb on the first instance once no instance has data.
   if (primary?.agent?.phase === 'AwaitingBootstrap' && !input.instances.some((i) => i.agent?.systemIdentifier)) {
+    const restore = input.bootstrapMode === 'restore';
     return {
-      actions: [{ kind: 'bootstrap', instance: primary.name, request: { mode: 'initdb' } }],
-      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Bootstrapping', message: `Creating the database on ${primary.name} (initdb)` }],
+      actions: [{ kind: 'bootstrap', instance: primary.name, request: { mode: restore ? 'restore' : 'initdb' } }],
+      conditions: [
+        restore
+          ? { type: 'PrimaryAvailable', status: 'False', reason: 'Restoring', message: `Restoring the database on ${primary.name} from a backup (spec.bootstrap.recovery)` }
+          : { type: 'PrimaryAvailable', status: 'False', reason: 'Bootstrapping', message: `Creating the database on ${primary.name} (initdb)` },
+      ],
       primary: input.primary,
       requeueAfterMs: 1000,
+    };
+  }
+
+  // 1b. The first bootstrap failed (a restore target outside the window, a corrupt backup, …):
+  // say why; retrying the same request would fail the same way.
+  if (primary?.agent?.phase === 'Failed' && !primary.agent.systemIdentifier && !input.instances.some((i) => i.agent?.systemIdentifier)) {
+    return {
+      actions: [],
+      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'BootstrapFailed', message: `${primary.name} could not create the database: ${primary.agent.lastError ?? 'no reason reported'}` }],
+      primary: input.primary,
+      requeueAfterMs: 10_000,
     };
   }
 

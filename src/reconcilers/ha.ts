@@ -177,6 +177,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         syncQuorum: sync ? (ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas) : undefined,
         primaryFailedSince: await primaryDownSince(deps, key, observed.find((o) => o.name === primary)),
         failoverDelayMs: (ha?.failoverDelaySeconds ?? DEFAULTS.failoverDelaySeconds) * 1000,
+        bootstrapMode: cluster.spec.bootstrap?.recovery ? 'restore' : 'initdb',
         now: Date.now(),
       });
 
@@ -197,6 +198,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       ctx.facts.primary = plan.primary;
       ctx.facts.streamingReplicas = observed.filter((o) => o.name !== plan.primary && o.agent?.streaming).length;
       ctx.facts.runningVersion = observed.find((o) => o.name === plan.primary)?.agent?.postgresVersion ?? undefined;
+      ctx.facts.primaryStatus = observed.find((o) => o.name === plan.primary)?.agent;
       // Heartbeats go to whichever instance is primary now.
       const newPrimaryIP = hostOf(plan.primary);
       if (newPrimaryIP && primaryUp) deps.monitor.watch(key, endpoint(newPrimaryIP));
@@ -205,6 +207,8 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         // Everything else went on (failover included); only the switchover is refused.
         throw new ReconcileError('UnknownPrimary', `spec.primary names ${requested}, which is not an instance of this cluster (instances: ${instances.join(', ')}); no switchover`);
       }
+      const bootstrapFailed = plan.conditions.find((c) => c.reason === 'BootstrapFailed');
+      if (bootstrapFailed) throw new ReconcileError('BootstrapFailed', bootstrapFailed.message);
       return { conditions: plan.conditions, ...(plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
     },
   };

@@ -13,6 +13,8 @@ import { credentialSecret, generatePassword, generatedSecretNames, type Credenti
 import { clusterServices } from '../builders/services.js';
 import { instanceStatefulSet, type ExistingClaims } from '../builders/statefulset.js';
 import { applyIfChanged, createIfMissing, deleteIfExists } from '../runtime/apply.js';
+import { resolveBackupTarget, resolveRecoverySource, restoreAccess, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
+import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type OwnedKind, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 
 async function ensure(ctx: ReconcileContext, kind: OwnedKind, desired: KubernetesObject): Promise<void> {
@@ -126,6 +128,41 @@ async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promis
 }
 
 
+/**
+ * A cluster on the operator-wide default store gets a copy of the store's credentials in its own
+ * namespace (pods can only reference Secrets there). Created once; delete it to pick up rotated keys.
+ */
+async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: ResolvedTarget): Promise<void> {
+  const { cluster } = ctx;
+  const ns = cluster.metadata.namespace!;
+  const copy = target.s3!.credentials.secretName;
+  if (ctx.cache.get('Secret', ns, copy)) return;
+  const from = ctx.config.defaultBackupStore!.credentials.secretName;
+  const opNs = ctx.config.operatorNamespace ?? ns;
+  let source: V1Secret;
+  try {
+    source = await ctx.clients.core.readNamespacedSecret({ name: from, namespace: opNs });
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) {
+      throw new ReconcileError('BackupCredentialsNotFound', `the operator's default backup store names credentials Secret "${from}", which does not exist in namespace ${opNs} (Helm value backup.defaultStore.credentials.secretName)`);
+    }
+    throw err;
+  }
+  const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: ownedMeta(cluster, copy, 'backup'), type: 'Opaque', data: source.data ?? {} };
+  if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.facts.writes.push(`Secret/${copy}`);
+}
+
+/** spec.bootstrap.recovery, resolved once and then kept in status (a deleted backup must not roll the pods). */
+function recoverySource(ctx: ReconcileContext): RecoverySourceStatus | undefined {
+  const { cluster } = ctx;
+  if (!cluster.spec.bootstrap?.recovery) return undefined;
+  if (cluster.status?.recoverySource) return cluster.status.recoverySource;
+  const named = cluster.spec.bootstrap.recovery.backup?.name;
+  const resolved = resolveRecoverySource(cluster, named ? ctx.cache.getBackup(cluster.metadata.namespace!, named) : undefined);
+  if (resolved && 'problem' in resolved) throw new ReconcileError('RecoverySourceUnavailable', resolved.problem);
+  return resolved?.source;
+}
+
 export const installReconciler: Reconciler = {
   name: 'install',
   async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
@@ -133,10 +170,15 @@ export const installReconciler: Reconciler = {
     const name = cluster.metadata.name!;
     const ns = cluster.metadata.namespace!;
 
+    const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+    ctx.facts.backupTarget = target;
+    const archive = target ? { timeoutSeconds: cluster.spec.backup?.archiveTimeoutSeconds ?? DEFAULTS.archiveTimeoutSeconds } : undefined;
+
     // Independent objects go out together: a reconcile costs one round trip, not fifteen.
     await Promise.all([
       ensureSecrets(ctx),
-      ensure(ctx, 'ConfigMap', configMap(cluster)),
+      ...(target?.origin === 'default' ? [ensureDefaultStoreCredentials(ctx, target)] : []),
+      ensure(ctx, 'ConfigMap', configMap(cluster, archive)),
       ensure(ctx, 'ServiceAccount', instanceServiceAccount(cluster)),
       // The apiserver checks a RoleBinding against its Role (escalation prevention): Role first.
       ensure(ctx, 'Role', instanceRole(cluster)).then(() => ensure(ctx, 'RoleBinding', instanceRoleBinding(cluster))),
@@ -158,11 +200,14 @@ export const installReconciler: Reconciler = {
 
     // Pods cannot start without the Secrets they mount: stop short of the StatefulSets.
     await checkReferencedSecrets(ctx);
+    const source = recoverySource(ctx);
+    ctx.facts.recoverySource = source;
+    const restore = source ? restoreAccess(cluster, source) : null;
 
     await Promise.all(
       instances.map((instance) => {
         const live = ctx.cache.get<V1StatefulSet>('StatefulSet', ns, instance);
-        return ensure(ctx, 'StatefulSet', instanceStatefulSet(cluster, instance, ctx.config, liveClaims(live)));
+        return ensure(ctx, 'StatefulSet', instanceStatefulSet(cluster, instance, ctx.config, liveClaims(live), { target, restore }));
       }),
     );
     await Promise.all(existing.filter((sts) => plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));

@@ -6,7 +6,7 @@ import { names } from '../builders/names.js';
 import { secretNames } from '../builders/secrets.js';
 import { mergeConditions } from './conditions.js';
 import { rfc3339 } from '../runtime/time.js';
-import type { ConditionInput, OwnedCache } from './types.js';
+import type { BackupStatusFields, ConditionInput, OwnedCache } from './types.js';
 
 /** Why an instance is not ready, in words a person can act on. */
 export function instanceProblem(sts: V1StatefulSet | undefined, pod: V1Pod | undefined): string {
@@ -33,6 +33,15 @@ export interface StatusInputs {
   primary?: string;
   streamingReplicas?: number;
   runningVersion?: string;
+  /** From the backup reconciler when it ran this pass; else the previous values stay. */
+  backupStatus?: BackupStatusFields;
+  recoverySource?: ClusterStatus['recoverySource'];
+}
+
+const BACKUP_FIELDS = ['archivePath', 'firstRecoverabilityPoint', 'lastRecoverabilityPoint', 'lastSuccessfulBackup', 'lastBackup', 'nextScheduledBackup', 'archiving'] as const;
+
+function previousBackupFields(status: ClusterStatus | undefined): BackupStatusFields {
+  return Object.fromEntries(BACKUP_FIELDS.filter((k) => status?.[k] !== undefined).map((k) => [k, status![k]]));
 }
 
 /** The status the cluster should show (pure apart from reading the cache). */
@@ -96,6 +105,8 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     // What the instances run, as the primary reports it (spec.version is what they should run).
     ...((input.runningVersion ?? cluster.status?.version) ? { version: input.runningVersion ?? cluster.status?.version } : {}),
     secrets: { superuser: secrets.superuser, replication: secrets.replication, app: secrets.app },
+    ...((input.recoverySource ?? cluster.status?.recoverySource) ? { recoverySource: input.recoverySource ?? cluster.status?.recoverySource } : {}),
+    ...(input.backupStatus ?? previousBackupFields(cluster.status)),
     conditions: mergeConditions(cluster.status?.conditions, conditions, cluster.metadata.generation, input.now),
   };
 }

@@ -6,6 +6,15 @@ import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
 import type { EventRecorder } from '../runtime/events.js';
 import type { InstanceImageConfig } from '../builders/statefulset.js';
+import type { RecoverySourceStatus, ResolvedTarget } from '../builders/backup-target.js';
+import type { InstanceStatus } from '../instance/api-types.js';
+import type { PostgreSQLBackup } from '../api/backup.js';
+import type { ClusterStatus, S3Target } from '../api/cluster.js';
+
+export type BackupStatusFields = Pick<
+  ClusterStatus,
+  'archivePath' | 'firstRecoverabilityPoint' | 'lastRecoverabilityPoint' | 'lastSuccessfulBackup' | 'lastBackup' | 'nextScheduledBackup' | 'archiving'
+>;
 
 export type OwnedKind =
   | 'StatefulSet'
@@ -17,17 +26,26 @@ export type OwnedKind =
   | 'Role'
   | 'RoleBinding'
   | 'PersistentVolumeClaim'
-  | 'Pod';
+  | 'Pod'
+  | 'CronJob'
+  | 'Job';
 
 /** Read access to the informer caches of everything a cluster owns. */
 export interface OwnedCache {
   get<T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string): T | undefined;
   /** Objects of a kind labelled as belonging to the cluster. */
   listForCluster<T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string): T[];
+  /** PostgreSQLBackups of a cluster (spec.cluster.name), and one by name. */
+  backupsOf(namespace: string, cluster: string): PostgreSQLBackup[];
+  getBackup(namespace: string, name: string): PostgreSQLBackup | undefined;
 }
 
 export interface OperatorConfig extends InstanceImageConfig {
   operatorImage: string;
+  /** The operator-wide default backup store (Helm value backup.defaultStore). */
+  defaultBackupStore?: S3Target;
+  /** Namespace of the operator (where the default store's credentials Secret lives). */
+  operatorNamespace?: string;
 }
 
 export interface ReconcileContext {
@@ -51,6 +69,14 @@ export interface ReconcileFacts {
   streamingReplicas?: number;
   /** The PostgreSQL version the primary reports running (e.g. "15.18"). */
   runningVersion?: string;
+  /** What the primary's agent reported this pass (archiving health among it). */
+  primaryStatus?: InstanceStatus;
+  /** Where backups and WAL go (install resolves it; null: no backups). */
+  backupTarget?: ResolvedTarget | null;
+  /** Status fields of the backup concern (archive path, recoverability window, next backup, …). */
+  backupStatus?: BackupStatusFields;
+  /** The recovery source resolved for a restored cluster (kept in status.recoverySource). */
+  recoverySource?: RecoverySourceStatus;
   /** Objects written in this pass: Progressing reports them. */
   writes: string[];
 }

@@ -388,6 +388,8 @@ describe('computeStatus', () => {
         objects.find(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.name === name)?.[1] as T | undefined,
       listForCluster: <T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string) =>
         objects.filter(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.labels?.[LABELS.cluster] === cluster).map(([, o]) => o as T),
+      backupsOf: () => [],
+      getBackup: () => undefined,
     };
   }
   const sts = (instance: string, ready: boolean): [OwnedKind, V1StatefulSet] => [

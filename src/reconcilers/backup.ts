@@ -1,0 +1,113 @@
+// backup: the schedule's CronJob, a Job per on-demand PostgreSQLBackup, and what the cluster
+// reports about its backups — LastBackupSucceeded, ContinuousArchiving (from the primary's agent,
+// with pg_wal growth long before the volume fills), the recoverability window. The data moves in
+// pods (`pgpilot backup`, the instance agents); the operator never touches the store.
+import { PatchStrategy, setHeaderOptions, type V1CronJob, type V1Job } from '@kubernetes/client-node';
+import { DEFAULTS } from '../api/cluster.js';
+import type { PostgreSQLBackup } from '../api/backup.js';
+import { API_GROUP, API_GROUP_VERSION, API_VERSION, BACKUP_PLURAL, CLUSTER_KIND } from '../api/constants.js';
+import { SpecError } from '../api/spec-error.js';
+import { backupCronJob, onDemandBackupJob } from '../builders/backup-job.js';
+import { names } from '../builders/names.js';
+import { nextRun, scheduleProblem } from '../backup/schedule.js';
+import { applyIfChanged, createIfMissing, deleteIfExists } from '../runtime/apply.js';
+import { rfc3339 } from '../runtime/time.js';
+import { archivingCondition, backupsNeedingJobs, backupStatusFields, jobFailure, lastBackupCondition } from './backup-plan.js';
+import type { ConditionInput, ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
+
+/** While archiving is unhealthy or a backup runs, look again this often. */
+const WATCH_MS = 15_000;
+
+async function removeCronJob(ctx: ReconcileContext): Promise<void> {
+  const ns = ctx.cluster.metadata.namespace!;
+  const name = names.backupCronJob(ctx.cluster.metadata.name!);
+  if (!ctx.cache.get('CronJob', ns, name)) return;
+  await deleteIfExists(ctx.clients.objects, { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name, namespace: ns } });
+  ctx.facts.writes.push(`CronJob/${name}`);
+}
+
+async function markFailed(ctx: ReconcileContext, backup: PostgreSQLBackup, error: string): Promise<void> {
+  await ctx.clients.custom.patchNamespacedCustomObjectStatus(
+    { group: API_GROUP, version: API_VERSION, namespace: backup.metadata!.namespace!, plural: BACKUP_PLURAL, name: backup.metadata!.name!, body: { status: { phase: 'failed', error, stoppedAt: rfc3339(new Date()) } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  ctx.facts.writes.push(`PostgreSQLBackup/${backup.metadata!.name}`);
+  await ctx.events.record({ apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: ctx.cluster.metadata }, 'Warning', 'BackupFailed', `Backup ${backup.metadata!.name} failed: ${error}`);
+}
+
+/** Warnings a person should see before pg_wal fills its volume. */
+async function recordArchivingEvents(ctx: ReconcileContext, archiving: ConditionInput, volumePercent: number | null | undefined): Promise<void> {
+  const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: ctx.cluster.metadata };
+  const before = ctx.cluster.status?.conditions?.find((c) => c.type === 'ContinuousArchiving');
+  if (archiving.status === 'False' && (before?.status !== 'False' || before.reason !== archiving.reason)) {
+    await ctx.events.record(target, 'Warning', archiving.reason, archiving.message);
+  }
+  if (archiving.status === 'True' && before?.status === 'False') await ctx.events.record(target, 'Normal', 'ArchivingResumed', archiving.message);
+  // The recorder drops repeats for five minutes, so a filling volume warns every five minutes.
+  if (volumePercent != null && volumePercent >= 80) {
+    await ctx.events.record(target, 'Warning', 'WALVolumeFilling', `The volume holding pg_wal on the primary is ${volumePercent}% full: ${archiving.message}`);
+  }
+}
+
+export function createBackupReconciler(): Reconciler {
+  return {
+    name: 'backup',
+    async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
+      const { cluster } = ctx;
+      const ns = cluster.metadata.namespace!;
+      const name = cluster.metadata.name!;
+      const spec = cluster.spec.backup;
+      const target = ctx.facts.backupTarget;
+      const backups = ctx.cache.backupsOf(ns, name);
+      if (!(spec?.enabled ?? DEFAULTS.backupEnabled)) {
+        await removeCronJob(ctx);
+        return { conditions: [{ type: 'ContinuousArchiving', status: 'False', reason: 'BackupDisabled', message: 'spec.backup.enabled is false: no WAL is archived and no base backups are taken' }] };
+      }
+      if (!target) {
+        await removeCronJob(ctx);
+        const message = 'spec.backup.enabled is true, but the cluster names no target (spec.backup.s3 or spec.backup.volume) and the operator has no default store (Helm value backup.defaultStore): the cluster runs WITHOUT backups';
+        return {
+          conditions: [
+            { type: 'ContinuousArchiving', status: 'False', reason: 'NoBackupTarget', message },
+            { type: 'LastBackupSucceeded', status: 'False', reason: 'NoBackupTarget', message },
+          ],
+        };
+      }
+      const schedule = spec?.schedule ?? DEFAULTS.backupSchedule;
+      const problem = scheduleProblem(schedule);
+      if (problem) throw new SpecError('spec.backup.schedule', problem);
+
+      const cron = backupCronJob(cluster, target, ctx.config);
+      const liveCron = ctx.cache.get<V1CronJob>('CronJob', ns, cron.metadata!.name!);
+      if ((await applyIfChanged(ctx.clients.objects, cron, liveCron)) === 'applied') ctx.facts.writes.push(`CronJob/${cron.metadata!.name}`);
+
+      // On-demand backups: one Job each, named and owned by the backup.
+      for (const backup of backupsNeedingJobs(backups)) {
+        const jobName = backup.metadata!.name!;
+        const job = ctx.cache.get<V1Job>('Job', ns, jobName);
+        const failure = jobFailure(job);
+        if (failure) await markFailed(ctx, backup, failure);
+        else if (!job && (await createIfMissing(ctx.clients.objects, onDemandBackupJob(cluster, backup, target, ctx.config))) === 'created') {
+          ctx.facts.writes.push(`Job/${jobName}`);
+          ctx.log.info({ backup: jobName }, 'started the Job of an on-demand backup');
+        }
+      }
+
+      const next = rfc3339(nextRun(schedule));
+      const primary = ctx.facts.primaryStatus;
+      ctx.facts.backupStatus = backupStatusFields(backups, target.url, primary, cluster.status ?? {}, next);
+      const archiving = archivingCondition({
+        url: target.url,
+        primary: ctx.facts.primary,
+        status: primary,
+        backlogWarning: spec?.walBacklogWarningSegments ?? DEFAULTS.walBacklogWarningSegments,
+      });
+      await recordArchivingEvents(ctx, archiving, primary?.wal?.volumeUsedPercent);
+      const running = backups.some((b) => b.status?.phase === 'running' || b.status?.phase === 'pending' || !b.status?.phase);
+      return {
+        conditions: [archiving, lastBackupCondition(backups, next)],
+        ...(archiving.status !== 'True' || running ? { requeueAfterMs: WATCH_MS } : {}),
+      };
+    },
+  };
+}
