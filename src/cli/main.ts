@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { operatorOptions, type OperatorSettings } from './operator-config.js';
 import { runOperator } from './operator.js';
 import { runInstanceAgent } from '../instance/agent.js';
+import { backupCommand } from './backup.js';
 
 const program = new Command('pgpilot').description('PostgreSQL on Kubernetes, on auto pilot').version('0.1.0');
 
@@ -17,6 +18,8 @@ const instance = program.command('instance').description('run the instance agent
 instance.action(async () => {
   await runInstanceAgent();
 });
+
+program.addCommand(backupCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(JSON.stringify({ level: 'error', msg: 'fatal', err: err instanceof Error ? err.stack : String(err) }));
