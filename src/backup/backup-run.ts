@@ -11,6 +11,7 @@ import type { BackupDestination, BackupStatus, PostgreSQLBackup } from '../api/b
 import { DEFAULTS, type BackupTarget, type PostgreSQLCluster, type S3Credentials, type S3Target } from '../api/cluster.js';
 import { ANNOTATIONS, API_GROUP_VERSION, BACKUP_KIND, CLUSTER_KIND, LABELS, POSTGRES_PORT, ROLE_PRIMARY, ROLE_REPLICA } from '../api/constants.js';
 import { clusterLabels } from '../builders/meta.js';
+import { names } from '../builders/names.js';
 import { readCredentials as readCredentialsFromFiles, type Credentials } from '../instance/files.js';
 import { withClient, type Endpoint } from '../instance/sql.js';
 import { apiErrorMessage } from '../runtime/apply.js';
@@ -216,12 +217,6 @@ export function claimFromPodSpec(spec: V1PodSpec | undefined, mountPath: string)
 }
 
 /**
- * Name of the operator's copy of the default store's credentials in the cluster's namespace
- * (names.backupCredentials in src/builders/names.ts): the last resort when the pod spec cannot be read.
- */
-const defaultStoreCredentials = (cluster: string) => `${cluster}-backup-credentials`;
-
-/**
  * status.destination: the store as this pod reaches it (the location JSON) and where its
  * credentials are (the Secret behind the credential variables of this pod, else the cluster's
  * spec.backup.s3, else the operator's copy of the default store's), so that a restore can find the
@@ -237,7 +232,7 @@ export function backupDestination(location: ArchiveLocation, cluster: string, sp
   const own = spec?.backup?.s3;
   const credentials =
     s3CredentialsFromPodSpec(podSpec, st.accessKeyIdEnv, st.secretAccessKeyEnv) ??
-    (own && own.bucket === st.bucket ? own.credentials : { secretName: defaultStoreCredentials(cluster) });
+    (own && own.bucket === st.bucket ? own.credentials : { secretName: names.backupCredentials(cluster) });
   const s3: S3Target = {
     ...(st.endpoint ? { endpoint: st.endpoint } : {}),
     bucket: st.bucket,
