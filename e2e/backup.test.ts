@@ -288,4 +288,17 @@ describe('backups, WAL archiving and point-in-time recovery', () => {
     await c.healthy(1, 300_000);
     expect(await rows(c)).toEqual(range(1, 30));
   });
+
+  it('onClusterDeletion: Delete removes the archive with the cluster; Retain (the default) keeps it', async () => {
+    const doomed = new HaCluster(kubelet, ns, 'after-outage-restore');
+    const own = `pgpilot/${ns}/after-outage-restore`;
+    await waitFor('the restored cluster has archived something', async () => (await store.list(`${own}/`)).length > 0, { timeoutMs: 60_000 });
+    await doomed.patchSpec({ backup: { onClusterDeletion: 'Delete' } });
+    await waitFor('the finalizer', async () => (await doomed.get()).metadata.finalizers?.includes('postgres.pgpilot.io/delete-backups'));
+    await custom().deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: 'postgresqlclusters', namespace: ns, name: 'after-outage-restore' });
+    await waitFor('the cluster gone', async () => (await doomed.get().then(() => false, () => true)), { timeoutMs: 180_000, intervalMs: 1000 });
+    expect(await store.list(`${own}/`)).toEqual([]);
+    // The source's archive (Retain) is untouched by all of this.
+    expect((await listBackups(store, path())).backups.length).toBeGreaterThan(0);
+  });
 });

@@ -33,6 +33,8 @@ export const LABELS = {
 } as const;
 
 export const MANAGED_BY = 'pgpilot';
+/** Holds a cluster with spec.backup.onClusterDeletion: Delete until its archive is deleted. */
+export const BACKUP_FINALIZER = 'postgres.pgpilot.io/delete-backups';
 export const ANNOTATIONS = {
   /** Hash of the rendered configuration a pod runs with; a change rolls the instance. */
   configHash: 'postgres.pgpilot.io/config-hash',

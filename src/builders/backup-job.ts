@@ -99,6 +99,12 @@ export function backupCronJob(cluster: PostgreSQLCluster, target: ResolvedTarget
   };
 }
 
+/** Deletes a deleted cluster's archive (onClusterDeletion: Delete); owned by the cluster, which a finalizer holds meanwhile. */
+export function purgeJob(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: InstanceImageConfig): V1Job {
+  const name = cluster.metadata.name!;
+  return { apiVersion: 'batch/v1', kind: 'Job', metadata: ownedMeta(cluster, names.purgeJob(name), 'backup'), spec: jobSpec(cluster, target, cfg, ['--cluster', name, '--purge']) };
+}
+
 /** The Job of an on-demand PostgreSQLBackup; named after it and owned by it (it goes when the backup goes). */
 export function onDemandBackupJob(cluster: PostgreSQLCluster, backup: PostgreSQLBackup, target: ResolvedTarget, cfg: InstanceImageConfig): V1Job {
   const name = cluster.metadata.name!;

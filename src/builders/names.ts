@@ -17,6 +17,8 @@ export const names = {
   backupCredentials: (cluster: string) => `${cluster}-backup-credentials`,
   /** CronJob names may have 52 characters (Job names add 11); cluster names have up to 48. */
   backupCronJob: (cluster: string) => (cluster.length <= 45 ? `${cluster}-backup` : `${cluster}-bk`),
+  /** Deletes the archive of a deleted cluster (spec.backup.onClusterDeletion: Delete). */
+  purgeJob: (cluster: string) => `${cluster}-purge-backups`,
   pdb: (cluster: string) => cluster,
   serviceAccount: (cluster: string) => cluster,
   role: (cluster: string) => cluster,

@@ -22,6 +22,7 @@ import { ApiBackupKube } from '../backup/backup-kube.js';
 import { runBackup, type BackupRunSettings } from '../backup/backup-run.js';
 import type { ObjectStore } from '../backup/object-store.js';
 import { openStore, readLocationFromEnv } from '../backup/open-store.js';
+import { purgeArchive } from '../backup/purge.js';
 import { parseRetention } from '../backup/retention.js';
 import { STORE_ENV } from '../backup/store-config.js';
 import { DEFAULTS } from '../api/cluster.js';
@@ -38,6 +39,8 @@ export const EXIT_USAGE = 2;
 export interface BackupCommandOptions {
   cluster: string;
   backup?: string;
+  /** Delete the whole archive (see purge.ts). */
+  purge?: boolean;
 }
 
 /** Settings from the options and environment, except the PostgreSQL binaries (resolved on disk). */
@@ -79,7 +82,7 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
   const namespace = required(env, 'PGPILOT_NAMESPACE');
   if (!DNS_LABEL.test(namespace)) throw new EnvError('PGPILOT_NAMESPACE', `must be a namespace name (got ${JSON.stringify(namespace)})`);
   const job = optional(env, 'PGPILOT_JOB_NAME');
-  if (opts.backup === undefined && job === undefined) {
+  if (opts.backup === undefined && job === undefined && !opts.purge) {
     throw new EnvError('PGPILOT_JOB_NAME', 'is required without --backup: a scheduled run names its PostgreSQLBackup after its Job');
   }
   if (job !== undefined && (!DNS_SUBDOMAIN.test(job) || job.length > 63)) throw new EnvError('PGPILOT_JOB_NAME', `must be a Job name of at most 63 characters (got ${JSON.stringify(job)})`);
@@ -161,6 +164,18 @@ export async function runBackupCommand(opts: BackupCommandOptions, env: Env = pr
   const clients = makeClients(loadKubeConfig());
   const events = new EventRecorder(clients.core, 'pgpilot-backup', hostname(), log);
   const kube = new ApiBackupKube(clients.core, clients.custom, events, settings.namespace);
+  if (opts.purge) {
+    try {
+      const r = await purgeArchive({ store, path: settings.location.path, kube, cluster: settings.cluster, log });
+      log.info({ cluster: settings.cluster, namespace: settings.namespace, ...r }, 'archive deleted');
+      return EXIT_OK;
+    } catch (err) {
+      log.error({ cluster: settings.cluster, err: (err as Error).message }, 'could not delete the archive');
+      return EXIT_FAILED;
+    } finally {
+      (store as { destroy?: () => void }).destroy?.();
+    }
+  }
 
   // SIGTERM (the Job's activeDeadlineSeconds, a deleted Job or pod, a node drain): stop
   // pg_basebackup and the upload, record the backup as failed, exit 1 within the grace period.
@@ -189,6 +204,7 @@ export function backupCommand(): Command {
     .description('take one base backup of a cluster into its backup store (run by the backup CronJob and Jobs; settings from PGPILOT_* environment variables)')
     .addOption(new Option('--cluster <name>', 'the PostgreSQLCluster to back up').makeOptionMandatory())
     .addOption(new Option('--backup <name>', 'an existing PostgreSQLBackup to take; without it, a scheduled run creates one named after its Job (PGPILOT_JOB_NAME)'))
+    .addOption(new Option('--purge', 'delete the cluster\'s whole archive and its PostgreSQLBackups instead (a deleted cluster with spec.backup.onClusterDeletion: Delete)').conflicts('backup'))
     .configureOutput({ outputError: (text) => usageError(text.trim().replace(/^error: /, '')) })
     .exitOverride((err: CommanderError) => {
       // Help and version exit 0; every usage error exits 2.

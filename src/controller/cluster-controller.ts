@@ -21,7 +21,7 @@ import { computeStatus } from '../reconcilers/status.js';
 import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
 import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
-import { createBackupReconciler } from '../reconcilers/backup.js';
+import { createBackupReconciler, finalizeBackups } from '../reconcilers/backup.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -191,8 +191,10 @@ export class ClusterController implements OwnedCache {
     const [namespace, name] = key.split('/') as [string, string];
     const cluster = this.findCluster(namespace, name);
     this.opts.metrics.clusters.set(this.clusters().length);
-    if (!cluster || cluster.metadata.deletionTimestamp) return {}; // owned objects go with it (ownerReferences)
+    if (!cluster) return {};
     const log = this.opts.log.child({ cluster: name, namespace });
+    // Owned objects go with it (ownerReferences); only an archive to delete needs the operator.
+    if (cluster.metadata.deletionTimestamp) return finalizeBackups(this.context(cluster, log));
     const end = this.opts.metrics.reconcileDuration.startTimer();
     try {
       const result = await this.reconcile(cluster, log);
@@ -206,9 +208,8 @@ export class ClusterController implements OwnedCache {
     }
   }
 
-  /** One pass over a cluster. Throws (to retry with backoff) after recording why in status. */
-  async reconcile(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
-    const ctx: ReconcileContext = {
+  private context(cluster: PostgreSQLCluster, log: Logger): ReconcileContext {
+    return {
       cluster,
       clients: this.opts.clients,
       cache: this,
@@ -218,6 +219,11 @@ export class ClusterController implements OwnedCache {
       facts: { writes: [] },
       knownPrimary: this.primaries.get(cluster.metadata.uid!),
     };
+  }
+
+  /** One pass over a cluster. Throws (to retry with backoff) after recording why in status. */
+  async reconcile(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
+    const ctx = this.context(cluster, log);
     const conditions: ConditionInput[] = [];
     let failure: { reason: string; message: string } | undefined;
     let requeueAfterMs: number | undefined;

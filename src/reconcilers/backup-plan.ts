@@ -56,7 +56,7 @@ export function archivingCondition(input: ArchivingInput): ConditionInput {
     return { type: 'ContinuousArchiving', status: 'Unknown', reason: 'PrimaryUnknown', message: `Waiting for the primary${input.primary ? ` ${input.primary}` : ''} to report WAL archiving to ${input.url}` };
   }
   const wal = input.status.wal;
-  const growth = `${a.backlogSegments} segment(s) wait in pg_wal${wal ? ` (pg_wal ${mib(wal.bytes)}${wal.volumeUsedPercent !== null ? `, volume ${wal.volumeUsedPercent}% full` : ''})` : ''}`;
+  const growth = `${a.backlogSegments} segment(s) wait in pg_wal${wal ? ` (pg_wal ${mib(wal.bytes)}${wal.volumeUsedPercent !== null ? `, volume ${Math.round(wal.volumeUsedPercent)}% full` : ''})` : ''}`;
   const failing = a.lastFailureTime && (!a.lastArchivedTime || Date.parse(a.lastFailureTime) >= Date.parse(a.lastArchivedTime));
   if (failing) {
     return {
@@ -93,7 +93,7 @@ export function backupStatusFields(backups: PostgreSQLBackup[], url: string, pri
         ...(a.lastFailure ? { lastFailure: a.lastFailure.slice(0, 4096) } : {}),
         backlogSegments: a.backlogSegments,
         ...(primary?.wal ? { walBytes: primary.wal.bytes } : {}),
-        ...(primary?.wal?.volumeUsedPercent != null ? { walVolumeUsedPercent: primary.wal.volumeUsedPercent } : {}),
+        ...(primary?.wal?.volumeUsedPercent != null ? { walVolumeUsedPercent: Math.round(primary.wal.volumeUsedPercent) } : {}),
       }
     : previous.archiving;
   // Recoverable up to the newest archived WAL (an upper bound for its last commit), never before the newest backup's end.

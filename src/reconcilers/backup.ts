@@ -5,9 +5,11 @@
 import { PatchStrategy, setHeaderOptions, type V1CronJob, type V1Job } from '@kubernetes/client-node';
 import { DEFAULTS } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
-import { API_GROUP, API_GROUP_VERSION, API_VERSION, BACKUP_PLURAL, CLUSTER_KIND } from '../api/constants.js';
+import { API_GROUP, API_GROUP_VERSION, API_VERSION, BACKUP_FINALIZER, BACKUP_PLURAL, CLUSTER_KIND, CLUSTER_PLURAL } from '../api/constants.js';
 import { SpecError } from '../api/spec-error.js';
-import { backupCronJob, onDemandBackupJob } from '../builders/backup-job.js';
+import { backupCronJob, onDemandBackupJob, purgeJob } from '../builders/backup-job.js';
+import { resolveBackupTarget } from '../builders/backup-target.js';
+import type { WorkResult } from '../runtime/workqueue.js';
 import { names } from '../builders/names.js';
 import { nextRun, scheduleProblem } from '../backup/schedule.js';
 import { applyIfChanged, createIfMissing, deleteIfExists } from '../runtime/apply.js';
@@ -35,6 +37,52 @@ async function markFailed(ctx: ReconcileContext, backup: PostgreSQLBackup, error
   await ctx.events.record({ apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: ctx.cluster.metadata }, 'Warning', 'BackupFailed', `Backup ${backup.metadata!.name} failed: ${error}`);
 }
 
+/** Adds or removes the finalizer that deletes the archive with the cluster (optimistic: fails on a concurrent change and is retried). */
+async function setFinalizer(ctx: ReconcileContext, present: boolean): Promise<void> {
+  const { cluster } = ctx;
+  const current = cluster.metadata.finalizers ?? [];
+  if (current.includes(BACKUP_FINALIZER) === present) return;
+  const finalizers = present ? [...current, BACKUP_FINALIZER] : current.filter((f) => f !== BACKUP_FINALIZER);
+  await ctx.clients.custom.patchNamespacedCustomObject(
+    { group: API_GROUP, version: API_VERSION, plural: CLUSTER_PLURAL, namespace: cluster.metadata.namespace!, name: cluster.metadata.name!, body: { metadata: { finalizers, resourceVersion: cluster.metadata.resourceVersion } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  ctx.facts.writes.push(`PostgreSQLCluster/${cluster.metadata.name} finalizer`);
+}
+
+/**
+ * A deleted cluster with spec.backup.onClusterDeletion: Delete: a Job deletes its archive, then
+ * the finalizer goes and Kubernetes removes the cluster. A failed Job does not hold the deletion
+ * forever: it is reported, with where the data is, and the cluster goes.
+ */
+export async function finalizeBackups(ctx: ReconcileContext): Promise<WorkResult> {
+  const { cluster } = ctx;
+  if (!cluster.metadata.finalizers?.includes(BACKUP_FINALIZER)) return {};
+  const ns = cluster.metadata.namespace!;
+  const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+  const ref = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
+  if (!target) {
+    await setFinalizer(ctx, false);
+    return {};
+  }
+  const desired = purgeJob(cluster, target, ctx.config);
+  const job = ctx.cache.get<V1Job>('Job', ns, desired.metadata!.name!);
+  if (!job) {
+    if ((await createIfMissing(ctx.clients.objects, desired)) === 'created') await ctx.events.record(ref, 'Normal', 'DeletingBackups', `Deleting the backups and WAL at ${target.url} (spec.backup.onClusterDeletion: Delete)`);
+    return { requeueAfterMs: 5000 };
+  }
+  const failure = jobFailure(job);
+  if (failure) {
+    await ctx.events.record(ref, 'Warning', 'BackupDeletionFailed', `${failure}; the backups at ${target.url} are left in place: delete them by hand`);
+  } else if ((job.status?.succeeded ?? 0) < 1) {
+    return { requeueAfterMs: 5000 };
+  } else {
+    await ctx.events.record(ref, 'Normal', 'BackupsDeleted', `Deleted the backups and WAL at ${target.url}`);
+  }
+  await setFinalizer(ctx, false);
+  return {};
+}
+
 /** Warnings a person should see before pg_wal fills its volume. */
 async function recordArchivingEvents(ctx: ReconcileContext, archiving: ConditionInput, volumePercent: number | null | undefined): Promise<void> {
   const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: ctx.cluster.metadata };
@@ -45,7 +93,7 @@ async function recordArchivingEvents(ctx: ReconcileContext, archiving: Condition
   if (archiving.status === 'True' && before?.status === 'False') await ctx.events.record(target, 'Normal', 'ArchivingResumed', archiving.message);
   // The recorder drops repeats for five minutes, so a filling volume warns every five minutes.
   if (volumePercent != null && volumePercent >= 80) {
-    await ctx.events.record(target, 'Warning', 'WALVolumeFilling', `The volume holding pg_wal on the primary is ${volumePercent}% full: ${archiving.message}`);
+    await ctx.events.record(target, 'Warning', 'WALVolumeFilling', `The volume holding pg_wal on the primary is ${Math.round(volumePercent)}% full: ${archiving.message}`);
   }
 }
 
@@ -61,10 +109,12 @@ export function createBackupReconciler(): Reconciler {
       const backups = ctx.cache.backupsOf(ns, name);
       if (!(spec?.enabled ?? DEFAULTS.backupEnabled)) {
         await removeCronJob(ctx);
+        await setFinalizer(ctx, false);
         return { conditions: [{ type: 'ContinuousArchiving', status: 'False', reason: 'BackupDisabled', message: 'spec.backup.enabled is false: no WAL is archived and no base backups are taken' }] };
       }
       if (!target) {
         await removeCronJob(ctx);
+        await setFinalizer(ctx, false);
         const message = 'spec.backup.enabled is true, but the cluster names no target (spec.backup.s3 or spec.backup.volume) and the operator has no default store (Helm value backup.defaultStore): the cluster runs WITHOUT backups';
         return {
           conditions: [
@@ -73,6 +123,7 @@ export function createBackupReconciler(): Reconciler {
           ],
         };
       }
+      await setFinalizer(ctx, (spec?.onClusterDeletion ?? DEFAULTS.onClusterDeletion) === 'Delete');
       const schedule = spec?.schedule ?? DEFAULTS.backupSchedule;
       const problem = scheduleProblem(schedule);
       if (problem) throw new SpecError('spec.backup.schedule', problem);

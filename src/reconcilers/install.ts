@@ -130,7 +130,8 @@ async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promis
 
 /**
  * A cluster on the operator-wide default store gets a copy of the store's credentials in its own
- * namespace (pods can only reference Secrets there). Created once; delete it to pick up rotated keys.
+ * namespace (pods can only reference Secrets there). Created once; delete it to pick up rotated
+ * keys. It stays when the cluster is deleted, as the backups do.
  */
 async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: ResolvedTarget): Promise<void> {
   const { cluster } = ctx;
@@ -148,7 +149,10 @@ async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: Reso
     }
     throw err;
   }
-  const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: ownedMeta(cluster, copy, 'backup'), type: 'Opaque', data: source.data ?? {} };
+  // Not owned by the cluster: its backups outlive it and name this Secret in status.destination,
+  // so a restore after the cluster is gone still finds the credentials.
+  const { ownerReferences: _owners, ...metadata } = ownedMeta(cluster, copy, 'backup');
+  const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata, type: 'Opaque', data: source.data ?? {} };
   if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.facts.writes.push(`Secret/${copy}`);
 }
 
