@@ -4,15 +4,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
-import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import type { ClusterSpec } from '../../src/api/cluster.js';
+import { archiveCommand } from '../../src/backup/handoff.js';
 import { renderPgHba, renderPostgresqlConf, REPLICATION_USER } from '../../src/builders/postgres-config.js';
 import type { InstanceStatus } from '../../src/instance/api-types.js';
+import { archiveMarkerDir, layoutOf } from '../../src/instance/layout.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -176,11 +178,31 @@ export class AgentProcess {
   }
 }
 
+export interface AddOptions {
+  /** pg_wal on its own "volume" (PGPILOT_WAL_DIR), as with spec.walStorage. */
+  walVolume?: boolean;
+  /** More environment variables (backup locations, S3 credentials, restore settings). */
+  env?: Record<string, string>;
+  /**
+   * WAL archiving through the agent, as the operator configures it: archive_mode = on and the
+   * archive_command handoff to this agent's marker directory, in a postgresql.conf of its own.
+   */
+  archiving?: { timeoutSeconds?: number };
+  /** More postgresql.conf lines for this agent only. */
+  conf?: string;
+}
+
+/** A postgresql.conf value (quotes doubled). */
+const confValue = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
 export class AgentCluster {
   readonly agents: AgentProcess[] = [];
   root = '';
   secrets!: Secrets;
   private ids = AS_ROOT ? osIds(RUN_AS) : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+
+  /** `name`: PGPILOT_CLUSTER of its agents. */
+  constructor(readonly name = 'agent-test') {}
 
   async setup(spec: ClusterSpec): Promise<void> {
     this.root = await mkdtemp('/tmp/pgpilot-agent-');
@@ -203,23 +225,41 @@ export class AgentCluster {
     await chownTree(this.root, this.ids.uid, this.ids.gid);
   }
 
-  /** `walVolume`: pg_wal on its own "volume" (PGPILOT_WAL_DIR), as with spec.walStorage. */
-  async add(name: string, ip: string, opts: { walVolume?: boolean } = {}): Promise<AgentProcess> {
+  async add(name: string, ip: string, opts: AddOptions = {}): Promise<AgentProcess> {
     const dir = join(this.root, name);
     await mkdir(join(dir, 'data'), { recursive: true });
     if (opts.walVolume) await mkdir(join(dir, 'wal'), { recursive: true });
     await mkdir(join(dir, 'run'), { recursive: true });
+    const pgdata = join(dir, 'data', 'pgdata');
+    const walDir = opts.walVolume ? join(dir, 'wal', 'pg_wal') : undefined;
+    let configDir = join(this.root, 'config');
+    if (opts.archiving || opts.conf) {
+      configDir = join(dir, 'config');
+      await mkdir(configDir);
+      for (const f of ['postgresql.conf', 'pg_hba.conf']) await copyFile(join(this.root, 'config', f), join(configDir, f));
+      const lines = [
+        ...(opts.archiving
+          ? [
+              "archive_mode = 'on'",
+              `archive_command = ${confValue(archiveCommand(archiveMarkerDir(layoutOf({ pgdata, walDir }))))}`,
+              `archive_timeout = '${opts.archiving.timeoutSeconds ?? 60}s'`,
+            ]
+          : []),
+        ...(opts.conf ? [opts.conf] : []),
+      ];
+      await writeFile(join(configDir, 'postgresql.conf'), `\n# ${name}\n${lines.join('\n')}\n`, { flag: 'a' });
+    }
     await chownTree(dir, this.ids.uid, this.ids.gid);
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: dir,
-      PGPILOT_CLUSTER: 'agent-test',
+      PGPILOT_CLUSTER: this.name,
       PGPILOT_INSTANCE: name,
       PGPILOT_NAMESPACE: 'default',
       PGPILOT_POD_IP: ip,
-      PGPILOT_CONFIG_DIR: join(this.root, 'config'),
+      PGPILOT_CONFIG_DIR: configDir,
       PGPILOT_SECRETS_DIR: join(this.root, 'secrets'),
-      PGDATA: join(dir, 'data', 'pgdata'),
+      PGDATA: pgdata,
       PGPILOT_INITDB_DATABASE: 'app',
       PGPILOT_INITDB_OWNER: 'app',
       PGPILOT_INITDB_ENCODING: 'UTF8',
@@ -229,7 +269,8 @@ export class AgentCluster {
       PGPILOT_SOCKET_DIR: join(dir, 'run'),
       // Short, so that the escalation to a fast shutdown is quick to test.
       PGPILOT_STOP_TIMEOUT_SECONDS: '4',
-      ...(opts.walVolume ? { PGPILOT_WAL_DIR: join(dir, 'wal', 'pg_wal') } : {}),
+      ...(walDir ? { PGPILOT_WAL_DIR: walDir } : {}),
+      ...opts.env,
     };
     const a = new AgentProcess(name, ip, dir, env, this.secrets.token, this.secrets.superuser);
     this.agents.push(a);

@@ -9,21 +9,23 @@
 // pg_rewind) are always waited for through their 'exit' events. If zombies matter, run the agent
 // under a minimal init (tini) — nothing here depends on being PID 1.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type pg from 'pg';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { startApiServer, type AgentApi } from './api-server.js';
 import type { BootstrapRequest, FollowRequest, InstancePhase, InstanceStatus, PromoteResult } from './api-types.js';
+import { Archiving, WalUsageProbe } from './archiving.js';
 import { clearIncompleteDataDir, moveAside, runClone, runInitdb } from './bootstrap.js';
 import { loadSettings, type AgentSettings } from './env.js';
 import { exists, isWritableDir, readAgentToken, readCredentials, removeFile, resolvePgBin, touch } from './files.js';
-import { layoutOf, postgresArgs, type Layout } from './layout.js';
+import { layoutOf, postgresArgs, restoreHbaFile, restoreSpoolDir, type Layout } from './layout.js';
 import { hasDiverged, parseTimelineHistory, timelineOfWalFile } from './lsn.js';
 import { PostgresProcess } from './postgres-process.js';
 import { configureStandby, conninfoFor, rewind, RewindImpossible, writeReplicationPassfile } from './replication.js';
 import { HttpError } from './requests.js';
+import { RestoreBootstrap } from './restore-bootstrap.js';
 import * as sql from './sql.js';
 import { shapeStatus, type SqlSnapshot } from './status.js';
 import { killRunningTools } from './tool.js';
@@ -33,7 +35,13 @@ const REPOINT_TIMEOUT_MS = 10_000;
 const STREAMING_TIMEOUT_MS = 20_000;
 const CONFIG_POLL_MS = 2000;
 
-type PendingStage = 'initdb' | 'roles' | 'clone';
+/**
+ * bootstrap-pending: initdb → roles (initdb done, roles and database next); clone; restore (base
+ * backup and recovery, restore-bootstrap.ts) → restore-roles (promoted, this cluster's passwords
+ * next). A restart in initdb, clone or restore discards the partial data directory; in roles or
+ * restore-roles it finishes the step.
+ */
+type PendingStage = 'initdb' | 'roles' | 'clone' | 'restore' | 'restore-roles';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -44,7 +52,12 @@ export interface AgentDeps {
   socketDir: string;
   log: Logger;
   serverLog: Logger;
+  /** Where S3 credentials named by the archive locations are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** libpq's invalid_authorization_specification: e.g. role "x" does not exist. */
+const missingRole = (err: unknown) => (err as { code?: string }).code === '28000' && /does not exist/.test(message(err));
 
 export class InstanceAgent implements AgentApi {
   phase: InstancePhase = 'Starting';
@@ -59,18 +72,41 @@ export class InstanceAgent implements AgentApi {
   private configTimer: NodeJS.Timeout | undefined;
   private readonly s: AgentSettings;
   private readonly log: Logger;
+  /** WAL archiving (PGPILOT_BACKUP_LOCATION), started with postgres. */
+  private readonly archiving: Archiving | undefined;
+  private readonly walUsage: WalUsageProbe;
+  /** The restore bootstrap of this agent's life (status), if any. */
+  private restore: RestoreBootstrap | undefined;
+  /** During a restore: the temporary hba (unix socket, trust) and the role the agent logs in as. */
+  private restoreHba = false;
+  private restoreLogin: string | undefined;
+  private readonly aborter = new AbortController();
 
   constructor(private readonly deps: AgentDeps) {
     this.s = deps.settings;
     this.log = deps.log;
     this.layout = layoutOf(this.s);
+    this.walUsage = new WalUsageProbe(this.layout.walPath);
     this.pg = new PostgresProcess({
       binary: join(deps.pgBin, 'postgres'),
-      args: () => postgresArgs(this.s, deps.socketDir),
+      args: () => postgresArgs(this.s, deps.socketDir, this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}),
       log: deps.log,
       serverLog: deps.serverLog,
-      probe: async () => sql.acceptsConnections(await this.local()),
+      probe: () => this.probe(),
     });
+    if (this.s.backup) {
+      this.archiving = new Archiving({
+        backup: this.s.backup,
+        layout: this.layout,
+        log: deps.log,
+        env: deps.env ?? process.env,
+        identity: async () => ({
+          systemIdentifier: await sql.withClient(await this.local(), async (c) => (await c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id),
+          cluster: this.s.cluster,
+          namespace: this.s.namespace,
+        }),
+      });
+    }
     this.pg.on('exit', (_c, _s, expected) => {
       if (!expected && this.phase === 'Running') this.phase = 'Starting';
     });
@@ -80,7 +116,59 @@ export class InstanceAgent implements AgentApi {
   }
 
   private async local(): Promise<sql.ConnectOptions> {
-    return { host: this.s.podIp, port: this.s.pgPort, credentials: await readCredentials(this.s.secretsDir, 'superuser') };
+    const superuser = await readCredentials(this.s.secretsDir, 'superuser');
+    if (this.restoreHba) {
+      // The restored database does not know this cluster's passwords yet: trust on the socket.
+      return { host: this.deps.socketDir, port: this.s.pgPort, credentials: { username: this.restoreLogin ?? superuser.username, password: '' } };
+    }
+    return { host: this.s.podIp, port: this.s.pgPort, credentials: superuser };
+  }
+
+  /** One readiness probe. During a restore, a source without our superuser's role: log in as postgres. */
+  private async probe(): Promise<boolean> {
+    const o = await this.local();
+    try {
+      await sql.withClient({ ...o, connectTimeoutMs: 1000, queryTimeoutMs: 2000 }, (c) => c.query('SELECT 1'));
+      return true;
+    } catch (err) {
+      this.noteLoginFailure(err);
+      return false;
+    }
+  }
+
+  private noteLoginFailure(err: unknown): void {
+    if (this.restoreHba && missingRole(err) && this.restoreLogin === undefined) {
+      this.log.warn({ err: message(err) }, 'restore: the source has no role of this name; using its postgres role until the roles are set');
+      this.restoreLogin = 'postgres';
+    }
+  }
+
+  private restoreFlow(): RestoreBootstrap {
+    return new RestoreBootstrap({
+      settings: this.s,
+      layout: this.layout,
+      pg: this.pg,
+      log: this.log,
+      env: this.deps.env ?? process.env,
+      signal: this.aborter.signal,
+      useRestoreHba: (on) => {
+        this.restoreHba = on;
+        if (!on) this.restoreLogin = undefined;
+      },
+      local: () => this.local(),
+      noteLoginFailure: (err) => this.noteLoginFailure(err),
+      setPending: (stage) => this.setPending(stage),
+      startPostgres: () => this.startPostgres(),
+      startArchiving: () => this.startArchiving(),
+    });
+  }
+
+  private async startArchiving(): Promise<void> {
+    try {
+      await this.archiving?.start();
+    } catch (err) {
+      this.log.error({ err: message(err) }, 'cannot start WAL archiving');
+    }
   }
 
   /** Runs state-changing operations one after another. */
@@ -130,10 +218,12 @@ export class InstanceAgent implements AgentApi {
       this.log.warn({ err: message(err) }, 'cannot write the replication passfile; replicas of this instance cannot stream');
     }
     const stage = await this.pending();
-    if (stage === 'initdb' || stage === 'clone') {
+    if (stage === 'initdb' || stage === 'clone' || stage === 'restore') {
       // Interrupted mid-way: the directory is not a usable database.
       this.log.warn({ stage }, 'a bootstrap was interrupted; discarding its partial data directory');
       await clearIncompleteDataDir(this.layout, this.log);
+      await rm(restoreSpoolDir(this.layout), { recursive: true, force: true });
+      await removeFile(restoreHbaFile(this.layout));
       await this.setPending(null);
     }
     if (!(await this.hasData())) {
@@ -145,6 +235,20 @@ export class InstanceAgent implements AgentApi {
       this.fenced = true;
       this.phase = 'Fenced';
       this.log.warn('the instance is fenced; postgres stays stopped until POST /v1/unfence');
+      return;
+    }
+    if (stage === 'restore-roles') {
+      this.log.info('a restore was interrupted after recovery; finishing it');
+      this.phase = 'Bootstrapping';
+      this.restore = this.restoreFlow();
+      const flow = this.restore;
+      void this.exclusive(async () => {
+        await flow.finish();
+        this.log.info('bootstrap complete');
+      }).catch((err: unknown) => {
+        this.phase = 'Failed';
+        this.fail('bootstrap', err);
+      });
       return;
     }
     const replica = await exists(this.layout.standbySignal);
@@ -164,8 +268,10 @@ export class InstanceAgent implements AgentApi {
     if (this.stopping) throw new HttpError(409, 'the agent is shutting down');
     this.phase = 'Starting';
     const t0 = Date.now();
+    await this.startArchiving();
     this.pg.start();
     await this.pg.waitReady(READY_TIMEOUT_MS);
+    this.walUsage.invalidate();
     this.phase = 'Running';
     this.log.info({ ms: Date.now() - t0, pid: this.pg.pid }, 'postgres is ready');
   }
@@ -176,12 +282,16 @@ export class InstanceAgent implements AgentApi {
     if (this.phase !== 'AwaitingBootstrap' && !(this.phase === 'Failed' && !(await this.hasData()))) {
       throw new HttpError(409, `cannot bootstrap in phase ${this.phase}: the data directory is already initialised`);
     }
+    if (req.mode === 'restore' && !this.s.restore) throw new HttpError(400, 'cannot restore: this pod has no PGPILOT_RESTORE_SOURCE');
     this.phase = 'Bootstrapping';
     this.lastError = null;
+    if (req.mode === 'restore') this.restore = this.restoreFlow();
+    const restore = this.restore;
     void this.exclusive(async () => {
       const t0 = Date.now();
       if (req.mode === 'initdb') await this.initdb();
-      else await this.clone(req.primary);
+      else if (req.mode === 'clone') await this.clone(req.primary);
+      else await restore!.run();
       this.log.info({ mode: req.mode, ms: Date.now() - t0 }, 'bootstrap complete');
     }).catch((err: unknown) => {
       this.phase = 'Failed';
@@ -199,15 +309,23 @@ export class InstanceAgent implements AgentApi {
     await this.finishInitdb();
   }
 
-  /** Replication role, application owner and database (idempotent). */
+  /**
+   * Replication role, application owner and database (idempotent). Not Running (nor ready) until
+   * they exist: clients and the operator would otherwise find no application database.
+   */
   private async finishInitdb(): Promise<void> {
-    this.log.info({ database: this.s.initdb.database, owner: this.s.initdb.owner }, 'bootstrap: creating roles and the application database');
-    const [replication, app] = await Promise.all([readCredentials(this.s.secretsDir, 'replication'), readCredentials(this.s.secretsDir, 'app')]);
-    // The app Secret names its user; the env names the owner the spec asked for. They agree
-    // unless someone supplied a Secret for another user: the env wins, with the Secret's password.
-    const owner = { username: this.s.initdb.owner, password: app.password };
-    await sql.withClient(await this.local(), (c) => sql.createBootstrapObjects(c, { replication, owner, database: this.s.initdb.database }));
-    await this.setPending(null);
+    this.phase = 'Bootstrapping';
+    try {
+      this.log.info({ database: this.s.initdb.database, owner: this.s.initdb.owner }, 'bootstrap: creating roles and the application database');
+      const [replication, app] = await Promise.all([readCredentials(this.s.secretsDir, 'replication'), readCredentials(this.s.secretsDir, 'app')]);
+      // The app Secret names its user; the env names the owner the spec asked for. They agree
+      // unless someone supplied a Secret for another user: the env wins, with the Secret's password.
+      const owner = { username: this.s.initdb.owner, password: app.password };
+      await sql.withClient(await this.local(), (c) => sql.createBootstrapObjects(c, { replication, owner, database: this.s.initdb.database }));
+      await this.setPending(null);
+    } finally {
+      if (this.phase === 'Bootstrapping') this.phase = this.pg.ready ? 'Running' : 'Starting';
+    }
   }
 
   private async clone(primary: sql.Endpoint): Promise<void> {
@@ -236,17 +354,23 @@ export class InstanceAgent implements AgentApi {
     const hasData = await this.hasData();
     const roleOnDisk = !hasData ? 'none' : (await exists(this.layout.standbySignal)) ? 'replica' : 'primary';
     let snapshot: SqlSnapshot | null = null;
-    if (this.pg.ready) {
+    // During a restore nobody but the agent can connect: not "running" for anyone else.
+    if (this.pg.ready && !this.restoreHba) {
       try {
         snapshot = await sql.withClient(await this.local(), sql.querySnapshot);
       } catch (err) {
         this.log.warn({ err: message(err) }, 'status query failed');
       }
     }
-    return shapeStatus(
-      { instance: this.s.instance, phase: this.phase, fenced: this.fenced, running: this.pg.ready && snapshot !== null, restarts: this.pg.restarts, lastError: this.lastError, roleOnDisk },
-      snapshot,
-    );
+    return {
+      ...shapeStatus(
+        { instance: this.s.instance, phase: this.phase, fenced: this.fenced, running: this.pg.ready && snapshot !== null, restarts: this.pg.restarts, lastError: this.lastError, roleOnDisk },
+        snapshot,
+      ),
+      archiving: this.archiving?.status() ?? null,
+      wal: hasData ? await this.walUsage.get() : null,
+      restore: this.restore?.status() ?? null,
+    };
   }
 
   private requireRunning(what: string): void {
@@ -439,6 +563,12 @@ export class InstanceAgent implements AgentApi {
         return;
       }
       await this.liftFence('unfencing');
+      if ((await this.pending()) === 'restore-roles') {
+        // Fenced between recovery and the role step: finish the restore instead of a plain start.
+        this.restore = this.restoreFlow();
+        await this.restore.finish();
+        return;
+      }
       await this.startPostgres();
       this.log.info('unfenced: postgres runs again');
     });
@@ -483,9 +613,13 @@ export class InstanceAgent implements AgentApi {
     clearInterval(this.configTimer);
     // Keep a second for our own exit within the pod's grace period.
     const budget = Math.max(1000, this.s.stopTimeoutSeconds * 1000 - 1000);
+    const deadline = Date.now() + budget;
     this.log.info({ signal, budgetMs: budget }, 'shutting down');
+    this.aborter.abort();
     killRunningTools();
+    // postgres first: its archiver's last round waits for our uploads (archive_command handoff).
     await this.pg.shutdown(budget);
+    await this.archiving?.stop(Math.max(500, deadline - Date.now()));
   }
 }
 
@@ -498,7 +632,7 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
   const layout = layoutOf(settings);
   const socketDir = settings.socketDir ?? ((await isWritableDir('/var/run/postgresql')) ? '/var/run/postgresql' : join(layout.stateDir, 'run'));
   await mkdir(socketDir, { recursive: true });
-  const agent = new InstanceAgent({ settings, pgBin, socketDir, log, serverLog });
+  const agent = new InstanceAgent({ settings, pgBin, socketDir, log, serverLog, env });
 
   // The pod IP rather than 0.0.0.0: the kubelet probes and the operator use it, and several
   // agents can then share one network namespace (the e2e process kubelet, tests).

@@ -5,7 +5,8 @@
 //   GET  /healthz            200 while the agent runs and postgres is not crash-looping
 //   GET  /readyz             200 while postgres accepts connections and the instance is not fenced
 //   GET  /v1/status          InstanceStatus
-//   POST /v1/bootstrap       BootstrapRequest → 202; the agent initdb's or clones, then starts postgres
+//   POST /v1/bootstrap       BootstrapRequest → 202; the agent initdb's, clones or restores from
+//                            the archive in PGPILOT_RESTORE_SOURCE, then starts postgres
 //   POST /v1/promote         → PromoteResult once the instance accepts writes
 //   POST /v1/follow          FollowRequest → 200 once following (repoint in place, or demote:
 //                            stop, pg_rewind against the new primary, start as a replica; re-clone
@@ -21,7 +22,7 @@ export type InstanceRole = 'primary' | 'replica' | 'none';
 
 export type InstancePhase =
   | 'AwaitingBootstrap' // empty data directory, waiting for POST /v1/bootstrap
-  | 'Bootstrapping' // initdb or clone in progress
+  | 'Bootstrapping' // initdb, clone or restore in progress (restore: see InstanceStatus.restore)
   | 'Starting'
   | 'Running'
   | 'Fenced'
@@ -38,6 +39,52 @@ export interface ReplicationPeer {
   writeLsn: string | null;
   flushLsn: string | null;
   replayLsn: string | null;
+}
+
+/** WAL archiving to PGPILOT_BACKUP_LOCATION (the agent's WalArchiver). */
+export interface ArchivingStatus {
+  /** Last WAL file stored, and when (RFC 3339). */
+  lastArchivedWal: string | null;
+  lastArchivedTime: string | null;
+  /** Last failed upload (retried with backoff until it succeeds), when, and why. */
+  lastFailedWal: string | null;
+  lastFailureTime: string | null;
+  lastFailure: string | null;
+  /** .ready files in pg_wal/archive_status at the last scan (waiting, uploading, or just archived). */
+  backlogSegments: number;
+  /** Uploads running now. */
+  inFlight: number;
+  /** Files archived since the agent started. */
+  archivedCount: number;
+}
+
+/** pg_wal's size and how full its volume is (refreshed every few seconds). */
+export interface WalUsage {
+  /** Sum of the sizes of the files in pg_wal. */
+  bytes: number;
+  /** Used space of the file system holding pg_wal, 0-100 (as df shows it); null when unknown. */
+  volumeUsedPercent: number | null;
+}
+
+export type RestorePhase = 'downloading' | 'recovering' | 'finishing' | 'done' | 'failed';
+
+/** A {mode: 'restore'} bootstrap, since the agent started. */
+export interface RestoreStatus {
+  /**
+   * downloading: the base backup into PGDATA; recovering: postgres replays archived WAL (the
+   * database is not reachable over TCP meanwhile); finishing: this cluster's passwords, restart
+   * as a normal primary; done; failed: see error (also lastError).
+   */
+  phase: RestorePhase;
+  /** The base backup restored (null before it is chosen). */
+  backupId: string | null;
+  /** Bytes of the stored (compressed) backup downloaded so far. */
+  bytes: number;
+  /** WAL segments restored from the archive so far (as PostgreSQL logs them). */
+  fetchedSegments: number;
+  /** Mean time from recovery's request of a WAL file to the answer, in ms. */
+  avgFetchMs: number;
+  error: string | null;
 }
 
 export interface InstanceStatus {
@@ -64,11 +111,26 @@ export interface InstanceStatus {
   /** Postmaster restarts by the agent since it started (crash recovery). */
   restarts: number;
   lastError: string | null;
+  /**
+   * WAL archiving: null when it is off (no PGPILOT_BACKUP_LOCATION). Optional only because an
+   * agent of an older version leaves it out; this agent always sends it.
+   */
+  archiving?: ArchivingStatus | null;
+  /** pg_wal: null while there is no data directory. (Optional: see archiving.) */
+  wal?: WalUsage | null;
+  /** The restore bootstrap: null when none ran since the agent started. (Optional: see archiving.) */
+  restore?: RestoreStatus | null;
 }
 
 export type BootstrapRequest =
   | { mode: 'initdb' }
-  | { mode: 'clone'; primary: { host: string; port: number } };
+  | { mode: 'clone'; primary: { host: string; port: number } }
+  /**
+   * Restore from the archive in the pod's PGPILOT_RESTORE_SOURCE (backup id and target from
+   * PGPILOT_RESTORE_BACKUP_ID / PGPILOT_RESTORE_TARGET): the first instance of a cluster with
+   * spec.bootstrap.recovery. 400 when the pod has no restore source.
+   */
+  | { mode: 'restore' };
 
 export interface FollowRequest {
   primary: { host: string; port: number };

@@ -20,9 +20,23 @@
 //   PGPILOT_STOP_TIMEOUT_SECONDS    shutdown budget after SIGTERM (default 30; match the pod's
 //                                   terminationGracePeriodSeconds): smart, fast at half, immediate near the end
 //   PGPILOT_LOG_LEVEL               trace|debug|info|warn|error (default info)
+// Backups (set by the operator from spec.backup and spec.bootstrap.recovery):
+//   PGPILOT_BACKUP_LOCATION         ArchiveLocation JSON (src/backup/store-config.ts): where this
+//                                   cluster's WAL goes. Set: the agent archives WAL (postgresql.conf
+//                                   has archive_mode=on and the archive_command handoff). S3
+//                                   credentials come from the variables the JSON names.
+//   PGPILOT_BACKUP_COMPRESSION_LEVEL gzip level of archived WAL, 1-9 (default 1)
+//   PGPILOT_RESTORE_SOURCE          ArchiveLocation JSON of the archive a {mode: restore} bootstrap
+//                                   restores from (its own credential variables)
+//   PGPILOT_RESTORE_BACKUP_ID       base backup to start from (default: chosen by the target)
+//   PGPILOT_RESTORE_TARGET          RecoveryTarget JSON {time|lsn|xid|name|immediate, inclusive}
+//                                   (default: replay the archive to its end)
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { AGENT_PORT, POSTGRES_PORT } from '../api/constants.js';
+import { parseLocation } from '../backup/open-store.js';
+import { RecoveryTargetError, validateTarget, type RecoveryTarget } from '../backup/recovery-plan.js';
+import { RESTORE_SOURCE_ENV, STORE_ENV, type ArchiveLocation } from '../backup/store-config.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 
 export class EnvError extends Error {
@@ -43,6 +57,21 @@ export interface InitdbSettings {
   dataChecksums: boolean;
 }
 
+/** WAL archiving of this cluster (PGPILOT_BACKUP_LOCATION). */
+export interface BackupSettings {
+  location: ArchiveLocation;
+  /** gzip level 1-9. */
+  compressionLevel: number;
+}
+
+/** What a {mode: 'restore'} bootstrap restores (PGPILOT_RESTORE_*). */
+export interface RestoreSettings {
+  source: ArchiveLocation;
+  backupId: string | undefined;
+  /** {} = replay the archive to its end. */
+  target: RecoveryTarget;
+}
+
 export interface AgentSettings {
   cluster: string;
   instance: string;
@@ -60,6 +89,10 @@ export interface AgentSettings {
   socketDir: string | undefined;
   stopTimeoutSeconds: number;
   logLevel: LogLevel;
+  /** Undefined: WAL archiving is off. */
+  backup: BackupSettings | undefined;
+  /** Undefined: this instance cannot bootstrap by restore. */
+  restore: RestoreSettings | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -96,6 +129,97 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new EnvError(name, `must be true or false (got ${JSON.stringify(v)})`);
 }
 
+/** An ArchiveLocation in `name`, whose credential variables (S3) must be set too. */
+function location(env: Env, name: string): ArchiveLocation | undefined {
+  const text = optional(env, name);
+  if (text === undefined) return undefined;
+  let loc: ArchiveLocation;
+  try {
+    loc = parseLocation(text, name);
+  } catch (err) {
+    // parseLocation prefixes its messages with the source: keep only the problem.
+    throw new EnvError(name, `is not a valid archive location: ${(err as Error).message.replace(`${name}: `, '')}`);
+  }
+  if (loc.store.kind === 's3') {
+    for (const [field, variable] of [['accessKeyIdEnv', loc.store.accessKeyIdEnv], ['secretAccessKeyEnv', loc.store.secretAccessKeyEnv]] as const) {
+      if (!optional(env, variable)) throw new EnvError(variable, `is required: ${name} names it in store.${field}`);
+    }
+  }
+  return loc;
+}
+
+/** The same store and path: what one cluster writes, the other would read as its own. */
+export function sameArchive(a: ArchiveLocation, b: ArchiveLocation): boolean {
+  if (a.path !== b.path || a.store.kind !== b.store.kind) return false;
+  if (a.store.kind === 'volume' && b.store.kind === 'volume') return a.store.path.replace(/\/+$/, '') === b.store.path.replace(/\/+$/, '');
+  if (a.store.kind === 's3' && b.store.kind === 's3') return a.store.bucket === b.store.bucket && (a.store.endpoint ?? '') === (b.store.endpoint ?? '');
+  return false;
+}
+
+const TARGET_KEYS = ['time', 'lsn', 'xid', 'name', 'immediate', 'inclusive'] as const;
+
+/** PGPILOT_RESTORE_TARGET: a RecoveryTarget as JSON (pure; exported for tests). */
+export function parseRecoveryTarget(text: string | undefined, name = 'PGPILOT_RESTORE_TARGET'): RecoveryTarget {
+  if (text === undefined || text.trim() === '') return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new EnvError(name, `is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new EnvError(name, 'must be a JSON object such as {"time": "2026-11-25T02:00:00Z"}');
+  const o = raw as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !(TARGET_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) throw new EnvError(name, `has unknown fields ${unknown.join(', ')} (allowed: ${TARGET_KEYS.join(', ')})`);
+  const target: RecoveryTarget = {};
+  for (const k of ['time', 'lsn', 'xid', 'name'] as const) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'string') throw new EnvError(name, `field ${k} must be a string (got ${JSON.stringify(v)})`);
+    target[k] = v;
+  }
+  for (const k of ['immediate', 'inclusive'] as const) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'boolean') throw new EnvError(name, `field ${k} must be true or false (got ${JSON.stringify(v)})`);
+    target[k] = v;
+  }
+  try {
+    validateTarget(target);
+  } catch (err) {
+    if (err instanceof RecoveryTargetError) throw new EnvError(name, `is not a valid recovery target: ${err.message}`);
+    throw err;
+  }
+  return target;
+}
+
+function backupSettings(env: Env): BackupSettings | undefined {
+  const loc = location(env, STORE_ENV);
+  const levelText = optional(env, 'PGPILOT_BACKUP_COMPRESSION_LEVEL') ?? '1';
+  const level = Number(levelText);
+  if (!/^\d$/.test(levelText) || level < 1 || level > 9) throw new EnvError('PGPILOT_BACKUP_COMPRESSION_LEVEL', `must be a gzip level 1-9 (got ${JSON.stringify(levelText)})`);
+  return loc ? { location: loc, compressionLevel: level } : undefined;
+}
+
+function restoreSettings(env: Env, backup: BackupSettings | undefined): RestoreSettings | undefined {
+  const source = location(env, RESTORE_SOURCE_ENV);
+  const backupId = optional(env, 'PGPILOT_RESTORE_BACKUP_ID');
+  const targetText = optional(env, 'PGPILOT_RESTORE_TARGET');
+  if (!source) {
+    for (const [n, v] of [['PGPILOT_RESTORE_BACKUP_ID', backupId], ['PGPILOT_RESTORE_TARGET', targetText]] as const) {
+      if (v !== undefined) throw new EnvError(n, `is set but ${RESTORE_SOURCE_ENV} is not: there is nothing to restore from`);
+    }
+    return undefined;
+  }
+  if (backupId !== undefined && !/^\d{8}T\d{6}Z$/.test(backupId)) throw new EnvError('PGPILOT_RESTORE_BACKUP_ID', `must be a backup id such as 20261125T020000Z (got ${JSON.stringify(backupId)})`);
+  // A restored cluster has its source's system identifier: the archiver's identity guard would
+  // let it append a second history to the source's archive. It needs a location of its own.
+  if (backup && sameArchive(backup.location, source)) {
+    throw new EnvError(STORE_ENV, `names the same archive as ${RESTORE_SOURCE_ENV} (${source.path}): a restored cluster must archive to a location of its own, never into its source`);
+  }
+  return { source, backupId, target: parseRecoveryTarget(targetText) };
+}
+
 /** A role or database name the agent puts in SQL: the CRD restricts them to this pattern too. */
 const SQL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -111,6 +235,8 @@ export function loadSettings(env: Env = process.env): AgentSettings {
   if (!Number.isFinite(stopTimeoutSeconds) || stopTimeoutSeconds <= 0) throw new EnvError('PGPILOT_STOP_TIMEOUT_SECONDS', `must be a positive number of seconds (got ${JSON.stringify(stop)})`);
   const level = optional(env, 'PGPILOT_LOG_LEVEL') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new EnvError('PGPILOT_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  const backup = backupSettings(env);
+  const restore = restoreSettings(env, backup);
   return {
     cluster: required(env, 'PGPILOT_CLUSTER'),
     instance: required(env, 'PGPILOT_INSTANCE'),
@@ -133,5 +259,7 @@ export function loadSettings(env: Env = process.env): AgentSettings {
     socketDir: path('PGPILOT_SOCKET_DIR', optional(env, 'PGPILOT_SOCKET_DIR')),
     stopTimeoutSeconds,
     logLevel: level as LogLevel,
+    backup,
+    restore,
   };
 }

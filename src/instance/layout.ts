@@ -16,6 +16,8 @@ export interface Layout {
   pgVersionFile: string;
   standbySignal: string;
   autoConf: string;
+  /** pg_wal itself (the WAL directory when it has its own volume). */
+  walPath: string;
 }
 
 export function layoutOf(s: Pick<AgentSettings, 'pgdata' | 'walDir'>): Layout {
@@ -30,7 +32,42 @@ export function layoutOf(s: Pick<AgentSettings, 'pgdata' | 'walDir'>): Layout {
     pgVersionFile: join(s.pgdata, 'PG_VERSION'),
     standbySignal: join(s.pgdata, 'standby.signal'),
     autoConf: join(s.pgdata, 'postgresql.auto.conf'),
+    walPath: s.walDir ?? join(s.pgdata, 'pg_wal'),
   };
+}
+
+/**
+ * Where the WalArchiver leaves "archived" markers for archive_command (handoff.ts). The
+ * operator's postgresql.conf names this directory for PGDATA=/var/lib/postgresql/data/pgdata:
+ * /var/lib/postgresql/data/.pgpilot/archived.
+ */
+export function archiveMarkerDir(layout: Pick<Layout, 'stateDir'>): string {
+  return join(layout.stateDir, 'archived');
+}
+
+/**
+ * The restore_command spool of a restore (handoff.ts restoreCommand). Next to PGDATA, so on the
+ * data volume: restore_command moves each answered file into pg_wal with a rename, unless pg_wal
+ * has a volume of its own (PGPILOT_WAL_DIR), where the move becomes a copy.
+ */
+export function restoreSpoolDir(layout: Pick<Layout, 'stateDir'>): string {
+  return join(layout.stateDir, 'restore-spool');
+}
+
+/**
+ * pg_hba.conf of a restore in progress: the restored database holds the source cluster's role
+ * passwords, so the agent connects over the pod-private unix socket with trust until it has set
+ * this cluster's passwords; no host line, so nothing reaches the server over TCP meanwhile.
+ */
+export function restoreHbaFile(layout: Pick<Layout, 'stateDir'>): string {
+  return join(layout.stateDir, 'restore-hba.conf');
+}
+
+export const RESTORE_HBA = '# pgpilot: restore in progress. Unix socket only (pod-private); no TCP access.\nlocal all all trust\n';
+
+export interface PostgresArgsOptions {
+  /** Overrides the ConfigMap's pg_hba.conf (restoreHbaFile during a restore). */
+  hbaFile?: string;
 }
 
 /**
@@ -42,13 +79,13 @@ export function layoutOf(s: Pick<AgentSettings, 'pgdata' | 'walDir'>): Layout {
  * the one per-instance setting that changes at run time: it lives in postgresql.auto.conf
  * (ALTER SYSTEM while running, rewritten by the agent after every clone or rewind).
  */
-export function postgresArgs(s: Pick<AgentSettings, 'pgdata' | 'configDir' | 'podIp' | 'pgPort' | 'instance'>, socketDir: string): string[] {
+export function postgresArgs(s: Pick<AgentSettings, 'pgdata' | 'configDir' | 'podIp' | 'pgPort' | 'instance'>, socketDir: string, opts: PostgresArgsOptions = {}): string[] {
   const set = (name: string, value: string | number) => ['-c', `${name}=${value}`];
   return [
     '-D',
     s.pgdata,
     ...set('config_file', join(s.configDir, 'postgresql.conf')),
-    ...set('hba_file', join(s.configDir, 'pg_hba.conf')),
+    ...set('hba_file', opts.hbaFile ?? join(s.configDir, 'pg_hba.conf')),
     // The ConfigMap has no ident file; the data directory's (from initdb) is empty of maps.
     ...set('ident_file', join(s.pgdata, 'pg_ident.conf')),
     ...set('listen_addresses', s.podIp),

@@ -59,6 +59,8 @@ export function restartDelayMs(failures: number): number {
 
 interface Events {
   ready: [];
+  /** One line of the server's log. */
+  line: [line: string];
   exit: [code: number | null, signal: NodeJS.Signals | null, expected: boolean];
 }
 
@@ -80,6 +82,10 @@ export class PostgresProcess extends EventEmitter<Events> {
    */
   restarts = 0;
   lastExit: string | null = null;
+  /** Whether an unexpected exit is followed by a restart (start()'s option). */
+  private restartOnCrash = true;
+  /** The server's last log lines (for error messages: why did recovery stop?). */
+  private readonly recent: string[] = [];
 
   constructor(private readonly opts: PostgresProcessOptions) {
     super();
@@ -98,11 +104,17 @@ export class PostgresProcess extends EventEmitter<Events> {
     return this.consecutiveFailures >= 5;
   }
 
-  /** Starts postgres (no-op when running) and keeps it running until stop(). */
-  start(): void {
+  /**
+   * Starts postgres (no-op when running) and keeps it running until stop(). With
+   * `restartOnCrash: false` (recovery of a restore: a FATAL exit is the answer, not a hiccup), an
+   * exit ends it: nothing restarts it and waitReady() rejects.
+   */
+  start(opts: { restartOnCrash?: boolean } = {}): void {
     if (this.closed) throw new Error('the agent is shutting down');
+    this.restartOnCrash = opts.restartOnCrash ?? true;
     this.wanted = true;
     if (this.child || this.restartTimer) return;
+    this.recent.length = 0;
     this.spawnOnce();
   }
 
@@ -115,7 +127,11 @@ export class PostgresProcess extends EventEmitter<Events> {
     this.opts.log.info({ pid: child.pid, args }, 'postgres started');
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
-        if (line.trim()) this.opts.serverLog[serverLineLevel(line)](line);
+        if (!line.trim()) return;
+        this.opts.serverLog[serverLineLevel(line)](line);
+        this.recent.push(line);
+        if (this.recent.length > 100) this.recent.shift();
+        this.emit('line', line);
       });
     }
     let resolveExit!: () => void;
@@ -166,9 +182,14 @@ export class PostgresProcess extends EventEmitter<Events> {
     const expected = !this.wanted;
     const wasReady = this._ready;
     this._ready = false;
+    if (!expected && !this.restartOnCrash) this.wanted = false;
     this.emit('exit', code, signal, expected);
     if (expected) {
       this.opts.log.info({ pid: child.pid, code, signal }, 'postgres stopped');
+      return;
+    }
+    if (!this.restartOnCrash) {
+      this.opts.log.warn({ pid: child.pid, code, signal }, 'postgres exited; not restarting it');
       return;
     }
     this.consecutiveFailures++;
@@ -192,9 +213,9 @@ export class PostgresProcess extends EventEmitter<Events> {
         resolve();
       };
       const onExit = (_c: number | null, _s: NodeJS.Signals | null, expected: boolean) => {
-        if (!expected) return; // crash: the restart may still become ready
+        if (!expected && this.wanted) return; // crash: the restart may still become ready
         cleanup();
-        reject(new Error('postgres was stopped before it accepted connections'));
+        reject(new Error(expected ? 'postgres was stopped before it accepted connections' : `postgres exited before it accepted connections (${this.lastExit ?? 'unknown'})`));
       };
       const timer = setTimeout(() => {
         cleanup();
@@ -203,6 +224,11 @@ export class PostgresProcess extends EventEmitter<Events> {
       this.on('ready', onReady);
       this.on('exit', onExit);
     });
+  }
+
+  /** The server's last log lines (at most 100), oldest first. */
+  recentServerLines(): string[] {
+    return [...this.recent];
   }
 
   /** Stops postgres with one mode and waits for the postmaster to exit. */

@@ -30,7 +30,8 @@ export function parseBootstrapRequest(body: unknown): BootstrapRequest {
   if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
   if (body.mode === 'initdb') return { mode: 'initdb' };
   if (body.mode === 'clone') return { mode: 'clone', primary: endpoint(body.primary, 'primary') };
-  throw new HttpError(400, 'mode must be "initdb" or "clone"');
+  if (body.mode === 'restore') return { mode: 'restore' };
+  throw new HttpError(400, 'mode must be "initdb", "clone" or "restore"');
 }
 
 export function parseFollowRequest(body: unknown): FollowRequest {

@@ -1,12 +1,15 @@
 // SQL the agent runs against its own server (and, for rewind, a CHECKPOINT on the new primary).
 // It connects over TCP to the pod IP as the superuser: the same path clients take, so "accepts
 // connections" means what readiness should mean, whatever the OS user name in the image is.
+// During a restore (restore-bootstrap.ts) it connects over the unix socket instead: `host` is then
+// the socket directory (libpq/pg semantics: a host starting with "/" is a directory).
 import pg from 'pg';
 import { quoteIdent, quoteLiteral } from './conninfo.js';
 import type { Credentials } from './files.js';
 import type { ReplicationRow, SqlSnapshot } from './status.js';
 
 export interface Endpoint {
+  /** Host name or IP, or a unix socket directory (an absolute path). */
   host: string;
   port: number;
 }
@@ -171,6 +174,22 @@ export async function createBootstrapObjects(c: pg.Client, r: BootstrapRoles): P
   await role(r.owner, 'LOGIN');
   const db = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [r.database]);
   if ((db.rowCount ?? 0) === 0) await c.query(`CREATE DATABASE ${quoteIdent(r.database)} OWNER ${quoteIdent(r.owner.username)}`);
+}
+
+export interface AdoptedRoles extends BootstrapRoles {
+  superuser: Credentials;
+}
+
+/**
+ * A restored database holds its source cluster's roles and passwords: give the superuser, the
+ * replication role and the application owner this cluster's passwords, creating what the source
+ * lacked (and the application database). Idempotent; run as a superuser over the unix socket.
+ */
+export async function adoptRestoredDatabase(c: pg.Client, r: AdoptedRoles): Promise<void> {
+  await c.query("SET log_min_error_statement = 'panic'; SET log_statement = 'none'; SET synchronous_commit = 'local'");
+  const exists = ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [r.superuser.username])).rowCount ?? 0) > 0;
+  await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(r.superuser.username)} WITH SUPERUSER LOGIN PASSWORD ${quoteLiteral(r.superuser.password)}`);
+  await createBootstrapObjects(c, r);
 }
 
 /** The primary's timeline and its history file (null on timeline 1), to detect divergence. */

@@ -162,7 +162,8 @@ describe('API requests', () => {
     expect(parseBootstrapRequest({ mode: 'initdb' })).toEqual({ mode: 'initdb' });
     expect(parseBootstrapRequest({ mode: 'clone', primary: { host: '10.0.0.1', port: 5432 } })).toEqual({ mode: 'clone', primary: { host: '10.0.0.1', port: 5432 } });
     expect(parseFollowRequest({ primary: { host: 'db-1.db.ns.svc', port: 5432 } }).primary.host).toBe('db-1.db.ns.svc');
-    for (const bad of [null, [], { mode: 'restore' }, { mode: 'clone' }, { mode: 'clone', primary: { host: 'x y', port: 1 } }, { mode: 'clone', primary: { host: 'h', port: 0 } }, { mode: 'clone', primary: { host: 'h', port: '5432' } }]) {
+    expect(parseBootstrapRequest({ mode: 'restore', extra: 1 })).toEqual({ mode: 'restore' });
+    for (const bad of [null, [], { mode: 'recover' }, { mode: 'clone' }, { mode: 'clone', primary: { host: 'x y', port: 1 } }, { mode: 'clone', primary: { host: 'h', port: 0 } }, { mode: 'clone', primary: { host: 'h', port: '5432' } }]) {
       expect(() => parseBootstrapRequest(bad)).toThrow(HttpError);
     }
     expect(() => parseFollowRequest({ primary: { host: "h' or", port: 5432 } })).toThrow(/host/);
