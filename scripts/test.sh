@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm test: every test on a fresh machine. Installs what it needs (scripts/ensure-deps.sh),
 # typechecks, checks generated files, builds dist/ (the e2e suite runs the built operator), then
-# runs vitest's unit and e2e projects. Extra arguments go to vitest (e.g. --project unit).
+# runs vitest's unit, integration and e2e projects. Extra arguments go to vitest (e.g. --project unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
