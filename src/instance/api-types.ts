@@ -18,6 +18,8 @@
 // Errors: JSON ApiError with an HTTP status (400 bad request, 401 no/invalid token, 409 not
 // possible in this state, 500 failure).
 
+import type { ArchiverStatus } from '../backup/wal-archiver.js';
+
 export type InstanceRole = 'primary' | 'replica' | 'none';
 
 export type InstancePhase =
@@ -41,22 +43,11 @@ export interface ReplicationPeer {
   replayLsn: string | null;
 }
 
-/** WAL archiving to PGPILOT_BACKUP_LOCATION (the agent's WalArchiver). */
-export interface ArchivingStatus {
-  /** Last WAL file stored, and when (RFC 3339). */
-  lastArchivedWal: string | null;
-  lastArchivedTime: string | null;
-  /** Last failed upload (retried with backoff until it succeeds), when, and why. */
-  lastFailedWal: string | null;
-  lastFailureTime: string | null;
-  lastFailure: string | null;
-  /** .ready files in pg_wal/archive_status at the last scan (waiting, uploading, or just archived). */
-  backlogSegments: number;
-  /** Uploads running now. */
-  inFlight: number;
-  /** Files archived since the agent started. */
-  archivedCount: number;
-}
+/**
+ * WAL archiving to PGPILOT_BACKUP_LOCATION: the agent's WalArchiver status (last archived and last
+ * failed file with times and reason, .ready backlog, uploads in flight, files archived).
+ */
+export type ArchivingStatus = Omit<ArchiverStatus, 'bytesIn' | 'bytesStored'>;
 
 /** pg_wal's size and how full its volume is (refreshed every few seconds). */
 export interface WalUsage {

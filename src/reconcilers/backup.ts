@@ -2,10 +2,10 @@
 // reports about its backups — LastBackupSucceeded, ContinuousArchiving (from the primary's agent,
 // with pg_wal growth long before the volume fills), the recoverability window. The data moves in
 // pods (`pgpilot backup`, the instance agents); the operator never touches the store.
-import { PatchStrategy, setHeaderOptions, type V1CronJob, type V1Job } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1CronJob, type V1Job, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { DEFAULTS } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
-import { API_GROUP, API_GROUP_VERSION, API_VERSION, BACKUP_FINALIZER, BACKUP_PLURAL, CLUSTER_KIND, CLUSTER_PLURAL } from '../api/constants.js';
+import { API_GROUP, API_GROUP_VERSION, API_VERSION, BACKUP_FINALIZER, BACKUP_PLURAL, CLUSTER_KIND, CLUSTER_PLURAL, LABELS } from '../api/constants.js';
 import { SpecError } from '../api/spec-error.js';
 import { backupCronJob, onDemandBackupJob, purgeJob } from '../builders/backup-job.js';
 import { resolveBackupTarget } from '../builders/backup-target.js';
@@ -56,8 +56,8 @@ async function setFinalizer(ctx: ReconcileContext, present: boolean): Promise<vo
 }
 
 /**
- * A deleted cluster with spec.backup.onClusterDeletion: Delete: a Job deletes its archive, then
- * the finalizer goes and Kubernetes removes the cluster. A failed Job does not hold the deletion
+ * A deleted cluster with spec.backup.onClusterDeletion: Delete: its instances stop, a Job deletes
+ * its archive, then the finalizer goes and Kubernetes removes the cluster. A failed Job does not hold the deletion
  * forever: it is reported, with where the data is, and the cluster goes.
  */
 export async function finalizeBackups(ctx: ReconcileContext): Promise<WorkResult> {
@@ -73,6 +73,11 @@ export async function finalizeBackups(ctx: ReconcileContext): Promise<WorkResult
   const desired = purgeJob(cluster, target, ctx.config);
   const job = ctx.cache.get<V1Job>('Job', ns, desired.metadata!.name!);
   if (!job) {
+    // Stop the instances first: a running primary would archive its last WAL after the purge.
+    const sets = ctx.cache.listForCluster<V1StatefulSet>('StatefulSet', ns, cluster.metadata.name!);
+    await Promise.all(sets.map((s) => deleteIfExists(ctx.clients.objects, { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: s.metadata!.name, namespace: ns } })));
+    const pods = ctx.cache.listForCluster<V1Pod>('Pod', ns, cluster.metadata.name!).filter((p) => p.metadata?.labels?.[LABELS.component] === 'instance');
+    if (sets.length > 0 || pods.length > 0) return { requeueAfterMs: 2000 };
     if ((await createIfMissing(ctx.clients.objects, desired)) === 'created') await ctx.events.record(ref, 'Normal', 'DeletingBackups', `Deleting the backups and WAL at ${target.url} (spec.backup.onClusterDeletion: Delete)`);
     return { requeueAfterMs: 5000 };
   }
