@@ -13,7 +13,8 @@
 # `<instanceImage.repository>:<spec.version>` for every PostgreSQL pod). It holds the PostgreSQL
 # binaries plus the same dist/; its ENTRYPOINT is `pgpilot` and the StatefulSet's args are `instance`: the agent is PID 1, runs
 # initdb / pg_basebackup / pg_rewind, supervises `postgres` directly, serves the instance API and
-# archives WAL (`pgpilot wal-push` / `wal-fetch` as archive_command / restore_command).
+# archives WAL itself (archive_command / restore_command are /bin/sh handoffs to it). The backup
+# CronJob and Jobs run the same image with args `backup` (pg_basebackup streamed to the store).
 #
 # Both run non-root with a read-only root filesystem under the restricted Pod Security profile;
 # anything written goes to mounted volumes (/tmp emptyDir, the data PVC). The operator runs as

@@ -100,10 +100,13 @@ describe('install reconciler', () => {
   });
 
   it('reports status: phase, conditions that say why, counts, selector and primary', async () => {
-    // status.instances counts StatefulSets that exist: the first pass may not see them yet.
-    const status = await waitFor('status with 3 instances and a Ready condition', async () => {
+    // status.instances counts StatefulSets that exist: the first pass may not see them yet, nor
+    // the scheduler's verdict on the pods (they are created a moment after their StatefulSets).
+    const unscheduled = /prod-db-1 \(pod Pending, not scheduled: .+\)/;
+    const status = await waitFor('status with 3 instances and the scheduler\'s words in Ready', async () => {
       const c = await getCluster(ns, 'prod-db');
-      return c.status?.instances === 3 && c.status.conditions?.some((x) => x.type === 'Ready') ? c.status : undefined;
+      const ready = c.status?.conditions?.find((x) => x.type === 'Ready');
+      return c.status?.instances === 3 && ready && unscheduled.test(ready.message) ? c.status : undefined;
     });
     expect(status.phase).toBe('Provisioning');
     expect(status.observedGeneration).toBe(1);
@@ -115,7 +118,7 @@ describe('install reconciler', () => {
     expect(ready.status).toBe('False');
     expect(ready.reason).toBe('InstancesNotReady');
     // There is no kubelet yet: the scheduler's own words reach the user.
-    expect(ready.message).toMatch(/prod-db-1 \(pod Pending, not scheduled: .+\)/);
+    expect(ready.message).toMatch(unscheduled);
     expect(status.conditions!.find((c) => c.type === 'Degraded')?.status).toBe('False');
     expect(status.conditions!.find((c) => c.type === 'Progressing')?.status).toBe('True');
   });
