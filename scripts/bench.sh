@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=($(ls bench/*.ts | xargs -n1 basename | sed 's/\.ts$//' | grep -v '^report$'))
+# The backup suite compares with Debian's pgBackRest.
+if [[ " ${suites[*]} " == *" backup "* ]] && ! command -v pgbackrest >/dev/null 2>&1; then
+  echo "bench: apt-get install pgbackrest" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq pgbackrest >&2
+fi
 for s in "${suites[@]}"; do
   [ -f "bench/$s.ts" ] || { echo "unknown benchmark suite '$s'; suites: $(ls bench/*.ts | xargs -n1 basename | sed 's/\.ts$//' | grep -v '^report$' | tr '\n' ' ')" >&2; exit 2; }
   npx tsx "bench/$s.ts"
