@@ -14,7 +14,6 @@
 //     the source (pgbench_accounts md5).
 //
 // Knobs: PGPILOT_BENCH_SCALE (30), PGPILOT_BENCH_STEADY_SECONDS (60), PGPILOT_BENCH_LOG_LEVEL (warn).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +33,8 @@ import { TestPostgres } from '../test/integration/pg-fixture.js';
 import { ensureDir, giveToPostgres, PG_BIN, pgAvailable, pgOwner, pgTempDir, removeDir } from '../test/integration/wal-postgres.js';
 import { ArchiveStatusTracker, type ArchiveWindow } from './lib/archive-status.js';
 import { cpuMeter, machineCpuMs, processCpuMs, selfCpuMs } from './lib/cpu.js';
-import { killPgBackRestChildren, PgBackRest, pgBackRestAvailable, PGBACKREST_BIN } from './lib/pgbackrest.js';
+import { PgBackRest, pgBackRestAvailable, PGBACKREST_BIN } from './lib/pgbackrest.js';
+import { killRunningChildren, runTracked } from './lib/run.js';
 import { printReport } from './report.js';
 
 const SCALE = Number(process.env.PGPILOT_BENCH_SCALE ?? 30);
@@ -62,8 +62,7 @@ function onCleanup(what: string, run: () => Promise<unknown>): void {
 }
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    killPgBackRestChildren();
-    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+    killRunningChildren();
     while (cleanups.length > 0) {
       const c = cleanups.pop()!;
       await c.run().catch((err: Error) => say(`cleanup of ${c.what} failed: ${err.message}`));
@@ -78,28 +77,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** Child processes this file spawns directly (pgbench, pg_basebackup). */
-const children = new Set<ChildProcess>();
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 300_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      children.delete(child);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code ?? signal}: ${out.trim().slice(-1500)}`));
-    });
-  });
+  return runTracked(cmd, args, { label: `${path.basename(cmd)} ${args.join(' ')}`, env: { ...process.env, ...env }, timeoutMs });
 }
 
 // ---------------------------------------------------------------------------------------------

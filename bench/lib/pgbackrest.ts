@@ -2,7 +2,7 @@
 // throwaway server, full backups, and archive-push as that server's archive_command. Everything
 // runs as the server's OS user (setpriv to `postgres` when we are root), with its config, lock and
 // log paths in a temp directory of its own (nothing under /etc or /var is read or written).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { runTracked } from './run.js';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -29,13 +29,6 @@ export interface PgBackRestOptions {
   stanza?: string;
   /** gzip level for backups and archive-push (default 1, as ours). */
   compressLevel?: number;
-}
-
-/** Children still running, killed by pid on cleanup. */
-const children = new Set<ChildProcess>();
-
-export function killPgBackRestChildren(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
 }
 
 export class PgBackRest {
@@ -110,25 +103,7 @@ export class PgBackRest {
   run(command: string, extra: string[] = [], timeoutMs = 300_000): Promise<string> {
     const argv = [...this.baseArgs(), ...extra, command];
     const [cmd, args] = AS_ROOT ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', '--', PGBACKREST_BIN, ...argv]] : [PGBACKREST_BIN, argv];
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dirname(this.configFile) });
-      children.add(child);
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), timeoutMs);
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        children.delete(child);
-        reject(err);
-      });
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        children.delete(child);
-        if (code === 0) resolve(out);
-        else reject(new Error(`pgbackrest ${command} ${extra.join(' ')} exited ${code ?? signal}: ${out.trim().slice(-1500)}`));
-      });
-    });
+    return runTracked(cmd, args, { label: `pgbackrest ${command} ${extra.join(' ')}`, cwd: dirname(this.configFile), timeoutMs });
   }
 
   stanzaCreate(): Promise<string> {

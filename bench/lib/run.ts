@@ -1,0 +1,34 @@
+// Child processes of the backup benchmark: run one to completion (output collected, a timeout),
+// and remember every one still running so a cleanup can kill them by pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const running = new Set<ChildProcess>();
+
+export function killRunningChildren(): void {
+  for (const c of running) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+}
+
+/** Resolves with stdout+stderr on exit 0; otherwise rejects naming `label` with the output's tail. */
+export function runTracked(cmd: string, args: string[], o: { label: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: o.env ?? process.env, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.pid && process.kill(child.pid, 'SIGKILL'), o.timeoutMs ?? 300_000);
+    const done = () => {
+      clearTimeout(timer);
+      running.delete(child);
+    };
+    child.once('error', (err) => {
+      done();
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      done();
+      if (code === 0) resolve(out);
+      else reject(new Error(`${o.label} exited ${code ?? signal}: ${out.trim().slice(-1500)}`));
+    });
+  });
+}
