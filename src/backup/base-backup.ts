@@ -3,6 +3,9 @@
 //
 //   pg_basebackup -D - -Ft -X none → sha256 + bytes of the tar → gzip → sha256 + bytes → store.put
 //
+// The gzip is ParallelGzip: 4 MiB pieces compressed on the thread pool, a few at a time, written
+// out in order as concatenated gzip members (one valid gzip file; restore's gunzip reads them all).
+//
 // WAL is not in the tar (-X none): it comes from the WAL archive, so the backup is usable once the
 // segment holding its stop position is archived. The manifest (backup.json) is written last and
 // only then: a folder without one is an incomplete backup that restore and retention ignore.
@@ -17,7 +20,6 @@ import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { createGzip } from 'node:zlib';
 import type { Logger } from '../runtime/logger.js';
 import type { Credentials } from '../instance/files.js';
 import { formatLsn, parseLsn } from '../instance/lsn.js';
@@ -25,6 +27,7 @@ import { withClient } from '../instance/sql.js';
 import { ToolError } from '../instance/tool.js';
 import { archiveKeys, SHA256_METADATA, type ArchiveIdentity, type BackupManifest } from './archive-layout.js';
 import type { ObjectStore } from './object-store.js';
+import { ParallelGzip } from './parallel-gzip.js';
 import { walNameForLsn } from './wal-names.js';
 
 /** Backup id of a start time: UTC, e.g. 20261125T020000Z (also the folder name). */
@@ -51,6 +54,8 @@ export interface BaseBackupOptions {
   instance: string;
   /** gzip level 0-9; 1 by default (pg_basebackup output compresses well even at 1, and fast). */
   level?: number;
+  /** 4 MiB gzip pieces compressed at the same time: the number of CPUs (2-4) by default. */
+  gzipConcurrency?: number;
   /**
    * Backups from a replica: forces a WAL switch on the primary, so that the segment holding the
    * stop position is completed and archived (a replica does not archive, and cannot switch).
@@ -322,7 +327,7 @@ async function streamBackup(o: BaseBackupOptions, id: string, segmentSize: numbe
     fail(err);
     throw err;
   });
-  const streaming = pipeline(child.stdout!, raw, createGzip({ level: o.level ?? 1 }), stored, body, { signal: ac.signal }).catch((err: Error) => {
+  const streaming = pipeline(child.stdout!, raw, new ParallelGzip({ level: o.level ?? 1, ...(o.gzipConcurrency ? { concurrency: o.gzipConcurrency } : {}) }), stored, body, { signal: ac.signal }).catch((err: Error) => {
     fail(err);
     throw err;
   });
