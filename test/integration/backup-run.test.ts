@@ -19,7 +19,7 @@ import type { Credentials } from '../../src/instance/files.js';
 import type { EventTarget, EventType } from '../../src/runtime/events.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startBackupRig, TestPostgres, type BackupRig } from './pg-fixture.js';
-import { ensureDir, PG_BIN, pgAvailable } from './wal-postgres.js';
+import { ensureDir, PG_BIN } from './wal-postgres.js';
 
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const NS = 'test';
@@ -121,7 +121,7 @@ async function writeSecrets(dir: string, secrets: Record<'superuser' | 'replicat
   }
 }
 
-describe.skipIf(!pgAvailable())('pgpilot backup: runBackup with PostgreSQL 15, a replica and S3', () => {
+describe('pgpilot backup: runBackup with PostgreSQL 15, a replica and S3', () => {
   let rig: BackupRig;
   let replica: TestPostgres;
   let kube: FakeKube;

@@ -12,7 +12,7 @@ import { walNameForLsn } from '../../src/backup/wal-names.js';
 import { compareLsn } from '../../src/instance/lsn.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startBackupRig, TestPostgres, type ArchivedPrimary, type BackupRig } from './pg-fixture.js';
-import { ensureDir, pgAvailable } from './wal-postgres.js';
+import { ensureDir } from './wal-postgres.js';
 
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const PATH = 'pgpilot/test/bb-source';
@@ -27,7 +27,7 @@ async function sha256Of(stream: NodeJS.ReadableStream): Promise<{ hex: string; b
   return { hex: h.digest('hex'), bytes };
 }
 
-describe.skipIf(!pgAvailable())('base backups of PostgreSQL 15 into S3', () => {
+describe('base backups of PostgreSQL 15 into S3', () => {
   let rig: BackupRig;
   let store: ObjectStore;
   let source: ArchivedPrimary;

@@ -18,7 +18,7 @@ import { WalFetcher } from '../../src/backup/wal-fetcher.js';
 import { isHistoryFile } from '../../src/backup/wal-names.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startBackupRig, TestPostgres, type ArchivedPrimary, type BackupRig } from './pg-fixture.js';
-import { ensureDir, giveToPostgres, pgAvailable, pgOwner } from './wal-postgres.js';
+import { ensureDir, giveToPostgres, pgOwner } from './wal-postgres.js';
 
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const PATH = 'pgpilot/test/restore-source';
@@ -36,7 +36,7 @@ async function state(server: TestPostgres): Promise<State> {
   return { accounts: a!.n, checksum: a!.s, marks: marks.map((r) => r.id) };
 }
 
-describe.skipIf(!pgAvailable())('restoring base backups from S3 with PostgreSQL 15', () => {
+describe('restoring base backups from S3 with PostgreSQL 15', () => {
   let rig: BackupRig;
   let store: ObjectStore;
   let dir: string;

@@ -13,7 +13,7 @@ import { WalArchiver } from '../../src/backup/wal-archiver.js';
 import { isSegmentName } from '../../src/backup/wal-names.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startS3rver, type S3rver } from '../support/s3rver.js';
-import { ensureDir, pgAvailable, PgServer, pgTempDir, removeDir } from './wal-postgres.js';
+import { ensureDir, PgServer, pgTempDir, removeDir } from './wal-postgres.js';
 
 // PGPILOT_TEST_LOG_LEVEL=debug shows each archived or served file.
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
@@ -43,7 +43,7 @@ async function expectStoreMatchesPgWal(store: ObjectStore, prefix: string, pgdat
   }
 }
 
-describe.skipIf(!pgAvailable())('WalArchiver with PostgreSQL 15', () => {
+describe('WalArchiver with PostgreSQL 15', () => {
   let s3: S3rver;
   let dir: string;
   let pgsrv: PgServer;

@@ -17,7 +17,7 @@ import { WalFetcher } from '../../src/backup/wal-fetcher.js';
 import { nextWalName, walNameForLsn } from '../../src/backup/wal-names.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startS3rver, type S3rver } from '../support/s3rver.js';
-import { ensureDir, freePort, giveToPostgres, pgAvailable, pgOwner, PgServer, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
+import { ensureDir, freePort, giveToPostgres, pgOwner, PgServer, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
 
 const execFileAsync = promisify(execFile);
 // PGPILOT_TEST_LOG_LEVEL=debug shows each archived or served file.
@@ -33,7 +33,7 @@ async function waitUntil(what: string, check: () => Promise<boolean> | boolean, 
   }
 }
 
-describe.skipIf(!pgAvailable())('WalFetcher serving PostgreSQL 15 recovery', () => {
+describe('WalFetcher serving PostgreSQL 15 recovery', () => {
   let s3: S3rver;
   let store: ObjectStore;
   let dir: string;

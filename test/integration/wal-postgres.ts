@@ -28,6 +28,8 @@ function asPg(tool: string, args: string[]): [string, string[]] {
 }
 
 export async function runPgTool(tool: string, args: string[], cwd?: string): Promise<string> {
+  // No silent skip: `npm test` installs postgresql-15 (scripts/ensure-deps.sh).
+  if (!pgAvailable()) throw new Error(`PostgreSQL 15 tools not found in ${PG_BIN}: run scripts/ensure-deps.sh (apt-get install postgresql-15)`);
   const [cmd, argv] = asPg(tool, args);
   const { stdout } = await execFileAsync(cmd, argv, { cwd, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
   return stdout;
