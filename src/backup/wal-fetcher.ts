@@ -210,7 +210,7 @@ export class WalFetcher {
         if (!expected) throw new CorruptObject(`WAL ${name}: object ${where} has no ${SHA256_METADATA} metadata, its content cannot be verified`);
         let data: Buffer;
         try {
-          data = await gunzipAsync(gz);
+          data = await gunzipAsync(gz, { chunkSize: 1 << 20 }); // 16 output steps per segment, not 1024
         } catch (err) {
           throw new CorruptObject(`WAL ${name}: object ${where} is corrupt: not valid gzip (${(err as Error).message}); expected sha256 ${expected}`);
         }
