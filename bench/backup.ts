@@ -178,13 +178,16 @@ async function main(): Promise<void> {
   const srcDir = path.join(dir, 'source');
   const markerDir = path.join(srcDir, 'archive-markers');
   await ensureDir(markerDir);
+  // Cleanups run last-registered first: the archiver outlives PostgreSQL, whose shutdown still
+  // runs archive_command for what is .ready (each run waits for one of the archiver's markers).
+  let archiver: WalArchiver | undefined;
+  onCleanup('WAL archiver', async () => archiver?.stop());
   // archive_command is not on the command line, so ALTER SYSTEM + reload can switch it.
   // Large max_wal_size / checkpoint_timeout: no checkpoint lands in one load and not in another.
   const server = await TestPostgres.create(srcDir, { wal_level: 'replica', archive_mode: 'on', max_wal_senders: 5, max_wal_size: '8GB', checkpoint_timeout: '30min' });
   onCleanup('source PostgreSQL', () => server.stop('fast'));
   const walDir = path.join(server.pgdata, 'pg_wal');
   const [{ id: sysid }] = (await server.query<{ id: string }>('select system_identifier::text as id from pg_control_system()')) as [{ id: string }];
-  let archiver: WalArchiver | undefined;
   const startArchiver = async () => {
     archiver = new WalArchiver({
       pgdata: server.pgdata, markerDir, store, path: ARCHIVE_PATH, level: 1, concurrency: ARCHIVE_CONCURRENCY, log,
@@ -192,7 +195,6 @@ async function main(): Promise<void> {
     });
     await archiver.start();
   };
-  onCleanup('WAL archiver', async () => archiver?.stop());
   const ours = archiveCommand(markerDir);
   const [{ pid: pgarchPid }] = (await server.query<{ pid: number }>(`select pid from pg_stat_activity where backend_type = 'archiver'`)) as [{ pid: number }];
   // CPU of archiving: ours = this process (WalArchiver: read, sha256, gzip on the thread pool,
