@@ -114,7 +114,7 @@ async function extract(o: RestoreOptions, key: string) {
   });
 
   const stored = new HashTap(() => o.onProgress?.(stored.bytes));
-  const gunzip = createGunzip();
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 }); // fewer, larger steps on the thread pool and writes to tar
   const raw = new HashTap();
   // Extraction is a branch: when it fails (not gzip, not a tar), the download still runs to its
   // end so that the stored object's hash can be reported.

@@ -26,7 +26,7 @@ export interface WalFetcherOptions {
   log: Logger;
   /** Segments downloaded ahead of each request (default 8; 0 turns prefetching off). */
   prefetch?: number;
-  /** Of those, downloads at a time, nearest first (default 4). */
+  /** Of those, downloads at a time, nearest first (default 2: more fill the thread pool that answering a request needs). */
   prefetchParallel?: number;
   segmentSize?: number;
   /** Scan interval besides fs.watch (ms, default 200). */
@@ -83,7 +83,7 @@ export class WalFetcher {
     const d = (n: string) => join(o.spoolDir, n);
     this.dir = { want: d('want'), got: d('got'), missing: d('missing'), failed: d('failed'), prefetch: d('prefetch') };
     this.prefetchCount = Math.max(0, o.prefetch ?? 8);
-    this.prefetchParallel = Math.max(1, o.prefetchParallel ?? 4);
+    this.prefetchParallel = Math.max(1, o.prefetchParallel ?? 2);
     this.segmentSize = o.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.attempts = Math.max(1, o.attempts ?? 3);
     this.retryDelayMs = o.retryDelayMs ?? 500;
@@ -160,6 +160,9 @@ export class WalFetcher {
       this.st.servedFromPrefetch++;
     } else {
       from = 'download';
+      // Nothing ahead yet (the first request, or recovery outran the prefetch): replay asks for
+      // the next file as soon as this one is replayed, so start on it now.
+      if (segment) this.prefetchAfter(name);
       const outcome = await this.download(name);
       await this.answer(name, outcome);
       if (outcome.kind !== 'ok') return;
