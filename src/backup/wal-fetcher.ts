@@ -3,9 +3,13 @@
 // or failed/<f> (a message: corrupt object, or the store kept failing). Recovery reads segments
 // one after another, so after each request the next few segments of that timeline are downloaded
 // in parallel into <spool>/prefetch and served from there at once.
+//
+// The answering path (read want/, stat, remove, rename) uses synchronous calls on purpose: they are
+// metadata operations of microseconds, and as promises they would queue on the libuv thread pool
+// behind the prefetches' gunzip steps and file writes (measured: 20-90 ms per answer under load).
 import { createHash, randomBytes } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { chown, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdirSync, renameSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { chown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -121,7 +125,7 @@ export class WalFetcher {
     if (!this.running) return;
     let wants: string[];
     try {
-      wants = await readdir(this.dir.want);
+      wants = readdirSync(this.dir.want);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'reading the restore spool failed');
       return;
@@ -138,12 +142,14 @@ export class WalFetcher {
   private async serve(name: string): Promise<void> {
     const wantFile = join(this.dir.want, name);
     // The request time is the want file's: a scan may notice it a poll later.
-    const since = await stat(wantFile).then(
-      (s) => Math.min(s.mtimeMs, Date.now()),
-      () => Date.now(),
-    );
+    let since = Date.now();
+    try {
+      since = Math.min(statSync(wantFile).mtimeMs, since);
+    } catch {
+      // withdrawn already: answered below all the same
+    }
     if (!isWalFileName(name)) {
-      await rm(wantFile, { force: true });
+      rmSync(wantFile, { force: true });
       await this.answer(name, { kind: 'missing' }); // PostgreSQL asks only for WAL names; nothing else is archived
       return;
     }
@@ -154,7 +160,7 @@ export class WalFetcher {
     if (ahead) await ahead;
     // The request is withdrawn before it is answered: a new request for the same file (a standby
     // retrying) made after this point is never deleted by this one.
-    await rm(wantFile, { force: true });
+    rmSync(wantFile, { force: true });
     let from: 'prefetch' | 'download' = 'prefetch';
     if (this.cached.has(name) && (await this.takeFromCache(name))) {
       this.st.servedFromPrefetch++;
@@ -178,7 +184,7 @@ export class WalFetcher {
   private async takeFromCache(name: string): Promise<boolean> {
     this.cached.delete(name);
     try {
-      await rename(join(this.dir.prefetch, name), join(this.dir.got, name));
+      renameSync(join(this.dir.prefetch, name), join(this.dir.got, name));
       return true;
     } catch {
       return false; // evicted meanwhile: download
