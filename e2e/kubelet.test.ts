@@ -2,6 +2,7 @@
 // scheduler and controller-manager, probes, ConfigMap refresh, restarts, deletion, the PV
 // provisioner with StatefulSet claims, and the service proxy. Timings are printed, not asserted.
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -95,12 +96,20 @@ describe('process kubelet', () => {
   const apps = () => kubeConfig().makeApiClient(AppsV1Api);
   const timings: Record<string, number> = {};
   const everPids = new Set<number>();
-  const readyPod = (name: string, timeoutMs = 30_000) =>
-    waitFor(`pod ${name} Ready`, async () => {
-      const p = await core().readNamespacedPod({ namespace: ns, name });
-      for (const pid of kubelet.podPids(ns, name)) everPids.add(pid);
-      return isReady(p) ? p : undefined;
-    }, { timeoutMs, intervalMs: 100 });
+  const readyPod = async (name: string, timeoutMs = 30_000) => {
+    let last: V1Pod | undefined;
+    try {
+      return await waitFor(`pod ${name} Ready`, async () => {
+        const p = (last = await core().readNamespacedPod({ namespace: ns, name }));
+        for (const pid of kubelet.podPids(ns, name)) everPids.add(pid);
+        return isReady(p) ? p : undefined;
+      }, { timeoutMs, intervalMs: 100 });
+    } catch (err) {
+      // Say why: the pod's last status and the kubelet's last lines (its log goes with its stop).
+      const log = await readFile(kubelet.logPath, 'utf8').catch(() => '');
+      throw new Error(`${(err as Error).message}\npod status: ${JSON.stringify(last?.status)}\nkubelet log:\n${log.split('\n').slice(-40).join('\n')}`);
+    }
+  };
 
   beforeAll(async () => {
     const t0 = Date.now();
