@@ -1,8 +1,9 @@
 // Backups end to end: a real control plane (CronJob and Job controllers), the process kubelet,
 // real PostgreSQL and a real S3 server (s3rver) on loopback. A scheduled base backup, on-demand
-// backups, point-in-time recovery into new clusters (time, LSN, named restore point — checked row
-// by row), retention by count, and an S3 outage during archiving and during a backup that loses
-// nothing. Objects in the store are compared by content hash, never by status codes alone.
+// backups, point-in-time recovery into new clusters under a write load (time, LSN, named restore
+// point — checked row by row), retention by count, and an S3 outage during archiving and during a
+// backup that loses nothing. Objects in the store are compared by content hash, never by status
+// codes alone.
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { BatchV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -19,7 +20,7 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { query, serviceClientConfig } from './harness/postgres.js';
+import { LedgerWriter, query, serviceClientConfig } from './harness/postgres.js';
 
 const BUCKET = 'pgpilot-e2e';
 const SOURCE = 'src-db';
@@ -179,20 +180,40 @@ describe('backups, WAL archiving and point-in-time recovery', () => {
 
   const marks: { time?: string; lsn?: string } = {};
 
-  it('point-in-time recovery to a time, an LSN and a named restore point holds exactly the rows committed before it', async () => {
+  it('point-in-time recovery under a write load, to a time, an LSN and a named restore point, holds exactly the rows committed before it', async () => {
     const su = await superuser(SOURCE);
     const insert = async (a: number, b: number) => {
       for (const id of range(a, b)) await query(db.rw(), 'INSERT INTO ledger (id) VALUES ($1)', [id]);
     };
+    // The write load: one connection inserting ids 1, 2, 3, … into `load`, each acknowledgement timed.
+    const load = new LedgerWriter(db.rw(), 'load');
+    await load.prepare();
+    load.start();
+    await waitFor('the write load flowing', async () => load.acknowledged.length >= 20);
+    /** Runs the mark, remembering the client time just before and just after it. */
+    const mark = async (f: () => Promise<void>) => {
+      const from = Date.now();
+      await f();
+      return { from, to: Date.now() };
+    };
     await insert(1, 5);
     await sleep(1000);
-    marks.time = new Date().toISOString();
+    const atTime = await mark(async () => {
+      marks.time = new Date().toISOString();
+    });
     await sleep(1000);
     await insert(6, 10);
-    marks.lsn = (await query<{ l: string }>(su, 'SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
+    const atLsn = await mark(async () => {
+      marks.lsn = (await query<{ l: string }>(su, 'SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
+    });
     await insert(11, 15);
-    await query(su, "SELECT pg_create_restore_point('before-16')");
+    const atName = await mark(async () => {
+      await query(su, "SELECT pg_create_restore_point('before-16')");
+    });
     await insert(16, 20);
+    await sleep(500);
+    const loadReport = await load.stop();
+    expect(loadReport.errors).toBe(0);
     await archiveNow();
 
     const from = { backup: { name: scheduled.metadata!.name } };
@@ -205,6 +226,21 @@ describe('backups, WAL archiving and point-in-time recovery', () => {
     expect(await rows(byTime)).toEqual(range(1, 5));
     expect(await rows(byLsn)).toEqual(range(1, 10));
     expect(await rows(byName)).toEqual(range(1, 15));
+    // The load's rows: one writer, so commit order is id order and a recovery holds ids 1..k, with
+    // every id acknowledged before the mark and none whose INSERT began after it (an INSERT begins
+    // once the previous id is acknowledged).
+    const loadIds = async (c: HaCluster) => (await query<{ id: string }>(c.rw(), 'SELECT id FROM load ORDER BY id')).map((r) => Number(r.id));
+    for (const [c, at] of [[byTime, atTime], [byLsn, atLsn], [byName, atName]] as const) {
+      const ids = await loadIds(c);
+      const ackedBefore = load.ackTimes.filter((t) => t < at.from).length;
+      const firstAckedAfter = load.ackTimes.findIndex((t) => t > at.to) + 1; // an id (1-based)
+      expect(ackedBefore).toBeGreaterThan(0);
+      expect(firstAckedAfter).toBeGreaterThan(0);
+      expect(ids).toEqual(range(1, ids.length));
+      expect(ids.length).toBeGreaterThanOrEqual(ackedBefore);
+      expect(ids.length).toBeLessThanOrEqual(firstAckedAfter);
+      console.log(`[backup] ${c.name}: load rows 1..${ids.length} (acknowledged before the mark: ${ackedBefore}; first acknowledged after it: ${firstAckedAfter}; ${load.acknowledged.length} written)`);
+    }
     // A restored cluster is writable with its own credentials and archives to its own path only.
     await query(byTime.rw(), 'INSERT INTO ledger (id) VALUES (1000)');
     const own = await superuser('pitr-time');

@@ -53,7 +53,8 @@ export class LedgerWriter {
   private stopped = false;
   private done?: Promise<void>;
   readonly acknowledged: number[] = [];
-  private readonly ackTimes: number[] = [];
+  /** When each id in `acknowledged` was acknowledged (ms since epoch), in the same order. */
+  readonly ackTimes: number[] = [];
   private errors = 0;
 
   constructor(
