@@ -11,7 +11,7 @@
  * caller that loses the race throws its copy away and uses the winner's.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -147,6 +147,23 @@ export async function kubectlPath(): Promise<string> {
 }
 
 let helmHome: string | undefined;
+const HELM_HOME_PREFIX = 'pgpilot-helm-home-';
+
+/**
+ * Helm homes of test processes that are gone (~3 MB each). A worker that vitest ends with a signal
+ * never runs its exit hook, so each new home first removes those whose pid no longer runs.
+ */
+function removeOrphanHelmHomes(): void {
+  for (const name of readdirSync(os.tmpdir())) {
+    const pid = Number(/^pgpilot-helm-home-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
 
 /**
  * Environment for running helm without touching the user's configuration: a private HOME and
@@ -155,7 +172,10 @@ let helmHome: string | undefined;
  */
 export function helmEnv(): NodeJS.ProcessEnv {
   if (helmHome === undefined || !existsSync(helmHome)) {
-    helmHome = mkdtempSync(path.join(os.tmpdir(), 'pgpilot-helm-home-'));
+    removeOrphanHelmHomes();
+    const home = mkdtempSync(path.join(os.tmpdir(), `${HELM_HOME_PREFIX}${process.pid}-`));
+    helmHome = home;
+    process.once('exit', () => rmSync(home, { recursive: true, force: true }));
   }
   const dirs = {
     HOME: helmHome,
