@@ -31,7 +31,7 @@ import { WalFetcher } from '../src/backup/wal-fetcher.js';
 import { createLogger, type LogLevel } from '../src/runtime/logger.js';
 import { startS3rver, type S3rver } from '../test/support/s3rver.js';
 import { TestPostgres } from '../test/integration/pg-fixture.js';
-import { ensureDir, giveToPostgres, PG_BIN, pgAvailable, pgOwner, pgTempDir, removeDir } from '../test/integration/wal-postgres.js';
+import { ensureDir, giveToPostgres, PG_BIN, pgOwner, pgTempDir, removeDir, requirePgTools } from '../test/integration/wal-postgres.js';
 import { ArchiveStatusTracker, type ArchiveWindow } from './lib/archive-status.js';
 import { cpuMeter, machineCpuMs, processCpuMs, selfCpuMs } from './lib/cpu.js';
 import { PgBackRest, pgBackRestAvailable, PGBACKREST_BIN } from './lib/pgbackrest.js';
@@ -158,8 +158,15 @@ function medianRun<T extends { seconds: number }>(runs: T[]): T {
   return [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor(runs.length / 2)]!;
 }
 
-/** Runs f, timing it and the share of the machine's cores that were busy (with anything) meanwhile. */
-async function timed<T>(f: () => Promise<T>): Promise<{ value: T; seconds: number; busyPct: number }> {
+interface Timed<T> {
+  value: T;
+  seconds: number;
+  /** Share of the machine's cores busy (with anything) meanwhile. */
+  busyPct: number;
+}
+
+/** Runs f, timing it and the share of the machine's cores that were busy meanwhile. */
+async function timed<T>(f: () => Promise<T>): Promise<Timed<T>> {
   const m0 = machineCpuMs();
   const t0 = process.hrtime.bigint();
   const value = await f();
@@ -169,7 +176,7 @@ async function timed<T>(f: () => Promise<T>): Promise<{ value: T; seconds: numbe
 }
 
 async function main(): Promise<void> {
-  if (!pgAvailable()) throw new Error(`PostgreSQL 15 tools not found in ${PG_BIN} (apt-get install postgresql-15)`);
+  requirePgTools();
   if (!pgBackRestAvailable()) throw new Error(`${PGBACKREST_BIN} not found (apt-get install pgbackrest; scripts/bench.sh does it)`);
   const benchStart = now();
   const loadStart = os.loadavg()[0]!;
@@ -330,8 +337,8 @@ async function main(): Promise<void> {
     replication: server.replication, sql: server.superuser, cluster: 'bench', namespace: 'bench',
     backupName: 'bench-manual', instance: 'bench-1', level: 1, log,
   });
-  const diskRuns: Array<Awaited<ReturnType<typeof timed<string>>>> = [];
-  const oursRuns: Array<Awaited<ReturnType<typeof timed<BackupManifest>>>> = [];
+  const diskRuns: Timed<string>[] = [];
+  const oursRuns: Timed<BackupManifest>[] = [];
   let diskBytes = 0;
   for (let i = 1; i <= BACKUP_TRIALS; i++) {
     say(`pg_basebackup -Ft -X none -c fast to local disk (${i}/${BACKUP_TRIALS})`);

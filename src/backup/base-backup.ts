@@ -54,8 +54,6 @@ export interface BaseBackupOptions {
   instance: string;
   /** gzip level 0-9; 1 by default (pg_basebackup output compresses well even at 1, and fast). */
   level?: number;
-  /** 4 MiB gzip pieces compressed at the same time: the number of CPUs (2-4) by default. */
-  gzipConcurrency?: number;
   /**
    * Backups from a replica: forces a WAL switch on the primary, so that the segment holding the
    * stop position is completed and archived (a replica does not archive, and cannot switch).
@@ -327,7 +325,7 @@ async function streamBackup(o: BaseBackupOptions, id: string, segmentSize: numbe
     fail(err);
     throw err;
   });
-  const streaming = pipeline(child.stdout!, raw, new ParallelGzip({ level: o.level ?? 1, ...(o.gzipConcurrency ? { concurrency: o.gzipConcurrency } : {}) }), stored, body, { signal: ac.signal }).catch((err: Error) => {
+  const streaming = pipeline(child.stdout!, raw, new ParallelGzip({ level: o.level ?? 1 }), stored, body, { signal: ac.signal }).catch((err: Error) => {
     fail(err);
     throw err;
   });

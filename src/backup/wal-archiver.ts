@@ -267,9 +267,8 @@ export class WalArchiver {
     let buf: Buffer | undefined;
     try {
       const { size } = await fh.stat();
-      buf = this.buffers.find((b) => b.length === size);
-      if (buf) this.buffers.splice(this.buffers.indexOf(buf), 1);
-      else buf = Buffer.allocUnsafe(size);
+      const reusable = this.buffers.findIndex((b) => b.length === size);
+      buf = reusable >= 0 ? this.buffers.splice(reusable, 1)[0]! : Buffer.allocUnsafe(size);
       let off = 0;
       while (off < size) {
         const { bytesRead } = await fh.read(buf, off, size - off, off);

@@ -28,8 +28,7 @@ function asPg(tool: string, args: string[]): [string, string[]] {
 }
 
 export async function runPgTool(tool: string, args: string[], cwd?: string): Promise<string> {
-  // No silent skip: `npm test` installs postgresql-15 (scripts/ensure-deps.sh).
-  if (!pgAvailable()) throw new Error(`PostgreSQL 15 tools not found in ${PG_BIN}: run scripts/ensure-deps.sh (apt-get install postgresql-15)`);
+  requirePgTools();
   const [cmd, argv] = asPg(tool, args);
   const { stdout } = await execFileAsync(cmd, argv, { cwd, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
   return stdout;
@@ -66,8 +65,11 @@ export async function pgTempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-export function pgAvailable(): boolean {
-  return existsSync(path.join(PG_BIN, 'postgres')) && existsSync(path.join(PG_BIN, 'pg_basebackup'));
+/** Fails with what to install: no silent skip (`npm test` installs postgresql-15 through scripts/ensure-deps.sh). */
+export function requirePgTools(): void {
+  if (!existsSync(path.join(PG_BIN, 'postgres')) || !existsSync(path.join(PG_BIN, 'pg_basebackup'))) {
+    throw new Error(`PostgreSQL 15 tools not found in ${PG_BIN}: run scripts/ensure-deps.sh (apt-get install postgresql-15)`);
+  }
 }
 
 export class PgServer {

@@ -155,7 +155,7 @@ const HELM_HOME_PREFIX = 'pgpilot-helm-home-';
  */
 function removeOrphanHelmHomes(): void {
   for (const name of readdirSync(os.tmpdir())) {
-    const pid = Number(/^pgpilot-helm-home-(\d+)-/.exec(name)?.[1]);
+    const pid = name.startsWith(HELM_HOME_PREFIX) ? Number(name.slice(HELM_HOME_PREFIX.length).split('-')[0]) : NaN;
     if (!pid || pid === process.pid) continue;
     try {
       process.kill(pid, 0);
