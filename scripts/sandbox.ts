@@ -2,9 +2,9 @@
 // process kubelet (pods run as local processes, Services through a loopback proxy), the operator
 // installed from the Helm chart (its Deployment's pod runs with in-cluster config), and
 // examples/cluster.yaml applied. The chart's default backup store is a local S3 server (s3rver on
-// loopback, data under .cache/sandbox/s3), so the example's backups and WAL archiving work as
-// they would against a real bucket. Shows progress until the cluster is Ready, prints a psql
-// connection string, and tears everything down on Ctrl-C.
+// loopback, data under .cache/sandbox/s3, emptied at each start), so the example's backups and
+// WAL archiving work as they would against a real bucket. Shows progress until the cluster is
+// Ready, prints a psql connection string, and tears everything down on Ctrl-C.
 //
 //   npm run sandbox                 foreground; Ctrl-C stops everything
 //   npm run sandbox -- --detach     keep running in the background (log: .cache/sandbox/sandbox.log)
@@ -70,7 +70,10 @@ async function main(): Promise<void> {
   const kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT, dataDir: join(DIR, 'kubelet') });
   say(`process kubelet running node ${kubelet.nodeName}`);
 
+  // Every sandbox is a new control plane and so a new database: an archive left by an earlier
+  // sandbox belongs to another database system, and the archiver rightly refuses to write into it.
   const s3Dir = join(DIR, 's3');
+  rmSync(s3Dir, { recursive: true, force: true });
   mkdirSync(s3Dir, { recursive: true });
   const s3 = await startS3rver({ buckets: [BACKUP_BUCKET], directory: s3Dir });
   say(`S3 server (default backup store) at ${s3.endpoint}, bucket ${BACKUP_BUCKET}`);
