@@ -247,6 +247,36 @@ describe.skipIf(!haveBinaries)('instance agent with real PostgreSQL', () => {
     await running(x4, (st) => st.streaming);
   }));
 
+  it('a primary whose postgres crashed comes back read-only until promoted again (never a writable old primary)', track(async () => {
+    const pid = r2.postmasterPid();
+    const tlBefore = (await r2.status()).timeline!;
+    process.kill(pid!, 'SIGKILL');
+    await until('r2 back', async () => r2.postmasterPid() !== pid && (await r2.status()).running);
+    expect(await r2.status()).toMatchObject({ role: 'replica', awaitingRole: true, following: null });
+    // Even a client that does not wait for replicas cannot write there.
+    await expect(r2.sql("SET synchronous_commit TO local; INSERT INTO t VALUES (20, 'lost?')", [], 'app')).rejects.toThrow(/read-only/);
+    const r = await r2.api<PromoteResult>('POST', '/v1/promote?wait=10000');
+    expect(r.status).toBe(200);
+    expect(r.body.timeline).toBe(tlBefore + 1);
+    const st = await r2.status();
+    expect(st).toMatchObject({ role: 'primary', awaitingRole: false, operation: { kind: 'promote', state: 'succeeded' } });
+    await r2.sql("INSERT INTO t VALUES (21, 'after')", [], 'app');
+    await until('r3 follows the new timeline', async () => {
+      const s3 = await r3.status();
+      return s3.streaming && s3.timeline === tlBefore + 1 && (await r3.sql('SELECT v FROM t WHERE id = 21', [], 'app'))[0]?.v === 'after';
+    }, 30_000);
+  }));
+
+  it('runs follow as an operation: ?wait=0 answers 202 at once, status shows it to the end', track(async () => {
+    // x4 follows r2 already: a follow is a quick repoint, but the answer does not wait for it.
+    const r = await x4.api<{ accepted: boolean; operation: { kind: string; state: string } }>('POST', '/v1/follow?wait=0', { primary: r2.endpoint });
+    expect(r.status).toBe(202);
+    expect(r.body.operation).toMatchObject({ kind: 'follow' });
+    await until('the follow operation succeeded', async () => (await x4.status()).operation?.state === 'succeeded', 30_000);
+    expect(await x4.status()).toMatchObject({ streaming: true, following: `${r2.ip}:5432` });
+    expect((await x4.api('POST', '/v1/follow?wait=soon', { primary: r2.endpoint })).status).toBe(400);
+  }));
+
   it('never logs a secret', track(async () => {
     const all = cluster.agents.flatMap((a) => a.logLines).join('\n');
     expect(all.length).toBeGreaterThan(0);

@@ -16,6 +16,7 @@ export const DEFAULTS = {
   durability: 'required',
   failoverDelaySeconds: 0,
   switchoverDelaySeconds: 60,
+  isolationTimeoutSeconds: 30,
   podAntiAffinity: 'preferred',
   topologyKey: 'kubernetes.io/hostname',
   imagePullPolicy: 'IfNotPresent',
@@ -307,6 +308,15 @@ const HighAvailability = Obj('Replication, failover and durability.', {
       minimum: 1,
       maximum: 3600,
       default: DEFAULTS.switchoverDelaySeconds,
+    }),
+  ),
+  isolationTimeoutSeconds: Type.Optional(
+    Type.Integer({
+      description:
+        'Self-isolation: a primary that has heard from no operator and has no streaming replica for this many seconds restarts read-only by itself, in case it is on the wrong side of a network partition (0: never). Clusters of one instance, or with enabled: false, never isolate.',
+      minimum: 0,
+      maximum: 3600,
+      default: DEFAULTS.isolationTimeoutSeconds,
     }),
   ),
   durability: Type.Optional(

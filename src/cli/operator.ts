@@ -64,8 +64,14 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
   await controller.startCaches();
   log.info({ ms: Date.now() - started }, 'caches synced');
   if (elector) {
-    // Losing the Lease means another replica may act: stop at once, and let the Deployment restart us.
-    await elector.run(() => void shutdown('lost-leadership', 1));
+    // Losing the Lease means another replica may soon act (at the latest leaseDuration −
+    // renewDeadline from now): exit at once rather than finish in-flight reconciles as a graceful
+    // shutdown would, and let the Deployment restart us. The Lease is not ours to release.
+    await elector.run(() => {
+      metrics.isLeader.set(0);
+      log.error('lost leadership: exiting');
+      process.exit(1);
+    });
   }
   metrics.isLeader.set(1);
   controller.startWorkers();

@@ -66,8 +66,8 @@ export class ClusterController implements OwnedCache {
       },
     });
     const agent = new AgentClient();
-    this.monitor = new PrimaryMonitor(agent, (key) => {
-      opts.log.warn({ cluster: key }, 'primary failed its heartbeat and a direct PostgreSQL check');
+    this.monitor = new PrimaryMonitor(agent, (key, event) => {
+      if (event === 'failed') opts.log.warn({ cluster: key }, 'primary failed its heartbeat and a direct PostgreSQL check');
       this.queue.add(key);
     });
     this.reconcilers = [

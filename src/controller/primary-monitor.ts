@@ -2,6 +2,10 @@
 // agent; a missed heartbeat is confirmed by speaking PostgreSQL's protocol to the server itself
 // (an SSLRequest a live postmaster answers at once, even under load or at max_connections)
 // before the primary counts as failed — a slow agent alone never triggers a failover.
+// The wire check starts when the heartbeat is late, not after it timed out, so a frozen primary
+// (its kernel still accepts TCP, nothing answers) is confirmed within about a second.
+// A primary that answers but is not a writable primary (restarted read-only, fenced) is not
+// failed, but the cluster is looked at at once: the operator has something to do.
 import { connect } from 'node:net';
 import { POSTGRES_PORT } from '../api/constants.js';
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
@@ -9,8 +13,12 @@ import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
 export interface MonitorOptions {
   intervalMs?: number;
   heartbeatTimeoutMs?: number;
+  /** A heartbeat not back after this long starts the wire check alongside it. */
+  confirmAfterMs?: number;
   confirmTimeoutMs?: number;
 }
+
+export type MonitorEvent = 'failed' | 'unhealthy';
 
 /** Does a PostgreSQL server answer at host:port? (SSLRequest → 'S' or 'N'.) */
 export function postgresAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
@@ -44,15 +52,18 @@ export class PrimaryMonitor {
   private readonly interval: number;
   private readonly heartbeatTimeout: number;
   private readonly confirmTimeout: number;
+  private readonly confirmAfter: number;
 
   constructor(
     private readonly agent: AgentClient,
-    private readonly onFailure: (key: string) => void,
+    /** 'failed': confirmed failed (once per failure); 'unhealthy': answers, but not as a writable primary. */
+    private readonly onEvent: (key: string, event: MonitorEvent) => void,
     opts: MonitorOptions = {},
   ) {
     this.interval = opts.intervalMs ?? 250;
     this.heartbeatTimeout = opts.heartbeatTimeoutMs ?? 400;
-    this.confirmTimeout = opts.confirmTimeoutMs ?? 1000;
+    this.confirmAfter = opts.confirmAfterMs ?? 150;
+    this.confirmTimeout = opts.confirmTimeoutMs ?? 500;
   }
 
   /** Watch the primary of `key` at `ep` (replacing what was watched before, e.g. after a failover). */
@@ -84,20 +95,32 @@ export class PrimaryMonitor {
   private async beat(key: string, w: Watched): Promise<void> {
     if (w.busy) return;
     w.busy = true;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const healthy = await this.agent
+      const heartbeat = this.agent
         .status(w.ep, this.heartbeatTimeout)
-        .then((s) => s.running && s.role === 'primary' && !s.fenced)
-        .catch(() => false);
-      if (healthy || (await postgresAnswers(w.ep.host, POSTGRES_PORT, this.confirmTimeout))) {
+        .then((s) => (s.running && s.role === 'primary' && !s.fenced ? ('healthy' as const) : ('unhealthy' as const)))
+        .catch(() => 'down' as const);
+      // Only a late heartbeat costs a connection to postgres (a backend fork each) before it ends.
+      const first = await Promise.race([heartbeat, new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.confirmAfter)))]);
+      const wire = first === 'late' ? postgresAnswers(w.ep.host, POSTGRES_PORT, this.confirmTimeout) : undefined;
+      const beat = first === 'late' ? await heartbeat : first;
+      if (beat === 'healthy') {
+        w.failedSince = undefined;
+        return;
+      }
+      // Not a writable primary (read-only after a restart, fenced, postgres down): look now.
+      if (beat === 'unhealthy') this.onEvent(key, 'unhealthy');
+      if (await (wire ?? postgresAnswers(w.ep.host, POSTGRES_PORT, this.confirmTimeout))) {
         w.failedSince = undefined;
         return;
       }
       if (w.failedSince === undefined) {
         w.failedSince = Date.now();
-        this.onFailure(key);
+        this.onEvent(key, 'failed');
       }
     } finally {
+      clearTimeout(timer);
       w.busy = false;
     }
   }

@@ -1,7 +1,13 @@
 // The operator's client of the instance agent API (src/instance/api-types.ts). Short timeouts:
 // an agent that does not answer quickly is treated as unreachable, never waited on.
 import { AGENT_PORT } from '../api/constants.js';
-import type { BootstrapRequest, FollowRequest, InstanceStatus, PromoteResult } from './api-types.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
+
+/** An operation call's answer: done (with its result) within the wait, or still running in the agent. */
+export type OperationAnswer<T> = { done: true; result: T } | { done: false; operation: OperationStatus | null };
+
+/** Time for the answer itself on top of an operation's wait. */
+const ANSWER_MARGIN_MS = 2000;
 
 export class AgentError extends Error {
   constructor(
@@ -16,18 +22,28 @@ export interface AgentEndpoint {
   host: string;
   port?: number;
   token: string;
+  /** Sent as ISOLATION_HEADER when set. */
+  isolationSeconds?: number;
 }
 
 export class AgentClient {
   constructor(private readonly timeoutMs = 2000) {}
 
   private async call<T>(ep: AgentEndpoint, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+    return (await this.exchange<T>(ep, method, path, body, timeoutMs)).body;
+  }
+
+  private async exchange<T>(ep: AgentEndpoint, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: T }> {
     const url = `http://${ep.host}:${ep.port ?? AGENT_PORT}${path}`;
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        headers: { authorization: `Bearer ${ep.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${ep.token}`,
+          ...(ep.isolationSeconds !== undefined ? { [ISOLATION_HEADER]: String(ep.isolationSeconds) } : {}),
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
         body: body ? JSON.stringify(body) : undefined,
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -44,7 +60,13 @@ export class AgentClient {
       }
       throw new AgentError(res.status, `${method} ${path} on ${ep.host}: HTTP ${res.status}: ${message.slice(0, 300)}`);
     }
-    return (text ? JSON.parse(text) : {}) as T;
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as T };
+  }
+
+  /** Starts (or joins) an operation and waits for it at most `waitMs`; it runs on in the agent. */
+  private async operate<T>(ep: AgentEndpoint, path: string, waitMs: number, body?: unknown): Promise<OperationAnswer<T>> {
+    const r = await this.exchange<T | { operation: OperationStatus | null }>(ep, 'POST', `${path}?wait=${Math.max(0, Math.round(waitMs))}`, body, waitMs + ANSWER_MARGIN_MS);
+    return r.status === 202 ? { done: false, operation: (r.body as { operation: OperationStatus | null }).operation ?? null } : { done: true, result: r.body as T };
   }
 
   status(ep: AgentEndpoint, timeoutMs?: number): Promise<InstanceStatus> {
@@ -53,20 +75,15 @@ export class AgentClient {
   bootstrap(ep: AgentEndpoint, req: BootstrapRequest): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/bootstrap', req);
   }
-  promote(ep: AgentEndpoint): Promise<PromoteResult> {
-    return this.call(ep, 'POST', '/v1/promote', undefined, 70_000);
+  // Operations: the caller bounds its wait; a rewind or re-clone goes on in the agent and shows
+  // in status.operation.
+  promote(ep: AgentEndpoint, waitMs: number): Promise<OperationAnswer<PromoteResult>> {
+    return this.operate(ep, '/v1/promote', waitMs);
   }
-  follow(ep: AgentEndpoint, req: FollowRequest): Promise<unknown> {
-    // A demotion may rewind or even re-clone: allow it time.
-    return this.call(ep, 'POST', '/v1/follow', req, 600_000);
+  follow(ep: AgentEndpoint, req: FollowRequest, waitMs = 0): Promise<OperationAnswer<unknown>> {
+    return this.operate(ep, '/v1/follow', waitMs, req);
   }
-  checkpoint(ep: AgentEndpoint): Promise<unknown> {
-    return this.call(ep, 'POST', '/v1/checkpoint', undefined, 120_000);
-  }
-  fence(ep: AgentEndpoint, timeoutMs = 60_000): Promise<unknown> {
-    return this.call(ep, 'POST', '/v1/fence', undefined, timeoutMs);
-  }
-  unfence(ep: AgentEndpoint): Promise<unknown> {
-    return this.call(ep, 'POST', '/v1/unfence', undefined, 60_000);
+  fence(ep: AgentEndpoint, waitMs: number): Promise<OperationAnswer<unknown>> {
+    return this.operate(ep, '/v1/fence', waitMs);
   }
 }

@@ -2,6 +2,13 @@
 // machine (phases of api-types.ts): bootstrap an empty data directory when told, run postgres in
 // the role its data says, and change roles (promote, follow/rewind, fence) when the operator asks.
 // Operations that change state run one at a time (a promise chain); status reads never wait.
+// Role changes are operations (operate()): they run whatever happens to the HTTP call that asked
+// for them and report progress in status, so the operator never waits on one.
+//
+// No writable old primary: every start of postgres on a data directory that was a primary
+// (a restart after a crash, a new pod) comes up read-only — standby.signal, following nothing —
+// until the operator confirms this instance holds the primary Lease (promote) or points it at the
+// primary that does (follow). Only the first start of a bootstrap is writable at once.
 //
 // As PID 1: Node cannot waitpid() arbitrary processes, so orphans re-parented to us (e.g. the
 // backends of a postmaster killed with SIGKILL) are not reaped and stay zombies until the pod
@@ -9,15 +16,17 @@
 // pg_rewind) are always waited for through their 'exit' events. If zombies matter, run the agent
 // under a minimal init (tini) — nothing here depends on being PID 1.
 import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type pg from 'pg';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { startApiServer, type AgentApi } from './api-server.js';
-import type { BootstrapRequest, FollowRequest, InstancePhase, InstanceStatus, PromoteResult } from './api-types.js';
+import type { BootstrapRequest, FollowRequest, InstancePhase, InstanceStatus, OperationKind, OperationStatus, PromoteResult } from './api-types.js';
 import { Archiving, WalUsageProbe } from './archiving.js';
 import { clearIncompleteDataDir, moveAside, runClone, runInitdb } from './bootstrap.js';
+import { readSystemIdentifier } from './control-file.js';
 import { loadSettings, type AgentSettings } from './env.js';
 import { exists, isWritableDir, readAgentToken, readCredentials, removeFile, resolvePgBin, touch } from './files.js';
 import { layoutOf, postgresArgs, restoreHbaFile, restoreSpoolDir, type Layout } from './layout.js';
@@ -34,6 +43,11 @@ const READY_TIMEOUT_MS = 10 * 60_000; // crash recovery of a large primary can t
 const REPOINT_TIMEOUT_MS = 10_000;
 const STREAMING_TIMEOUT_MS = 20_000;
 const CONFIG_POLL_MS = 2000;
+/** A demoted primary's WAL past the fork is discarded anyway: a short clean stop, then immediate. */
+const DEMOTE_STOP_MS = 5000;
+const ISOLATION_CHECK_MS = 1000;
+/** The walreceiver's error when the primary no longer has WAL this replica needs. */
+const WAL_REMOVED = /requested WAL segment \S+ has already been removed/;
 
 /**
  * bootstrap-pending: initdb → roles (initdb done, roles and database next); clone; restore (base
@@ -81,6 +95,20 @@ export class InstanceAgent implements AgentApi {
   private restoreHba = false;
   private restoreLogin: string | undefined;
   private readonly aborter = new AbortController();
+  /** The current or last operation, and the promise of the running one (a repeat joins it). */
+  private op: OperationStatus | null = null;
+  private running: { key: string; promise: Promise<unknown> } | undefined;
+  /** The next spawn may be a writable primary (set by a bootstrap's own start, consumed by it). */
+  private writableOnce = false;
+  /** Started read-only on a former primary's data: waiting for promote or follow. */
+  private awaitingRole = false;
+  /** Why this replica cannot catch up by streaming (see InstanceStatus.cannotCatchUp). */
+  private cannotCatchUp: string | null = null;
+  /** Last authenticated API call (the operator's heartbeat), for self-isolation. */
+  private lastOperatorContact = Date.now();
+  /** Self-isolation timeout as the operator last sent it (0: off, and until it says). */
+  private isolationTimeoutMs = 0;
+  private isolationTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     this.s = deps.settings;
@@ -93,6 +121,10 @@ export class InstanceAgent implements AgentApi {
       log: deps.log,
       serverLog: deps.serverLog,
       probe: () => this.probe(),
+      beforeSpawn: () => this.guardPrimaryStart(),
+    });
+    this.pg.on('line', (line) => {
+      if (WAL_REMOVED.test(line)) this.cannotCatchUp = line.replace(/^.*?(FATAL|ERROR): +/, '');
     });
     if (this.s.backup) {
       this.archiving = new Archiving({
@@ -101,7 +133,7 @@ export class InstanceAgent implements AgentApi {
         log: deps.log,
         env: deps.env ?? process.env,
         identity: async () => ({
-          systemIdentifier: await sql.withClient(await this.local(), async (c) => (await c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id),
+          systemIdentifier: await readSystemIdentifier(this.layout.pgdata),
           cluster: this.s.cluster,
           namespace: this.s.namespace,
         }),
@@ -158,7 +190,8 @@ export class InstanceAgent implements AgentApi {
       local: () => this.local(),
       noteLoginFailure: (err) => this.noteLoginFailure(err),
       setPending: (stage) => this.setPending(stage),
-      startPostgres: () => this.startPostgres(),
+      // The restored database's first start as a primary (its bootstrap ends there).
+      startPostgres: () => this.startPostgres({ writable: true }),
       startArchiving: () => this.startArchiving(),
     });
   }
@@ -169,6 +202,65 @@ export class InstanceAgent implements AgentApi {
     } catch (err) {
       this.log.error({ err: message(err) }, 'cannot start WAL archiving');
     }
+  }
+
+  /**
+   * Before every spawn of postgres: a data directory that was a primary comes up read-only
+   * (standby.signal, no primary_conninfo) unless a bootstrap is starting it. Synchronous: it runs
+   * inside PostgresProcess's spawn, restarts after a crash included.
+   */
+  private guardPrimaryStart(): void {
+    if (this.writableOnce) {
+      this.writableOnce = false;
+      return;
+    }
+    const { pgdata } = this.layout;
+    // A bootstrap in progress (initdb's roles, a restore) has never served anyone as a primary.
+    if (existsSync(this.layout.bootstrapPending) || !existsSync(this.layout.pgVersionFile)) return;
+    if (existsSync(this.layout.standbySignal) || existsSync(join(pgdata, 'recovery.signal'))) return;
+    writeFileSync(this.layout.standbySignal, '');
+    this.awaitingRole = true;
+    this.log.warn('this data directory was a primary: starting read-only until the operator confirms this instance holds the primary Lease (promote) or names the primary to follow');
+  }
+
+  /**
+   * Runs an operation (exclusive, in the background) and reports it in status. A request for the
+   * operation already running (same kind and target) joins it instead of queueing a second.
+   */
+  private operate<T>(kind: OperationKind, target: string | null, fn: (step: (s: string) => void) => Promise<T>): Promise<T> {
+    const key = `${kind} ${target ?? ''}`;
+    if (this.running?.key === key) return this.running.promise as Promise<T>;
+    const op: OperationStatus = { kind, target, state: 'running', step: 'queued', startedAt: new Date().toISOString(), finishedAt: null, error: null };
+    this.op = op;
+    const promise: Promise<T> = this.exclusive(() => {
+      op.step = 'started';
+      return fn((step) => (op.step = step));
+    }).then(
+      (result) => {
+        Object.assign(op, { state: 'succeeded', step: 'done', finishedAt: new Date().toISOString() });
+        return result;
+      },
+      (err: unknown) => {
+        Object.assign(op, { state: 'failed', error: message(err), finishedAt: new Date().toISOString() });
+        throw err;
+      },
+    );
+    this.running = { key, promise };
+    const clear = () => {
+      if (this.running?.promise === promise) this.running = undefined;
+    };
+    promise.then(clear, clear);
+    return promise;
+  }
+
+  operation(): OperationStatus | null {
+    return this.op;
+  }
+
+  /** The operator called (any authenticated request): it can see this instance. */
+  contact(isolationSeconds: number | undefined): void {
+    this.lastOperatorContact = Date.now();
+    if (isolationSeconds !== undefined) this.isolationTimeoutMs = isolationSeconds * 1000;
   }
 
   /** Runs state-changing operations one after another. */
@@ -264,11 +356,12 @@ export class InstanceAgent implements AgentApi {
     this.log.error({ err: message(err) }, `${what} failed`);
   }
 
-  private async startPostgres(): Promise<void> {
+  private async startPostgres(opts: { writable?: boolean } = {}): Promise<void> {
     if (this.stopping) throw new HttpError(409, 'the agent is shutting down');
     this.phase = 'Starting';
     const t0 = Date.now();
     await this.startArchiving();
+    this.writableOnce = opts.writable ?? false;
     this.pg.start();
     await this.pg.waitReady(READY_TIMEOUT_MS);
     this.walUsage.invalidate();
@@ -370,6 +463,9 @@ export class InstanceAgent implements AgentApi {
       archiving: this.archiving?.status() ?? null,
       wal: hasData ? await this.walUsage.get() : null,
       restore: this.restore?.status() ?? null,
+      operation: this.op,
+      cannotCatchUp: snapshot?.walReceiverStatus === 'streaming' ? (this.cannotCatchUp = null) : this.cannotCatchUp,
+      awaitingRole: this.awaitingRole,
     };
   }
 
@@ -378,6 +474,7 @@ export class InstanceAgent implements AgentApi {
     if (!this.pg.ready) throw new HttpError(409, `cannot ${what}: postgres is not running (phase ${this.phase})`);
   }
 
+  /** Not an exclusive operation: a CHECKPOINT changes no role, and must not queue behind one. */
   async checkpoint(): Promise<void> {
     this.requireRunning('checkpoint');
     await sql.withClient({ ...(await this.local()), queryTimeoutMs: 10 * 60_000 }, (c) => c.query('CHECKPOINT'));
@@ -393,8 +490,9 @@ export class InstanceAgent implements AgentApi {
   // ---- role changes -------------------------------------------------------------------------
 
   promote(): Promise<PromoteResult> {
-    return this.exclusive(async () => {
+    return this.operate('promote', null, async (step) => {
       this.requireRunning('promote');
+      step('pg_promote');
       const t0 = Date.now();
       return sql.withClient({ ...(await this.local()), queryTimeoutMs: 90_000 }, async (c) => {
         if (await sql.isInRecovery(c)) {
@@ -403,6 +501,7 @@ export class InstanceAgent implements AgentApi {
           // A primary keeps no primary_conninfo: clones copy postgresql.auto.conf.
           await sql.setPrimaryConninfo(c, null);
         }
+        this.awaitingRole = false;
         const pos = await sql.primaryPosition(c);
         const result = { timeline: timelineOfWalFile(pos.walFile), lsn: pos.lsn };
         this.log.info({ ...result, ms: Date.now() - t0 }, 'primary');
@@ -412,7 +511,7 @@ export class InstanceAgent implements AgentApi {
   }
 
   follow(req: FollowRequest): Promise<void> {
-    return this.exclusive(async () => {
+    return this.operate('follow', `${req.primary.host}:${req.primary.port}${req.reclone ? ' (re-clone)' : ''}`, async (step) => {
       const { primary } = req;
       if (primary.host === this.s.podIp && primary.port === this.s.pgPort) throw new HttpError(400, 'an instance cannot follow itself');
       if (!(await this.hasData()) || this.phase === 'AwaitingBootstrap' || this.phase === 'Bootstrapping') throw new HttpError(409, `cannot follow in phase ${this.phase}`);
@@ -420,7 +519,8 @@ export class InstanceAgent implements AgentApi {
       const replication = await readCredentials(this.s.secretsDir, 'replication');
       await writeReplicationPassfile(this.layout, replication);
       const conninfo = conninfoFor(this.layout, primary, replication.username, this.s.instance);
-      if (this.pg.ready && !this.fenced) {
+      if (this.pg.ready && !this.fenced && !req.reclone) {
+        step('repointing');
         const repointed = await sql.withClient(await this.local(), async (c) => {
           if (!(await sql.isInRecovery(c))) return false;
           if (await this.diverged(c, primary)) return false;
@@ -429,12 +529,15 @@ export class InstanceAgent implements AgentApi {
           return this.waitStreaming(c, primary, REPOINT_TIMEOUT_MS);
         });
         if (repointed) {
+          this.awaitingRole = false;
           this.log.info({ primary, ms: Date.now() - t0 }, 'follow: streaming from the new primary');
           return;
         }
         this.log.warn({ primary }, 'follow: cannot just repoint (a primary, diverged, or not streaming); rewinding');
       }
-      await this.demote(primary, conninfo);
+      await this.demote(primary, conninfo, step, req.reclone ?? false);
+      this.awaitingRole = false;
+      this.cannotCatchUp = null;
       this.log.info({ primary, ms: Date.now() - t0 }, 'follow: streaming from the new primary');
     });
   }
@@ -474,14 +577,32 @@ export class InstanceAgent implements AgentApi {
   }
 
   /** Stop, pg_rewind against the new primary (or re-clone), start as its replica. */
-  private async demote(primary: sql.Endpoint, conninfo: string): Promise<void> {
+  private async demote(primary: sql.Endpoint, conninfo: string, step: (s: string) => void, recloneFirst: boolean): Promise<void> {
     this.phase = 'Rewinding';
     try {
       // Fenced until the data directory is a standby: if anything below fails (or the agent dies
       // half-way), the old data must not come back as a writable primary.
       this.fenced = true;
       await touch(this.layout.fencedMarker);
-      await this.pg.stop('fast');
+      step('stopping postgres');
+      // Bounded: an old primary's shutdown may wait on archive_command for WAL nobody keeps.
+      await this.pg.stopWithin(Math.min(DEMOTE_STOP_MS, this.s.stopTimeoutSeconds * 1000), 'fast');
+      if (recloneFirst) {
+        step('re-cloning');
+        this.log.warn({ primary, reason: this.cannotCatchUp }, 'follow: re-cloning from the primary (it no longer has the WAL this replica needs)');
+        await this.reclone(primary);
+        await configureStandby(this.layout, conninfo);
+        await this.liftFence('follow: re-cloned; lifting the fence');
+        step('starting');
+        await this.startPostgres();
+        this.phase = 'Rewinding';
+        step('waiting for streaming');
+        const streaming = await this.waitStreaming(await this.local(), primary, STREAMING_TIMEOUT_MS);
+        this.phase = 'Running';
+        if (!streaming) throw new HttpError(500, `re-cloned from ${primary.host}:${primary.port} but not streaming from it`);
+        return;
+      }
+      step('checkpoint on the new primary');
       const superuser = await readCredentials(this.s.secretsDir, 'superuser');
       try {
         // Without a checkpoint since its promotion, the new primary's control file still shows
@@ -493,23 +614,28 @@ export class InstanceAgent implements AgentApi {
       let recloned = false;
       const t0 = Date.now();
       try {
+        step('pg_rewind');
         this.log.info({ primary }, 'follow: pg_rewind');
         const r = await rewind(this.deps.pgBin, this.layout, primary, superuser, this.log);
         this.log.info({ ms: Date.now() - t0, rewound: r.rewound }, r.rewound ? 'follow: rewound' : 'follow: no rewind was needed');
       } catch (err) {
         if (!(err instanceof RewindImpossible)) throw err;
         this.log.warn({ err: err.message }, 'follow: pg_rewind failed; re-cloning from the new primary');
+        step('re-cloning');
         await this.reclone(primary);
         recloned = true;
       }
       await configureStandby(this.layout, conninfo);
       await this.liftFence('follow: a standby now; lifting the fence');
+      step('starting');
       await this.startPostgres();
       this.phase = 'Rewinding';
+      step('waiting for streaming');
       let streaming = await this.waitStreaming(await this.local(), primary, STREAMING_TIMEOUT_MS);
       if (!streaming && !recloned) {
         this.log.warn('follow: not streaming after the rewind; re-cloning from the new primary');
-        await this.pg.stop('fast');
+        step('re-cloning');
+        await this.pg.stopWithin(DEMOTE_STOP_MS, 'fast');
         await this.reclone(primary);
         await configureStandby(this.layout, conninfo);
         await this.startPostgres();
@@ -546,11 +672,14 @@ export class InstanceAgent implements AgentApi {
   }
 
   fence(): Promise<void> {
-    return this.exclusive(async () => {
+    return this.operate('fence', null, async (step) => {
       if (!(await this.hasData())) throw new HttpError(409, 'nothing to fence: no data directory');
       this.fenced = true;
       await touch(this.layout.fencedMarker);
-      await this.pg.stop('fast');
+      step('stopping postgres');
+      // Fast first: walsenders ship everything, the shutdown checkpoint included, to the replicas
+      // (a switchover loses nothing); immediate when that cannot finish within stopDelaySeconds.
+      await this.pg.stopWithin(this.s.stopTimeoutSeconds * 1000, 'fast');
       this.phase = 'Fenced';
       this.log.warn('fenced: postgres stopped and kept stopped');
     });
@@ -606,11 +735,40 @@ export class InstanceAgent implements AgentApi {
     this.configTimer = setInterval(() => void tick().catch((err: unknown) => this.log.warn({ err: message(err) }, 'configuration reload failed')), CONFIG_POLL_MS);
   }
 
+  /**
+   * Self-isolation (ISOLATION_HEADER, from spec.highAvailability.isolationTimeoutSeconds): a
+   * primary that has heard from no operator and has no streaming replica for that long may be on
+   * the wrong side of a partition, where the operator can already have promoted another instance:
+   * it restarts read-only (the start guard) and waits to be promoted again or told to follow.
+   */
+  watchIsolation(): void {
+    this.isolationTimer = setInterval(() => void this.checkIsolation().catch((err: unknown) => this.log.warn({ err: message(err) }, 'self-isolation check failed')), ISOLATION_CHECK_MS);
+    this.isolationTimer.unref();
+  }
+
+  private async checkIsolation(): Promise<void> {
+    const timeoutMs = this.isolationTimeoutMs;
+    const silentMs = Date.now() - this.lastOperatorContact;
+    if (timeoutMs <= 0 || silentMs < timeoutMs || !this.pg.ready || this.fenced || this.running || this.stopping || this.restoreHba) return;
+    const alone = await sql.withClient({ ...(await this.local()), connectTimeoutMs: 1000, queryTimeoutMs: 2000 }, async (c) => {
+      const row = (await c.query<{ rec: boolean; n: number }>("SELECT pg_is_in_recovery() AS rec, (SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming')::int AS n")).rows[0]!;
+      return !row.rec && row.n === 0;
+    });
+    if (!alone || Date.now() - this.lastOperatorContact < timeoutMs) return;
+    this.log.error({ silentMs, timeoutMs }, 'self-isolation: no operator call and no streaming replica for too long; restarting read-only until the operator confirms this primary');
+    await this.operate('isolate', null, async (step) => {
+      step('restarting read-only');
+      await this.pg.stopWithin(DEMOTE_STOP_MS, 'fast');
+      await this.startPostgres();
+    });
+  }
+
   async shutdown(signal: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.phase = 'Stopping';
     clearInterval(this.configTimer);
+    clearInterval(this.isolationTimer);
     // Keep a second for our own exit within the pod's grace period.
     const budget = Math.max(1000, this.s.stopTimeoutSeconds * 1000 - 1000);
     const deadline = Date.now() + budget;
@@ -663,4 +821,5 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
 
   await agent.init();
   agent.watchConfig();
+  agent.watchIsolation();
 }

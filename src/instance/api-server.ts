@@ -1,8 +1,8 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../runtime/logger.js';
-import type { BootstrapRequest, FollowRequest, InstanceStatus, PromoteResult } from './api-types.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFollowRequest } from './requests.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFollowRequest, parseWait } from './requests.js';
 
 export interface AgentApi {
   healthy(): boolean;
@@ -10,10 +10,18 @@ export interface AgentApi {
   status(): Promise<InstanceStatus>;
   /** Resolves once the bootstrap has been accepted (it continues in the background). */
   bootstrap(req: BootstrapRequest): Promise<void>;
+  /** The operations: each promise settles when the operation ends (it runs on without the caller). */
   promote(): Promise<PromoteResult>;
   follow(req: FollowRequest): Promise<void>;
   checkpoint(): Promise<void>;
   fence(): Promise<void>;
+  /** The current or last operation, for a 202 answer. */
+  operation(): OperationStatus | null;
+  /**
+   * Called on every authenticated request (the operator can reach this instance), with the
+   * self-isolation timeout it sent in ISOLATION_HEADER, if a valid one.
+   */
+  contact?(isolationSeconds: number | undefined): void;
   unfence(): Promise<void>;
   reload(): Promise<void>;
 }
@@ -52,6 +60,20 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 type Route = (req: IncomingMessage) => Promise<[number, unknown]>;
 
+/**
+ * Waits for an operation at most `waitMs` (undefined: until it ends): [200, result] when it
+ * ended in time (its error is thrown), [202, the operation] otherwise — it keeps running.
+ */
+export async function awaitOperation<T>(op: Promise<T>, waitMs: number | undefined, current: () => OperationStatus | null): Promise<[number, unknown]> {
+  // The operation may fail after we answered 202: its error is in status, not an unhandled rejection.
+  op.catch(() => undefined);
+  if (waitMs === undefined) return [200, await op];
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = Symbol('timeout');
+  const first = await Promise.race([op, new Promise<typeof timedOut>((r) => (timer = setTimeout(() => r(timedOut), waitMs)))]).finally(() => clearTimeout(timer));
+  return first === timedOut ? [202, { accepted: true, operation: current() }] : [200, first];
+}
+
 export async function startApiServer(o: ApiServerOptions): Promise<Server> {
   const { api } = o;
   const ok = { ok: true };
@@ -61,13 +83,21 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       await api.bootstrap(parseBootstrapRequest(await readJson(req)));
       return [202, { accepted: true }];
     },
-    'POST /v1/promote': async () => [200, await api.promote()],
+    // The wait is parsed before the operation starts: a bad request starts nothing.
+    'POST /v1/promote': async (req) => {
+      const wait = parseWait(req.url);
+      return awaitOperation(api.promote(), wait, () => api.operation());
+    },
     'POST /v1/follow': async (req) => {
-      await api.follow(parseFollowRequest(await readJson(req)));
-      return [200, ok];
+      const wait = parseWait(req.url);
+      const body = parseFollowRequest(await readJson(req));
+      return awaitOperation(api.follow(body).then(() => ok), wait, () => api.operation());
     },
     'POST /v1/checkpoint': async () => (await api.checkpoint(), [200, ok]),
-    'POST /v1/fence': async () => (await api.fence(), [200, ok]),
+    'POST /v1/fence': async (req) => {
+      const wait = parseWait(req.url);
+      return awaitOperation(api.fence().then(() => ok), wait, () => api.operation());
+    },
     'POST /v1/unfence': async () => (await api.unfence(), [200, ok]),
     'POST /v1/reload': async () => (await api.reload(), [200, ok]),
   };
@@ -96,6 +126,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       send(res, 401, { error: 'missing or invalid bearer token' });
       return;
     }
+    const isolation = Number(req.headers[ISOLATION_HEADER] ?? NaN);
+    api.contact?.(Number.isInteger(isolation) && isolation >= 0 && isolation <= 3600 ? isolation : undefined);
     const started = Date.now();
     try {
       const [status, body] = await route(req);

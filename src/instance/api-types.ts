@@ -10,9 +10,14 @@
 //   POST /v1/promote         → PromoteResult once the instance accepts writes
 //   POST /v1/follow          FollowRequest → 200 once following (repoint in place, or demote:
 //                            stop, pg_rewind against the new primary, start as a replica; re-clone
-//                            when rewind is impossible)
+//                            when rewind is impossible or asked for)
 //   POST /v1/checkpoint      → 200 after CHECKPOINT (before another instance rewinds against this one)
 //   POST /v1/fence           → 200 once postgres is stopped and kept stopped (no writes possible)
+// promote, follow and fence are operations: they run in the agent whatever happens to
+// the HTTP call, one at a time, and InstanceStatus.operation reports the current or last one.
+// `?wait=<ms>` bounds how long the call waits for it: 200 (or the operation's error) when it
+// ended in time, else 202 {accepted, operation} and the caller looks at status later. A request
+// for the operation already running (same kind and target) joins it. Without wait: until done.
 //   POST /v1/unfence         → 200 once postgres runs again
 //   POST /v1/reload          → 200 after re-reading the mounted configuration (pg_reload_conf)
 // Errors: JSON ApiError with an HTTP status (400 bad request, 401 no/invalid token, 409 not
@@ -21,6 +26,13 @@
 import type { ArchiverStatus } from '../backup/wal-archiver.js';
 
 export type InstanceRole = 'primary' | 'replica' | 'none';
+
+/**
+ * Sent by the operator on every call: the self-isolation timeout in seconds it wants (0: off;
+ * spec.highAvailability.isolationTimeoutSeconds, 0 for one instance or HA off). An agent that
+ * was never told does not isolate itself.
+ */
+export const ISOLATION_HEADER = 'x-pgpilot-isolation-timeout';
 
 export type InstancePhase =
   | 'AwaitingBootstrap' // empty data directory, waiting for POST /v1/bootstrap
@@ -78,6 +90,22 @@ export interface RestoreStatus {
   error: string | null;
 }
 
+/** isolate: the agent's own restart read-only (self-isolation, PGPILOT_ISOLATION_TIMEOUT_SECONDS). */
+export type OperationKind = 'promote' | 'follow' | 'fence' | 'isolate';
+
+/** A role change or other long call the agent runs in the background (see the API notes above). */
+export interface OperationStatus {
+  kind: OperationKind;
+  /** follow: host:port of the primary to follow. */
+  target: string | null;
+  state: 'running' | 'succeeded' | 'failed';
+  /** What it is doing now (e.g. "pg_rewind", "re-cloning", "waiting for streaming"). */
+  step: string;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
 export interface InstanceStatus {
   instance: string;
   phase: InstancePhase;
@@ -111,6 +139,19 @@ export interface InstanceStatus {
   wal?: WalUsage | null;
   /** The restore bootstrap: null when none ran since the agent started. (Optional: see archiving.) */
   restore?: RestoreStatus | null;
+  /** The current or last operation (promote, follow, fence, isolate); null before the first. */
+  operation?: OperationStatus | null;
+  /**
+   * A replica that cannot catch up by streaming (its primary removed WAL it still needs): why,
+   * else null. The operator answers with a follow that re-clones.
+   */
+  cannotCatchUp?: string | null;
+  /**
+   * Started on a data directory that was a primary: it runs read-only (in recovery, following
+   * nothing) until the operator confirms it holds the primary Lease (promote) or points it at
+   * the primary that does (follow).
+   */
+  awaitingRole?: boolean;
 }
 
 export type BootstrapRequest =
@@ -125,6 +166,8 @@ export type BootstrapRequest =
 
 export interface FollowRequest {
   primary: { host: string; port: number };
+  /** Re-clone from the primary instead of repointing or rewinding (it removed WAL this replica needs). */
+  reclone?: boolean;
 }
 
 export interface PromoteResult {

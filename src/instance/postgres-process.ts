@@ -21,6 +21,11 @@ export interface PostgresProcessOptions {
   /** One connection attempt (SELECT 1); true once postgres accepts connections. */
   probe: () => Promise<boolean>;
   probeIntervalMs?: number;
+  /**
+   * Runs (synchronously) before every spawn, restarts after a crash included: the agent decides
+   * there whether a former primary's data directory may come up writable.
+   */
+  beforeSpawn?: () => void;
 }
 
 const BENIGN_FATAL = /FATAL: {2}(the database system is (starting up|shutting down|not yet accepting connections)|terminating walreceiver process due to administrator command)/;
@@ -120,6 +125,11 @@ export class PostgresProcess extends EventEmitter<Events> {
 
   private spawnOnce(): void {
     this.restartTimer = undefined;
+    try {
+      this.opts.beforeSpawn?.();
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'cannot prepare the data directory for a start');
+    }
     const args = this.opts.args();
     const child = spawn(this.opts.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -244,13 +254,14 @@ export class PostgresProcess extends EventEmitter<Events> {
   }
 
   /**
-   * Agent shutdown within `budgetMs`: smart first (clients finish), fast at half the budget
-   * (clients are disconnected, a clean checkpoint is still written), immediate near the end.
+   * Stops postgres within `budgetMs` whatever it waits for (clients, archive_command of WAL that
+   * nobody will keep, a store that is down): `first` at once, fast at half the budget when first
+   * is smart, immediate near the end. Immediate skips the shutdown checkpoint; crash recovery (or
+   * pg_rewind's own single-user recovery) replays it later.
    */
-  async shutdown(budgetMs: number): Promise<void> {
-    this.closed = true;
+  async stopWithin(budgetMs: number, first: StopMode = 'fast'): Promise<void> {
     const child = this.child;
-    const done = this.stop('smart');
+    const done = this.stop(first);
     if (!child) return done;
     const escalate = (mode: StopMode, at: number) =>
       setTimeout(() => {
@@ -259,11 +270,18 @@ export class PostgresProcess extends EventEmitter<Events> {
           child.kill(STOP_SIGNAL[mode]);
         }
       }, at);
-    const timers = [escalate('fast', budgetMs / 2), escalate('immediate', Math.max(budgetMs / 2, budgetMs - Math.min(3000, budgetMs / 10)))];
+    const immediateAt = Math.max(budgetMs / 2, budgetMs - Math.min(3000, budgetMs / 10));
+    const timers = [...(first === 'smart' ? [escalate('fast', budgetMs / 2)] : []), escalate('immediate', first === 'smart' ? immediateAt : budgetMs)];
     try {
       await done;
     } finally {
       for (const t of timers) clearTimeout(t);
     }
+  }
+
+  /** Agent shutdown within `budgetMs` (smart → fast → immediate); nothing starts postgres again. */
+  async shutdown(budgetMs: number): Promise<void> {
+    this.closed = true;
+    await this.stopWithin(budgetMs, 'smart');
   }
 }

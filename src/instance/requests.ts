@@ -36,7 +36,17 @@ export function parseBootstrapRequest(body: unknown): BootstrapRequest {
 
 export function parseFollowRequest(body: unknown): FollowRequest {
   if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
-  return { primary: endpoint(body.primary, 'primary') };
+  if (body.reclone !== undefined && typeof body.reclone !== 'boolean') throw new HttpError(400, 'reclone must be true or false');
+  return { primary: endpoint(body.primary, 'primary'), ...(body.reclone ? { reclone: true } : {}) };
+}
+
+/** `?wait=<ms>` of an operation call: how long to wait for it (undefined: until it ends). */
+export function parseWait(url: string | undefined): number | undefined {
+  const raw = new URL(url ?? '/', 'http://agent').searchParams.get('wait');
+  if (raw === null) return undefined;
+  const ms = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(ms) || ms > 3_600_000) throw new HttpError(400, `wait must be a whole number of milliseconds from 0 to 3600000 (got ${JSON.stringify(raw)})`);
+  return ms;
 }
 
 /**

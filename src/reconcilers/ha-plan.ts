@@ -2,7 +2,7 @@
 // converge the cluster (bootstrap, role labels, failover, switchover, repointing, rejoining).
 // The reconciler in ha.ts gathers the observations and carries the actions out in order.
 import type { BootstrapRequest, InstanceStatus } from '../instance/api-types.js';
-import { compareLsn } from '../instance/lsn.js';
+import { compareLsn, lsnDiff } from '../instance/lsn.js';
 import type { ConditionInput } from './types.js';
 
 export interface ObservedInstance {
@@ -39,10 +39,15 @@ export type HaAction =
   | { kind: 'label'; instance: string; role: Role | null }
   /** Claim the primary role for `instance` (serialised through the cluster's primary Lease). */
   | { kind: 'claim'; instance: string; from: string; reason: 'failover' | 'switchover' }
+  /**
+   * Stop the instance and keep it stopped. bestEffort (failover): a short wait, and the plan goes
+   * on whatever the answer. Otherwise (switchover): the rest of the plan waits until it is stopped
+   * (cleanly: the replicas receive all its WAL), looked at again in later passes.
+   */
   | { kind: 'fence'; instance: string; bestEffort: boolean }
   | { kind: 'promote'; instance: string }
-  | { kind: 'checkpoint'; instance: string }
-  | { kind: 'follow'; instance: string; host: string };
+  /** Started in the agent (repoint, rewind or re-clone); its progress shows in its status. */
+  | { kind: 'follow'; instance: string; host: string; reclone?: boolean };
 
 export interface HaPlan {
   actions: HaAction[];
@@ -55,6 +60,12 @@ export interface HaPlan {
 
 const healthyPrimary = (i?: ObservedInstance) => !!i?.agent?.running && i.agent.role === 'primary' && !i.agent.fenced;
 const runningReplica = (i: ObservedInstance) => !!i.agent?.running && i.agent.role === 'replica' && !i.agent.fenced;
+/** An operation (promote, follow, fence, isolate) runs in the agent: leave it alone meanwhile. */
+const busy = (i: ObservedInstance) => i.agent?.operation?.state === 'running';
+/** A failed follow is tried again after this long (a rewind or re-clone that failed may fail again). */
+export const FOLLOW_RETRY_MS = 5000;
+/** A replica this far behind the primary's WAL shows in ReplicasStreaming as lagging. */
+export const LAG_THRESHOLD_BYTES = 256n * 1024n * 1024n;
 
 /** The most advanced replica: received WAL first, then replayed, then lowest ordinal. */
 export function chooseCandidate(replicas: ObservedInstance[]): ObservedInstance | undefined {
@@ -75,34 +86,60 @@ function labelActions(instances: ObservedInstance[], primary: string, primaryOk:
 }
 
 /** Replicas that must clone, repoint or rejoin (rewind) to follow `primary` at `host`. */
-function followActions(instances: ObservedInstance[], primary: string, host: string): HaAction[] {
+/**
+ * Replicas that must clone, repoint or rejoin (rewind, re-clone) to follow `primary` at `host`.
+ * The agent runs each as an operation (it checkpoints the new primary itself before a rewind).
+ */
+function followActions(instances: ObservedInstance[], primary: string, host: string, now: number): HaAction[] {
   const out: HaAction[] = [];
-  let checkpointed = false;
   for (const i of instances) {
-    if (i.name === primary || !i.agent || !i.podIP) continue;
+    if (i.name === primary || !i.agent || !i.podIP || busy(i)) continue;
     if (i.agent.phase === 'AwaitingBootstrap') {
       out.push({ kind: 'bootstrap', instance: i.name, request: { mode: 'clone', primary: { host, port: 5432 } } });
       continue;
     }
+    const op = i.agent.operation;
+    if (op?.kind === 'follow' && op.state === 'failed' && op.finishedAt && now - Date.parse(op.finishedAt) < FOLLOW_RETRY_MS) continue;
     const stalePrimary = i.agent.role === 'primary' || (i.agent.fenced && i.agent.role !== 'replica');
     const elsewhere = i.agent.role === 'replica' && i.agent.following !== null && !i.agent.following.startsWith(`${host}:`);
-    if (stalePrimary && !checkpointed) {
-      // pg_rewind reads the new primary's control file: a checkpoint first, or it may see no divergence.
-      out.push({ kind: 'checkpoint', instance: primary });
-      checkpointed = true;
-    }
-    if (stalePrimary || elsewhere || (i.agent.role === 'replica' && i.agent.following === null)) out.push({ kind: 'follow', instance: i.name, host });
+    if (i.agent.cannotCatchUp && i.agent.role === 'replica' && !elsewhere) out.push({ kind: 'follow', instance: i.name, host, reclone: true });
+    else if (stalePrimary || elsewhere || (i.agent.role === 'replica' && i.agent.following === null)) out.push({ kind: 'follow', instance: i.name, host });
   }
   return out;
+}
+
+/** How far each replica's flushed WAL is behind the primary's, by instance (from the primary's walsenders). */
+function replicaLag(primary: ObservedInstance | undefined): Map<string, bigint> {
+  const lag = new Map<string, bigint>();
+  const current = primary?.agent?.currentLsn;
+  if (!current) return lag;
+  for (const peer of primary.agent!.replication) if (peer.flushLsn) lag.set(peer.applicationName, lsnDiff(current, peer.flushLsn));
+  return lag;
+}
+
+const mib = (bytes: bigint) => `${(Number(bytes) / 2 ** 20).toFixed(0)} MiB`;
+
+function notStreamingReason(i: ObservedInstance): string {
+  const a = i.agent;
+  if (!a) return 'agent unreachable';
+  if (a.operation?.state === 'running') return `${a.operation.kind}: ${a.operation.step}`;
+  if (a.cannotCatchUp) return `cannot catch up: ${a.cannotCatchUp}`;
+  if (a.operation?.state === 'failed' && a.operation.kind === 'follow') return `rejoin failed: ${a.operation.error ?? 'no reason'}`;
+  return a.phase === 'Running' ? 'not streaming' : a.phase;
 }
 
 function replicasStreaming(instances: ObservedInstance[], primary: string): ConditionInput {
   const replicas = instances.filter((i) => i.name !== primary);
   const streaming = replicas.filter((i) => i.agent?.streaming);
-  const lagging = replicas.filter((i) => !i.agent?.streaming).map((i) => `${i.name} (${i.agent ? (i.agent.phase === 'Running' ? 'not streaming' : i.agent.phase) : 'agent unreachable'})`);
-  return streaming.length === replicas.length
-    ? { type: 'ReplicasStreaming', status: 'True', reason: 'AllStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming` }
-    : { type: 'ReplicasStreaming', status: 'False', reason: 'ReplicasNotStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming; not streaming: ${lagging.join(', ')}` };
+  const notStreaming = replicas.filter((i) => !i.agent?.streaming).map((i) => `${i.name} (${notStreamingReason(i)})`);
+  if (streaming.length !== replicas.length) {
+    return { type: 'ReplicasStreaming', status: 'False', reason: 'ReplicasNotStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming; not streaming: ${notStreaming.join(', ')}` };
+  }
+  const lag = replicaLag(instances.find((i) => i.name === primary));
+  const behind = streaming.filter((i) => (lag.get(i.name) ?? 0n) > LAG_THRESHOLD_BYTES).map((i) => `${i.name} ${mib(lag.get(i.name)!)} behind`);
+  return behind.length
+    ? { type: 'ReplicasStreaming', status: 'False', reason: 'ReplicaLagging', message: `${streaming.length} of ${replicas.length} replicas streaming; lagging more than ${mib(LAG_THRESHOLD_BYTES)}: ${behind.join(', ')}` }
+    : { type: 'ReplicasStreaming', status: 'True', reason: 'AllStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming` };
 }
 
 export function planHa(input: HaInput): HaPlan {
@@ -136,11 +173,63 @@ export function planHa(input: HaInput): HaPlan {
     };
   }
 
+  // 1c. The Lease holder runs read-only: a claim whose promotion did not happen (it failed, or the
+  // operator stopped in between), or a former primary that restarted read-only (the agent's start
+  // guard) and waits for confirmation. Promote it — once no other instance can take writes.
+  if (primary && runningReplica(primary)) {
+    const waiting = (reason: string, message: string, actions: HaAction[] = []): HaPlan => ({
+      actions,
+      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason, message }, replicasStreaming(input.instances, input.primary)],
+      primary: input.primary,
+      requeueAfterMs: 200,
+    });
+    if (busy(primary)) return waiting('Promoting', `${input.primary} holds the primary role; waiting for its ${primary.agent!.operation!.kind} (${primary.agent!.operation!.step})`);
+    const stopping = input.instances.filter((i) => i.name !== input.primary && i.agent?.operation?.kind === 'fence' && busy(i));
+    if (stopping.length) return waiting('Switchover', `waiting for ${stopping.map((i) => i.name).join(', ')} to stop cleanly before promoting ${input.primary}`);
+    const writable = input.instances.filter((i) => i.name !== input.primary && healthyPrimary(i));
+    if (writable.length) {
+      // Never two writable primaries: the other one loses its routing and is stopped first.
+      return waiting(
+        'FencingOldPrimary',
+        `${input.primary} holds the primary role but ${writable.map((i) => i.name).join(', ')} still accepts writes; fencing it before promoting`,
+        writable.flatMap((i): HaAction[] => [{ kind: 'label', instance: i.name, role: null }, { kind: 'fence', instance: i.name, bestEffort: true }]),
+      );
+    }
+    // A holder with less WAL than another replica (a switchover whose clean stop had to become
+    // immediate, say): promoting it would drop commits the other one has. Choose again.
+    const best = chooseCandidate(input.instances.filter((i) => runningReplica(i) && !busy(i)));
+    if (best && best.name !== input.primary && compareLsn(best.agent!.receiveLsn, primary.agent!.receiveLsn) > 0) {
+      return {
+        actions: [
+          { kind: 'claim', instance: best.name, from: input.primary, reason: 'failover' },
+          { kind: 'promote', instance: best.name },
+          { kind: 'label', instance: best.name, role: 'primary' },
+        ],
+        conditions: [
+          {
+            type: 'PrimaryAvailable',
+            status: 'False',
+            reason: 'Failover',
+            message: `${input.primary} holds the primary role but ${best.name} has more WAL (${best.agent!.receiveLsn} > ${primary.agent!.receiveLsn ?? 'none'}); promoting ${best.name} instead`,
+          },
+        ],
+        primary: best.name,
+        requeueAfterMs: 100,
+      };
+    }
+    return {
+      actions: [...labelActions(input.instances, input.primary, false), { kind: 'promote', instance: input.primary }, { kind: 'label', instance: input.primary, role: 'primary' }],
+      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Promoting', message: `${input.primary} holds the primary role and runs read-only; promoting it` }],
+      primary: input.primary,
+      requeueAfterMs: 100,
+    };
+  }
+
   if (healthyPrimary(primary)) {
     const host = primary!.podIP!;
     // 2. Switchover on request, to a replica that streams from the primary.
     const target = input.requestedPrimary && input.requestedPrimary !== input.primary ? byName.get(input.requestedPrimary) : undefined;
-    if (target && runningReplica(target) && target.agent!.streaming) {
+    if (target && runningReplica(target) && target.agent!.streaming && !busy(target)) {
       return {
         actions: [
           { kind: 'claim', instance: target.name, from: input.primary, reason: 'switchover' },
@@ -155,7 +244,7 @@ export function planHa(input: HaInput): HaPlan {
         requeueAfterMs: 200,
       };
     }
-    const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host)];
+    const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host, input.now)];
     // A replica that is down or lagging is looked at again soon: its recovery fires no event.
     const replicasBehind = replicas.some((i) => !i.agent?.streaming);
     const requested = input.requestedPrimary && input.requestedPrimary !== input.primary ? input.requestedPrimary : undefined;

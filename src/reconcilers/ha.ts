@@ -1,13 +1,15 @@
 // ha: asks every instance's agent how it is, plans with ha-plan.ts, and carries the plan out in
 // order: bootstrap, role labels (the rw/ro Services select on them), failover and switchover
 // (claim the primary Lease → cut routing → fence → promote), repointing replicas, rejoining an old
-// primary (checkpoint the new one, then follow → pg_rewind, or a fresh clone).
+// primary (follow → the agent checkpoints the new primary, pg_rewind, or a fresh clone).
+// Nothing here waits on a long operation: follow is started and looked at in later passes,
+// promote and fence are waited for a few seconds at most (they go on in the agent).
 import { ApiException, PatchStrategy, setHeaderOptions, type CoordinationV1Api, type CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { API_GROUP_VERSION, CLUSTER_KIND, LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import { ownerReference } from '../builders/meta.js';
 import { names } from '../builders/names.js';
-import { AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
+import { AgentClient, AgentError, type AgentEndpoint } from '../instance/agent-client.js';
 import { microTime } from '../runtime/time.js';
 import type { InstanceStatus } from '../instance/api-types.js';
 import { postgresAnswers, type PrimaryMonitor } from '../controller/primary-monitor.js';
@@ -42,6 +44,24 @@ export class AgentTokens {
   }
 }
 
+/** How long a pass waits for a promotion (pg_promote takes ~0.1 s) before looking again later. */
+const PROMOTE_WAIT_MS = 5000;
+/** Failover: the old primary gets this long to stop; routing is cut whatever it answers. */
+const FAILOVER_FENCE_WAIT_MS = 2000;
+/** Switchover: a pass waits this long for the clean stop, then looks again (it goes on in the agent). */
+const SWITCHOVER_FENCE_WAIT_MS = 5000;
+const STATUS_TIMEOUT_MS = 1000;
+/** A status call that fails is bridged with the last answer this long and this often, if postgres answers. */
+const STALE_STATUS_MS = 10_000;
+const STALE_STATUS_MAX_MISSES = 2;
+
+interface LastStatus {
+  ip: string;
+  status: InstanceStatus;
+  at: number;
+  misses: number;
+}
+
 export interface HaDeps {
   agent: AgentClient;
   tokens: AgentTokens;
@@ -51,6 +71,67 @@ export interface HaDeps {
   downSince?: Map<string, number>;
   /** Primary Lease holders by cluster, once read or written. */
   holders?: Map<string, string>;
+  /** Each instance's last status answer, by cluster uid and instance. */
+  lastStatus?: Map<string, LastStatus>;
+}
+
+/**
+ * Every instance's agent status, fetched concurrently with a short timeout. One failed call does
+ * not make an instance unreachable (that stripped the role labels of a healthy cluster): its last
+ * answer stands in for a few misses while its postgres answers on the wire. A primary the monitor
+ * confirmed failed is not asked at all (a frozen one would hold the pass for the timeout). A 401
+ * means the agent Secret changed: the token is read again and the call repeated once.
+ */
+async function observeAgents(
+  deps: HaDeps,
+  cluster: PostgreSQLCluster,
+  pods: { name: string; ip?: string; confirmedDown: boolean }[],
+  isolationSeconds: number,
+): Promise<Map<string, InstanceStatus | undefined>> {
+  const ns = cluster.metadata.namespace!;
+  const name = cluster.metadata.name!;
+  const last = (deps.lastStatus ??= new Map());
+  const ask = async (token: string) =>
+    Promise.all(
+      pods.map(async (p) => {
+        if (!p.ip || p.confirmedDown) return { p, status: undefined, unauthorized: false };
+        try {
+          return { p, status: await deps.agent.status({ host: p.ip, token, isolationSeconds }, STATUS_TIMEOUT_MS), unauthorized: false };
+        } catch (err) {
+          return { p, status: undefined, unauthorized: err instanceof AgentError && err.status === 401 };
+        }
+      }),
+    );
+  let token = await deps.tokens.get(ns, name);
+  if (!token) return new Map();
+  let answers = await ask(token);
+  if (answers.some((a) => a.unauthorized)) {
+    deps.tokens.forget(ns, name);
+    token = await deps.tokens.get(ns, name);
+    if (token) answers = await ask(token);
+  }
+  const out = new Map<string, InstanceStatus | undefined>();
+  const now = Date.now();
+  await Promise.all(
+    answers.map(async ({ p, status }) => {
+      const key = `${cluster.metadata.uid}/${p.name}`;
+      if (status) {
+        last.set(key, { ip: p.ip!, status, at: now, misses: 0 });
+        out.set(p.name, status);
+        return;
+      }
+      const prev = last.get(key);
+      const bridge = !!p.ip && !p.confirmedDown && prev && prev.ip === p.ip && prev.misses < STALE_STATUS_MAX_MISSES && now - prev.at < STALE_STATUS_MS;
+      if (bridge && (await postgresAnswers(p.ip!, POSTGRES_PORT, 500))) {
+        prev.misses++;
+        out.set(p.name, prev.status);
+        return;
+      }
+      last.delete(key);
+      out.set(p.name, undefined);
+    }),
+  );
+  return out;
 }
 
 /**
@@ -153,21 +234,23 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const name = cluster.metadata.name!;
       const key = `${ns}/${name}`;
       const instances = ctx.facts.instanceNames ?? [];
-      const token = await deps.tokens.get(ns, name);
-      if (!token || instances.length === 0) return {};
+      if (instances.length === 0 || !(await deps.tokens.get(ns, name))) return {};
 
-      const endpoint = (host: string): AgentEndpoint => ({ host, token });
-      const observed: ObservedInstance[] = await Promise.all(
-        instances.map(async (instance) => {
-          const pod = ctx.cache.get<V1Pod>('Pod', ns, names.pod(instance));
-          const ip = podIP(pod);
-          const agent: InstanceStatus | undefined = ip ? await deps.agent.status(endpoint(ip), 1000).catch(() => undefined) : undefined;
-          return { name: instance, podIP: ip, roleLabel: pod?.metadata?.labels?.[LABELS.role], agent };
-        }),
-      );
-      const ha = cluster.spec.highAvailability;
       const holder = await leaseHolder(deps, cluster);
       const primary = holder ?? cluster.status?.currentPrimary ?? instances[0]!;
+      const pods = instances.map((instance) => {
+        const pod = ctx.cache.get<V1Pod>('Pod', ns, names.pod(instance));
+        const ip = podIP(pod);
+        return { name: instance, ip, roleLabel: pod?.metadata?.labels?.[LABELS.role], confirmedDown: instance === primary && !!ip && deps.monitor.failedSince(key, ip) !== undefined };
+      });
+      const ha = cluster.spec.highAvailability;
+      // Sent to every agent: one instance, or HA off, has nobody else to promote — isolating would only cause an outage.
+      const isolationSeconds = (ha?.enabled ?? DEFAULTS.haEnabled) && instances.length > 1 ? (ha?.isolationTimeoutSeconds ?? DEFAULTS.isolationTimeoutSeconds) : 0;
+      const statuses = await observeAgents(deps, cluster, pods, isolationSeconds);
+      const observed: ObservedInstance[] = pods.map((p) => ({ name: p.name, podIP: p.ip, roleLabel: p.roleLabel, agent: statuses.get(p.name) }));
+      // Read after the calls: a 401 may have refreshed it.
+      const token = (await deps.tokens.get(ns, name)) ?? '';
+      const endpoint = (host: string): AgentEndpoint => ({ host, token, isolationSeconds });
       const sync = (ha?.synchronousCommit ?? DEFAULTS.synchronousCommit) && (ha?.durability ?? DEFAULTS.durability) === 'required';
       const plan = planHa({
         instances: observed,
@@ -184,9 +267,16 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
       const hostOf = (instance: string) => observed.find((o) => o.name === instance)?.podIP;
       const started = Date.now();
-      for (const action of plan.actions) await execute(ctx, deps, action, hostOf, endpoint);
+      let waiting = false;
+      for (const action of plan.actions) {
+        // A promotion or a clean stop still running in its agent: the rest waits for a later pass.
+        if ((await execute(ctx, deps, action, hostOf, endpoint)) === 'wait') {
+          waiting = true;
+          break;
+        }
+      }
       const claim = plan.actions.find((a): a is Extract<HaAction, { kind: 'claim' }> => a.kind === 'claim');
-      if (claim) {
+      if (claim && !waiting) {
         const ms = Date.now() - started;
         const what = claim.reason === 'failover' ? 'Failover' : 'Switchover';
         ctx.log.info({ from: claim.from, to: claim.instance, ms }, `${claim.reason} done`);
@@ -195,6 +285,11 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       // The first healthy primary gets its Lease; from then on only claims move it.
       const primaryUp = plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True');
       if (!holder && primaryUp && !claim) await claimPrimary(deps, cluster, plan.primary, plan.primary);
+      const promoted = plan.actions.find((a) => a.kind === 'promote');
+      if (promoted && !claim && !waiting) {
+        // The holder confirmed: a claim promoted late, or a former primary that restarted read-only.
+        await ctx.events.record(target, 'Normal', 'PrimaryConfirmed', `${promoted.instance} holds the primary Lease and was promoted (it ran read-only) in ${Date.now() - started} ms`);
+      }
       ctx.facts.primary = plan.primary;
       ctx.facts.streamingReplicas = observed.filter((o) => o.name !== plan.primary && o.agent?.streaming).length;
       ctx.facts.runningVersion = observed.find((o) => o.name === plan.primary)?.agent?.postgresVersion ?? undefined;
@@ -209,37 +304,41 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       }
       const bootstrapFailed = plan.conditions.find((c) => c.reason === 'BootstrapFailed');
       if (bootstrapFailed) throw new ReconcileError('BootstrapFailed', bootstrapFailed.message);
-      return { conditions: plan.conditions, ...(plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
+      const requeueAfterMs = waiting ? 250 : plan.requeueAfterMs;
+      return { conditions: plan.conditions, ...(requeueAfterMs ? { requeueAfterMs } : {}) };
     },
   };
 }
 
+/** Carries out one action; 'wait' when an operation it started still runs in the agent. */
 async function execute(
   ctx: ReconcileContext,
   deps: HaDeps,
   action: HaAction,
   hostOf: (instance: string) => string | undefined,
   endpoint: (host: string) => AgentEndpoint,
-): Promise<void> {
+): Promise<'done' | 'wait'> {
   const host = hostOf(action.instance);
   const log = ctx.log.child({ action: action.kind, instance: action.instance });
   switch (action.kind) {
     case 'label':
-      return labelPod(ctx, action.instance, action.role);
+      await labelPod(ctx, action.instance, action.role);
+      return 'done';
     case 'claim':
       log.warn({ from: action.from, reason: action.reason }, `${action.reason}: claiming the primary role`);
-      return claimPrimary(deps, ctx.cluster, action.from, action.instance);
-    case 'fence':
-      if (!host) return;
-      try {
-        // Best effort (failover): the old primary gets a moment. Switchover: switchoverDelaySeconds for its clean stop.
-        const switchoverDelayMs = (ctx.cluster.spec.highAvailability?.switchoverDelaySeconds ?? DEFAULTS.switchoverDelaySeconds) * 1000;
-        await deps.agent.fence(endpoint(host), action.bestEffort ? 2000 : switchoverDelayMs);
-      } catch (err) {
+      await claimPrimary(deps, ctx.cluster, action.from, action.instance);
+      return 'done';
+    case 'fence': {
+      if (!host) return 'done';
+      // Best effort (failover): the old primary gets a moment; routing is already cut.
+      // Switchover: its clean stop, looked at again by later passes until it has stopped.
+      const answer = await deps.agent.fence(endpoint(host), action.bestEffort ? FAILOVER_FENCE_WAIT_MS : SWITCHOVER_FENCE_WAIT_MS).catch((err: unknown) => {
         if (!action.bestEffort) throw err;
         log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');
-      }
-      return;
+        return undefined;
+      });
+      return answer && !answer.done && !action.bestEffort ? 'wait' : 'done';
+    }
     default:
       if (!host) throw new ReconcileError('InstanceUnreachable', `${action.instance} has no running pod for ${action.kind}`);
   }
@@ -247,15 +346,16 @@ async function execute(
   switch (action.kind) {
     case 'bootstrap':
       await deps.agent.bootstrap(endpoint(host), action.request);
-      return;
+      return 'done';
     case 'promote':
-      await deps.agent.promote(endpoint(host));
-      return;
-    case 'checkpoint':
-      await deps.agent.checkpoint(endpoint(host));
-      return;
+      return (await deps.agent.promote(endpoint(host), PROMOTE_WAIT_MS)).done ? 'done' : 'wait';
     case 'follow':
-      await deps.agent.follow(endpoint(host), { primary: { host: action.host, port: 5432 } });
-      return;
+      // Started, not waited for: its progress is in the agent's status.operation.
+      try {
+        await deps.agent.follow(endpoint(host), { primary: { host: action.host, port: POSTGRES_PORT }, ...(action.reclone ? { reclone: true } : {}) }, 0);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not start follow; trying again later');
+      }
+      return 'done';
   }
 }

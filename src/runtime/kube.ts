@@ -1,4 +1,5 @@
-// Kubernetes clients for the operator, with every request counted by verb, resource and status.
+// Kubernetes clients for the operator: every request counted by verb, resource and status, and
+// every request bounded by a timeout (client-node gives none).
 import { Agent as HttpsAgent } from 'node:https';
 import {
   AppsV1Api,
@@ -7,14 +8,18 @@ import {
   CustomObjectsApi,
   KubeConfig,
   KubernetesObjectApi,
+  Observable,
   PolicyV1Api,
   RbacAuthorizationV1Api,
+  ResponseContext,
+  SelfDecodingBody,
   ServerConfiguration,
   createConfiguration,
   wrapHttpLibrary,
   type Configuration,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
   type RequestContext,
-  type ResponseContext,
 } from '@kubernetes/client-node';
 // Not re-exported by the package index; the package has no exports map, so the path is stable.
 import { IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js';
@@ -83,31 +88,127 @@ class KeepAliveAgents {
   }
 }
 
-function countingConfiguration(kc: KubeConfig, metrics?: OperatorMetrics): Configuration {
+/** Budget of an ordinary API call, from sending the request to the last byte of the response. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/** A Kubernetes API call that got no complete answer within its budget. */
+export class KubeTimeoutError extends Error {
+  override readonly name = 'KubeTimeoutError';
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${method} ${path}: Kubernetes API call timed out after ${timeoutMs} ms`);
+  }
+}
+
+export function isKubeTimeout(err: unknown): err is KubeTimeoutError {
+  return err instanceof KubeTimeoutError;
+}
+
+// Per-call budgets set by withTimeout(), read by the HTTP library below. Keyed by the request
+// itself so that overlapping calls never see each other's budget.
+const callTimeouts = new WeakMap<RequestContext, number>();
+
+/**
+ * Per-call options giving this one call its own budget instead of the clients' default, e.g.
+ * `api.readNamespacedLease({ name, namespace }, withTimeout(ms))`. Composes with
+ * setHeaderOptions (pass its result as `opt`, or this one's to it). Only for clients made by
+ * makeClients: other clients ignore it.
+ */
+export function withTimeout(ms: number, opt?: ConfigurationOptions<ObservableMiddleware>): ConfigurationOptions<ObservableMiddleware> {
+  if (!(ms > 0)) throw new Error(`withTimeout: the timeout must be a positive number of milliseconds, got ${ms}`);
+  const budget: ObservableMiddleware = {
+    pre: (request) => {
+      callTimeouts.set(request, Math.ceil(ms));
+      return new Observable(Promise.resolve(request));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  // 'append' as setHeaderOptions does: per-call middleware adds to, never replaces, the rest.
+  return { ...opt, middleware: [...(opt?.middleware ?? []), budget], middlewareMergeStrategy: 'append' };
+}
+
+export interface KubeClientOptions {
+  /** Default budget of every call made through these clients (watches do not use them). */
+  requestTimeoutMs?: number;
+}
+
+function clientConfiguration(kc: KubeConfig, metrics: OperatorMetrics | undefined, opts: KubeClientOptions): Configuration {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster: set a context or pass --kubeconfig');
+  const defaultTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  if (!(defaultTimeoutMs > 0)) throw new Error(`requestTimeoutMs must be a positive number of milliseconds, got ${defaultTimeoutMs}`);
   const fetchLibrary = new IsomorphicFetchHttpLibrary();
   const agents = new KeepAliveAgents();
   // Wrapping the HTTP library sees each request with its own response, even when calls overlap.
+  // Every typed client (and KubernetesObjectApi) sends through it, so the budget below applies
+  // to all of their calls. Watches and informer lists do not come through here (client-node's
+  // Watch has its own fetch; lists use raw-request.ts): they are long-lived or budgeted there.
   const httpApi = wrapHttpLibrary({
     async send(request: RequestContext): Promise<ResponseContext> {
       agents.reuse(request);
-      const { verb, resource } = classifyRequest(request.getHttpMethod(), request.getUrl());
+      const method = String(request.getHttpMethod());
+      const url = request.getUrl();
+      const { verb, resource } = classifyRequest(method, url);
+      const timeoutMs = callTimeouts.get(request) ?? defaultTimeoutMs;
+      // client-node sends no timeout of its own: without this, a call to an apiserver that stops
+      // answering (half-open connection, overloaded or partitioned apiserver) hangs forever, and
+      // with it a reconcile or a leader's Lease renewal. node-fetch aborts the request and
+      // destroys the socket when the signal fires, so a hung socket never returns to the pool.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(new KubeTimeoutError(method, new URL(url).pathname, timeoutMs)), timeoutMs);
+      const callerSignal = request.getSignal();
+      request.setSignal(callerSignal ? AbortSignal.any([callerSignal, deadline.signal]) : deadline.signal);
       try {
-        const response = await fetchLibrary.send(request).toPromise();
+        const response = await untilAborted(fetchLibrary.send(request).toPromise(), deadline.signal);
+        // Read the body within the same budget: headers followed by a stalled body would
+        // otherwise hang the caller later, in deserialization, where no timer runs.
+        const data = await untilAborted(response.body.binary(), deadline.signal);
         metrics?.apiRequests.inc({ verb, resource, code: String(response.httpStatusCode) });
-        return response;
+        return new ResponseContext(response.httpStatusCode, response.headers, new SelfDecodingBody(Promise.resolve(data)));
       } catch (err) {
+        if (deadline.signal.aborted) {
+          metrics?.apiRequests.inc({ verb, resource, code: 'timeout' });
+          // node-fetch rejects with its own generic AbortError; say what timed out instead.
+          throw deadline.signal.reason as KubeTimeoutError;
+        }
         metrics?.apiRequests.inc({ verb, resource, code: 'error' });
         throw err;
+      } finally {
+        clearTimeout(timer);
       }
     },
   });
   return createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: kc }, httpApi });
 }
 
-export function makeClients(kc: KubeConfig, metrics?: OperatorMetrics): KubeClients {
-  const config = countingConfiguration(kc, metrics);
+/** The promise, or a rejection with the signal's reason as soon as it aborts (whichever is first). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * Typed clients sharing one configuration: keep-alive connections, request metrics, and a
+ * budget on every call (DEFAULT_REQUEST_TIMEOUT_MS unless opts or withTimeout() say otherwise).
+ */
+export function makeClients(kc: KubeConfig, metrics?: OperatorMetrics, opts: KubeClientOptions = {}): KubeClients {
+  const config = clientConfiguration(kc, metrics, opts);
   return {
     kc,
     core: new CoreV1Api(config),

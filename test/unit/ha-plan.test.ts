@@ -84,7 +84,7 @@ describe('planHa', () => {
     expect(plan.conditions.map((c) => [c.type, c.status])).toEqual([['PrimaryAvailable', 'True'], ['ReplicasStreaming', 'True']]);
   });
 
-  it('repoints a replica that follows another host, and rejoins an old primary after a checkpoint', () => {
+  it('repoints a replica that follows another host, and rejoins an old primary (the agent checkpoints the new primary itself)', () => {
     const plan = planHa(
       input([inst('db-1', agent({ role: 'primary', currentLsn: '0/5000000', following: null, streaming: false }), 'primary'), inst('db-2', primaryAgent(), undefined), inst('db-3', agent({ following: '127.0.100.1:5432' }), 'replica')], {
         primary: 'db-2',
@@ -93,7 +93,6 @@ describe('planHa', () => {
     expect(plan.actions).toEqual([
       { kind: 'label', instance: 'db-1', role: null },
       { kind: 'label', instance: 'db-2', role: 'primary' },
-      { kind: 'checkpoint', instance: 'db-2' },
       { kind: 'follow', instance: 'db-1', host: '127.0.100.2' },
       { kind: 'follow', instance: 'db-3', host: '127.0.100.2' },
     ]);
@@ -200,5 +199,114 @@ describe('a primary that is still starting', () => {
     const plan = planHa(input([inst('db-1', agent({ role: 'none', running: false, phase: 'Starting' })), inst('db-2', agent())], { primaryFailedSince: 0 }));
     expect(plan.actions.some((a) => a.kind === 'promote')).toBe(false);
     expect(plan.conditions[0]).toMatchObject({ reason: 'PrimaryStarting', message: 'db-1 is Starting' });
+  });
+});
+
+describe('partial states converge', () => {
+  const op = (over: Partial<NonNullable<InstanceStatus['operation']>>): InstanceStatus['operation'] => ({
+    kind: 'follow',
+    target: '127.0.100.2:5432',
+    state: 'running',
+    step: 'pg_rewind',
+    startedAt: new Date(9_000).toISOString(),
+    finishedAt: null,
+    error: null,
+    ...over,
+  });
+
+  it('promotes a Lease holder that runs as a replica (a claim the operator did not finish)', () => {
+    const plan = planHa(input([inst('db-1', undefined, undefined), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')], { primary: 'db-2' }));
+    expect(plan.actions).toEqual([
+      { kind: 'label', instance: 'db-2', role: null },
+      { kind: 'promote', instance: 'db-2' },
+      { kind: 'label', instance: 'db-2', role: 'primary' },
+    ]);
+    expect(plan.conditions[0]).toMatchObject({ type: 'PrimaryAvailable', status: 'False', reason: 'Promoting' });
+    expect(plan.primary).toBe('db-2');
+  });
+
+  it('promotes a former primary that restarted read-only while it still holds the Lease', () => {
+    const readOnly = agent({ following: null, streaming: false, awaitingRole: true });
+    const plan = planHa(input([inst('db-1', readOnly, undefined), inst('db-2', agent({ streaming: false }), 'replica'), inst('db-3', agent({ streaming: false }), 'replica')]));
+    expect(plan.actions).toContainEqual({ kind: 'promote', instance: 'db-1' });
+    expect(plan.actions.at(-1)).toEqual({ kind: 'label', instance: 'db-1', role: 'primary' });
+    expect(plan.actions.some((a) => a.kind === 'claim' || a.kind === 'follow')).toBe(false);
+  });
+
+  it('chooses again when another replica has more WAL than the holder (its promotion would drop commits)', () => {
+    const plan = planHa(input([inst('db-1', undefined), inst('db-2', agent({ receiveLsn: '0/3000000' }), 'replica'), inst('db-3', agent({ receiveLsn: '0/3000100' }), 'replica')], { primary: 'db-2' }));
+    expect(plan.actions).toEqual([
+      { kind: 'claim', instance: 'db-3', from: 'db-2', reason: 'failover' },
+      { kind: 'promote', instance: 'db-3' },
+      { kind: 'label', instance: 'db-3', role: 'primary' },
+    ]);
+    expect(plan.primary).toBe('db-3');
+  });
+
+  it('never promotes the holder while another instance still takes writes: fences that one first', () => {
+    const plan = planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')], { primary: 'db-2' }));
+    expect(plan.actions).toEqual([
+      { kind: 'label', instance: 'db-1', role: null },
+      { kind: 'fence', instance: 'db-1', bestEffort: true },
+    ]);
+    expect(plan.conditions[0]).toMatchObject({ reason: 'FencingOldPrimary' });
+    requeueSoon(plan);
+  });
+
+  it('waits for an old primary that is still stopping cleanly (switchover) before promoting', () => {
+    const stopping = agent({ role: 'primary', running: false, phase: 'Running', operation: op({ kind: 'fence', target: null, step: 'stopping postgres' }) });
+    const plan = planHa(input([inst('db-1', stopping, undefined), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')], { primary: 'db-2' }));
+    expect(plan.actions).toEqual([]);
+    expect(plan.conditions[0]).toMatchObject({ reason: 'Switchover' });
+    requeueSoon(plan);
+  });
+
+  it('waits while the holder is being promoted', () => {
+    const promoting = agent({ operation: op({ kind: 'promote', target: null, step: 'pg_promote' }) });
+    const plan = planHa(input([inst('db-1', undefined), inst('db-2', promoting, 'replica'), inst('db-3', agent(), 'replica')], { primary: 'db-2' }));
+    expect(plan.actions).toEqual([]);
+    expect(plan.conditions[0]!.message).toContain('waiting for its promote (pg_promote)');
+  });
+
+  it('leaves an instance alone while its rejoin runs, and says what it is doing', () => {
+    const rejoining = agent({ role: 'replica', running: false, fenced: true, phase: 'Rewinding', following: null, streaming: false, operation: op({}) });
+    const plan = planHa(input([inst('db-1', rejoining), inst('db-2', primaryAgent(), 'primary'), inst('db-3', agent({ following: '127.0.100.2:5432' }), 'replica')], { primary: 'db-2' }));
+    expect(plan.actions).toEqual([]);
+    expect(plan.conditions[1]).toMatchObject({ type: 'ReplicasStreaming', status: 'False' });
+    expect(plan.conditions[1]!.message).toContain('db-1 (follow: pg_rewind)');
+  });
+
+  it('tries a failed rejoin again, but not at once', () => {
+    const failed = (at: number) => agent({ role: 'primary', running: false, streaming: false, fenced: true, phase: 'Fenced', operation: op({ state: 'failed', finishedAt: new Date(at).toISOString(), error: 'pg_rewind: boom' }) });
+    const others = [inst('db-2', primaryAgent(), 'primary'), inst('db-3', agent({ following: '127.0.100.2:5432' }), 'replica')];
+    const soon = planHa(input([inst('db-1', failed(9_000)), ...others], { primary: 'db-2' }));
+    expect(soon.actions).toEqual([]);
+    expect(soon.conditions[1]!.message).toContain('rejoin failed: pg_rewind: boom');
+    const later = planHa(input([inst('db-1', failed(1_000)), ...others], { primary: 'db-2' }));
+    expect(later.actions).toEqual([{ kind: 'follow', instance: 'db-1', host: '127.0.100.2' }]);
+  });
+
+  it('re-clones a replica that cannot catch up because the primary removed its WAL', () => {
+    const gone = agent({ following: '127.0.100.1:5432', streaming: false, cannotCatchUp: 'requested WAL segment 000000010000000000000003 has already been removed' });
+    const plan = planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', gone, 'replica'), inst('db-3', agent(), 'replica')]));
+    expect(plan.actions).toContainEqual({ kind: 'follow', instance: 'db-2', host: '127.0.100.1', reclone: true });
+    expect(plan.conditions[1]!.message).toContain('db-2 (cannot catch up: requested WAL segment');
+  });
+
+  it('shows a streaming replica that lags beyond the threshold, with its lag', () => {
+    const peers = (lag: string) => [
+      { applicationName: 'db-2', clientAddr: null, state: 'streaming', syncState: 'quorum', sentLsn: null, writeLsn: null, flushLsn: lag, replayLsn: lag },
+      { applicationName: 'db-3', clientAddr: null, state: 'streaming', syncState: 'quorum', sentLsn: null, writeLsn: null, flushLsn: '1/0', replayLsn: '1/0' },
+    ];
+    const lagging = planHa(input([inst('db-1', primaryAgent({ currentLsn: '1/0', replication: peers('0/0') }), 'primary'), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')]));
+    expect(lagging.conditions[1]).toMatchObject({ type: 'ReplicasStreaming', status: 'False', reason: 'ReplicaLagging' });
+    expect(lagging.conditions[1]!.message).toContain('db-2 4096 MiB behind');
+    const fine = planHa(input([inst('db-1', primaryAgent({ currentLsn: '1/0', replication: peers('0/FF000000') }), 'primary'), inst('db-2', agent(), 'replica'), inst('db-3', agent(), 'replica')]));
+    expect(fine.conditions[1]).toMatchObject({ status: 'True', reason: 'AllStreaming' });
+  });
+
+  it('does not start a switchover to a replica that is busy with an operation', () => {
+    const plan = planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent({ operation: op({ target: '127.0.100.1:5432' }) }), 'replica'), inst('db-3', agent(), 'replica')], { requestedPrimary: 'db-2' }));
+    expect(plan.actions.some((a) => a.kind === 'claim')).toBe(false);
   });
 });
