@@ -1,6 +1,9 @@
 // The operator under test: installed with the real Helm chart (CRDs, RBAC, Deployment), then run
 // as a local process with the chart's ServiceAccount token, so the chart's RBAC is what it gets.
-// (Until the process kubelet exists, the chart's Deployment pod stays Pending.)
+// The chart's own Deployment is scaled to 0 meanwhile: the process kubelet would run its pod, and
+// that second operator (watching every namespace) would act on the same clusters as the one under
+// test — two operators issuing role changes at once. Tests of the chart's pod install it with the
+// default replicaCount again.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, statSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -101,7 +104,7 @@ export function parseCounter(text: string, name: string, match: (labels: Record<
 /** Install the chart (once per cluster) and start an operator process scoped to the given namespaces. */
 export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
   ensureBuilt();
-  await installChart();
+  await installChart(['--set', 'replicaCount=0']);
   const dir = await mkdtemp(join(tmpdir(), 'pgpilot-op-'));
   const kubeconfig = await serviceAccountKubeconfig(dir);
   const port = await freePort();

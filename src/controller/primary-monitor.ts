@@ -63,7 +63,8 @@ export class PrimaryMonitor {
     this.interval = opts.intervalMs ?? 250;
     this.heartbeatTimeout = opts.heartbeatTimeoutMs ?? 400;
     this.confirmAfter = opts.confirmAfterMs ?? 150;
-    this.confirmTimeout = opts.confirmTimeoutMs ?? 500;
+    // As long as before: a loaded postmaster must get its full second to answer (no false failover).
+    this.confirmTimeout = opts.confirmTimeoutMs ?? 1000;
   }
 
   /** Watch the primary of `key` at `ep` (replacing what was watched before, e.g. after a failover). */

@@ -60,6 +60,12 @@ export interface HaPlan {
 
 const healthyPrimary = (i?: ObservedInstance) => !!i?.agent?.running && i.agent.role === 'primary' && !i.agent.fenced;
 const runningReplica = (i: ObservedInstance) => !!i.agent?.running && i.agent.role === 'replica' && !i.agent.fenced;
+/**
+ * A replica that may take over: running, and replicating from some primary. A former primary that
+ * restarted read-only follows nothing (its timeline may have forked): only the Lease holder's
+ * confirmation may promote it.
+ */
+const candidateReplica = (i: ObservedInstance) => runningReplica(i) && i.agent!.following !== null && !i.agent!.awaitingRole;
 /** An operation (promote, follow, fence, isolate) runs in the agent: leave it alone meanwhile. */
 const busy = (i: ObservedInstance) => i.agent?.operation?.state === 'running';
 /** A failed follow is tried again after this long (a rewind or re-clone that failed may fail again). */
@@ -197,7 +203,7 @@ export function planHa(input: HaInput): HaPlan {
     }
     // A holder with less WAL than another replica (a switchover whose clean stop had to become
     // immediate, say): promoting it would drop commits the other one has. Choose again.
-    const best = chooseCandidate(input.instances.filter((i) => runningReplica(i) && !busy(i)));
+    const best = chooseCandidate(input.instances.filter((i) => candidateReplica(i) && !busy(i)));
     if (best && best.name !== input.primary && compareLsn(best.agent!.receiveLsn, primary.agent!.receiveLsn) > 0) {
       return {
         actions: [
@@ -282,7 +288,7 @@ export function planHa(input: HaInput): HaPlan {
   const waited = input.now - input.primaryFailedSince;
   if (waited < input.failoverDelayMs) return down('FailoverDelay', `${what}; failing over in ${Math.ceil((input.failoverDelayMs - waited) / 1000)} s (failoverDelay)`);
 
-  const candidates = replicas.filter(runningReplica);
+  const candidates = replicas.filter(candidateReplica);
   if (candidates.length === 0) return down('NoFailoverCandidate', `${what}; no replica is running to take over`, 2000);
   if (input.syncQuorum !== undefined) {
     // Every acknowledged commit is on at least n replicas: seeing R − n + 1 of them guarantees the

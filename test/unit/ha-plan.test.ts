@@ -233,6 +233,12 @@ describe('partial states converge', () => {
     expect(plan.actions.some((a) => a.kind === 'claim' || a.kind === 'follow')).toBe(false);
   });
 
+  it('never fails over to a former primary that restarted read-only and follows nothing', () => {
+    const formerPrimary = agent({ following: null, streaming: false, awaitingRole: true, receiveLsn: '0/9000000' });
+    const plan = planHa(input([inst('db-1', undefined), inst('db-2', agent({ receiveLsn: '0/3000000' }), 'replica'), inst('db-3', formerPrimary)], { primaryFailedSince: 9_000 }));
+    expect(plan.actions[0]).toEqual({ kind: 'claim', instance: 'db-2', from: 'db-1', reason: 'failover' });
+  });
+
   it('chooses again when another replica has more WAL than the holder (its promotion would drop commits)', () => {
     const plan = planHa(input([inst('db-1', undefined), inst('db-2', agent({ receiveLsn: '0/3000000' }), 'replica'), inst('db-3', agent({ receiveLsn: '0/3000100' }), 'replica')], { primary: 'db-2' }));
     expect(plan.actions).toEqual([
