@@ -63,8 +63,9 @@ export class PrimaryMonitor {
     this.interval = opts.intervalMs ?? 250;
     this.heartbeatTimeout = opts.heartbeatTimeoutMs ?? 400;
     this.confirmAfter = opts.confirmAfterMs ?? 150;
-    // As long as before: a loaded postmaster must get its full second to answer (no false failover).
-    this.confirmTimeout = opts.confirmTimeoutMs ?? 1000;
+    // A live postmaster answers an SSLRequest in milliseconds even under pgbench load (a fork and
+    // one read); 500 ms gave one false failover on a machine saturated by three test suites.
+    this.confirmTimeout = opts.confirmTimeoutMs ?? 700;
   }
 
   /** Watch the primary of `key` at `ep` (replacing what was watched before, e.g. after a failover). */
@@ -98,10 +99,14 @@ export class PrimaryMonitor {
     w.busy = true;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const heartbeat = this.agent
-        .status(w.ep, this.heartbeatTimeout)
-        .then((s) => (s.running && s.role === 'primary' && !s.fenced ? ('healthy' as const) : ('unhealthy' as const)))
-        .catch(() => 'down' as const);
+      // Bounded here too: a beat must end even if a client ignored its timeout.
+      let deadline: NodeJS.Timeout | undefined;
+      const heartbeat = Promise.race([
+        this.agent.status(w.ep, this.heartbeatTimeout).then((s) => (s.running && s.role === 'primary' && !s.fenced ? ('healthy' as const) : ('unhealthy' as const))),
+        new Promise<'down'>((r) => (deadline = setTimeout(() => r('down'), this.heartbeatTimeout + 50))),
+      ])
+        .catch(() => 'down' as const)
+        .finally(() => clearTimeout(deadline));
       // Only a late heartbeat costs a connection to postgres (a backend fork each) before it ends.
       const first = await Promise.race([heartbeat, new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.confirmAfter)))]);
       const wire = first === 'late' ? postgresAnswers(w.ep.host, POSTGRES_PORT, this.confirmTimeout) : undefined;
