@@ -123,10 +123,10 @@ export class AgentProcess {
     }
   }
 
-  async api<T = unknown>(method: string, path: string, body?: unknown, token: string | null = this.token): Promise<{ status: number; body: T }> {
+  async api<T = unknown>(method: string, path: string, body?: unknown, token: string | null = this.token, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
     const res = await fetch(`http://${this.ip}:8000${path}`, {
       method,
-      headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...headers, ...(token !== null ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(120_000),
     });
