@@ -11,7 +11,7 @@ import { ownerReference } from '../builders/meta.js';
 import { names } from '../builders/names.js';
 import { AgentClient, AgentError, type AgentEndpoint } from '../instance/agent-client.js';
 import { microTime } from '../runtime/time.js';
-import type { InstanceStatus } from '../instance/api-types.js';
+import type { InstanceStatus, OperationStatus } from '../instance/api-types.js';
 import { postgresAnswers, type PrimaryMonitor } from '../controller/primary-monitor.js';
 import { planHa, type HaAction, type ObservedInstance } from './ha-plan.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
@@ -87,7 +87,7 @@ async function observeAgents(
   cluster: PostgreSQLCluster,
   pods: { name: string; ip?: string; confirmedDown: boolean }[],
   isolationSeconds: number,
-): Promise<Map<string, InstanceStatus | undefined>> {
+): Promise<{ statuses: Map<string, InstanceStatus | undefined>; ended: { instance: string; op: OperationStatus }[] }> {
   const ns = cluster.metadata.namespace!;
   const name = cluster.metadata.name!;
   const last = (deps.lastStatus ??= new Map());
@@ -103,7 +103,7 @@ async function observeAgents(
       }),
     );
   let token = await deps.tokens.get(ns, name);
-  if (!token) return new Map();
+  if (!token) return { statuses: new Map(), ended: [] };
   let answers = await ask(token);
   if (answers.some((a) => a.unauthorized)) {
     deps.tokens.forget(ns, name);
@@ -111,11 +111,16 @@ async function observeAgents(
     if (token) answers = await ask(token);
   }
   const out = new Map<string, InstanceStatus | undefined>();
+  const ended: { instance: string; op: OperationStatus }[] = [];
   const now = Date.now();
   await Promise.all(
     answers.map(async ({ p, status }) => {
       const key = `${cluster.metadata.uid}/${p.name}`;
       if (status) {
+        const before = last.get(key)?.status.operation;
+        const op = status.operation;
+        // Ended since the last answer (a quick one may never have been seen running).
+        if (last.has(key) && op && op.state !== 'running' && (before?.startedAt !== op.startedAt || before.state === 'running')) ended.push({ instance: p.name, op });
         last.set(key, { ip: p.ip!, status, at: now, misses: 0 });
         out.set(p.name, status);
         return;
@@ -131,7 +136,24 @@ async function observeAgents(
       out.set(p.name, undefined);
     }),
   );
-  return out;
+  return { statuses: out, ended };
+}
+
+/** Events for role changes that ended in an agent (rejoins above all: they run for a while on their own). */
+async function recordEnded(ctx: ReconcileContext, ended: { instance: string; op: OperationStatus }[]): Promise<void> {
+  const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: ctx.cluster.metadata };
+  for (const { instance, op } of ended) {
+    const seconds = op.finishedAt ? ((Date.parse(op.finishedAt) - Date.parse(op.startedAt)) / 1000).toFixed(1) : '?';
+    if (op.kind === 'follow') {
+      await (op.state === 'succeeded'
+        ? ctx.events.record(target, 'Normal', 'RejoinCompleted', `${instance} streams from ${op.target ?? 'the primary'} (${seconds} s)`)
+        : ctx.events.record(target, 'Warning', 'RejoinFailed', `${instance} could not follow ${op.target ?? 'the primary'} (at ${op.step}, after ${seconds} s): ${op.error ?? 'no reason'}; trying again`));
+    } else if (op.kind === 'isolate') {
+      await ctx.events.record(target, 'Warning', 'SelfIsolated', `${instance} heard from no operator and had no streaming replica for too long, and restarted read-only (isolationTimeoutSeconds)`);
+    } else if (op.state === 'failed') {
+      await ctx.events.record(target, 'Warning', `${op.kind === 'promote' ? 'Promote' : 'Fence'}Failed`, `${op.kind} of ${instance} failed: ${op.error ?? 'no reason'}`);
+    }
+  }
 }
 
 /**
@@ -246,7 +268,8 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const ha = cluster.spec.highAvailability;
       // Sent to every agent: one instance, or HA off, has nobody else to promote — isolating would only cause an outage.
       const isolationSeconds = (ha?.enabled ?? DEFAULTS.haEnabled) && instances.length > 1 ? (ha?.isolationTimeoutSeconds ?? DEFAULTS.isolationTimeoutSeconds) : 0;
-      const statuses = await observeAgents(deps, cluster, pods, isolationSeconds);
+      const { statuses, ended } = await observeAgents(deps, cluster, pods, isolationSeconds);
+      await recordEnded(ctx, ended);
       const observed: ObservedInstance[] = pods.map((p) => ({ name: p.name, podIP: p.ip, roleLabel: p.roleLabel, agent: statuses.get(p.name) }));
       // Read after the calls: a 401 may have refreshed it.
       const token = (await deps.tokens.get(ns, name)) ?? '';
