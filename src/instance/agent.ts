@@ -587,43 +587,37 @@ export class InstanceAgent implements AgentApi {
       step('stopping postgres');
       // Bounded: an old primary's shutdown may wait on archive_command for WAL nobody keeps.
       await this.pg.stopWithin(Math.min(DEMOTE_STOP_MS, this.s.stopTimeoutSeconds * 1000), 'fast');
+      let recloned = false;
       if (recloneFirst) {
         step('re-cloning');
         this.log.warn({ primary, reason: this.cannotCatchUp }, 'follow: re-cloning from the primary (it no longer has the WAL this replica needs)');
         await this.reclone(primary);
-        await configureStandby(this.layout, conninfo);
-        await this.liftFence('follow: re-cloned; lifting the fence');
-        step('starting');
-        await this.startPostgres();
-        this.phase = 'Rewinding';
-        step('waiting for streaming');
-        const streaming = await this.waitStreaming(await this.local(), primary, STREAMING_TIMEOUT_MS);
-        this.phase = 'Running';
-        if (!streaming) throw new HttpError(500, `re-cloned from ${primary.host}:${primary.port} but not streaming from it`);
-        return;
-      }
-      step('checkpoint on the new primary');
-      const superuser = await readCredentials(this.s.secretsDir, 'superuser');
-      try {
-        // Without a checkpoint since its promotion, the new primary's control file still shows
-        // the old timeline and pg_rewind concludes there is nothing to do.
-        await sql.withClient({ host: primary.host, port: primary.port, credentials: superuser, queryTimeoutMs: 10 * 60_000 }, (c) => c.query('CHECKPOINT'));
-      } catch (err) {
-        this.log.warn({ err: message(err) }, 'follow: CHECKPOINT on the new primary failed; rewinding anyway');
-      }
-      let recloned = false;
-      const t0 = Date.now();
-      try {
-        step('pg_rewind');
-        this.log.info({ primary }, 'follow: pg_rewind');
-        const r = await rewind(this.deps.pgBin, this.layout, primary, superuser, this.log);
-        this.log.info({ ms: Date.now() - t0, rewound: r.rewound }, r.rewound ? 'follow: rewound' : 'follow: no rewind was needed');
-      } catch (err) {
-        if (!(err instanceof RewindImpossible)) throw err;
-        this.log.warn({ err: err.message }, 'follow: pg_rewind failed; re-cloning from the new primary');
-        step('re-cloning');
-        await this.reclone(primary);
         recloned = true;
+      } else {
+        step('checkpoint on the new primary');
+        const superuser = await readCredentials(this.s.secretsDir, 'superuser');
+        try {
+          // Without a checkpoint since its promotion, the new primary's control file still shows
+          // the old timeline and pg_rewind concludes there is nothing to do.
+          await sql.withClient({ host: primary.host, port: primary.port, credentials: superuser, connectTimeoutMs: 5000, queryTimeoutMs: 10 * 60_000 }, (c) => c.query('CHECKPOINT'));
+        } catch (err) {
+          // Unreachable now: a rewind (and a re-clone after it) would fail the same way. The
+          // data stays fenced and stopped; the operator asks again.
+          throw new HttpError(503, `the new primary ${primary.host}:${primary.port} does not answer (CHECKPOINT: ${message(err)}); nothing changed, try again`);
+        }
+        const t0 = Date.now();
+        try {
+          step('pg_rewind');
+          this.log.info({ primary }, 'follow: pg_rewind');
+          const r = await rewind(this.deps.pgBin, this.layout, primary, superuser, this.log);
+          this.log.info({ ms: Date.now() - t0, rewound: r.rewound }, r.rewound ? 'follow: rewound' : 'follow: no rewind was needed');
+        } catch (err) {
+          if (!(err instanceof RewindImpossible)) throw err;
+          this.log.warn({ err: err.message }, 'follow: pg_rewind failed; re-cloning from the new primary');
+          step('re-cloning');
+          await this.reclone(primary);
+          recloned = true;
+        }
       }
       await configureStandby(this.layout, conninfo);
       await this.liftFence('follow: a standby now; lifting the fence');
