@@ -46,8 +46,11 @@ export type HaAction =
    */
   | { kind: 'fence'; instance: string; bestEffort: boolean }
   | { kind: 'promote'; instance: string }
-  /** Started in the agent (repoint, rewind or re-clone); its progress shows in its status. */
-  | { kind: 'follow'; instance: string; host: string; reclone?: boolean };
+  /**
+   * Started in the agent (repoint, rewind or re-clone); its progress shows in its status.
+   * waitMs: the pass waits that long for it (a failover repoints the other replicas first).
+   */
+  | { kind: 'follow'; instance: string; host: string; reclone?: boolean; waitMs?: number };
 
 export interface HaPlan {
   actions: HaAction[];
@@ -68,6 +71,8 @@ const runningReplica = (i: ObservedInstance) => !!i.agent?.running && i.agent.ro
 const candidateReplica = (i: ObservedInstance) => runningReplica(i) && i.agent!.following !== null && !i.agent!.awaitingRole;
 /** An operation (promote, follow, fence, isolate) runs in the agent: leave it alone meanwhile. */
 const busy = (i: ObservedInstance) => i.agent?.operation?.state === 'running';
+/** How long a failover waits for each other replica to leave the old primary before promoting. */
+export const REPOINT_BEFORE_PROMOTE_MS = 1000;
 /** A failed follow is tried again after this long (a rewind or re-clone that failed may fail again). */
 export const FOLLOW_RETRY_MS = 5000;
 /** A replica this far behind the primary's WAL shows in ReplicasStreaming as lagging. */
@@ -305,6 +310,12 @@ export function planHa(input: HaInput): HaPlan {
   const candidate = chooseCandidate(candidates)!;
   return {
     actions: [
+      // The other replicas leave the old primary first (they cascade from the candidate until it
+      // is promoted): a frozen or partitioned old primary that comes back must find no replica to
+      // acknowledge its commits once another instance holds the primary role.
+      ...candidates
+        .filter((i) => i !== candidate && !busy(i))
+        .map((i): HaAction => ({ kind: 'follow', instance: i.name, host: candidate.podIP!, waitMs: REPOINT_BEFORE_PROMOTE_MS })),
       { kind: 'claim', instance: candidate.name, from: input.primary, reason: 'failover' },
       { kind: 'label', instance: input.primary, role: null },
       // An old primary that does not answer (dead, frozen, partitioned) cannot be fenced through

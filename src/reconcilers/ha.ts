@@ -50,7 +50,8 @@ const PROMOTE_WAIT_MS = 5000;
 const FAILOVER_FENCE_WAIT_MS = 2000;
 /** Switchover: a pass waits this long for the clean stop, then looks again (it goes on in the agent). */
 const SWITCHOVER_FENCE_WAIT_MS = 5000;
-const STATUS_TIMEOUT_MS = 1000;
+/** Short: a frozen agent holds the whole pass for this long (the bridge below covers a slow one). */
+const STATUS_TIMEOUT_MS = 600;
 /** A status call that fails is bridged with the last answer this long and this often, if postgres answers. */
 const STALE_STATUS_MS = 10_000;
 const STALE_STATUS_MAX_MISSES = 2;
@@ -127,7 +128,7 @@ async function observeAgents(
       }
       const prev = last.get(key);
       const bridge = !!p.ip && !p.confirmedDown && prev && prev.ip === p.ip && prev.misses < STALE_STATUS_MAX_MISSES && now - prev.at < STALE_STATUS_MS;
-      if (bridge && (await postgresAnswers(p.ip!, POSTGRES_PORT, 500))) {
+      if (bridge && (await postgresAnswers(p.ip!, POSTGRES_PORT, 300))) {
         prev.misses++;
         out.set(p.name, prev.status);
         return;
@@ -375,7 +376,7 @@ async function execute(
     case 'follow':
       // Started, not waited for: its progress is in the agent's status.operation.
       try {
-        await deps.agent.follow(endpoint(host), { primary: { host: action.host, port: POSTGRES_PORT }, ...(action.reclone ? { reclone: true } : {}) }, 0);
+        await deps.agent.follow(endpoint(host), { primary: { host: action.host, port: POSTGRES_PORT }, ...(action.reclone ? { reclone: true } : {}) }, action.waitMs ?? 0);
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'could not start follow; trying again later');
       }

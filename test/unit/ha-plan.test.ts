@@ -107,10 +107,12 @@ describe('planHa', () => {
       expect(plan.conditions[0]).toMatchObject({ reason: 'PrimaryUnhealthy' });
     });
 
-    it('promotes the most advanced replica: claim, cut routing, promote, label (a silent primary cannot be fenced)', () => {
+    it('promotes the most advanced replica: the others leave the old primary, claim, cut routing, promote, label (a silent primary cannot be fenced)', () => {
       const plan = planHa(input(dead(), { primaryFailedSince: 9_000 }));
       expect(plan.primary).toBe('db-3');
       expect(plan.actions).toEqual([
+        // First: no replica may acknowledge an old primary's commits once another holds the role.
+        { kind: 'follow', instance: 'db-2', host: '127.0.100.3', waitMs: 1000 },
         { kind: 'claim', instance: 'db-3', from: 'db-1', reason: 'failover' },
         { kind: 'label', instance: 'db-1', role: null },
         { kind: 'promote', instance: 'db-3' },
@@ -122,8 +124,8 @@ describe('planHa', () => {
     it('fences an old primary whose agent still answers before promoting', () => {
       const failing = [inst('db-1', primaryAgent({ running: false, phase: 'Failed' }), 'primary'), ...dead().slice(1)];
       const plan = planHa(input(failing, { primaryFailedSince: 9_000 }));
-      expect(plan.actions.map((a) => a.kind)).toEqual(['claim', 'label', 'fence', 'promote', 'label']);
-      expect(plan.actions[2]).toEqual({ kind: 'fence', instance: 'db-1', bestEffort: true });
+      expect(plan.actions.map((a) => a.kind)).toEqual(['follow', 'claim', 'label', 'fence', 'promote', 'label']);
+      expect(plan.actions[3]).toEqual({ kind: 'fence', instance: 'db-1', bestEffort: true });
     });
 
     it('honours failoverDelay', () => {
