@@ -84,6 +84,9 @@ function defaultParameters(spec: ClusterSpec): Record<string, string> {
     max_replication_slots: '10',
     // Physical slots do not follow a failover: keep enough WAL for replicas to reconnect.
     wal_keep_size: '512MB',
+    // A replica whose primary was down retries after this (PostgreSQL's default is 5 s): after a
+    // primary restarts in place and is confirmed, synchronous commits wait for that reconnection.
+    wal_retrieve_retry_interval: '500ms',
     password_encryption: 'scram-sha-256',
     log_line_prefix: '%m [%p] %q%u@%d ',
     log_checkpoints: 'on',
