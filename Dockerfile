@@ -21,7 +21,8 @@
 # UID/GID 65532 ("pgpilot", the chart's runAsUser); PostgreSQL pods run as UID/GID 26 ("postgres",
 # POSTGRES_UID in src/builders/statefulset.ts).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node.js 24 LTS, the version the tests run on (scripts/ensure-node.sh pins the exact release).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
 # builder: compile TypeScript to dist/, then drop dev dependencies.

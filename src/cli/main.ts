@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `pgpilot` command: one entrypoint for every role (operator, instance agent, jobs, CLI).
+import './node-version.js'; // first: refuses Node.js < 24 before the other modules load
 import { Command } from 'commander';
 import { operatorOptions, type OperatorSettings } from './operator-config.js';
 import { runOperator } from './operator.js';

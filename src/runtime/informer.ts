@@ -1,5 +1,6 @@
-// An informer that keeps going: client-node's ListWatch stops on any watch error but 410, and a
-// half-open connection can leave it silently stale. This wrapper restarts it with exponential
+// An informer that keeps going: client-node's ListWatch stops on any watch error but 410 (and,
+// since 2.x, the TimeoutError of its Watch's 30 s inactivity timeout), and a half-open connection
+// can leave it silently stale. This wrapper restarts it with exponential
 // backoff (never a tight loop against the apiserver) and re-lists periodically.
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from './logger.js';

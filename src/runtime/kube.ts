@@ -1,11 +1,11 @@
 // Kubernetes clients for the operator: every request counted by verb, resource and status, and
 // every request bounded by a timeout (client-node gives none).
-import { Agent as HttpsAgent } from 'node:https';
 import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  IsomorphicFetchHttpLibrary,
   KubeConfig,
   KubernetesObjectApi,
   Observable,
@@ -21,8 +21,6 @@ import {
   type ObservableMiddleware,
   type RequestContext,
 } from '@kubernetes/client-node';
-// Not re-exported by the package index; the package has no exports map, so the path is stable.
-import { IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js';
 import type { OperatorMetrics } from './metrics.js';
 
 export interface KubeClients {
@@ -67,24 +65,26 @@ export function classifyRequest(method: string, url: string): { verb: string; re
 }
 
 /**
- * client-node makes a new https.Agent for every request, so each call pays a TCP and TLS
- * handshake (measured: reconcile p50 417 ms at 40 clusters). Requests with the same TLS identity
- * share one keep-alive agent instead.
+ * client-node (2.x, undici) gives every request a new undici Agent of its own (its
+ * applySecurityAuthentication builds one per call), so each call would pay a TCP and TLS handshake
+ * (measured with 1.x's per-request https.Agent: reconcile p50 417 ms at 40 clusters) and leave an
+ * idle socket behind. Requests for the same cluster and user share the first one instead, as
+ * client-node itself does for its https.Agent (like client-go, a rotated CA or client certificate
+ * needs a restart). Requests without TLS settings carry no dispatcher and use undici's global one.
  */
-class KeepAliveAgents {
-  private readonly byIdentity = new Map<string, HttpsAgent>();
+class SharedDispatchers {
+  private readonly byIdentity = new Map<string, NonNullable<ReturnType<RequestContext['getDispatcher']>>>();
+
+  constructor(private readonly kc: KubeConfig) {}
 
   reuse(request: RequestContext): void {
-    const agent = request.getAgent();
-    if (!(agent instanceof HttpsAgent)) return;
-    const o = agent.options;
-    const key = JSON.stringify([o.ca, o.cert, o.key, o.pfx, o.rejectUnauthorized, o.servername].map((v) => (v === undefined ? null : String(v))));
-    let shared = this.byIdentity.get(key);
-    if (!shared) {
-      shared = new HttpsAgent({ ...o, keepAlive: true, maxSockets: 64 });
-      this.byIdentity.set(key, shared);
-    }
-    request.setAgent(shared);
+    const own = request.getDispatcher();
+    if (!own) return;
+    const cluster = this.kc.getCurrentCluster();
+    const key = JSON.stringify([cluster?.name ?? null, cluster?.server ?? null, this.kc.getCurrentUser()?.name ?? null]);
+    const shared = this.byIdentity.get(key);
+    if (shared) request.setDispatcher(shared);
+    else this.byIdentity.set(key, own);
   }
 }
 
@@ -141,21 +141,21 @@ function clientConfiguration(kc: KubeConfig, metrics: OperatorMetrics | undefine
   const defaultTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   if (!(defaultTimeoutMs > 0)) throw new Error(`requestTimeoutMs must be a positive number of milliseconds, got ${defaultTimeoutMs}`);
   const fetchLibrary = new IsomorphicFetchHttpLibrary();
-  const agents = new KeepAliveAgents();
+  const dispatchers = new SharedDispatchers(kc);
   // Wrapping the HTTP library sees each request with its own response, even when calls overlap.
   // Every typed client (and KubernetesObjectApi) sends through it, so the budget below applies
   // to all of their calls. Watches and informer lists do not come through here (client-node's
   // Watch has its own fetch; lists use raw-request.ts): they are long-lived or budgeted there.
   const httpApi = wrapHttpLibrary({
     async send(request: RequestContext): Promise<ResponseContext> {
-      agents.reuse(request);
+      dispatchers.reuse(request);
       const method = String(request.getHttpMethod());
       const url = request.getUrl();
       const { verb, resource } = classifyRequest(method, url);
       const timeoutMs = callTimeouts.get(request) ?? defaultTimeoutMs;
       // client-node sends no timeout of its own: without this, a call to an apiserver that stops
       // answering (half-open connection, overloaded or partitioned apiserver) hangs forever, and
-      // with it a reconcile or a leader's Lease renewal. node-fetch aborts the request and
+      // with it a reconcile or a leader's Lease renewal. undici aborts the request and
       // destroys the socket when the signal fires, so a hung socket never returns to the pool.
       const deadline = new AbortController();
       const timer = setTimeout(() => deadline.abort(new KubeTimeoutError(method, new URL(url).pathname, timeoutMs)), timeoutMs);
@@ -165,13 +165,15 @@ function clientConfiguration(kc: KubeConfig, metrics: OperatorMetrics | undefine
         const response = await untilAborted(fetchLibrary.send(request).toPromise(), deadline.signal);
         // Read the body within the same budget: headers followed by a stalled body would
         // otherwise hang the caller later, in deserialization, where no timer runs.
-        const data = await untilAborted(response.body.binary(), deadline.signal);
+        // (client-node 2.0.1's body.binary() calls node-fetch's resp.buffer(), which undici's
+        // Response lacks: read the stream.)
+        const data = await untilAborted(readAll(response.body.stream()), deadline.signal);
         metrics?.apiRequests.inc({ verb, resource, code: String(response.httpStatusCode) });
         return new ResponseContext(response.httpStatusCode, response.headers, new SelfDecodingBody(Promise.resolve(data)));
       } catch (err) {
         if (deadline.signal.aborted) {
           metrics?.apiRequests.inc({ verb, resource, code: 'timeout' });
-          // node-fetch rejects with its own generic AbortError; say what timed out instead.
+          // fetch rejects with a generic AbortError (or our reason); say what timed out instead.
           throw deadline.signal.reason as KubeTimeoutError;
         }
         metrics?.apiRequests.inc({ verb, resource, code: 'error' });
@@ -182,6 +184,14 @@ function clientConfiguration(kc: KubeConfig, metrics: OperatorMetrics | undefine
     },
   });
   return createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: kc }, httpApi });
+}
+
+/** Every byte of a response body (none when the response has no body). */
+async function readAll(body: ReadableStream<Uint8Array> | null | undefined): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** The promise, or a rejection with the signal's reason as soon as it aborts (whichever is first). */

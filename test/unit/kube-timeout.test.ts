@@ -120,6 +120,22 @@ describe('Kubernetes API call timeouts', () => {
     expect(codes).toEqual(['200']);
   });
 
+  it('calls through the same clients share one keep-alive connection', async () => {
+    const s = await stub((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'ns' } }));
+    });
+    let connections = 0;
+    servers.at(-1)!.server.on('connection', () => connections++);
+    const clients = makeClients(s.kc);
+    for (let i = 0; i < 10; i++) expect((await clients.core.readNamespacedPod({ name: 'p', namespace: 'ns' })).metadata?.name).toBe('p');
+    await clients.apps.listNamespacedStatefulSet({ namespace: 'ns' }).catch(() => undefined);
+    expect(s.requests).toHaveLength(11);
+    // client-node alone opens one per call (11); a call that follows at once may find the
+    // previous connection not yet back in the pool and open a second one.
+    expect(connections).toBeLessThanOrEqual(2);
+  });
+
   it('KubernetesObjectApi calls are bounded as well', async () => {
     const { kc } = await stub(never);
     const clients = makeClients(kc, undefined, { requestTimeoutMs: 300 });
