@@ -16,13 +16,14 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 const SERVER = `
 const http = require('http'), fs = require('fs'), os = require('os');
 const read = (p) => { try { return fs.readFileSync(p, 'utf8'); } catch { return null; } };
-if (fs.existsSync('/data') && !fs.existsSync('/data/marker')) fs.writeFileSync('/data/marker', process.env.POD_UID);
+// Only a pod whose claim is mounted at /data writes there: without a mount, /data is the host's.
+if (process.env.DATA_MOUNTED === '1' && !fs.existsSync('/data/marker')) fs.writeFileSync('/data/marker', process.env.POD_UID);
 http.createServer((req, res) => {
   if (req.url === '/ready') return res.end('ok');
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({
     ip: process.env.POD_IP, pod: process.env.POD_NAME, uid: process.getuid(), user: os.userInfo().username,
-    greeting: read('/config/greeting'), marker: read('/data/marker'),
+    greeting: read('/config/greeting'), marker: process.env.DATA_MOUNTED === '1' ? read('/data/marker') : null,
     namespace: read('/var/run/secrets/kubernetes.io/serviceaccount/namespace'),
     hasToken: fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'),
     hostname: os.hostname(),
@@ -40,6 +41,7 @@ function serverContainer(extraMounts: V1Container['volumeMounts'] = []): V1Conta
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+      { name: 'DATA_MOUNTED', value: extraMounts.some((m) => m.mountPath === '/data') ? '1' : '0' },
     ],
     ports: [{ name: 'http', containerPort: 8081 }],
     readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 },
