@@ -61,6 +61,12 @@ export interface ProcessKubelet {
   containerLogPath(namespace: string, pod: string, container: string): string | undefined;
   /** SIGKILL the container's processes (restartPolicy decides what happens next). */
   killContainer(namespace: string, pod: string, container?: string): Promise<boolean>;
+  /**
+   * SIGKILL only the postmaster of the pod's PostgreSQL (the `postgres` process whose parent is
+   * not a postgres, i.e. the child of the instance agent), leaving the agent — PID 1 of the
+   * container — running. Returns the pids signalled (empty: no postmaster was running).
+   */
+  killPostmaster(namespace: string, pod: string, container?: string): Promise<number[]>;
   /** Freeze/thaw every process of the pod (cgroup freezer, else SIGSTOP/SIGCONT). */
   freeze(namespace: string, pod: string): Promise<void>;
   thaw(namespace: string, pod: string): Promise<void>;
@@ -344,6 +350,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
       return w ? join(w.podDir, 'logs', `${container}.log`) : undefined;
     },
     killContainer: (ns, name, container) => mustPod(ns, name).killContainer(container),
+    killPostmaster: (ns, name, container) => mustPod(ns, name).killTopProcesses('postgres', container),
     freeze: (ns, name) => mustPod(ns, name).setFrozen(true),
     thaw: (ns, name) => mustPod(ns, name).setFrozen(false),
     isolatePod: async (ns, name) => {

@@ -1,7 +1,7 @@
 // One pod on the process kubelet: volumes, init containers in order, containers supervised with
 // restartPolicy and crash backoff (1 s doubling to 30 s; reset after 60 s of running), probes,
 // status written to the apiserver, graceful termination. preStop/postStart hooks are not run.
-import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1Container, V1ContainerState, V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import type { Logger } from '../../src/runtime/logger.js';
@@ -401,6 +401,27 @@ export class PodWorker {
     return true;
   }
 
+  /**
+   * SIGKILL only the topmost processes of the container whose command name (/proc/<pid>/comm)
+   * is `comm` — e.g. 'postgres': the postmaster under the instance agent, not its backends (their
+   * parent is a postgres too), and not the agent. The container's main process lives on, so
+   * restartPolicy plays no part: what follows is up to the main process. Returns the pids signalled.
+   */
+  async killTopProcesses(comm: string, container?: string): Promise<number[]> {
+    const rt = container ? this.containers.find((x) => x.spec.name === container) : this.containers[0];
+    if (!rt?.proc?.alive()) return [];
+    const main = rt.proc.pid;
+    const pids = rt.cgroupDir ? await this.d.cgroups.pids(rt.cgroupDir) : await descendantsOf(main);
+    const info = new Map<number, { comm: string; ppid: number }>();
+    for (const pid of new Set([...pids, main])) {
+      const stat = await procStat(pid);
+      if (stat) info.set(pid, stat);
+    }
+    const targets = [...info].filter(([pid, p]) => pid !== main && p.comm === comm && info.get(p.ppid)?.comm !== comm).map(([pid]) => pid);
+    for (const pid of targets) signal(pid, 'SIGKILL');
+    return targets;
+  }
+
   async setFrozen(frozen: boolean): Promise<void> {
     this.frozen = frozen;
     for (const c of [...this.inits, ...this.containers]) {
@@ -547,4 +568,37 @@ async function tail(path: string, bytes = 2048): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/** comm and ppid of a process from /proc/<pid>/stat (comm may hold spaces and parentheses). */
+async function procStat(pid: number): Promise<{ comm: string; ppid: number } | undefined> {
+  try {
+    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const open = text.indexOf('(');
+    const close = text.lastIndexOf(')');
+    const rest = text.slice(close + 2).split(' ');
+    return { comm: text.slice(open + 1, close), ppid: Number(rest[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every descendant of `root` (the process-group fallback has no cgroup to list). */
+async function descendantsOf(root: number): Promise<number[]> {
+  const parent = new Map<number, number>();
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await procStat(Number(name));
+    if (stat) parent.set(Number(name), stat.ppid);
+  }
+  const out: number[] = [];
+  const frontier = [root];
+  while (frontier.length) {
+    const p = frontier.pop()!;
+    for (const [child, pp] of parent) if (pp === p) {
+      out.push(child);
+      frontier.push(child);
+    }
+  }
+  return out;
 }
