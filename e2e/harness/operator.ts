@@ -73,6 +73,8 @@ export interface OperatorOptions {
   leaseName?: string;
   concurrency?: number;
   extraEnv?: Record<string, string>;
+  /** helm upgrade --install first (default true); a restart of an operator already installed skips it. */
+  installChart?: boolean;
 }
 
 export interface RunningOperator {
@@ -85,6 +87,8 @@ export interface RunningOperator {
   /** create/update/patch/delete calls, except the leader Lease's renewals. */
   writeCalls(): Promise<number>;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: no cleanup, the leader Lease stays held until it expires. Resolves once it exited. */
+  kill(): Promise<void>;
   rssBytes(): number;
 }
 
@@ -104,7 +108,7 @@ export function parseCounter(text: string, name: string, match: (labels: Record<
 /** Install the chart (once per cluster) and start an operator process scoped to the given namespaces. */
 export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
   ensureBuilt();
-  await installChart(['--set', 'replicaCount=0']);
+  if (opts.installChart !== false) await installChart(['--set', 'replicaCount=0']);
   const dir = await mkdtemp(join(tmpdir(), 'pgpilot-op-'));
   const kubeconfig = await serviceAccountKubeconfig(dir);
   const port = await freePort();
@@ -157,6 +161,53 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
       clearTimeout(timer);
       log.end();
     },
+    kill: async () => {
+      if (exited) return;
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await done;
+      log.end();
+    },
   };
   return running;
+}
+
+/**
+ * The operator of a test that crashes it on purpose: `current` is the running process;
+ * killAndRestart() SIGKILLs it and starts a new one with the same options (as a Deployment's
+ * restart would: the new process must first win the leader Lease the dead one still holds).
+ */
+export class OperatorHandle {
+  private constructor(
+    private readonly opts: OperatorOptions,
+    public current: RunningOperator,
+  ) {}
+
+  static async start(opts: OperatorOptions): Promise<OperatorHandle> {
+    return new OperatorHandle(opts, await startOperator(opts));
+  }
+
+  /** Every operator log of this handle, oldest first. */
+  readonly logPaths: string[] = [];
+
+  /** SIGKILL now (synchronously sent; resolves once it exited). */
+  kill(): Promise<void> {
+    this.logPaths.push(this.current.logPath);
+    return this.current.kill();
+  }
+
+  /** Start a new operator process (after kill()). */
+  async restart(): Promise<RunningOperator> {
+    this.current = await startOperator({ ...this.opts, installChart: false });
+    return this.current;
+  }
+
+  async killAndRestart(): Promise<RunningOperator> {
+    await this.kill();
+    return this.restart();
+  }
+
+  stop(): Promise<void> {
+    return this.current.stop();
+  }
 }
