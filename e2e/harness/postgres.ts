@@ -122,3 +122,143 @@ export async function missingIds(config: pg.ClientConfig, acknowledged: number[]
   const present = new Set(rows.map((r) => Number(r.id)));
   return acknowledged.filter((id) => !present.has(id));
 }
+
+/** A direct connection to one pod's PostgreSQL (its pod address, port 5432), bypassing every Service. */
+export function podClientConfig(kubelet: ProcessKubelet, namespace: string, pod: string, creds: Credentials, timeoutMs = 2000): pg.ClientConfig {
+  const host = kubelet.podAddress(namespace, pod);
+  if (!host) throw new Error(`pod ${namespace}/${pod} has no address on the process kubelet`);
+  return { host, port: 5432, ...creds, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs * 2 };
+}
+
+/** One INSERT of the probe that the server acknowledged (its COMMIT succeeded). */
+export interface ProbeCommit {
+  n: number;
+  /** When the INSERT was sent and when its success came back (ms since epoch). */
+  sentAt: number;
+  ackAt: number;
+  /** The server warned that it committed locally without waiting for the standbys (a cancelled sync wait). */
+  localOnly: boolean;
+}
+
+export interface ProbeReport {
+  commits: ProbeCommit[];
+  attempts: number;
+  /** Distinct error messages, with how often each was seen (e.g. the read-only error of a replica). */
+  errors: Record<string, number>;
+}
+
+export interface ProbeOptions {
+  /** Distinguishes this probe's rows from other probes' in the shared table. */
+  tag: number;
+  /**
+   * `local`: SET synchronous_commit TO local — a commit does not wait for any standby, so only
+   * the server itself (the instance agent) can keep an old primary from accepting it. `default`:
+   * the server's setting (synchronous replication, ANY n), which is what protects a primary
+   * that was frozen and wakes up.
+   */
+  syncCommit: 'local' | 'default';
+  intervalMs?: number;
+  /** Connection timeout, and how long one INSERT may take before the connection is abandoned. */
+  timeoutMs?: number;
+}
+
+/**
+ * The old-primary probe: while and after a fault, tries an INSERT on one pod's PostgreSQL
+ * directly (not through a Service) every `intervalMs`, and records every one whose COMMIT the
+ * server acknowledged, with when it was sent. After a failover, any such commit on the old
+ * primary is a write a client was told succeeded on a server that is no longer the primary:
+ * it is rewound away (lost) when the old primary rejoins.
+ *
+ * With syncCommit `local` the INSERT also runs under a short statement_timeout. With the server
+ * default it does not: a cancelled wait for synchronous replication returns success ("committed
+ * locally") to the client, so a timeout would manufacture exactly the commits this probe looks
+ * for. A slow INSERT is abandoned instead (the socket is destroyed: nothing is acknowledged).
+ */
+export class OldPrimaryProbe {
+  private stopped = false;
+  private done?: Promise<void>;
+  readonly commits: ProbeCommit[] = [];
+  private attempts = 0;
+  private readonly errors: Record<string, number> = {};
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly table: string,
+    private readonly opts: ProbeOptions,
+  ) {}
+
+  /** The probe table, created through `rw` (the primary) so that every instance has it. */
+  static async prepare(rw: pg.ClientConfig, table: string): Promise<void> {
+    await query(rw, `CREATE TABLE IF NOT EXISTS ${table} (tag int NOT NULL, n int NOT NULL, sent_at timestamptz NOT NULL, PRIMARY KEY (tag, n))`);
+  }
+
+  start(): void {
+    this.done = this.loop();
+  }
+
+  async stop(): Promise<ProbeReport> {
+    this.stopped = true;
+    await this.done;
+    return { commits: [...this.commits], attempts: this.attempts, errors: { ...this.errors } };
+  }
+
+  errorsSoFar(): Record<string, number> {
+    return { ...this.errors };
+  }
+
+  private note(err: unknown): void {
+    // Addresses and pids vary; the kind of failure is what matters.
+    const msg = ((err as Error).message ?? String(err)).replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, '<addr>').slice(0, 160);
+    this.errors[msg] = (this.errors[msg] ?? 0) + 1;
+  }
+
+  private async loop(): Promise<void> {
+    const timeoutMs = this.opts.timeoutMs ?? 1000;
+    const intervalMs = this.opts.intervalMs ?? 100;
+    let client: pg.Client | undefined;
+    let notices: string[] = [];
+    let n = 0;
+    while (!this.stopped) {
+      const started = Date.now();
+      try {
+        if (!client) {
+          const c = new pg.Client({ ...this.config, connectionTimeoutMillis: timeoutMs, query_timeout: undefined, statement_timeout: undefined });
+          c.on('error', () => {});
+          c.on('notice', (m) => notices.push(m.message ?? ''));
+          client = c;
+          await withDeadline(c.connect(), timeoutMs, 'connect');
+          if (this.opts.syncCommit === 'local') await withDeadline(c.query(`SET synchronous_commit TO local; SET statement_timeout TO ${timeoutMs}`), timeoutMs, 'SET');
+        }
+        n++;
+        this.attempts++;
+        notices = [];
+        const sentAt = Date.now();
+        await withDeadline(client.query(`INSERT INTO ${this.table} (tag, n, sent_at) VALUES ($1, $2, now())`, [this.opts.tag, n]), timeoutMs, 'INSERT');
+        this.commits.push({ n, sentAt, ackAt: Date.now(), localOnly: notices.some((m) => /synchronous replication|committed locally/i.test(m)) });
+      } catch (err) {
+        this.note(err);
+        if (client) abandon(client);
+        client = undefined;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - started))));
+    }
+    if (client) abandon(client);
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** Drop a connection at once, without waiting for a server that may never answer. */
+function abandon(client: pg.Client): void {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  stream?.destroy();
+  void client.end().catch(() => {});
+}
