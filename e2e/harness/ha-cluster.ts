@@ -2,16 +2,17 @@
 // make: wait until healthy, fail the primary under a write load, switch over — each measured.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions, type V1Lease } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import type pg from 'pg';
-import { API_GROUP, API_VERSION, CLUSTER_PLURAL } from '../../src/api/constants.js';
+import { API_GROUP, API_VERSION, CLUSTER_PLURAL, LABELS } from '../../src/api/constants.js';
 import type { PostgreSQLCluster } from '../../src/api/cluster.js';
+import { primaryLeaseName } from '../../src/reconcilers/ha.js';
 import type { ProcessKubelet } from '../kubelet/index.js';
 import { kubeConfig, waitFor } from './env.js';
 import { kubectlOk } from './kubectl.js';
-import { REPO_ROOT } from './operator.js';
-import { LedgerWriter, appCredentials, missingIds, serviceClientConfig, type Credentials } from './postgres.js';
+import { REPO_ROOT, type OperatorHandle } from './operator.js';
+import { LedgerWriter, OldPrimaryProbe, appCredentials, missingIds, podClientConfig, query, serviceClientConfig, type Credentials, type ProbeCommit, type ProbeReport } from './postgres.js';
 
 export interface FailoverResult {
   oldPrimary: string;
@@ -120,4 +121,533 @@ export class HaCluster {
     });
     return { gapMs: run.longestGapMs, lost: run.lost };
   }
+
+  // ---- chaos: faults of the primary, one at a time, each checked end to end -----------------
+
+  /**
+   * create() with WAL archiving on: spec.backup.s3 names `bucket` on an S3 server (s3rver) at
+   * `endpoint`, with a credentials Secret made here. The schedule is yearly: no base backup Job
+   * competes with the faults, while archive_command runs on every primary.
+   */
+  async createArchived(s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, bucket: string, patch: (c: PostgreSQLCluster) => void = () => {}): Promise<void> {
+    const secret = `${this.name}-s3`;
+    await kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNamespacedSecret({ namespace: this.namespace, body: { metadata: { name: secret }, stringData: { ACCESS_KEY_ID: s3.accessKeyId, ACCESS_SECRET_KEY: s3.secretAccessKey } } });
+    await this.create((c) => {
+      c.spec.instances = 3;
+      c.spec.highAvailability = { ...c.spec.highAvailability, enabled: true, synchronousCommit: true, synchronousReplicas: 1 };
+      c.spec.backup = {
+        enabled: true,
+        schedule: '0 0 1 1 *',
+        retention: 7,
+        s3: { endpoint: s3.endpoint, bucket, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: secret } } as never,
+      };
+      patch(c);
+    });
+  }
+
+  /** ContinuousArchiving True on the primary (archive_command in place, nothing failing). */
+  async archiving(timeoutMs = 120_000): Promise<string> {
+    const c = await waitFor('ContinuousArchiving True', async () => {
+      const c = await this.get();
+      return c.status?.conditions?.find((x) => x.type === 'ContinuousArchiving')?.status === 'True' ? c : undefined;
+    }, { timeoutMs, intervalMs: 500 });
+    return c.status!.conditions!.find((x) => x.type === 'ContinuousArchiving')!.message ?? '';
+  }
+
+  /** The pod of an instance (one StatefulSet per instance, replicas 1). */
+  podOf(instance: string): string {
+    return `${instance}-0`;
+  }
+
+  /** A direct connection to an instance's PostgreSQL (its pod address), as the application user. */
+  podConfig(instance: string, timeoutMs = 2000): pg.ClientConfig {
+    return podClientConfig(this.kubelet, this.namespace, this.podOf(instance), this.creds!, timeoutMs);
+  }
+
+  async roleLabel(instance: string): Promise<string | undefined> {
+    const pod = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedPod({ name: this.podOf(instance), namespace: this.namespace });
+    return pod.metadata?.labels?.[LABELS.role];
+  }
+
+  async primaryLease(): Promise<V1Lease | undefined> {
+    return kubeConfig()
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: primaryLeaseName(this.name), namespace: this.namespace })
+      .catch(() => undefined);
+  }
+
+  /** One line for failure messages: phase, primary (status and Lease), conditions, role labels. */
+  async describeState(): Promise<string> {
+    const parts: string[] = [];
+    try {
+      const c = await this.get();
+      parts.push(`phase ${c.status?.phase}, currentPrimary ${c.status?.currentPrimary}, readyInstances ${c.status?.readyInstances}`);
+      for (const t of ['PrimaryAvailable', 'ReplicasStreaming', 'Ready', 'Degraded']) {
+        const x = c.status?.conditions?.find((y) => y.type === t);
+        if (x) parts.push(`${t}=${x.status} (${x.reason}: ${x.message})`);
+      }
+      const lease = await this.primaryLease();
+      parts.push(`Lease holder ${lease?.spec?.holderIdentity ?? 'none'}`);
+      const labels = await Promise.all((c.status?.instanceNames ?? []).map(async (i) => `${i}=${(await this.roleLabel(i).catch(() => '?')) ?? 'none'}`));
+      parts.push(`role labels ${labels.join(' ')}`);
+    } catch (err) {
+      parts.push(`(state unreadable: ${(err as Error).message})`);
+    }
+    return parts.join('; ');
+  }
+
+  /**
+   * Every acknowledged id read back from each instance directly (pod address, not a Service),
+   * retried until each has them all or `timeoutMs` passed (replicas may still be replaying).
+   * Returns the ids each instance lacks at the end (empty arrays: all present).
+   */
+  async missingOnEveryInstance(table: string, acknowledged: number[], timeoutMs = 60_000): Promise<Record<string, number[] | string>> {
+    const instances = (await this.get()).status?.instanceNames ?? [];
+    const deadline = Date.now() + timeoutMs;
+    const result: Record<string, number[] | string> = {};
+    await Promise.all(
+      instances.map(async (instance) => {
+        for (;;) {
+          try {
+            result[instance] = await missingIds(this.podConfig(instance, 5000), acknowledged, table);
+          } catch (err) {
+            result[instance] = `unreadable: ${(err as Error).message}`;
+          }
+          const r = result[instance];
+          if ((Array.isArray(r) && r.length === 0) || Date.now() >= deadline) return;
+          await sleep(500);
+        }
+      }),
+    );
+    return result;
+  }
+
+  /**
+   * One fault of the current primary, checked end to end (shared by the chaos e2e test and the
+   * failover benchmark). From a healthy cluster: watch who is primary (the Lease and status),
+   * start the old-primary probe, inject the fault, then — each step bounded by `timeoutMs` from
+   * the fault — wait for another instance to become primary, for `writer` (through -rw) to have
+   * a write acknowledged, recover (thaw, heal), and for the old primary to be a streaming replica
+   * again in a Healthy cluster. Problems are collected, not thrown: the caller asserts on them.
+   */
+  async runFault(kind: FaultKind, o: RunFaultOptions): Promise<FaultRun> {
+    const timeoutMs = o.timeoutMs ?? 120_000;
+    const fault = FAULTS[kind];
+    const problems: string[] = [];
+    const notes: string[] = [];
+    let before: PostgreSQLCluster;
+    try {
+      before = await this.healthy(3, o.healthyTimeoutMs ?? 60_000);
+    } catch {
+      throw new Error(`fault #${o.index} ${kind}: the cluster was not healthy (3 instances) within ${(o.healthyTimeoutMs ?? 60_000) / 1000} s before the fault: ${await this.describeState()}`);
+    }
+    const oldPrimary = before.status!.currentPrimary!;
+    const pod = this.podOf(oldPrimary);
+    const watch = new PrimaryWatch(this, oldPrimary);
+    await watch.start();
+    if (watch.leaseHolder !== oldPrimary) notes.push(`before the fault the Lease named ${watch.leaseHolder ?? 'nobody'}, status ${oldPrimary}`);
+
+    const probe = new OldPrimaryProbe(this.podConfig(oldPrimary, 1000), o.probeTable, { tag: o.index, syncCommit: fault.probeSyncCommit, timeoutMs: 1000, intervalMs: 100 });
+    probe.start();
+    let report: ProbeReport | undefined;
+    const run: FaultRun = { index: o.index, kind, oldPrimary, faultAt: 0, problems, notes, stuck: false, oldPrimaryCommits: [], probeCommitsBefore: 0 };
+    try {
+      const probeOk = await until(async () => probe.commits.length >= 2, Date.now() + 15_000, 100);
+      if (!probeOk) problems.push(`the old-primary probe never committed on ${oldPrimary} before the fault (so its count proves nothing); errors ${JSON.stringify(probe.errorsSoFar())}`);
+      const flowing = await until(async () => o.writer.firstAckAfter(Date.now() - 1000), Date.now() + 30_000, 50);
+      if (!flowing) problems.push(`writes through -rw were not flowing before the fault (${await this.describeState()})`);
+
+      const injected = await fault.inject({ cluster: this, instance: oldPrimary, pod, watch, operator: o.operator });
+      const faultAt = Date.now();
+      run.faultAt = faultAt;
+      const deadline = faultAt + timeoutMs;
+      o.log?.(`fault #${o.index} ${kind} on ${oldPrimary} injected`);
+
+      // 1. Another instance becomes primary. Without a failover (the old primary came back by
+      // itself and serves -rw), stop waiting once that has been so for a while.
+      let servedByOldSince: number | undefined;
+      await until(async () => {
+        if (watch.anotherPrimaryAt !== undefined) return true;
+        const healthyOld = o.writer.firstAckAfter(faultAt) !== undefined && (await this.get()).status?.phase === 'Healthy';
+        servedByOldSince = healthyOld ? (servedByOldSince ?? Date.now()) : undefined;
+        return servedByOldSince !== undefined && Date.now() - servedByOldSince > 15_000;
+      }, Math.min(deadline, faultAt + 60_000), 100);
+      if (watch.anotherPrimaryAt === undefined) {
+        problems.push(
+          servedByOldSince !== undefined
+            ? `no failover: ${oldPrimary} came back as the primary by itself and -rw writes went to it again (${await this.describeState()})`
+            : `no other instance became primary within ${Math.round((Math.min(deadline, faultAt + 60_000) - faultAt) / 1000)} s of the fault (${await this.describeState()})`,
+        );
+      } else {
+        run.newPrimary = watch.newPrimary;
+        run.anotherPrimaryAt = watch.anotherPrimaryAt;
+        notes.push(`another primary (${watch.newPrimary}) seen ${watch.anotherPrimaryAt - faultAt} ms after the fault, first through the ${watch.firstEvidence}`);
+      }
+
+      // 2. Writes through -rw resume.
+      const firstAck = await until(async () => o.writer.firstAckAfter(faultAt), deadline, 20);
+      if (firstAck === undefined) problems.push(`writes through -rw did not resume within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+      else run.writeGapMs = firstAck - faultAt;
+
+      // 3. Undo the fault (thaw, heal, the operator back).
+      for (const n of await injected.recover()) notes.push(n);
+      for (const p of injected.problems()) problems.push(p);
+
+      // 4. The old primary rejoins as a streaming replica of the new one, the cluster Healthy.
+      if (watch.anotherPrimaryAt !== undefined) {
+        let last = '';
+        const rejoinedAt = await until(async () => {
+          const r = await this.rejoined(oldPrimary);
+          last = r === true ? '' : r;
+          return r === true ? Date.now() : undefined;
+        }, deadline, 200);
+        if (rejoinedAt === undefined) {
+          run.stuck = true;
+          problems.push(`the old primary ${oldPrimary} was not a streaming replica in a Healthy cluster within ${timeoutMs / 1000} s of the fault: ${last} (${await this.describeState()})`);
+        } else run.rejoinMs = rejoinedAt - faultAt;
+      } else if (!(await until(async () => (await this.get()).status?.phase === 'Healthy', deadline, 500))) {
+        run.stuck = true;
+        problems.push(`the cluster was not Healthy again within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+      }
+      run.newPrimary = watch.newPrimary ?? run.newPrimary;
+    } finally {
+      report = await probe.stop();
+      watch.stop();
+    }
+
+    // 5. The old primary's commits after another instance became primary.
+    run.probeCommitsBefore = report.commits.filter((c) => c.ackAt <= run.faultAt).length;
+    run.probeErrors = report.errors;
+    const t = run.anotherPrimaryAt;
+    if (t !== undefined) {
+      run.oldPrimaryCommits = report.commits.filter((c) => c.sentAt > t && watch.holderAt(c.sentAt) !== oldPrimary);
+      const ambiguous = report.commits.filter((c) => c.sentAt <= t && c.ackAt > t).length;
+      if (ambiguous) notes.push(`${ambiguous} probe INSERT(s) sent before and acknowledged after the new primary appeared (not counted)`);
+      if (run.oldPrimaryCommits.length) {
+        const first = run.oldPrimaryCommits[0]!;
+        const last = run.oldPrimaryCommits.at(-1)!;
+        const local = run.oldPrimaryCommits.filter((c) => c.localOnly).length;
+        problems.push(
+          `the old primary ${oldPrimary} acknowledged ${run.oldPrimaryCommits.length} INSERT(s) sent after ${run.newPrimary ?? 'another instance'} became primary ` +
+            `(synchronous_commit ${fault.probeSyncCommit === 'local' ? 'local' : 'as the server sets it'}; first sent ${first.sentAt - t} ms, last ${last.sentAt - t} ms after it` +
+            `${local ? `; ${local} with the warning that the commit was only local` : ''}): writes accepted by a primary that is no longer the primary`,
+        );
+      }
+    }
+    return run;
+  }
+
+  /** true once `instance` is a streaming replica in a Healthy cluster with another primary; else why not. */
+  private async rejoined(instance: string): Promise<true | string> {
+    const c = await this.get().catch(() => undefined);
+    if (!c) return 'the cluster could not be read';
+    const cond = (t: string) => c.status?.conditions?.find((x) => x.type === t);
+    if (c.status?.currentPrimary === instance) return `${instance} is status.currentPrimary`;
+    const ok = c.status?.phase === 'Healthy' && c.status.readyInstances === 3 && cond('PrimaryAvailable')?.status === 'True' && cond('ReplicasStreaming')?.status === 'True';
+    if (!ok) return `not healthy: phase ${c.status?.phase}, ready ${c.status?.readyInstances}, ReplicasStreaming ${cond('ReplicasStreaming')?.status} (${cond('ReplicasStreaming')?.message})`;
+    const label = await this.roleLabel(instance).catch(() => '?');
+    if (label !== 'replica') return `${instance} has role label ${label ?? 'none'}, not replica`;
+    const r = await query<{ r: boolean }>(this.podConfig(instance), 'SELECT pg_is_in_recovery() AS r').catch((err: Error) => err);
+    if (r instanceof Error) return `${instance} does not answer directly: ${r.message}`;
+    if (!r[0]?.r) return `${instance} answers directly but is not in recovery`;
+    return true;
+  }
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns something other than undefined/false, or `deadline` passes (then undefined). Errors count as "not yet". */
+async function until<T>(fn: () => Promise<T | undefined | false>, deadline: number, intervalMs: number): Promise<T | undefined> {
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() >= deadline) return undefined;
+    await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+  }
+}
+
+/**
+ * Who is primary, as fast as the test can tell: a watch on the cluster's primary Lease (with a
+ * poll every 200 ms as a fallback) and a poll of status.currentPrimary. `anotherPrimaryAt` is the
+ * earliest moment either named an instance other than `oldPrimary`.
+ */
+export class PrimaryWatch {
+  /** Every distinct Lease holder seen, with when it was first seen. */
+  readonly leaseHistory: Array<{ at: number; holder: string | undefined }> = [];
+  leaseHolder: string | undefined;
+  anotherPrimaryAt?: number;
+  newPrimary?: string;
+  firstEvidence?: 'Lease' | 'status';
+  private stopped = false;
+  private abort?: AbortController;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly listeners: Array<(holder: string, at: number) => void> = [];
+
+  constructor(
+    private readonly cluster: HaCluster,
+    readonly oldPrimary: string,
+  ) {}
+
+  /** Called once, the first time the Lease names another instance. */
+  onLeaseChange(fn: (holder: string, at: number) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** The Lease holder as last seen at or before `t` (undefined before the first observation). */
+  holderAt(t: number): string | undefined {
+    let h: string | undefined;
+    for (const e of this.leaseHistory) if (e.at <= t) h = e.holder;
+    return h;
+  }
+
+  async start(): Promise<void> {
+    const lease = await this.cluster.primaryLease();
+    this.seeLease(lease);
+    this.seeStatus((await this.cluster.get()).status?.currentPrimary);
+    void this.startWatch();
+    const poll = (ms: number, fn: () => Promise<void>) => {
+      let busy = false;
+      this.timers.push(
+        setInterval(() => {
+          if (busy || this.stopped) return;
+          busy = true;
+          void fn().catch(() => undefined).finally(() => (busy = false));
+        }, ms),
+      );
+    };
+    poll(200, async () => this.seeLease(await this.cluster.primaryLease()));
+    poll(100, async () => this.seeStatus((await this.cluster.get()).status?.currentPrimary));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.abort?.abort();
+  }
+
+  private async startWatch(): Promise<void> {
+    if (this.stopped) return;
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${this.cluster.namespace}/leases`;
+    try {
+      this.abort = await new Watch(kubeConfig()).watch(
+        path,
+        { fieldSelector: `metadata.name=${primaryLeaseName(this.cluster.name)}` },
+        (type, obj: V1Lease) => {
+          if (type === 'ADDED' || type === 'MODIFIED') this.seeLease(obj);
+        },
+        () => {
+          if (!this.stopped) setTimeout(() => void this.startWatch(), 200);
+        },
+      );
+      if (this.stopped) this.abort.abort();
+    } catch {
+      if (!this.stopped) setTimeout(() => void this.startWatch(), 200);
+    }
+  }
+
+  private seeLease(lease: V1Lease | undefined): void {
+    const at = Date.now();
+    const holder = lease?.spec?.holderIdentity ?? undefined;
+    if (this.leaseHistory.length && this.leaseHistory.at(-1)!.holder === holder) return;
+    this.leaseHistory.push({ at, holder });
+    this.leaseHolder = holder;
+    if (holder && holder !== this.oldPrimary) this.another(holder, at, 'Lease');
+  }
+
+  private seeStatus(primary: string | undefined): void {
+    if (primary && primary !== this.oldPrimary) this.another(primary, Date.now(), 'status');
+  }
+
+  private another(instance: string, at: number, via: 'Lease' | 'status'): void {
+    if (this.anotherPrimaryAt === undefined) {
+      this.anotherPrimaryAt = at;
+      this.firstEvidence = via;
+    }
+    this.newPrimary = instance;
+    if (via === 'Lease' && this.listeners.length) {
+      const fns = this.listeners.splice(0);
+      for (const fn of fns) fn(instance, at);
+    }
+  }
+}
+
+export type FaultKind = 'postmaster-kill' | 'pod-kill' | 'freeze' | 'isolate' | 'operator-kill-after-claim';
+export const FAULT_KINDS: FaultKind[] = ['postmaster-kill', 'pod-kill', 'freeze', 'isolate', 'operator-kill-after-claim'];
+
+export interface FaultEnv {
+  cluster: HaCluster;
+  /** The primary at the fault, and its pod. */
+  instance: string;
+  pod: string;
+  watch: PrimaryWatch;
+  /** Needed by operator-kill-after-claim. */
+  operator?: OperatorHandle;
+}
+
+export interface InjectedFault {
+  /**
+   * Undo the fault (thaw, heal, wait for the new operator), called once writes flow through a new
+   * primary or the wait for that ended; returns notes for the per-fault report.
+   */
+  recover(): Promise<string[]>;
+  /** What went wrong with the fault itself (e.g. the Lease never moved, so the operator was never killed). */
+  problems(): string[];
+}
+
+export interface FaultSpec {
+  kind: FaultKind;
+  description: string;
+  /**
+   * The old-primary probe's synchronous_commit: `local` where only the agent can refuse writes
+   * (the process is dead and comes back), the server default where a thawed process cannot be
+   * stopped in time and synchronous replication is the protection.
+   */
+  probeSyncCommit: 'local' | 'default';
+  inject(env: FaultEnv): Promise<InjectedFault>;
+}
+
+const noRecovery: InjectedFault = { recover: async () => [], problems: () => [] };
+
+/** The faults as data: what each does to the primary's pod, and how it is undone. */
+export const FAULTS: Record<FaultKind, FaultSpec> = {
+  'postmaster-kill': {
+    kind: 'postmaster-kill',
+    description: 'SIGKILL of the postmaster only; the instance agent (PID 1 of the pod) lives on',
+    probeSyncCommit: 'local',
+    async inject({ cluster, pod }) {
+      const pids = await cluster.kubelet.killPostmaster(cluster.namespace, pod);
+      if (pids.length === 0) throw new Error(`postmaster-kill: no postmaster runs in ${pod}`);
+      return noRecovery;
+    },
+  },
+  'pod-kill': {
+    kind: 'pod-kill',
+    description: 'SIGKILL of every process of the pod (the kubelet restarts the container)',
+    probeSyncCommit: 'local',
+    async inject({ cluster, pod }) {
+      if (!(await cluster.kubelet.killContainer(cluster.namespace, pod))) throw new Error(`pod-kill: no container runs in ${pod}`);
+      return noRecovery;
+    },
+  },
+  freeze: {
+    kind: 'freeze',
+    description: 'SIGSTOP/cgroup freeze of the pod, thawed once the new primary serves writes',
+    probeSyncCommit: 'default',
+    async inject({ cluster, pod }) {
+      await cluster.kubelet.freeze(cluster.namespace, pod);
+      return {
+        recover: async () => {
+          await cluster.kubelet.thaw(cluster.namespace, pod);
+          return [];
+        },
+        problems: () => [],
+      };
+    },
+  },
+  isolate: {
+    kind: 'isolate',
+    description: 'network partition of the pod (frozen, out of every Service, probes paused), healed once the new primary serves writes',
+    probeSyncCommit: 'default',
+    async inject({ cluster, pod }) {
+      await cluster.kubelet.isolatePod(cluster.namespace, pod);
+      return {
+        recover: async () => {
+          await cluster.kubelet.heal(cluster.namespace, pod);
+          return [];
+        },
+        problems: () => [],
+      };
+    },
+  },
+  'operator-kill-after-claim': {
+    kind: 'operator-kill-after-claim',
+    description: 'SIGKILL of the primary pod, then SIGKILL of the operator the moment the primary Lease names another instance; a new operator starts',
+    probeSyncCommit: 'local',
+    async inject({ cluster, pod, watch, operator }) {
+      if (!operator) throw new Error('operator-kill-after-claim needs the operator handle');
+      let claimedAt: number | undefined;
+      let killedAt: number | undefined;
+      let readyAt: number | undefined;
+      let failed: string | undefined;
+      let restarted: Promise<void> | undefined;
+      watch.onLeaseChange((holder, at) => {
+        claimedAt = at;
+        const killing = operator.kill(); // the signal is sent synchronously, here
+        killedAt = Date.now();
+        restarted = killing
+          .then(() => operator.restart())
+          .then(
+            () => void (readyAt = Date.now()),
+            (err: Error) => void (failed = `the new operator did not start: ${err.message}`),
+          );
+        void holder;
+      });
+      if (!(await cluster.kubelet.killContainer(cluster.namespace, pod))) throw new Error(`operator-kill-after-claim: no container runs in ${pod}`);
+      const started = Date.now();
+      return {
+        recover: async () => {
+          if (!restarted) {
+            // The Lease never moved: the operator is still the one from before; nothing to restart.
+            return [];
+          }
+          await restarted;
+          return [
+            `operator SIGKILLed ${killedAt! - claimedAt!} ms after the Lease was seen to move (${claimedAt! - started} ms after the pod kill); the new operator was ready ${readyAt ? `${readyAt - killedAt!} ms` : 'never'} after the kill`,
+          ];
+        },
+        problems: () => [...(restarted ? [] : ['the primary Lease never named another instance, so the operator was not killed after a claim']), ...(failed ? [failed] : [])],
+      };
+    },
+  },
+};
+
+export interface RunFaultOptions {
+  /** A LedgerWriter through -rw, started by the caller and running across the fault. */
+  writer: LedgerWriter;
+  /** The probe table (OldPrimaryProbe.prepare, through -rw, before the first fault). */
+  probeTable: string;
+  /** Numbers the fault in reports; also the probe's tag. */
+  index: number;
+  operator?: OperatorHandle;
+  /** Bound on each wait after the fault (default 120 s). */
+  timeoutMs?: number;
+  /** Bound on the wait for a healthy cluster before the fault (default 60 s). */
+  healthyTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface FaultRun {
+  index: number;
+  kind: FaultKind;
+  oldPrimary: string;
+  newPrimary?: string;
+  /** When the fault was in effect (ms since epoch). */
+  faultAt: number;
+  /** The earliest moment the Lease or status named another instance as primary. */
+  anotherPrimaryAt?: number;
+  /** Fault → first write acknowledged through -rw. */
+  writeGapMs?: number;
+  /** Fault → the old primary a streaming replica (role label replica, in recovery) of a Healthy cluster. */
+  rejoinMs?: number;
+  /** Probe INSERTs the old primary acknowledged that were sent after another instance became primary. */
+  oldPrimaryCommits: ProbeCommit[];
+  probeCommitsBefore: number;
+  probeErrors?: Record<string, number>;
+  problems: string[];
+  notes: string[];
+  /** The cluster did not heal within the bound: later faults would test a broken cluster. */
+  stuck: boolean;
+}
+
+/** The per-fault line: kind, old → new primary, write gap, rejoin, old-primary commits. */
+export function formatFaultRun(r: FaultRun): string {
+  const ms = (v: number | undefined) => (v === undefined ? '—' : `${v} ms`);
+  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}  rejoin ${ms(r.rejoinMs)}  old-primary commits ${r.oldPrimaryCommits.length}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
+}
+
