@@ -55,6 +55,8 @@ export class LedgerWriter {
   readonly acknowledged: number[] = [];
   /** When each id in `acknowledged` was acknowledged (ms since epoch), in the same order. */
   readonly ackTimes: number[] = [];
+  /** When the INSERT of each id in `acknowledged` was sent (its last attempt), in the same order. */
+  readonly sendTimes: number[] = [];
   private errors = 0;
 
   constructor(
@@ -73,6 +75,16 @@ export class LedgerWriter {
   /** Time of the first acknowledged write after `since` (ms since epoch), if any yet. */
   firstAckAfter(since: number): number | undefined {
     return this.ackTimes.find((t) => t > since);
+  }
+
+  /**
+   * Time of the first acknowledged write whose INSERT was sent after `since`: unlike
+   * firstAckAfter, never a write already in flight at `since` (a backend of a killed postmaster
+   * can still finish a commit it had begun).
+   */
+  firstAckSentAfter(since: number): number | undefined {
+    const i = this.sendTimes.findIndex((t) => t > since);
+    return i < 0 ? undefined : this.ackTimes[i];
   }
 
   async stop(): Promise<WriterReport> {
@@ -100,9 +112,11 @@ export class LedgerWriter {
           client.on('error', () => {});
           await client.connect();
         }
+        const sentAt = Date.now();
         await client.query(`INSERT INTO ${this.table} (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, [id]);
         this.acknowledged.push(id);
         this.ackTimes.push(Date.now());
+        this.sendTimes.push(sentAt);
         id++;
       } catch {
         this.errors++;
