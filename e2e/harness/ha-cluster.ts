@@ -270,7 +270,7 @@ export class HaCluster {
       let servedByOldSince: number | undefined;
       await until(async () => {
         if (watch.anotherPrimaryAt !== undefined) return true;
-        const healthyOld = o.writer.firstAckAfter(faultAt) !== undefined && (await this.get()).status?.phase === 'Healthy';
+        const healthyOld = o.writer.firstAckSentAfter(faultAt) !== undefined && (await this.get()).status?.phase === 'Healthy';
         servedByOldSince = healthyOld ? (servedByOldSince ?? Date.now()) : undefined;
         return servedByOldSince !== undefined && Date.now() - servedByOldSince > 15_000;
       }, Math.min(deadline, faultAt + 60_000), 100);
@@ -287,7 +287,7 @@ export class HaCluster {
       }
 
       // 2. Writes through -rw resume.
-      const firstAck = await until(async () => o.writer.firstAckAfter(faultAt), deadline, 20);
+      const firstAck = await until(async () => o.writer.firstAckSentAfter(faultAt), deadline, 20);
       if (firstAck === undefined) problems.push(`writes through -rw did not resume within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
       else run.writeGapMs = firstAck - faultAt;
 
@@ -379,11 +379,12 @@ async function until<T>(fn: () => Promise<T | undefined | false>, deadline: numb
  */
 export class PrimaryWatch {
   /** Every distinct Lease holder seen, with when it was first seen. */
-  readonly leaseHistory: Array<{ at: number; holder: string | undefined }> = [];
+  readonly leaseHistory: Array<{ at: number; holder: string | undefined; acquiredAt?: number }> = [];
   leaseHolder: string | undefined;
   anotherPrimaryAt?: number;
   newPrimary?: string;
-  firstEvidence?: 'Lease' | 'status';
+  firstEvidence?: 'Lease watch' | 'Lease poll' | 'status poll';
+  private watching?: () => void;
   private stopped = false;
   private abort?: AbortController;
   private timers: NodeJS.Timeout[] = [];
@@ -393,6 +394,11 @@ export class PrimaryWatch {
     private readonly cluster: HaCluster,
     readonly oldPrimary: string,
   ) {}
+
+  /** When the operator claimed the Lease for `holder` (its acquireTime), if seen. */
+  claimedAt(holder: string): number | undefined {
+    return this.leaseHistory.find((e) => e.holder === holder)?.acquiredAt;
+  }
 
   /** Called once, the first time the Lease names another instance. */
   onLeaseChange(fn: (holder: string, at: number) => void): void {
@@ -408,9 +414,13 @@ export class PrimaryWatch {
 
   async start(): Promise<void> {
     const lease = await this.cluster.primaryLease();
-    this.seeLease(lease);
+    this.seeLease(lease, 'Lease poll');
     this.seeStatus((await this.cluster.get()).status?.currentPrimary);
+    // The watch first: its ADDED event says it is established (a fault injected before that could
+    // be seen only by the poll, up to 200 ms late).
+    const established = new Promise<void>((r) => (this.watching = r));
     void this.startWatch();
+    await Promise.race([established, sleep(5000)]);
     const poll = (ms: number, fn: () => Promise<void>) => {
       let busy = false;
       this.timers.push(
@@ -421,7 +431,7 @@ export class PrimaryWatch {
         }, ms),
       );
     };
-    poll(200, async () => this.seeLease(await this.cluster.primaryLease()));
+    poll(200, async () => this.seeLease(await this.cluster.primaryLease(), 'Lease poll'));
     poll(100, async () => this.seeStatus((await this.cluster.get()).status?.currentPrimary));
   }
 
@@ -439,7 +449,8 @@ export class PrimaryWatch {
         path,
         { fieldSelector: `metadata.name=${primaryLeaseName(this.cluster.name)}` },
         (type, obj: V1Lease) => {
-          if (type === 'ADDED' || type === 'MODIFIED') this.seeLease(obj);
+          if (type === 'ADDED' || type === 'MODIFIED') this.seeLease(obj, 'Lease watch');
+          this.watching?.();
         },
         () => {
           if (!this.stopped) setTimeout(() => void this.startWatch(), 200);
@@ -451,26 +462,30 @@ export class PrimaryWatch {
     }
   }
 
-  private seeLease(lease: V1Lease | undefined): void {
+  private seeLease(lease: V1Lease | undefined, via: 'Lease watch' | 'Lease poll'): void {
     const at = Date.now();
     const holder = lease?.spec?.holderIdentity ?? undefined;
     if (this.leaseHistory.length && this.leaseHistory.at(-1)!.holder === holder) return;
-    this.leaseHistory.push({ at, holder });
+    // acquireTime: the operator's clock (this machine's) just before it wrote the claim. A watch
+    // event carries raw JSON (a string), a read a Date.
+    const acquire = lease?.spec?.acquireTime as Date | string | undefined;
+    const acquiredAt = acquire ? new Date(acquire).getTime() : undefined;
+    this.leaseHistory.push({ at, holder, ...(acquiredAt && !Number.isNaN(acquiredAt) ? { acquiredAt } : {}) });
     this.leaseHolder = holder;
-    if (holder && holder !== this.oldPrimary) this.another(holder, at, 'Lease');
+    if (holder && holder !== this.oldPrimary) this.another(holder, at, via);
   }
 
   private seeStatus(primary: string | undefined): void {
-    if (primary && primary !== this.oldPrimary) this.another(primary, Date.now(), 'status');
+    if (primary && primary !== this.oldPrimary) this.another(primary, Date.now(), 'status poll');
   }
 
-  private another(instance: string, at: number, via: 'Lease' | 'status'): void {
+  private another(instance: string, at: number, via: 'Lease watch' | 'Lease poll' | 'status poll'): void {
     if (this.anotherPrimaryAt === undefined) {
       this.anotherPrimaryAt = at;
       this.firstEvidence = via;
     }
     this.newPrimary = instance;
-    if (via === 'Lease' && this.listeners.length) {
+    if (via !== 'status poll' && this.listeners.length) {
       const fns = this.listeners.splice(0);
       for (const fn of fns) fn(instance, at);
     }
@@ -572,12 +587,14 @@ export const FAULTS: Record<FaultKind, FaultSpec> = {
     async inject({ cluster, pod, watch, operator }) {
       if (!operator) throw new Error('operator-kill-after-claim needs the operator handle');
       let claimedAt: number | undefined;
+      let newHolder: string | undefined;
       let killedAt: number | undefined;
       let readyAt: number | undefined;
       let failed: string | undefined;
       let restarted: Promise<void> | undefined;
       watch.onLeaseChange((holder, at) => {
         claimedAt = at;
+        newHolder = holder;
         const killing = operator.kill(); // the signal is sent synchronously, here
         killedAt = Date.now();
         restarted = killing
@@ -586,7 +603,6 @@ export const FAULTS: Record<FaultKind, FaultSpec> = {
             () => void (readyAt = Date.now()),
             (err: Error) => void (failed = `the new operator did not start: ${err.message}`),
           );
-        void holder;
       });
       if (!(await cluster.kubelet.killContainer(cluster.namespace, pod))) throw new Error(`operator-kill-after-claim: no container runs in ${pod}`);
       const started = Date.now();
@@ -597,8 +613,10 @@ export const FAULTS: Record<FaultKind, FaultSpec> = {
             return [];
           }
           await restarted;
+          const acquired = watch.claimedAt(newHolder!);
           return [
-            `operator SIGKILLed ${killedAt! - claimedAt!} ms after the Lease was seen to move (${claimedAt! - started} ms after the pod kill); the new operator was ready ${readyAt ? `${readyAt - killedAt!} ms` : 'never'} after the kill`,
+            `operator SIGKILLed ${killedAt! - claimedAt!} ms after the Lease was seen to name ${newHolder} (${claimedAt! - started} ms after the pod kill` +
+              `${acquired ? `; ${killedAt! - acquired} ms after the operator's acquireTime` : ''}); the new operator was ready ${readyAt ? `${readyAt - killedAt!} ms` : 'never'} after the kill`,
           ];
         },
         problems: () => [...(restarted ? [] : ['the primary Lease never named another instance, so the operator was not killed after a claim']), ...(failed ? [failed] : [])],
@@ -631,7 +649,7 @@ export interface FaultRun {
   faultAt: number;
   /** The earliest moment the Lease or status named another instance as primary. */
   anotherPrimaryAt?: number;
-  /** Fault → first write acknowledged through -rw. */
+  /** Fault → first write acknowledged through -rw whose INSERT was sent after the fault. */
   writeGapMs?: number;
   /** Fault → the old primary a streaming replica (role label replica, in recovery) of a Healthy cluster. */
   rejoinMs?: number;
