@@ -73,7 +73,7 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
         try {
           run = await db.runFault(kind, { writer, probeTable: PROBE_TABLE, index: i, operator, timeoutMs: FAULT_TIMEOUT_MS, log: (l) => console.log(`[chaos] ${l}`) });
         } catch (err) {
-          halted = (err as Error).message;
+          halted = `${(err as Error).message}; the remaining ${FAULT_COUNT - i + 1} fault(s) were not run`;
           break;
         }
         runs.push(run);
@@ -82,10 +82,8 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
         for (const p of run.problems) console.log(`[chaos]     PROBLEM: ${p}`);
         if (Object.keys(run.probeErrors ?? {}).length) console.log(`[chaos]     probe errors: ${JSON.stringify(run.probeErrors)}`);
         expect.soft(run.problems, `fault #${i} ${kind} on ${run.oldPrimary} (→ ${run.newPrimary ?? 'no new primary'})`).toEqual([]);
-        if (run.stuck) {
-          halted = `fault #${i} ${kind} left the cluster unhealed after ${FAULT_TIMEOUT_MS / 1000} s; the remaining ${FAULT_COUNT - i} fault(s) were not run`;
-          break;
-        }
+        // A cluster left unhealed gets the next fault's wait for Healthy (60 s) as a last chance;
+        // if it does not heal by then, the sequence stops (halted) rather than fault a broken cluster.
       }
     } finally {
       report = await writer.stop();
@@ -105,8 +103,8 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
     console.log(`[chaos] acknowledged writes missing per instance: ${JSON.stringify(lost)}`);
     console.log(`[chaos] operator logs: ${[...operator.logPaths, operator.current.logPath].join(', ')}`);
 
-    expect(halted, 'the fault sequence ran to the end').toBeUndefined();
-    expect(runs.length).toBe(FAULT_COUNT);
+    expect.soft(halted, 'the fault sequence ran to the end').toBeUndefined();
+    expect.soft(runs.length, 'faults run').toBe(FAULT_COUNT);
     expect(lost, `every acknowledged write (${report.acknowledged.length}) is on every instance`).toEqual({});
   }, 15 * 60_000);
 });
