@@ -196,6 +196,7 @@ async function main(): Promise<void> {
       lost_on_any_instance: lostOnAnInstance,
       false_failovers: falseFailovers,
       old_primary_writes: oldPrimaryWrites,
+      rw_old_primary_writes: runs.reduce((n, r) => n + (r.rwOldPrimaryAcks ?? 0), 0),
       faults_with_problems: runs.filter((r) => r.problems.length > 0).length,
       unhealed_trials: unhealed.length,
     };
@@ -211,7 +212,8 @@ async function main(): Promise<void> {
       ['rejoin (fault → old primary streaming again, max)', `${bounded(runs.map((r) => r.rejoinMs))}${result.rejoin_max_s} s; per kind max: ${KINDS.map((k) => `${k} ${maxS(of(k).map((r) => r.rejoinMs ?? FAULT_TIMEOUT_MS))} s`).join(', ')}`],
       ['switchover write gap (max of 3)', `${result.switchover_gap_s} s (goal ≤ 1 s)`],
       ['acknowledged writes lost', `${lost} on the primary, ${lostOnAnInstance} missing on some instance (goal 0; synchronous commit ANY 1)`],
-      ['old-primary writes (acknowledged after another became primary)', `${oldPrimaryWrites} (goal 0); per kind: ${KINDS.map((k) => `${k} ${of(k).reduce((n, r) => n + r.oldPrimaryCommits.length, 0)}`).join(', ')}`],
+      ['old-primary writes (probe, acknowledged after another became primary)', `${oldPrimaryWrites} (goal 0); per kind: ${KINDS.map((k) => `${k} ${of(k).reduce((n, r) => n + r.oldPrimaryCommits.length, 0)}`).join(', ')}`],
+      ['-rw writes the old primary acknowledged after another became primary', `${result.rw_old_primary_writes} (goal 0)`],
       ['faults with problems / unhealed', `${result.faults_with_problems} of ${runs.length} / ${unhealed.length}${unhealed.length ? ` (${unhealed.join(', ')}; each followed by a new cluster)` : ''}`],
       ['trials skipped (a kind that left 2 clusters in a row unhealed)', skipped.length ? skipped.join(', ') : 'none'],
       [`false failovers (pgbench ${PGBENCH_SECONDS} s, ${tps ?? '?'} tps)`, `${falseFailovers} (goal 0)`],

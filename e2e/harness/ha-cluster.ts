@@ -286,10 +286,14 @@ export class HaCluster {
         notes.push(`another primary (${watch.newPrimary}) seen ${watch.anotherPrimaryAt - faultAt} ms after the fault, first through the ${watch.firstEvidence}`);
       }
 
-      // 2. Writes through -rw resume.
-      const firstAck = await until(async () => o.writer.firstAckSentAfter(faultAt), deadline, 20);
-      if (firstAck === undefined) problems.push(`writes through -rw did not resume within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
-      else run.writeGapMs = firstAck - faultAt;
+      // 2. Writes through -rw resume — on another server than the old primary once there is a new
+      // primary (writes the old primary takes through -rw are counted in step 5).
+      const oldAddress = this.kubelet.podAddress(this.namespace, pod);
+      const elsewhere = (a: string) => watch.anotherPrimaryAt === undefined || a !== oldAddress;
+      const firstAck = await until(async () => o.writer.firstAckSentAfter(faultAt, elsewhere), deadline, 20);
+      if (firstAck === undefined) {
+        problems.push(`writes through -rw did not resume${watch.anotherPrimaryAt !== undefined ? ` on another instance than ${oldPrimary}` : ''} within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+      } else run.writeGapMs = firstAck - faultAt;
 
       // 3. Undo the fault (thaw, heal, the operator back).
       for (const n of await injected.recover()) notes.push(n);
@@ -312,6 +316,17 @@ export class HaCluster {
         problems.push(`the cluster was not Healthy again within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
       }
       run.newPrimary = watch.newPrimary ?? run.newPrimary;
+      if (watch.anotherPrimaryAt !== undefined && oldAddress) {
+        const t = watch.anotherPrimaryAt;
+        run.rwOldPrimaryAcks = o.writer.acksSentAfterBy(t, oldAddress).filter(([, sentAt]) => watch.holderAt(sentAt) !== oldPrimary).length;
+        if (run.rwOldPrimaryAcks) {
+          const acks = o.writer.acksSentAfterBy(t, oldAddress);
+          problems.push(
+            `-rw routed writes to the old primary ${oldPrimary} after ${watch.newPrimary} became primary, and it acknowledged ${run.rwOldPrimaryAcks} of them ` +
+              `(ids ${acks[0]![0]}…${acks.at(-1)![0]}, sent ${acks[0]![1] - t}…${acks.at(-1)![1] - t} ms after it)`,
+          );
+        }
+      }
     } finally {
       report = await probe.stop();
       watch.stop();
@@ -653,6 +668,8 @@ export interface FaultRun {
   writeGapMs?: number;
   /** Fault → the old primary a streaming replica (role label replica, in recovery) of a Healthy cluster. */
   rejoinMs?: number;
+  /** Writes through -rw that the old primary acknowledged, sent after another instance became primary. */
+  rwOldPrimaryAcks?: number;
   /** Probe INSERTs the old primary acknowledged that were sent after another instance became primary. */
   oldPrimaryCommits: ProbeCommit[];
   probeCommitsBefore: number;
@@ -666,6 +683,6 @@ export interface FaultRun {
 /** The per-fault line: kind, old → new primary, write gap, rejoin, old-primary commits. */
 export function formatFaultRun(r: FaultRun): string {
   const ms = (v: number | undefined) => (v === undefined ? '—' : `${v} ms`);
-  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}  rejoin ${ms(r.rejoinMs)}  old-primary commits ${r.oldPrimaryCommits.length}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
+  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}  rejoin ${ms(r.rejoinMs)}  old-primary commits ${r.oldPrimaryCommits.length}${r.rwOldPrimaryAcks ? ` (+${r.rwOldPrimaryAcks} -rw writes)` : ''}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
 }
 

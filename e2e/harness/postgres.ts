@@ -57,6 +57,8 @@ export class LedgerWriter {
   readonly ackTimes: number[] = [];
   /** When the INSERT of each id in `acknowledged` was sent (its last attempt), in the same order. */
   readonly sendTimes: number[] = [];
+  /** The server address (inet_server_addr(), i.e. the pod IP) that acknowledged each id, in the same order. */
+  readonly ackServers: string[] = [];
   private errors = 0;
 
   constructor(
@@ -82,9 +84,16 @@ export class LedgerWriter {
    * firstAckAfter, never a write already in flight at `since` (a backend of a killed postmaster
    * can still finish a commit it had begun).
    */
-  firstAckSentAfter(since: number): number | undefined {
-    const i = this.sendTimes.findIndex((t) => t > since);
+  firstAckSentAfter(since: number, server: (address: string) => boolean = () => true): number | undefined {
+    const i = this.sendTimes.findIndex((t, j) => t > since && server(this.ackServers[j]!));
     return i < 0 ? undefined : this.ackTimes[i];
+  }
+
+  /** Acknowledged writes sent after `since` by the server at `address`: [id, sentAt, ackAt]. */
+  acksSentAfterBy(since: number, address: string): Array<[number, number, number]> {
+    const out: Array<[number, number, number]> = [];
+    for (let j = 0; j < this.sendTimes.length; j++) if (this.sendTimes[j]! > since && this.ackServers[j] === address) out.push([this.acknowledged[j]!, this.sendTimes[j]!, this.ackTimes[j]!]);
+    return out;
   }
 
   async stop(): Promise<WriterReport> {
@@ -105,18 +114,22 @@ export class LedgerWriter {
   private async loop(): Promise<void> {
     let id = 1;
     let client: pg.Client | undefined;
+    let server = '';
     while (!this.stopped) {
       try {
         if (!client) {
           client = new pg.Client(this.config);
           client.on('error', () => {});
           await client.connect();
+          // Which server this connection reached through the Service (for "which primary acknowledged it").
+          server = (await client.query<{ a: string | null }>('SELECT host(inet_server_addr()) AS a')).rows[0]?.a ?? '';
         }
         const sentAt = Date.now();
         await client.query(`INSERT INTO ${this.table} (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, [id]);
         this.acknowledged.push(id);
         this.ackTimes.push(Date.now());
         this.sendTimes.push(sentAt);
+        this.ackServers.push(server);
         id++;
       } catch {
         this.errors++;
