@@ -270,14 +270,16 @@ export class HaCluster {
       let servedByOldSince: number | undefined;
       await until(async () => {
         if (watch.anotherPrimaryAt !== undefined) return true;
-        const healthyOld = o.writer.firstAckSentAfter(faultAt) !== undefined && (await this.get()).status?.phase === 'Healthy';
+        // Writes flowing now (the last one sent after the fault, acknowledged within the last second), status Healthy.
+        const flowingNow = (o.writer.sendTimes.at(-1) ?? 0) > faultAt && (o.writer.ackTimes.at(-1) ?? 0) > Date.now() - 1000;
+        const healthyOld = flowingNow && (await this.get()).status?.phase === 'Healthy';
         servedByOldSince = healthyOld ? (servedByOldSince ?? Date.now()) : undefined;
         return servedByOldSince !== undefined && Date.now() - servedByOldSince > 15_000;
       }, Math.min(deadline, faultAt + 60_000), 100);
       if (watch.anotherPrimaryAt === undefined) {
         problems.push(
           servedByOldSince !== undefined
-            ? `no failover: ${oldPrimary} came back as the primary by itself and -rw writes went to it again (${await this.describeState()})`
+            ? `no failover: ${oldPrimary} came back as the primary by itself and -rw writes flowed through it again for 15 s, with no other instance named primary (${await this.describeState()})`
             : `no other instance became primary within ${Math.round((Math.min(deadline, faultAt + 60_000) - faultAt) / 1000)} s of the fault (${await this.describeState()})`,
         );
       } else {
@@ -316,6 +318,7 @@ export class HaCluster {
         problems.push(`the cluster was not Healthy again within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
       }
       run.newPrimary = watch.newPrimary ?? run.newPrimary;
+      run.longestWriteGapMs = longestGap(o.writer.ackTimes, faultAt, Date.now());
       if (watch.anotherPrimaryAt !== undefined && oldAddress) {
         const t = watch.anotherPrimaryAt;
         run.rwOldPrimaryAcks = o.writer.acksSentAfterBy(t, oldAddress).filter(([, sentAt]) => watch.holderAt(sentAt) !== oldPrimary).length;
@@ -372,6 +375,19 @@ export class HaCluster {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Longest interval between `from` and consecutive times of `times` (ascending) up to `to`; undefined without any. */
+function longestGap(times: number[], from: number, to: number): number | undefined {
+  let i = times.length;
+  while (i > 0 && times[i - 1]! > from) i--;
+  let prev = from;
+  let longest: number | undefined;
+  for (; i < times.length && times[i]! <= to; i++) {
+    longest = Math.max(longest ?? 0, times[i]! - prev);
+    prev = times[i]!;
+  }
+  return longest;
+}
 
 /** Polls `fn` until it returns something other than undefined/false, or `deadline` passes (then undefined). Errors count as "not yet". */
 async function until<T>(fn: () => Promise<T | undefined | false>, deadline: number, intervalMs: number): Promise<T | undefined> {
@@ -668,6 +684,12 @@ export interface FaultRun {
   writeGapMs?: number;
   /** Fault → the old primary a streaming replica (role label replica, in recovery) of a Healthy cluster. */
   rejoinMs?: number;
+  /**
+   * The longest stretch without an acknowledged write through -rw from the fault to the end of
+   * the fault's checks (differs from writeGapMs when a dying primary still acknowledged writes
+   * right after the fault, as orphaned backends of a killed postmaster can).
+   */
+  longestWriteGapMs?: number;
   /** Writes through -rw that the old primary acknowledged, sent after another instance became primary. */
   rwOldPrimaryAcks?: number;
   /** Probe INSERTs the old primary acknowledged that were sent after another instance became primary. */
@@ -683,6 +705,6 @@ export interface FaultRun {
 /** The per-fault line: kind, old → new primary, write gap, rejoin, old-primary commits. */
 export function formatFaultRun(r: FaultRun): string {
   const ms = (v: number | undefined) => (v === undefined ? '—' : `${v} ms`);
-  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}  rejoin ${ms(r.rejoinMs)}  old-primary commits ${r.oldPrimaryCommits.length}${r.rwOldPrimaryAcks ? ` (+${r.rwOldPrimaryAcks} -rw writes)` : ''}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
+  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}${r.longestWriteGapMs !== undefined && r.longestWriteGapMs > (r.writeGapMs ?? 0) ? ` (longest ${r.longestWriteGapMs} ms)` : ''}  rejoin ${ms(r.rejoinMs)}  old-primary commits ${r.oldPrimaryCommits.length}${r.rwOldPrimaryAcks ? ` (+${r.rwOldPrimaryAcks} -rw writes)` : ''}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
 }
 
