@@ -17,7 +17,7 @@ import { startControlPlane } from '../e2e/harness/control-plane.js';
 import { E2E_KUBECONFIG_ENV, createTestNamespace, waitFor } from '../e2e/harness/env.js';
 import { FAULTS, HaCluster, formatFaultRun, type FaultKind, type FaultRun } from '../e2e/harness/ha-cluster.js';
 import { kubectlOk } from '../e2e/harness/kubectl.js';
-import { OperatorHandle, REPO_ROOT, ensureBuilt, scaleChartOperator } from '../e2e/harness/operator.js';
+import { OperatorHandle, REPO_ROOT, ensureBuilt } from '../e2e/harness/operator.js';
 import { LedgerWriter, OldPrimaryProbe, missingIds } from '../e2e/harness/postgres.js';
 import { startProcessKubelet, type ProcessKubelet } from '../e2e/kubelet/index.js';
 import { printReport } from './report.js';
@@ -66,9 +66,8 @@ async function main(): Promise<void> {
     s3 = await startS3rver({ buckets: [BUCKET] });
     const ns = await createTestNamespace('bench-failover');
     kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT });
+    // The only operator (startOperator keeps the chart's Deployment at 0): the one the operator-kill fault kills.
     operator = await OperatorHandle.start({ watchNamespaces: [ns] });
-    // One operator only (the chart's Deployment would run a second one on the kubelet): the one the operator-kill fault kills.
-    await scaleChartOperator(0);
     const s3Access = { endpoint: s3.endpoint, accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY };
 
     let generations = 0;

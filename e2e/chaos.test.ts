@@ -13,7 +13,7 @@ import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { FAULT_KINDS, FAULTS, HaCluster, formatFaultRun, type FaultKind, type FaultRun } from './harness/ha-cluster.js';
-import { OperatorHandle, REPO_ROOT, ensureBuilt, scaleChartOperator } from './harness/operator.js';
+import { OperatorHandle, REPO_ROOT, ensureBuilt } from './harness/operator.js';
 import { LedgerWriter, OldPrimaryProbe, type WriterReport } from './harness/postgres.js';
 
 const NAME = 'chaos-db';
@@ -43,9 +43,8 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
     s3 = await startS3rver({ buckets: [BUCKET] });
     ns = await createTestNamespace('chaos');
     kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT, dataDir: process.env.PGPILOT_E2E_KUBELET_DIR });
+    // The only operator acting on the cluster (startOperator keeps the chart's Deployment at 0): the one this test kills and restarts.
     operator = await OperatorHandle.start({ watchNamespaces: [ns] });
-    // Exactly one operator acts on the cluster: the one this test kills and restarts.
-    await scaleChartOperator(0);
     console.log(`[chaos] kubelet log ${kubelet.logPath}; operator log ${operator.current.logPath}; s3rver ${s3.endpoint}`);
     db = new HaCluster(kubelet, ns, NAME);
     await db.createArchived({ endpoint: s3.endpoint, accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY }, BUCKET);
@@ -53,7 +52,6 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
 
   afterAll(async () => {
     await operator?.stop();
-    await scaleChartOperator(1).catch(() => undefined); // as the chart installs it, for later test files
     await kubelet?.stop();
     if (ns) await deleteTestNamespace(ns);
     await s3?.stop();

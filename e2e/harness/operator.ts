@@ -9,7 +9,7 @@ import { createWriteStream, existsSync, statSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { WRITE_VERBS } from '../../src/runtime/metrics.js';
 import { helmOk, chartDir } from '../../test/support/helm.js';
 import { freePort } from './control-plane.js';
@@ -210,29 +210,5 @@ export class OperatorHandle {
   stop(): Promise<void> {
     return this.current.stop();
   }
-}
-
-/**
- * The chart's own operator (its Deployment) runs as a pod once a process kubelet is up, and it
- * watches every namespace: next to a test's operator process it acts on the same clusters (both
- * fail over, both claim the primary Lease), and killing the test's operator proves nothing. Scale
- * it to `replicas` — 0 where a test needs the one operator it controls — and, for 0, wait until
- * no pod of it is left (a terminating pod could still act).
- */
-export async function scaleChartOperator(replicas: number, timeoutMs = 120_000): Promise<void> {
-  const apps = kubeConfig().makeApiClient(AppsV1Api);
-  const core = kubeConfig().makeApiClient(CoreV1Api);
-  const deployment = await apps.readNamespacedDeployment({ name: RELEASE, namespace: OPERATOR_NAMESPACE });
-  await apps.patchNamespacedDeploymentScale(
-    { name: RELEASE, namespace: OPERATOR_NAMESPACE, body: { spec: { replicas } } },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
-  if (replicas > 0) return;
-  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-  await waitFor(
-    `no pod of the chart's operator Deployment ${OPERATOR_NAMESPACE}/${RELEASE} (${selector})`,
-    async () => (await core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: selector })).items.length === 0,
-    { timeoutMs, intervalMs: 500 },
-  );
 }
 
