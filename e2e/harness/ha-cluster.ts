@@ -274,9 +274,11 @@ export class HaCluster {
         const flowingNow = (o.writer.sendTimes.at(-1) ?? 0) > faultAt && (o.writer.ackTimes.at(-1) ?? 0) > Date.now() - 1000;
         const healthyOld = flowingNow && (await this.get()).status?.phase === 'Healthy';
         servedByOldSince = healthyOld ? (servedByOldSince ?? Date.now()) : undefined;
-        return servedByOldSince !== undefined && Date.now() - servedByOldSince > 15_000;
+        return servedByOldSince !== undefined && Date.now() - servedByOldSince > (fault.mayHealInPlace ? 2_000 : 15_000);
       }, Math.min(deadline, faultAt + 60_000), 100);
-      if (watch.anotherPrimaryAt === undefined) {
+      if (watch.anotherPrimaryAt === undefined && fault.mayHealInPlace && servedByOldSince !== undefined && watch.leaseHolder === oldPrimary) {
+        notes.push(`healed in place: ${oldPrimary} restarted read-only and, still the Lease holder, was promoted again; -rw writes flow through it`);
+      } else if (watch.anotherPrimaryAt === undefined) {
         problems.push(
           servedByOldSince !== undefined
             ? `no failover: ${oldPrimary} came back as the primary by itself and -rw writes flowed through it again for 15 s, with no other instance named primary (${await this.describeState()})`
@@ -555,6 +557,11 @@ export interface FaultSpec {
    * stopped in time and synchronous replication is the protection.
    */
   probeSyncCommit: 'local' | 'default';
+  /**
+   * The old primary may heal in place instead of a failover: its agent restarts postgres read-only
+   * and, still holding the primary Lease, is promoted again (a fast restart beats the failover).
+   */
+  mayHealInPlace?: boolean;
   inject(env: FaultEnv): Promise<InjectedFault>;
 }
 
@@ -566,6 +573,7 @@ export const FAULTS: Record<FaultKind, FaultSpec> = {
     kind: 'postmaster-kill',
     description: 'SIGKILL of the postmaster only; the instance agent (PID 1 of the pod) lives on',
     probeSyncCommit: 'local',
+    mayHealInPlace: true,
     async inject({ cluster, pod }) {
       const pids = await cluster.kubelet.killPostmaster(cluster.namespace, pod);
       if (pids.length === 0) throw new Error(`postmaster-kill: no postmaster runs in ${pod}`);
