@@ -43,8 +43,12 @@ const READY_TIMEOUT_MS = 10 * 60_000; // crash recovery of a large primary can t
 const REPOINT_TIMEOUT_MS = 10_000;
 const STREAMING_TIMEOUT_MS = 20_000;
 const CONFIG_POLL_MS = 2000;
-/** A demoted primary's WAL past the fork is discarded anyway: a short clean stop, then immediate. */
-const DEMOTE_STOP_MS = 5000;
+/**
+ * A demoted primary's WAL past the fork is discarded anyway: a short clean stop, then immediate
+ * (pg_rewind finishes the crash recovery itself). A thawed old primary's shutdown otherwise waits
+ * on archive_command for its last old-timeline segment, which the new primary archived as .partial.
+ */
+const DEMOTE_STOP_MS = 1500;
 const ISOLATION_CHECK_MS = 1000;
 /** The walreceiver's error when the primary no longer has WAL this replica needs. */
 const WAL_REMOVED = /requested WAL segment \S+ has already been removed/;
