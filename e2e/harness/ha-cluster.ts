@@ -315,9 +315,18 @@ export class HaCluster {
           run.stuck = true;
           problems.push(`the old primary ${oldPrimary} was not a streaming replica in a Healthy cluster within ${timeoutMs / 1000} s of the fault: ${last} (${await this.describeState()})`);
         } else run.rejoinMs = rejoinedAt - faultAt;
-      } else if (!(await until(async () => (await this.get()).status?.phase === 'Healthy', deadline, 500))) {
-        run.stuck = true;
-        problems.push(`the cluster was not Healthy again within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+      } else {
+        // No failover (healed in place, or a problem already noted): Healthy as healthy(3) means it.
+        const healthyAt = await until(async () => {
+          const c = await this.get();
+          const cond = (t: string) => c.status?.conditions?.find((x) => x.type === t)?.status;
+          const ok = c.status?.phase === 'Healthy' && c.status.readyInstances === 3 && cond('PrimaryAvailable') === 'True' && cond('ReplicasStreaming') === 'True';
+          return ok ? Date.now() : undefined;
+        }, deadline, 250);
+        if (healthyAt === undefined) {
+          run.stuck = true;
+          problems.push(`the cluster was not Healthy again (3 ready, primary available, replicas streaming) within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+        } else run.healthyAgainMs = healthyAt - faultAt;
       }
       run.newPrimary = watch.newPrimary ?? run.newPrimary;
       run.longestWriteGapMs = longestGap(o.writer.ackTimes, faultAt, Date.now());
@@ -692,6 +701,8 @@ export interface FaultRun {
   writeGapMs?: number;
   /** Fault → the old primary a streaming replica (role label replica, in recovery) of a Healthy cluster. */
   rejoinMs?: number;
+  /** Without a failover: fault → the cluster Healthy again (phase, 3 ready, primary available, replicas streaming). */
+  healthyAgainMs?: number;
   /**
    * The longest stretch without an acknowledged write through -rw from the fault to the end of
    * the fault's checks (differs from writeGapMs when a dying primary still acknowledged writes
@@ -713,6 +724,6 @@ export interface FaultRun {
 /** The per-fault line: kind, old → new primary, write gap, rejoin, old-primary commits. */
 export function formatFaultRun(r: FaultRun): string {
   const ms = (v: number | undefined) => (v === undefined ? '—' : `${v} ms`);
-  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}${r.longestWriteGapMs !== undefined && r.longestWriteGapMs > (r.writeGapMs ?? 0) ? ` (longest ${r.longestWriteGapMs} ms)` : ''}  rejoin ${ms(r.rejoinMs)}  old-primary commits ${r.oldPrimaryCommits.length}${r.rwOldPrimaryAcks ? ` (+${r.rwOldPrimaryAcks} -rw writes)` : ''}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
+  return `#${r.index} ${r.kind.padEnd(25)} ${r.oldPrimary} → ${r.newPrimary ?? '(none)'}  write gap ${ms(r.writeGapMs)}${r.longestWriteGapMs !== undefined && r.longestWriteGapMs > (r.writeGapMs ?? 0) ? ` (longest ${r.longestWriteGapMs} ms)` : ''}  ${r.rejoinMs === undefined && r.healthyAgainMs !== undefined ? `healthy again ${r.healthyAgainMs} ms` : `rejoin ${ms(r.rejoinMs)}`}  old-primary commits ${r.oldPrimaryCommits.length}${r.rwOldPrimaryAcks ? ` (+${r.rwOldPrimaryAcks} -rw writes)` : ''}${r.problems.length ? `  PROBLEMS ${r.problems.length}` : ''}`;
 }
 
