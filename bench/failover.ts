@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       lost_acknowledged_writes: lost,
       lost_on_any_instance: lostOnAnInstance,
       false_failovers: falseFailovers,
-      pgbench_aborted: pgbench.aborted !== undefined,
+      pgbench_aborted: pgbench.aborted !== undefined ? 1 : 0,
       old_primary_writes: oldPrimaryWrites,
       rw_old_primary_writes: runs.reduce((n, r) => n + (r.rwOldPrimaryAcks ?? 0), 0),
       faults_with_problems: runs.filter((r) => r.problems.length > 0).length,
