@@ -304,7 +304,7 @@ const HighAvailability = Obj('Replication, failover and durability.', {
   ),
   switchoverDelaySeconds: Type.Optional(
     Type.Integer({
-      description: 'Seconds the old primary gets to stop cleanly during a switchover (a fast shutdown: checkpoint, all WAL shipped to the replicas); past it the switchover is abandoned, reported, and retried.',
+      description: 'Seconds the old primary gets to stop cleanly during a switchover (a fast shutdown: checkpoint, all WAL shipped to the replicas); past it the stop becomes immediate and the primary role goes to the replica that received the most WAL.',
       minimum: 1,
       maximum: 3600,
       default: DEFAULTS.switchoverDelaySeconds,

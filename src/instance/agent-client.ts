@@ -1,7 +1,7 @@
 // The operator's client of the instance agent API (src/instance/api-types.ts). Short timeouts:
 // an agent that does not answer quickly is treated as unreachable, never waited on.
 import { AGENT_PORT } from '../api/constants.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
 
 /** An operation call's answer: done (with its result) within the wait, or still running in the agent. */
 export type OperationAnswer<T> = { done: true; result: T } | { done: false; operation: OperationStatus | null };
@@ -83,7 +83,7 @@ export class AgentClient {
   follow(ep: AgentEndpoint, req: FollowRequest, waitMs = 0): Promise<OperationAnswer<unknown>> {
     return this.operate(ep, '/v1/follow', waitMs, req);
   }
-  fence(ep: AgentEndpoint, waitMs: number): Promise<OperationAnswer<unknown>> {
-    return this.operate(ep, '/v1/fence', waitMs);
+  fence(ep: AgentEndpoint, waitMs: number, req: FenceRequest = {}): Promise<OperationAnswer<unknown>> {
+    return this.operate(ep, '/v1/fence', waitMs, req);
   }
 }

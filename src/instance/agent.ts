@@ -23,7 +23,7 @@ import type pg from 'pg';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { startApiServer, type AgentApi } from './api-server.js';
-import type { BootstrapRequest, FollowRequest, InstancePhase, InstanceStatus, OperationKind, OperationStatus, PromoteResult } from './api-types.js';
+import type { BootstrapRequest, FenceRequest, FollowRequest, InstancePhase, InstanceStatus, OperationKind, OperationStatus, PromoteResult } from './api-types.js';
 import { Archiving, WalUsageProbe } from './archiving.js';
 import { clearIncompleteDataDir, moveAside, runClone, runInitdb } from './bootstrap.js';
 import { readSystemIdentifier } from './control-file.js';
@@ -669,15 +669,16 @@ export class InstanceAgent implements AgentApi {
     this.log.info({ ms: Date.now() - t0 }, 'follow: re-cloned');
   }
 
-  fence(): Promise<void> {
+  fence(req: FenceRequest = {}): Promise<void> {
     return this.operate('fence', null, async (step) => {
       if (!(await this.hasData())) throw new HttpError(409, 'nothing to fence: no data directory');
       this.fenced = true;
       await touch(this.layout.fencedMarker);
       step('stopping postgres');
       // Fast first: walsenders ship everything, the shutdown checkpoint included, to the replicas
-      // (a switchover loses nothing); immediate when that cannot finish within stopDelaySeconds.
-      await this.pg.stopWithin(this.s.stopTimeoutSeconds * 1000, 'fast');
+      // (a switchover loses nothing); immediate when that cannot finish within the budget
+      // (switchoverDelaySeconds; the operator then gives the role to the replica with most WAL).
+      await this.pg.stopWithin((req.stopSeconds ?? this.s.stopTimeoutSeconds) * 1000, 'fast');
       this.phase = 'Fenced';
       this.log.warn('fenced: postgres stopped and kept stopped');
     });

@@ -1,8 +1,8 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../runtime/logger.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFollowRequest, parseWait } from './requests.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
 
 export interface AgentApi {
   healthy(): boolean;
@@ -14,7 +14,7 @@ export interface AgentApi {
   promote(): Promise<PromoteResult>;
   follow(req: FollowRequest): Promise<void>;
   checkpoint(): Promise<void>;
-  fence(): Promise<void>;
+  fence(req: FenceRequest): Promise<void>;
   /** The current or last operation, for a 202 answer. */
   operation(): OperationStatus | null;
   /**
@@ -96,7 +96,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
     'POST /v1/checkpoint': async () => (await api.checkpoint(), [200, ok]),
     'POST /v1/fence': async (req) => {
       const wait = parseWait(req.url);
-      return awaitOperation(api.fence().then(() => ok), wait, () => api.operation());
+      const body = parseFenceRequest(await readJson(req));
+      return awaitOperation(api.fence(body).then(() => ok), wait, () => api.operation());
     },
     'POST /v1/unfence': async () => (await api.unfence(), [200, ok]),
     'POST /v1/reload': async () => (await api.reload(), [200, ok]),

@@ -170,6 +170,12 @@ export interface FollowRequest {
   reclone?: boolean;
 }
 
+/** POST /v1/fence: how long the clean (fast) stop may take before it becomes immediate. */
+export interface FenceRequest {
+  /** Default: the pod's stop budget (stopDelaySeconds). A switchover sends switchoverDelaySeconds. */
+  stopSeconds?: number;
+}
+
 export interface PromoteResult {
   timeline: number;
   lsn: string;

@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (pure).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { BootstrapRequest, FollowRequest } from './api-types.js';
+import type { BootstrapRequest, FenceRequest, FollowRequest } from './api-types.js';
 
 export class HttpError extends Error {
   constructor(
@@ -38,6 +38,14 @@ export function parseFollowRequest(body: unknown): FollowRequest {
   if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
   if (body.reclone !== undefined && typeof body.reclone !== 'boolean') throw new HttpError(400, 'reclone must be true or false');
   return { primary: endpoint(body.primary, 'primary'), ...(body.reclone ? { reclone: true } : {}) };
+}
+
+export function parseFenceRequest(body: unknown): FenceRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  const { stopSeconds } = body;
+  if (stopSeconds === undefined) return {};
+  if (typeof stopSeconds !== 'number' || !Number.isInteger(stopSeconds) || stopSeconds < 1 || stopSeconds > 3600) throw new HttpError(400, 'stopSeconds must be an integer from 1 to 3600');
+  return { stopSeconds };
 }
 
 /** `?wait=<ms>` of an operation call: how long to wait for it (undefined: until it ends). */

@@ -88,7 +88,7 @@ async function observeAgents(
   cluster: PostgreSQLCluster,
   pods: { name: string; ip?: string; confirmedDown: boolean }[],
   isolationSeconds: number,
-): Promise<{ statuses: Map<string, InstanceStatus | undefined>; ended: { instance: string; op: OperationStatus }[] }> {
+): Promise<{ token: string; statuses: Map<string, InstanceStatus | undefined>; ended: { instance: string; op: OperationStatus }[] } | undefined> {
   const ns = cluster.metadata.namespace!;
   const name = cluster.metadata.name!;
   const last = (deps.lastStatus ??= new Map());
@@ -104,12 +104,14 @@ async function observeAgents(
       }),
     );
   let token = await deps.tokens.get(ns, name);
-  if (!token) return { statuses: new Map(), ended: [] };
+  if (!token) return undefined;
   let answers = await ask(token);
   if (answers.some((a) => a.unauthorized)) {
     deps.tokens.forget(ns, name);
-    token = await deps.tokens.get(ns, name);
-    if (token) answers = await ask(token);
+    const fresh = await deps.tokens.get(ns, name);
+    if (!fresh) return undefined;
+    token = fresh;
+    answers = await ask(token);
   }
   const out = new Map<string, InstanceStatus | undefined>();
   const ended: { instance: string; op: OperationStatus }[] = [];
@@ -137,7 +139,7 @@ async function observeAgents(
       out.set(p.name, undefined);
     }),
   );
-  return { statuses: out, ended };
+  return { token, statuses: out, ended };
 }
 
 /** Events for role changes that ended in an agent (rejoins above all: they run for a while on their own). */
@@ -257,7 +259,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const name = cluster.metadata.name!;
       const key = `${ns}/${name}`;
       const instances = ctx.facts.instanceNames ?? [];
-      if (instances.length === 0 || !(await deps.tokens.get(ns, name))) return {};
+      if (instances.length === 0) return {};
 
       const holder = await leaseHolder(deps, cluster);
       const primary = holder ?? cluster.status?.currentPrimary ?? instances[0]!;
@@ -269,11 +271,12 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const ha = cluster.spec.highAvailability;
       // Sent to every agent: one instance, or HA off, has nobody else to promote — isolating would only cause an outage.
       const isolationSeconds = (ha?.enabled ?? DEFAULTS.haEnabled) && instances.length > 1 ? (ha?.isolationTimeoutSeconds ?? DEFAULTS.isolationTimeoutSeconds) : 0;
-      const { statuses, ended } = await observeAgents(deps, cluster, pods, isolationSeconds);
+      // No agent token yet (install creates it): nothing to ask.
+      const seen = await observeAgents(deps, cluster, pods, isolationSeconds);
+      if (!seen) return {};
+      const { token, statuses, ended } = seen;
       await recordEnded(ctx, ended);
       const observed: ObservedInstance[] = pods.map((p) => ({ name: p.name, podIP: p.ip, roleLabel: p.roleLabel, agent: statuses.get(p.name) }));
-      // Read after the calls: a 401 may have refreshed it.
-      const token = (await deps.tokens.get(ns, name)) ?? '';
       const endpoint = (host: string): AgentEndpoint => ({ host, token, isolationSeconds });
       const sync = (ha?.synchronousCommit ?? DEFAULTS.synchronousCommit) && (ha?.durability ?? DEFAULTS.durability) === 'required';
       const plan = planHa({
@@ -356,7 +359,8 @@ async function execute(
       if (!host) return 'done';
       // Best effort (failover): the old primary gets a moment; routing is already cut.
       // Switchover: its clean stop, looked at again by later passes until it has stopped.
-      const answer = await deps.agent.fence(endpoint(host), action.bestEffort ? FAILOVER_FENCE_WAIT_MS : SWITCHOVER_FENCE_WAIT_MS).catch((err: unknown) => {
+      const stopSeconds = ctx.cluster.spec.highAvailability?.switchoverDelaySeconds ?? DEFAULTS.switchoverDelaySeconds;
+      const answer = await (action.bestEffort ? deps.agent.fence(endpoint(host), FAILOVER_FENCE_WAIT_MS) : deps.agent.fence(endpoint(host), SWITCHOVER_FENCE_WAIT_MS, { stopSeconds })).catch((err: unknown) => {
         if (!action.bestEffort) throw err;
         log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');
         return undefined;

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { awaitOperation } from '../../src/instance/api-server.js';
 import type { OperationStatus } from '../../src/instance/api-types.js';
 import { systemIdentifierOf } from '../../src/instance/control-file.js';
-import { HttpError, parseFollowRequest, parseWait } from '../../src/instance/requests.js';
+import { HttpError, parseFenceRequest, parseFollowRequest, parseWait } from '../../src/instance/requests.js';
 
 const op: OperationStatus = { kind: 'follow', target: '127.0.0.2:5432', state: 'running', step: 'pg_rewind', startedAt: '2026-12-04T00:00:00Z', finishedAt: null, error: null };
 const later = <T>(ms: number, v: T) => new Promise<T>((r) => setTimeout(() => r(v), ms));
@@ -42,6 +42,12 @@ describe('operation requests', () => {
     expect(parseWait('/v1/follow?wait=0')).toBe(0);
     expect(parseWait('/v1/promote?wait=5000')).toBe(5000);
     for (const bad of ['soon', '-1', '1.5', '3600001', '']) expect(() => parseWait(`/v1/fence?wait=${bad}`)).toThrow(/wait must be a whole number of milliseconds from 0 to 3600000/);
+  });
+
+  it('takes a fence stop budget only as whole seconds from 1 to 3600', () => {
+    expect(parseFenceRequest({})).toEqual({});
+    expect(parseFenceRequest({ stopSeconds: 60 })).toEqual({ stopSeconds: 60 });
+    for (const bad of [0, 1.5, '60', 3601]) expect(() => parseFenceRequest({ stopSeconds: bad })).toThrow('stopSeconds must be an integer from 1 to 3600');
   });
 
   it('takes reclone in a follow request only as a boolean', () => {
