@@ -459,6 +459,8 @@ export class InstanceAgent implements AgentApi {
         this.log.warn({ err: message(err) }, 'status query failed');
       }
     }
+    // Streaming again: whatever WAL it once missed, it has caught up.
+    if (snapshot?.walReceiverStatus === 'streaming') this.cannotCatchUp = null;
     return {
       ...shapeStatus(
         { instance: this.s.instance, phase: this.phase, fenced: this.fenced, running: this.pg.ready && snapshot !== null, restarts: this.pg.restarts, lastError: this.lastError, roleOnDisk },
@@ -468,7 +470,7 @@ export class InstanceAgent implements AgentApi {
       wal: hasData ? await this.walUsage.get() : null,
       restore: this.restore?.status() ?? null,
       operation: this.op,
-      cannotCatchUp: snapshot?.walReceiverStatus === 'streaming' ? (this.cannotCatchUp = null) : this.cannotCatchUp,
+      cannotCatchUp: this.cannotCatchUp,
       awaitingRole: this.awaitingRole,
     };
   }
