@@ -88,9 +88,11 @@ describe.skipIf(!haveBinaries)('instance agent with real PostgreSQL', () => {
       const st = await r.status();
       expect(st).toMatchObject({ role: 'replica', streaming: true, following: `${p1.ip}:5432`, fenced: false, restarts: 0 });
     }
-    const ps = await until('three walsenders', async () => {
+    // A walsender counts in the quorum once its standby has replied with a flush position: wait
+    // for that too (right after connecting, pg_stat_replication can say async for a moment).
+    const ps = await until('three walsenders in the quorum', async () => {
       const st = await p1.status();
-      return st.replication.filter((x) => x.state === 'streaming').length === 3 ? st : undefined;
+      return st.replication.filter((x) => x.state === 'streaming' && x.syncState === 'quorum').length === 3 ? st : undefined;
     });
     expect(ps.role).toBe('primary');
     expect(ps.timeline).toBe(1);
