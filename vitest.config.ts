@@ -9,7 +9,8 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['test/**/*.test.ts'],
+          // Unit tests sit beside the module they cover (src/**/x.test.ts); test/chart checks the chart.
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, 'test/integration/**'],
           testTimeout: 60_000,
         },

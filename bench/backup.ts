@@ -21,7 +21,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { archiveKeys, type BackupManifest } from '../src/backup/archive-layout.js';
 import { takeBaseBackup, type BaseBackupOptions } from '../src/backup/base-backup.js';
-import { archiveCommand, restoreCommand } from '../src/backup/handoff.js';
+import { archiveCommand, restoreCommand } from '../src/postgres/handoff.js';
 import type { ObjectStore } from '../src/backup/object-store.js';
 import { openStore } from '../src/backup/open-store.js';
 import { recoverySettings } from '../src/backup/recovery-plan.js';

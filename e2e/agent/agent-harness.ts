@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import type { ClusterSpec } from '../../src/api/cluster.js';
-import { archiveCommand } from '../../src/backup/handoff.js';
+import { archiveCommand } from '../../src/postgres/handoff.js';
 import { renderPgHba, renderPostgresqlConf, REPLICATION_USER } from '../../src/builders/postgres-config.js';
 import type { InstanceStatus } from '../../src/instance/api-types.js';
 import { archiveMarkerDir, layoutOf } from '../../src/instance/layout.js';

@@ -10,7 +10,7 @@
 // request when the claim's StorageClass exists with allowVolumeExpansion: true — create that
 // StorageClass (e.g. fast-ssd) in tests that resize.
 import { mkdir, rm } from 'node:fs/promises';
-import { parseQuantity } from '../../src/builders/quantity.js';
+import { parseQuantity } from '../../src/api/quantity.js';
 import { join } from 'node:path';
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { Logger } from '../../src/runtime/logger.js';

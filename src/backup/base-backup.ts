@@ -21,14 +21,14 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
-import type { Credentials } from '../instance/files.js';
-import { formatLsn, parseLsn } from '../instance/lsn.js';
-import { withClient } from '../instance/sql.js';
-import { ToolError } from '../instance/tool.js';
+import type { Credentials } from '../postgres/files.js';
+import { formatLsn, parseLsn } from '../postgres/lsn.js';
+import { withClient } from '../postgres/sql.js';
+import { ToolError } from '../postgres/tool.js';
 import { archiveKeys, SHA256_METADATA, type ArchiveIdentity, type BackupManifest } from './archive-layout.js';
 import type { ObjectStore } from './object-store.js';
 import { ParallelGzip } from './parallel-gzip.js';
-import { walNameForLsn } from './wal-names.js';
+import { walNameForLsn } from '../postgres/wal-names.js';
 
 /** Backup id of a start time: UTC, e.g. 20261125T020000Z (also the folder name). */
 export function backupIdAt(date: Date): string {

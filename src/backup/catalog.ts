@@ -1,10 +1,10 @@
 // What a cluster's archive holds: completed base backups (those with a valid backup.json),
 // incomplete ones (a folder without it: running, failed, or half-deleted), archived WAL files,
 // and the window a point-in-time recovery can reach.
-import { formatLsn } from '../instance/lsn.js';
+import { formatLsn } from '../postgres/lsn.js';
 import { archiveKeys, walFileOfKey, type BackupManifest } from './archive-layout.js';
 import type { ObjectStore } from './object-store.js';
-import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, parseWalName } from './wal-names.js';
+import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, parseWalName } from '../postgres/wal-names.js';
 
 export interface IncompleteBackup {
   id: string;

@@ -2,7 +2,8 @@
 import { FileStore } from './file-store.js';
 import type { ObjectStore } from './object-store.js';
 import { S3Store } from './s3-store.js';
-import { STORE_ENV, type ArchiveLocation, type S3StoreConfig, type VolumeStoreConfig } from './store-config.js';
+import type { ArchiveLocation, S3StoreConfig, VolumeStoreConfig } from './store-config.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 /** An S3Store or FileStore; S3 credentials are read from the variables the config names. */
 export function openStore(cfg: S3StoreConfig | VolumeStoreConfig, env: NodeJS.ProcessEnv = process.env): ObjectStore {
@@ -96,7 +97,7 @@ export function parseLocation(text: string, source: string): ArchiveLocation {
 }
 
 /** The ArchiveLocation in environment variable `name` (PGPILOT_BACKUP_LOCATION by default). */
-export function readLocationFromEnv(name: string = STORE_ENV, env: NodeJS.ProcessEnv = process.env): ArchiveLocation {
+export function readLocationFromEnv(name: string = POD_ENV.backupLocation, env: NodeJS.ProcessEnv = process.env): ArchiveLocation {
   const text = env[name];
   if (text === undefined || text.trim() === '') throw new Error(`environment variable ${name} is not set: no backup location was given to this pod`);
   return parseLocation(text, `environment variable ${name}`);

@@ -1,6 +1,6 @@
 // Which base backup a recovery starts from, and the settings that make PostgreSQL replay archived
 // WAL up to the target (pure).
-import { compareLsn, parseLsn } from '../instance/lsn.js';
+import { compareLsn, parseLsn } from '../postgres/lsn.js';
 import type { BackupManifest } from './archive-layout.js';
 import type { RecoveryWindow } from './catalog.js';
 

@@ -7,7 +7,7 @@
 import { archiveKeys, type BackupManifest } from './archive-layout.js';
 import { sortBackups, type ArchivedWal, type IncompleteBackup } from './catalog.js';
 import type { ObjectStore } from './object-store.js';
-import { isHistoryFile } from './wal-names.js';
+import { isHistoryFile } from '../postgres/wal-names.js';
 
 export type RetentionPolicy = { days: number } | { hours: number } | { count: number };
 

@@ -7,7 +7,17 @@
 // syntax Kubernetes accepts is checked here and then handed to node-cron in a form it reads the
 // same way (N/step → N-max/step), which validates the values and computes the next run.
 import cron from 'node-cron';
-import { CRON_MACROS } from '../builders/backup-job.js';
+
+/** Kubernetes CronJobs take five fields or these macros; node-cron wants fields only. */
+export const CRON_MACROS: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
+};
 
 const FIELDS = [
   { name: 'minute', min: 0, max: 59 },

@@ -33,5 +33,3 @@ export interface ArchiveLocation {
   path: string;
 }
 
-export const STORE_ENV = 'PGPILOT_BACKUP_LOCATION';
-export const RESTORE_SOURCE_ENV = 'PGPILOT_RESTORE_SOURCE';

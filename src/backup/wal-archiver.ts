@@ -12,7 +12,7 @@ import { gzip } from 'node:zlib';
 import type { Logger } from '../runtime/logger.js';
 import { archiveKeys, SHA256_METADATA, type ArchiveIdentity } from './archive-layout.js';
 import type { ObjectStore } from './object-store.js';
-import { compareWalNames, isHistoryFile, isWalFileName } from './wal-names.js';
+import { compareWalNames, isHistoryFile, isWalFileName } from '../postgres/wal-names.js';
 
 const gzipAsync = promisify(gzip); // runs on the libuv threadpool: uploads overlap compression
 

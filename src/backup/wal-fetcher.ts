@@ -15,9 +15,9 @@ import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { Logger } from '../runtime/logger.js';
 import { archiveKeys, SHA256_METADATA } from './archive-layout.js';
-import { SPOOL_DIRS } from './handoff.js';
+import { SPOOL_DIRS } from '../postgres/handoff.js';
 import { ObjectNotFound, type ObjectStore } from './object-store.js';
-import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, isWalFileName, nextWalNames, parseWalName } from './wal-names.js';
+import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, isWalFileName, nextWalNames, parseWalName } from '../postgres/wal-names.js';
 
 const gunzipAsync = promisify(gunzip);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

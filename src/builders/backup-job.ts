@@ -7,26 +7,18 @@ import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { API_GROUP_VERSION, BACKUP_KIND, LABELS } from '../api/constants.js';
 import type { ResolvedTarget } from './backup-target.js';
-import { clusterLabels, ownedMeta } from './meta.js';
-import { names } from './names.js';
+import { ownedMeta } from './meta.js';
+import { clusterLabels } from '../api/labels.js';
+import { names } from '../api/names.js';
 import { secretNames } from './secrets.js';
 import { instanceImage, POSTGRES_UID, SECRETS_MOUNT, type InstanceImageConfig } from './statefulset.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 /** A failed backup pod is retried this many times before the backup is reported failed. */
 export const BACKUP_BACKOFF_LIMIT = 2;
 /** A base backup that runs longer than this is stopped and reported (then retried by the next run). */
 const BACKUP_DEADLINE_SECONDS = 12 * 3600;
 
-/** Kubernetes CronJobs take five fields or these macros; node-cron wants fields only. */
-export const CRON_MACROS: Record<string, string> = {
-  '@yearly': '0 0 1 1 *',
-  '@annually': '0 0 1 1 *',
-  '@monthly': '0 0 1 * *',
-  '@weekly': '0 0 * * 0',
-  '@daily': '0 0 * * *',
-  '@midnight': '0 0 * * *',
-  '@hourly': '0 * * * *',
-};
 
 function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: InstanceImageConfig, args: string[]): V1JobSpec {
   const name = cluster.metadata.name!;
@@ -51,12 +43,12 @@ function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: Instan
             imagePullPolicy: cluster.spec.imagePullPolicy ?? DEFAULTS.imagePullPolicy,
             args: ['backup', ...args],
             env: [
-              { name: 'PGPILOT_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+              { name: POD_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               // The Job this pod belongs to: a scheduled run names its PostgreSQLBackup after it.
-              { name: 'PGPILOT_JOB_NAME', valueFrom: { fieldRef: { fieldPath: "metadata.labels['job-name']" } } },
-              { name: 'PGPILOT_SECRETS_DIR', value: SECRETS_MOUNT },
-              { name: 'PGPILOT_BACKUP_COMPRESSION_LEVEL', value: String(b?.compression?.level ?? DEFAULTS.compressionLevel) },
-              { name: 'PGPILOT_BACKUP_RETENTION', value: String(b?.retention ?? DEFAULTS.retentionDays) },
+              { name: POD_ENV.jobName, valueFrom: { fieldRef: { fieldPath: "metadata.labels['job-name']" } } },
+              { name: POD_ENV.secretsDir, value: SECRETS_MOUNT },
+              { name: POD_ENV.backupCompressionLevel, value: String(b?.compression?.level ?? DEFAULTS.compressionLevel) },
+              { name: POD_ENV.backupRetention, value: String(b?.retention ?? DEFAULTS.retentionDays) },
               ...target.env,
             ],
             securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },

@@ -7,7 +7,8 @@ import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node'
 import { DEFAULTS, type PostgreSQLCluster, type S3Target, type VolumeTarget } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import type { ArchiveLocation, S3StoreConfig } from '../backup/store-config.js';
-import { names } from './names.js';
+import { names } from '../api/names.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 /** Mount points of PersistentVolume targets inside pods. */
 export const BACKUP_VOLUME_MOUNT = '/var/lib/pgpilot/backup';
@@ -96,16 +97,16 @@ export function clusterArchivePath(cluster: PostgreSQLCluster, prefix: string | 
 export function resolveBackupTarget(cluster: PostgreSQLCluster, defaultStore?: S3Target): ResolvedTarget | null {
   const b = cluster.spec.backup;
   if (!(b?.enabled ?? DEFAULTS.backupEnabled)) return null;
-  const env = 'PGPILOT_BACKUP_LOCATION';
+  const env = POD_ENV.backupLocation;
   if (b?.s3) {
-    return { ...podAccess({ s3: b.s3 }, clusterArchivePath(cluster, b.s3.path), env, 'PGPILOT_BACKUP_S3_', 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'cluster', s3: b.s3 };
+    return { ...podAccess({ s3: b.s3 }, clusterArchivePath(cluster, b.s3.path), env, POD_ENV.backupS3Prefix, 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'cluster', s3: b.s3 };
   }
   if (b?.volume) {
-    return { ...podAccess({ volume: b.volume }, clusterArchivePath(cluster, b.volume.path), env, 'PGPILOT_BACKUP_S3_', 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'cluster', volume: b.volume };
+    return { ...podAccess({ volume: b.volume }, clusterArchivePath(cluster, b.volume.path), env, POD_ENV.backupS3Prefix, 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'cluster', volume: b.volume };
   }
   if (defaultStore) {
     const s3: S3Target = { ...defaultStore, credentials: { ...defaultStore.credentials, secretName: names.backupCredentials(cluster.metadata.name!) } };
-    return { ...podAccess({ s3 }, clusterArchivePath(cluster, s3.path), env, 'PGPILOT_BACKUP_S3_', 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'default', s3 };
+    return { ...podAccess({ s3 }, clusterArchivePath(cluster, s3.path), env, POD_ENV.backupS3Prefix, 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'default', s3 };
   }
   return null;
 }
@@ -137,13 +138,13 @@ export function resolveRecoverySource(
 /** How the first instance reaches the recovery source, and what to restore (PGPILOT_RESTORE_*). */
 export function restoreAccess(cluster: PostgreSQLCluster, source: RecoverySourceStatus): PodAccess {
   const store: StoreSpec = source.s3 ? { s3: source.s3 } : { volume: source.volume! };
-  const access = podAccess(store, source.path, 'PGPILOT_RESTORE_SOURCE', 'PGPILOT_RESTORE_S3_', 'restore-source', RESTORE_VOLUME_MOUNT);
+  const access = podAccess(store, source.path, POD_ENV.restoreSource, POD_ENV.restoreS3Prefix, 'restore-source', RESTORE_VOLUME_MOUNT);
   const target = cluster.spec.bootstrap?.recovery?.target;
   return {
     env: [
       ...access.env,
-      ...(source.backupId ? [{ name: 'PGPILOT_RESTORE_BACKUP_ID', value: source.backupId }] : []),
-      ...(target ? [{ name: 'PGPILOT_RESTORE_TARGET', value: JSON.stringify(target) }] : []),
+      ...(source.backupId ? [{ name: POD_ENV.restoreBackupId, value: source.backupId }] : []),
+      ...(target ? [{ name: POD_ENV.restoreTarget, value: JSON.stringify(target) }] : []),
     ],
     volumes: access.volumes,
     mounts: access.mounts,

@@ -1,7 +1,7 @@
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { ownedMeta } from './meta.js';
-import { names } from './names.js';
+import { names } from '../api/names.js';
 import { renderPgHba, renderPostgresqlConf, type ArchiveSettings } from './postgres-config.js';
 
 /** `archive`: set when the cluster has a backup target (resolveBackupTarget). */

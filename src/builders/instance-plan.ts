@@ -1,6 +1,6 @@
 // Which instances a cluster should have (pure). Existing instances stay; new ones take the lowest
 // free ordinals; scale-down removes the highest ordinals first and never the primary.
-import { instanceOrdinal, names } from './names.js';
+import { instanceOrdinal, names } from '../api/names.js';
 
 export interface InstancePlan {
   keep: string[];

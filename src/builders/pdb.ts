@@ -1,8 +1,9 @@
 // At most one instance may be voluntarily disrupted at a time (node drains, evictions).
 import type { V1PodDisruptionBudget } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { ownedMeta, podSelector } from './meta.js';
-import { names } from './names.js';
+import { ownedMeta } from './meta.js';
+import { podSelector } from '../api/labels.js';
+import { names } from '../api/names.js';
 
 /**
  * A single-instance cluster gets no budget: one with maxUnavailable 0 would block every node

@@ -4,8 +4,8 @@
 import type { ClusterSpec } from '../api/cluster.js';
 import { DEFAULTS, PARAMETER_NAME_PATTERN } from '../api/cluster.js';
 import { SpecError } from '../api/spec-error.js';
-import { parseQuantity } from './quantity.js';
-import { archiveCommand } from '../backup/handoff.js';
+import { parseQuantity } from '../api/quantity.js';
+import { archiveCommand } from '../postgres/handoff.js';
 
 /**
  * Where the instance agent leaves its "archived" markers: `<PGDATA's parent>/.pgpilot/archived`

@@ -6,7 +6,7 @@ import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { API_GROUP, BACKUP_PLURAL, CLUSTER_PLURAL } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
-import { names } from './names.js';
+import { names } from '../api/names.js';
 import { secretNames } from './secrets.js';
 
 export function instanceServiceAccount(cluster: PostgreSQLCluster): V1ServiceAccount {

@@ -6,7 +6,7 @@ import type { PostgreSQLCluster } from '../api/cluster.js';
 import { DEFAULTS } from '../api/cluster.js';
 import { POSTGRES_PORT } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
-import { names } from './names.js';
+import { names } from '../api/names.js';
 import { REPLICATION_USER } from './postgres-config.js';
 
 /** 32 URL-safe characters from 24 random bytes (192 bits). */

@@ -2,8 +2,9 @@
 import type { V1Service } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, POSTGRES_PORT, ROLE_PRIMARY, ROLE_REPLICA } from '../api/constants.js';
-import { ownedMeta, podSelector } from './meta.js';
-import { names } from './names.js';
+import { ownedMeta } from './meta.js';
+import { podSelector } from '../api/labels.js';
+import { names } from '../api/names.js';
 
 function service(cluster: PostgreSQLCluster, name: string, selector: Record<string, string>, headless = false): V1Service {
   return {

@@ -4,10 +4,12 @@ import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1StatefulSet, V1
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { DEFAULTS } from '../api/cluster.js';
 import { AGENT_PORT, LABELS, MANAGED_BY, METRICS_PORT, POSTGRES_PORT } from '../api/constants.js';
-import { ownedMeta, podSelector } from './meta.js';
-import { names } from './names.js';
+import { ownedMeta } from './meta.js';
+import { podSelector } from '../api/labels.js';
+import { names } from '../api/names.js';
 import { secretNames } from './secrets.js';
 import type { PodAccess, ResolvedTarget } from './backup-target.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 /** What instance pods get from the backup concern: the archive target and the recovery source. */
 export interface InstanceBackupAccess {
@@ -66,7 +68,7 @@ function backupPieces(cluster: PostgreSQLCluster, b: InstanceBackupAccess): PodA
   const parts = [b.target, b.restore].filter((p): p is PodAccess => !!p);
   const level = cluster.spec.backup?.compression?.level ?? DEFAULTS.compressionLevel;
   return {
-    env: [...parts.flatMap((p) => p.env), ...(b.target ? [{ name: 'PGPILOT_BACKUP_COMPRESSION_LEVEL', value: String(level) }] : [])],
+    env: [...parts.flatMap((p) => p.env), ...(b.target ? [{ name: POD_ENV.backupCompressionLevel, value: String(level) }] : [])],
     volumes: parts.flatMap((p) => p.volumes),
     mounts: parts.flatMap((p) => p.mounts),
   };
@@ -95,22 +97,22 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
     imagePullPolicy: cluster.spec.imagePullPolicy ?? DEFAULTS.imagePullPolicy,
     args: ['instance'],
     env: [
-      { name: 'PGPILOT_CLUSTER', value: cluster.metadata.name! },
-      { name: 'PGPILOT_INSTANCE', value: instance },
-      { name: 'PGPILOT_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: 'PGPILOT_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-      { name: 'PGPILOT_CONFIG_DIR', value: CONFIG_MOUNT },
-      { name: 'PGPILOT_SECRETS_DIR', value: SECRETS_MOUNT },
+      { name: POD_ENV.cluster, value: cluster.metadata.name! },
+      { name: POD_ENV.instance, value: instance },
+      { name: POD_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: POD_ENV.podIp, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: POD_ENV.configDir, value: CONFIG_MOUNT },
+      { name: POD_ENV.secretsDir, value: SECRETS_MOUNT },
       { name: 'PGDATA', value: `${DATA_MOUNT}/pgdata` },
-      ...(hasWal ? [{ name: 'PGPILOT_WAL_DIR', value: `${WAL_MOUNT}/pg_wal` }] : []),
-      { name: 'PGPILOT_INITDB_DATABASE', value: initdb?.database ?? DEFAULTS.initdbDatabase },
-      { name: 'PGPILOT_INITDB_OWNER', value: initdb?.owner ?? DEFAULTS.initdbOwner },
-      { name: 'PGPILOT_INITDB_ENCODING', value: initdb?.encoding ?? DEFAULTS.initdbEncoding },
-      { name: 'PGPILOT_INITDB_LOCALE', value: initdb?.locale ?? DEFAULTS.initdbLocale },
-      { name: 'PGPILOT_INITDB_DATA_CHECKSUMS', value: String(initdb?.dataChecksums ?? DEFAULTS.dataChecksums) },
-      { name: 'PGPILOT_METRICS_ENABLED', value: String(monitoring) },
+      ...(hasWal ? [{ name: POD_ENV.walDir, value: `${WAL_MOUNT}/pg_wal` }] : []),
+      { name: POD_ENV.initdbDatabase, value: initdb?.database ?? DEFAULTS.initdbDatabase },
+      { name: POD_ENV.initdbOwner, value: initdb?.owner ?? DEFAULTS.initdbOwner },
+      { name: POD_ENV.initdbEncoding, value: initdb?.encoding ?? DEFAULTS.initdbEncoding },
+      { name: POD_ENV.initdbLocale, value: initdb?.locale ?? DEFAULTS.initdbLocale },
+      { name: POD_ENV.initdbDataChecksums, value: String(initdb?.dataChecksums ?? DEFAULTS.dataChecksums) },
+      { name: POD_ENV.metricsEnabled, value: String(monitoring) },
       // The agent moves from a smart to a fast shutdown at half of this, and to immediate near its end.
-      { name: 'PGPILOT_STOP_TIMEOUT_SECONDS', value: String(cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds) },
+      { name: POD_ENV.stopTimeoutSeconds, value: String(cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds) },
       ...backup.env,
     ],
     ports: [

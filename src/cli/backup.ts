@@ -18,19 +18,19 @@
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ApiBackupKube } from '../backup/backup-kube.js';
-import { runBackup, type BackupRunSettings } from '../backup/backup-run.js';
+import { ApiBackupKube } from '../backup-job/backup-kube.js';
+import { runBackup, type BackupRunSettings } from '../backup-job/backup-run.js';
 import type { ObjectStore } from '../backup/object-store.js';
 import { openStore, readLocationFromEnv } from '../backup/open-store.js';
-import { purgeArchive } from '../backup/purge.js';
+import { purgeArchive } from '../backup-job/purge.js';
 import { parseRetention } from '../backup/retention.js';
-import { STORE_ENV } from '../backup/store-config.js';
 import { DEFAULTS } from '../api/cluster.js';
 import { EnvError } from '../instance/env.js';
-import { resolvePgBin } from '../instance/files.js';
+import { resolvePgBin } from '../postgres/files.js';
 import { EventRecorder } from '../runtime/events.js';
 import { loadKubeConfig, makeClients } from '../runtime/kube.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -79,42 +79,42 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
   if (opts.backup !== undefined && (!DNS_SUBDOMAIN.test(opts.backup) || opts.backup.length > 253)) {
     throw new OptionError('--backup', `must be a PostgreSQLBackup name (got ${JSON.stringify(opts.backup)})`);
   }
-  const namespace = required(env, 'PGPILOT_NAMESPACE');
-  if (!DNS_LABEL.test(namespace)) throw new EnvError('PGPILOT_NAMESPACE', `must be a namespace name (got ${JSON.stringify(namespace)})`);
-  const job = optional(env, 'PGPILOT_JOB_NAME');
+  const namespace = required(env, POD_ENV.namespace);
+  if (!DNS_LABEL.test(namespace)) throw new EnvError(POD_ENV.namespace, `must be a namespace name (got ${JSON.stringify(namespace)})`);
+  const job = optional(env, POD_ENV.jobName);
   if (opts.backup === undefined && job === undefined && !opts.purge) {
-    throw new EnvError('PGPILOT_JOB_NAME', 'is required without --backup: a scheduled run names its PostgreSQLBackup after its Job');
+    throw new EnvError(POD_ENV.jobName, 'is required without --backup: a scheduled run names its PostgreSQLBackup after its Job');
   }
-  if (job !== undefined && (!DNS_SUBDOMAIN.test(job) || job.length > 63)) throw new EnvError('PGPILOT_JOB_NAME', `must be a Job name of at most 63 characters (got ${JSON.stringify(job)})`);
-  const secretsDir = required(env, 'PGPILOT_SECRETS_DIR');
-  if (!isAbsolute(secretsDir)) throw new EnvError('PGPILOT_SECRETS_DIR', `must be an absolute path (got ${JSON.stringify(secretsDir)})`);
+  if (job !== undefined && (!DNS_SUBDOMAIN.test(job) || job.length > 63)) throw new EnvError(POD_ENV.jobName, `must be a Job name of at most 63 characters (got ${JSON.stringify(job)})`);
+  const secretsDir = required(env, POD_ENV.secretsDir);
+  if (!isAbsolute(secretsDir)) throw new EnvError(POD_ENV.secretsDir, `must be an absolute path (got ${JSON.stringify(secretsDir)})`);
 
-  const levelText = optional(env, 'PGPILOT_BACKUP_COMPRESSION_LEVEL') ?? String(DEFAULTS.compressionLevel);
-  if (!/^[1-9]$/.test(levelText)) throw new EnvError('PGPILOT_BACKUP_COMPRESSION_LEVEL', `must be a gzip level from 1 to 9 (got ${JSON.stringify(levelText)})`);
+  const levelText = optional(env, POD_ENV.backupCompressionLevel) ?? String(DEFAULTS.compressionLevel);
+  if (!/^[1-9]$/.test(levelText)) throw new EnvError(POD_ENV.backupCompressionLevel, `must be a gzip level from 1 to 9 (got ${JSON.stringify(levelText)})`);
 
   let retention;
   try {
-    retention = parseRetention(optional(env, 'PGPILOT_BACKUP_RETENTION') ?? DEFAULTS.retentionDays);
+    retention = parseRetention(optional(env, POD_ENV.backupRetention) ?? DEFAULTS.retentionDays);
   } catch (err) {
-    throw new EnvError('PGPILOT_BACKUP_RETENTION', `is not valid: ${(err as Error).message}`);
+    throw new EnvError(POD_ENV.backupRetention, `is not valid: ${(err as Error).message}`);
   }
 
-  required(env, STORE_ENV);
+  required(env, POD_ENV.backupLocation);
   let location;
   try {
-    location = readLocationFromEnv(STORE_ENV, env);
+    location = readLocationFromEnv(POD_ENV.backupLocation, env);
   } catch (err) {
     // Its messages name the variable already.
-    throw new EnvError(STORE_ENV, `is not valid: ${(err as Error).message.replace(/^environment variable \S+:? ?/, '')}`);
+    throw new EnvError(POD_ENV.backupLocation, `is not valid: ${(err as Error).message.replace(/^environment variable \S+:? ?/, '')}`);
   }
   if (location.store.kind === 's3') {
     for (const v of [location.store.accessKeyIdEnv, location.store.secretAccessKeyEnv]) {
-      if (optional(env, v) === undefined) throw new EnvError(v, `is not set: ${STORE_ENV} names it for the S3 credentials of bucket ${location.store.bucket}`);
+      if (optional(env, v) === undefined) throw new EnvError(v, `is not set: ${POD_ENV.backupLocation} names it for the S3 credentials of bucket ${location.store.bucket}`);
     }
   }
 
-  const logLevel = (optional(env, 'PGPILOT_LOG_LEVEL') ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new EnvError('PGPILOT_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
+  const logLevel = (optional(env, POD_ENV.logLevel) ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new EnvError(POD_ENV.logLevel, `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
 
   return {
     namespace,
@@ -125,7 +125,7 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
     level: Number(levelText),
     retention,
     location,
-    pgBin: optional(env, 'PGPILOT_PG_BIN'),
+    pgBin: optional(env, POD_ENV.pgBin),
     logLevel,
   };
 }
@@ -151,13 +151,13 @@ export async function runBackupCommand(opts: BackupCommandOptions, env: Env = pr
   try {
     pgBin = await resolvePgBin(settings.pgBin);
   } catch (err) {
-    log.error({ cluster: settings.cluster, variable: 'PGPILOT_PG_BIN' }, (err as Error).message);
+    log.error({ cluster: settings.cluster, variable: POD_ENV.pgBin }, (err as Error).message);
     return EXIT_USAGE;
   }
   try {
     store = openStore(settings.location.store, env);
   } catch (err) {
-    log.error({ cluster: settings.cluster, variable: STORE_ENV }, `cannot open the store of ${STORE_ENV}: ${(err as Error).message}`);
+    log.error({ cluster: settings.cluster, variable: POD_ENV.backupLocation }, `cannot open the store of ${POD_ENV.backupLocation}: ${(err as Error).message}`);
     return EXIT_USAGE;
   }
 

@@ -16,7 +16,7 @@ import { findCondition } from '../reconcilers/conditions.js';
 import { AgentClient } from '../instance/agent-client.js';
 import { AgentTokens, createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
-import { PrimaryMonitor } from './primary-monitor.js';
+import { PrimaryMonitor } from '../reconcilers/primary-monitor.js';
 import { computeStatus } from '../reconcilers/status.js';
 import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
 import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';

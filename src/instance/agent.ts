@@ -26,18 +26,19 @@ import { startApiServer, type AgentApi } from './api-server.js';
 import type { BootstrapRequest, FenceRequest, FollowRequest, InstancePhase, InstanceStatus, OperationKind, OperationStatus, PromoteResult } from './api-types.js';
 import { Archiving, WalUsageProbe } from './archiving.js';
 import { clearIncompleteDataDir, moveAside, runClone, runInitdb } from './bootstrap.js';
-import { readSystemIdentifier } from './control-file.js';
+import { readSystemIdentifier } from '../postgres/control-file.js';
 import { loadSettings, type AgentSettings } from './env.js';
-import { exists, isWritableDir, readAgentToken, readCredentials, removeFile, resolvePgBin, touch } from './files.js';
+import { exists, isWritableDir, readAgentToken, readCredentials, removeFile, resolvePgBin, touch } from '../postgres/files.js';
 import { layoutOf, postgresArgs, restoreHbaFile, restoreSpoolDir, type Layout } from './layout.js';
-import { hasDiverged, parseTimelineHistory, timelineOfWalFile } from './lsn.js';
+import { hasDiverged, parseTimelineHistory, timelineOfWalFile } from '../postgres/lsn.js';
 import { PostgresProcess } from './postgres-process.js';
 import { configureStandby, conninfoFor, rewind, RewindImpossible, writeReplicationPassfile } from './replication.js';
 import { HttpError } from './requests.js';
 import { RestoreBootstrap } from './restore-bootstrap.js';
-import * as sql from './sql.js';
-import { shapeStatus, type SqlSnapshot } from './status.js';
-import { killRunningTools } from './tool.js';
+import * as sql from '../postgres/sql.js';
+import { shapeStatus } from './status.js';
+import { querySnapshot, type SqlSnapshot } from '../postgres/server-info.js';
+import { killRunningTools } from '../postgres/tool.js';
 
 const READY_TIMEOUT_MS = 10 * 60_000; // crash recovery of a large primary can take long
 const REPOINT_TIMEOUT_MS = 10_000;
@@ -454,7 +455,7 @@ export class InstanceAgent implements AgentApi {
     // During a restore nobody but the agent can connect: not "running" for anyone else.
     if (this.pg.ready && !this.restoreHba) {
       try {
-        snapshot = await sql.withClient(await this.local(), sql.querySnapshot);
+        snapshot = await sql.withClient(await this.local(), querySnapshot);
       } catch (err) {
         this.log.warn({ err: message(err) }, 'status query failed');
       }

@@ -3,10 +3,10 @@ import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
 import type { InitdbSettings } from './env.js';
-import { isEmptyDir, tempPassfile, tempPrivateFile, type Credentials } from './files.js';
+import { isEmptyDir, tempPassfile, tempPrivateFile, type Credentials } from '../postgres/files.js';
 import type { Layout } from './layout.js';
-import type { Endpoint } from './sql.js';
-import { runTool } from './tool.js';
+import type { Endpoint } from '../postgres/sql.js';
+import { runTool } from '../postgres/tool.js';
 
 /** Arguments of initdb (pure); the password file path is the only secret-bearing input. */
 export function initdbArgs(layout: Pick<Layout, 'pgdata' | 'walDir'>, init: InitdbSettings, superuser: string, pwfile: string): string[] {

@@ -36,8 +36,9 @@ import { isAbsolute } from 'node:path';
 import { AGENT_PORT, POSTGRES_PORT } from '../api/constants.js';
 import { parseLocation } from '../backup/open-store.js';
 import { RecoveryTargetError, validateTarget, type RecoveryTarget } from '../backup/recovery-plan.js';
-import { RESTORE_SOURCE_ENV, STORE_ENV, type ArchiveLocation } from '../backup/store-config.js';
+import type { ArchiveLocation } from '../backup/store-config.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 export class EnvError extends Error {
   constructor(
@@ -159,7 +160,7 @@ export function sameArchive(a: ArchiveLocation, b: ArchiveLocation): boolean {
 const TARGET_KEYS = ['time', 'lsn', 'xid', 'name', 'immediate', 'inclusive'] as const;
 
 /** PGPILOT_RESTORE_TARGET: a RecoveryTarget as JSON (pure; exported for tests). */
-export function parseRecoveryTarget(text: string | undefined, name = 'PGPILOT_RESTORE_TARGET'): RecoveryTarget {
+export function parseRecoveryTarget(text: string | undefined, name = POD_ENV.restoreTarget): RecoveryTarget {
   if (text === undefined || text.trim() === '') return {};
   let raw: unknown;
   try {
@@ -194,28 +195,28 @@ export function parseRecoveryTarget(text: string | undefined, name = 'PGPILOT_RE
 }
 
 function backupSettings(env: Env): BackupSettings | undefined {
-  const loc = location(env, STORE_ENV);
-  const levelText = optional(env, 'PGPILOT_BACKUP_COMPRESSION_LEVEL') ?? '1';
+  const loc = location(env, POD_ENV.backupLocation);
+  const levelText = optional(env, POD_ENV.backupCompressionLevel) ?? '1';
   const level = Number(levelText);
-  if (!/^\d$/.test(levelText) || level < 1 || level > 9) throw new EnvError('PGPILOT_BACKUP_COMPRESSION_LEVEL', `must be a gzip level 1-9 (got ${JSON.stringify(levelText)})`);
+  if (!/^\d$/.test(levelText) || level < 1 || level > 9) throw new EnvError(POD_ENV.backupCompressionLevel, `must be a gzip level 1-9 (got ${JSON.stringify(levelText)})`);
   return loc ? { location: loc, compressionLevel: level } : undefined;
 }
 
 function restoreSettings(env: Env, backup: BackupSettings | undefined): RestoreSettings | undefined {
-  const source = location(env, RESTORE_SOURCE_ENV);
-  const backupId = optional(env, 'PGPILOT_RESTORE_BACKUP_ID');
-  const targetText = optional(env, 'PGPILOT_RESTORE_TARGET');
+  const source = location(env, POD_ENV.restoreSource);
+  const backupId = optional(env, POD_ENV.restoreBackupId);
+  const targetText = optional(env, POD_ENV.restoreTarget);
   if (!source) {
-    for (const [n, v] of [['PGPILOT_RESTORE_BACKUP_ID', backupId], ['PGPILOT_RESTORE_TARGET', targetText]] as const) {
-      if (v !== undefined) throw new EnvError(n, `is set but ${RESTORE_SOURCE_ENV} is not: there is nothing to restore from`);
+    for (const [n, v] of [[POD_ENV.restoreBackupId, backupId], [POD_ENV.restoreTarget, targetText]] as const) {
+      if (v !== undefined) throw new EnvError(n, `is set but ${POD_ENV.restoreSource} is not: there is nothing to restore from`);
     }
     return undefined;
   }
-  if (backupId !== undefined && !/^\d{8}T\d{6}Z$/.test(backupId)) throw new EnvError('PGPILOT_RESTORE_BACKUP_ID', `must be a backup id such as 20261125T020000Z (got ${JSON.stringify(backupId)})`);
+  if (backupId !== undefined && !/^\d{8}T\d{6}Z$/.test(backupId)) throw new EnvError(POD_ENV.restoreBackupId, `must be a backup id such as 20261125T020000Z (got ${JSON.stringify(backupId)})`);
   // A restored cluster has its source's system identifier: the archiver's identity guard would
   // let it append a second history to the source's archive. It needs a location of its own.
   if (backup && sameArchive(backup.location, source)) {
-    throw new EnvError(STORE_ENV, `names the same archive as ${RESTORE_SOURCE_ENV} (${source.path}): a restored cluster must archive to a location of its own, never into its source`);
+    throw new EnvError(POD_ENV.backupLocation, `names the same archive as ${POD_ENV.restoreSource} (${source.path}): a restored cluster must archive to a location of its own, never into its source`);
   }
   return { source, backupId, target: parseRecoveryTarget(targetText) };
 }
@@ -224,39 +225,39 @@ function restoreSettings(env: Env, backup: BackupSettings | undefined): RestoreS
 const SQL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 export function loadSettings(env: Env = process.env): AgentSettings {
-  const podIp = required(env, 'PGPILOT_POD_IP');
-  if (isIP(podIp) === 0) throw new EnvError('PGPILOT_POD_IP', `must be an IP address (got ${JSON.stringify(podIp)})`);
-  const database = optional(env, 'PGPILOT_INITDB_DATABASE') ?? 'app';
-  const owner = optional(env, 'PGPILOT_INITDB_OWNER') ?? 'app';
-  if (!SQL_NAME.test(database)) throw new EnvError('PGPILOT_INITDB_DATABASE', `must match ${SQL_NAME.source}`);
-  if (!SQL_NAME.test(owner)) throw new EnvError('PGPILOT_INITDB_OWNER', `must match ${SQL_NAME.source}`);
-  const stop = optional(env, 'PGPILOT_STOP_TIMEOUT_SECONDS') ?? '30';
+  const podIp = required(env, POD_ENV.podIp);
+  if (isIP(podIp) === 0) throw new EnvError(POD_ENV.podIp, `must be an IP address (got ${JSON.stringify(podIp)})`);
+  const database = optional(env, POD_ENV.initdbDatabase) ?? 'app';
+  const owner = optional(env, POD_ENV.initdbOwner) ?? 'app';
+  if (!SQL_NAME.test(database)) throw new EnvError(POD_ENV.initdbDatabase, `must match ${SQL_NAME.source}`);
+  if (!SQL_NAME.test(owner)) throw new EnvError(POD_ENV.initdbOwner, `must match ${SQL_NAME.source}`);
+  const stop = optional(env, POD_ENV.stopTimeoutSeconds) ?? '30';
   const stopTimeoutSeconds = Number(stop);
-  if (!Number.isFinite(stopTimeoutSeconds) || stopTimeoutSeconds <= 0) throw new EnvError('PGPILOT_STOP_TIMEOUT_SECONDS', `must be a positive number of seconds (got ${JSON.stringify(stop)})`);
-  const level = optional(env, 'PGPILOT_LOG_LEVEL') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new EnvError('PGPILOT_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!Number.isFinite(stopTimeoutSeconds) || stopTimeoutSeconds <= 0) throw new EnvError(POD_ENV.stopTimeoutSeconds, `must be a positive number of seconds (got ${JSON.stringify(stop)})`);
+  const level = optional(env, POD_ENV.logLevel) ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new EnvError(POD_ENV.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
   const backup = backupSettings(env);
   const restore = restoreSettings(env, backup);
   return {
-    cluster: required(env, 'PGPILOT_CLUSTER'),
-    instance: required(env, 'PGPILOT_INSTANCE'),
-    namespace: required(env, 'PGPILOT_NAMESPACE'),
+    cluster: required(env, POD_ENV.cluster),
+    instance: required(env, POD_ENV.instance),
+    namespace: required(env, POD_ENV.namespace),
     podIp,
-    configDir: path('PGPILOT_CONFIG_DIR', required(env, 'PGPILOT_CONFIG_DIR'))!,
-    secretsDir: path('PGPILOT_SECRETS_DIR', required(env, 'PGPILOT_SECRETS_DIR'))!,
+    configDir: path(POD_ENV.configDir, required(env, POD_ENV.configDir))!,
+    secretsDir: path(POD_ENV.secretsDir, required(env, POD_ENV.secretsDir))!,
     pgdata: path('PGDATA', required(env, 'PGDATA'))!,
-    walDir: path('PGPILOT_WAL_DIR', optional(env, 'PGPILOT_WAL_DIR')),
+    walDir: path(POD_ENV.walDir, optional(env, POD_ENV.walDir)),
     initdb: {
       database,
       owner,
-      encoding: optional(env, 'PGPILOT_INITDB_ENCODING') ?? 'UTF8',
-      locale: optional(env, 'PGPILOT_INITDB_LOCALE') ?? 'C.UTF-8',
-      dataChecksums: bool(env, 'PGPILOT_INITDB_DATA_CHECKSUMS', true),
+      encoding: optional(env, POD_ENV.initdbEncoding) ?? 'UTF8',
+      locale: optional(env, POD_ENV.initdbLocale) ?? 'C.UTF-8',
+      dataChecksums: bool(env, POD_ENV.initdbDataChecksums, true),
     },
-    agentPort: port(env, 'PGPILOT_AGENT_PORT', AGENT_PORT),
-    pgPort: port(env, 'PGPILOT_PG_PORT', POSTGRES_PORT),
-    pgBin: path('PGPILOT_PG_BIN', optional(env, 'PGPILOT_PG_BIN')),
-    socketDir: path('PGPILOT_SOCKET_DIR', optional(env, 'PGPILOT_SOCKET_DIR')),
+    agentPort: port(env, POD_ENV.agentPort, AGENT_PORT),
+    pgPort: port(env, POD_ENV.pgPort, POSTGRES_PORT),
+    pgBin: path(POD_ENV.pgBin, optional(env, POD_ENV.pgBin)),
+    socketDir: path(POD_ENV.socketDir, optional(env, POD_ENV.socketDir)),
     stopTimeoutSeconds,
     logLevel: level as LogLevel,
     backup,

@@ -2,11 +2,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
-import { pgpassLine, primaryConninfo, renderConninfo, setAutoConfParameter } from './conninfo.js';
-import { exists, tempPassfile, touch, writePrivateFile, type Credentials } from './files.js';
+import { pgpassLine, primaryConninfo, renderConninfo, setAutoConfParameter } from '../postgres/conninfo.js';
+import { exists, tempPassfile, touch, writePrivateFile, type Credentials } from '../postgres/files.js';
 import type { Layout } from './layout.js';
-import type { Endpoint } from './sql.js';
-import { runTool, ToolError } from './tool.js';
+import type { Endpoint } from '../postgres/sql.js';
+import { runTool, ToolError } from '../postgres/tool.js';
 
 export function conninfoFor(layout: Layout, primary: Endpoint, replicationUser: string, instance: string): string {
   return primaryConninfo({ host: primary.host, port: primary.port, user: replicationUser, passfile: layout.replicationPassfile, applicationName: instance });

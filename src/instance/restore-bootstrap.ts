@@ -30,7 +30,7 @@
 import { rm } from 'node:fs/promises';
 import type { RecoveryWindow } from '../backup/catalog.js';
 import { listBackups, listWal, recoveryWindow } from '../backup/catalog.js';
-import { restoreCommand } from '../backup/handoff.js';
+import { restoreCommand } from '../postgres/handoff.js';
 import { openStore } from '../backup/open-store.js';
 import { chooseBaseBackup, recoverySettings, type RecoveryTarget } from '../backup/recovery-plan.js';
 import { clearRecoveryConfig, restoreBaseBackup, writeRecoveryConfig } from '../backup/restore.js';
@@ -39,10 +39,11 @@ import type { Logger } from '../runtime/logger.js';
 import type { RestoreStatus } from './api-types.js';
 import { clearIncompleteDataDir } from './bootstrap.js';
 import type { AgentSettings } from './env.js';
-import { readCredentials, removeFile, writePrivateFile } from './files.js';
+import { readCredentials, removeFile, writePrivateFile } from '../postgres/files.js';
 import { RESTORE_HBA, restoreHbaFile, restoreSpoolDir, type Layout } from './layout.js';
 import type { PostgresProcess } from './postgres-process.js';
-import * as sql from './sql.js';
+import * as sql from '../postgres/sql.js';
+import { POD_ENV } from '../api/pod-env.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RESTORE_PREFETCH = 8;
@@ -161,7 +162,7 @@ export class RestoreBootstrap {
   async run(): Promise<void> {
     const { settings: s, layout, log } = this.h;
     const r = s.restore;
-    if (!r) throw new Error('PGPILOT_RESTORE_SOURCE is not set: this pod has no archive to restore from');
+    if (!r) throw new Error(`${POD_ENV.restoreSource} is not set: this pod has no archive to restore from`);
     try {
       await clearIncompleteDataDir(layout, log);
       await this.h.setPending('restore');

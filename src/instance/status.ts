@@ -1,40 +1,8 @@
 // InstanceStatus from what the agent knows (phase, restarts, files) and what SQL says (pure).
 import type { InstancePhase, InstanceRole, InstanceStatus, ReplicationPeer } from './api-types.js';
-import { followingFromConninfo } from './conninfo.js';
-import { compareLsn, timelineOfWalFile } from './lsn.js';
-
-/** One row of pg_stat_replication, as the status query returns it. */
-export interface ReplicationRow {
-  application_name: string | null;
-  client_addr: string | null;
-  state: string | null;
-  sync_state: string | null;
-  sent_lsn: string | null;
-  write_lsn: string | null;
-  flush_lsn: string | null;
-  replay_lsn: string | null;
-}
-
-/** What the status query returns (sql.ts); null fields where PostgreSQL has no answer. */
-export interface SqlSnapshot {
-  inRecovery: boolean;
-  serverVersion: string;
-  systemIdentifier: string | null;
-  /** pg_walfile_name(pg_current_wal_lsn()) on a primary (its insert timeline). */
-  currentWalFile: string | null;
-  currentLsn: string | null;
-  receiveLsn: string | null;
-  replayLsn: string | null;
-  checkpointTimeline: number | null;
-  /** pg_stat_wal_receiver: status ('streaming', ...), received_tli, the conninfo in use. */
-  walReceiverStatus: string | null;
-  receivedTimeline: number | null;
-  walReceiverConninfo: string | null;
-  /** SHOW primary_conninfo (what the replica is configured to follow). */
-  primaryConninfo: string | null;
-  replication: ReplicationRow[];
-  pendingRestart: boolean;
-}
+import { followingFromConninfo } from '../postgres/conninfo.js';
+import { compareLsn, timelineOfWalFile } from '../postgres/lsn.js';
+import type { ReplicationRow, SqlSnapshot } from '../postgres/server-info.js';
 
 export interface AgentView {
   instance: string;

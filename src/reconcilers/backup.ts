@@ -10,7 +10,7 @@ import { SpecError } from '../api/spec-error.js';
 import { backupCronJob, onDemandBackupJob, purgeJob } from '../builders/backup-job.js';
 import { resolveBackupTarget } from '../builders/backup-target.js';
 import type { WorkResult } from '../runtime/workqueue.js';
-import { names } from '../builders/names.js';
+import { names } from '../api/names.js';
 import { nextRun, scheduleProblem } from '../backup/schedule.js';
 import { applyIfChanged, createIfMissing, deleteIfExists } from '../runtime/apply.js';
 import { rfc3339 } from '../runtime/time.js';

@@ -2,7 +2,7 @@
 // converge the cluster (bootstrap, role labels, failover, switchover, repointing, rejoining).
 // The reconciler in ha.ts gathers the observations and carries the actions out in order.
 import type { BootstrapRequest, InstanceStatus } from '../instance/api-types.js';
-import { compareLsn, lsnDiff } from '../instance/lsn.js';
+import { compareLsn, lsnDiff } from '../postgres/lsn.js';
 import type { ConditionInput } from './types.js';
 
 export interface ObservedInstance {

@@ -8,11 +8,12 @@ import { ApiException, PatchStrategy, setHeaderOptions, type CoordinationV1Api, 
 import { API_GROUP_VERSION, CLUSTER_KIND, LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import { ownerReference } from '../builders/meta.js';
-import { names } from '../builders/names.js';
+import { names } from '../api/names.js';
 import { AgentClient, AgentError, type AgentEndpoint } from '../instance/agent-client.js';
 import { microTime } from '../runtime/time.js';
 import type { InstanceStatus, OperationStatus } from '../instance/api-types.js';
-import { postgresAnswers, type PrimaryMonitor } from '../controller/primary-monitor.js';
+import { postgresAnswers } from '../postgres/wire-probe.js';
+import type { PrimaryMonitor } from './primary-monitor.js';
 import { planHa, type HaAction, type ObservedInstance } from './ha-plan.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 

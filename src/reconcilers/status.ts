@@ -1,8 +1,8 @@
 // status: phase, conditions and counts from what the other reconcilers did and the world shows.
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { DEFAULTS, type ClusterStatus, type PostgreSQLCluster } from '../api/cluster.js';
-import { podSelector, selectorString } from '../builders/meta.js';
-import { names } from '../builders/names.js';
+import { podSelector, selectorString } from '../api/labels.js';
+import { names } from '../api/names.js';
 import { secretNames } from '../builders/secrets.js';
 import { mergeConditions } from './conditions.js';
 import { rfc3339 } from '../runtime/time.js';

@@ -1,7 +1,7 @@
 // Does the live object already hold everything we would apply? A reconcile uses this to skip
 // write calls in steady state. Live objects carry server defaults and fields others own, so the
 // test is "desired is a subset of live", with quantities compared by value ("0.5" = "500m").
-import { parseQuantity } from '../builders/quantity.js';
+import { parseQuantity } from '../api/quantity.js';
 
 const QUANTITY = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$/;
 

@@ -8,12 +8,12 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import { BACKUP_PHASES, BackupResourceSpecSchema, BackupStatusSchema } from '../../src/api/backup.js';
-import { BootstrapSchema, ClusterSpecSchema, ClusterStatusSchema, DEFAULTS, S3TargetSchema, VolumeTargetSchema, type ClusterSpec, type RecoverySpec, type S3Target } from '../../src/api/cluster.js';
-import { ANNOTATIONS, LABELS } from '../../src/api/constants.js';
-import { backupCrd, clusterCrd } from '../../src/api/crd.js';
-import { generatedFiles } from '../../src/api/generated-files.js';
-import { jsonClone, readRepoFile, repoRoot, seedManifest } from './fixtures.js';
+import { BACKUP_PHASES, BackupResourceSpecSchema, BackupStatusSchema } from './backup.js';
+import { BootstrapSchema, ClusterSpecSchema, ClusterStatusSchema, DEFAULTS, S3TargetSchema, VolumeTargetSchema, type ClusterSpec, type RecoverySpec, type S3Target } from './cluster.js';
+import { ANNOTATIONS, LABELS } from './constants.js';
+import { backupCrd, clusterCrd } from './crd.js';
+import { generatedFiles } from './generated-files.js';
+import { jsonClone, readRepoFile, repoRoot, seedManifest } from '../../test/support/cluster-fixtures.js';
 
 type Schema = Record<string, unknown> & {
   properties?: Record<string, Schema>;

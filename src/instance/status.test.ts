@@ -1,12 +1,13 @@
 // Pure decisions of the instance agent: settings from env, command lines, status shaping, requests.
 import { describe, expect, it } from 'vitest';
-import { basebackupArgs, initdbArgs } from '../../src/instance/bootstrap.js';
-import { EnvError, loadSettings } from '../../src/instance/env.js';
-import { layoutOf, postgresArgs } from '../../src/instance/layout.js';
-import { restartDelayMs, serverLineLevel } from '../../src/instance/postgres-process.js';
-import { hasDiverged, parseTimelineHistory } from '../../src/instance/lsn.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFollowRequest } from '../../src/instance/requests.js';
-import { shapeStatus, type AgentView, type SqlSnapshot } from '../../src/instance/status.js';
+import { basebackupArgs, initdbArgs } from './bootstrap.js';
+import { EnvError, loadSettings } from './env.js';
+import { layoutOf, postgresArgs } from './layout.js';
+import { restartDelayMs, serverLineLevel } from './postgres-process.js';
+import { hasDiverged, parseTimelineHistory } from '../postgres/lsn.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFollowRequest } from './requests.js';
+import { shapeStatus, type AgentView } from './status.js';
+import type { SqlSnapshot } from '../postgres/server-info.js';
 
 const env = {
   PGPILOT_CLUSTER: 'prod-db',

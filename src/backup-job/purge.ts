@@ -3,7 +3,7 @@
 // operator runs it in a Job while a finalizer holds the cluster.
 import type { Logger } from '../runtime/logger.js';
 import type { BackupKube } from './backup-run.js';
-import type { ObjectStore } from './object-store.js';
+import type { ObjectStore } from '../backup/object-store.js';
 
 export interface PurgeResult {
   objects: number;

@@ -1,10 +1,10 @@
 // Pieces of the agent's operation API and start-up, pure or nearly: the bounded wait of an
 // operation call, ?wait= parsing, follow bodies, and the system identifier read from pg_control.
 import { describe, expect, it } from 'vitest';
-import { awaitOperation } from '../../src/instance/api-server.js';
-import type { OperationStatus } from '../../src/instance/api-types.js';
-import { systemIdentifierOf } from '../../src/instance/control-file.js';
-import { HttpError, parseFenceRequest, parseFollowRequest, parseWait } from '../../src/instance/requests.js';
+import { awaitOperation } from './api-server.js';
+import type { OperationStatus } from './api-types.js';
+import { systemIdentifierOf } from '../postgres/control-file.js';
+import { HttpError, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
 
 const op: OperationStatus = { kind: 'follow', target: '127.0.0.2:5432', state: 'running', step: 'pg_rewind', startedAt: '2026-12-04T00:00:00Z', finishedAt: null, error: null };
 const later = <T>(ms: number, v: T) => new Promise<T>((r) => setTimeout(() => r(v), ms));

@@ -8,8 +8,8 @@ import type { Socket } from 'node:net';
 import { KubeConfig, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeClients } from '../../src/runtime/kube.js';
-import { LeaderElector, type LeaderElectionOptions } from '../../src/runtime/leader.js';
+import { makeClients } from './kube.js';
+import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 
 const NS = 'ops';
 const NAME = 'pgpilot-leader';

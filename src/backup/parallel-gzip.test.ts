@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { ParallelGzip } from '../../src/backup/parallel-gzip.js';
+import { ParallelGzip } from './parallel-gzip.js';
 
 /** A readable of `data` in chunks of `chunk` bytes. */
 function source(data: Buffer, chunk = 64 * 1024): Readable {

@@ -6,9 +6,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KubeTimeoutError, makeClients, withTimeout } from '../../src/runtime/kube.js';
-import { OperatorMetrics } from '../../src/runtime/metrics.js';
-import { getJson } from '../../src/runtime/raw-request.js';
+import { classifyRequest, KubeTimeoutError, makeClients, withTimeout } from './kube.js';
+import { OperatorMetrics } from './metrics.js';
+import { getJson } from './raw-request.js';
 
 interface Stub {
   kc: KubeConfig;
@@ -160,5 +160,44 @@ describe('Kubernetes API call timeouts', () => {
   it('withTimeout refuses a budget that is not a positive number', () => {
     expect(() => withTimeout(0)).toThrow(/positive/);
     expect(() => withTimeout(Number.NaN)).toThrow(/positive/);
+  });
+});
+
+describe('classifyRequest', () => {
+  it.each([
+    ['GET', '/api/v1/namespaces/ns/pods', 'list', 'pods'],
+    ['GET', '/api/v1/namespaces/ns/pods?labelSelector=a%3Db', 'list', 'pods'],
+    ['GET', '/api/v1/namespaces/ns/pods?watch=true&resourceVersion=5', 'watch', 'pods'],
+    ['GET', '/api/v1/namespaces/ns/pods/p-0', 'get', 'pods'],
+    ['GET', '/api/v1/pods', 'list', 'pods'],
+    ['GET', '/apis/apps/v1/statefulsets?watch=true', 'watch', 'statefulsets'],
+    ['GET', '/apis/apps/v1/namespaces/x/statefulsets/y', 'get', 'statefulsets'],
+    ['POST', '/apis/apps/v1/namespaces/x/statefulsets', 'create', 'statefulsets'],
+    ['PUT', '/apis/coordination.k8s.io/v1/namespaces/x/leases/l', 'update', 'leases'],
+    ['patch', '/apis/postgres.pgpilot.io/v1/namespaces/ns/postgresqlclusters/c/status', 'patch', 'postgresqlclusters/status'],
+    ['PATCH', '/apis/postgres.pgpilot.io/v1/namespaces/ns/postgresqlclusters/c/scale', 'patch', 'postgresqlclusters/scale'],
+    ['DELETE', '/api/v1/namespaces/ns/persistentvolumeclaims/pgdata-c-1-0', 'delete', 'persistentvolumeclaims'],
+    ['POST', '/api/v1/namespaces/ns/pods/p/eviction', 'create', 'pods/eviction'],
+    ['GET', '/api/v1/nodes/n1', 'get', 'nodes'],
+    ['GET', '/api/v1/nodes', 'list', 'nodes'],
+    ['GET', '/api/v1/namespaces', 'list', 'namespaces'],
+    ['GET', '/api/v1/namespaces/ns', 'get', 'namespaces'],
+    ['GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/postgresqlclusters.postgres.pgpilot.io', 'get', 'customresourcedefinitions'],
+    ['GET', 'https://10.0.0.1:6443/apis/apps/v1/namespaces/x/statefulsets/y', 'get', 'statefulsets'],
+  ])('%s %s is %s %s', (method, url, verb, resource) => {
+    expect(classifyRequest(method, url)).toEqual({ verb, resource });
+  });
+
+  // Regression (fixed): classifyRequest strips "namespaces/<ns>" whenever more follows, so the namespace's own
+  // subresources (status, finalize) are counted as resource "status"/"finalize" with verb "list".
+  it('classifies a namespace\'s own subresources as namespaces/<sub>', () => {
+    expect(classifyRequest('PUT', '/api/v1/namespaces/ns/finalize')).toEqual({ verb: 'update', resource: 'namespaces/finalize' });
+    expect(classifyRequest('GET', '/api/v1/namespaces/ns/status')).toEqual({ verb: 'get', resource: 'namespaces/status' });
+  });
+
+  // Regression (fixed): a DELETE on a collection is Kubernetes' "deletecollection" verb (what RBAC and the
+  // apiserver's own metrics call it); classifyRequest reports it as "delete".
+  it('classifies DELETE on a collection as deletecollection', () => {
+    expect(classifyRequest('DELETE', '/api/v1/namespaces/ns/pods?labelSelector=a%3Db')).toEqual({ verb: 'deletecollection', resource: 'pods' });
   });
 });

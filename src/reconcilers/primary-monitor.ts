@@ -6,9 +6,9 @@
 // (its kernel still accepts TCP, nothing answers) is confirmed within about a second.
 // A primary that answers but is not a writable primary (restarted read-only, fenced) is not
 // failed, but the cluster is looked at at once: the operator has something to do.
-import { connect } from 'node:net';
 import { POSTGRES_PORT } from '../api/constants.js';
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
+import { postgresAnswers } from '../postgres/wire-probe.js';
 
 export interface MonitorOptions {
   intervalMs?: number;
@@ -19,26 +19,6 @@ export interface MonitorOptions {
 }
 
 export type MonitorEvent = 'failed' | 'unhealthy';
-
-/** Does a PostgreSQL server answer at host:port? (SSLRequest → 'S' or 'N'.) */
-export function postgresAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4);
-      socket.write(req);
-    });
-    socket.once('data', (d: Buffer) => done(d[0] === 0x53 || d[0] === 0x4e));
-  });
-}
 
 interface Watched {
   ep: AgentEndpoint;

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { archiveCommand, restoreCommand, SPOOL_DIRS } from '../../src/backup/handoff.js';
+import { archiveCommand, restoreCommand, SPOOL_DIRS } from './handoff.js';
 
 interface Run {
   code: number | null;

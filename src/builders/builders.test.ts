@@ -4,20 +4,21 @@
  */
 import type { KubernetesObject, V1Container, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { OPERATOR_MANAGED_PARAMETERS, type PostgreSQLCluster } from '../../src/api/cluster.js';
-import { LABELS, MANAGED_BY } from '../../src/api/constants.js';
-import { configMap } from '../../src/builders/configmap.js';
-import { planInstances } from '../../src/builders/instance-plan.js';
-import { podSelector } from '../../src/builders/meta.js';
-import { instanceOrdinal, names } from '../../src/builders/names.js';
-import { podDisruptionBudget } from '../../src/builders/pdb.js';
-import { postgresParameters, renderPgHba, renderPostgresqlConf, synchronousStandbyNames, tunedParameters } from '../../src/builders/postgres-config.js';
-import { parseQuantity } from '../../src/builders/quantity.js';
-import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../../src/builders/rbac.js';
-import { credentialSecret, generatePassword, generatedSecretNames, secretNames } from '../../src/builders/secrets.js';
-import { clusterServices } from '../../src/builders/services.js';
-import { instanceStatefulSet, type ExistingClaims } from '../../src/builders/statefulset.js';
-import { CLUSTER_UID, seedCluster } from './fixtures.js';
+import { OPERATOR_MANAGED_PARAMETERS, type PostgreSQLCluster } from '../api/cluster.js';
+import { LABELS, MANAGED_BY } from '../api/constants.js';
+import { configMap } from './configmap.js';
+import { planInstances } from './instance-plan.js';
+import { podSelector } from '../api/labels.js';
+import { instanceOrdinal, names } from '../api/names.js';
+import { podDisruptionBudget } from './pdb.js';
+import { postgresParameters, renderPgHba, renderPostgresqlConf, synchronousStandbyNames, tunedParameters } from './postgres-config.js';
+import { parseQuantity } from '../api/quantity.js';
+import { instanceRole, instanceRoleBinding, instanceServiceAccount } from './rbac.js';
+import { credentialSecret, generatePassword, generatedSecretNames, secretNames } from './secrets.js';
+import { clusterServices } from './services.js';
+import { instanceStatefulSet, type ExistingClaims } from './statefulset.js';
+import { CLUSTER_UID, jsonClone, seedCluster } from '../../test/support/cluster-fixtures.js';
+import { needsApply } from '../runtime/compare.js';
 
 const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
 const GiB = 2 ** 30;
@@ -540,5 +541,25 @@ describe('every owned object', () => {
   it('have distinct names within each kind', () => {
     const ids = owned.map((o) => `${o.kind}/${o.metadata?.name}`);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe('a built StatefulSet compared with its live form', () => {
+  it('leaves a built StatefulSet alone once the apiserver has defaulted and canonicalized it', () => {
+    const cluster = seedCluster({ resources: { requests: { cpu: '0.5', memory: '4Gi' }, limits: { cpu: 2, memory: '8Gi' } } });
+    const built = instanceStatefulSet(cluster, 'prod-db-1', { instanceImageRepository: 'r' }) as unknown as Record<string, unknown>;
+    const server = jsonClone(built) as { apiVersion?: string; kind?: string; metadata: Record<string, unknown>; spec: any; status?: unknown };
+    delete server.apiVersion;
+    delete server.kind;
+    Object.assign(server.metadata, { uid: 'u', resourceVersion: '1', generation: 1 });
+    server.spec.revisionHistoryLimit = 10;
+    server.spec.template.spec.dnsPolicy = 'ClusterFirst';
+    const container = server.spec.template.spec.containers[0];
+    container.terminationMessagePath = '/dev/termination-log';
+    container.resources = { requests: { cpu: '500m', memory: '4Gi' }, limits: { cpu: '2', memory: '8Gi' } };
+    server.status = { replicas: 1, readyReplicas: 1 };
+    expect(needsApply(built, server)).toBe(false);
+    container.image = 'r:15.0';
+    expect(needsApply(built, server)).toBe(true);
   });
 });

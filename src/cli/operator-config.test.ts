@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { operatorOptions, parseBackupStore, type OperatorSettings } from '../../src/cli/operator-config.js';
+import { operatorOptions, parseBackupStore, type OperatorSettings } from './operator-config.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 

@@ -1,7 +1,7 @@
 // WAL file names (pure). A segment name is three 8-hex-digit fields: timeline, "log" (high 32 bits
 // of the position) and "seg" (segment number within that 4 GiB log), e.g.
 // 000000010000000A000000FF. With 16 MiB segments a log holds 256 segments (seg 00..FF).
-import { parseLsn } from '../instance/lsn.js';
+import { parseLsn } from './lsn.js';
 
 export const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 const LOG_SIZE = 0x1_0000_0000; // bytes per "log" id

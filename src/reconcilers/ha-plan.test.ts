@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { InstanceStatus } from '../../src/instance/api-types.js';
-import { compareLsn, parseLsn } from '../../src/instance/lsn.js';
-import { chooseCandidate, planHa, type HaInput, type ObservedInstance } from '../../src/reconcilers/ha-plan.js';
+import type { InstanceStatus } from '../instance/api-types.js';
+import { compareLsn, parseLsn } from '../postgres/lsn.js';
+import { chooseCandidate, planHa, type HaInput, type ObservedInstance } from './ha-plan.js';
 
 const IP = { 'db-1': '127.0.100.1', 'db-2': '127.0.100.2', 'db-3': '127.0.100.3' } as Record<string, string>;
 
@@ -187,7 +187,7 @@ describe('planHa', () => {
 
 describe('synchronous durability', () => {
   it('required keeps the quorum whatever streams; preferred relaxes it while too few replicas stream', async () => {
-    const { synchronousStandbyNames } = await import('../../src/builders/postgres-config.js');
+    const { synchronousStandbyNames } = await import('../builders/postgres-config.js');
     const spec = (durability: 'required' | 'preferred') => ({ version: '16', storage: { size: '1Gi' }, instances: 3, highAvailability: { synchronousCommit: true, synchronousReplicas: 2, durability } });
     expect(synchronousStandbyNames(spec('required'), 0)).toBe('ANY 2 (*)');
     expect(synchronousStandbyNames(spec('preferred'), 1)).toBe('');

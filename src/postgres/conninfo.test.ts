@@ -11,8 +11,8 @@ import {
   quoteLiteral,
   renderConninfo,
   setAutoConfParameter,
-} from '../../src/instance/conninfo.js';
-import { compareLsn, formatLsn, lsnDiff, parseLsn, timelineOfWalFile } from '../../src/instance/lsn.js';
+} from './conninfo.js';
+import { compareLsn, formatLsn, lsnDiff, parseLsn, timelineOfWalFile } from './lsn.js';
 
 describe('conninfo', () => {
   it('quotes only values that need it', () => {

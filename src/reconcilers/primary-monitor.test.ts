@@ -3,10 +3,10 @@
 // postmaster is not; a primary that answers but is not writable triggers a look without a failure.
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { POSTGRES_PORT } from '../../src/api/constants.js';
-import { PrimaryMonitor, type MonitorEvent } from '../../src/controller/primary-monitor.js';
-import type { AgentClient } from '../../src/instance/agent-client.js';
-import type { InstanceStatus } from '../../src/instance/api-types.js';
+import { POSTGRES_PORT } from '../api/constants.js';
+import { PrimaryMonitor, type MonitorEvent } from './primary-monitor.js';
+import type { AgentClient } from '../instance/agent-client.js';
+import type { InstanceStatus } from '../instance/api-types.js';
 
 const HOST = `127.0.${100 + Math.floor(Math.random() * 100)}.${10 + Math.floor(Math.random() * 200)}`;
 

@@ -5,7 +5,7 @@ import { ApiException, PatchStrategy, setHeaderOptions, type CoreV1Api, type Cus
 import type { PostgreSQLBackup } from '../api/backup.js';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { API_GROUP, API_VERSION, BACKUP_PLURAL, CLUSTER_PLURAL, FIELD_MANAGER } from '../api/constants.js';
-import { podSelector, selectorString } from '../builders/meta.js';
+import { podSelector, selectorString } from '../api/labels.js';
 import type { EventRecorder, EventTarget, EventType } from '../runtime/events.js';
 import type { BackupKube, BackupStatusPatch } from './backup-run.js';
 

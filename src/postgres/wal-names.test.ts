@@ -11,7 +11,7 @@ import {
   nextWalNames,
   parseWalName,
   walNameForLsn,
-} from '../../src/backup/wal-names.js';
+} from './wal-names.js';
 
 describe('WAL file names', () => {
   it('parses and formats 16 MiB segment names', () => {

@@ -3,7 +3,7 @@
 // name or through process.execPath (the process kubelet's pods, the operator, the agents) are the same.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { MIN_NODE_MAJOR, unsupportedNode } from '../../src/cli/node-version.js';
+import { MIN_NODE_MAJOR, unsupportedNode } from './node-version.js';
 
 describe('Node.js runtime', () => {
   it(`runs on Node.js ${MIN_NODE_MAJOR} or later, and \`node\` on PATH is the same binary`, () => {

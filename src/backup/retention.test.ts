@@ -1,8 +1,8 @@
 // Backup retention (pure): the policy's syntax, what a window or a count keeps, which WAL goes.
 import { describe, expect, it } from 'vitest';
-import type { BackupManifest } from '../../src/backup/archive-layout.js';
-import type { ArchivedWal, IncompleteBackup } from '../../src/backup/catalog.js';
-import { describeRetention, parseRetention, planRetention, walToDelete } from '../../src/backup/retention.js';
+import type { BackupManifest } from './archive-layout.js';
+import type { ArchivedWal, IncompleteBackup } from './catalog.js';
+import { describeRetention, parseRetention, planRetention, walToDelete } from './retention.js';
 
 const NOW = new Date('2026-11-25T12:00:00Z');
 const hoursAgo = (h: number) => new Date(NOW.getTime() - h * 3600_000).toISOString();

@@ -1,9 +1,9 @@
 // Recovery planning (pure): which base backup a target needs, errors that state the window, and
 // the settings PostgreSQL gets.
 import { describe, expect, it } from 'vitest';
-import type { BackupManifest } from '../../src/backup/archive-layout.js';
-import { recoveryWindow, type ArchivedWal } from '../../src/backup/catalog.js';
-import { chooseBaseBackup, RecoveryTargetError, recoverySettings, validateTarget, type RecoveryTarget } from '../../src/backup/recovery-plan.js';
+import type { BackupManifest } from './archive-layout.js';
+import { recoveryWindow, type ArchivedWal } from './catalog.js';
+import { chooseBaseBackup, RecoveryTargetError, recoverySettings, validateTarget, type RecoveryTarget } from './recovery-plan.js';
 
 const LOCATION = 's3://archive/pgpilot/production/prod-db';
 

@@ -2,12 +2,12 @@
 // environment, paths and command lines of archiving and restore, status shaping, and the messages
 // of a failed recovery.
 import { describe, expect, it } from 'vitest';
-import { archiveCommand, restoreCommand } from '../../src/backup/handoff.js';
-import type { ArchiveLocation } from '../../src/backup/store-config.js';
-import { archivingStatus, usedPercent } from '../../src/instance/archiving.js';
-import { EnvError, loadSettings, parseRecoveryTarget, sameArchive } from '../../src/instance/env.js';
-import { archiveMarkerDir, layoutOf, postgresArgs, RESTORE_HBA, restoreHbaFile, restoreSpoolDir } from '../../src/instance/layout.js';
-import { describeTarget, lastTransactionTime, recoveryFailureMessage, restoredSegment } from '../../src/instance/restore-bootstrap.js';
+import { archiveCommand, restoreCommand } from '../postgres/handoff.js';
+import type { ArchiveLocation } from '../backup/store-config.js';
+import { archivingStatus, usedPercent } from './archiving.js';
+import { EnvError, loadSettings, parseRecoveryTarget, sameArchive } from './env.js';
+import { archiveMarkerDir, layoutOf, postgresArgs, RESTORE_HBA, restoreHbaFile, restoreSpoolDir } from './layout.js';
+import { describeTarget, lastTransactionTime, recoveryFailureMessage, restoredSegment } from './restore-bootstrap.js';
 
 const base = {
   PGPILOT_CLUSTER: 'prod-db',

@@ -1,0 +1,60 @@
+// The environment variables the operator sets on instance pods and backup Jobs and the programs
+// in them read: one list, so a rename cannot leave one side behind.
+export const POD_ENV = {
+  /** the PostgreSQLCluster the pod belongs to */
+  cluster: 'PGPILOT_CLUSTER',
+  /** the instance name (its StatefulSet) */
+  instance: 'PGPILOT_INSTANCE',
+  /** the namespace (downward API) */
+  namespace: 'PGPILOT_NAMESPACE',
+  /** the pod IP PostgreSQL and the agent listen on (downward API) */
+  podIp: 'PGPILOT_POD_IP',
+  /** postgresql.conf and pg_hba.conf from the cluster ConfigMap */
+  configDir: 'PGPILOT_CONFIG_DIR',
+  /** mounted credentials: superuser/, replication/, app/, agent/token */
+  secretsDir: 'PGPILOT_SECRETS_DIR',
+  /** pg_wal on its own volume */
+  walDir: 'PGPILOT_WAL_DIR',
+  /** application database of a new cluster */
+  initdbDatabase: 'PGPILOT_INITDB_DATABASE',
+  /** its owner */
+  initdbOwner: 'PGPILOT_INITDB_OWNER',
+  /** initdb --encoding */
+  initdbEncoding: 'PGPILOT_INITDB_ENCODING',
+  /** initdb --locale */
+  initdbLocale: 'PGPILOT_INITDB_LOCALE',
+  /** initdb --data-checksums (true|false) */
+  initdbDataChecksums: 'PGPILOT_INITDB_DATA_CHECKSUMS',
+  /** spec.monitoring.enabled */
+  metricsEnabled: 'PGPILOT_METRICS_ENABLED',
+  /** shutdown budget after SIGTERM */
+  stopTimeoutSeconds: 'PGPILOT_STOP_TIMEOUT_SECONDS',
+  /** the agent API port */
+  agentPort: 'PGPILOT_AGENT_PORT',
+  /** the PostgreSQL port */
+  pgPort: 'PGPILOT_PG_PORT',
+  /** directory of the PostgreSQL binaries */
+  pgBin: 'PGPILOT_PG_BIN',
+  /** unix socket directory */
+  socketDir: 'PGPILOT_SOCKET_DIR',
+  /** log level */
+  logLevel: 'PGPILOT_LOG_LEVEL',
+  /** ArchiveLocation JSON: where WAL and base backups go */
+  backupLocation: 'PGPILOT_BACKUP_LOCATION',
+  /** gzip level 1-9 */
+  backupCompressionLevel: 'PGPILOT_BACKUP_COMPRESSION_LEVEL',
+  /** retention of the backup Job */
+  backupRetention: 'PGPILOT_BACKUP_RETENTION',
+  /** the Job running a backup (downward API) */
+  jobName: 'PGPILOT_JOB_NAME',
+  /** ArchiveLocation JSON a restore bootstrap reads */
+  restoreSource: 'PGPILOT_RESTORE_SOURCE',
+  /** base backup to restore */
+  restoreBackupId: 'PGPILOT_RESTORE_BACKUP_ID',
+  /** RecoveryTarget JSON */
+  restoreTarget: 'PGPILOT_RESTORE_TARGET',
+  /** prefix of the S3 credential variables of the backup store */
+  backupS3Prefix: 'PGPILOT_BACKUP_S3_',
+  /** prefix of the S3 credential variables of the recovery source */
+  restoreS3Prefix: 'PGPILOT_RESTORE_S3_',
+} as const;
