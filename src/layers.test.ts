@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 
 /** Lowest first. Folders on one line are peers and must not import each other. */
 const LAYERS: string[][] = [
-  ['api'], // types, schema, names, labels, the pod contract: no other layer
+  ['util'], // small helpers for any layer (error text, JSON with a source name): imports nothing
+  ['api'], // types, schema, names, labels, the pod contract
   ['runtime'], // Kubernetes client, logs, metrics, HTTP, informers, work queue, leader election
   ['postgres'], // PostgreSQL knowledge: LSNs, WAL names, conninfo, SQL, tools, the wire probe
   ['backup'], // object stores, archiving, fetching, base backups, catalogs, recovery plans
