@@ -7,7 +7,7 @@ import { parse, stringify } from 'yaml';
 import type pg from 'pg';
 import { API_GROUP, API_VERSION, CLUSTER_PLURAL, LABELS } from '../../src/api/constants.js';
 import type { PostgreSQLCluster } from '../../src/api/cluster.js';
-import { primaryLeaseName } from '../../src/reconcilers/ha.js';
+import { names } from '../../src/api/names.js';
 import type { ProcessKubelet } from '../kubelet/index.js';
 import { kubeConfig, waitFor } from './env.js';
 import { kubectlOk } from './kubectl.js';
@@ -174,7 +174,7 @@ export class HaCluster {
   async primaryLease(): Promise<V1Lease | undefined> {
     return kubeConfig()
       .makeApiClient(CoordinationV1Api)
-      .readNamespacedLease({ name: primaryLeaseName(this.name), namespace: this.namespace })
+      .readNamespacedLease({ name: names.primaryLease(this.name), namespace: this.namespace })
       .catch(() => undefined);
   }
 
@@ -489,7 +489,7 @@ export class PrimaryWatch {
     try {
       this.abort = await new Watch(kubeConfig()).watch(
         path,
-        { fieldSelector: `metadata.name=${primaryLeaseName(this.cluster.name)}` },
+        { fieldSelector: `metadata.name=${names.primaryLease(this.cluster.name)}` },
         (type, obj: V1Lease) => {
           if (type === 'ADDED' || type === 'MODIFIED') this.seeLease(obj, 'Lease watch');
           this.watching?.();

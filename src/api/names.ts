@@ -19,6 +19,8 @@ export const names = {
   backupCronJob: (cluster: string) => (cluster.length <= 45 ? `${cluster}-backup` : `${cluster}-bk`),
   /** Deletes the archive of a deleted cluster (spec.backup.onClusterDeletion: Delete). */
   purgeJob: (cluster: string) => `${cluster}-purge-backups`,
+  /** The Lease naming the primary instance: the source of truth about who is primary. */
+  primaryLease: (cluster: string) => `${cluster}-primary`,
   pdb: (cluster: string) => cluster,
   serviceAccount: (cluster: string) => cluster,
   role: (cluster: string) => cluster,

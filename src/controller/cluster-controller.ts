@@ -3,7 +3,6 @@
 import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
-import { SpecError } from '../api/spec-error.js';
 import { API_GROUP, API_GROUP_VERSION, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
 import { apiErrorMessage } from '../runtime/apply.js';
 import type { EventRecorder } from '../runtime/events.js';
@@ -12,16 +11,20 @@ import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { WorkQueue, type WorkResult } from '../runtime/workqueue.js';
-import { findCondition } from '../reconcilers/conditions.js';
+import { conditionEvents, conditionsOwnedBy, findCondition, notEvaluated } from '../reconcilers/conditions.js';
 import { AgentClient } from '../instance/agent-client.js';
-import { AgentTokens, createHaReconciler } from '../reconcilers/ha.js';
+import { createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
+import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
+import { runPass, failureOf, type PassOutcome } from '../reconcilers/pass.js';
+import { PrimaryLeases } from '../reconcilers/primary-lease.js';
 import { PrimaryMonitor } from '../reconcilers/primary-monitor.js';
 import { computeStatus } from '../reconcilers/status.js';
-import { ReconcileError, type ConditionInput, type OperatorConfig, type OwnedCache, type OwnedKind, type ReconcileContext, type Reconciler } from '../reconcilers/types.js';
+import type { OperatorConfig, OwnedCache, OwnedKind, ReconcileContext, Reconciler } from '../reconcilers/types.js';
+import { applyIfChanged, deleteIfExists } from '../runtime/apply.js';
 import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
-import { createBackupReconciler, finalizeBackups } from '../reconcilers/backup.js';
+import { createBackupReconciler } from '../reconcilers/backup.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -43,6 +46,11 @@ const OWNED_EVENT_DELAY_MS = 250;
 /** While instances are not ready, look again this often even without events. */
 const WAITING_REQUEUE_MS = 30_000;
 
+/** Every condition a reconciler owns, Unknown: it did not run. */
+function notEvaluatedAll(reconciler: string, why: string) {
+  return conditionsOwnedBy(reconciler).map((type) => notEvaluated(type, 'NotEvaluated', why));
+}
+
 export class ClusterController implements OwnedCache {
   private readonly clusterInformers: Array<ResilientInformer<PostgreSQLCluster>> = [];
   /** Every PostgreSQLBackup in scope: they are not owned by their cluster (they outlive it). */
@@ -51,9 +59,8 @@ export class ClusterController implements OwnedCache {
   private readonly queue: WorkQueue;
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
-  /** Primary Lease holders by cluster uid, kept by the ha reconciler. */
-  private readonly primaries = new Map<string, string>();
-  /** In the order DESIGN.md gives (install → ha → … → status); later issues add backup, upgrade, … */
+  private readonly observer: Observer;
+  /** In the order DESIGN.md gives (install → ha → backup; the status step after them); later issues add upgrade, … */
   private readonly reconcilers: Reconciler[];
 
   constructor(private readonly opts: ControllerOptions) {
@@ -70,11 +77,9 @@ export class ClusterController implements OwnedCache {
       if (event === 'failed') opts.log.warn({ cluster: key }, 'primary failed its heartbeat and a direct PostgreSQL check');
       this.queue.add(key);
     });
-    this.reconcilers = [
-      installReconciler,
-      createHaReconciler({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, coordination: opts.clients.coordination, holders: this.primaries }),
-      createBackupReconciler(),
-    ];
+    const leases = new PrimaryLeases(opts.clients.coordination);
+    this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
+    this.reconcilers = [installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler()];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {
@@ -193,8 +198,7 @@ export class ClusterController implements OwnedCache {
     this.opts.metrics.clusters.set(this.clusters().length);
     if (!cluster) return {};
     const log = this.opts.log.child({ cluster: name, namespace });
-    // Owned objects go with it (ownerReferences); only an archive to delete needs the operator.
-    if (cluster.metadata.deletionTimestamp) return finalizeBackups(this.context(cluster, log));
+    if (cluster.metadata.deletionTimestamp) return this.finalize(cluster, log);
     const end = this.opts.metrics.reconcileDuration.startTimer();
     try {
       const result = await this.reconcile(cluster, log);
@@ -208,7 +212,21 @@ export class ClusterController implements OwnedCache {
     }
   }
 
-  private context(cluster: PostgreSQLCluster, log: Logger): ReconcileContext {
+  /** A deleted cluster: owned objects go with it (ownerReferences); reconcilers with a finalize hook let go in order. */
+  private async finalize(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
+    const ctx = this.context(cluster, log, this.observer.fromCache(cluster, this));
+    for (const r of this.reconcilers) {
+      if (!r.finalize) continue;
+      const res = await r.finalize(ctx);
+      if (res.requeueAfterMs) return { requeueAfterMs: res.requeueAfterMs };
+    }
+    return {};
+  }
+
+  private context(cluster: PostgreSQLCluster, log: Logger, observed: Observation): ReconcileContext {
+    const writes: string[] = [];
+    const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
+    const { objects } = this.opts.clients;
     return {
       cluster,
       clients: this.opts.clients,
@@ -216,41 +234,47 @@ export class ClusterController implements OwnedCache {
       config: this.opts.config,
       log,
       events: this.opts.events,
-      facts: { writes: [] },
-      knownPrimary: this.primaries.get(cluster.metadata.uid!),
+      observed,
+      status: structuredClone(cluster.status ?? {}),
+      writes,
+      wrote: (what) => void writes.push(what),
+      apply: async (kind, desired) => {
+        const live = this.get(kind, desired.metadata!.namespace!, desired.metadata!.name!);
+        if ((await applyIfChanged(objects, desired, live)) === 'applied') writes.push(`${kind}/${desired.metadata!.name}`);
+      },
+      remove: async (obj) => {
+        await deleteIfExists(objects, obj);
+        writes.push(`${obj.kind}/${obj.metadata!.name}`);
+      },
+      event: (type, reason, message) => this.opts.events.record(target, type, reason, message),
     };
   }
 
-  /** One pass over a cluster. Throws (to retry with backoff) after recording why in status. */
+  /** One pass over a cluster: observe, run the reconcilers, write status. Throws (to retry with backoff) after recording why in status. */
   async reconcile(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
-    const ctx = this.context(cluster, log);
-    const conditions: ConditionInput[] = [];
-    let failure: { reason: string; message: string } | undefined;
-    let requeueAfterMs: number | undefined;
-    let error: unknown;
-    for (const r of this.reconcilers) {
-      try {
-        const res = await r.reconcile(ctx);
-        conditions.push(...(res.conditions ?? []));
-        if (res.requeueAfterMs) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, res.requeueAfterMs);
-      } catch (err) {
-        error = err;
-        failure =
-          err instanceof ReconcileError
-            ? { reason: err.reason, message: err.message }
-            : err instanceof SpecError
-              ? { reason: 'InvalidSpec', message: err.message }
-              : { reason: 'ReconcileFailed', message: `${r.name}: ${apiErrorMessage(err)}` };
-        break;
-      }
+    let observed: Observation;
+    let outcome: PassOutcome;
+    let ctx: ReconcileContext;
+    try {
+      observed = await this.observer.observe(cluster, this);
+      ctx = this.context(cluster, log, observed);
+      outcome = await runPass(this.reconcilers, ctx);
+    } catch (err) {
+      // The observation failed (the primary Lease or the agent token could not be read): nothing ran.
+      observed = this.observer.fromCache(cluster, this);
+      ctx = this.context(cluster, log, observed);
+      outcome = { conditions: [], status: ctx.status, error: err, failure: failureOf('observe', err) };
+      for (const r of this.reconcilers) outcome.conditions.push(...notEvaluatedAll(r.name, `the observation failed (${outcome.failure!.message})`));
     }
-    if (ctx.facts.writes.length > 0) log.info({ writes: ctx.facts.writes }, 'applied changes');
-    const instanceNames = ctx.facts.instanceNames ?? cluster.status?.instanceNames ?? [];
-    const status = computeStatus({ cluster, cache: this, instanceNames, conditions, failure, writes: ctx.facts.writes, now: new Date(), primary: ctx.facts.primary, streamingReplicas: ctx.facts.streamingReplicas, runningVersion: ctx.facts.runningVersion, backupStatus: ctx.facts.backupStatus, recoverySource: ctx.facts.recoverySource });
-    log.debug({ phase: status.phase, conditions: status.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`), writes: ctx.facts.writes.length }, 'reconciled');
+    if (ctx.writes.length > 0) log.info({ writes: ctx.writes }, 'applied changes');
+    if (outcome.stoppedBy) log.info(outcome.stoppedBy, 'pass stopped early');
+    const status = computeStatus({ cluster, observed, base: outcome.status, conditions: outcome.conditions, failure: outcome.failure, writes: ctx.writes, now: new Date() });
+    log.debug({ phase: status.phase, conditions: status.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`), writes: ctx.writes.length, statusCalls: observed.statusCalls }, 'reconciled');
+    this.opts.metrics.agentStatusCalls.inc(observed.statusCalls);
     await this.writeStatus(cluster, status, log);
-    await this.recordTransitions(cluster, status);
-    if (error) throw error;
+    await this.recordTransitions(cluster, status, ctx);
+    if (outcome.error) throw outcome.error;
+    let requeueAfterMs = outcome.requeueAfterMs;
     if (status.phase !== 'Healthy') requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, WAITING_REQUEUE_MS);
     return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   }
@@ -272,20 +296,12 @@ export class ClusterController implements OwnedCache {
     }
   }
 
-  /** Events for the transitions a person watches: Ready, Degraded, phase. */
-  private async recordTransitions(cluster: PostgreSQLCluster, status: ClusterStatus): Promise<void> {
-    const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
-    const before = cluster.status?.conditions;
-    const degraded = findCondition(status.conditions, 'Degraded');
-    if (degraded?.status === 'True' && (findCondition(before, 'Degraded')?.status !== 'True' || findCondition(before, 'Degraded')?.reason !== degraded.reason)) {
-      await this.opts.events.record(target, 'Warning', degraded.reason, degraded.message);
-    }
-    if (degraded?.status === 'False' && findCondition(before, 'Degraded')?.status === 'True') {
-      await this.opts.events.record(target, 'Normal', 'Recovered', 'The problem reported earlier is resolved');
-    }
+  /** Events for the transitions a person watches: conditions (conditions.ts decides which) and the phase. */
+  private async recordTransitions(cluster: PostgreSQLCluster, status: ClusterStatus, ctx: ReconcileContext): Promise<void> {
+    for (const e of conditionEvents(cluster.status?.conditions, status.conditions ?? [])) await ctx.event(e.type, e.reason, e.message);
     if (status.phase !== cluster.status?.phase) {
       const ready = findCondition(status.conditions, 'Ready');
-      await this.opts.events.record(target, status.phase === 'Healthy' ? 'Normal' : 'Normal', `Phase${status.phase}`, `Cluster is ${status.phase}: ${ready?.message ?? ''}`);
+      await ctx.event('Normal', `Phase${status.phase}`, `Cluster is ${status.phase}: ${ready?.message ?? ''}`);
     }
   }
 }

@@ -5,7 +5,8 @@ import type { V1Job } from '@kubernetes/client-node';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { ANNOTATIONS } from '../api/constants.js';
 import type { InstanceStatus } from '../instance/api-types.js';
-import type { BackupStatusFields, ConditionInput } from './types.js';
+import type { ConditionInput } from './conditions.js';
+import type { BackupStatusFields } from './types.js';
 
 const TERMINAL = new Set(['completed', 'failed']);
 

@@ -1,7 +1,41 @@
-// Merging conditions: lastTransitionTime moves only when a condition's status changes.
+// The cluster's conditions: each type has exactly one owning reconciler (docs/adr), so two
+// reconcilers can never fight over one. Merging keeps lastTransitionTime unless the status changes;
+// a condition whose owner did not evaluate it this pass turns Unknown with a reason rather than
+// keeping a value nobody checked; and the Events a person watches come from the transitions,
+// here and nowhere else.
 import type { Condition } from '../api/cluster.js';
-import type { ConditionInput } from './types.js';
 import { rfc3339 } from '../runtime/time.js';
+
+/** Every condition type and the reconciler that owns it. */
+export const CONDITION_OWNERS = {
+  Ready: 'status',
+  Progressing: 'status',
+  Degraded: 'status',
+  PrimaryAvailable: 'ha',
+  ReplicasStreaming: 'ha',
+  ContinuousArchiving: 'backup',
+  LastBackupSucceeded: 'backup',
+} as const;
+
+export type ConditionType = keyof typeof CONDITION_OWNERS;
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface ConditionInput {
+  type: ConditionType;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+}
+
+/** The condition types a reconciler owns (in a stable order). */
+export function conditionsOwnedBy(reconciler: string): ConditionType[] {
+  return (Object.keys(CONDITION_OWNERS) as ConditionType[]).filter((t) => CONDITION_OWNERS[t] === reconciler);
+}
+
+/** A condition its owner did not evaluate this pass: Unknown, saying why. */
+export function notEvaluated(type: ConditionType, reason: string, why: string): ConditionInput {
+  return { type, status: 'Unknown', reason, message: `Not evaluated in the last pass: ${why}` };
+}
 
 export function mergeConditions(previous: Condition[] | undefined, updates: ConditionInput[], generation: number | undefined, now: Date): Condition[] {
   const byType = new Map((previous ?? []).map((c) => [c.type, c] as const));
@@ -19,6 +53,46 @@ export function mergeConditions(previous: Condition[] | undefined, updates: Cond
   return [...byType.values()].sort((a, b) => a.type.localeCompare(b.type));
 }
 
-export function findCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+export function findCondition(conditions: Condition[] | undefined, type: ConditionType): Condition | undefined {
   return conditions?.find((c) => c.type === type);
+}
+
+export interface ConditionEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/**
+ * Conditions whose transitions a person should hear about: the status that means trouble, and the
+ * reason of the Event when the trouble ends. Entering trouble (or trouble changing its reason)
+ * is a Warning with the condition's own reason and message.
+ */
+interface Watch {
+  trouble: ConditionStatus;
+  recovered: string;
+  recoveredMessage?: string;
+  /** Reasons that are a choice, not trouble (backups switched off): no Event either way. */
+  chosen?: string[];
+}
+const WATCHED: Partial<Record<ConditionType, Watch>> = {
+  Degraded: { trouble: 'True', recovered: 'Recovered', recoveredMessage: 'The problem reported earlier is resolved' },
+  ContinuousArchiving: { trouble: 'False', recovered: 'ArchivingResumed', chosen: ['BackupDisabled'] },
+};
+
+/** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */
+export function conditionEvents(before: Condition[] | undefined, after: Condition[]): ConditionEvent[] {
+  const out: ConditionEvent[] = [];
+  for (const [type, watch] of Object.entries(WATCHED) as Array<[ConditionType, Watch]>) {
+    const now = findCondition(after, type);
+    const was = findCondition(before, type);
+    if (!now || now.status === 'Unknown') continue;
+    const troubled = (c: Condition | undefined) => c?.status === watch.trouble && !watch.chosen?.includes(c.reason);
+    if (troubled(now) && (!troubled(was) || was!.reason !== now.reason)) {
+      out.push({ type: 'Warning', reason: now.reason, message: now.message });
+    } else if (now.status !== watch.trouble && troubled(was)) {
+      out.push({ type: 'Normal', reason: watch.recovered, message: watch.recoveredMessage ?? now.message });
+    }
+  }
+  return out;
 }

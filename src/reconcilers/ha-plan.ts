@@ -3,7 +3,7 @@
 // The reconciler in ha.ts gathers the observations and carries the actions out in order.
 import type { BootstrapRequest, InstanceStatus } from '../instance/api-types.js';
 import { compareLsn, lsnDiff } from '../postgres/lsn.js';
-import type { ConditionInput } from './types.js';
+import type { ConditionInput } from './conditions.js';
 
 export interface ObservedInstance {
   name: string;

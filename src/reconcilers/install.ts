@@ -1,10 +1,9 @@
 // install: everything a cluster owns in Kubernetes — credential Secrets, configuration, one
 // StatefulSet per instance, Services, the disruption budget and the instances' RBAC.
-import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
+import { ApiException, PatchStrategy, setHeaderOptions, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
 import { DEFAULTS } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
-import { planInstances } from '../builders/instance-plan.js';
 import { names } from '../api/names.js';
 import { podDisruptionBudget } from '../builders/pdb.js';
 import { parseQuantity } from '../api/quantity.js';
@@ -12,15 +11,10 @@ import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../bu
 import { credentialSecret, generatePassword, generatedSecretNames, type CredentialKind } from '../builders/secrets.js';
 import { clusterServices } from '../builders/services.js';
 import { instanceStatefulSet, type ExistingClaims } from '../builders/statefulset.js';
-import { applyIfChanged, createIfMissing, deleteIfExists } from '../runtime/apply.js';
+import { createIfMissing } from '../runtime/apply.js';
 import { resolveBackupTarget, resolveRecoverySource, restoreAccess, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
 import { ownedMeta } from '../builders/meta.js';
-import { ReconcileError, type OwnedKind, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
-
-async function ensure(ctx: ReconcileContext, kind: OwnedKind, desired: KubernetesObject): Promise<void> {
-  const live = ctx.cache.get(kind, desired.metadata!.namespace!, desired.metadata!.name!);
-  if ((await applyIfChanged(ctx.clients.objects, desired, live)) === 'applied') ctx.facts.writes.push(`${kind}/${desired.metadata!.name}`);
-}
+import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 
 /** Secrets the user references must exist and hold a password before pods can start. */
 async function checkReferencedSecrets(ctx: ReconcileContext): Promise<void> {
@@ -52,7 +46,7 @@ async function ensureSecrets(ctx: ReconcileContext): Promise<void> {
   await Promise.all(
     missing.map(async ([kind, name]) => {
       // Created once with a fresh random password and never rewritten: the password is kept.
-      if ((await createIfMissing(ctx.clients.objects, credentialSecret(ctx.cluster, kind, generatePassword()))) === 'created') ctx.facts.writes.push(`Secret/${name}`);
+      if ((await createIfMissing(ctx.clients.objects, credentialSecret(ctx.cluster, kind, generatePassword()))) === 'created') ctx.wrote(`Secret/${name}`);
     }),
   );
 }
@@ -66,10 +60,10 @@ function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
 }
 
 /** Grow claims in place: the StatefulSet's claim templates are immutable. */
-async function growClaims(ctx: ReconcileContext, instances: string[]): Promise<void> {
+async function growClaims(ctx: ReconcileContext): Promise<void> {
   const ns = ctx.cluster.metadata.namespace!;
   const sizes: Record<string, string | undefined> = { [names.dataVolume]: ctx.cluster.spec.storage.size, [names.walVolume]: ctx.cluster.spec.walStorage?.size };
-  const grow = claimsOf(ctx, (i) => instances.includes(i)).filter((pvc) => {
+  const grow = ctx.observed.instances.flatMap((i) => i.claims).filter((pvc) => {
     const want = sizes[volumeOf(pvc)];
     const have = pvc.spec?.resources?.requests?.storage;
     return want && have && parseQuantity(want) > parseQuantity(have);
@@ -80,7 +74,7 @@ async function growClaims(ctx: ReconcileContext, instances: string[]): Promise<v
         { name: pvc.metadata!.name!, namespace: ns, body: { spec: { resources: { requests: { storage: sizes[volumeOf(pvc)] } } } } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-      ctx.facts.writes.push(`PersistentVolumeClaim/${pvc.metadata!.name}`);
+      ctx.wrote(`PersistentVolumeClaim/${pvc.metadata!.name}`);
     }),
   );
 }
@@ -120,10 +114,9 @@ async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promis
       ),
     );
   }
-  await deleteIfExists(ctx.clients.objects, { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: instance, namespace: ns } });
-  ctx.facts.writes.push(`StatefulSet/${instance}`);
+  await ctx.remove({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: instance, namespace: ns } });
   if (whenScaled === 'Delete' && whenDeleted === 'Retain') {
-    await Promise.all(claims.map((pvc) => deleteIfExists(ctx.clients.objects, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata!.name, namespace: ns } })));
+    await Promise.all(claims.map((pvc) => ctx.remove({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata!.name, namespace: ns } })));
   }
 }
 
@@ -153,7 +146,7 @@ async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: Reso
   // so a restore after the cluster is gone still finds the credentials.
   const { ownerReferences: _owners, ...metadata } = ownedMeta(cluster, copy, 'backup');
   const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata, type: 'Opaque', data: source.data ?? {} };
-  if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.facts.writes.push(`Secret/${copy}`);
+  if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.wrote(`Secret/${copy}`);
 }
 
 /** spec.bootstrap.recovery, resolved once and then kept in status (a deleted backup must not roll the pods). */
@@ -169,53 +162,45 @@ function recoverySource(ctx: ReconcileContext): RecoverySourceStatus | undefined
 
 export const installReconciler: Reconciler = {
   name: 'install',
+  statusFields: ['recoverySource'],
   async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
-    const { cluster } = ctx;
+    const { cluster, observed } = ctx;
     const name = cluster.metadata.name!;
     const ns = cluster.metadata.namespace!;
 
     const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
-    ctx.facts.backupTarget = target;
     const archive = target ? { timeoutSeconds: cluster.spec.backup?.archiveTimeoutSeconds ?? DEFAULTS.archiveTimeoutSeconds } : undefined;
 
     // Independent objects go out together: a reconcile costs one round trip, not fifteen.
     await Promise.all([
       ensureSecrets(ctx),
       ...(target?.origin === 'default' ? [ensureDefaultStoreCredentials(ctx, target)] : []),
-      ensure(ctx, 'ConfigMap', configMap(cluster, archive)),
-      ensure(ctx, 'ServiceAccount', instanceServiceAccount(cluster)),
+      ctx.apply('ConfigMap', configMap(cluster, archive)),
+      ctx.apply('ServiceAccount', instanceServiceAccount(cluster)),
       // The apiserver checks a RoleBinding against its Role (escalation prevention): Role first.
-      ensure(ctx, 'Role', instanceRole(cluster)).then(() => ensure(ctx, 'RoleBinding', instanceRoleBinding(cluster))),
-      ...clusterServices(cluster).map((svc) => ensure(ctx, 'Service', svc)),
+      ctx.apply('Role', instanceRole(cluster)).then(() => ctx.apply('RoleBinding', instanceRoleBinding(cluster))),
+      ...clusterServices(cluster).map((svc) => ctx.apply('Service', svc)),
     ]);
 
-    const existing = ctx.cache.listForCluster<V1StatefulSet>('StatefulSet', ns, name).filter((s) => s.metadata?.labels?.[LABELS.component] === 'instance');
-    const desired = cluster.spec.instances ?? DEFAULTS.instances;
-    const plan = planInstances(name, existing.map((s) => s.metadata!.name!), desired, ctx.knownPrimary ?? cluster.status?.currentPrimary);
-    const instances = [...plan.keep, ...plan.create].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
-    ctx.facts.instanceNames = instances;
-
+    // The instance plan (which to keep, create, remove) is part of the pass's observation.
+    const instances = observed.instanceNames;
     const pdb = podDisruptionBudget(cluster, instances.length);
-    if (pdb) await ensure(ctx, 'PodDisruptionBudget', pdb);
+    if (pdb) await ctx.apply('PodDisruptionBudget', pdb);
     else if (ctx.cache.get('PodDisruptionBudget', ns, names.pdb(name))) {
-      await deleteIfExists(ctx.clients.objects, { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: names.pdb(name), namespace: ns } });
-      ctx.facts.writes.push(`PodDisruptionBudget/${names.pdb(name)}`);
+      await ctx.remove({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: names.pdb(name), namespace: ns } });
     }
 
     // Pods cannot start without the Secrets they mount: stop short of the StatefulSets.
     await checkReferencedSecrets(ctx);
     const source = recoverySource(ctx);
-    ctx.facts.recoverySource = source;
     const restore = source ? restoreAccess(cluster, source) : null;
 
     await Promise.all(
-      instances.map((instance) => {
-        const live = ctx.cache.get<V1StatefulSet>('StatefulSet', ns, instance);
-        return ensure(ctx, 'StatefulSet', instanceStatefulSet(cluster, instance, ctx.config, liveClaims(live), { target, restore }));
-      }),
+      observed.instances.map((i) => ctx.apply('StatefulSet', instanceStatefulSet(cluster, i.name, ctx.config, liveClaims(i.statefulSet), { target, restore }))),
     );
-    await Promise.all(existing.filter((sts) => plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
-    await growClaims(ctx, instances);
-    return {};
+    await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
+    await growClaims(ctx);
+    // Kept once resolved, even if spec.bootstrap.recovery goes (status says where the data came from).
+    return source ? { status: { recoverySource: source } } : {};
   },
 };

@@ -4,7 +4,7 @@ import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { names } from '../api/names.js';
 import { instanceStatefulSet } from '../builders/statefulset.js';
-import { findCondition } from './conditions.js';
+import { findCondition, type ConditionType } from './conditions.js';
 import { computeStatus, type StatusInputs } from './status.js';
 import type { OwnedCache, OwnedKind } from './types.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
@@ -32,26 +32,25 @@ describe('computeStatus', () => {
   const pod = (instance: string, status: V1Pod['status']): [OwnedKind, V1Pod] => ['Pod', { metadata: { name: names.pod(instance), namespace: NS }, status }];
   const readyAll = (n: number) => instances(n).map((i) => sts(i, true));
 
-  function status(opts: { objects?: Array<[OwnedKind, KubernetesObject]>; cluster?: PostgreSQLCluster; instanceNames?: string[] } & Partial<StatusInputs> = {}) {
+  /** primary / runningVersion: what the ha reconciler set this pass (its status fields). */
+  function status(opts: { objects?: Array<[OwnedKind, KubernetesObject]>; cluster?: PostgreSQLCluster; instanceNames?: string[]; primary?: string; runningVersion?: string } & Partial<StatusInputs> = {}) {
     const cluster = opts.cluster ?? seedCluster();
-    return computeStatus({
-      cluster,
-      cache: cacheOf(opts.objects ?? []),
-      instanceNames: opts.instanceNames ?? instances(cluster.spec.instances ?? 1),
-      conditions: opts.conditions ?? [],
-      failure: opts.failure,
-      writes: opts.writes ?? [],
-      now: opts.now ?? NOW,
-      primary: opts.primary,
-      runningVersion: opts.runningVersion,
-    });
+    const cache = cacheOf(opts.objects ?? []);
+    const instanceNames = opts.instanceNames ?? instances(cluster.spec.instances ?? 1);
+    const observed = {
+      instanceNames,
+      instances: instanceNames.map((name) => ({ name, statefulSet: cache.get<V1StatefulSet>('StatefulSet', NS, name), pod: cache.get<V1Pod>('Pod', NS, names.pod(name)), claims: [] })),
+      primary: cluster.status?.currentPrimary ?? instanceNames[0],
+    };
+    const base = { ...cluster.status, ...(opts.primary ? { currentPrimary: opts.primary } : {}), ...(opts.runningVersion ? { version: opts.runningVersion } : {}) };
+    return computeStatus({ cluster, observed, base, conditions: opts.conditions ?? [], failure: opts.failure, writes: opts.writes ?? [], now: opts.now ?? NOW });
   }
   // A cluster that was Healthy or Scaling has been ready once (firstReadyTime); a Degraded one may not have.
   const withStatus = (phase: string, extra: Partial<NonNullable<PostgreSQLCluster['status']>> = {}) => ({
     ...seedCluster(),
     status: { phase, ...(phase === 'Healthy' || phase === 'Scaling' ? { firstReadyTime: '2024-05-01T10:00:00Z' } : {}), ...extra },
   });
-  const cond = (s: ReturnType<typeof status>, type: string) => findCondition(s.conditions, type);
+  const cond = (s: ReturnType<typeof status>, type: ConditionType) => findCondition(s.conditions, type);
 
   it('is Provisioning while a new cluster\'s instances come up', () => {
     const s = status({ objects: [sts('prod-db-1', true)] });

@@ -1,12 +1,12 @@
-// status: phase, conditions and counts from what the other reconcilers did and the world shows.
+// The status step, after the reconcilers: phase, Ready/Progressing/Degraded and the counts, from
+// what the pass observed and what the reconcilers reported.
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { DEFAULTS, type ClusterStatus, type PostgreSQLCluster } from '../api/cluster.js';
 import { podSelector, selectorString } from '../api/labels.js';
-import { names } from '../api/names.js';
 import { secretNames } from '../builders/secrets.js';
-import { mergeConditions } from './conditions.js';
 import { rfc3339 } from '../runtime/time.js';
-import type { BackupStatusFields, ConditionInput, OwnedCache } from './types.js';
+import { mergeConditions, type ConditionInput } from './conditions.js';
+import type { Observation } from './observe.js';
 
 /** Why an instance is not ready, in words a person can act on. */
 export function instanceProblem(sts: V1StatefulSet | undefined, pod: V1Pod | undefined): string {
@@ -21,43 +21,34 @@ export function instanceProblem(sts: V1StatefulSet | undefined, pod: V1Pod | und
 
 export interface StatusInputs {
   cluster: PostgreSQLCluster;
-  cache: OwnedCache;
-  instanceNames: string[];
-  /** Conditions reported by the reconcilers that ran before. */
+  observed: Pick<Observation, 'instanceNames' | 'instances' | 'primary'>;
+  /** The status after the reconcilers: the previous one with the fields they own merged in. */
+  base: ClusterStatus;
+  /** Conditions reported by the reconcilers (or Unknown for those not evaluated). */
   conditions: ConditionInput[];
   /** The reconcile failed: Degraded with this reason. */
   failure?: { reason: string; message: string };
-  writes: string[];
+  writes: readonly string[];
   now: Date;
-  /** The primary the ha reconciler established this pass, if it ran. */
-  primary?: string;
-  streamingReplicas?: number;
-  runningVersion?: string;
-  /** From the backup reconciler when it ran this pass; else the previous values stay. */
-  backupStatus?: BackupStatusFields;
-  recoverySource?: ClusterStatus['recoverySource'];
 }
 
-const BACKUP_FIELDS = ['archivePath', 'firstRecoverabilityPoint', 'lastRecoverabilityPoint', 'lastSuccessfulBackup', 'lastBackup', 'nextScheduledBackup', 'archiving'] as const;
+/** Fields the status step owns; the rest belong to the reconcilers (their statusFields). */
+export const STATUS_STEP_FIELDS = ['phase', 'observedGeneration', 'instances', 'readyInstances', 'selector', 'instanceNames', 'firstReadyTime', 'targetPrimary', 'secrets', 'conditions'] as const;
 
-function previousBackupFields(status: ClusterStatus | undefined): BackupStatusFields {
-  return Object.fromEntries(BACKUP_FIELDS.filter((k) => status?.[k] !== undefined).map((k) => [k, status![k]]));
-}
-
-/** The status the cluster should show (pure apart from reading the cache). */
+/** The status the cluster should show (pure). */
 export function computeStatus(input: StatusInputs): ClusterStatus {
-  const { cluster, cache, instanceNames } = input;
-  const ns = cluster.metadata.namespace!;
+  const { cluster, observed, base } = input;
   const name = cluster.metadata.name!;
+  const { instanceNames } = observed;
   const desired = cluster.spec.instances ?? DEFAULTS.instances;
   const notReady: string[] = [];
   let ready = 0;
   let existing = 0;
-  for (const instance of instanceNames) {
-    const sts = cache.get<V1StatefulSet>('StatefulSet', ns, instance);
+  for (const i of observed.instances) {
+    const sts = i.statefulSet;
     if (sts) existing++;
     if (sts && (sts.status?.readyReplicas ?? 0) >= 1) ready++;
-    else notReady.push(`${instance} (${instanceProblem(sts, cache.get<V1Pod>('Pod', ns, names.pod(instance)))})`);
+    else notReady.push(`${i.name} (${instanceProblem(sts, i.pod)})`);
   }
   const allReady = ready === desired && instanceNames.length === desired;
   const conditions: ConditionInput[] = [
@@ -91,23 +82,19 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
             ? 'Degraded'
             : 'Provisioning';
   const secrets = secretNames(cluster);
-  const primary = input.primary ?? cluster.status?.currentPrimary ?? instanceNames[0];
+  // Before ha first ran (an early failure), the primary the pass worked from.
+  const primary = base.currentPrimary ?? observed.primary;
   return {
+    ...base,
     phase,
     observedGeneration: cluster.metadata.generation,
     instances: existing,
     readyInstances: ready,
-    ...((input.streamingReplicas ?? cluster.status?.streamingReplicas) !== undefined ? { streamingReplicas: input.streamingReplicas ?? cluster.status?.streamingReplicas } : {}),
     selector: selectorString(podSelector(name)),
     instanceNames,
     ...(firstReadyTime ? { firstReadyTime } : {}),
     ...(primary ? { currentPrimary: primary, targetPrimary: cluster.spec.primary ?? primary } : {}),
-    // What the instances run, as the primary reports it (spec.version is what they should run).
-    ...((input.runningVersion ?? cluster.status?.version) ? { version: input.runningVersion ?? cluster.status?.version } : {}),
     secrets: { superuser: secrets.superuser, replication: secrets.replication, app: secrets.app },
-    ...((input.recoverySource ?? cluster.status?.recoverySource) ? { recoverySource: input.recoverySource ?? cluster.status?.recoverySource } : {}),
-    ...(input.backupStatus ?? previousBackupFields(cluster.status)),
     conditions: mergeConditions(cluster.status?.conditions, conditions, cluster.metadata.generation, input.now),
   };
 }
-

@@ -1,15 +1,16 @@
-// What every reconciler receives and returns. Reconcilers run in order (install → … → status);
-// each reads the world through the cache, converges it, and reports conditions.
+// What every reconciler receives and returns. A pass observes the cluster once (observe.ts), then
+// runs the reconcilers in order (install → ha → backup), each converging one concern and reporting
+// the conditions and status fields it owns; the status step (status.ts) finishes the status.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
-import type { EventRecorder } from '../runtime/events.js';
+import type { EventRecorder, EventType } from '../runtime/events.js';
 import type { InstanceImageConfig } from '../builders/statefulset.js';
-import type { RecoverySourceStatus, ResolvedTarget } from '../builders/backup-target.js';
-import type { InstanceStatus } from '../instance/api-types.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import type { ClusterStatus, S3Target } from '../api/cluster.js';
+import type { ConditionInput } from './conditions.js';
+import type { Observation } from './observe.js';
 
 export type BackupStatusFields = Pick<
   ClusterStatus,
@@ -48,6 +49,9 @@ export interface OperatorConfig extends InstanceImageConfig {
   operatorNamespace?: string;
 }
 
+/** A field of the cluster's status. Each belongs to one reconciler (its `statusFields`) or to the status step. */
+export type StatusField = keyof ClusterStatus;
+
 export interface ReconcileContext {
   cluster: PostgreSQLCluster;
   clients: KubeClients;
@@ -55,47 +59,45 @@ export interface ReconcileContext {
   config: OperatorConfig;
   log: Logger;
   events: EventRecorder;
-  /** Shared between reconcilers of one pass (e.g. the instance plan install made). */
-  facts: ReconcileFacts;
-  /** The primary as the primary Lease last said (fresher than status, which an informer may lag). */
-  knownPrimary?: string;
-}
-
-export interface ReconcileFacts {
-  instanceNames?: string[];
-  /** The primary the ha reconciler established (after a failover or switchover, the new one). */
-  primary?: string;
-  /** Replicas the ha reconciler saw streaming. */
-  streamingReplicas?: number;
-  /** The PostgreSQL version the primary reports running (e.g. "15.18"). */
-  runningVersion?: string;
-  /** What the primary's agent reported this pass (archiving health among it). */
-  primaryStatus?: InstanceStatus;
-  /** Where backups and WAL go (install resolves it; null: no backups). */
-  backupTarget?: ResolvedTarget | null;
-  /** Status fields of the backup concern (archive path, recoverability window, next backup, …). */
-  backupStatus?: BackupStatusFields;
-  /** The recovery source resolved for a restored cluster (kept in status.recoverySource). */
-  recoverySource?: RecoverySourceStatus;
-  /** Objects written in this pass: Progressing reports them. */
-  writes: string[];
-}
-
-export interface ConditionInput {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
+  /** What this pass observed before any reconciler ran (observe.ts). */
+  observed: Observation;
+  /** The status as it stands in this pass: the last written one plus what earlier reconcilers set. */
+  status: ClusterStatus;
+  /** Server-side apply of an object the cluster owns when it differs from the cached one; recorded as a write. */
+  apply(kind: OwnedKind, desired: KubernetesObject): Promise<void>;
+  /** Delete an object (gone already counts as done); recorded as a write. */
+  remove(obj: KubernetesObject): Promise<void>;
+  /** Record a write made some other way (a patch, a create): Progressing reports them. */
+  wrote(what: string): void;
+  /** Objects written in this pass. */
+  readonly writes: readonly string[];
+  /** An Event on the cluster. */
+  event(type: EventType, reason: string, message: string): Promise<void>;
 }
 
 export interface ReconcilerResult {
+  /** Conditions this reconciler evaluated; it may report only the types it owns (conditions.ts). */
   conditions?: ConditionInput[];
+  /**
+   * Values of this reconciler's status fields. Absent: they stay as they were. Present: every one
+   * of its statusFields is set from it (a field missing from the object is removed).
+   */
+  status?: Partial<ClusterStatus>;
   requeueAfterMs?: number;
+  /**
+   * End the pass here without an error (an operation in progress holds the others back): the
+   * reconcilers after this one do not run and their conditions turn Unknown with this reason.
+   */
+  stop?: { reason: string; message: string };
 }
 
 export interface Reconciler {
   name: string;
+  /** The status fields this reconciler owns and returns in `status`. */
+  statusFields: readonly StatusField[];
   reconcile(ctx: ReconcileContext): Promise<ReconcilerResult>;
+  /** Runs instead of reconcile while the cluster is being deleted; requeue until it has let go. */
+  finalize?(ctx: ReconcileContext): Promise<{ requeueAfterMs?: number }>;
 }
 
 /** An error a person must fix (a missing Secret, …): Degraded with this reason, retried with backoff. */
@@ -103,6 +105,8 @@ export class ReconcileError extends Error {
   constructor(
     readonly reason: string,
     message: string,
+    /** Conditions the reconciler evaluated before it gave up (they are reported, not lost). */
+    readonly conditions: ConditionInput[] = [],
   ) {
     super(message);
   }

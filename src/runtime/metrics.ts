@@ -15,6 +15,11 @@ export class OperatorMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  readonly agentStatusCalls = new Counter({
+    name: 'pgpilot_agent_status_calls_total',
+    help: 'Instance agent status requests (the observation step asks each instance once per reconcile).',
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({ name: 'pgpilot_workqueue_depth', help: 'Clusters waiting to be reconciled.', registers: [this.registry] });
   readonly queueRetries = new Counter({ name: 'pgpilot_workqueue_retries_total', help: 'Reconciles requeued after an error.', registers: [this.registry] });
   readonly apiRequests = new Counter({
