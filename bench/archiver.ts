@@ -9,7 +9,7 @@
 //     it, reads, hashes, gzips and uploads it and writes the marker; the shell sees the marker;
 //     PostgreSQL renames .ready to .done);
 //   - a backlog of full segments: archive_command held back ('') while PGPILOT_BENCH_ARCHIVER_ROWS
-//     (default 1,200,000) rows are inserted, then released at once; segments/s and MiB/s from the
+//     (default 2,400,000) rows are inserted, then released at once; segments/s and MiB/s from the
 //     release to the last .done, CPU per segment.
 //
 // Each phase alternates cp and ours PGPILOT_BENCH_ARCHIVER_ROUNDS (default 3) times; medians are
@@ -32,7 +32,7 @@ import { cpuMeter, processCpuMs, selfCpuMs } from './lib/cpu.js';
 import { printReport } from './report.js';
 
 const SWITCHES = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_SWITCHES ?? 40));
-const ROWS = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_ROWS ?? 1_200_000));
+const ROWS = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_ROWS ?? 2_400_000));
 const ROUNDS = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_ROUNDS ?? 3));
 const CONCURRENCY = 4; // the agent's (WalArchiver's default)
 const LEVEL = 1; // the agent's default gzip level (PGPILOT_BACKUP_COMPRESSION_LEVEL)
