@@ -25,10 +25,12 @@ import { REPLICATION_USER } from '../../src/builders/postgres-config.js';
 import type { InstanceStatus, RestorePhase } from '../../src/instance/api-types.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3rver, type S3rver } from '../../test/support/s3rver.js';
+import { requirePostgresBinaries } from '../../test/support/binaries.js';
 import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
 
 const execFileAsync = promisify(execFile);
-const haveBinaries = existsSync(`${PG_BIN}/pg_basebackup`);
+// Missing PostgreSQL binaries fail the file with what to install; never a silent skip.
+beforeAll(() => requirePostgresBinaries(PG_BIN));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BUCKET = 'agent-backups';
 const A_PATH = 'pgpilot/default/src';
@@ -59,7 +61,7 @@ async function chownToPostgres(path: string): Promise<void> {
   await chown(path, uid!, gid!);
 }
 
-describe.skipIf(!haveBinaries)('instance agent: WAL archiving and restore from a backup', () => {
+describe('instance agent: WAL archiving and restore from a backup', () => {
   const src = new AgentCluster('src');
   const dst = new AgentCluster('dst');
   let s3: S3rver;

@@ -7,9 +7,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterSpec } from '../../src/api/cluster.js';
 import type { InstanceStatus, PromoteResult } from '../../src/instance/api-types.js';
+import { requirePostgresBinaries } from '../../test/support/binaries.js';
 import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
 
-const haveBinaries = existsSync(`${PG_BIN}/pg_rewind`);
+// Missing PostgreSQL binaries fail the file with what to install; never a silent skip.
+beforeAll(() => requirePostgresBinaries(PG_BIN));
 const spec = {
   version: '15',
   instances: 3,
@@ -34,7 +36,7 @@ const running = (a: AgentProcess, extra: (s: InstanceStatus) => boolean = () => 
     return s.phase === 'Running' && s.running && extra(s) ? s : undefined;
   }, 60_000);
 
-describe.skipIf(!haveBinaries)('instance agent with real PostgreSQL', () => {
+describe('instance agent with real PostgreSQL', () => {
   const cluster = new AgentCluster();
   let p1: AgentProcess, r2: AgentProcess, r3: AgentProcess, x4: AgentProcess, r5: AgentProcess;
   let failed = false;

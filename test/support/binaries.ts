@@ -195,3 +195,20 @@ export function helmEnv(): NodeJS.ProcessEnv {
   }
   return { ...env, ...dirs, HELM_NO_PLUGINS: '1' };
 }
+
+/** The PostgreSQL programs the instance agent runs (src/postgres/files.ts resolves a folder holding them). */
+export const AGENT_PG_TOOLS = ['postgres', 'initdb', 'pg_basebackup', 'pg_rewind'] as const;
+
+/**
+ * Throws, naming each PostgreSQL program missing from `pgBin` and how to install it, so a test that
+ * needs real PostgreSQL fails with the reason instead of skipping silently (as
+ * test/integration/wal-postgres.ts `requirePgTools` does for the integration tests).
+ */
+export function requirePostgresBinaries(pgBin: string, tools: readonly string[] = AGENT_PG_TOOLS): void {
+  const missing = tools.filter((t) => !existsSync(path.join(pgBin, t)));
+  if (missing.length === 0) return;
+  throw new Error(
+    `PostgreSQL binaries missing from ${pgBin}: ${missing.join(', ')}. ` +
+      'Install them with scripts/ensure-deps.sh (npm test runs it first; it runs apt-get install postgresql-15).',
+  );
+}
