@@ -1,5 +1,5 @@
 // The folders of src/ are layers: a module may import its own folder and the folders below it,
-// never one above it or beside it (the same table is in README.md, "Where things are"). This test
+// never one above it or beside it (the same table is in README.md, "Architecture"). This test
 // reads every import and fails on one that goes up or sideways, so a cycle cannot come back.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';

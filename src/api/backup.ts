@@ -3,7 +3,9 @@
 // the status is the backup's record, complete enough for a restore after the cluster is gone.
 // One TypeBox definition gives the types and the CRD (src/api/crd.ts). Edit here, then `npm run gen`.
 import { Type, type Static } from '@sinclair/typebox';
-import { BackupTargetSchema, ConditionSchema, S3TargetSchema, VolumeTargetSchema, type ObjectMetaLike } from './cluster.js';
+import type { ObjectMetaLike } from './cluster.js';
+import { ConditionSchema } from './cluster-status.js';
+import { BackupTargetSchema, S3TargetSchema, VolumeTargetSchema } from './stores.js';
 import { Obj, StringEnum, cel } from './schema-helpers.js';
 
 export const BACKUP_PHASES = ['pending', 'running', 'completed', 'failed'] as const;

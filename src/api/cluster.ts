@@ -1,46 +1,19 @@
-// The PostgreSQLCluster API: one TypeBox definition gives the TypeScript types (Static<>) and the
+// The PostgreSQLCluster API (the spec here; defaults, stores, recovery and status beside it): one
+// TypeBox definition gives the TypeScript types (Static<>) and the
 // CRD's openAPIV3Schema (src/api/crd.ts renders it into crds/). Edit here, then `npm run gen`.
 import { Type, type Static } from '@sinclair/typebox';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { Obj, StringEnum, StringMap, QuantityMap, cel, QUANTITY_PATTERN } from './schema-helpers.js';
+import { ClusterStatusSchema } from './cluster-status.js';
+import { DEFAULTS } from './defaults.js';
+import { RecoverySchema } from './recovery.js';
+import { BackupTargetSchema, S3TargetSchema, VolumeTargetSchema } from './stores.js';
 
-/** Defaults live here once: the schema publishes them and the builders fall back on them. */
-export const DEFAULTS = {
-  instances: 1,
-  backupEnabled: false,
-  backupSchedule: '0 0 * * *',
-  retentionDays: 30,
-  haEnabled: true,
-  synchronousCommit: false,
-  synchronousReplicas: 1,
-  durability: 'required',
-  failoverDelaySeconds: 0,
-  switchoverDelaySeconds: 60,
-  isolationTimeoutSeconds: 30,
-  podAntiAffinity: 'preferred',
-  topologyKey: 'kubernetes.io/hostname',
-  imagePullPolicy: 'IfNotPresent',
-  pvcWhenDeleted: 'Delete',
-  pvcWhenScaled: 'Delete',
-  initdbDatabase: 'app',
-  initdbOwner: 'app',
-  initdbEncoding: 'UTF8',
-  initdbLocale: 'C.UTF-8',
-  dataChecksums: true,
-  monitoringEnabled: true,
-  stopDelaySeconds: 60,
-  backupPath: 'pgpilot',
-  region: 'us-east-1',
-  checksums: 'WHEN_SUPPORTED',
-  accessKeyIdKey: 'ACCESS_KEY_ID',
-  secretAccessKeyKey: 'ACCESS_SECRET_KEY',
-  compressionLevel: 1,
-  backupTarget: 'prefer-standby',
-  archiveTimeoutSeconds: 5,
-  walBacklogWarningSegments: 32,
-  onClusterDeletion: 'Retain',
-  recoveryInclusive: true,
-} as const;
+// The parts in their own modules, re-exported: importers name the API by this one module.
+export { DEFAULTS } from './defaults.js';
+export * from './stores.js';
+export * from './recovery.js';
+export * from './cluster-status.js';
 
 export const SUPPORTED_MAJORS = [13, 14, 15, 16, 17, 18] as const;
 const VERSION_PATTERN = '^(1[3-8])([.](0|[1-9][0-9]?))?$';
@@ -132,93 +105,6 @@ const ResourceRequirements = Obj('CPU and memory for every PostgreSQL container 
     })),
   ),
 });
-
-/** A path inside a store: segments of safe key characters, no leading or trailing "/", none starting with "." (no "." or ".."). */
-export const STORE_PATH_PATTERN = '^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$';
-const STORE_PATH_RULE = 'segments of letters, digits, ".", "_" and "-" separated by "/", with no leading or trailing "/" and no segment starting with "."';
-
-const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
-const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-
-const StorePath = (what: string, options: Record<string, unknown> = {}) =>
-  Type.String({ description: `${what} Path syntax: ${STORE_PATH_RULE}.`, minLength: 1, maxLength: 512, pattern: STORE_PATH_PATTERN, ...options });
-
-export const S3CredentialsSchema = Obj(
-  'The Secret with the access key of the S3 store, in the cluster\'s namespace; pods read it through environment variables (secretKeyRef), the operator never reads it.',
-  {
-    secretName: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }),
-    accessKeyIdKey: Type.Optional(
-      Type.String({ description: 'Key of the access key id in the Secret.', default: DEFAULTS.accessKeyIdKey, minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
-    ),
-    secretAccessKeyKey: Type.Optional(
-      Type.String({ description: 'Key of the secret access key in the Secret.', default: DEFAULTS.secretAccessKeyKey, minLength: 1, maxLength: 253, pattern: SECRET_KEY_PATTERN }),
-    ),
-  },
-);
-
-/** An S3 (or S3-compatible) bucket: spec.backup.s3, a recovery source, the operator-wide default store. */
-export const S3TargetSchema = Obj('An S3 or S3-compatible object store (AWS S3, MinIO, Ceph RGW, ...).', {
-  endpoint: Type.Optional(
-    Type.String({ description: 'URL of an S3-compatible server, e.g. "https://minio.storage:9000"; omit for AWS S3.', minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$' }),
-  ),
-  bucket: Type.String({
-    description: 'Bucket name (3–63 characters: lowercase letters, digits, "." and "-", starting and ending with a letter or digit).',
-    minLength: 3,
-    maxLength: 63,
-    pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
-  }),
-  path: Type.Optional(StorePath('Prefix of this operator\'s objects in the bucket; a cluster\'s archive sits at <path>/<namespace>/<cluster>.', { default: DEFAULTS.backupPath })),
-  region: Type.Optional(Type.String({ description: 'Region of the bucket (S3-compatible servers usually accept any).', default: DEFAULTS.region, minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })),
-  forcePathStyle: Type.Optional(
-    Type.Boolean({ description: 'Address the bucket as <endpoint>/<bucket> rather than <bucket>.<endpoint> (most S3-compatible servers need this).', default: false }),
-  ),
-  checksums: Type.Optional(
-    StringEnum(['WHEN_SUPPORTED', 'WHEN_REQUIRED'] as const, {
-      description:
-        'When request and response checksums are computed and validated. WHEN_SUPPORTED (default) always; WHEN_REQUIRED only where S3 requires them, for S3-compatible servers such as s3rver or older MinIO that mishandle streamed checksums (pgpilot still checks a sha256 of every object).',
-      default: DEFAULTS.checksums,
-    }),
-  ),
-  insecureSkipTlsVerify: Type.Optional(
-    Type.Boolean({ description: 'Do not verify the server\'s TLS certificate. For self-signed test servers only.', default: false }),
-  ),
-  serverSideEncryption: Type.Optional(
-    Obj(
-      'Server-side encryption of every object written.',
-      {
-        algorithm: StringEnum(['AES256', 'aws:kms'] as const, { description: 'AES256 (S3-managed keys) or aws:kms (a KMS key).' }),
-        kmsKeyId: Type.Optional(Type.String({ description: 'KMS key id or ARN, with algorithm aws:kms; the bucket\'s default KMS key when omitted.', minLength: 1, maxLength: 2048 })),
-      },
-      {
-        ...cel({
-          rule: "!has(self.kmsKeyId) || self.algorithm == 'aws:kms'",
-          message: 'kmsKeyId is only allowed with algorithm aws:kms',
-          fieldPath: '.kmsKeyId',
-        }),
-      },
-    ),
-  ),
-  credentials: S3CredentialsSchema,
-});
-
-/** A ReadWriteMany PersistentVolumeClaim used as the store. */
-export const VolumeTargetSchema = Obj(
-  'A ReadWriteMany PersistentVolumeClaim used as the store (NFS, CephFS, ...): mounted by the instances (WAL archiving) and by backup and restore pods.',
-  {
-    claimName: Type.String({
-      description: 'Name of the PersistentVolumeClaim, in the cluster\'s namespace; it must be ReadWriteMany.',
-      minLength: 1,
-      maxLength: 253,
-      pattern: DNS_SUBDOMAIN_PATTERN,
-    }),
-    path: Type.Optional(StorePath('Directory of this operator\'s files on the volume; a cluster\'s archive sits at <path>/<namespace>/<cluster>.', { default: DEFAULTS.backupPath })),
-  },
-);
-
-/** Which instance base backups are taken from (spec.backup.target, PostgreSQLBackup spec.target). */
-export const BACKUP_TARGETS = ['prefer-standby', 'primary'] as const;
-export const BackupTargetSchema = (description: string, options: Record<string, unknown> = {}) =>
-  StringEnum(BACKUP_TARGETS, { description, ...options });
 
 export const BackupSpecSchema = Obj('Scheduled base backups and continuous WAL archiving.', {
   enabled: Type.Optional(Type.Boolean({ description: 'Take scheduled base backups and archive WAL.', default: DEFAULTS.backupEnabled })),
@@ -389,83 +275,6 @@ const SecretRef = Obj('A reference to a Secret in the cluster\'s namespace.', {
   name: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253 }),
 });
 
-/** Where recovery stops (spec.bootstrap.recovery.target); without one it replays all archived WAL. */
-export const RecoveryTargetSchema = Obj(
-  'Point in time to recover to: exactly one of time, lsn, xid, name or immediate. Without a target, recovery replays to the end of the archived WAL.',
-  {
-    time: Type.Optional(Type.String({ description: 'A time in RFC 3339, e.g. "2026-11-25T14:03:00Z" (recovery_target_time).', format: 'date-time', maxLength: 64 })),
-    lsn: Type.Optional(Type.String({ description: 'A WAL location, e.g. "0/3000060" (recovery_target_lsn).', maxLength: 17, pattern: '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$' })),
-    xid: Type.Optional(Type.String({ description: 'A transaction id, in digits (recovery_target_xid).', minLength: 1, maxLength: 20, pattern: '^[0-9]+$' })),
-    name: Type.Optional(Type.String({ description: 'A restore point created with pg_create_restore_point() (recovery_target_name).', minLength: 1, maxLength: 63 })),
-    immediate: Type.Optional(
-      Type.Boolean({
-        description: 'true: end recovery as soon as the base backup is consistent (recovery_target = immediate). Only true may be given.',
-        ...cel({ rule: 'self', message: 'immediate may only be true (omit it to recover to time, lsn, xid or name instead)' }),
-      }),
-    ),
-    inclusive: Type.Optional(
-      Type.Boolean({ description: 'true (default): stop just after the target; false: just before it (recovery_target_inclusive).', default: DEFAULTS.recoveryInclusive }),
-    ),
-  },
-  {
-    ...cel({
-      rule: '[has(self.time), has(self.lsn), has(self.xid), has(self.name), has(self.immediate)].filter(x, x).size() == 1',
-      message: 'recovery.target must set exactly one of time, lsn, xid, name or immediate',
-    }),
-  },
-);
-
-export const RecoverySourceSchema = Obj(
-  'The archive of a cluster, which may no longer exist: exactly one of s3 or volume, and the archive\'s path in it.',
-  {
-    s3: Type.Optional(S3TargetSchema),
-    volume: Type.Optional(VolumeTargetSchema),
-    path: StorePath(
-      'The cluster\'s archive path inside the store, in full (the store\'s own path prefix is not added), e.g. "pgpilot/production/prod-db": <prefix>/<namespace>/<cluster> of the cluster that wrote it.',
-    ),
-  },
-  {
-    ...cel({
-      rule: 'has(self.s3) != has(self.volume)',
-      message: 'recovery.source must set exactly one of s3 or volume',
-    }),
-  },
-);
-
-/** spec.bootstrap.recovery: create the cluster from a base backup plus archived WAL. */
-export const RecoverySchema = Obj(
-  'Create the cluster by restoring a base backup and replaying archived WAL: from a PostgreSQLBackup (backup) or from an archive (source), exactly one.',
-  {
-    backup: Type.Optional(
-      Obj('A completed PostgreSQLBackup in this namespace to restore.', {
-        name: Type.String({ description: 'Name of the PostgreSQLBackup.', minLength: 1, maxLength: 253 }),
-      }),
-    ),
-    source: Type.Optional(RecoverySourceSchema),
-    backupId: Type.Optional(
-      Type.String({
-        description: 'With source: the base backup to restore, by id (its UTC start time, e.g. "20261125T020000Z"). Default: the newest one that ends before the target.',
-        maxLength: 16,
-        pattern: '^[0-9]{8}T[0-9]{6}Z$',
-      }),
-    ),
-    target: Type.Optional(RecoveryTargetSchema),
-  },
-  {
-    ...cel(
-      {
-        rule: 'has(self.backup) != has(self.source)',
-        message: 'recovery must set exactly one of backup (a PostgreSQLBackup) or source (an archive)',
-      },
-      {
-        rule: '!has(self.backupId) || has(self.source)',
-        message: 'recovery.backupId selects a base backup of recovery.source; with recovery.backup the PostgreSQLBackup names it',
-        fieldPath: '.backupId',
-      },
-    ),
-  },
-);
-
 export const BootstrapSchema = Obj('How a new cluster gets its first data.', {
   initdb: Type.Optional(
     Obj('Create an empty cluster with initdb.', {
@@ -529,8 +338,8 @@ export const ClusterSpecSchema = Obj(
     ),
     scheduling: Type.Optional(Scheduling),
     monitoring: Type.Optional(
-      Obj('Metrics of the instances.', {
-        enabled: Type.Optional(Type.Boolean({ description: 'Serve Prometheus metrics on port 9187 of every instance.', default: DEFAULTS.monitoringEnabled })),
+      Obj('Metrics of the instances. Not built yet: no exporter runs and no metrics port is opened, whatever this says (the built-in exporter is planned); the field is accepted so manifests that set it keep applying.', {
+        enabled: Type.Optional(Type.Boolean({ description: 'Reserved for the planned metrics exporter; has no effect yet.' })),
       }),
     ),
     stopDelaySeconds: Type.Optional(
@@ -558,68 +367,6 @@ export const ClusterSpecSchema = Obj(
   },
 );
 
-export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
-  type: Type.String({ description: 'Condition type, e.g. Ready.', maxLength: 316 }),
-  status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),
-  reason: Type.String({ description: 'Machine-readable CamelCase reason.', maxLength: 1024 }),
-  message: Type.String({ description: 'What a person can act on.', maxLength: 32768 }),
-  lastTransitionTime: Type.String({ description: 'When status last changed.', format: 'date-time' }),
-  observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the condition was computed from.', minimum: 0 })),
-});
-
-/** status.archiving: continuous WAL archiving as the primary last reported it. */
-export const ArchivingStatusSchema = Obj('Continuous WAL archiving, as the primary last reported it.', {
-  lastArchivedWal: Type.Optional(Type.String({ description: 'Newest WAL file archived.' })),
-  lastArchivedTime: Type.Optional(Type.String({ description: 'When it was archived.', format: 'date-time' })),
-  lastFailedWal: Type.Optional(Type.String({ description: 'Newest WAL file whose archiving failed.' })),
-  lastFailureTime: Type.Optional(Type.String({ description: 'When archiving last failed.', format: 'date-time' })),
-  lastFailure: Type.Optional(Type.String({ description: 'Why archiving last failed.', maxLength: 32768 })),
-  backlogSegments: Type.Optional(Type.Integer({ description: 'Completed WAL segments waiting to be archived.', minimum: 0 })),
-  walBytes: Type.Optional(Type.Integer({ description: 'Size of pg_wal on the primary, in bytes.', minimum: 0 })),
-  walVolumeUsedPercent: Type.Optional(Type.Integer({ description: 'How full the volume holding pg_wal on the primary is, in percent.', minimum: 0, maximum: 100 })),
-});
-
-export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
-  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, or Deleting.' })),
-  observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
-  instances: Type.Optional(Type.Integer({ description: 'Number of instances that exist (scale subresource).' })),
-  readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),
-  streamingReplicas: Type.Optional(Type.Integer({ description: 'Replicas streaming from the primary when last observed (with durability preferred, fewer than synchronousReplicas relaxes synchronous commit).' })),
-  selector: Type.Optional(Type.String({ description: 'Label selector of the instance pods (scale subresource).' })),
-  instanceNames: Type.Optional(Type.Array(Type.String(), { description: 'Names of the instances, in ordinal order.' })),
-  firstReadyTime: Type.Optional(Type.String({ description: 'When every instance was first ready; until then the cluster is Provisioning.', format: 'date-time' })),
-  currentPrimary: Type.Optional(Type.String({ description: 'Instance that is the primary now.' })),
-  targetPrimary: Type.Optional(Type.String({ description: 'Instance that should be the primary (differs from currentPrimary during failover or switchover).' })),
-  version: Type.Optional(Type.String({ description: 'PostgreSQL version the primary reports running (spec.version is the one asked for).' })),
-  secrets: Type.Optional(
-    Obj('Secrets holding credentials.', {
-      superuser: Type.Optional(Type.String({ description: 'Secret with the postgres superuser\'s credentials.' })),
-      replication: Type.Optional(Type.String({ description: 'Secret with the replication user\'s credentials.' })),
-      app: Type.Optional(Type.String({ description: 'Secret with the application user\'s credentials and connection URI.' })),
-    }),
-  ),
-  recoverySource: Type.Optional(
-    Obj('The archive and base backup the cluster was restored from (spec.bootstrap.recovery resolved once; the instances keep using it even if that PostgreSQLBackup is deleted later).', {
-      ...RecoverySourceSchema.properties,
-      backupId: Type.Optional(Type.String({ description: 'The base backup restored, when one was named.' })),
-    }),
-  ),
-  archivePath: Type.Optional(Type.String({ description: 'Where the WAL and base backups of this cluster go, e.g. "s3://bucket/pgpilot/production/prod-db".' })),
-  firstRecoverabilityPoint: Type.Optional(Type.String({ description: 'Earliest time the cluster can be recovered to (the end of the oldest kept base backup).', format: 'date-time' })),
-  lastRecoverabilityPoint: Type.Optional(Type.String({ description: 'Latest time the cluster can be recovered to (the newest archived WAL).', format: 'date-time' })),
-  lastSuccessfulBackup: Type.Optional(Type.String({ description: 'When the newest completed base backup ended.', format: 'date-time' })),
-  lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster that finished (completed or failed).' })),
-  nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
-  archiving: Type.Optional(ArchivingStatusSchema),
-  conditions: Type.Optional(
-    Type.Array(ConditionSchema, {
-      description: 'Ready, Progressing, Degraded and the conditions of each concern.',
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['type'],
-    }),
-  ),
-});
-
 /** Longest cluster name: derived names (`<name>-10-0`, `<name>-replication`, Service `<name>-rw`) stay DNS-1035 labels. */
 export const MAX_CLUSTER_NAME = 48;
 
@@ -643,17 +390,7 @@ export const ClusterSchema = Obj('A highly available PostgreSQL cluster managed 
 export type ObjectMetaLike = V1ObjectMeta;
 
 export type ClusterSpec = Static<typeof ClusterSpecSchema>;
-export type ClusterStatus = Static<typeof ClusterStatusSchema>;
-export type Condition = Static<typeof ConditionSchema>;
-export type S3Credentials = Static<typeof S3CredentialsSchema>;
-export type S3Target = Static<typeof S3TargetSchema>;
-export type VolumeTarget = Static<typeof VolumeTargetSchema>;
-export type BackupTarget = (typeof BACKUP_TARGETS)[number];
 export type BackupSpec = Static<typeof BackupSpecSchema>;
-export type RecoveryTarget = Static<typeof RecoveryTargetSchema>;
-export type RecoverySource = Static<typeof RecoverySourceSchema>;
-export type RecoverySpec = Static<typeof RecoverySchema>;
 export type BootstrapSpec = Static<typeof BootstrapSchema>;
-export type ArchivingStatus = Static<typeof ArchivingStatusSchema>;
 export type PostgreSQLCluster = Static<typeof ClusterSchema> & { metadata: ObjectMetaLike };
 

@@ -52,4 +52,3 @@ export const ROLE_REPLICA = 'replica';
 /** Ports inside every PostgreSQL pod. */
 export const POSTGRES_PORT = 5432;
 export const AGENT_PORT = 8000;
-export const METRICS_PORT = 9187;

@@ -25,8 +25,6 @@ export const POD_ENV = {
   initdbLocale: 'PGPILOT_INITDB_LOCALE',
   /** initdb --data-checksums (true|false) */
   initdbDataChecksums: 'PGPILOT_INITDB_DATA_CHECKSUMS',
-  /** spec.monitoring.enabled */
-  metricsEnabled: 'PGPILOT_METRICS_ENABLED',
   /** shutdown budget after SIGTERM */
   stopTimeoutSeconds: 'PGPILOT_STOP_TIMEOUT_SECONDS',
   /** the agent API port */

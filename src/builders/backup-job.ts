@@ -3,7 +3,7 @@
 // pg_basebackup) as the cluster's ServiceAccount, with the replication and superuser credentials
 // mounted as in instance pods and the target from backup-target.ts. Pure.
 import type { V1CronJob, V1Job, V1JobSpec, V1ObjectMeta } from '@kubernetes/client-node';
-import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
+import type { PostgreSQLCluster } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { API_GROUP_VERSION, BACKUP_KIND, LABELS } from '../api/constants.js';
 import type { ResolvedTarget } from './backup-target.js';
@@ -13,6 +13,7 @@ import { names } from '../api/names.js';
 import { secretNames } from './secrets.js';
 import { instanceImage, POSTGRES_UID, SECRETS_MOUNT, type InstanceImageConfig } from './statefulset.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { specOf } from '../api/resolve-spec.js';
 
 /** A failed backup pod is retried this many times before the backup is reported failed. */
 export const BACKUP_BACKOFF_LIMIT = 2;
@@ -23,7 +24,6 @@ const BACKUP_DEADLINE_SECONDS = 12 * 3600;
 function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: InstanceImageConfig, args: string[]): V1JobSpec {
   const name = cluster.metadata.name!;
   const secrets = secretNames(cluster);
-  const b = cluster.spec.backup;
   return {
     backoffLimit: BACKUP_BACKOFF_LIMIT,
     activeDeadlineSeconds: BACKUP_DEADLINE_SECONDS,
@@ -40,15 +40,15 @@ function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: Instan
           {
             name: 'backup',
             image: instanceImage(cluster, cfg),
-            imagePullPolicy: cluster.spec.imagePullPolicy ?? DEFAULTS.imagePullPolicy,
+            imagePullPolicy: specOf(cluster).imagePullPolicy,
             args: ['backup', ...args],
             env: [
               { name: POD_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               // The Job this pod belongs to: a scheduled run names its PostgreSQLBackup after it.
               { name: POD_ENV.jobName, valueFrom: { fieldRef: { fieldPath: "metadata.labels['job-name']" } } },
               { name: POD_ENV.secretsDir, value: SECRETS_MOUNT },
-              { name: POD_ENV.backupCompressionLevel, value: String(b?.compression?.level ?? DEFAULTS.compressionLevel) },
-              { name: POD_ENV.backupRetention, value: String(b?.retention ?? DEFAULTS.retentionDays) },
+              { name: POD_ENV.backupCompressionLevel, value: String(specOf(cluster).backup.compression.level) },
+              { name: POD_ENV.backupRetention, value: String(specOf(cluster).backup.retention) },
               ...target.env,
             ],
             securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
@@ -79,7 +79,7 @@ export function backupCronJob(cluster: PostgreSQLCluster, target: ResolvedTarget
     kind: 'CronJob',
     metadata: ownedMeta(cluster, names.backupCronJob(name), 'backup'),
     spec: {
-      schedule: cluster.spec.backup?.schedule ?? DEFAULTS.backupSchedule,
+      schedule: specOf(cluster).backup.schedule,
       timeZone: 'Etc/UTC',
       // One base backup at a time; a run missed by more than an hour waits for the next.
       concurrencyPolicy: 'Forbid',

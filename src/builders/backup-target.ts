@@ -9,6 +9,7 @@ import type { PostgreSQLBackup } from '../api/backup.js';
 import type { ArchiveLocation, S3StoreConfig } from '../backup/store-config.js';
 import { names } from '../api/names.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { specOf } from '../api/resolve-spec.js';
 
 /** Mount points of PersistentVolume targets inside pods. */
 export const BACKUP_VOLUME_MOUNT = '/var/lib/pgpilot/backup';
@@ -96,7 +97,7 @@ export function clusterArchivePath(cluster: PostgreSQLCluster, prefix: string | 
  */
 export function resolveBackupTarget(cluster: PostgreSQLCluster, defaultStore?: S3Target): ResolvedTarget | null {
   const b = cluster.spec.backup;
-  if (!(b?.enabled ?? DEFAULTS.backupEnabled)) return null;
+  if (!specOf(cluster).backup.enabled) return null;
   const env = POD_ENV.backupLocation;
   if (b?.s3) {
     return { ...podAccess({ s3: b.s3 }, clusterArchivePath(cluster, b.s3.path), env, POD_ENV.backupS3Prefix, 'backup-target', BACKUP_VOLUME_MOUNT), origin: 'cluster', s3: b.s3 };

@@ -2,10 +2,11 @@
 // address, cluster_name, primary_conninfo) are not here: the instance agent passes them on the
 // command line, because pg_basebackup and pg_rewind copy configuration files between instances.
 import type { ClusterSpec } from '../api/cluster.js';
-import { DEFAULTS, PARAMETER_NAME_PATTERN } from '../api/cluster.js';
+import { PARAMETER_NAME_PATTERN } from '../api/cluster.js';
 import { SpecError } from '../api/spec-error.js';
 import { parseQuantity } from '../api/quantity.js';
 import { archiveCommand } from '../postgres/handoff.js';
+import { resolveSpec } from '../api/resolve-spec.js';
 
 /**
  * Where the instance agent leaves its "archived" markers: `<PGDATA's parent>/.pgpilot/archived`
@@ -52,10 +53,10 @@ export function tunedParameters(spec: ClusterSpec): Record<string, string> {
  * (streamingReplicas is what the ha reconciler last saw; unknown counts as enough).
  */
 export function synchronousStandbyNames(spec: ClusterSpec, streamingReplicas?: number): string {
-  const ha = spec.highAvailability;
-  if (!(ha?.synchronousCommit ?? DEFAULTS.synchronousCommit)) return '';
-  const n = ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas;
-  if ((ha?.durability ?? DEFAULTS.durability) === 'preferred' && streamingReplicas !== undefined && streamingReplicas < n) return '';
+  const ha = resolveSpec(spec).highAvailability;
+  if (!ha.synchronousCommit) return '';
+  const n = ha.synchronousReplicas;
+  if (ha.durability === 'preferred' && streamingReplicas !== undefined && streamingReplicas < n) return '';
   return `ANY ${n} (*)`;
 }
 

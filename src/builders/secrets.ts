@@ -3,11 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { DEFAULTS } from '../api/cluster.js';
 import { POSTGRES_PORT } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
 import { names } from '../api/names.js';
 import { REPLICATION_USER } from './postgres-config.js';
+import { specOf } from '../api/resolve-spec.js';
 
 /** 32 URL-safe characters from 24 random bytes (192 bits). */
 export function generatePassword(): string {
@@ -49,8 +49,7 @@ export function credentialSecret(cluster: PostgreSQLCluster, kind: CredentialKin
   if (kind === 'superuser') data = { username: 'postgres', password };
   else if (kind === 'replication') data = { username: REPLICATION_USER, password };
   else {
-    const user = cluster.spec.bootstrap?.initdb?.owner ?? DEFAULTS.initdbOwner;
-    const db = cluster.spec.bootstrap?.initdb?.database ?? DEFAULTS.initdbDatabase;
+    const { owner: user, database: db } = specOf(cluster).initdb;
     const host = `${names.rw(name)}.${ns}.svc`;
     const enc = encodeURIComponent(password);
     data = {

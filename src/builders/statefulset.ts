@@ -2,14 +2,14 @@
 // instance on its own (primary-last rollouts, removing one failed instance, direct PVC resizing).
 import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1StatefulSet, V1Affinity, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { DEFAULTS } from '../api/cluster.js';
-import { AGENT_PORT, LABELS, MANAGED_BY, METRICS_PORT, POSTGRES_PORT } from '../api/constants.js';
+import { AGENT_PORT, LABELS, MANAGED_BY, POSTGRES_PORT } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
 import { podSelector } from '../api/labels.js';
 import { names } from '../api/names.js';
 import { secretNames } from './secrets.js';
 import type { PodAccess, ResolvedTarget } from './backup-target.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { specOf } from '../api/resolve-spec.js';
 
 /** What instance pods get from the backup concern: the archive target and the recovery source. */
 export interface InstanceBackupAccess {
@@ -49,10 +49,10 @@ function claimTemplate(cluster: PostgreSQLCluster, instance: string, volume: str
 }
 
 function affinity(cluster: PostgreSQLCluster): V1Affinity | undefined {
-  const s = cluster.spec.scheduling;
-  const mode = s?.podAntiAffinity ?? DEFAULTS.podAntiAffinity;
+  const s = specOf(cluster).scheduling;
+  const mode = s.podAntiAffinity;
   if (mode === 'disabled') return undefined;
-  const term = { labelSelector: { matchLabels: podSelector(cluster.metadata.name!) }, topologyKey: s?.topologyKey ?? DEFAULTS.topologyKey };
+  const term = { labelSelector: { matchLabels: podSelector(cluster.metadata.name!) }, topologyKey: s.topologyKey };
   return mode === 'required'
     ? { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } }
     : { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: term }] } };
@@ -66,7 +66,7 @@ function containerResources(r: NonNullable<PostgreSQLCluster['spec']['resources'
 
 function backupPieces(cluster: PostgreSQLCluster, b: InstanceBackupAccess): PodAccess {
   const parts = [b.target, b.restore].filter((p): p is PodAccess => !!p);
-  const level = cluster.spec.backup?.compression?.level ?? DEFAULTS.compressionLevel;
+  const level = specOf(cluster).backup.compression.level;
   return {
     env: [...parts.flatMap((p) => p.env), ...(b.target ? [{ name: POD_ENV.backupCompressionLevel, value: String(level) }] : [])],
     volumes: parts.flatMap((p) => p.volumes),
@@ -89,12 +89,12 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
     { name: 'shm', mountPath: '/dev/shm' },
     ...backup.mounts,
   ];
-  const initdb = cluster.spec.bootstrap?.initdb;
-  const monitoring = cluster.spec.monitoring?.enabled ?? DEFAULTS.monitoringEnabled;
+  const spec = specOf(cluster);
+  const { initdb } = spec;
   return {
     name: 'postgres',
     image: instanceImage(cluster, cfg),
-    imagePullPolicy: cluster.spec.imagePullPolicy ?? DEFAULTS.imagePullPolicy,
+    imagePullPolicy: spec.imagePullPolicy,
     args: ['instance'],
     env: [
       { name: POD_ENV.cluster, value: cluster.metadata.name! },
@@ -105,20 +105,18 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: POD_ENV.secretsDir, value: SECRETS_MOUNT },
       { name: 'PGDATA', value: `${DATA_MOUNT}/pgdata` },
       ...(hasWal ? [{ name: POD_ENV.walDir, value: `${WAL_MOUNT}/pg_wal` }] : []),
-      { name: POD_ENV.initdbDatabase, value: initdb?.database ?? DEFAULTS.initdbDatabase },
-      { name: POD_ENV.initdbOwner, value: initdb?.owner ?? DEFAULTS.initdbOwner },
-      { name: POD_ENV.initdbEncoding, value: initdb?.encoding ?? DEFAULTS.initdbEncoding },
-      { name: POD_ENV.initdbLocale, value: initdb?.locale ?? DEFAULTS.initdbLocale },
-      { name: POD_ENV.initdbDataChecksums, value: String(initdb?.dataChecksums ?? DEFAULTS.dataChecksums) },
-      { name: POD_ENV.metricsEnabled, value: String(monitoring) },
+      { name: POD_ENV.initdbDatabase, value: initdb.database },
+      { name: POD_ENV.initdbOwner, value: initdb.owner },
+      { name: POD_ENV.initdbEncoding, value: initdb.encoding },
+      { name: POD_ENV.initdbLocale, value: initdb.locale },
+      { name: POD_ENV.initdbDataChecksums, value: String(initdb.dataChecksums) },
       // The agent moves from a smart to a fast shutdown at half of this, and to immediate near its end.
-      { name: POD_ENV.stopTimeoutSeconds, value: String(cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds) },
+      { name: POD_ENV.stopTimeoutSeconds, value: String(spec.stopDelaySeconds) },
       ...backup.env,
     ],
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'agent', containerPort: AGENT_PORT, protocol: 'TCP' },
-      ...(monitoring ? [{ name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' }] : []),
     ],
     // Bootstrapping (initdb, or cloning a large primary) can take long: the startup probe
     // allows an hour before liveness applies.
@@ -156,7 +154,7 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
   const aff = affinity(cluster);
   return {
     serviceAccountName: names.serviceAccount(name),
-    terminationGracePeriodSeconds: cluster.spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds,
+    terminationGracePeriodSeconds: specOf(cluster).stopDelaySeconds,
     securityContext: {
       runAsNonRoot: true,
       runAsUser: POSTGRES_UID,
@@ -198,7 +196,6 @@ export function instanceStatefulSet(
 ): V1StatefulSet {
   const name = cluster.metadata.name!;
   const podLabels = { ...podSelector(name), [LABELS.instance]: instance };
-  const retention = cluster.spec.storage.pvcRetentionPolicy;
   const claim = (volume: string, size: string, storageClass?: string) =>
     existing[volume]
       ? claimTemplate(cluster, instance, volume, existing[volume]!.size ?? size, existing[volume]!.storageClass)
@@ -216,7 +213,7 @@ export function instanceStatefulSet(
       // cluster (which cascades to the set) removes them. The operator removes an instance by
       // deleting its set; when whenScaled differs from whenDeleted it first adjusts the claims
       // (removeInstance in reconcilers/install.ts). Replicas never shrink: whenScaled here is moot.
-      persistentVolumeClaimRetentionPolicy: { whenDeleted: retention?.whenDeleted ?? DEFAULTS.pvcWhenDeleted, whenScaled: 'Retain' },
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: specOf(cluster).storage.pvcRetentionPolicy.whenDeleted, whenScaled: 'Retain' },
       updateStrategy: { type: 'RollingUpdate' },
       template: {
         metadata: { labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name } },

@@ -4,6 +4,7 @@ import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject } 
 import { isDeepStrictEqual } from 'node:util';
 import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
 import { API_GROUP, API_GROUP_VERSION, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
+import { resolveSpec } from '../api/resolve-spec.js';
 import { apiErrorMessage } from '../runtime/apply.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ResilientInformer } from '../runtime/informer.js';
@@ -229,6 +230,7 @@ export class ClusterController implements OwnedCache {
     const { objects } = this.opts.clients;
     return {
       cluster,
+      spec: resolveSpec(cluster.spec),
       clients: this.opts.clients,
       cache: this,
       config: this.opts.config,

@@ -3,7 +3,6 @@
 // with pg_wal growth long before the volume fills), the recoverability window. The data moves in
 // pods (`pgpilot backup`, the instance agents); the operator never touches the store.
 import { PatchStrategy, setHeaderOptions, type V1Job, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
-import { DEFAULTS } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { API_GROUP, API_VERSION, BACKUP_FINALIZER, BACKUP_PLURAL, CLUSTER_PLURAL, LABELS } from '../api/constants.js';
 import { SpecError } from '../api/spec-error.js';
@@ -113,10 +112,10 @@ export function createBackupReconciler(): Reconciler {
       const { cluster } = ctx;
       const ns = cluster.metadata.namespace!;
       const name = cluster.metadata.name!;
-      const spec = cluster.spec.backup;
+      const spec = ctx.spec.backup;
       const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
       const backups = ctx.cache.backupsOf(ns, name);
-      if (!(spec?.enabled ?? DEFAULTS.backupEnabled)) {
+      if (!spec.enabled) {
         await removeCronJob(ctx);
         await setFinalizer(ctx, false);
         const message = 'spec.backup.enabled is false: no WAL is archived and no base backups are taken';
@@ -138,8 +137,8 @@ export function createBackupReconciler(): Reconciler {
           ],
         };
       }
-      await setFinalizer(ctx, (spec?.onClusterDeletion ?? DEFAULTS.onClusterDeletion) === 'Delete');
-      const schedule = spec?.schedule ?? DEFAULTS.backupSchedule;
+      await setFinalizer(ctx, spec.onClusterDeletion === 'Delete');
+      const { schedule } = spec;
       const problem = scheduleProblem(schedule);
       if (problem) throw new SpecError('spec.backup.schedule', problem);
 
@@ -166,7 +165,7 @@ export function createBackupReconciler(): Reconciler {
         url: target.url,
         primary: primaryName,
         status: primary,
-        backlogWarning: spec?.walBacklogWarningSegments ?? DEFAULTS.walBacklogWarningSegments,
+        backlogWarning: spec.walBacklogWarningSegments,
       });
       await warnWalVolumeFilling(ctx, archiving, primary?.wal?.volumeUsedPercent);
       const running = backups.some((b) => b.status?.phase === 'running' || b.status?.phase === 'pending' || !b.status?.phase);

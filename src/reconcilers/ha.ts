@@ -7,7 +7,6 @@
 // promote and fence are waited for a few seconds at most (they go on in the agent).
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { LABELS, POSTGRES_PORT } from '../api/constants.js';
-import { DEFAULTS } from '../api/cluster.js';
 import { names } from '../api/names.js';
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
 import { postgresAnswers } from '../postgres/wire-probe.js';
@@ -100,16 +99,16 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       if (!token) return { conditions: notYet('AgentTokenMissing', `The agents' token (Secret ${names.agentSecret(cluster.metadata.name!)}) does not exist yet`), status: keep };
       await recordEnded(ctx, observed.endedOperations);
       const endpoint = (host: string): AgentEndpoint => ({ host, token, isolationSeconds: observed.isolationSeconds });
-      const ha = cluster.spec.highAvailability;
-      const sync = (ha?.synchronousCommit ?? DEFAULTS.synchronousCommit) && (ha?.durability ?? DEFAULTS.durability) === 'required';
+      const ha = ctx.spec.highAvailability;
+      const sync = ha.synchronousCommit && ha.durability === 'required';
       const plan = planHa({
         instances: observed.instances,
         primary,
         requestedPrimary: cluster.spec.primary,
-        haEnabled: ha?.enabled ?? DEFAULTS.haEnabled,
-        syncQuorum: sync ? (ha?.synchronousReplicas ?? DEFAULTS.synchronousReplicas) : undefined,
+        haEnabled: ha.enabled,
+        syncQuorum: sync ? ha.synchronousReplicas : undefined,
         primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary)),
-        failoverDelayMs: (ha?.failoverDelaySeconds ?? DEFAULTS.failoverDelaySeconds) * 1000,
+        failoverDelayMs: ha.failoverDelaySeconds * 1000,
         bootstrapMode: cluster.spec.bootstrap?.recovery ? 'restore' : 'initdb',
         now: Date.now(),
       });
@@ -184,7 +183,7 @@ async function execute(
       if (!host) return 'done';
       // Best effort (failover): the old primary gets a moment; routing is already cut.
       // Switchover: its clean stop, looked at again by later passes until it has stopped.
-      const stopSeconds = ctx.cluster.spec.highAvailability?.switchoverDelaySeconds ?? DEFAULTS.switchoverDelaySeconds;
+      const stopSeconds = ctx.spec.highAvailability.switchoverDelaySeconds;
       const answer = await (action.bestEffort ? deps.agent.fence(endpoint(host), FAILOVER_FENCE_WAIT_MS) : deps.agent.fence(endpoint(host), SWITCHOVER_FENCE_WAIT_MS, { stopSeconds })).catch((err: unknown) => {
         if (!action.bestEffort) throw err;
         log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');

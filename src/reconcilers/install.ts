@@ -1,7 +1,6 @@
 // install: everything a cluster owns in Kubernetes — credential Secrets, configuration, one
 // StatefulSet per instance, Services, the disruption budget and the instances' RBAC.
 import { ApiException, PatchStrategy, setHeaderOptions, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
-import { DEFAULTS } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
 import { names } from '../api/names.js';
@@ -99,9 +98,7 @@ function volumeOf(pvc: V1PersistentVolumeClaim): string {
 async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promise<void> {
   const ns = ctx.cluster.metadata.namespace!;
   const instance = sts.metadata!.name!;
-  const retention = ctx.cluster.spec.storage.pvcRetentionPolicy;
-  const whenScaled = retention?.whenScaled ?? DEFAULTS.pvcWhenScaled;
-  const whenDeleted = retention?.whenDeleted ?? DEFAULTS.pvcWhenDeleted;
+  const { whenScaled, whenDeleted } = ctx.spec.storage.pvcRetentionPolicy;
   const claims = claimsOf(ctx, (i) => i === instance);
   if (whenScaled === 'Retain' && whenDeleted === 'Delete') {
     // Keep the claims: take them out of the set's hands before the set goes.
@@ -169,7 +166,7 @@ export const installReconciler: Reconciler = {
     const ns = cluster.metadata.namespace!;
 
     const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
-    const archive = target ? { timeoutSeconds: cluster.spec.backup?.archiveTimeoutSeconds ?? DEFAULTS.archiveTimeoutSeconds } : undefined;
+    const archive = target ? { timeoutSeconds: ctx.spec.backup.archiveTimeoutSeconds } : undefined;
 
     // Independent objects go out together: a reconcile costs one round trip, not fifteen.
     await Promise.all([

@@ -4,7 +4,7 @@
 // bounded, and one per instance: every reconciler reads the same answers, so no decision depends
 // on the order the reconcilers run in.
 import { ApiException, type CoreV1Api, type V1PersistentVolumeClaim, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
-import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
+import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { names } from '../api/names.js';
 import { planInstances, type InstancePlan } from '../builders/instance-plan.js';
@@ -15,6 +15,7 @@ import type { ObservedInstance } from './ha-plan.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import type { OwnedCache } from './types.js';
+import { specOf } from '../api/resolve-spec.js';
 
 /** Short: a frozen agent holds the whole pass for this long (the bridge below covers a slow one). */
 const STATUS_TIMEOUT_MS = 600;
@@ -102,8 +103,8 @@ function runningPodIP(pod: V1Pod | undefined): string | undefined {
 
 /** The self-isolation timeout: one instance, or HA off, has nobody else to promote — isolating would only cause an outage. */
 export function isolationSecondsFor(cluster: PostgreSQLCluster, instances: number): number {
-  const ha = cluster.spec.highAvailability;
-  return (ha?.enabled ?? DEFAULTS.haEnabled) && instances > 1 ? (ha?.isolationTimeoutSeconds ?? DEFAULTS.isolationTimeoutSeconds) : 0;
+  const ha = specOf(cluster).highAvailability;
+  return ha.enabled && instances > 1 ? ha.isolationTimeoutSeconds : 0;
 }
 
 export class Observer {
@@ -129,7 +130,7 @@ export class Observer {
     const ns = cluster.metadata.namespace!;
     const name = cluster.metadata.name!;
     const statefulSets = cache.listForCluster<V1StatefulSet>('StatefulSet', ns, name).filter((s) => s.metadata?.labels?.[LABELS.component] === 'instance');
-    const desired = cluster.spec.instances ?? DEFAULTS.instances;
+    const desired = specOf(cluster).instances;
     const plan = planInstances(name, statefulSets.map((s) => s.metadata!.name!), desired, leaseHolder ?? cluster.status?.currentPrimary);
     const instanceNames = [...plan.keep, ...plan.create].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     const claims = cache.listForCluster<V1PersistentVolumeClaim>('PersistentVolumeClaim', ns, name);

@@ -1,12 +1,13 @@
 // The status step, after the reconcilers: phase, Ready/Progressing/Degraded and the counts, from
 // what the pass observed and what the reconcilers reported.
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { DEFAULTS, type ClusterStatus, type PostgreSQLCluster } from '../api/cluster.js';
+import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
 import { podSelector, selectorString } from '../api/labels.js';
 import { secretNames } from '../builders/secrets.js';
 import { rfc3339 } from '../runtime/time.js';
 import { mergeConditions, type ConditionInput } from './conditions.js';
 import type { Observation } from './observe.js';
+import { specOf } from '../api/resolve-spec.js';
 
 /** Why an instance is not ready, in words a person can act on. */
 export function instanceProblem(sts: V1StatefulSet | undefined, pod: V1Pod | undefined): string {
@@ -40,7 +41,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
   const { cluster, observed, base } = input;
   const name = cluster.metadata.name!;
   const { instanceNames } = observed;
-  const desired = cluster.spec.instances ?? DEFAULTS.instances;
+  const desired = specOf(cluster).instances;
   const notReady: string[] = [];
   let ready = 0;
   let existing = 0;

@@ -3,6 +3,7 @@
 // the conditions and status fields it owns; the status step (status.ts) finishes the status.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
+import type { ResolvedSpec } from '../api/resolve-spec.js';
 import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
 import type { EventRecorder, EventType } from '../runtime/events.js';
@@ -54,6 +55,8 @@ export type StatusField = keyof ClusterStatus;
 
 export interface ReconcileContext {
   cluster: PostgreSQLCluster;
+  /** cluster.spec with every default applied, resolved once for the pass. */
+  spec: ResolvedSpec;
   clients: KubeClients;
   cache: OwnedCache;
   config: OperatorConfig;

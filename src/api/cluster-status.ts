@@ -1,0 +1,71 @@
+// The PostgreSQLCluster's status: what the operator observed, and the conditions (each owned by one
+// reconciler: src/reconcilers/conditions.ts).
+import { Type, type Static } from '@sinclair/typebox';
+import { RecoverySourceSchema } from './recovery.js';
+import { Obj, StringEnum } from './schema-helpers.js';
+
+export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
+  type: Type.String({ description: 'Condition type, e.g. Ready.', maxLength: 316 }),
+  status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown.' }),
+  reason: Type.String({ description: 'Machine-readable CamelCase reason.', maxLength: 1024 }),
+  message: Type.String({ description: 'What a person can act on.', maxLength: 32768 }),
+  lastTransitionTime: Type.String({ description: 'When status last changed.', format: 'date-time' }),
+  observedGeneration: Type.Optional(Type.Integer({ description: 'The generation the condition was computed from.', minimum: 0 })),
+});
+
+/** status.archiving: continuous WAL archiving as the primary last reported it. */
+export const ArchivingStatusSchema = Obj('Continuous WAL archiving, as the primary last reported it.', {
+  lastArchivedWal: Type.Optional(Type.String({ description: 'Newest WAL file archived.' })),
+  lastArchivedTime: Type.Optional(Type.String({ description: 'When it was archived.', format: 'date-time' })),
+  lastFailedWal: Type.Optional(Type.String({ description: 'Newest WAL file whose archiving failed.' })),
+  lastFailureTime: Type.Optional(Type.String({ description: 'When archiving last failed.', format: 'date-time' })),
+  lastFailure: Type.Optional(Type.String({ description: 'Why archiving last failed.', maxLength: 32768 })),
+  backlogSegments: Type.Optional(Type.Integer({ description: 'Completed WAL segments waiting to be archived.', minimum: 0 })),
+  walBytes: Type.Optional(Type.Integer({ description: 'Size of pg_wal on the primary, in bytes.', minimum: 0 })),
+  walVolumeUsedPercent: Type.Optional(Type.Integer({ description: 'How full the volume holding pg_wal on the primary is, in percent.', minimum: 0, maximum: 100 })),
+});
+
+export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
+  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, or Deleting.' })),
+  observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
+  instances: Type.Optional(Type.Integer({ description: 'Number of instances that exist (scale subresource).' })),
+  readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),
+  streamingReplicas: Type.Optional(Type.Integer({ description: 'Replicas streaming from the primary when last observed (with durability preferred, fewer than synchronousReplicas relaxes synchronous commit).' })),
+  selector: Type.Optional(Type.String({ description: 'Label selector of the instance pods (scale subresource).' })),
+  instanceNames: Type.Optional(Type.Array(Type.String(), { description: 'Names of the instances, in ordinal order.' })),
+  firstReadyTime: Type.Optional(Type.String({ description: 'When every instance was first ready; until then the cluster is Provisioning.', format: 'date-time' })),
+  currentPrimary: Type.Optional(Type.String({ description: 'Instance that is the primary now.' })),
+  targetPrimary: Type.Optional(Type.String({ description: 'Instance that should be the primary (differs from currentPrimary during failover or switchover).' })),
+  version: Type.Optional(Type.String({ description: 'PostgreSQL version the primary reports running (spec.version is the one asked for).' })),
+  secrets: Type.Optional(
+    Obj('Secrets holding credentials.', {
+      superuser: Type.Optional(Type.String({ description: 'Secret with the postgres superuser\'s credentials.' })),
+      replication: Type.Optional(Type.String({ description: 'Secret with the replication user\'s credentials.' })),
+      app: Type.Optional(Type.String({ description: 'Secret with the application user\'s credentials and connection URI.' })),
+    }),
+  ),
+  recoverySource: Type.Optional(
+    Obj('The archive and base backup the cluster was restored from (spec.bootstrap.recovery resolved once; the instances keep using it even if that PostgreSQLBackup is deleted later).', {
+      ...RecoverySourceSchema.properties,
+      backupId: Type.Optional(Type.String({ description: 'The base backup restored, when one was named.' })),
+    }),
+  ),
+  archivePath: Type.Optional(Type.String({ description: 'Where the WAL and base backups of this cluster go, e.g. "s3://bucket/pgpilot/production/prod-db".' })),
+  firstRecoverabilityPoint: Type.Optional(Type.String({ description: 'Earliest time the cluster can be recovered to (the end of the oldest kept base backup).', format: 'date-time' })),
+  lastRecoverabilityPoint: Type.Optional(Type.String({ description: 'Latest time the cluster can be recovered to (the newest archived WAL).', format: 'date-time' })),
+  lastSuccessfulBackup: Type.Optional(Type.String({ description: 'When the newest completed base backup ended.', format: 'date-time' })),
+  lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster that finished (completed or failed).' })),
+  nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
+  archiving: Type.Optional(ArchivingStatusSchema),
+  conditions: Type.Optional(
+    Type.Array(ConditionSchema, {
+      description: 'Ready, Progressing, Degraded and the conditions of each concern.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    }),
+  ),
+});
+
+export type ClusterStatus = Static<typeof ClusterStatusSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type ArchivingStatus = Static<typeof ArchivingStatusSchema>;
