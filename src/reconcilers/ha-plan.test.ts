@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../instance/api-types.js';
 import { compareLsn, parseLsn } from '../postgres/lsn.js';
-import { chooseCandidate, planHa, type HaInput, type ObservedInstance } from './ha-plan.js';
+import { chooseCandidate, type HaInput, type ObservedInstance, planHa } from './ha-plan.js';
 
 const IP = { 'db-1': '127.0.100.1', 'db-2': '127.0.100.2', 'db-3': '127.0.100.3' } as Record<string, string>;
 
@@ -316,5 +316,53 @@ describe('partial states converge', () => {
   it('does not start a switchover to a replica that is busy with an operation', () => {
     const plan = planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent({ operation: op({ target: '127.0.100.1:5432' }) }), 'replica'), inst('db-3', agent(), 'replica')], { requestedPrimary: 'db-2' }));
     expect(plan.actions.some((a) => a.kind === 'claim')).toBe(false);
+  });
+});
+
+describe('planHa: the restore bootstrap', () => {
+  const fresh = (over: Partial<InstanceStatus> = {}): InstanceStatus => ({
+    instance: 'x',
+    phase: 'AwaitingBootstrap',
+    role: 'none',
+    running: false,
+    fenced: false,
+    postgresVersion: null,
+    systemIdentifier: null,
+    timeline: null,
+    currentLsn: null,
+    receiveLsn: null,
+    replayLsn: null,
+    following: null,
+    streaming: false,
+    replication: [],
+    pendingRestart: false,
+    restarts: 0,
+    lastError: null,
+    ...over,
+  });
+  const inst = (name: string, agent?: InstanceStatus): ObservedInstance => ({ name, podIP: `127.0.100.${name.slice(-1)}`, agent: agent ? { ...agent, instance: name } : undefined });
+  const input = (instances: ObservedInstance[], over: Partial<HaInput> = {}): HaInput => ({ instances, primary: 'db-1', haEnabled: true, failoverDelayMs: 0, now: 10_000, ...over });
+
+  it("bootstrapMode 'restore' sends {mode: 'restore'} to the first instance, reason Restoring", () => {
+    const plan = planHa(input([inst('db-1', fresh()), inst('db-2', fresh())], { bootstrapMode: 'restore' }));
+    expect(plan.actions).toEqual([{ kind: 'bootstrap', instance: 'db-1', request: { mode: 'restore' } }]);
+    expect(plan.conditions).toEqual([expect.objectContaining({ type: 'PrimaryAvailable', status: 'False', reason: 'Restoring' })]);
+    expect(plan.primary).toBe('db-1');
+  });
+
+  it("bootstrapMode 'initdb' (and none) still initdb's", () => {
+    for (const bootstrapMode of ['initdb', undefined] as const) {
+      const plan = planHa(input([inst('db-1', fresh())], { bootstrapMode }));
+      expect(plan.actions).toEqual([{ kind: 'bootstrap', instance: 'db-1', request: { mode: 'initdb' } }]);
+      expect(plan.conditions[0]).toMatchObject({ reason: 'Bootstrapping' });
+    }
+  });
+
+  it('a first instance that Failed without data: PrimaryAvailable False BootstrapFailed with its lastError, no retry', () => {
+    const err = 'recovery target 2020-01-01T00:00:00Z is before the oldest base backup';
+    const plan = planHa(input([inst('db-1', fresh({ phase: 'Failed', lastError: err })), inst('db-2', fresh())], { bootstrapMode: 'restore' }));
+    expect(plan.actions).toEqual([]);
+    expect(plan.conditions).toEqual([expect.objectContaining({ type: 'PrimaryAvailable', status: 'False', reason: 'BootstrapFailed', message: expect.stringContaining(err) })]);
+    expect(plan.conditions[0]!.message).toContain('db-1');
   });
 });

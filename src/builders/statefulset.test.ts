@@ -1,0 +1,246 @@
+// The per-instance StatefulSet (pure), and how it compares with its live form.
+import type { V1Container, V1EnvVar, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { type ClusterSpec, DEFAULTS, type PostgreSQLCluster, type S3Target } from '../api/cluster.js';
+import { LABELS, MANAGED_BY } from '../api/constants.js';
+import { podSelector } from '../api/labels.js';
+import { names } from '../api/names.js';
+import { type ExistingClaims, type InstanceBackupAccess, instanceStatefulSet } from './statefulset.js';
+import { jsonClone, seedCluster } from '../../test/support/cluster-fixtures.js';
+import { needsApply } from '../runtime/compare.js';
+import type { ArchiveLocation } from '../backup/store-config.js';
+import { BACKUP_VOLUME_MOUNT, resolveBackupTarget, type ResolvedTarget, restoreAccess } from './backup-target.js';
+
+const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
+
+function statefulSet(cluster: PostgreSQLCluster = seedCluster(), existing?: ExistingClaims): V1StatefulSet {
+  return instanceStatefulSet(cluster, names.instance(cluster.metadata.name!, 2), IMAGES, existing);
+}
+
+const podSpecOf = (sts: V1StatefulSet): V1PodSpec => sts.spec!.template.spec!;
+
+const containerOf = (sts: V1StatefulSet): V1Container => podSpecOf(sts).containers[0]!;
+
+const claimsOf = (sts: V1StatefulSet) => sts.spec!.volumeClaimTemplates ?? [];
+
+describe('instance StatefulSet', () => {
+  it('runs one pod behind the headless Service, selected by cluster and instance', () => {
+    const sts = statefulSet();
+    expect(sts.metadata?.name).toBe('prod-db-2');
+    expect(sts.spec?.replicas).toBe(1);
+    expect(sts.spec?.serviceName).toBe('prod-db-headless');
+    expect(sts.spec?.selector.matchLabels).toEqual({ ...podSelector('prod-db'), [LABELS.instance]: 'prod-db-2' });
+  });
+
+  it('labels its pods with everything its selector, the Services and the scale selector match', () => {
+    const sts = statefulSet();
+    const podLabels = sts.spec!.template.metadata!.labels!;
+    expect(podLabels).toMatchObject(sts.spec!.selector.matchLabels!);
+    expect(podLabels).toMatchObject(podSelector('prod-db'));
+    expect(podLabels[LABELS.managedBy]).toBe(MANAGED_BY);
+  });
+
+  it('meets the restricted Pod Security profile', () => {
+    const sts = statefulSet();
+    const pod = podSpecOf(sts);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext?.runAsUser).toBeGreaterThan(0);
+    expect(pod.hostNetwork ?? false).toBe(false);
+    expect(pod.volumes?.filter((v) => v.hostPath)).toEqual([]);
+    for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+      expect(c.securityContext, c.name).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(c.securityContext?.privileged ?? false).toBe(false);
+      expect(c.securityContext?.capabilities?.add ?? []).toEqual([]);
+    }
+  });
+
+  it('gives a read-only root filesystem writable mounts where PostgreSQL writes', () => {
+    const mounts = containerOf(statefulSet()).volumeMounts!.filter((m) => !m.readOnly).map((m) => m.mountPath);
+    expect(mounts).toEqual(expect.arrayContaining(['/var/lib/postgresql/data', '/var/run/postgresql', '/tmp', '/dev/shm']));
+  });
+
+  it('runs <repository>:<version>, or spec.imageName when set', () => {
+    expect(containerOf(statefulSet()).image).toBe('registry.example/pgpilot/postgresql:14.5');
+    expect(containerOf(statefulSet(seedCluster({ imageName: 'mirror.example/pg:14.5-custom' }))).image).toBe('mirror.example/pg:14.5-custom');
+  });
+
+  it('passes resources to the container as strings', () => {
+    const cluster = seedCluster({ resources: { requests: { cpu: 2, memory: '4Gi' }, limits: { cpu: 4 } } });
+    expect(containerOf(statefulSet(cluster)).resources).toEqual({ requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '4' } });
+    expect(containerOf(statefulSet(seedCluster({ resources: undefined }))).resources).toBeUndefined();
+  });
+
+  it('has a WAL volume, mount and claim only with walStorage', () => {
+    const without = statefulSet();
+    expect(claimsOf(without).map((c) => c.metadata?.name)).toEqual(['pgdata']);
+    expect(containerOf(without).volumeMounts!.some((m) => m.name === 'pgwal')).toBe(false);
+    expect(containerOf(without).env!.some((e) => e.name === 'PGPILOT_WAL_DIR')).toBe(false);
+
+    const withWal = statefulSet(seedCluster({ walStorage: { size: '20Gi', storageClass: 'fast-wal' } }));
+    expect(claimsOf(withWal).map((c) => [c.metadata?.name, c.spec?.resources?.requests?.storage, c.spec?.storageClassName])).toEqual([
+      ['pgdata', '100Gi', 'fast-ssd'],
+      ['pgwal', '20Gi', 'fast-wal'],
+    ]);
+    expect(containerOf(withWal).volumeMounts!.find((m) => m.name === 'pgwal')?.mountPath).toBe('/var/lib/postgresql/wal');
+  });
+
+  it('labels claim templates with the instance and managed-by labels', () => {
+    for (const claim of claimsOf(statefulSet(seedCluster({ walStorage: { size: '20Gi' } })))) {
+      expect(claim.metadata?.labels, claim.metadata?.name).toMatchObject({ [LABELS.instance]: 'prod-db-2', [LABELS.managedBy]: MANAGED_BY, [LABELS.cluster]: 'prod-db' });
+    }
+  });
+
+  it('keeps the live claim templates (immutable) even when the spec grows or changes class', () => {
+    const grown = seedCluster({ storage: { size: '200Gi', storageClass: 'other' } });
+    const claim = claimsOf(statefulSet(grown, { pgdata: { size: '100Gi', storageClass: 'fast-ssd' } }))[0]!;
+    expect(claim.spec?.resources?.requests?.storage).toBe('100Gi');
+    expect(claim.spec?.storageClassName).toBe('fast-ssd');
+    const fresh = claimsOf(statefulSet(grown))[0]!;
+    expect([fresh.spec?.resources?.requests?.storage, fresh.spec?.storageClassName]).toEqual(['200Gi', 'other']);
+  });
+
+  it('prefers to keep instances apart by default', () => {
+    const anti = podSpecOf(statefulSet()).affinity?.podAntiAffinity;
+    expect(anti?.requiredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
+    expect(anti?.preferredDuringSchedulingIgnoredDuringExecution).toEqual([
+      { weight: 100, podAffinityTerm: { labelSelector: { matchLabels: podSelector('prod-db') }, topologyKey: 'kubernetes.io/hostname' } },
+    ]);
+  });
+
+  it('requires anti-affinity on the given topology key, or drops it when disabled', () => {
+    const required = podSpecOf(statefulSet(seedCluster({ scheduling: { podAntiAffinity: 'required', topologyKey: 'topology.kubernetes.io/zone' } }))).affinity?.podAntiAffinity;
+    expect(required?.preferredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
+    expect(required?.requiredDuringSchedulingIgnoredDuringExecution).toEqual([
+      { labelSelector: { matchLabels: podSelector('prod-db') }, topologyKey: 'topology.kubernetes.io/zone' },
+    ]);
+    expect(podSpecOf(statefulSet(seedCluster({ scheduling: { podAntiAffinity: 'disabled' } }))).affinity).toBeUndefined();
+  });
+
+  it('passes tolerations, node selector and priority class, and fills topology spread selectors', () => {
+    const tolerations = [{ key: 'dedicated', operator: 'Equal' as const, value: 'postgres', effect: 'NoSchedule' as const }];
+    const pod = podSpecOf(
+      statefulSet(
+        seedCluster({
+          scheduling: {
+            tolerations,
+            nodeSelector: { disk: 'ssd' },
+            priorityClassName: 'db-critical',
+            topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone' }],
+          },
+        }),
+      ),
+    );
+    expect(pod.tolerations).toEqual(tolerations);
+    expect(pod.nodeSelector).toEqual({ disk: 'ssd' });
+    expect(pod.priorityClassName).toBe('db-critical');
+    expect(pod.topologySpreadConstraints).toEqual([
+      { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: podSelector('prod-db') } },
+    ]);
+  });
+
+  it('leaves scheduling fields out when the spec has none', () => {
+    const pod = podSpecOf(statefulSet());
+    expect([pod.tolerations, pod.nodeSelector, pod.topologySpreadConstraints, pod.priorityClassName]).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
+  it('waits stopDelaySeconds for shutdown (60 by default)', () => {
+    expect(podSpecOf(statefulSet()).terminationGracePeriodSeconds).toBe(60);
+    expect(podSpecOf(statefulSet(seedCluster({ stopDelaySeconds: 300 }))).terminationGracePeriodSeconds).toBe(300);
+  });
+});
+
+describe('a built StatefulSet compared with its live form', () => {
+  it('leaves a built StatefulSet alone once the apiserver has defaulted and canonicalized it', () => {
+    const cluster = seedCluster({ resources: { requests: { cpu: '0.5', memory: '4Gi' }, limits: { cpu: 2, memory: '8Gi' } } });
+    const built = instanceStatefulSet(cluster, 'prod-db-1', { instanceImageRepository: 'r' }) as unknown as Record<string, unknown>;
+    const server = jsonClone(built) as { apiVersion?: string; kind?: string; metadata: Record<string, unknown>; spec: any; status?: unknown };
+    delete server.apiVersion;
+    delete server.kind;
+    Object.assign(server.metadata, { uid: 'u', resourceVersion: '1', generation: 1 });
+    server.spec.revisionHistoryLimit = 10;
+    server.spec.template.spec.dnsPolicy = 'ClusterFirst';
+    const container = server.spec.template.spec.containers[0];
+    container.terminationMessagePath = '/dev/termination-log';
+    container.resources = { requests: { cpu: '500m', memory: '4Gi' }, limits: { cpu: '2', memory: '8Gi' } };
+    server.status = { replicas: 1, readyReplicas: 1 };
+    expect(needsApply(built, server)).toBe(false);
+    container.image = 'r:15.0';
+    expect(needsApply(built, server)).toBe(true);
+  });
+});
+
+const CREDS = 'minio-creds';
+
+const S3: S3Target = { endpoint: 'https://minio.storage:9000', bucket: 'pg-backups', forcePathStyle: true, credentials: { secretName: CREDS } };
+
+const withBackup = (backup: ClusterSpec['backup'], meta: Partial<PostgreSQLCluster['metadata']> = {}) => seedCluster({ backup }, meta);
+
+const s3Cluster = (s3: S3Target = S3) => withBackup({ enabled: true, schedule: '0 2 * * *', s3 });
+
+const envOf = (env: V1EnvVar[] | undefined, name: string) => env?.find((e) => e.name === name);
+
+const locationOf = (env: V1EnvVar[] | undefined, name = 'PGPILOT_BACKUP_LOCATION') => JSON.parse(envOf(env, name)!.value!) as ArchiveLocation;
+
+function target(cluster: PostgreSQLCluster = s3Cluster()): ResolvedTarget {
+  const t = resolveBackupTarget(cluster);
+  expect(t).not.toBeNull();
+  return t!;
+}
+
+describe('instance StatefulSet with backup access', () => {
+  const sts = (cluster: PostgreSQLCluster, backup?: InstanceBackupAccess): V1StatefulSet => instanceStatefulSet(cluster, names.instance('prod-db', 1), IMAGES, {}, backup);
+  const postgres = (s: V1StatefulSet) => s.spec!.template.spec!.containers.find((c) => c.name === 'postgres')!;
+  const BACKUP_ENV = /^PGPILOT_(BACKUP|RESTORE)_/;
+
+  it('has no backup env, volumes or mounts without a target or restore', () => {
+    for (const s of [sts(s3Cluster()), sts(s3Cluster(), { target: null, restore: null })]) {
+      const c = postgres(s);
+      expect(c.env!.filter((e) => BACKUP_ENV.test(e.name))).toEqual([]);
+      expect(s.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain('backup-target');
+      expect(s.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain('restore-source');
+      expect(c.volumeMounts!.map((m) => m.mountPath)).not.toContain(BACKUP_VOLUME_MOUNT);
+    }
+  });
+
+  it('carries the env, volumes and mounts of both the target and the restore source', () => {
+    const cluster = withBackup({ enabled: true, volume: { claimName: 'nfs-backups' } });
+    const t = target(cluster);
+    const source = { volume: { claimName: 'old-nfs' }, path: 'pgpilot/production/old-db', backupId: '20260101T020000Z' };
+    const restore = restoreAccess(cluster, source);
+    const s = sts(cluster, { target: t, restore });
+    const c = postgres(s);
+    for (const e of [...t.env, ...restore.env]) expect(c.env).toContainEqual(e);
+    for (const m of [...t.mounts, ...restore.mounts]) expect(c.volumeMounts).toContainEqual(m);
+    for (const v of [...t.volumes, ...restore.volumes]) expect(s.spec!.template.spec!.volumes).toContainEqual(v);
+    expect(envOf(c.env, 'PGPILOT_BACKUP_COMPRESSION_LEVEL')!.value).toBe(String(DEFAULTS.compressionLevel));
+    expect(DEFAULTS.compressionLevel).toBe(1);
+    // No duplicate names (the apiserver refuses them).
+    const names_ = (xs: Array<{ name: string }>) => xs.map((x) => x.name);
+    expect(new Set(names_(c.env!)).size).toBe(c.env!.length);
+    expect(new Set(names_(s.spec!.template.spec!.volumes!)).size).toBe(s.spec!.template.spec!.volumes!.length);
+  });
+
+  it('an S3 target: location and credential refs, and the compression level of the spec', () => {
+    const cluster = withBackup({ enabled: true, s3: S3, compression: { level: 9 } });
+    const t = target(cluster);
+    const c = postgres(sts(cluster, { target: t }));
+    for (const e of t.env) expect(c.env).toContainEqual(e);
+    expect(envOf(c.env, 'PGPILOT_BACKUP_COMPRESSION_LEVEL')!.value).toBe('9');
+    expect(c.env!.filter((e) => e.name.startsWith('PGPILOT_RESTORE_'))).toEqual([]);
+  });
+
+  it('an S3 target and an S3 restore source side by side: distinct variable names, each with its own Secret', () => {
+    const cluster = withBackup({ enabled: true, s3: S3 });
+    const source = { s3: { ...S3, bucket: 'old-backups', credentials: { secretName: 'old-creds' } }, path: 'pgpilot/production/old-db' };
+    const c = postgres(sts(cluster, { target: target(cluster), restore: restoreAccess(cluster, source) }));
+    expect(new Set(c.env!.map((e) => e.name)).size).toBe(c.env!.length);
+    expect(envOf(c.env, 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID')!.valueFrom!.secretKeyRef!.name).toBe(CREDS);
+    expect(envOf(c.env, 'PGPILOT_RESTORE_S3_ACCESS_KEY_ID')!.valueFrom!.secretKeyRef!.name).toBe('old-creds');
+    expect(locationOf(c.env, 'PGPILOT_RESTORE_SOURCE').store).toMatchObject({ bucket: 'old-backups', accessKeyIdEnv: 'PGPILOT_RESTORE_S3_ACCESS_KEY_ID' });
+    expect(locationOf(c.env).store).toMatchObject({ bucket: 'pg-backups', accessKeyIdEnv: 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID' });
+  });
+});
