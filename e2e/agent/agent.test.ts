@@ -1,7 +1,7 @@
 // The instance agent with real PostgreSQL 15 processes on loopback: bootstrap (initdb, clone),
 // streaming, auth, crash restart, promote, repoint, rewind, re-clone, fence, clean shutdown.
 // Needs no apiserver. Timings are printed, never asserted.
-import { appendFileSync, existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { appendFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,43 +1,15 @@
 // The backup CronJob and the Job of an on-demand backup (pure).
-import type { V1Container, V1EnvVar, V1Job } from '@kubernetes/client-node';
+import type { V1Container, V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { PostgreSQLBackup } from '../api/backup.js';
-import { DEFAULTS, MAX_CLUSTER_NAME, type ClusterSpec, type PostgreSQLCluster, type S3Target } from '../api/cluster.js';
+import { DEFAULTS, MAX_CLUSTER_NAME } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { backupCronJob, onDemandBackupJob } from './backup-job.js';
-import { BACKUP_VOLUME_MOUNT, resolveBackupTarget, type ResolvedTarget } from './backup-target.js';
+import { BACKUP_VOLUME_MOUNT } from './backup-target.js';
 import { podSelector } from '../api/labels.js';
 import { names } from '../api/names.js';
 import { POSTGRES_UID, SECRETS_MOUNT } from './statefulset.js';
-import { CLUSTER_UID, seedCluster } from '../../test/support/cluster-fixtures.js';
-
-const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
-
-const CREDS = 'minio-creds';
-
-const S3: S3Target = { endpoint: 'https://minio.storage:9000', bucket: 'pg-backups', forcePathStyle: true, credentials: { secretName: CREDS } };
-
-const withBackup = (backup: ClusterSpec['backup'], meta: Partial<PostgreSQLCluster['metadata']> = {}) => seedCluster({ backup }, meta);
-
-const s3Cluster = (s3: S3Target = S3) => withBackup({ enabled: true, schedule: '0 2 * * *', s3 });
-
-const envOf = (env: V1EnvVar[] | undefined, name: string) => env?.find((e) => e.name === name);
-
-function target(cluster: PostgreSQLCluster = s3Cluster()): ResolvedTarget {
-  const t = resolveBackupTarget(cluster);
-  expect(t).not.toBeNull();
-  return t!;
-}
-
-function pgBackup(name: string, created: string, status?: PostgreSQLBackup['status'], meta: Partial<PostgreSQLBackup['metadata']> = {}): PostgreSQLBackup {
-  return {
-    apiVersion: 'postgres.pgpilot.io/v1',
-    kind: 'PostgreSQLBackup',
-    metadata: { name, namespace: 'production', uid: `uid-${name}`, creationTimestamp: created as unknown as Date, ...meta },
-    spec: { cluster: { name: 'prod-db' } },
-    ...(status ? { status } : {}),
-  };
-}
+import { CLUSTER_UID } from '../../test/support/cluster-fixtures.js';
+import { envOf, IMAGES, pgBackup, S3, s3Cluster, target, withBackup } from '../../test/support/builder-fixtures.js';
 
 describe('backup Jobs', () => {
   const jobContainer = (spec: V1Job['spec']): V1Container => spec!.template.spec!.containers[0]!;

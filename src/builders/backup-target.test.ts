@@ -1,30 +1,11 @@
 // Where backups go (spec.backup, the operator-wide default store), recovery sources, and what pods get to reach them (pure).
-import type { V1EnvVar } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { PostgreSQLBackup } from '../api/backup.js';
-import { DEFAULTS, type ClusterSpec, type PostgreSQLCluster, type S3Target } from '../api/cluster.js';
-import type { ArchiveLocation } from '../backup/store-config.js';
-import { BACKUP_VOLUME_MOUNT, RESTORE_VOLUME_MOUNT, resolveBackupTarget, resolveRecoverySource, restoreAccess, type ResolvedTarget } from './backup-target.js';
+import { DEFAULTS, type S3Target } from '../api/cluster.js';
+import { BACKUP_VOLUME_MOUNT, RESTORE_VOLUME_MOUNT, resolveBackupTarget, resolveRecoverySource, restoreAccess } from './backup-target.js';
 import { names } from '../api/names.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
-
-const CREDS = 'minio-creds';
-
-const S3: S3Target = { endpoint: 'https://minio.storage:9000', bucket: 'pg-backups', forcePathStyle: true, credentials: { secretName: CREDS } };
-
-const withBackup = (backup: ClusterSpec['backup'], meta: Partial<PostgreSQLCluster['metadata']> = {}) => seedCluster({ backup }, meta);
-
-const s3Cluster = (s3: S3Target = S3) => withBackup({ enabled: true, schedule: '0 2 * * *', s3 });
-
-const envOf = (env: V1EnvVar[] | undefined, name: string) => env?.find((e) => e.name === name);
-
-const locationOf = (env: V1EnvVar[] | undefined, name = 'PGPILOT_BACKUP_LOCATION') => JSON.parse(envOf(env, name)!.value!) as ArchiveLocation;
-
-function target(cluster: PostgreSQLCluster = s3Cluster()): ResolvedTarget {
-  const t = resolveBackupTarget(cluster);
-  expect(t).not.toBeNull();
-  return t!;
-}
+import { CREDS, DESTINATION, envOf, locationOf, pgBackup, S3, s3Cluster, target, withBackup } from '../../test/support/builder-fixtures.js';
 
 describe('resolveBackupTarget', () => {
   it('is null while backups are disabled, even with a target or a default store', () => {
@@ -108,18 +89,6 @@ describe('resolveBackupTarget', () => {
     expect(resolveBackupTarget(s3Cluster(), { bucket: 'company-pg', credentials: { secretName: 'x' } })!.origin).toBe('cluster');
   });
 });
-
-function pgBackup(name: string, created: string, status?: PostgreSQLBackup['status'], meta: Partial<PostgreSQLBackup['metadata']> = {}): PostgreSQLBackup {
-  return {
-    apiVersion: 'postgres.pgpilot.io/v1',
-    kind: 'PostgreSQLBackup',
-    metadata: { name, namespace: 'production', uid: `uid-${name}`, creationTimestamp: created as unknown as Date, ...meta },
-    spec: { cluster: { name: 'prod-db' } },
-    ...(status ? { status } : {}),
-  };
-}
-
-const DESTINATION = { s3: S3, path: 'pgpilot/production/old-db' };
 
 describe('resolveRecoverySource', () => {
   const fromBackup = (name = 'nightly') => seedCluster({ bootstrap: { recovery: { backup: { name } } } });

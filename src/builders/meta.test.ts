@@ -1,22 +1,14 @@
 // What every owned object carries: labels and the owner reference.
-import type { KubernetesObject, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, MANAGED_BY } from '../api/constants.js';
 import { configMap } from './configmap.js';
 import { clusterServices } from './services.js';
-import { names } from '../api/names.js';
 import { podDisruptionBudget } from './pdb.js';
 import { instanceRole, instanceRoleBinding, instanceServiceAccount } from './rbac.js';
 import { credentialSecret } from './secrets.js';
-import { instanceStatefulSet, type ExistingClaims } from './statefulset.js';
 import { CLUSTER_UID, seedCluster } from '../../test/support/cluster-fixtures.js';
-
-const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
-
-function statefulSet(cluster: PostgreSQLCluster = seedCluster(), existing?: ExistingClaims): V1StatefulSet {
-  return instanceStatefulSet(cluster, names.instance(cluster.metadata.name!, 2), IMAGES, existing);
-}
+import { statefulSet } from '../../test/support/builder-fixtures.js';
 
 describe('every owned object', () => {
   const cluster = seedCluster();

@@ -1,19 +1,8 @@
-import type { V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { PostgreSQLCluster } from '../api/cluster.js';
-import { names } from '../api/names.js';
 import { instanceRole } from './rbac.js';
 import { credentialSecret, generatePassword, generatedSecretNames, secretNames } from './secrets.js';
-import { instanceStatefulSet, type ExistingClaims } from './statefulset.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
-
-const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
-
-function statefulSet(cluster: PostgreSQLCluster = seedCluster(), existing?: ExistingClaims): V1StatefulSet {
-  return instanceStatefulSet(cluster, names.instance(cluster.metadata.name!, 2), IMAGES, existing);
-}
-
-const podSpecOf = (sts: V1StatefulSet): V1PodSpec => sts.spec!.template.spec!;
+import { podSpecOf, statefulSet } from '../../test/support/builder-fixtures.js';
 
 describe('credentials', () => {
   it('generates 32 URL-safe characters, different on every call', () => {

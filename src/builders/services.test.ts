@@ -1,24 +1,11 @@
 // The Services and the PodDisruptionBudget of a cluster (pure).
-import type { V1Container, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
 import { podSelector } from '../api/labels.js';
-import { names } from '../api/names.js';
 import { podDisruptionBudget } from './pdb.js';
 import { clusterServices } from './services.js';
-import { instanceStatefulSet, type ExistingClaims } from './statefulset.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
-
-const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
-
-function statefulSet(cluster: PostgreSQLCluster = seedCluster(), existing?: ExistingClaims): V1StatefulSet {
-  return instanceStatefulSet(cluster, names.instance(cluster.metadata.name!, 2), IMAGES, existing);
-}
-
-const podSpecOf = (sts: V1StatefulSet): V1PodSpec => sts.spec!.template.spec!;
-
-const containerOf = (sts: V1StatefulSet): V1Container => podSpecOf(sts).containers[0]!;
+import { containerOf, statefulSet } from '../../test/support/builder-fixtures.js';
 
 describe('Services and disruption budget', () => {
   const byName = () => new Map(clusterServices(seedCluster()).map((s) => [s.metadata!.name!, s.spec!]));

@@ -1,25 +1,15 @@
 // The per-instance StatefulSet (pure), and how it compares with its live form.
-import type { V1Container, V1EnvVar, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1StatefulSet } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { type ClusterSpec, DEFAULTS, type PostgreSQLCluster, type S3Target } from '../api/cluster.js';
+import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, MANAGED_BY } from '../api/constants.js';
 import { podSelector } from '../api/labels.js';
 import { names } from '../api/names.js';
-import { type ExistingClaims, type InstanceBackupAccess, instanceStatefulSet } from './statefulset.js';
+import { type InstanceBackupAccess, instanceStatefulSet } from './statefulset.js';
 import { jsonClone, seedCluster } from '../../test/support/cluster-fixtures.js';
 import { needsApply } from '../runtime/compare.js';
-import type { ArchiveLocation } from '../backup/store-config.js';
-import { BACKUP_VOLUME_MOUNT, resolveBackupTarget, type ResolvedTarget, restoreAccess } from './backup-target.js';
-
-const IMAGES = { instanceImageRepository: 'registry.example/pgpilot/postgresql' };
-
-function statefulSet(cluster: PostgreSQLCluster = seedCluster(), existing?: ExistingClaims): V1StatefulSet {
-  return instanceStatefulSet(cluster, names.instance(cluster.metadata.name!, 2), IMAGES, existing);
-}
-
-const podSpecOf = (sts: V1StatefulSet): V1PodSpec => sts.spec!.template.spec!;
-
-const containerOf = (sts: V1StatefulSet): V1Container => podSpecOf(sts).containers[0]!;
+import { BACKUP_VOLUME_MOUNT, restoreAccess } from './backup-target.js';
+import { containerOf, CREDS, envOf, IMAGES, locationOf, podSpecOf, S3, s3Cluster, statefulSet, target, withBackup } from '../../test/support/builder-fixtures.js';
 
 const claimsOf = (sts: V1StatefulSet) => sts.spec!.volumeClaimTemplates ?? [];
 
@@ -172,24 +162,6 @@ describe('a built StatefulSet compared with its live form', () => {
     expect(needsApply(built, server)).toBe(true);
   });
 });
-
-const CREDS = 'minio-creds';
-
-const S3: S3Target = { endpoint: 'https://minio.storage:9000', bucket: 'pg-backups', forcePathStyle: true, credentials: { secretName: CREDS } };
-
-const withBackup = (backup: ClusterSpec['backup'], meta: Partial<PostgreSQLCluster['metadata']> = {}) => seedCluster({ backup }, meta);
-
-const s3Cluster = (s3: S3Target = S3) => withBackup({ enabled: true, schedule: '0 2 * * *', s3 });
-
-const envOf = (env: V1EnvVar[] | undefined, name: string) => env?.find((e) => e.name === name);
-
-const locationOf = (env: V1EnvVar[] | undefined, name = 'PGPILOT_BACKUP_LOCATION') => JSON.parse(envOf(env, name)!.value!) as ArchiveLocation;
-
-function target(cluster: PostgreSQLCluster = s3Cluster()): ResolvedTarget {
-  const t = resolveBackupTarget(cluster);
-  expect(t).not.toBeNull();
-  return t!;
-}
 
 describe('instance StatefulSet with backup access', () => {
   const sts = (cluster: PostgreSQLCluster, backup?: InstanceBackupAccess): V1StatefulSet => instanceStatefulSet(cluster, names.instance('prod-db', 1), IMAGES, {}, backup);

@@ -4,21 +4,7 @@ import type { PostgreSQLBackup } from '../api/backup.js';
 import { ANNOTATIONS } from '../api/constants.js';
 import type { ArchivingStatus, InstanceStatus } from '../instance/api-types.js';
 import { archivingCondition, backupsNeedingJobs, backupStatusFields, jobFailure, lastBackupCondition } from './backup-plan.js';
-import type { S3Target } from '../api/cluster.js';
-
-function pgBackup(name: string, created: string, status?: PostgreSQLBackup['status'], meta: Partial<PostgreSQLBackup['metadata']> = {}): PostgreSQLBackup {
-  return {
-    apiVersion: 'postgres.pgpilot.io/v1',
-    kind: 'PostgreSQLBackup',
-    metadata: { name, namespace: 'production', uid: `uid-${name}`, creationTimestamp: created as unknown as Date, ...meta },
-    spec: { cluster: { name: 'prod-db' } },
-    ...(status ? { status } : {}),
-  };
-}
-
-const CREDS = 'minio-creds';
-const S3: S3Target = { endpoint: 'https://minio.storage:9000', bucket: 'pg-backups', forcePathStyle: true, credentials: { secretName: CREDS } };
-const DESTINATION = { s3: S3, path: 'pgpilot/production/old-db' };
+import { DESTINATION, pgBackup } from '../../test/support/builder-fixtures.js';
 
 describe('backup plan', () => {
   const completed = (name: string, created: string, stoppedAt: string, extra: Partial<NonNullable<PostgreSQLBackup['status']>> = {}) =>
