@@ -30,6 +30,7 @@ import { startS3rver, type S3rver } from '../test/support/s3rver.js';
 import { ArchiveStatusTracker, type ArchiveWindow } from './lib/archive-status.js';
 import { cpuMeter, processCpuMs, selfCpuMs } from './lib/cpu.js';
 import { printReport } from './report.js';
+import { runSuite } from './lib/run.js';
 
 const SWITCHES = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_SWITCHES ?? 40));
 const ROWS = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_ROWS ?? 2_400_000));
@@ -266,19 +267,4 @@ async function main(): Promise<void> {
   ]);
 }
 
-const watchdog = setTimeout(() => {
-  say(`still running after ${TOTAL_TIMEOUT_MS / 60_000} min: giving up`);
-  void cleanup().finally(() => process.exit(1));
-}, TOTAL_TIMEOUT_MS);
-watchdog.unref();
-
-try {
-  await main();
-  await cleanup();
-  clearTimeout(watchdog);
-  process.exit(0);
-} catch (err) {
-  console.error(`[archiver] failed: ${(err as Error).stack ?? String(err)}`);
-  await cleanup();
-  process.exit(1);
-}
+await runSuite('archiver', main, cleanup, TOTAL_TIMEOUT_MS);

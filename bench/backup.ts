@@ -35,7 +35,7 @@ import { ensureDir, giveToPostgres, PG_BIN, pgOwner, pgTempDir, removeDir, requi
 import { ArchiveStatusTracker, type ArchiveWindow } from './lib/archive-status.js';
 import { cpuMeter, machineCpuMs, processCpuMs, selfCpuMs } from './lib/cpu.js';
 import { PgBackRest, pgBackRestAvailable, PGBACKREST_BIN } from './lib/pgbackrest.js';
-import { killRunningChildren, runTracked } from './lib/run.js';
+import { killRunningChildren, runTracked, runSuite } from './lib/run.js';
 import { printReport } from './report.js';
 
 const SCALE = Number(process.env.PGPILOT_BENCH_SCALE ?? 30);
@@ -516,19 +516,4 @@ async function main(): Promise<void> {
   ]);
 }
 
-const watchdog = setTimeout(() => {
-  say(`still running after ${TOTAL_TIMEOUT_MS / 60_000} min: giving up`);
-  void cleanup().finally(() => process.exit(1));
-}, TOTAL_TIMEOUT_MS);
-watchdog.unref();
-
-try {
-  await main();
-  await cleanup();
-  clearTimeout(watchdog);
-  process.exit(0); // whatever handle a client library left open, the run is over (stdout is a pipe or a TTY: written synchronously)
-} catch (err) {
-  console.error(`[backup] failed: ${(err as Error).stack ?? String(err)}`);
-  await cleanup();
-  process.exit(1);
-}
+await runSuite('backup', main, cleanup, TOTAL_TIMEOUT_MS);

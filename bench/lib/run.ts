@@ -1,5 +1,5 @@
-// Child processes of the backup benchmark: run one to completion (output collected, a timeout),
-// and remember every one still running so a cleanup can kill them by pid.
+// Running benchmarks: child processes run to completion (output collected, a timeout) and
+// remembered so a cleanup can kill them by pid; a suite run to its end with a watchdog.
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const running = new Set<ChildProcess>();
@@ -31,4 +31,27 @@ export function runTracked(cmd: string, args: string[], o: { label: string; env?
       else reject(new Error(`${o.label} exited ${code ?? signal}: ${out.trim().slice(-1500)}`));
     });
   });
+}
+
+/**
+ * Runs a suite's main to the end, then its cleanup, and exits: 0 on success, 1 on a failure or
+ * when the whole run outlasts `timeoutMs` (a hung benchmark stops by itself). The exit is
+ * explicit: whatever handle a client library left open, the run is over.
+ */
+export async function runSuite(name: string, main: () => Promise<void>, cleanup: () => Promise<void>, timeoutMs: number): Promise<never> {
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`[${name}] still running after ${timeoutMs / 60_000} min: giving up\n`);
+    void cleanup().finally(() => process.exit(1));
+  }, timeoutMs);
+  watchdog.unref();
+  try {
+    await main();
+    await cleanup();
+    clearTimeout(watchdog);
+    process.exit(0);
+  } catch (err) {
+    console.error(`[${name}] failed: ${(err as Error).stack ?? String(err)}`);
+    await cleanup();
+    process.exit(1);
+  }
 }

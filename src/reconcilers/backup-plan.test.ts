@@ -5,6 +5,7 @@ import { ANNOTATIONS } from '../api/constants.js';
 import type { ArchivingStatus, InstanceStatus } from '../instance/api-types.js';
 import { archivingCondition, backupsNeedingJobs, backupStatusFields, jobFailure, lastBackupCondition } from './backup-plan.js';
 import { DESTINATION, pgBackup } from '../../test/support/builder-fixtures.js';
+import { instanceStatus } from '../../test/support/instance-status.js';
 
 describe('backup plan', () => {
   const completed = (name: string, created: string, stoppedAt: string, extra: Partial<NonNullable<PostgreSQLBackup['status']>> = {}) =>
@@ -64,27 +65,19 @@ describe('backup plan', () => {
     archivedCount: 16,
     ...over,
   });
-  const primaryStatus = (a: ArchivingStatus | null | undefined, wal: InstanceStatus['wal'] = { bytes: 160 * 2 ** 20, volumeUsedPercent: 42 }): InstanceStatus => ({
-    instance: 'prod-db-1',
-    phase: 'Running',
-    role: 'primary',
-    running: true,
-    fenced: false,
-    postgresVersion: '14.5',
-    systemIdentifier: '7300000000000000001',
-    timeline: 1,
-    currentLsn: '0/10000060',
-    receiveLsn: null,
-    replayLsn: null,
-    following: null,
-    streaming: false,
-    replication: [],
-    pendingRestart: false,
-    restarts: 0,
-    lastError: null,
-    ...(a !== undefined ? { archiving: a } : {}),
-    wal,
-  });
+  const primaryStatus = (a: ArchivingStatus | null | undefined, wal: InstanceStatus['wal'] = { bytes: 160 * 2 ** 20, volumeUsedPercent: 42 }): InstanceStatus =>
+    instanceStatus({
+      instance: 'prod-db-1',
+      phase: 'Running',
+      role: 'primary',
+      running: true,
+      postgresVersion: '14.5',
+      systemIdentifier: '7300000000000000001',
+      timeline: 1,
+      currentLsn: '0/10000060',
+      ...(a !== undefined ? { archiving: a } : {}),
+      wal,
+    });
   const URL_ = 's3://pg-backups/pgpilot/production/prod-db';
 
   describe('archivingCondition', () => {

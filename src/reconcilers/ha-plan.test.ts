@@ -2,30 +2,25 @@ import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../instance/api-types.js';
 import { compareLsn, parseLsn } from '../postgres/lsn.js';
 import { chooseCandidate, type HaInput, type ObservedInstance, planHa } from './ha-plan.js';
+import { instanceStatus } from '../../test/support/instance-status.js';
 
 const IP = { 'db-1': '127.0.100.1', 'db-2': '127.0.100.2', 'db-3': '127.0.100.3' } as Record<string, string>;
 
+/** A running replica streaming from db-1. */
 function agent(over: Partial<InstanceStatus> = {}): InstanceStatus {
-  return {
-    instance: 'x',
+  return instanceStatus({
     phase: 'Running',
     role: 'replica',
     running: true,
-    fenced: false,
     postgresVersion: '15.8',
     systemIdentifier: '7300000000000000001',
     timeline: 1,
-    currentLsn: null,
     receiveLsn: '0/3000060',
     replayLsn: '0/3000060',
     following: '127.0.100.1:5432',
     streaming: true,
-    replication: [],
-    pendingRestart: false,
-    restarts: 0,
-    lastError: null,
     ...over,
-  };
+  });
 }
 
 const primaryAgent = (over: Partial<InstanceStatus> = {}) => agent({ role: 'primary', currentLsn: '0/3000060', receiveLsn: null, replayLsn: null, following: null, streaming: false, ...over });
@@ -320,26 +315,7 @@ describe('partial states converge', () => {
 });
 
 describe('planHa: the restore bootstrap', () => {
-  const fresh = (over: Partial<InstanceStatus> = {}): InstanceStatus => ({
-    instance: 'x',
-    phase: 'AwaitingBootstrap',
-    role: 'none',
-    running: false,
-    fenced: false,
-    postgresVersion: null,
-    systemIdentifier: null,
-    timeline: null,
-    currentLsn: null,
-    receiveLsn: null,
-    replayLsn: null,
-    following: null,
-    streaming: false,
-    replication: [],
-    pendingRestart: false,
-    restarts: 0,
-    lastError: null,
-    ...over,
-  });
+  const fresh = instanceStatus;
   const inst = (name: string, agent?: InstanceStatus): ObservedInstance => ({ name, podIP: `127.0.100.${name.slice(-1)}`, agent: agent ? { ...agent, instance: name } : undefined });
   const input = (instances: ObservedInstance[], over: Partial<HaInput> = {}): HaInput => ({ instances, primary: 'db-1', haEnabled: true, failoverDelayMs: 0, now: 10_000, ...over });
 

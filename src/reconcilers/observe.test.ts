@@ -11,21 +11,11 @@ import type { InstanceStatus } from '../instance/api-types.js';
 import { isolationSecondsFor, Observer, type AgentTokens } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
-import type { OwnedCache, OwnedKind } from './types.js';
+import type { OwnedKind } from './types.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
+import { cacheOf } from '../../test/support/owned-cache.js';
 
 const NS = 'production';
-
-function cacheOf(objects: Array<[OwnedKind, KubernetesObject]>): OwnedCache {
-  return {
-    get: <T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string) =>
-      objects.find(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.name === name)?.[1] as T | undefined,
-    listForCluster: <T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string) =>
-      objects.filter(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.labels?.[LABELS.cluster] === cluster).map(([, o]) => o as T),
-    backupsOf: () => [],
-    getBackup: () => undefined,
-  };
-}
 
 /** Instance i of prod-db: its StatefulSet, and a running pod at 10.0.0.i (or none). */
 function instance(i: number, pod = true): Array<[OwnedKind, KubernetesObject]> {

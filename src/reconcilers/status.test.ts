@@ -6,25 +6,15 @@ import { names } from '../api/names.js';
 import { instanceStatefulSet } from '../builders/statefulset.js';
 import { findCondition, type ConditionType } from './conditions.js';
 import { computeStatus, type StatusInputs } from './status.js';
-import type { OwnedCache, OwnedKind } from './types.js';
+import type { OwnedKind } from './types.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
+import { cacheOf } from '../../test/support/owned-cache.js';
 
 describe('computeStatus', () => {
   const NOW = new Date('2024-05-01T12:00:00Z');
   const NS = 'production';
   const instances = (n: number) => Array.from({ length: n }, (_, i) => names.instance('prod-db', i + 1));
 
-  /** An OwnedCache over plain arrays: the pure function's input, not a Kubernetes mock. */
-  function cacheOf(objects: Array<[OwnedKind, KubernetesObject]>): OwnedCache {
-    return {
-      get: <T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string) =>
-        objects.find(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.name === name)?.[1] as T | undefined,
-      listForCluster: <T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string) =>
-        objects.filter(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.labels?.[LABELS.cluster] === cluster).map(([, o]) => o as T),
-      backupsOf: () => [],
-      getBackup: () => undefined,
-    };
-  }
   const sts = (instance: string, ready: boolean): [OwnedKind, V1StatefulSet] => [
     'StatefulSet',
     { metadata: { name: instance, namespace: NS, labels: { [LABELS.cluster]: 'prod-db' } }, status: { replicas: 1, readyReplicas: ready ? 1 : 0 } },
