@@ -1,11 +1,13 @@
 // The one phase setter (phase.ts): transitions, guarded transitions, and their log lines.
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PhaseState } from './phase.js';
 
+/** A PhaseState whose log lines land in `lines`. */
 function recorded() {
-  const lines: Array<{ fields: Record<string, unknown>; msg: string }> = [];
-  const phase = new PhaseState({ info: (fields: Record<string, unknown>, msg: string) => void lines.push({ fields, msg }) } as never);
-  return { phase, lines };
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ base: null, timestamp: false }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { phase: new PhaseState(log), lines };
 }
 
 describe('PhaseState', () => {
@@ -14,7 +16,7 @@ describe('PhaseState', () => {
     expect(phase.current).toBe('Starting');
     expect(phase.setPhase('Running', 'postgres is ready')).toBe(true);
     expect(phase.current).toBe('Running');
-    expect(lines).toEqual([{ fields: { phase: 'Running', from: 'Starting', why: 'postgres is ready' }, msg: 'phase Running' }]);
+    expect(lines).toEqual([{ level: 30, phase: 'Running', from: 'Starting', why: 'postgres is ready', msg: 'phase Running' }]);
   });
 
   it('does not log a move to the phase it is in', () => {
@@ -31,6 +33,6 @@ describe('PhaseState', () => {
     expect(phase.current).toBe('Rewinding');
     expect(phase.setPhase('Failed', 'follow failed', ['Rewinding'])).toBe(true);
     expect(phase.current).toBe('Failed');
-    expect(lines.map((l) => l.fields.phase)).toEqual(['Rewinding', 'Failed']);
+    expect(lines.map((l) => l.phase)).toEqual(['Rewinding', 'Failed']);
   });
 });
