@@ -70,9 +70,7 @@ export class AgentState {
     this.log = deps.log;
     this.layout = layoutOf(this.settings);
     this.phase = new PhaseState(deps.log);
-    this.ops = new Operations(() => {
-      if (this.stopping) throw new HttpError(409, 'the agent is shutting down');
-    });
+    this.ops = new Operations(() => this.refuseIfStopping());
     this.walUsage = new WalUsageProbe(this.layout.walPath);
     this.pg = new PostgresProcess({
       binary: join(deps.pgBin, 'postgres'),
@@ -157,6 +155,11 @@ export class AgentState {
   fail(what: string, err: unknown): void {
     this.lastError = `${what}: ${errorText(err)}`;
     this.log.error({ err: errorText(err) }, `${what} failed`);
+  }
+
+  /** Nothing new begins once the agent is shutting down. */
+  refuseIfStopping(): void {
+    if (this.stopping) throw new HttpError(409, 'the agent is shutting down');
   }
 
   requireRunning(what: string): void {

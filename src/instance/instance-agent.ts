@@ -17,8 +17,6 @@ import { SelfIsolation } from './self-isolation.js';
 import { bootstrap, decideStart, guardPrimaryStart } from './startup.js';
 import { shapeStatus } from './status.js';
 
-export type { AgentDeps } from './agent-state.js';
-
 export class InstanceAgent implements AgentApi {
   private readonly a: AgentState;
   private readonly config: ConfigWatch;

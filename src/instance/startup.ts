@@ -66,7 +66,7 @@ export function guardPrimaryStart(a: AgentState): void {
 
 /** Starts postgres and waits until it accepts connections; `writable`: a bootstrap's first start as a primary. */
 export async function startPostgres(a: AgentState, opts: { writable?: boolean } = {}): Promise<void> {
-  if (a.stopping) throw new HttpError(409, 'the agent is shutting down');
+  a.refuseIfStopping();
   a.phase.setPhase('Starting', 'starting postgres');
   const t0 = Date.now();
   await a.startArchiving();
