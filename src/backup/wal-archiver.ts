@@ -4,13 +4,13 @@
 // marker, so it returns success exactly when the file is in the store: PostgreSQL recycles nothing
 // that is not archived, and a failed upload simply leaves no marker (PostgreSQL retries, we retry).
 import { createHash, randomBytes } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Logger } from '../runtime/logger.js';
 import { archiveKeys, SHA256_METADATA, type ArchiveIdentity } from './archive-layout.js';
+import { DirWatch } from './dir-watch.js';
 import type { ObjectStore } from './object-store.js';
 import { compareWalNames, isHistoryFile, isWalFileName } from '../postgres/wal-names.js';
 
@@ -84,11 +84,9 @@ export class WalArchiver {
   private readonly staleMarkerMs: number;
   private readonly log: Logger;
 
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** archive_status, watched while running. */
+  private watch: DirWatch | undefined;
   private running = false;
-  private scanning: Promise<void> | undefined;
-  private rescan = false;
 
   /** Names waiting for a free upload slot, in archive order. */
   private pending: string[] = [];
@@ -138,57 +136,21 @@ export class WalArchiver {
       if (m.includes('.tmp-') || !ready.has(m)) await rm(join(this.o.markerDir, m), { force: true });
       else this.uploaded.add(m);
     }
-    this.watchStatusDir();
-    this.timer = setInterval(() => this.kick(), this.pollMs);
-    this.kick();
+    this.watch = new DirWatch({ dir: this.statusDir, pollMs: this.pollMs, scan: () => this.scan(), log: this.log, what: 'archive_status' });
+    void this.watch.start();
   }
 
   /** Stops scanning and waits for the uploads in flight; queued names are left to the next start. */
   async stop(): Promise<void> {
     this.running = false;
-    this.watcher?.close();
-    this.watcher = undefined;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
     this.pending = [];
-    await this.scanning;
+    await this.watch?.stop();
+    this.watch = undefined;
     await Promise.allSettled([...this.inFlight.values()]);
   }
 
   status(): ArchiverStatus {
     return { ...this.st, inFlight: this.inFlight.size };
-  }
-
-  private watchStatusDir(): void {
-    if (this.watcher || !this.running) return;
-    try {
-      this.watcher = watch(this.statusDir, () => this.kick());
-      this.watcher.on('error', (err) => {
-        this.log.warn({ err: err.message }, 'watching archive_status failed; polling until it can be watched again');
-        this.watcher?.close();
-        this.watcher = undefined;
-      });
-    } catch {
-      // No archive_status yet (PostgreSQL creates it): polling covers it, scans retry the watch.
-    }
-  }
-
-  /** Coalesced scan: a burst of watch events makes at most one extra pass. */
-  private kick(): void {
-    if (!this.running) return;
-    if (this.scanning) {
-      this.rescan = true;
-      return;
-    }
-    this.scanning = this.scan()
-      .catch((err: Error) => this.log.warn({ err: err.message }, 'scanning archive_status failed'))
-      .finally(() => {
-        this.scanning = undefined;
-        if (this.rescan) {
-          this.rescan = false;
-          this.kick();
-        }
-      });
   }
 
   private async readyNames(): Promise<string[]> {
@@ -203,7 +165,6 @@ export class WalArchiver {
   }
 
   private async scan(): Promise<void> {
-    this.watchStatusDir();
     const ready = await this.readyNames();
     const readySet = new Set(ready);
     this.st.backlogSegments = ready.length;

@@ -8,19 +8,20 @@
 // metadata operations of microseconds, and as promises they would queue on the libuv thread pool
 // behind the prefetches' gunzip steps and file writes (measured: 20-90 ms per answer under load).
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, renameSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { chown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { Logger } from '../runtime/logger.js';
 import { archiveKeys, SHA256_METADATA } from './archive-layout.js';
+import { DirWatch } from './dir-watch.js';
 import { SPOOL_DIRS } from '../postgres/handoff.js';
 import { ObjectNotFound, type ObjectStore } from './object-store.js';
 import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, isWalFileName, nextWalNames, parseWalName } from '../postgres/wal-names.js';
 
 const gunzipAsync = promisify(gunzip);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface WalFetcherOptions {
   spoolDir: string;
@@ -70,8 +71,8 @@ export class WalFetcher {
   private readonly retryDelayMs: number;
   private readonly log: Logger;
 
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** want/, watched while running. */
+  private watch: DirWatch | undefined;
   private running = false;
   private readonly serving = new Map<string, Promise<void>>();
   private readonly prefetching = new Map<string, Promise<void>>();
@@ -101,19 +102,15 @@ export class WalFetcher {
     for (const n of ['got', 'missing', 'failed', 'prefetch'] as const) await rm(this.dir[n], { recursive: true, force: true });
     for (const d of Object.values(this.dir)) await mkdir(d, { recursive: true, mode: 0o700 });
     this.running = true;
-    this.watcher = watch(this.dir.want, () => void this.scan());
-    this.watcher.on('error', (err) => this.log.warn({ err: err.message }, 'watching the restore spool failed; polling only'));
-    this.timer = setInterval(() => void this.scan(), this.o.pollMs ?? 200);
-    await this.scan();
+    this.watch = new DirWatch({ dir: this.dir.want, pollMs: this.o.pollMs ?? 200, scan: async () => this.scan(), log: this.log, what: 'the restore spool' });
+    await this.watch.start();
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.prefetchQueue = [];
-    this.watcher?.close();
-    this.watcher = undefined;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    await this.watch?.stop();
+    this.watch = undefined;
     await Promise.allSettled([...this.serving.values(), ...this.prefetching.values()]);
   }
 
@@ -121,7 +118,8 @@ export class WalFetcher {
     return { ...this.st, avgFetchMs: this.servedCount ? Math.round((this.servedMsTotal / this.servedCount) * 10) / 10 : 0 };
   }
 
-  private async scan(): Promise<void> {
+  /** Starts answering the requests in want/ not yet being answered. */
+  private scan(): void {
     if (!this.running) return;
     let wants: string[];
     try {

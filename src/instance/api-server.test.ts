@@ -1,13 +1,13 @@
-// Pieces of the agent's operation API and start-up, pure or nearly: the bounded wait of an
-// operation call, ?wait= parsing, follow bodies, and the system identifier read from pg_control.
+// The bounded wait of an operation call (api-server.ts), and the system identifier read from
+// pg_control (control-file.ts).
+import { setTimeout as later } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { awaitOperation } from './api-server.js';
 import type { OperationStatus } from './api-types.js';
 import { systemIdentifierOf } from '../postgres/control-file.js';
-import { HttpError, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
+import { HttpError } from './requests.js';
 
 const op: OperationStatus = { kind: 'follow', target: '127.0.0.2:5432', state: 'running', step: 'pg_rewind', startedAt: '2026-12-04T00:00:00Z', finishedAt: null, error: null };
-const later = <T>(ms: number, v: T) => new Promise<T>((r) => setTimeout(() => r(v), ms));
 
 describe('awaitOperation', () => {
   it('answers 200 with the result when the operation ends within the wait', async () => {
@@ -26,36 +26,15 @@ describe('awaitOperation', () => {
 
   it("passes an operation's error on when it fails within the wait, and swallows a later failure", async () => {
     await expect(awaitOperation(Promise.reject(new HttpError(409, 'fenced')), 1000, () => op)).rejects.toThrow('fenced');
-    const failsLater = new Promise((_, reject) => setTimeout(() => reject(new Error('rewind failed')), 30));
+    const failsLater = later(30).then(() => {
+      throw new Error('rewind failed');
+    });
     expect((await awaitOperation(failsLater, 0, () => op))[0]).toBe(202);
-    await new Promise((r) => setTimeout(r, 60)); // no unhandled rejection reaches the test runner
+    await later(60); // no unhandled rejection reaches the test runner
   });
 
   it('without a wait, waits until the end', async () => {
     expect(await awaitOperation(later(30, 'ok'), undefined, () => op)).toEqual([200, 'ok']);
-  });
-});
-
-describe('operation requests', () => {
-  it('parses ?wait= as whole milliseconds, and says what is allowed otherwise', () => {
-    expect(parseWait('/v1/follow')).toBeUndefined();
-    expect(parseWait('/v1/follow?wait=0')).toBe(0);
-    expect(parseWait('/v1/promote?wait=5000')).toBe(5000);
-    for (const bad of ['soon', '-1', '1.5', '3600001', '']) expect(() => parseWait(`/v1/fence?wait=${bad}`)).toThrow(/wait must be a whole number of milliseconds from 0 to 3600000/);
-  });
-
-  it('takes a fence stop budget only as whole seconds from 1 to 3600', () => {
-    expect(parseFenceRequest({})).toEqual({});
-    expect(parseFenceRequest({ stopSeconds: 60 })).toEqual({ stopSeconds: 60 });
-    for (const bad of [0, 1.5, '60', 3601]) expect(() => parseFenceRequest({ stopSeconds: bad })).toThrow('stopSeconds must be an integer from 1 to 3600');
-  });
-
-  it('takes reclone in a follow request only as a boolean', () => {
-    const primary = { host: '127.0.0.2', port: 5432 };
-    expect(parseFollowRequest({ primary })).toEqual({ primary });
-    expect(parseFollowRequest({ primary, reclone: true })).toEqual({ primary, reclone: true });
-    expect(parseFollowRequest({ primary, reclone: false })).toEqual({ primary });
-    expect(() => parseFollowRequest({ primary, reclone: 'yes' })).toThrow('reclone must be true or false');
   });
 });
 

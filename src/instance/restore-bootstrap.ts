@@ -28,6 +28,7 @@
 // same location). Nothing is archived during recovery (not a primary); after the promotion the
 // new timeline's history file and WAL go to this cluster's own archive.
 import { rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RecoveryWindow } from '../backup/catalog.js';
 import { listBackups, listWal, recoveryWindow } from '../backup/catalog.js';
 import { restoreCommand } from '../postgres/handoff.js';
@@ -45,7 +46,6 @@ import type { PostgresProcess } from './postgres-process.js';
 import * as sql from '../postgres/sql.js';
 import { POD_ENV } from '../api/pod-env.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RESTORE_PREFETCH = 8;
 /** The promoted server, started with the temporary hba, must accept the agent within this. */
 const READY_TIMEOUT_MS = 10 * 60_000;

@@ -1,4 +1,4 @@
-// Pure helpers of the instance agent: conninfo, .pgpass, SQL and conf quoting, LSNs.
+// conninfo, .pgpass lines, SQL and configuration quoting, postgresql.auto.conf edits (conninfo.ts).
 import { describe, expect, it } from 'vitest';
 import {
   followingFromConninfo,
@@ -12,7 +12,6 @@ import {
   renderConninfo,
   setAutoConfParameter,
 } from './conninfo.js';
-import { compareLsn, formatLsn, lsnDiff, parseLsn, timelineOfWalFile } from './lsn.js';
 
 describe('conninfo', () => {
   it('quotes only values that need it', () => {
@@ -95,29 +94,5 @@ describe('postgresql.auto.conf edits', () => {
   });
   it('creates the file content from nothing', () => {
     expect(setAutoConfParameter('', 'primary_conninfo', "host='a b'")).toBe(`${header}primary_conninfo = 'host=''a b'''\n`);
-  });
-});
-
-describe('LSNs', () => {
-  it('parses and formats X/Y', () => {
-    expect(parseLsn('0/3000060')).toBe(0x3000060n);
-    expect(parseLsn('1/0')).toBe(1n << 32n);
-    expect(formatLsn(parseLsn('16/B374D848'))).toBe('16/B374D848');
-    expect(formatLsn(0n)).toBe('0/0');
-    expect(() => parseLsn('nope')).toThrow(/not an LSN/);
-    expect(() => parseLsn('123456789/0')).toThrow();
-  });
-  it('compares numerically, not as text', () => {
-    expect(compareLsn('0/A0', '0/9F')).toBe(1);
-    expect(compareLsn('1/0', '0/FFFFFFFF')).toBe(1);
-    expect(compareLsn('0/5', '0/5')).toBe(0);
-    expect(compareLsn(null, '0/1')).toBe(-1);
-    expect(compareLsn(null, null)).toBe(0);
-    expect(lsnDiff('1/10', '0/FFFFFFF0')).toBe(0x20n);
-  });
-  it('reads the timeline of a WAL file name', () => {
-    expect(timelineOfWalFile('000000020000000000000003')).toBe(2);
-    expect(timelineOfWalFile('0000001A0000000100000000')).toBe(26);
-    expect(() => timelineOfWalFile('00000002')).toThrow();
   });
 });

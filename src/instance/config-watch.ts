@@ -1,0 +1,68 @@
+// The mounted configuration (the cluster's ConfigMap: postgresql.conf, pg_hba.conf). The kubelet
+// updates it in place (an atomic symlink swap) and postgres reads it straight from there
+// (layout.ts postgresArgs): a change needs only pg_reload_conf(), which this watch (a poll of a
+// hash of both files) and POST /v1/reload do.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as sql from '../postgres/sql.js';
+import type { AgentState } from './agent-state.js';
+import { errorText } from './error-text.js';
+
+const CONFIG_POLL_MS = 2000;
+const FILES = ['postgresql.conf', 'pg_hba.conf'];
+
+/** sha256 of the configuration files in `configDir`; undefined while one cannot be read. */
+export async function hashConfig(configDir: string): Promise<string | undefined> {
+  try {
+    const h = createHash('sha256');
+    for (const f of FILES) h.update(await readFile(join(configDir, f))).update('\0');
+    return h.digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+export class ConfigWatch {
+  /** The hash of what postgres last loaded (or was started with). */
+  private loaded: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly a: AgentState) {}
+
+  start(): void {
+    const onError = (err: unknown) => this.a.log.warn({ err: errorText(err) }, 'configuration reload failed');
+    void this.tick().catch(onError);
+    this.timer = setInterval(() => void this.tick().catch(onError), CONFIG_POLL_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** POST /v1/reload: pg_reload_conf() now, whatever the hash says. */
+  async reload(): Promise<void> {
+    this.a.requireRunning('reload');
+    await this.reloadConf();
+    this.loaded = await hashConfig(this.a.settings.configDir);
+    this.a.log.info('configuration reloaded');
+  }
+
+  private async tick(): Promise<void> {
+    const h = await hashConfig(this.a.settings.configDir);
+    if (h === undefined) return;
+    if (this.loaded === undefined) {
+      this.loaded = h;
+      return;
+    }
+    if (h !== this.loaded && this.a.pg.ready) {
+      this.loaded = h;
+      this.a.log.info('the mounted configuration changed; reloading');
+      await this.reloadConf();
+    }
+  }
+
+  private async reloadConf(): Promise<void> {
+    await sql.withClient(await this.a.local(), (c) => c.query('SELECT pg_reload_conf()'));
+  }
+}

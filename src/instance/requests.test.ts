@@ -1,0 +1,49 @@
+// Validation of API request bodies and the bearer token check (requests.ts).
+import { describe, expect, it } from 'vitest';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
+
+describe('API requests', () => {
+  it('validates bootstrap and follow bodies', () => {
+    expect(parseBootstrapRequest({ mode: 'initdb' })).toEqual({ mode: 'initdb' });
+    expect(parseBootstrapRequest({ mode: 'clone', primary: { host: '10.0.0.1', port: 5432 } })).toEqual({ mode: 'clone', primary: { host: '10.0.0.1', port: 5432 } });
+    expect(parseFollowRequest({ primary: { host: 'db-1.db.ns.svc', port: 5432 } }).primary.host).toBe('db-1.db.ns.svc');
+    expect(parseBootstrapRequest({ mode: 'restore', extra: 1 })).toEqual({ mode: 'restore' });
+    for (const bad of [null, [], { mode: 'recover' }, { mode: 'clone' }, { mode: 'clone', primary: { host: 'x y', port: 1 } }, { mode: 'clone', primary: { host: 'h', port: 0 } }, { mode: 'clone', primary: { host: 'h', port: '5432' } }]) {
+      expect(() => parseBootstrapRequest(bad)).toThrow(HttpError);
+    }
+    expect(() => parseFollowRequest({ primary: { host: "h' or", port: 5432 } })).toThrow(/host/);
+  });
+
+  it('compares bearer tokens', () => {
+    const token = 'abcdefghijklmnopqrstuvwxyz012345';
+    expect(bearerMatches(`Bearer ${token}`, token)).toBe(true);
+    expect(bearerMatches(`bearer ${token}`, token)).toBe(true);
+    expect(bearerMatches(`Bearer ${token}x`, token)).toBe(false);
+    expect(bearerMatches(`Basic ${token}`, token)).toBe(false);
+    expect(bearerMatches(undefined, token)).toBe(false);
+    expect(bearerMatches('Bearer ', '')).toBe(false);
+  });
+});
+
+describe('operation requests', () => {
+  it('parses ?wait= as whole milliseconds, and says what is allowed otherwise', () => {
+    expect(parseWait('/v1/follow')).toBeUndefined();
+    expect(parseWait('/v1/follow?wait=0')).toBe(0);
+    expect(parseWait('/v1/promote?wait=5000')).toBe(5000);
+    for (const bad of ['soon', '-1', '1.5', '3600001', '']) expect(() => parseWait(`/v1/fence?wait=${bad}`)).toThrow(/wait must be a whole number of milliseconds from 0 to 3600000/);
+  });
+
+  it('takes a fence stop budget only as whole seconds from 1 to 3600', () => {
+    expect(parseFenceRequest({})).toEqual({});
+    expect(parseFenceRequest({ stopSeconds: 60 })).toEqual({ stopSeconds: 60 });
+    for (const bad of [0, 1.5, '60', 3601]) expect(() => parseFenceRequest({ stopSeconds: bad })).toThrow('stopSeconds must be an integer from 1 to 3600');
+  });
+
+  it('takes reclone in a follow request only as a boolean', () => {
+    const primary = { host: '127.0.0.2', port: 5432 };
+    expect(parseFollowRequest({ primary })).toEqual({ primary });
+    expect(parseFollowRequest({ primary, reclone: true })).toEqual({ primary, reclone: true });
+    expect(parseFollowRequest({ primary, reclone: false })).toEqual({ primary });
+    expect(() => parseFollowRequest({ primary, reclone: 'yes' })).toThrow('reclone must be true or false');
+  });
+});
