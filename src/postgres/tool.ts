@@ -1,6 +1,7 @@
 // Runs PostgreSQL's command-line tools (initdb, pg_basebackup, pg_rewind) with their output in
 // the agent's log. Secrets never reach the command line: they go through files named by env.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import type { Logger } from '../runtime/logger.js';
 
 export class ToolError extends Error {
@@ -31,6 +32,17 @@ export interface RunToolOptions {
   log: Logger;
   /** Progress lines (pg_basebackup -P rewrites one line with \r) are logged at most this often. */
   progressEveryMs?: number;
+  /** Log level of the tool's lines (default info). */
+  outputLevel?: 'info' | 'debug';
+  /** Each line of output as it comes. */
+  onLine?: (line: string) => void;
+  /**
+   * Takes stdout as it is, unread (binary: `pg_basebackup -D -` writes a tar there); called once,
+   * right after the spawn. Only stderr is then read as lines.
+   */
+  stdout?: (stream: Readable) => void;
+  /** Stops the tool (SIGTERM) when aborted; the promise then rejects with its ToolError. */
+  signal?: AbortSignal;
 }
 
 export function runTool(path: string, args: string[], opts: RunToolOptions): Promise<ToolResult> {
@@ -40,6 +52,9 @@ export function runTool(path: string, args: string[], opts: RunToolOptions): Pro
   return new Promise((resolve, reject) => {
     const child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     running.add(child);
+    const stop = () => child.kill('SIGTERM');
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    opts.stdout?.(child.stdout);
     const output: string[] = [];
     let lastProgress = 0;
     const onLine = (line: string) => {
@@ -47,15 +62,16 @@ export function runTool(path: string, args: string[], opts: RunToolOptions): Pro
       if (!text) return;
       output.push(text);
       if (output.length > 200) output.shift();
+      opts.onLine?.(text);
       // pg_basebackup -P: "12345/67890 kB (18%), 0/1 tablespace"
       if (/\(\d+%\)/.test(text)) {
         const now = Date.now();
         if (now - lastProgress < (opts.progressEveryMs ?? 1000)) return;
         lastProgress = now;
       }
-      opts.log.info({ tool }, text);
+      opts.log[opts.outputLevel ?? 'info']({ tool }, text);
     };
-    for (const stream of [child.stdout, child.stderr]) {
+    for (const stream of opts.stdout ? [child.stderr] : [child.stdout, child.stderr]) {
       // \r-separated progress updates become lines of their own.
       let buf = '';
       stream.setEncoding('utf8');
@@ -72,10 +88,12 @@ export function runTool(path: string, args: string[], opts: RunToolOptions): Pro
     }
     child.on('error', (err) => {
       running.delete(child);
+      opts.signal?.removeEventListener('abort', stop);
       reject(new Error(`cannot run ${path}: ${err.message}`));
     });
     child.on('close', (code, signal) => {
       running.delete(child);
+      opts.signal?.removeEventListener('abort', stop);
       const ms = Date.now() - started;
       if (code === 0) {
         opts.log.info({ tool, ms }, `${tool} finished`);
