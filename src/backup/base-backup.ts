@@ -28,8 +28,6 @@ import { ParallelGzip } from './parallel-gzip.js';
 import { streamPgBasebackup } from './pg-basebackup-stream.js';
 import { walNameForLsn } from '../postgres/wal-names.js';
 
-// restore.ts imported HashTap from here before hash-tap.ts existed.
-export { HashTap } from './hash-tap.js';
 
 /** Backup id of a start time: UTC, e.g. 20261125T020000Z (also the folder name). */
 export function backupIdAt(date: Date): string {

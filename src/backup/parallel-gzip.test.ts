@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -153,7 +154,7 @@ describe('ParallelGzip', () => {
     // A consumer that never reads: input must stop after a few pieces.
     const stuck = new Writable({ highWaterMark: 1, write: () => undefined });
     const p = pipeline(endless, gz, stuck, { signal: ac.signal });
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(read).toBeLessThan(8 * 256 * 1024);
     ac.abort();
     await expect(p).rejects.toThrow(/abort/i);

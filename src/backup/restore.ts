@@ -14,7 +14,7 @@ import type { Logger } from '../runtime/logger.js';
 import { setAutoConfParameter } from '../postgres/conninfo.js';
 import { removeFile } from '../postgres/files.js';
 import { archiveKeys, type BackupManifest } from './archive-layout.js';
-import { HashTap } from './base-backup.js';
+import { HashTap } from './hash-tap.js';
 import type { ObjectStore } from './object-store.js';
 
 export interface RestoreOptions {

@@ -4,7 +4,6 @@ import { setTimeout as later } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { awaitOperation } from './api-server.js';
 import type { OperationStatus } from './api-types.js';
-import { systemIdentifierOf } from '../postgres/control-file.js';
 import { HttpError } from './requests.js';
 
 const op: OperationStatus = { kind: 'follow', target: '127.0.0.2:5432', state: 'running', step: 'pg_rewind', startedAt: '2026-12-04T00:00:00Z', finishedAt: null, error: null };
@@ -35,14 +34,5 @@ describe('awaitOperation', () => {
 
   it('without a wait, waits until the end', async () => {
     expect(await awaitOperation(later(30, 'ok'), undefined, () => op)).toEqual([200, 'ok']);
-  });
-});
-
-describe('systemIdentifierOf', () => {
-  it('reads the first 8 bytes of pg_control as a little-endian unsigned integer', () => {
-    const control = Buffer.alloc(296);
-    control.writeBigUInt64LE(7_445_123_456_789_012_345n, 0);
-    expect(systemIdentifierOf(control)).toBe('7445123456789012345');
-    expect(() => systemIdentifierOf(Buffer.alloc(4))).toThrow('too short');
   });
 });
