@@ -61,7 +61,7 @@ async function repoint(a: AgentState, primary: sql.Endpoint, conninfo: string): 
     if (await diverged(a, c, primary)) return false;
     a.log.info({ primary }, 'follow: repointing the walreceiver (no restart)');
     await sql.setPrimaryConninfo(c, conninfo);
-    return waitStreaming(c, primary, REPOINT_TIMEOUT_MS);
+    return waitStreaming(c, primary, REPOINT_TIMEOUT_MS, await primaryTimeline(a, primary));
   });
 }
 
@@ -86,12 +86,28 @@ async function diverged(a: AgentState, c: pg.Client, primary: sql.Endpoint): Pro
   }
 }
 
-async function waitStreaming(c: sql.ConnectOptions | pg.Client, primary: sql.Endpoint, timeoutMs: number): Promise<boolean> {
+/** The new primary's timeline (undefined when it cannot be asked: streaming alone then decides). */
+async function primaryTimeline(a: AgentState, primary: sql.Endpoint): Promise<number | undefined> {
+  try {
+    const superuser = await readCredentials(a.settings.secretsDir, 'superuser');
+    return (await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000 }, sql.timelineHistory)).timeline;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Streaming from the new primary, on its timeline: a replica first streams the rest of the old
+ * timeline from it and then restarts its walreceiver for the new one, so "streaming" alone can
+ * be seen a moment before a short gap.
+ */
+async function waitStreaming(c: sql.ConnectOptions | pg.Client, primary: sql.Endpoint, timeoutMs: number, timeline?: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   const check = async (client: pg.Client) => {
     while (Date.now() < deadline) {
       const w = await sql.walReceiver(client);
-      if (w && w.status === 'streaming' && w.host === primary.host && w.port === primary.port) return true;
+      const onTimeline = timeline === undefined || (w?.timeline ?? 0) >= timeline;
+      if (w && w.status === 'streaming' && w.host === primary.host && w.port === primary.port && onTimeline) return true;
       await sleep(50);
     }
     return false;
@@ -125,7 +141,7 @@ async function demote(a: AgentState, primary: sql.Endpoint, conninfo: string, st
     await startPostgres(a);
     a.phase.setPhase('Rewinding', 'follow: waiting for streaming');
     step('waiting for streaming');
-    let streaming = await waitStreaming(await a.local(), primary, STREAMING_TIMEOUT_MS);
+    let streaming = await waitStreaming(await a.local(), primary, STREAMING_TIMEOUT_MS, await primaryTimeline(a, primary));
     if (!streaming && !recloned) {
       log.warn('follow: not streaming after the rewind; re-cloning from the new primary');
       step('re-cloning');

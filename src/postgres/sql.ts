@@ -76,9 +76,9 @@ export async function setPrimaryConninfo(c: pg.Client, conninfo: string | null):
 }
 
 /** Where the walreceiver streams from, and whether it does. */
-export async function walReceiver(c: pg.Client): Promise<{ status: string; host: string | null; port: number | null } | null> {
-  const r = (await c.query<{ status: string; sender_host: string | null; sender_port: number | null }>('SELECT status, sender_host, sender_port FROM pg_stat_wal_receiver')).rows[0];
-  return r ? { status: r.status, host: r.sender_host, port: r.sender_port } : null;
+export async function walReceiver(c: pg.Client): Promise<{ status: string; host: string | null; port: number | null; timeline: number | null } | null> {
+  const r = (await c.query<{ status: string; sender_host: string | null; sender_port: number | null; received_tli: number | null }>('SELECT status, sender_host, sender_port, received_tli FROM pg_stat_wal_receiver')).rows[0];
+  return r ? { status: r.status, host: r.sender_host, port: r.sender_port, timeline: r.received_tli } : null;
 }
 
 export interface BootstrapRoles {
