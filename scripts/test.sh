@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm test: every test on a fresh machine, on Node 24. Installs what it needs (scripts/ensure-deps.sh),
-# typechecks, checks generated files, builds dist/ (the e2e suite runs the built operator), then
+# typechecks, lints (eslint.config.js), checks generated files, builds dist/ (the e2e suite runs the built operator), then
 # runs vitest's unit, integration and e2e projects. Extra arguments go to vitest (e.g. --project unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ node_bin=$(bash scripts/ensure-deps.sh | tail -n1)
 export PATH="$node_bin:$PATH"
 echo "test: $(command -v node) $(node --version)" >&2
 npx tsc -p tsconfig.json --noEmit
+npm run lint --silent
 npx tsx scripts/generate.ts --check
 npm run build --silent
 mkdir -p .cache
