@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ParallelGzip } from './parallel-gzip.js';
@@ -153,7 +154,7 @@ describe('ParallelGzip', () => {
     // A consumer that never reads: input must stop after a few pieces.
     const stuck = new Writable({ highWaterMark: 1, write: () => undefined });
     const p = pipeline(endless, gz, stuck, { signal: ac.signal });
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(read).toBeLessThan(8 * 256 * 1024);
     ac.abort();
     await expect(p).rejects.toThrow(/abort/i);
