@@ -4,6 +4,7 @@
 // endpointOf maps to the local servers' ports.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgreSQLBackup } from '../../src/api/backup.js';
@@ -28,7 +29,6 @@ const PATH = `pgpilot/${NS}/${CLUSTER}`;
 const BUCKET = 'backup-run';
 const PRIMARY_IP = '10.0.0.1';
 const REPLICA_IP = '10.0.0.2';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 /** RFC 7386 JSON merge patch. */
