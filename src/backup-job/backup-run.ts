@@ -504,7 +504,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   try {
     await store.check();
   } catch (err) {
-    return fail(`backup store ${store.location}/${s.location.path} is not usable: ${apiErrorMessage(err)}`);
+    return fail(`backup store ${store.location}/${s.location.path} is not usable: ${errorText(err)}`);
   }
 
   // 4. The backup.
@@ -514,7 +514,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   try {
     [replication, superuser] = await Promise.all([read(s.secretsDir, 'replication'), read(s.secretsDir, 'superuser')]);
   } catch (err) {
-    return fail(`cannot read the credentials mounted from the cluster's Secrets: ${apiErrorMessage(err)}`);
+    return fail(`cannot read the credentials mounted from the cluster's Secrets: ${errorText(err)}`);
   }
   const endpointOf = deps.endpointOf ?? ((ip: string) => ({ host: ip, port: POSTGRES_PORT }));
   const endpoint = endpointOf(instance.ip!);
