@@ -5,6 +5,7 @@
 // backup that loses nothing. Objects in the store are compared by content hash, never by status
 // codes alone.
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { BatchV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +25,6 @@ import { LedgerWriter, query, serviceClientConfig } from './harness/postgres.js'
 
 const BUCKET = 'pgpilot-e2e';
 const SOURCE = 'src-db';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('backups, WAL archiving and point-in-time recovery', () => {
   let ns: string;

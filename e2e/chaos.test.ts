@@ -15,6 +15,7 @@ import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } fro
 import { FAULT_KINDS, FAULTS, HaCluster, formatFaultRun, type FaultKind, type FaultRun } from './harness/ha-cluster.js';
 import { OperatorHandle, REPO_ROOT, ensureBuilt } from './harness/operator.js';
 import { LedgerWriter, OldPrimaryProbe, type WriterReport } from './harness/postgres.js';
+import { errorText } from '../src/util/error-text.js';
 
 const NAME = 'chaos-db';
 const BUCKET = 'pgpilot-chaos';
@@ -80,7 +81,7 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
         try {
           run = await db.runFault(kind, { writer, probeTable: PROBE_TABLE, index: i, operator, timeoutMs: FAULT_TIMEOUT_MS, log: (l) => console.log(`[chaos] ${l}`) });
         } catch (err) {
-          halted = `${(err as Error).message}; the remaining ${FAULT_COUNT - i + 1} fault(s) were not run`;
+          halted = `${errorText(err)}; the remaining ${FAULT_COUNT - i + 1} fault(s) were not run`;
           break;
         }
         runs.push(run);

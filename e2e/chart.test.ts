@@ -15,6 +15,7 @@ import { helmOk, parseManifests, templateArgs } from '../test/support/helm.js';
 import { createTestNamespace, deleteTestNamespace, waitFor } from './harness/env.js';
 import { kubectl, kubectlOk, type KubectlResult } from './harness/kubectl.js';
 import { OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
+import { parseJson } from '../src/util/json.js';
 
 type Obj = Record<string, any>;
 
@@ -165,7 +166,8 @@ describe.each(VALUES_FILES)('chart rendered with test/chart/values/%s', (file) =
 // ---------------------------------------------------------------------------------------------
 
 async function getJson(args: string[]): Promise<Obj> {
-  return JSON.parse(await kubectlOk(['get', ...args, '-o', 'json'])) as Obj;
+  const command = ['get', ...args, '-o', 'json'];
+  return parseJson<Obj>(await kubectlOk(command), `kubectl ${command.join(' ')}`);
 }
 
 interface CanI {

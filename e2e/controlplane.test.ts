@@ -2,7 +2,8 @@
 // a scheduler that binds pods, and RBAC that refuses what was not granted.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
-import { E2E_KUBECONFIG_ENV, createTestNamespace, deleteTestNamespace, kubeConfig, statusOf, waitFor } from './harness/env.js';
+import { apiStatus, ignoreNotFound } from '../src/runtime/api-status.js';
+import { E2E_KUBECONFIG_ENV, createTestNamespace, deleteTestNamespace, kubeConfig, waitFor } from './harness/env.js';
 
 describe('e2e control plane', () => {
   let core: CoreV1Api;
@@ -32,11 +33,11 @@ describe('e2e control plane', () => {
   });
 
   it('runs the controller-manager: new namespaces get a default ServiceAccount and kube-root-ca.crt', async () => {
-    const sa = await waitFor('ServiceAccount default', () => readOrUndefined(() => core.readNamespacedServiceAccount({ name: 'default', namespace: ns })), {
+    const sa = await waitFor('ServiceAccount default', () => ignoreNotFound(core.readNamespacedServiceAccount({ name: 'default', namespace: ns })), {
       timeoutMs: 30_000,
     });
     expect(sa.metadata?.name).toBe('default');
-    const cm = await waitFor('ConfigMap kube-root-ca.crt', () => readOrUndefined(() => core.readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: ns })), {
+    const cm = await waitFor('ConfigMap kube-root-ca.crt', () => ignoreNotFound(core.readNamespacedConfigMap({ name: 'kube-root-ca.crt', namespace: ns })), {
       timeoutMs: 30_000,
     });
     expect(cm.data?.['ca.crt']).toContain('-----BEGIN CERTIFICATE-----');
@@ -47,7 +48,7 @@ describe('e2e control plane', () => {
     const apps = kc.makeApiClient(AppsV1Api);
     const batch = kc.makeApiClient(BatchV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
-    await waitFor('ServiceAccount default', () => readOrUndefined(() => core.readNamespacedServiceAccount({ name: 'default', namespace: ns })));
+    await waitFor('ServiceAccount default', () => ignoreNotFound(core.readNamespacedServiceAccount({ name: 'default', namespace: ns })));
     const container = { name: 'c', image: 'example.invalid/none:1' };
     await apps.createNamespacedStatefulSet({
       namespace: ns,
@@ -80,7 +81,7 @@ describe('e2e control plane', () => {
       },
     });
 
-    await waitFor('StatefulSet pod sts-0', () => readOrUndefined(() => core.readNamespacedPod({ name: 'sts-0', namespace: ns })));
+    await waitFor('StatefulSet pod sts-0', () => ignoreNotFound(core.readNamespacedPod({ name: 'sts-0', namespace: ns })));
     await waitFor('a pod of Job job', async () => {
       const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'batch.kubernetes.io/job-name=job' });
       return pods.items[0];
@@ -91,7 +92,7 @@ describe('e2e control plane', () => {
     });
     await core.deleteNamespacedConfigMap({ name: 'owner', namespace: ns });
     await waitFor('the garbage collector to delete ConfigMap dependent', async () => {
-      const cm = await readOrUndefined(() => core.readNamespacedConfigMap({ name: 'dependent', namespace: ns }));
+      const cm = await ignoreNotFound(core.readNamespacedConfigMap({ name: 'dependent', namespace: ns }));
       return cm === undefined;
     });
   });
@@ -109,7 +110,7 @@ describe('e2e control plane', () => {
     });
     try {
       // Pods are refused until the namespace has its default ServiceAccount.
-      await waitFor('ServiceAccount default', () => readOrUndefined(() => core.readNamespacedServiceAccount({ name: 'default', namespace: ns })));
+      await waitFor('ServiceAccount default', () => ignoreNotFound(core.readNamespacedServiceAccount({ name: 'default', namespace: ns })));
       await core.createNamespacedPod({
         namespace: ns,
         body: {
@@ -168,18 +169,8 @@ describe('e2e control plane', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ApiException);
-    expect(statusOf(err)).toBe(403);
+    expect(apiStatus(err)).toBe(403);
     // ... and is refused by name, not as anonymous.
     expect(String((err as ApiException<string>).body)).toContain(`system:serviceaccount:${ns}:nobody`);
   });
 });
-
-/** Reads an object, mapping 404 to undefined so waitFor keeps polling. */
-async function readOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await read();
-  } catch (err) {
-    if (statusOf(err) === 404) return undefined;
-    throw err;
-  }
-}

@@ -1,6 +1,7 @@
 // The resilient informer against the real apiserver. Faults come from real RBAC: an informer
 // whose identity may not list fails, must retry with backoff (never a tight loop), and must
 // recover by itself once access is granted; it re-lists periodically.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 import { createLogger } from '../src/runtime/logger.js';
@@ -54,7 +55,7 @@ describe('ResilientInformer', () => {
     // Backoff: 0.5 s, 1 s, 1 s, … — a tight loop would have made hundreds of calls by now.
     const started = Date.now();
     const before = await counter('apiRequests', { verb: 'list' });
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     const rate = ((await counter('apiRequests', { verb: 'list' })) - before) / ((Date.now() - started) / 1000);
     expect(rate).toBeLessThanOrEqual(3);
 
@@ -85,7 +86,7 @@ describe('ResilientInformer', () => {
     await waitFor('two more successful lists', async () => (await counter('apiRequests', { verb: 'list', code: '200' })) >= lists + 2, { timeoutMs: 10_000 });
     // A re-list changes nothing when nothing changed: no spurious delete/add events.
     const events = seen.length;
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     expect(seen.slice(events).filter((e) => e.startsWith('delete:'))).toEqual([]);
   });
 });

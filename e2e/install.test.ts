@@ -3,6 +3,7 @@
 // writes after a restart, and a missing Secret reported as Degraded.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
@@ -11,6 +12,7 @@ import type { PostgreSQLCluster } from '../src/api/cluster.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, waitFor } from './harness/env.js';
 import { kubectl, kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, startOperator, type RunningOperator } from './harness/operator.js';
+import { parseJson } from '../src/util/json.js';
 
 const seed = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster;
 
@@ -41,7 +43,7 @@ async function ownedObjects(namespace: string, cluster: string): Promise<Map<str
     '-o',
     'json',
   ]);
-  const items = (JSON.parse(out) as { items: KubernetesObject[] }).items;
+  const { items } = parseJson<{ items: KubernetesObject[] }>(out, `kubectl get (the objects labelled as ${namespace}/${cluster}'s)`);
   return new Map(items.map((i) => [`${i.kind}/${i.metadata!.name}`, i]));
 }
 
@@ -148,7 +150,7 @@ describe('install reconciler', () => {
     operator = await startOperator({ watchNamespaces: [ns] });
     await waitFor('a reconcile of the cluster', async () => (await operator.counter('pgpilot_reconcile_total')) >= 1);
     // A second pass (the periodic requeue is 30 s; an event-driven one would come sooner) must also write nothing.
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     expect(await operator.counter('pgpilot_kube_api_requests_total', (l) => l.verb === 'list')).toBeGreaterThan(0);
     expect(await operator.writeCalls()).toBe(0);
   });
@@ -229,7 +231,7 @@ describe('install reconciler', () => {
     await kubectlOk(['delete', 'pgc', 'keep', '-n', ns, '--wait=true']);
     await waitFor('no owned objects left', async () => (await ownedObjects(ns, 'keep')).size === 0, { timeoutMs: 120_000 });
     // Give the garbage collector time to (wrongly) act before checking the claims survived.
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     expect(await claimNames()).toEqual(['pgdata-keep-1-0', 'pgdata-keep-2-0']);
   });
 

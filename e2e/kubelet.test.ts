@@ -7,7 +7,10 @@ import { get as httpGet } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { AppsV1Api, CoreV1Api, StorageV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
-import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, statusOf, waitFor } from './harness/env.js';
+import { ignoreNotFound } from '../src/runtime/api-status.js';
+import { errorText } from '../src/util/error-text.js';
+import { parseJson } from '../src/util/json.js';
+import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 
@@ -70,7 +73,7 @@ function ask(host: string, port = 8081): Promise<Answer> {
       res.setEncoding('utf8').on('data', (d: string) => (body += d));
       res.on('end', () => {
         try {
-          resolve(JSON.parse(body) as Answer);
+          resolve(parseJson<Answer>(body, `GET http://${host}:${port}/`));
         } catch (err) {
           reject(err);
         }
@@ -109,7 +112,7 @@ describe('process kubelet', () => {
     } catch (err) {
       // Say why: the pod's last status and the kubelet's last lines (its log goes with its stop).
       const log = await readFile(kubelet.logPath, 'utf8').catch(() => '');
-      throw new Error(`${(err as Error).message}\npod status: ${JSON.stringify(last?.status)}\nkubelet log:\n${log.split('\n').slice(-40).join('\n')}`);
+      throw new Error(`${errorText(err)}\npod status: ${JSON.stringify(last?.status)}\nkubelet log:\n${log.split('\n').slice(-40).join('\n')}`);
     }
   };
 
@@ -176,14 +179,7 @@ describe('process kubelet', () => {
 
     const t3 = Date.now();
     await core().deleteNamespacedPod({ namespace: ns, name: 'web' });
-    await waitFor('pod object gone', async () => {
-      try {
-        await core().readNamespacedPod({ namespace: ns, name: 'web' });
-        return false;
-      } catch (err) {
-        return statusOf(err) === 404;
-      }
-    }, { timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor('pod object gone', async () => (await ignoreNotFound(core().readNamespacedPod({ namespace: ns, name: 'web' }))) === undefined, { timeoutMs: 15_000, intervalMs: 100 });
     timings.deleteMs = Date.now() - t3;
     expect(alive(pid2!)).toBe(false);
   });

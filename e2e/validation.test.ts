@@ -9,6 +9,7 @@ import { allCrds } from '../src/api/crd.js';
 import { createTestNamespace, deleteTestNamespace, waitFor } from './harness/env.js';
 import { kubectl, kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT } from './harness/operator.js';
+import { parseJson } from '../src/util/json.js';
 
 const seed = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster;
 
@@ -185,7 +186,7 @@ describe('bad input is refused by the apiserver with field-specific messages', (
     });
 
     it('fills in the defaults of the backup settings, keeping the seed\'s own as written', async () => {
-      const c = JSON.parse(await kubectlOk(['get', 'pgc', 'seed', '-n', ns, '-o', 'json'])) as PostgreSQLCluster;
+      const c = parseJson<PostgreSQLCluster>(await kubectlOk(['get', 'pgc', 'seed', '-n', ns, '-o', 'json']), 'kubectl get pgc seed');
       expect(c.spec.backup).toEqual({
         enabled: true,
         schedule: '0 2 * * *',

@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { PostgreSQLCluster } from '../src/api/cluster.js';
+import { errorText } from '../src/util/error-text.js';
 import { startControlPlane } from '../e2e/harness/control-plane.js';
 import { E2E_KUBECONFIG_ENV, waitFor } from '../e2e/harness/env.js';
 import { kubectl, kubectlOk } from '../e2e/harness/kubectl.js';
@@ -139,8 +140,8 @@ else if (arg && arg !== '--foreground') {
   console.error(`unknown argument "${arg}": use --detach, or stop`);
   process.exit(2);
 } else {
-  await main().catch((err: Error) => {
-    console.error(`[sandbox] failed: ${err.message}`);
+  await main().catch((err: unknown) => {
+    console.error(`[sandbox] failed: ${errorText(err)}`);
     process.exit(1);
   });
 }

@@ -11,8 +11,10 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
+import { errorText } from '../../src/util/error-text.js';
 
 export interface ControlPlaneOptions {
   /** Run kube-scheduler (default true). */
@@ -241,14 +243,12 @@ async function waitHealthy(proc: Proc, url: string, timeoutMs: number, token?: s
       if (r.status === 200) return;
       last = `HTTP ${r.status}: ${r.body.slice(0, 2000)}`;
     } catch (err) {
-      last = String(err);
+      last = errorText(err);
     }
     await sleep(100);
   }
   throw new Error(`${proc.name} not healthy at ${url} after ${timeoutMs} ms (last: ${last}); ${proc.logPath}:\n${tail(proc.logPath)}`);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, then SIGKILL after the grace period; only ever signals our own child by pid. */
 async function terminate(proc: Proc, graceMs = STOP_GRACE_MS): Promise<void> {
@@ -491,7 +491,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   } catch (err) {
     // Keep the logs: they explain the failure.
     await cleanup(true).catch(() => undefined);
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorText(err);
     throw new Error(`control plane failed to start after ${Date.now() - t0} ms (logs in ${logsDir}): ${msg}`, { cause: err });
   }
 }
@@ -507,7 +507,7 @@ async function waitForDefaultServiceAccount(server: string, token: string, procs
       if (r.status === 200) return;
       last = `HTTP ${r.status}`;
     } catch (err) {
-      last = String(err);
+      last = errorText(err);
     }
     await sleep(100);
   }

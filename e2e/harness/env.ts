@@ -1,8 +1,11 @@
 // Helpers e2e tests use to reach the control plane the global setup started (or the cluster
 // named by PGPILOT_E2E_KUBECONFIG when the caller brought one).
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { apiStatus, ignoreNotFound } from '../../src/runtime/api-status.js';
+import { errorText } from '../../src/util/error-text.js';
 
 /** Environment variable naming the e2e cluster's admin kubeconfig. */
 export const E2E_KUBECONFIG_ENV = 'PGPILOT_E2E_KUBECONFIG';
@@ -46,11 +49,6 @@ export function adminToken(): string {
   return token;
 }
 
-/** HTTP status of a client-node error, or undefined for anything else. */
-export function statusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? err.code : undefined;
-}
-
 /**
  * Creates a namespace `<prefix>-<random>` labelled pgpilot.io/e2e=true and, by default, waits
  * for the controller-manager to give it its `default` ServiceAccount (pods are refused before).
@@ -63,14 +61,7 @@ export async function createTestNamespace(prefix: string, opts: { waitForService
   if (opts.waitForServiceAccount !== false) {
     await waitFor(
       `ServiceAccount default in namespace ${name}`,
-      async () => {
-        try {
-          return await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
-        } catch (err) {
-          if (statusOf(err) === 404) return undefined;
-          throw err;
-        }
-      },
+      () => ignoreNotFound(core.readNamespacedServiceAccount({ name: 'default', namespace: name })),
       { timeoutMs: 30_000 },
     );
   }
@@ -83,21 +74,13 @@ export async function deleteTestNamespace(name: string, opts: { wait?: boolean; 
   try {
     await core.deleteNamespace({ name });
   } catch (err) {
-    if (statusOf(err) === 404) return;
+    if (apiStatus(err) === 404) return;
     throw err;
   }
   if (!opts.wait) return;
   await waitFor(
     `namespace ${name} to be deleted`,
-    async () => {
-      try {
-        await core.readNamespace({ name });
-        return false;
-      } catch (err) {
-        if (statusOf(err) === 404) return true;
-        throw err;
-      }
-    },
+    async () => (await ignoreNotFound(core.readNamespace({ name }))) === undefined,
     { timeoutMs: opts.timeoutMs ?? 60_000 },
   );
 }
@@ -125,7 +108,7 @@ export async function waitFor<T>(
       last = `error ${describeError(err)}`;
     }
     if (Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+    await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last ${last}`);
 }
@@ -140,5 +123,5 @@ function describe(v: unknown): string {
 
 function describeError(err: unknown): string {
   if (err instanceof ApiException) return `HTTP ${err.code}: ${String(err.body).slice(0, 500)}`;
-  return err instanceof Error ? err.message : String(err);
+  return errorText(err);
 }

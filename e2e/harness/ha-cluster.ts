@@ -2,6 +2,7 @@
 // make: wait until healthy, fail the primary under a write load, switch over — each measured.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions, type V1Lease } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import type pg from 'pg';
@@ -13,6 +14,7 @@ import { kubeConfig, waitFor } from './env.js';
 import { kubectlOk } from './kubectl.js';
 import { REPO_ROOT, type OperatorHandle } from './operator.js';
 import { LedgerWriter, OldPrimaryProbe, appCredentials, missingIds, podClientConfig, query, serviceClientConfig, type Credentials, type ProbeCommit, type ProbeReport } from './postgres.js';
+import { errorText } from '../../src/util/error-text.js';
 
 export interface FailoverResult {
   oldPrimary: string;
@@ -87,7 +89,7 @@ export class HaCluster {
     writer.start();
     await waitFor('writes flowing', async () => writer.acknowledged.length >= 20);
     const result = await act(writer);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const report = await writer.stop();
     // Reading the ledger back may meet a connection the proxy drops while an old primary rejoins: retry it.
     const lost = await waitFor(`ledger ${table} read back through -rw`, () => missingIds(this.rw(), report.acknowledged, table).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 250 });
@@ -193,7 +195,7 @@ export class HaCluster {
       const labels = await Promise.all((c.status?.instanceNames ?? []).map(async (i) => `${i}=${(await this.roleLabel(i).catch(() => '?')) ?? 'none'}`));
       parts.push(`role labels ${labels.join(' ')}`);
     } catch (err) {
-      parts.push(`(state unreadable: ${(err as Error).message})`);
+      parts.push(`(state unreadable: ${errorText(err)})`);
     }
     return parts.join('; ');
   }
@@ -213,7 +215,7 @@ export class HaCluster {
           try {
             result[instance] = await missingIds(this.podConfig(instance, 5000), acknowledged, table);
           } catch (err) {
-            result[instance] = `unreadable: ${(err as Error).message}`;
+            result[instance] = `unreadable: ${errorText(err)}`;
           }
           const r = result[instance];
           if ((Array.isArray(r) && r.length === 0) || Date.now() >= deadline) return;
@@ -384,8 +386,6 @@ export class HaCluster {
     return true;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Longest interval between `from` and consecutive times of `times` (ascending) up to `to`; undefined without any. */
 function longestGap(times: number[], from: number, to: number): number | undefined {
@@ -649,7 +649,7 @@ export const FAULTS: Record<FaultKind, FaultSpec> = {
           .then(() => operator.restart())
           .then(
             () => void (readyAt = Date.now()),
-            (err: Error) => void (failed = `the new operator did not start: ${err.message}`),
+            (err: unknown) => void (failed = `the new operator did not start: ${errorText(err)}`),
           );
       });
       if (!(await cluster.kubelet.killContainer(cluster.namespace, pod))) throw new Error(`operator-kill-after-claim: no container runs in ${pod}`);

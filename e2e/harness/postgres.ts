@@ -1,10 +1,12 @@
 // PostgreSQL clients for e2e tests and benchmarks: connections through a Service of the process
 // kubelet's proxy, and a ledger writer that records every acknowledged write, so a test can
 // prove that none was lost across a failover and measure how long writes were refused.
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { kubeConfig } from './env.js';
 import type { ProcessKubelet } from '../kubelet/index.js';
+import { errorText } from '../../src/util/error-text.js';
 
 export interface Credentials {
   user: string;
@@ -136,7 +138,7 @@ export class LedgerWriter {
         await client?.end().catch(() => {});
         client = undefined;
         // The id is retried: an INSERT that failed may or may not have committed (ON CONFLICT makes the retry safe).
-        await new Promise((r) => setTimeout(r, 25));
+        await sleep(25);
       }
     }
     await client?.end().catch(() => {});
@@ -235,7 +237,7 @@ export class OldPrimaryProbe {
 
   private note(err: unknown): void {
     // Addresses and pids vary; the kind of failure is what matters.
-    const msg = ((err as Error).message ?? String(err)).replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, '<addr>').slice(0, 160);
+    const msg = errorText(err).replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, '<addr>').slice(0, 160);
     this.errors[msg] = (this.errors[msg] ?? 0) + 1;
   }
 
@@ -267,7 +269,7 @@ export class OldPrimaryProbe {
         if (client) abandon(client);
         client = undefined;
       }
-      await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - started))));
+      await sleep(Math.max(0, intervalMs - (Date.now() - started)));
     }
     if (client) abandon(client);
   }

@@ -3,6 +3,7 @@
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parseJson } from '../../src/util/json.js';
 
 export class ApiError extends Error {
   constructor(
@@ -49,7 +50,7 @@ export class KubeApi {
           const code = res.statusCode ?? 0;
           if (code < 200 || code >= 300) return reject(new ApiError(method, path, code, text));
           try {
-            resolve((text ? JSON.parse(text) : {}) as T);
+            resolve(text ? parseJson<T>(text, `${method} ${path}`) : ({} as T));
           } catch (err) {
             reject(err);
           }

@@ -16,6 +16,7 @@ import { PodWorker } from './pod-worker.js';
 import { Provisioner } from './provisioner.js';
 import { Cgroups, signal } from './sandbox.js';
 import { ServiceProxy, type ServiceAddress } from './service-proxy.js';
+import { errorText } from '../../src/util/error-text.js';
 
 export interface ProcessKubeletOptions {
   kubeconfigPath: string;
@@ -226,7 +227,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
         lastTimestamp: t,
         count: 1,
       })
-      .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'event not recorded'));
+      .catch((err: unknown) => log.debug({ err: errorText(err) }, 'event not recorded'));
   };
 
   const deps = {
@@ -246,7 +247,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
   let stopping = false;
   const finish = async (w: PodWorker, deleted: boolean) => {
     await w.terminate();
-    if (deleted) await w.finalizeDeletion().catch((err: unknown) => log.warn({ pod: w.key, err: (err as Error).message }, 'pod deletion failed'));
+    if (deleted) await w.finalizeDeletion().catch((err: unknown) => log.warn({ pod: w.key, err: errorText(err) }, 'pod deletion failed'));
     workers.delete(w.uid);
     usedIps.delete(w.ip);
     proxy.kick();

@@ -1,9 +1,11 @@
 // The Node object of the process kubelet: created Ready (the node lifecycle controller then
 // lifts its node.kubernetes.io/not-ready taint), kept alive by a Lease in kube-node-lease
 // renewed every 10 s and a status heartbeat every 10 s.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../src/runtime/logger.js';
 import { microTime } from '../../src/runtime/time.js';
 import { isStatus, type KubeApi } from './api.js';
+import { errorText } from '../../src/util/error-text.js';
 
 export const NODE_CAPACITY = { cpu: '16', memory: '64Gi', pods: '110', 'ephemeral-storage': '500Gi' };
 
@@ -62,7 +64,7 @@ export class NodeAgent {
       if (!isStatus(err, 409)) throw err;
     }
     await this.heartbeat();
-    this.timer = setInterval(() => void this.heartbeat().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'node heartbeat failed')), 10_000);
+    this.timer = setInterval(() => void this.heartbeat().catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'node heartbeat failed')), 10_000);
   }
 
   /** Until the node lifecycle controller has removed the not-ready taint, nothing schedules here. */
@@ -73,7 +75,7 @@ export class NodeAgent {
       const taints = node.spec?.taints ?? [];
       if (!taints.some((t) => t.key === 'node.kubernetes.io/not-ready' || t.key === 'node.kubernetes.io/unreachable')) return;
       if (Date.now() > deadline) throw new Error(`node ${this.name} still tainted after ${timeoutMs} ms: ${JSON.stringify(taints)}`);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   }
 

@@ -3,6 +3,7 @@
 // status written to the apiserver, graceful termination. preStop/postStart hooks are not run.
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Container, V1ContainerState, V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import type { Logger } from '../../src/runtime/logger.js';
 import { isStatus, type KubeApi } from './api.js';
@@ -11,6 +12,7 @@ import { ImagePullError, resolveImage } from './images.js';
 import { ProbeLoop, type ProbeTarget } from './probes.js';
 import { launchProcess, signal, writeIdentityFiles, type Cgroups, type Mount, type ProcessUser, type SandboxProcess } from './sandbox.js';
 import { PodVolumes, VolumeNotReady, type VolumeSources } from './volumes.js';
+import { errorText } from '../../src/util/error-text.js';
 
 export interface WorkerDeps {
   api: KubeApi;
@@ -29,7 +31,6 @@ export interface WorkerDeps {
 }
 
 const now = () => new Date().toISOString();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MAX_BACKOFF_MS = 30_000;
 
 class ContainerRuntime {
@@ -100,7 +101,7 @@ export class PodWorker {
     const logs = join(this.podDir, 'logs');
     this.inits = (pod.spec!.initContainers ?? []).map((c) => new ContainerRuntime(c, true, join(logs, `${c.name}.log`)));
     this.containers = pod.spec!.containers.map((c) => new ContainerRuntime(c, false, join(logs, `${c.name}.log`)));
-    this.done = this.run().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'pod worker failed'));
+    this.done = this.run().catch((err: unknown) => this.log.error({ err: errorText(err) }, 'pod worker failed'));
   }
 
   private get log(): Logger {
@@ -156,7 +157,7 @@ export class PodWorker {
         await this.volumes.setup();
         break;
       } catch (err) {
-        const msg = (err as Error).message;
+        const msg = errorText(err);
         if (!(err instanceof VolumeNotReady)) this.log.warn({ err: msg }, 'volume setup failed');
         if (msg !== lastMsg) this.d.event(this.pod, 'Warning', 'FailedMount', msg);
         lastMsg = msg;
@@ -184,7 +185,7 @@ export class PodWorker {
       await this.volumes?.refresh();
       await this.writeHosts();
     } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'volume refresh failed');
+      this.log.debug({ err: errorText(err) }, 'volume refresh failed');
     }
   }
 
@@ -251,7 +252,7 @@ export class PodWorker {
       });
     } catch (err) {
       const reason = err instanceof ImagePullError ? 'ErrImagePull' : err instanceof ContainerConfigError ? 'CreateContainerConfigError' : 'CreateContainerError';
-      const message = (err as Error).message;
+      const message = errorText(err);
       if (c.state.waiting?.message !== message) this.d.event(this.pod, 'Warning', reason === 'ErrImagePull' ? 'Failed' : reason, message);
       c.state = { waiting: { reason, message } };
       this.scheduleStatus();
@@ -541,9 +542,9 @@ export class PodWorker {
           this.d.statusWritten(this.pod);
         } catch (err) {
           // A recreated pod of the same name has another uid: the patch's uid then fails validation.
-          if (isStatus(err, 404) || isStatus(err, 409) || (isStatus(err, 422) && /uid/i.test((err as Error).message))) this.gone = true;
+          if (isStatus(err, 404) || isStatus(err, 409) || (isStatus(err, 422) && /uid/i.test(errorText(err)))) this.gone = true;
           else {
-            this.log.warn({ err: (err as Error).message }, 'pod status write failed; retrying');
+            this.log.warn({ err: errorText(err) }, 'pod status write failed; retrying');
             this.dirty = true;
             await sleep(500);
           }

@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { V1Container, V1Probe } from '@kubernetes/client-node';
+import { errorText } from '../../src/util/error-text.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -83,7 +84,7 @@ export async function probeOnce(probe: V1Probe, t: ProbeTarget): Promise<ProbeRe
     }
     return { ok: false, message: 'probe type not supported by the process kubelet (grpc?)' };
   } catch (err) {
-    return { ok: false, message: (err as Error).message };
+    return { ok: false, message: errorText(err) };
   }
 }
 

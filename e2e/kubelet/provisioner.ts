@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { Logger } from '../../src/runtime/logger.js';
 import { isStatus, type KubeApi } from './api.js';
+import { errorText } from '../../src/util/error-text.js';
 
 export const PROVISIONED_BY = 'pgpilot.io/process-kubelet';
 
@@ -45,7 +46,7 @@ export class Provisioner {
         try {
           await this.pass();
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, 'provisioner pass failed');
+          this.log.warn({ err: errorText(err) }, 'provisioner pass failed');
         }
       } while (this.again);
       this.busy = false;

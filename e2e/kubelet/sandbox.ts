@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Mount {
   hostPath: string;
@@ -197,7 +198,7 @@ export class Cgroups {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return;
         if (code === 'EBUSY' && (await this.pids(dir)).length) await this.kill(dir);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     }
   }

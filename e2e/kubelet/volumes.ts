@@ -12,6 +12,7 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, rename, rm, stat, writeF
 import { dirname, join } from 'node:path';
 import type { V1ConfigMap, V1KeyToPath, V1Pod, V1Secret, V1Volume, V1VolumeProjection } from '@kubernetes/client-node';
 import type { KubeApi } from './api.js';
+import { errorText } from '../../src/util/error-text.js';
 
 /** A volume that cannot be set up yet (missing ConfigMap, unbound claim...): the pod waits. */
 export class VolumeNotReady extends Error {}
@@ -94,7 +95,7 @@ export class PodVolumes {
     const pvc = await this.api.get<{ spec?: { volumeName?: string }; status?: { phase?: string } }>(
       `/api/v1/namespaces/${this.ns}/persistentvolumeclaims/${claimName}`,
     ).catch((err: unknown) => {
-      throw new VolumeNotReady(`persistentvolumeclaim ${claimName}: ${(err as Error).message}`);
+      throw new VolumeNotReady(`persistentvolumeclaim ${claimName}: ${errorText(err)}`);
     });
     if (pvc.status?.phase !== 'Bound' || !pvc.spec?.volumeName) throw new VolumeNotReady(`persistentvolumeclaim ${claimName} is not bound yet`);
     const pv = await this.api.get<{ spec?: { hostPath?: { path: string }; local?: { path: string } } }>(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`);

@@ -1,15 +1,14 @@
 // BackupKube on a real API server (client-node), with the permissions of the cluster's
 // ServiceAccount (src/builders/rbac.ts): get the cluster, list pods, PostgreSQLBackups and their
 // status, events.
-import { ApiException, PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type CoreV1Api, type CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { API_GROUP, API_VERSION, BACKUP_PLURAL, CLUSTER_PLURAL, FIELD_MANAGER } from '../api/constants.js';
 import { podSelector, selectorString } from '../api/labels.js';
+import { apiStatus, ignoreNotFound } from '../runtime/api-status.js';
 import type { EventRecorder, EventTarget, EventType } from '../runtime/events.js';
 import type { BackupKube, BackupStatusPatch } from './backup-run.js';
-
-const isCode = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
 
 export class ApiBackupKube implements BackupKube {
   constructor(
@@ -24,12 +23,8 @@ export class ApiBackupKube implements BackupKube {
   }
 
   async getCluster(name: string): Promise<PostgreSQLCluster | null> {
-    try {
-      return (await this.custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: this.namespace, plural: CLUSTER_PLURAL, name })) as PostgreSQLCluster;
-    } catch (err) {
-      if (isCode(err, 404)) return null;
-      throw err;
-    }
+    const cluster = await ignoreNotFound(this.custom.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: this.namespace, plural: CLUSTER_PLURAL, name }));
+    return (cluster as PostgreSQLCluster | undefined) ?? null;
   }
 
   async listInstancePods(cluster: string): Promise<V1Pod[]> {
@@ -41,19 +36,15 @@ export class ApiBackupKube implements BackupKube {
   }
 
   async getBackup(name: string): Promise<PostgreSQLBackup | null> {
-    try {
-      return (await this.custom.getNamespacedCustomObject(this.backupRef(name))) as PostgreSQLBackup;
-    } catch (err) {
-      if (isCode(err, 404)) return null;
-      throw err;
-    }
+    const backup = await ignoreNotFound(this.custom.getNamespacedCustomObject(this.backupRef(name)));
+    return (backup as PostgreSQLBackup | undefined) ?? null;
   }
 
   async createBackup(body: PostgreSQLBackup): Promise<PostgreSQLBackup | null> {
     try {
       return (await this.custom.createNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: this.namespace, plural: BACKUP_PLURAL, body, fieldManager: FIELD_MANAGER })) as PostgreSQLBackup;
     } catch (err) {
-      if (isCode(err, 409)) return null;
+      if (apiStatus(err) === 409) return null;
       throw err;
     }
   }
@@ -69,11 +60,10 @@ export class ApiBackupKube implements BackupKube {
 
   async deleteBackup(name: string, uid: string | undefined): Promise<void> {
     try {
-      await this.custom.deleteNamespacedCustomObject({ ...this.backupRef(name), propagationPolicy: 'Background', ...(uid ? { body: { preconditions: { uid } } } : {}) });
+      await ignoreNotFound(this.custom.deleteNamespacedCustomObject({ ...this.backupRef(name), propagationPolicy: 'Background', ...(uid ? { body: { preconditions: { uid } } } : {}) }));
     } catch (err) {
-      if (isCode(err, 404)) return;
       // 409: the uid precondition failed, a new resource of that name: not ours to delete.
-      if (isCode(err, 409)) return;
+      if (apiStatus(err) === 409) return;
       throw err;
     }
   }

@@ -9,13 +9,13 @@
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { BackupDestination, BackupStatus, PostgreSQLBackup } from '../api/backup.js';
 import { DEFAULTS, type BackupTarget, type PostgreSQLCluster, type S3Credentials, type S3Target } from '../api/cluster.js';
-import { ANNOTATIONS, API_GROUP_VERSION, BACKUP_KIND, CLUSTER_KIND, LABELS, POSTGRES_PORT, ROLE_PRIMARY, ROLE_REPLICA } from '../api/constants.js';
+import { ANNOTATIONS, API_GROUP_VERSION, BACKUP_KIND, LABELS, POSTGRES_PORT, ROLE_PRIMARY, ROLE_REPLICA } from '../api/constants.js';
 import { clusterLabels } from '../api/labels.js';
 import { names } from '../api/names.js';
 import { readCredentials as readCredentialsFromFiles, type Credentials } from '../postgres/files.js';
 import { withClient, type Endpoint } from '../postgres/sql.js';
 import { apiErrorMessage } from '../runtime/apply.js';
-import type { EventTarget, EventType } from '../runtime/events.js';
+import { backupEventTarget, clusterEventTarget, type EventTarget, type EventType } from '../runtime/events.js';
 import type { Logger } from '../runtime/logger.js';
 import type { BackupManifest } from '../backup/archive-layout.js';
 import { takeBaseBackup as takeBaseBackupImpl, type BaseBackupOptions } from '../backup/base-backup.js';
@@ -23,6 +23,7 @@ import { listBackups, listWal } from '../backup/catalog.js';
 import type { ObjectStore } from '../backup/object-store.js';
 import { applyRetention, describeRetention, planRetention, type RetentionPolicy, type RetentionResult } from '../backup/retention.js';
 import type { ArchiveLocation } from '../backup/store-config.js';
+import { errorText } from '../util/error-text.js';
 
 /** Status fields are written by merge patch: null removes a field. */
 export type BackupStatusPatch = { [K in keyof BackupStatus]?: BackupStatus[K] | null };
@@ -358,7 +359,7 @@ export function expiredMessage(policy: string, removed: RetentionResult, resourc
  * hint for the usual causes (wrong password, PostgreSQL unreachable).
  */
 export function describeBackupFailure(err: unknown, ctx: { instance: InstancePod; endpoint: Endpoint; fromReplica: boolean; replicationUser: string; superuser: string }): string {
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorText(err);
   const where = `base backup of instance ${ctx.instance.instance} (${ctx.fromReplica ? 'replica' : 'primary'}, ${ctx.endpoint.host}:${ctx.endpoint.port})`;
   let hint = '';
   const auth = /password authentication failed for user "([^"]+)"/.exec(msg);
@@ -386,10 +387,6 @@ export class Throttle {
 
 // ---------------------------------------------------------------------------------------------
 // The run
-
-const clusterEventTarget = (c: PostgreSQLCluster): EventTarget => ({ apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: c.metadata });
-const backupEventTarget = (b: PostgreSQLBackup): EventTarget => ({ apiVersion: API_GROUP_VERSION, kind: BACKUP_KIND, metadata: b.metadata });
-const errorText = (err: unknown) => apiErrorMessage(err);
 
 /** The PostgreSQLBackup of this run: the named one, or the scheduled one (created when absent). */
 async function backupResource(deps: BackupRunDeps): Promise<PostgreSQLBackup> {
@@ -426,7 +423,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   try {
     backup = await backupResource(deps);
   } catch (err) {
-    const error = errorText(err);
+    const error = apiErrorMessage(err);
     const invalid = err instanceof BackupArgumentError;
     log.error({ err: error }, invalid ? 'invalid arguments' : 'cannot get the PostgreSQLBackup');
     return { outcome: invalid ? 'invalid' : 'failed', exitCode: invalid ? 2 : 1, backupName: s.backupName ?? s.job, error };
@@ -453,13 +450,13 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
       choice = chooseInstance(pods, cluster.status?.currentPrimary, backupTargetOf(backup, cluster));
     }
   } catch (err) {
-    choice = { ok: false, error: `cannot read PostgreSQLCluster ${s.cluster} and its pods: ${errorText(err)}` };
+    choice = { ok: false, error: `cannot read PostgreSQLCluster ${s.cluster} and its pods: ${apiErrorMessage(err)}` };
   }
   if (s.job) {
     try {
       podSpec = (await kube.listJobPods(s.job))[0]?.spec;
     } catch (err) {
-      log.warn({ err: errorText(err) }, 'cannot read the pods of this Job: the store credentials in status.destination are taken from the cluster spec');
+      log.warn({ err: apiErrorMessage(err) }, 'cannot read the pods of this Job: the store credentials in status.destination are taken from the cluster spec');
     }
   }
   const destination = backupDestination(s.location, s.cluster, cluster?.spec, podSpec);
@@ -476,7 +473,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
     try {
       await kube.patchBackupStatus(name, failedStatus(message, now(), secondsBetween(t0, performance.now()), progressBytes));
     } catch (err) {
-      log.error({ err: errorText(err) }, 'cannot record the failure in the PostgreSQLBackup status');
+      log.error({ err: apiErrorMessage(err) }, 'cannot record the failure in the PostgreSQLBackup status');
     }
     await events('Warning', 'BackupFailed', `Base backup ${name} failed: ${message}`);
     return { outcome: 'failed', exitCode: 1, backupName: name, error: message };
@@ -495,7 +492,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
       }),
     );
   } catch (err) {
-    return fail(`cannot mark PostgreSQLBackup ${name} running: ${errorText(err)}`);
+    return fail(`cannot mark PostgreSQLBackup ${name} running: ${apiErrorMessage(err)}`);
   }
   log.info({ attempt: (backup.status?.attempts ?? 0) + 1, destination: `${store.location}/${s.location.path}` }, 'backup attempt started');
   if (!choice.ok) return fail(choice.error);
@@ -531,7 +528,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
     log.info({ progressBytes: bytes, progress: formatBytes(bytes), mibPerSecond: Number((bytes / 2 ** 20 / Math.max(seconds, 0.001)).toFixed(1)) }, 'backup progress');
     progressWrite = kube
       .patchBackupStatus(name, { progressBytes: bytes })
-      .catch((err: unknown) => log.warn({ err: errorText(err) }, 'cannot write progressBytes'))
+      .catch((err: unknown) => log.warn({ err: apiErrorMessage(err) }, 'cannot write progressBytes'))
       .finally(() => (progressWrite = undefined));
   };
   const take = deps.takeBaseBackup ?? takeBaseBackupImpl;
@@ -576,7 +573,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
     await kube.patchBackupStatus(name, completedStatus(manifest, seconds));
   } catch (err) {
     // The backup is in the store, complete; only its record is missing. A retry takes another one.
-    return fail(`base backup ${manifest.id} is complete in ${store.location}/${s.location.path}, but PostgreSQLBackup ${name} could not be marked completed: ${errorText(err)}`);
+    return fail(`base backup ${manifest.id} is complete in ${store.location}/${s.location.path}, but PostgreSQLBackup ${name} could not be marked completed: ${apiErrorMessage(err)}`);
   }
   log.info({ backupId: manifest.id, seconds, dataBytes: manifest.dataBytes, storedBytes: manifest.storedBytes, fromReplica: manifest.fromReplica }, 'backup completed');
   await events('Normal', 'BackupCompleted', completedMessage(manifest, seconds));
@@ -622,7 +619,7 @@ async function applyBackupRetention(deps: BackupRunDeps, cluster: PostgreSQLClus
       log.info({ policy, kept: plan.keep.length }, 'retention: nothing to remove');
     }
   } catch (err) {
-    report.error = errorText(err);
+    report.error = apiErrorMessage(err);
     log.error({ err: report.error, policy, ...report.removed, resources: report.resources }, 'retention failed (the backup itself completed)');
     await event('Warning', 'BackupRetentionFailed', `Retention ${policy} of ${store.location}/${s.location.path} failed (the backup completed): ${report.error}`);
   }

@@ -2,6 +2,8 @@
 // incomplete ones (a folder without it: running, failed, or half-deleted), archived WAL files,
 // and the window a point-in-time recovery can reach.
 import { formatLsn } from '../postgres/lsn.js';
+import { errorText } from '../util/error-text.js';
+import { parseJson } from '../util/json.js';
 import { archiveKeys, walFileOfKey, type BackupManifest } from './archive-layout.js';
 import type { ObjectStore } from './object-store.js';
 import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, parseWalName } from '../postgres/wal-names.js';
@@ -51,12 +53,7 @@ const SHA = /^[0-9a-f]{64}$/;
 
 /** Parses and checks a backup.json; the error names the key and the first bad field. */
 export function parseManifest(text: string, key: string): BackupManifest {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${key}: not valid JSON (${(err as Error).message})`);
-  }
+  const raw = parseJson(text, key);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${key}: not a JSON object`);
   const m = raw as Record<string, unknown>;
   const bad = (field: string, what: string): never => {
@@ -120,7 +117,7 @@ export async function listBackups(store: ObjectStore, path: string): Promise<Bac
     try {
       backups.push(parseManifest((await store.getBuffer(manifestKey)).toString('utf8'), manifestKey));
     } catch (err) {
-      incomplete.push({ id, ...f, reason: `unreadable backup.json: ${(err as Error).message}` });
+      incomplete.push({ id, ...f, reason: `unreadable backup.json: ${errorText(err)}` });
     }
   }
   return { backups: sortBackups(backups), incomplete };

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { errorText } from '../util/error-text.js';
+import { parseJson } from '../util/json.js';
 import { ObjectNotFound, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './object-store.js';
 
 const META_SUFFIX = '.meta.json';
@@ -108,9 +110,9 @@ export class FileStore implements ObjectStore {
     }
     let metadata: Record<string, string> = {};
     try {
-      metadata = JSON.parse(await readFile(file + META_SUFFIX, 'utf8')) as Record<string, string>;
+      metadata = parseJson<Record<string, string>>(await readFile(file + META_SUFFIX, 'utf8'), file + META_SUFFIX);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.location}: unreadable metadata of ${key}: ${String(err)}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.location}: unreadable metadata of ${key}: ${errorText(err)}`);
     }
     return { size: st.size, lastModified: st.mtime, metadata };
   }

@@ -4,6 +4,7 @@ import type { ObjectStore } from './object-store.js';
 import { S3Store } from './s3-store.js';
 import type { ArchiveLocation, S3StoreConfig, VolumeStoreConfig } from './store-config.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { parseJson } from '../util/json.js';
 
 /** An S3Store or FileStore; S3 credentials are read from the variables the config names. */
 export function openStore(cfg: S3StoreConfig | VolumeStoreConfig, env: NodeJS.ProcessEnv = process.env): ObjectStore {
@@ -76,12 +77,7 @@ function parseS3(f: Fields, s: Json): S3StoreConfig {
 
 /** Parses and validates an ArchiveLocation; `source` names where the text came from. */
 export function parseLocation(text: string, source: string): ArchiveLocation {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${source}: not valid JSON (${(err as Error).message})`);
-  }
+  const raw = parseJson(text, source);
   const f = new Fields(source);
   const o = f.obj(raw, '(root)');
   const s = f.obj(o.store, 'store');

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from '../runtime/logger.js';
 import { setAutoConfParameter } from '../postgres/conninfo.js';
+import { errorText } from '../util/error-text.js';
 import { removeFile } from '../postgres/files.js';
 import { archiveKeys, type BackupManifest } from './archive-layout.js';
 import { HashTap } from './hash-tap.js';
@@ -144,7 +145,7 @@ async function extract(o: RestoreOptions, key: string) {
     gunzip.destroy();
     tar.kill('SIGKILL');
     await Promise.allSettled([extracting, tarExit]);
-    throw new Error(`cannot download base backup object ${key} from ${o.store.location}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot download base backup object ${key} from ${o.store.location}: ${errorText(err)}`, { cause: err });
   }
   await extracting;
   const exit = await tarExit;

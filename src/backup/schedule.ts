@@ -7,6 +7,7 @@
 // syntax Kubernetes accepts is checked here and then handed to node-cron in a form it reads the
 // same way (N/step → N-max/step), which validates the values and computes the next run.
 import cron from 'node-cron';
+import { errorText } from '../util/error-text.js';
 
 /** Kubernetes CronJobs take five fields or these macros; node-cron wants fields only. */
 export const CRON_MACROS: Record<string, string> = {
@@ -72,7 +73,7 @@ export function scheduleProblem(schedule: string): string | null {
     const v = cron.validateDetailed(fields);
     return v.valid ? null : `"${schedule}" is not a valid cron schedule: ${v.errors.map((e) => e.message).join('; ')}`;
   } catch (err) {
-    return `"${schedule}" is not a valid cron schedule: ${(err as Error).message}`;
+    return `"${schedule}" is not a valid cron schedule: ${errorText(err)}`;
   }
 }
 

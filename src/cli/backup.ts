@@ -31,6 +31,7 @@ import { EventRecorder } from '../runtime/events.js';
 import { loadKubeConfig, makeClients } from '../runtime/kube.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { errorText } from '../util/error-text.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -96,7 +97,7 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
   try {
     retention = parseRetention(optional(env, POD_ENV.backupRetention) ?? DEFAULTS.retentionDays);
   } catch (err) {
-    throw new EnvError(POD_ENV.backupRetention, `is not valid: ${(err as Error).message}`);
+    throw new EnvError(POD_ENV.backupRetention, `is not valid: ${errorText(err)}`);
   }
 
   required(env, POD_ENV.backupLocation);
@@ -105,7 +106,7 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
     location = readLocationFromEnv(POD_ENV.backupLocation, env);
   } catch (err) {
     // Its messages name the variable already.
-    throw new EnvError(POD_ENV.backupLocation, `is not valid: ${(err as Error).message.replace(/^environment variable \S+:? ?/, '')}`);
+    throw new EnvError(POD_ENV.backupLocation, `is not valid: ${errorText(err).replace(/^environment variable \S+:? ?/, '')}`);
   }
   if (location.store.kind === 's3') {
     for (const v of [location.store.accessKeyIdEnv, location.store.secretAccessKeyEnv]) {
@@ -141,7 +142,7 @@ export async function runBackupCommand(opts: BackupCommandOptions, env: Env = pr
   try {
     settings = readBackupSettings(opts, env);
   } catch (err) {
-    usageError((err as Error).message);
+    usageError(errorText(err));
     return EXIT_USAGE;
   }
   // runBackup binds cluster and namespace to its own lines.
@@ -151,13 +152,13 @@ export async function runBackupCommand(opts: BackupCommandOptions, env: Env = pr
   try {
     pgBin = await resolvePgBin(settings.pgBin);
   } catch (err) {
-    log.error({ cluster: settings.cluster, variable: POD_ENV.pgBin }, (err as Error).message);
+    log.error({ cluster: settings.cluster, variable: POD_ENV.pgBin }, errorText(err));
     return EXIT_USAGE;
   }
   try {
     store = openStore(settings.location.store, env);
   } catch (err) {
-    log.error({ cluster: settings.cluster, variable: POD_ENV.backupLocation }, `cannot open the store of ${POD_ENV.backupLocation}: ${(err as Error).message}`);
+    log.error({ cluster: settings.cluster, variable: POD_ENV.backupLocation }, `cannot open the store of ${POD_ENV.backupLocation}: ${errorText(err)}`);
     return EXIT_USAGE;
   }
 
@@ -170,7 +171,7 @@ export async function runBackupCommand(opts: BackupCommandOptions, env: Env = pr
       log.info({ cluster: settings.cluster, namespace: settings.namespace, ...r }, 'archive deleted');
       return EXIT_OK;
     } catch (err) {
-      log.error({ cluster: settings.cluster, err: (err as Error).message }, 'could not delete the archive');
+      log.error({ cluster: settings.cluster, err: errorText(err) }, 'could not delete the archive');
       return EXIT_FAILED;
     } finally {
       (store as { destroy?: () => void }).destroy?.();

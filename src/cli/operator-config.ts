@@ -5,6 +5,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { S3TargetSchema, type S3Target } from '../api/cluster.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
+import { errorText } from '../util/error-text.js';
 
 export interface OperatorSettings {
   kubeconfig?: string;
@@ -65,7 +66,7 @@ export function parseBackupStore(json: string): S3Target {
   try {
     value = JSON.parse(json);
   } catch (e) {
-    throw new InvalidArgumentError(`must be a JSON object with the fields of spec.backup.s3: ${(e as Error).message}`);
+    throw new InvalidArgumentError(`must be a JSON object with the fields of spec.backup.s3: ${errorText(e)}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError('must be a JSON object with the fields of spec.backup.s3');
   const unknown = unknownFields(S3TargetSchema, value, '');

@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { archiveCommand, restoreCommand, SPOOL_DIRS } from './handoff.js';
 
@@ -25,7 +26,6 @@ function runAsPostgres(command: string, vars: { f: string; p?: string }, cwd: st
 }
 
 const SEG = '000000010000000000000003';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(file: string, ms = 5000): Promise<void> {
   const until = Date.now() + ms;

@@ -1,6 +1,8 @@
 // Server-side apply with the operator's single field manager, only when something differs.
 import { ApiException, PatchStrategy, type KubernetesObject, type KubernetesObjectApi } from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../api/constants.js';
+import { errorText } from '../util/error-text.js';
+import { apiStatus, ignoreNotFound } from './api-status.js';
 import { needsApply } from './compare.js';
 
 export type ApplyOutcome = 'unchanged' | 'applied';
@@ -17,19 +19,14 @@ export async function createIfMissing(objects: KubernetesObjectApi, desired: Kub
     await objects.create(desired, undefined, undefined, FIELD_MANAGER);
     return 'created';
   } catch (err) {
-    if (err instanceof ApiException && err.code === 409) return 'exists';
+    if (apiStatus(err) === 409) return 'exists';
     throw err;
   }
 }
 
 /** Delete, treating "already gone" as success. */
 export async function deleteIfExists(objects: KubernetesObjectApi, obj: KubernetesObject, propagationPolicy = 'Background'): Promise<void> {
-  try {
-    await objects.delete(obj, undefined, undefined, undefined, undefined, propagationPolicy);
-  } catch (err) {
-    if (err instanceof ApiException && err.code === 404) return;
-    throw err;
-  }
+  await ignoreNotFound(objects.delete(obj, undefined, undefined, undefined, undefined, propagationPolicy));
 }
 
 /** A readable message from an ApiException (whose body is a JSON string) or any error. */
@@ -43,5 +40,5 @@ export function apiErrorMessage(err: unknown): string {
     }
     return `HTTP ${err.code}: ${String(err.body).slice(0, 300)}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorText(err);
 }

@@ -1,6 +1,10 @@
 // Kubernetes Events on the objects the operator manages, for the transitions a person cares
 // about. Repeats of the same event within a window are dropped so a failing cluster can't flood.
 import type { CoreV1Api } from '@kubernetes/client-node';
+import type { PostgreSQLBackup } from '../api/backup.js';
+import type { PostgreSQLCluster } from '../api/cluster.js';
+import { API_GROUP_VERSION, BACKUP_KIND, CLUSTER_KIND } from '../api/constants.js';
+import { errorText } from '../util/error-text.js';
 import type { Logger } from './logger.js';
 
 export interface EventTarget {
@@ -10,6 +14,16 @@ export interface EventTarget {
 }
 
 export type EventType = 'Normal' | 'Warning';
+
+/** The target of an Event about a PostgreSQLCluster. */
+export function clusterEventTarget(cluster: PostgreSQLCluster): EventTarget {
+  return { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
+}
+
+/** The target of an Event about a PostgreSQLBackup. */
+export function backupEventTarget(backup: PostgreSQLBackup): EventTarget {
+  return { apiVersion: API_GROUP_VERSION, kind: BACKUP_KIND, metadata: backup.metadata };
+}
 
 export class EventRecorder {
   private readonly recent = new Map<string, number>();
@@ -51,7 +65,7 @@ export class EventRecorder {
       });
     } catch (err) {
       // An event that cannot be written must never fail a reconcile.
-      this.log.warn({ err: (err as Error).message, reason }, 'could not record event');
+      this.log.warn({ err: errorText(err), reason }, 'could not record event');
     }
   }
 

@@ -2,6 +2,7 @@
 // /metrics (Prometheus text) on one port.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { errorText } from '../util/error-text.js';
 
 export interface ProbeServerOptions {
   port: number;
@@ -22,7 +23,7 @@ export async function startProbeServer(opts: ProbeServerOptions): Promise<Server
       opts.registry
         .metrics()
         .then((text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text))
-        .catch((err: Error) => res.writeHead(500).end(err.message));
+        .catch((err: unknown) => res.writeHead(500).end(errorText(err)));
     } else {
       res.writeHead(404).end();
     }

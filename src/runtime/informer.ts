@@ -3,6 +3,7 @@
 // can leave it silently stale. This wrapper restarts it with exponential
 // backoff (never a tight loop against the apiserver) and re-lists periodically.
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { errorText } from '../util/error-text.js';
 import type { Logger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
 import { getJson } from './raw-request.js';
@@ -117,7 +118,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);
     this.opts.metrics?.informerRestarts.inc({ resource: this.opts.type.plural });
-    this.opts.log.warn({ informer: this.name, err: errorMessage(err), retryInMs: delay }, 'informer stopped on an error; restarting');
+    this.opts.log.warn({ informer: this.name, err: errorText(err), retryInMs: delay }, 'informer stopped on an error; restarting');
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       // start() resumes the watch from the last resourceVersion; a 410 makes it re-list.
@@ -170,11 +171,6 @@ class TrimmingWatch extends Watch {
     // ERROR events carry a Status, not an object of this kind: pass those through untouched.
     return super.watch(path, query, (phase, obj, raw) => callback(phase, phase !== 'ERROR' && obj && typeof obj === 'object' ? this.trim(obj) : obj, raw), done);
   }
-}
-
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
 
 function isAbort(err: unknown): boolean {

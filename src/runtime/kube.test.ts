@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classifyRequest, KubeTimeoutError, makeClients, withTimeout } from './kube.js';
@@ -90,7 +91,7 @@ describe('Kubernetes API call timeouts', () => {
     expect((err as Error).message).toMatch(/^GET \/api\/v1\/namespaces\/ns\/pods: Kubernetes API call timed out after 300 ms$/);
     expect(ms).toBeLessThan(3_000);
     // A hung socket must not go back to a pool where the next call would hang on it.
-    for (let i = 0; i < 40 && s.closed() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 40 && s.closed() === 0; i++) await sleep(50);
     expect(s.closed()).toBe(1);
   });
 

@@ -4,6 +4,7 @@
  * test within a few seconds; bounds are generous and only say "before", never "exactly when".
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Socket } from 'node:net';
 import { KubeConfig, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -127,8 +128,6 @@ function lost(): { onLost: () => void; at: Promise<number> } {
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('LeaderElector', () => {
   it('refuses a renew deadline that is not shorter than the lease duration', () => {

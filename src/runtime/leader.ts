@@ -9,7 +9,9 @@
 // renewal call carries a timeout no longer than the time left. On shutdown the Lease is released
 // so a successor starts at once.
 import { performance } from 'node:perf_hooks';
-import { ApiException, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import type { CoordinationV1Api } from '@kubernetes/client-node';
+import { errorText } from '../util/error-text.js';
+import { ignoreNotFound } from './api-status.js';
 import { withTimeout } from './kube.js';
 import type { Logger } from './logger.js';
 import { microTime } from './time.js';
@@ -106,7 +108,7 @@ export class LeaderElector {
         try {
           outcome = await attempt;
         } catch (err) {
-          this.opts.log.warn({ err: (err as Error).message, lease: this.opts.name, leading: this.leading }, 'leader lease update failed');
+          this.opts.log.warn({ err: errorText(err), lease: this.opts.name, leading: this.leading }, 'leader lease update failed');
         } finally {
           this.inFlight = undefined;
         }
@@ -154,7 +156,7 @@ export class LeaderElector {
       lease.spec.leaseDurationSeconds = 1;
       await api.replaceNamespacedLease({ name, namespace, body: lease }, withTimeout(budget));
     } catch (err) {
-      this.opts.log.warn({ err: (err as Error).message }, 'could not release the leader lease');
+      this.opts.log.warn({ err: errorText(err) }, 'could not release the leader lease');
     }
   }
 
@@ -179,26 +181,21 @@ export class LeaderElector {
       return raceTimeout(fn(withTimeout(left)), left, `${what} lease ${namespace}/${name}`);
     };
     const stamp = microTime(new Date());
-    let lease: V1Lease;
-    try {
-      lease = await call('read', (o) => api.readNamespacedLease({ name, namespace }, o));
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) {
-        await call('create', (o) =>
-          api.createNamespacedLease(
-            {
-              namespace,
-              body: {
-                metadata: { name, namespace },
-                spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseDuration, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
-              },
+    const lease = await ignoreNotFound(call('read', (o) => api.readNamespacedLease({ name, namespace }, o)));
+    if (!lease) {
+      await call('create', (o) =>
+        api.createNamespacedLease(
+          {
+            namespace,
+            body: {
+              metadata: { name, namespace },
+              spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseDuration, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
             },
-            o,
-          ),
-        );
-        return 'held';
-      }
-      throw err;
+          },
+          o,
+        ),
+      );
+      return 'held';
     }
     const spec = lease.spec ?? {};
     // Expiry is judged by how long this replica has seen the Lease unchanged, not by the

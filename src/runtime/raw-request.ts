@@ -3,6 +3,7 @@
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parseJson } from '../util/json.js';
 
 /**
  * A list may carry every object of a kind, so it gets more than an ordinary call; 60 s is the
@@ -51,7 +52,7 @@ export async function getJson<T>(kc: KubeConfig, path: string, query: Record<str
         if (res.statusCode !== 200) reject(new KubeHttpError(res.statusCode ?? 0, body, path));
         else {
           try {
-            resolve(JSON.parse(body) as T);
+            resolve(parseJson<T>(body, `GET ${path}`));
           } catch (err) {
             reject(err);
           }

@@ -19,6 +19,8 @@ import {
 } from '../support/helm.js';
 import { parseBackupStore } from '../../src/cli/operator-config.js';
 import { S3TargetSchema } from '../../src/api/cluster.js';
+import { parseJson } from '../../src/util/json.js';
+import { jsonClone } from '../support/cluster-fixtures.js';
 import {
   BACKUP_STORE_GRANTS,
   CONTRACT_ENV,
@@ -543,7 +545,8 @@ describe('backup.defaultStore', () => {
 
   it('the values schema of the store has the fields, enums, patterns and bounds of the API\'s S3TargetSchema', () => {
     type JsonSchema = Record<string, any>;
-    const chartSchema = JSON.parse(readFileSync(path.join(chartDir, 'values.schema.json'), 'utf8')) as JsonSchema;
+    const schemaPath = path.join(chartDir, 'values.schema.json');
+    const chartSchema = parseJson<JsonSchema>(readFileSync(schemaPath, 'utf8'), schemaPath);
     const deref = (s: JsonSchema): JsonSchema => (s.$ref ? deref(chartSchema.definitions[String(s.$ref).split('/').pop()!]) : s);
     const KEYS = ['type', 'enum', 'pattern', 'minLength', 'maxLength'] as const;
     const compare = (api: JsonSchema, chart: JsonSchema, at: string) => {
@@ -559,7 +562,7 @@ describe('backup.defaultStore', () => {
       const required = chart.required ?? chart.then?.required;
       expect([...(required ?? [])].sort(), at).toEqual([...(api.required ?? [])].sort());
     };
-    compare(JSON.parse(JSON.stringify(S3TargetSchema)) as JsonSchema, chartSchema.properties.backup.properties.defaultStore, 'backup.defaultStore');
+    compare(jsonClone(S3TargetSchema) as JsonSchema, chartSchema.properties.backup.properties.defaultStore, 'backup.defaultStore');
   });
 });
 

@@ -4,6 +4,7 @@
 // endpointOf maps to the local servers' ports.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgreSQLBackup } from '../../src/api/backup.js';
@@ -20,6 +21,7 @@ import type { EventTarget, EventType } from '../../src/runtime/events.js';
 import { createLogger, type LogLevel } from '../../src/runtime/logger.js';
 import { startBackupRig, TestPostgres, type BackupRig } from './pg-fixture.js';
 import { ensureDir, PG_BIN } from './wal-postgres.js';
+import { jsonClone } from '../support/cluster-fixtures.js';
 
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const NS = 'test';
@@ -28,8 +30,6 @@ const PATH = `pgpilot/${NS}/${CLUSTER}`;
 const BUCKET = 'backup-run';
 const PRIMARY_IP = '10.0.0.1';
 const REPLICA_IP = '10.0.0.2';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 /** RFC 7386 JSON merge patch. */
 function mergePatch(target: unknown, patch: unknown): unknown {
@@ -62,33 +62,33 @@ class FakeKube implements BackupKube {
   private uid = 0;
 
   async getCluster(name: string) {
-    return this.cluster?.metadata.name === name ? clone(this.cluster) : null;
+    return this.cluster?.metadata.name === name ? jsonClone(this.cluster) : null;
   }
   async listInstancePods(cluster: string) {
-    return clone(this.pods.filter((p) => p.metadata?.labels?.[LABELS.cluster] === cluster));
+    return jsonClone(this.pods.filter((p) => p.metadata?.labels?.[LABELS.cluster] === cluster));
   }
   async listJobPods(job: string) {
-    return this.jobPodSpec ? [{ metadata: { name: `${job}-abcde`, labels: { 'job-name': job } }, spec: clone(this.jobPodSpec) }] : [];
+    return this.jobPodSpec ? [{ metadata: { name: `${job}-abcde`, labels: { 'job-name': job } }, spec: jsonClone(this.jobPodSpec) }] : [];
   }
   async getBackup(name: string) {
     const b = this.backups.get(name);
-    return b ? clone(b) : null;
+    return b ? jsonClone(b) : null;
   }
   async createBackup(body: PostgreSQLBackup) {
     if (this.backups.has(body.metadata.name!)) return null;
-    const b = clone({ ...body, metadata: { ...body.metadata, uid: `uid-${++this.uid}`, creationTimestamp: new Date() } });
+    const b = jsonClone({ ...body, metadata: { ...body.metadata, uid: `uid-${++this.uid}`, creationTimestamp: new Date() } });
     this.backups.set(body.metadata.name!, b);
-    return clone(b);
+    return jsonClone(b);
   }
   async patchBackupStatus(name: string, status: BackupStatusPatch) {
     const b = this.backups.get(name);
     if (!b) throw new Error(`postgresqlbackups.postgres.pgpilot.io "${name}" not found (HTTP 404)`);
-    this.patches.push({ name, status: clone(status) });
+    this.patches.push({ name, status: jsonClone(status) });
     b.status = mergePatch(b.status ?? {}, status) as PostgreSQLBackup['status'];
   }
   async listBackups() {
     if (this.failListBackups) throw new Error('postgresqlbackups.postgres.pgpilot.io is forbidden (HTTP 403)');
-    return clone([...this.backups.values()]);
+    return jsonClone([...this.backups.values()]);
   }
   async deleteBackup(name: string, uid: string | undefined) {
     if (this.backups.get(name)?.metadata.uid === uid) this.backups.delete(name);

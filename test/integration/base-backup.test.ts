@@ -2,6 +2,7 @@
 // real S3 server (s3rver): the stored object and its manifest, clean failures, a replica source.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveKeys } from '../../src/backup/archive-layout.js';
@@ -101,7 +102,7 @@ describe('base backups of PostgreSQL 15 into S3', () => {
     const until = Date.now() + 10_000;
     while ((await source.server.query<{ n: number }>('select count(*)::int as n from pg_stat_progress_basebackup'))[0]!.n > 0) {
       expect(Date.now()).toBeLessThan(until);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     expect((await store.list(archiveKeys.basePrefix(PATH))).map((o) => o.key)).toEqual(before);
   });

@@ -14,6 +14,7 @@
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { archiveKeys } from '../../src/backup/archive-layout.js';
@@ -113,7 +114,7 @@ export class TestPostgres extends PgServer implements Roles {
         /* not accepting connections yet */
       }
       if (Date.now() > until) throw new Error(`still in recovery after ${timeoutMs} ms:\n${this.log.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 }
@@ -148,7 +149,7 @@ export async function startArchivedPrimary(dir: string, store: ObjectStore, arch
       const until = Date.now() + timeoutMs;
       while (!(await store.head(archiveKeys.wal(archivePath, f)))) {
         if (Date.now() > until) throw new Error(`WAL segment ${f} not archived within ${timeoutMs} ms: ${JSON.stringify(archiver.status())}`);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
       return f;
     },

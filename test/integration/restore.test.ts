@@ -4,6 +4,7 @@
 // restore after retention removed the oldest backup and its WAL.
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveKeys, type BackupManifest } from '../../src/backup/archive-layout.js';
@@ -22,7 +23,6 @@ import { ensureDir, giveToPostgres, pgOwner } from './wal-postgres.js';
 
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
 const PATH = 'pgpilot/test/restore-source';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface State {
   accounts: number;

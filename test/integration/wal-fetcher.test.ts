@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +23,6 @@ import { ensureDir, freePort, giveToPostgres, pgOwner, PgServer, pgTempDir, remo
 const execFileAsync = promisify(execFile);
 // PGPILOT_TEST_LOG_LEVEL=debug shows each archived or served file.
 const log = createLogger((process.env.PGPILOT_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error', 'test');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PREFIX = 'pgpilot/test/source';
 
 async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {

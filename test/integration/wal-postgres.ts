@@ -8,8 +8,10 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { errorText } from '../../src/util/error-text.js';
 
 const execFileAsync = promisify(execFile);
 export const PG_BIN = process.env.PGPILOT_PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -115,8 +117,8 @@ export class PgServer {
         return;
       } catch (err) {
         if (!this.running) throw new Error(`postgres exited:\n${this.log.slice(-3000)}`);
-        if (Date.now() > until) throw new Error(`postgres not ready: ${(err as Error).message}\n${this.log.slice(-3000)}`);
-        await new Promise((r) => setTimeout(r, 100));
+        if (Date.now() > until) throw new Error(`postgres not ready: ${errorText(err)}\n${this.log.slice(-3000)}`);
+        await sleep(100);
       }
     }
   }

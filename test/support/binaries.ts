@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { parseJson } from '../../src/util/json.js';
 
 const execFileAsync = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -32,7 +33,7 @@ interface LayerInfo {
 function layerInfo(): LayerInfo {
   // The package has no "exports" map, so its package.json resolves directly.
   const pkgJsonPath = require.resolve(`${LAYER_PACKAGE}/package.json`);
-  const pkg = JSON.parse(readFileSync(pkgJsonPath, 'utf8')) as { version?: unknown };
+  const pkg = parseJson<{ version?: unknown }>(readFileSync(pkgJsonPath, 'utf8'), pkgJsonPath);
   if (typeof pkg.version !== 'string' || pkg.version === '') {
     throw new Error(`${pkgJsonPath} has no version`);
   }

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { S3StoreConfig } from '../../src/backup/store-config.js';
+import { parseJson } from '../../src/util/json.js';
 
 const execFileAsync = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -112,7 +113,7 @@ function spawnServer(opts: { port: number; directory: string; buckets: string[];
       const line = out.split('\n')[0];
       if (out.includes('\n') && line) {
         clearTimeout(timer);
-        resolve({ child, port: (JSON.parse(line) as { port: number }).port });
+        resolve({ child, port: parseJson<{ port: number }>(line, "s3rver's first line").port });
       }
     });
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
