@@ -27,6 +27,7 @@ import type { ObjectStore } from './object-store.js';
 import { ParallelGzip } from './parallel-gzip.js';
 import { streamPgBasebackup } from './pg-basebackup-stream.js';
 import { walNameForLsn } from '../postgres/wal-names.js';
+import { readArchiveIdentity } from './archive-identity.js';
 
 
 /** Backup id of a start time: UTC, e.g. 20261125T020000Z (also the folder name). */
@@ -105,9 +106,8 @@ async function serverNow(o: BaseBackupOptions): Promise<Date> {
 
 /** Refuses to put a backup of one database into the archive of another. */
 async function checkIdentity(o: BaseBackupOptions, systemIdentifier: string): Promise<void> {
-  const key = archiveKeys.identity(o.path);
-  if (!(await o.store.head(key))) return; // the WAL archiver writes it with the first segment
-  const id = JSON.parse((await o.store.getBuffer(key)).toString('utf8')) as Partial<ArchiveIdentity>;
+  const id: Partial<ArchiveIdentity> | undefined = await readArchiveIdentity(o.store, o.path);
+  if (!id) return; // the WAL archiver writes it with the first segment
   if (id.systemIdentifier !== undefined && id.systemIdentifier !== systemIdentifier) {
     throw new Error(
       `${o.store.location}/${o.path} holds the archive of another database (system identifier ${id.systemIdentifier}, ` +

@@ -13,6 +13,8 @@ import { archiveKeys, SHA256_METADATA, type ArchiveIdentity } from './archive-la
 import { DirWatch } from './dir-watch.js';
 import type { ObjectStore } from './object-store.js';
 import { compareWalNames, isHistoryFile, isWalFileName } from '../postgres/wal-names.js';
+import { errorText } from '../util/error-text.js';
+import { readArchiveIdentity } from './archive-identity.js';
 
 const gzipAsync = promisify(gzip); // runs on the libuv threadpool: uploads overlap compression
 
@@ -210,7 +212,7 @@ export class WalArchiver {
       const attempts = (this.failures.get(name)?.attempts ?? 0) + 1;
       const delay = Math.min(this.retryCapMs, this.retryBaseMs * 2 ** (attempts - 1));
       this.failures.set(name, { attempts, retryAt: Date.now() + delay });
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorText(err);
       this.st.lastFailedWal = name;
       this.st.lastFailureTime = new Date().toISOString();
       this.st.lastFailure = message;
@@ -255,17 +257,17 @@ export class WalArchiver {
     const me = await this.o.identity();
     const key = archiveKeys.identity(this.o.path);
     const where = `${this.o.store.location}/${key}`;
-    if ((await this.o.store.head(key)) === null) {
+    let theirs: ArchiveIdentity | undefined;
+    try {
+      theirs = await readArchiveIdentity(this.o.store, this.o.path);
+    } catch (err) {
+      throw new Error(`cannot read the archive identity ${where}: ${errorText(err)}`);
+    }
+    if (!theirs) {
       const doc: ArchiveIdentity = { ...me, createdAt: new Date().toISOString() };
       await this.o.store.put(key, Buffer.from(`${JSON.stringify(doc, null, 2)}\n`));
       this.log.info({ location: where, systemIdentifier: me.systemIdentifier }, 'claimed the archive location');
     } else {
-      let theirs: ArchiveIdentity;
-      try {
-        theirs = JSON.parse((await this.o.store.getBuffer(key)).toString('utf8')) as ArchiveIdentity;
-      } catch (err) {
-        throw new Error(`cannot read the archive identity ${where}: ${(err as Error).message}`);
-      }
       if (theirs.systemIdentifier !== me.systemIdentifier) {
         throw new IdentityMismatch(
           `refusing to archive into ${where}: it belongs to database system ${theirs.systemIdentifier} ` +

@@ -20,6 +20,7 @@ import { DirWatch } from './dir-watch.js';
 import { SPOOL_DIRS } from '../postgres/handoff.js';
 import { ObjectNotFound, type ObjectStore } from './object-store.js';
 import { compareWalNames, DEFAULT_SEGMENT_SIZE, isSegmentName, isWalFileName, nextWalNames, parseWalName } from '../postgres/wal-names.js';
+import { errorText } from '../util/error-text.js';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -125,7 +126,7 @@ export class WalFetcher {
     try {
       wants = readdirSync(this.dir.want);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'reading the restore spool failed');
+      this.log.warn({ err: errorText(err) }, 'reading the restore spool failed');
       return;
     }
     for (const name of wants) {
@@ -219,7 +220,7 @@ export class WalFetcher {
         try {
           data = await gunzipAsync(gz, { chunkSize: 1 << 20 }); // 16 output steps per segment, not 1024
         } catch (err) {
-          throw new CorruptObject(`WAL ${name}: object ${where} is corrupt: not valid gzip (${(err as Error).message}); expected sha256 ${expected}`);
+          throw new CorruptObject(`WAL ${name}: object ${where} is corrupt: not valid gzip (${errorText(err)}); expected sha256 ${expected}`);
         }
         const actual = createHash('sha256').update(data).digest('hex');
         if (actual !== expected) throw new CorruptObject(`WAL ${name}: object ${where} is corrupt: sha256 expected ${expected}, actual ${actual}`);
@@ -227,7 +228,7 @@ export class WalFetcher {
       } catch (err) {
         if (err instanceof ObjectNotFound) return { kind: 'missing' };
         if (err instanceof CorruptObject) return { kind: 'failed', message: err.message };
-        last = err instanceof Error ? err.message : String(err);
+        last = errorText(err);
         this.log.warn({ wal: name, attempt, err: last }, 'downloading a WAL file failed');
         if (attempt < this.attempts) await sleep(this.retryDelayMs * attempt);
       }

@@ -1,9 +1,9 @@
 // The cluster controller: informers on clusters and everything they own feed a keyed work queue;
 // each reconcile runs the reconcilers in order and writes status only when it changed.
-import { ApiException, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { ClusterStatus, PostgreSQLCluster } from '../api/cluster.js';
-import { API_GROUP, API_GROUP_VERSION, API_VERSION, CLUSTER_KIND, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
+import { API_GROUP, API_VERSION, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../api/constants.js';
 import { resolveSpec } from '../api/resolve-spec.js';
 import { apiErrorMessage } from '../runtime/apply.js';
 import type { EventRecorder } from '../runtime/events.js';
@@ -26,6 +26,8 @@ import { applyIfChanged, deleteIfExists } from '../runtime/apply.js';
 import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { createBackupReconciler } from '../reconcilers/backup.js';
+import { apiStatus } from '../runtime/api-status.js';
+import { clusterEventTarget } from '../runtime/events.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -226,7 +228,7 @@ export class ClusterController implements OwnedCache {
 
   private context(cluster: PostgreSQLCluster, log: Logger, observed: Observation): ReconcileContext {
     const writes: string[] = [];
-    const target = { apiVersion: API_GROUP_VERSION, kind: CLUSTER_KIND, metadata: cluster.metadata };
+    const target = clusterEventTarget(cluster);
     const { objects } = this.opts.clients;
     return {
       cluster,
@@ -292,7 +294,7 @@ export class ClusterController implements OwnedCache {
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return; // deleted meanwhile
+      if (apiStatus(err) === 404) return; // deleted meanwhile
       log.warn({ err: apiErrorMessage(err) }, 'could not write status');
       throw err;
     }

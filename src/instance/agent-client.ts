@@ -2,6 +2,7 @@
 // an agent that does not answer quickly is treated as unreachable, never waited on.
 import { AGENT_PORT } from '../api/constants.js';
 import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
+import { errorText } from '../util/error-text.js';
 
 /** An operation call's answer: done (with its result) within the wait, or still running in the agent. */
 export type OperationAnswer<T> = { done: true; result: T } | { done: false; operation: OperationStatus | null };
@@ -48,7 +49,7 @@ export class AgentClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      throw new AgentError('unreachable', `${method} ${path} on ${ep.host}: ${(err as Error).message}`);
+      throw new AgentError('unreachable', `${method} ${path} on ${ep.host}: ${errorText(err)}`);
     }
     const text = await res.text();
     if (!res.ok) {

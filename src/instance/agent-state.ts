@@ -9,7 +9,7 @@ import { exists, readCredentials, removeFile, touch } from '../postgres/files.js
 import * as sql from '../postgres/sql.js';
 import { Archiving, WalUsageProbe } from './archiving.js';
 import type { AgentSettings } from './env.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 import { layoutOf, postgresArgs, restoreHbaFile, type Layout } from './layout.js';
 import { Operations } from './operations.js';
 import { PhaseState } from './phase.js';

@@ -14,7 +14,7 @@ import { isWritableDir, readAgentToken, resolvePgBin } from '../postgres/files.j
 import { createLogger } from '../runtime/logger.js';
 import { startApiServer } from './api-server.js';
 import { loadSettings } from './env.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 import { InstanceAgent } from './instance-agent.js';
 import { layoutOf } from './layout.js';
 

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from '../runtime/logger.js';
 import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
 import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
+import { errorText } from '../util/error-text.js';
 
 export interface AgentApi {
   healthy(): boolean;
@@ -119,7 +120,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
     try {
       token = await o.token();
     } catch (err) {
-      o.log.error({ err: (err as Error).message }, 'cannot read the agent token');
+      o.log.error({ err: errorText(err) }, 'cannot read the agent token');
       send(res, 500, { error: 'the agent token is not available' });
       return;
     }
@@ -136,7 +137,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       send(res, status, body);
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 500;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorText(err);
       o.log[status >= 500 ? 'error' : 'warn']({ route: `${req.method} ${path}`, status, err: message, ms: Date.now() - started }, 'api call failed');
       send(res, status, { error: message });
     }

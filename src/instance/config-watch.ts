@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as sql from '../postgres/sql.js';
 import type { AgentState } from './agent-state.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 
 const CONFIG_POLL_MS = 2000;
 const FILES = ['postgresql.conf', 'pg_hba.conf'];

@@ -39,6 +39,7 @@ import { RecoveryTargetError, validateTarget, type RecoveryTarget } from '../bac
 import type { ArchiveLocation } from '../backup/store-config.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { errorText } from '../util/error-text.js';
 
 export class EnvError extends Error {
   constructor(
@@ -139,7 +140,7 @@ function location(env: Env, name: string): ArchiveLocation | undefined {
     loc = parseLocation(text, name);
   } catch (err) {
     // parseLocation prefixes its messages with the source: keep only the problem.
-    throw new EnvError(name, `is not a valid archive location: ${(err as Error).message.replace(`${name}: `, '')}`);
+    throw new EnvError(name, `is not a valid archive location: ${errorText(err).replace(`${name}: `, '')}`);
   }
   if (loc.store.kind === 's3') {
     for (const [field, variable] of [['accessKeyIdEnv', loc.store.accessKeyIdEnv], ['secretAccessKeyEnv', loc.store.secretAccessKeyEnv]] as const) {
@@ -166,7 +167,7 @@ export function parseRecoveryTarget(text: string | undefined, name = POD_ENV.res
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new EnvError(name, `is not valid JSON (${(err as Error).message})`);
+    throw new EnvError(name, `is not valid JSON (${errorText(err)})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new EnvError(name, 'must be a JSON object such as {"time": "2026-11-25T02:00:00Z"}');
   const o = raw as Record<string, unknown>;

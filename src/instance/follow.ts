@@ -11,7 +11,7 @@ import * as sql from '../postgres/sql.js';
 import type { AgentState } from './agent-state.js';
 import type { FollowRequest } from './api-types.js';
 import { moveAside, runClone } from './bootstrap.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 import { configureStandby, conninfoFor, rewind, RewindImpossible, writeReplicationPassfile } from './replication.js';
 import { HttpError } from './requests.js';
 import { startPostgres } from './startup.js';

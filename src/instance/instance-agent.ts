@@ -10,7 +10,7 @@ import { AgentState, type AgentDeps } from './agent-state.js';
 import type { AgentApi } from './api-server.js';
 import type { BootstrapRequest, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PromoteResult } from './api-types.js';
 import { ConfigWatch } from './config-watch.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 import { follow } from './follow.js';
 import { fence, promote, unfence } from './role-changes.js';
 import { SelfIsolation } from './self-isolation.js';

@@ -2,7 +2,7 @@
 // never wait. Role changes are operations (operate()): they run whatever happens to the HTTP call
 // that asked for them and report progress in status, so the operator never waits on one.
 import type { OperationKind, OperationStatus } from './api-types.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 
 export class Operations {
   private queue: Promise<unknown> = Promise.resolve();

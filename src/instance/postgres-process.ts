@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../runtime/logger.js';
+import { errorText } from '../util/error-text.js';
 
 export type StopMode = 'smart' | 'fast' | 'immediate';
 const STOP_SIGNAL: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
@@ -128,7 +129,7 @@ export class PostgresProcess extends EventEmitter<Events> {
     try {
       this.opts.beforeSpawn?.();
     } catch (err) {
-      this.opts.log.error({ err: (err as Error).message }, 'cannot prepare the data directory for a start');
+      this.opts.log.error({ err: errorText(err) }, 'cannot prepare the data directory for a start');
     }
     const args = this.opts.args();
     const child = spawn(this.opts.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -45,6 +45,7 @@ import { RESTORE_HBA, restoreHbaFile, restoreSpoolDir, type Layout } from './lay
 import type { PostgresProcess } from './postgres-process.js';
 import * as sql from '../postgres/sql.js';
 import { POD_ENV } from '../api/pod-env.js';
+import { errorText } from '../util/error-text.js';
 
 const RESTORE_PREFETCH = 8;
 /** The promoted server, started with the temporary hba, must accept the agent within this. */
@@ -285,7 +286,7 @@ export class RestoreBootstrap {
       this.st.phase = 'done';
     } catch (err) {
       this.st.phase = 'failed';
-      this.st.error = `finishing the restore failed (the restored database is kept; a restart of the agent resumes this step): ${err instanceof Error ? err.message : String(err)}`;
+      this.st.error = `finishing the restore failed (the restored database is kept; a restart of the agent resumes this step): ${errorText(err)}`;
       await pg.stop('fast').catch(() => undefined);
       throw new Error(this.st.error, { cause: err });
     }
@@ -319,7 +320,7 @@ export class RestoreBootstrap {
   /** Leaves nothing behind: postgres stopped, empty data directory, no pending stage. */
   private async fail(err: unknown): Promise<void> {
     this.st.phase = 'failed';
-    this.st.error = err instanceof Error ? err.message : String(err);
+    this.st.error = errorText(err);
     const { layout, log, pg } = this.h;
     this.status();
     try {

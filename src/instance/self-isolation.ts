@@ -4,7 +4,7 @@
 // read-only (the start guard, startup.ts) and waits to be promoted again or told to follow.
 import * as sql from '../postgres/sql.js';
 import type { AgentState } from './agent-state.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 import { DEMOTE_STOP_MS } from './follow.js';
 import { startPostgres } from './startup.js';
 

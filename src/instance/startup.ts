@@ -15,7 +15,7 @@ import * as sql from '../postgres/sql.js';
 import type { AgentState } from './agent-state.js';
 import type { BootstrapRequest } from './api-types.js';
 import { clearIncompleteDataDir, runClone, runInitdb } from './bootstrap.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../util/error-text.js';
 import { restoreHbaFile, restoreSpoolDir } from './layout.js';
 import { configureStandby, conninfoFor, writeReplicationPassfile } from './replication.js';
 import { HttpError } from './requests.js';

@@ -16,6 +16,7 @@ import type { EndedOperation } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
+import { errorText } from '../util/error-text.js';
 
 /** How long a pass waits for a promotion (pg_promote takes ~0.1 s) before looking again later. */
 const PROMOTE_WAIT_MS = 5000;
@@ -186,7 +187,7 @@ async function execute(
       const stopSeconds = ctx.spec.highAvailability.switchoverDelaySeconds;
       const answer = await (action.bestEffort ? deps.agent.fence(endpoint(host), FAILOVER_FENCE_WAIT_MS) : deps.agent.fence(endpoint(host), SWITCHOVER_FENCE_WAIT_MS, { stopSeconds })).catch((err: unknown) => {
         if (!action.bestEffort) throw err;
-        log.warn({ err: (err as Error).message }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');
+        log.warn({ err: errorText(err) }, 'could not fence the old primary; its routing is cut and it will be rewound when it returns');
         return undefined;
       });
       return answer && !answer.done && !action.bestEffort ? 'wait' : 'done';
@@ -206,7 +207,7 @@ async function execute(
       try {
         await deps.agent.follow(endpoint(host), { primary: { host: action.host, port: POSTGRES_PORT }, ...(action.reclone ? { reclone: true } : {}) }, action.waitMs ?? 0);
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'could not start follow; trying again later');
+        log.warn({ err: errorText(err) }, 'could not start follow; trying again later');
       }
       return 'done';
   }

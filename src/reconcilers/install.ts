@@ -1,6 +1,6 @@
 // install: everything a cluster owns in Kubernetes — credential Secrets, configuration, one
 // StatefulSet per instance, Services, the disruption budget and the instances' RBAC.
-import { ApiException, PatchStrategy, setHeaderOptions, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
 import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
 import { names } from '../api/names.js';
@@ -14,6 +14,7 @@ import { createIfMissing } from '../runtime/apply.js';
 import { resolveBackupTarget, resolveRecoverySource, restoreAccess, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
 import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
+import { ignoreNotFound } from '../runtime/api-status.js';
 
 /** Secrets the user references must exist and hold a password before pods can start. */
 async function checkReferencedSecrets(ctx: ReconcileContext): Promise<void> {
@@ -22,14 +23,9 @@ async function checkReferencedSecrets(ctx: ReconcileContext): Promise<void> {
   if (cluster.spec.superuserSecret) refs.push(['spec.superuserSecret', cluster.spec.superuserSecret.name]);
   if (cluster.spec.bootstrap?.initdb?.secret) refs.push(['spec.bootstrap.initdb.secret', cluster.spec.bootstrap.initdb.secret.name]);
   for (const [field, name] of refs) {
-    let secret: V1Secret;
-    try {
-      secret = await ctx.clients.core.readNamespacedSecret({ name, namespace: cluster.metadata.namespace! });
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) {
-        throw new ReconcileError('SecretNotFound', `${field} names Secret "${name}", which does not exist in namespace ${cluster.metadata.namespace}: create it with a "password" key`);
-      }
-      throw err;
+    const secret = await ignoreNotFound(ctx.clients.core.readNamespacedSecret({ name, namespace: cluster.metadata.namespace! }));
+    if (!secret) {
+      throw new ReconcileError('SecretNotFound', `${field} names Secret "${name}", which does not exist in namespace ${cluster.metadata.namespace}: create it with a "password" key`);
     }
     if (!secret.data?.password) {
       throw new ReconcileError('SecretInvalid', `${field} names Secret "${name}", which has no "password" key`);
@@ -130,14 +126,9 @@ async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: Reso
   if (ctx.cache.get('Secret', ns, copy)) return;
   const from = ctx.config.defaultBackupStore!.credentials.secretName;
   const opNs = ctx.config.operatorNamespace ?? ns;
-  let source: V1Secret;
-  try {
-    source = await ctx.clients.core.readNamespacedSecret({ name: from, namespace: opNs });
-  } catch (err) {
-    if (err instanceof ApiException && err.code === 404) {
-      throw new ReconcileError('BackupCredentialsNotFound', `the operator's default backup store names credentials Secret "${from}", which does not exist in namespace ${opNs} (Helm value backup.defaultStore.credentials.secretName)`);
-    }
-    throw err;
+  const source = await ignoreNotFound(ctx.clients.core.readNamespacedSecret({ name: from, namespace: opNs }));
+  if (!source) {
+    throw new ReconcileError('BackupCredentialsNotFound', `the operator's default backup store names credentials Secret "${from}", which does not exist in namespace ${opNs} (Helm value backup.defaultStore.credentials.secretName)`);
   }
   // Not owned by the cluster: its backups outlive it and name this Secret in status.destination,
   // so a restore after the cluster is gone still finds the credentials.

@@ -3,7 +3,7 @@
 // claims and what its agent says, and who holds the primary Lease. Agent calls are concurrent,
 // bounded, and one per instance: every reconciler reads the same answers, so no decision depends
 // on the order the reconcilers run in.
-import { ApiException, type CoreV1Api, type V1PersistentVolumeClaim, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { type CoreV1Api, type V1PersistentVolumeClaim, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { names } from '../api/names.js';
@@ -16,6 +16,7 @@ import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import type { OwnedCache } from './types.js';
 import { specOf } from '../api/resolve-spec.js';
+import { ignoreNotFound } from '../runtime/api-status.js';
 
 /** Short: a frozen agent holds the whole pass for this long (the bridge below covers a slow one). */
 const STATUS_TIMEOUT_MS = 600;
@@ -66,15 +67,10 @@ export class AgentTokens {
     const key = `${namespace}/${cluster}`;
     const known = this.tokens.get(key);
     if (known) return known;
-    try {
-      const secret = await this.core.readNamespacedSecret({ name: names.agentSecret(cluster), namespace });
-      const token = secret.data?.token ? Buffer.from(secret.data.token, 'base64').toString('utf8') : undefined;
-      if (token) this.tokens.set(key, token);
-      return token;
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
-      throw err;
-    }
+    const secret = await ignoreNotFound(this.core.readNamespacedSecret({ name: names.agentSecret(cluster), namespace }));
+    const token = secret?.data?.token ? Buffer.from(secret.data.token, 'base64').toString('utf8') : undefined;
+    if (token) this.tokens.set(key, token);
+    return token;
   }
 
   forget(namespace: string, cluster: string): void {

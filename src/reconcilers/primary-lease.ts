@@ -2,13 +2,14 @@
 // Status only reports it, and an informer's copy of status can lag a write by a moment — deciding
 // from it once undid a switchover. Promotions replace the Lease with its resourceVersion
 // (compare-and-swap), so two operators can never promote two instances.
-import { ApiException, type CoordinationV1Api } from '@kubernetes/client-node';
+import type { CoordinationV1Api } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, MANAGED_BY } from '../api/constants.js';
 import { names } from '../api/names.js';
 import { ownerReference } from '../builders/meta.js';
 import { microTime } from '../runtime/time.js';
 import { ReconcileError } from './types.js';
+import { apiStatus, ignoreNotFound } from '../runtime/api-status.js';
 
 export class PrimaryLeases {
   /** Holders by cluster uid, once read or written: this operator, as leader, is the only writer. */
@@ -21,15 +22,10 @@ export class PrimaryLeases {
     // By uid: a new cluster of the same name must not inherit the old one's primary.
     const key = cluster.metadata.uid!;
     if (this.holders.has(key)) return this.holders.get(key);
-    try {
-      const lease = await this.coordination.readNamespacedLease({ name: names.primaryLease(cluster.metadata.name!), namespace: cluster.metadata.namespace! });
-      const holder = lease.spec?.holderIdentity ?? undefined;
-      if (holder) this.holders.set(key, holder);
-      return holder;
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
-      throw err;
-    }
+    const lease = await ignoreNotFound(this.coordination.readNamespacedLease({ name: names.primaryLease(cluster.metadata.name!), namespace: cluster.metadata.namespace! }));
+    const holder = lease?.spec?.holderIdentity ?? undefined;
+    if (holder) this.holders.set(key, holder);
+    return holder;
   }
 
   /** Moves the Lease from `from` to `to`; fails with PrimaryClaimConflict when someone else moved it. */
@@ -42,11 +38,8 @@ export class PrimaryLeases {
     const namespace = cluster.metadata.namespace!;
     const name = names.primaryLease(cluster.metadata.name!);
     const now = microTime(new Date());
-    let lease;
-    try {
-      lease = await this.coordination.readNamespacedLease({ name, namespace });
-    } catch (err) {
-      if (!(err instanceof ApiException && err.code === 404)) throw err;
+    const lease = await ignoreNotFound(this.coordination.readNamespacedLease({ name, namespace }));
+    if (!lease) {
       await this.coordination.createNamespacedLease({
         namespace,
         body: {
@@ -64,7 +57,7 @@ export class PrimaryLeases {
     try {
       await this.coordination.replaceNamespacedLease({ name, namespace, body: lease });
     } catch (err) {
-      if (err instanceof ApiException && err.code === 409) throw new ReconcileError('PrimaryClaimConflict', `the primary Lease changed while promoting ${to}: another operator acted; re-reading`);
+      if (apiStatus(err) === 409) throw new ReconcileError('PrimaryClaimConflict', `the primary Lease changed while promoting ${to}: another operator acted; re-reading`);
       throw err;
     }
   }
