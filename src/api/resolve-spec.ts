@@ -5,58 +5,52 @@
 import type { ClusterSpec, PostgreSQLCluster } from './cluster.js';
 import { DEFAULTS } from './defaults.js';
 
+/** The given object over its defaults: a field the user left out (undefined) takes the default. */
+function withDefaults<T extends object, D extends object>(given: T | undefined, defaults: D): Omit<T, keyof D> & { [K in keyof D]: K extends keyof T ? Exclude<T[K], undefined> | D[K] : D[K] } {
+  const set = Object.fromEntries(Object.entries(given ?? {}).filter(([, v]) => v !== undefined));
+  return { ...defaults, ...set } as never;
+}
+
 export function resolveSpec(spec: ClusterSpec) {
-  const ha = spec.highAvailability ?? {};
-  const backup = spec.backup ?? {};
-  const initdb = spec.bootstrap?.initdb ?? {};
-  const scheduling = spec.scheduling ?? {};
+  const backup = withDefaults(spec.backup, {
+    enabled: DEFAULTS.backupEnabled as boolean,
+    schedule: DEFAULTS.backupSchedule as string,
+    retention: DEFAULTS.retentionDays as number | string,
+    target: DEFAULTS.backupTarget,
+    archiveTimeoutSeconds: DEFAULTS.archiveTimeoutSeconds as number,
+    walBacklogWarningSegments: DEFAULTS.walBacklogWarningSegments as number,
+    onClusterDeletion: DEFAULTS.onClusterDeletion,
+  });
   return {
     ...spec,
-    instances: spec.instances ?? DEFAULTS.instances,
-    imagePullPolicy: spec.imagePullPolicy ?? DEFAULTS.imagePullPolicy,
-    stopDelaySeconds: spec.stopDelaySeconds ?? DEFAULTS.stopDelaySeconds,
+    ...withDefaults({ instances: spec.instances, imagePullPolicy: spec.imagePullPolicy, stopDelaySeconds: spec.stopDelaySeconds }, {
+      instances: DEFAULTS.instances as number,
+      imagePullPolicy: DEFAULTS.imagePullPolicy,
+      stopDelaySeconds: DEFAULTS.stopDelaySeconds as number,
+    }),
     storage: {
       ...spec.storage,
-      pvcRetentionPolicy: {
-        whenDeleted: spec.storage.pvcRetentionPolicy?.whenDeleted ?? DEFAULTS.pvcWhenDeleted,
-        whenScaled: spec.storage.pvcRetentionPolicy?.whenScaled ?? DEFAULTS.pvcWhenScaled,
-      },
+      pvcRetentionPolicy: withDefaults(spec.storage.pvcRetentionPolicy, { whenDeleted: DEFAULTS.pvcWhenDeleted, whenScaled: DEFAULTS.pvcWhenScaled }),
     },
-    highAvailability: {
-      ...ha,
-      enabled: ha.enabled ?? DEFAULTS.haEnabled,
-      synchronousCommit: ha.synchronousCommit ?? DEFAULTS.synchronousCommit,
-      synchronousReplicas: ha.synchronousReplicas ?? DEFAULTS.synchronousReplicas,
-      durability: ha.durability ?? DEFAULTS.durability,
-      failoverDelaySeconds: ha.failoverDelaySeconds ?? DEFAULTS.failoverDelaySeconds,
-      switchoverDelaySeconds: ha.switchoverDelaySeconds ?? DEFAULTS.switchoverDelaySeconds,
-      isolationTimeoutSeconds: ha.isolationTimeoutSeconds ?? DEFAULTS.isolationTimeoutSeconds,
-    },
-    backup: {
-      ...backup,
-      enabled: backup.enabled ?? DEFAULTS.backupEnabled,
-      schedule: backup.schedule ?? DEFAULTS.backupSchedule,
-      retention: backup.retention ?? DEFAULTS.retentionDays,
-      compression: { level: backup.compression?.level ?? DEFAULTS.compressionLevel },
-      target: backup.target ?? DEFAULTS.backupTarget,
-      archiveTimeoutSeconds: backup.archiveTimeoutSeconds ?? DEFAULTS.archiveTimeoutSeconds,
-      walBacklogWarningSegments: backup.walBacklogWarningSegments ?? DEFAULTS.walBacklogWarningSegments,
-      onClusterDeletion: backup.onClusterDeletion ?? DEFAULTS.onClusterDeletion,
-    },
+    highAvailability: withDefaults(spec.highAvailability, {
+      enabled: DEFAULTS.haEnabled as boolean,
+      synchronousCommit: DEFAULTS.synchronousCommit as boolean,
+      synchronousReplicas: DEFAULTS.synchronousReplicas as number,
+      durability: DEFAULTS.durability,
+      failoverDelaySeconds: DEFAULTS.failoverDelaySeconds as number,
+      switchoverDelaySeconds: DEFAULTS.switchoverDelaySeconds as number,
+      isolationTimeoutSeconds: DEFAULTS.isolationTimeoutSeconds as number,
+    }),
+    backup: { ...backup, compression: withDefaults(spec.backup?.compression, { level: DEFAULTS.compressionLevel as number }) },
     /** bootstrap.initdb with its defaults (also for a cluster that names no bootstrap). */
-    initdb: {
-      ...initdb,
-      database: initdb.database ?? DEFAULTS.initdbDatabase,
-      owner: initdb.owner ?? DEFAULTS.initdbOwner,
-      encoding: initdb.encoding ?? DEFAULTS.initdbEncoding,
-      locale: initdb.locale ?? DEFAULTS.initdbLocale,
-      dataChecksums: initdb.dataChecksums ?? DEFAULTS.dataChecksums,
-    },
-    scheduling: {
-      ...scheduling,
-      podAntiAffinity: scheduling.podAntiAffinity ?? DEFAULTS.podAntiAffinity,
-      topologyKey: scheduling.topologyKey ?? DEFAULTS.topologyKey,
-    },
+    initdb: withDefaults(spec.bootstrap?.initdb, {
+      database: DEFAULTS.initdbDatabase as string,
+      owner: DEFAULTS.initdbOwner as string,
+      encoding: DEFAULTS.initdbEncoding as string,
+      locale: DEFAULTS.initdbLocale as string,
+      dataChecksums: DEFAULTS.dataChecksums as boolean,
+    }),
+    scheduling: withDefaults(spec.scheduling, { podAntiAffinity: DEFAULTS.podAntiAffinity, topologyKey: DEFAULTS.topologyKey as string }),
   };
 }
 

@@ -78,25 +78,32 @@ export function archivingCondition(input: ArchivingInput): ConditionInput {
   };
 }
 
+/** status.archiving from what the primary's agent reports (only the fields it knows). */
+function archivingStatus(primary: InstanceStatus): BackupStatusFields['archiving'] {
+  const a = primary.archiving!;
+  const wal = primary.wal;
+  const known = Object.entries({
+    lastArchivedWal: a.lastArchivedWal,
+    lastArchivedTime: a.lastArchivedTime,
+    lastFailedWal: a.lastFailedWal,
+    lastFailureTime: a.lastFailureTime,
+    lastFailure: a.lastFailure?.slice(0, 4096),
+  }).filter(([, v]) => v);
+  return {
+    ...Object.fromEntries(known),
+    backlogSegments: a.backlogSegments,
+    ...(wal ? { walBytes: wal.bytes } : {}),
+    ...(wal?.volumeUsedPercent != null ? { walVolumeUsedPercent: Math.round(wal.volumeUsedPercent) } : {}),
+  };
+}
+
 /** The status fields of the backup concern. */
 export function backupStatusFields(backups: PostgreSQLBackup[], url: string, primary: InstanceStatus | undefined, previous: BackupStatusFields, nextRun: string | undefined): BackupStatusFields {
   const completed = byNewest(backups).filter((b) => b.status?.phase === 'completed' && b.status.stoppedAt);
   const oldest = completed[completed.length - 1];
   const newest = completed[0];
   const lastFinished = byNewest(backups).find((b) => TERMINAL.has(b.status?.phase ?? ''));
-  const a = primary?.archiving;
-  const archiving = a
-    ? {
-        ...(a.lastArchivedWal ? { lastArchivedWal: a.lastArchivedWal } : {}),
-        ...(a.lastArchivedTime ? { lastArchivedTime: a.lastArchivedTime } : {}),
-        ...(a.lastFailedWal ? { lastFailedWal: a.lastFailedWal } : {}),
-        ...(a.lastFailureTime ? { lastFailureTime: a.lastFailureTime } : {}),
-        ...(a.lastFailure ? { lastFailure: a.lastFailure.slice(0, 4096) } : {}),
-        backlogSegments: a.backlogSegments,
-        ...(primary?.wal ? { walBytes: primary.wal.bytes } : {}),
-        ...(primary?.wal?.volumeUsedPercent != null ? { walVolumeUsedPercent: Math.round(primary.wal.volumeUsedPercent) } : {}),
-      }
-    : previous.archiving;
+  const archiving = primary?.archiving ? archivingStatus(primary) : previous.archiving;
   // Recoverable up to the newest archived WAL (an upper bound for its last commit), never before the newest backup's end.
   const lastArchived = archiving?.lastArchivedTime;
   const last = [lastArchived, newest?.status?.stoppedAt].filter((t): t is string => !!t).sort((x, y) => Date.parse(y) - Date.parse(x))[0];

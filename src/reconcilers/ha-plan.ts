@@ -96,27 +96,25 @@ function labelActions(instances: ObservedInstance[], primary: string, primaryOk:
   return out;
 }
 
-/** Replicas that must clone, repoint or rejoin (rewind) to follow `primary` at `host`. */
 /**
  * Replicas that must clone, repoint or rejoin (rewind, re-clone) to follow `primary` at `host`.
  * The agent runs each as an operation (it checkpoints the new primary itself before a rewind).
  */
 function followActions(instances: ObservedInstance[], primary: string, host: string, now: number): HaAction[] {
-  const out: HaAction[] = [];
-  for (const i of instances) {
-    if (i.name === primary || !i.agent || !i.podIP || busy(i)) continue;
-    if (i.agent.phase === 'AwaitingBootstrap') {
-      out.push({ kind: 'bootstrap', instance: i.name, request: { mode: 'clone', primary: { host, port: 5432 } } });
-      continue;
-    }
-    const op = i.agent.operation;
-    if (op?.kind === 'follow' && op.state === 'failed' && op.finishedAt && now - Date.parse(op.finishedAt) < FOLLOW_RETRY_MS) continue;
-    const stalePrimary = i.agent.role === 'primary' || (i.agent.fenced && i.agent.role !== 'replica');
-    const elsewhere = i.agent.role === 'replica' && i.agent.following !== null && !i.agent.following.startsWith(`${host}:`);
-    if (i.agent.cannotCatchUp && i.agent.role === 'replica' && !elsewhere) out.push({ kind: 'follow', instance: i.name, host, reclone: true });
-    else if (stalePrimary || elsewhere || (i.agent.role === 'replica' && i.agent.following === null)) out.push({ kind: 'follow', instance: i.name, host });
-  }
-  return out;
+  return instances.flatMap((i) => (i.name === primary || !i.agent || !i.podIP || busy(i) ? [] : followActionFor(i, host, now)));
+}
+
+/** What one answering, idle instance other than the primary needs to follow `host`. */
+function followActionFor(i: ObservedInstance, host: string, now: number): HaAction[] {
+  const a = i.agent!;
+  if (a.phase === 'AwaitingBootstrap') return [{ kind: 'bootstrap', instance: i.name, request: { mode: 'clone', primary: { host, port: 5432 } } }];
+  const op = a.operation;
+  if (op?.kind === 'follow' && op.state === 'failed' && op.finishedAt && now - Date.parse(op.finishedAt) < FOLLOW_RETRY_MS) return [];
+  const stalePrimary = a.role === 'primary' || (a.fenced && a.role !== 'replica');
+  const elsewhere = a.role === 'replica' && a.following !== null && !a.following.startsWith(`${host}:`);
+  if (a.cannotCatchUp && a.role === 'replica' && !elsewhere) return [{ kind: 'follow', instance: i.name, host, reclone: true }];
+  if (stalePrimary || elsewhere || (a.role === 'replica' && a.following === null)) return [{ kind: 'follow', instance: i.name, host }];
+  return [];
 }
 
 /** How far each replica's flushed WAL is behind the primary's, by instance (from the primary's walsenders). */
@@ -153,11 +151,28 @@ function replicasStreaming(instances: ObservedInstance[], primary: string): Cond
     : { type: 'ReplicasStreaming', status: 'True', reason: 'AllStreaming', message: `${streaming.length} of ${replicas.length} replicas streaming` };
 }
 
+/** What planHa's parts look at. */
+interface Situation {
+  input: HaInput;
+  byName: Map<string, ObservedInstance>;
+  primary: ObservedInstance | undefined;
+  replicas: ObservedInstance[];
+}
+
 export function planHa(input: HaInput): HaPlan {
   const byName = new Map(input.instances.map((i) => [i.name, i] as const));
   const primary = byName.get(input.primary);
-  const replicas = input.instances.filter((i) => i.name !== input.primary);
+  const at: Situation = { input, byName, primary, replicas: input.instances.filter((i) => i.name !== input.primary) };
+  const bootstrap = planBootstrap(at);
+  if (bootstrap) return bootstrap;
+  if (primary && runningReplica(primary)) return planHolderReadOnly(at, primary);
+  if (healthyPrimary(primary)) return planHealthyPrimary(at, primary!);
+  return planPrimaryDown(at);
+}
 
+/** 1. A new cluster, or its first bootstrap failed. */
+function planBootstrap(at: Situation): HaPlan | undefined {
+  const { input, primary } = at;
   // 1. A new cluster: initdb on the first instance once no instance has data.
   if (primary?.agent?.phase === 'AwaitingBootstrap' && !input.instances.some((i) => i.agent?.systemIdentifier)) {
     const restore = input.bootstrapMode === 'restore';
@@ -183,99 +198,108 @@ export function planHa(input: HaInput): HaPlan {
       requeueAfterMs: 10_000,
     };
   }
+  return undefined;
+}
 
-  // 1c. The Lease holder runs read-only: a claim whose promotion did not happen (it failed, or the
-  // operator stopped in between), or a former primary that restarted read-only (the agent's start
-  // guard) and waits for confirmation. Promote it — once no other instance can take writes.
-  if (primary && runningReplica(primary)) {
-    const waiting = (reason: string, message: string, actions: HaAction[] = []): HaPlan => ({
-      actions,
-      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason, message }, replicasStreaming(input.instances, input.primary)],
-      primary: input.primary,
-      requeueAfterMs: 200,
-    });
-    if (busy(primary)) return waiting('Promoting', `${input.primary} holds the primary role; waiting for its ${primary.agent!.operation!.kind} (${primary.agent!.operation!.step})`);
-    const stopping = input.instances.filter((i) => i.name !== input.primary && i.agent?.operation?.kind === 'fence' && busy(i));
-    if (stopping.length) return waiting('Switchover', `waiting for ${stopping.map((i) => i.name).join(', ')} to stop cleanly before promoting ${input.primary}`);
-    const writable = input.instances.filter((i) => i.name !== input.primary && healthyPrimary(i));
-    if (writable.length) {
-      // Never two writable primaries: the other one loses its routing and is stopped first.
-      return waiting(
-        'FencingOldPrimary',
-        `${input.primary} holds the primary role but ${writable.map((i) => i.name).join(', ')} still accepts writes; fencing it before promoting`,
-        writable.flatMap((i): HaAction[] => [{ kind: 'label', instance: i.name, role: null }, { kind: 'fence', instance: i.name, bestEffort: true }]),
-      );
-    }
-    // A holder with less WAL than another replica (a switchover whose clean stop had to become
-    // immediate, say): promoting it would drop commits the other one has. Choose again.
-    const best = chooseCandidate(input.instances.filter((i) => candidateReplica(i) && !busy(i)));
-    if (best && best.name !== input.primary && compareLsn(best.agent!.receiveLsn, primary.agent!.receiveLsn) > 0) {
-      return {
-        actions: [
-          { kind: 'claim', instance: best.name, from: input.primary, reason: 'failover' },
-          { kind: 'promote', instance: best.name },
-          { kind: 'label', instance: best.name, role: 'primary' },
-        ],
-        conditions: [
-          {
-            type: 'PrimaryAvailable',
-            status: 'False',
-            reason: 'Failover',
-            message: `${input.primary} holds the primary role but ${best.name} has more WAL (${best.agent!.receiveLsn} > ${primary.agent!.receiveLsn ?? 'none'}); promoting ${best.name} instead`,
-          },
-        ],
-        primary: best.name,
-        requeueAfterMs: 100,
-      };
-    }
+/**
+ * 1c. The Lease holder runs read-only: a claim whose promotion did not happen (it failed, or the
+ * operator stopped in between), or a former primary that restarted read-only (the agent's start
+ * guard) and waits for confirmation. Promote it — once no other instance can take writes.
+ */
+function planHolderReadOnly(at: Situation, primary: ObservedInstance): HaPlan {
+  const { input } = at;
+  const waiting = (reason: string, message: string, actions: HaAction[] = []): HaPlan => ({
+    actions,
+    conditions: [{ type: 'PrimaryAvailable', status: 'False', reason, message }, replicasStreaming(input.instances, input.primary)],
+    primary: input.primary,
+    requeueAfterMs: 200,
+  });
+  if (busy(primary)) return waiting('Promoting', `${input.primary} holds the primary role; waiting for its ${primary.agent!.operation!.kind} (${primary.agent!.operation!.step})`);
+  const stopping = input.instances.filter((i) => i.name !== input.primary && i.agent?.operation?.kind === 'fence' && busy(i));
+  if (stopping.length) return waiting('Switchover', `waiting for ${stopping.map((i) => i.name).join(', ')} to stop cleanly before promoting ${input.primary}`);
+  const writable = input.instances.filter((i) => i.name !== input.primary && healthyPrimary(i));
+  if (writable.length) {
+    // Never two writable primaries: the other one loses its routing and is stopped first.
+    return waiting(
+      'FencingOldPrimary',
+      `${input.primary} holds the primary role but ${writable.map((i) => i.name).join(', ')} still accepts writes; fencing it before promoting`,
+      writable.flatMap((i): HaAction[] => [{ kind: 'label', instance: i.name, role: null }, { kind: 'fence', instance: i.name, bestEffort: true }]),
+    );
+  }
+  // A holder with less WAL than another replica (a switchover whose clean stop had to become
+  // immediate, say): promoting it would drop commits the other one has. Choose again.
+  const best = chooseCandidate(input.instances.filter((i) => candidateReplica(i) && !busy(i)));
+  if (best && best.name !== input.primary && compareLsn(best.agent!.receiveLsn, primary.agent!.receiveLsn) > 0) {
     return {
-      actions: [...labelActions(input.instances, input.primary, false), { kind: 'promote', instance: input.primary }, { kind: 'label', instance: input.primary, role: 'primary' }],
-      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Promoting', message: `${input.primary} holds the primary role and runs read-only; promoting it` }],
-      primary: input.primary,
+      actions: [
+        { kind: 'claim', instance: best.name, from: input.primary, reason: 'failover' },
+        { kind: 'promote', instance: best.name },
+        { kind: 'label', instance: best.name, role: 'primary' },
+      ],
+      conditions: [
+        {
+          type: 'PrimaryAvailable',
+          status: 'False',
+          reason: 'Failover',
+          message: `${input.primary} holds the primary role but ${best.name} has more WAL (${best.agent!.receiveLsn} > ${primary.agent!.receiveLsn ?? 'none'}); promoting ${best.name} instead`,
+        },
+      ],
+      primary: best.name,
       requeueAfterMs: 100,
     };
   }
+  return {
+    actions: [...labelActions(input.instances, input.primary, false), { kind: 'promote', instance: input.primary }, { kind: 'label', instance: input.primary, role: 'primary' }],
+    conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Promoting', message: `${input.primary} holds the primary role and runs read-only; promoting it` }],
+    primary: input.primary,
+    requeueAfterMs: 100,
+  };
+}
 
-  if (healthyPrimary(primary)) {
-    const host = primary!.podIP!;
-    // 2. Switchover on request, to a replica that streams from the primary.
-    const target = input.requestedPrimary && input.requestedPrimary !== input.primary ? byName.get(input.requestedPrimary) : undefined;
-    if (target && runningReplica(target) && target.agent!.streaming && !busy(target)) {
-      return {
-        actions: [
-          { kind: 'claim', instance: target.name, from: input.primary, reason: 'switchover' },
-          { kind: 'label', instance: input.primary, role: null },
-          // A clean stop: walsenders ship all WAL, the shutdown checkpoint included, before exiting.
-          { kind: 'fence', instance: input.primary, bestEffort: false },
-          { kind: 'promote', instance: target.name },
-          { kind: 'label', instance: target.name, role: 'primary' },
-        ],
-        conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Switchover', message: `Switching over from ${input.primary} to ${target.name}` }],
-        primary: target.name,
-        requeueAfterMs: 200,
-      };
-    }
-    const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host, input.now)];
-    // A replica that is down or lagging is looked at again soon: its recovery fires no event.
-    const replicasBehind = replicas.some((i) => !i.agent?.streaming);
-    const requested = input.requestedPrimary && input.requestedPrimary !== input.primary ? input.requestedPrimary : undefined;
-    const switchoverWait = !requested
-      ? []
-      : byName.has(requested)
-        ? [`switchover to ${requested} waits until it streams from the primary`]
-        : [`spec.primary names ${requested}, which is not an instance of this cluster (instances: ${input.instances.map((i) => i.name).join(', ')}); no switchover`];
+/** 2. The primary runs: switchover on request, else labels and replicas that must follow it. */
+function planHealthyPrimary(at: Situation, primary: ObservedInstance): HaPlan {
+  const { input, byName, replicas } = at;
+  const host = primary.podIP!;
+  // 2. Switchover on request, to a replica that streams from the primary.
+  const target = input.requestedPrimary && input.requestedPrimary !== input.primary ? byName.get(input.requestedPrimary) : undefined;
+  if (target && runningReplica(target) && target.agent!.streaming && !busy(target)) {
     return {
-      actions,
-      conditions: [
-        { type: 'PrimaryAvailable', status: 'True', reason: 'PrimaryRunning', message: `${input.primary} accepts writes${switchoverWait.length ? `; ${switchoverWait[0]}` : ''}` },
-        replicasStreaming(input.instances, input.primary),
+      actions: [
+        { kind: 'claim', instance: target.name, from: input.primary, reason: 'switchover' },
+        { kind: 'label', instance: input.primary, role: null },
+        // A clean stop: walsenders ship all WAL, the shutdown checkpoint included, before exiting.
+        { kind: 'fence', instance: input.primary, bestEffort: false },
+        { kind: 'promote', instance: target.name },
+        { kind: 'label', instance: target.name, role: 'primary' },
       ],
-      primary: input.primary,
-      ...(actions.length || switchoverWait.length ? { requeueAfterMs: 1000 } : replicasBehind ? { requeueAfterMs: 2000 } : {}),
+      conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Switchover', message: `Switching over from ${input.primary} to ${target.name}` }],
+      primary: target.name,
+      requeueAfterMs: 200,
     };
   }
+  const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host, input.now)];
+  // A replica that is down or lagging is looked at again soon: its recovery fires no event.
+  const replicasBehind = replicas.some((i) => !i.agent?.streaming);
+  const requested = input.requestedPrimary && input.requestedPrimary !== input.primary ? input.requestedPrimary : undefined;
+  const switchoverWait = !requested
+    ? []
+    : byName.has(requested)
+      ? [`switchover to ${requested} waits until it streams from the primary`]
+      : [`spec.primary names ${requested}, which is not an instance of this cluster (instances: ${input.instances.map((i) => i.name).join(', ')}); no switchover`];
+  return {
+    actions,
+    conditions: [
+      { type: 'PrimaryAvailable', status: 'True', reason: 'PrimaryRunning', message: `${input.primary} accepts writes${switchoverWait.length ? `; ${switchoverWait[0]}` : ''}` },
+      replicasStreaming(input.instances, input.primary),
+    ],
+    primary: input.primary,
+    ...(actions.length || switchoverWait.length ? { requeueAfterMs: 1000 } : replicasBehind ? { requeueAfterMs: 2000 } : {}),
+  };
+}
 
-  // 3. The primary is not healthy.
+/** 3. The primary is not healthy: wait, say why not, or fail over. */
+function planPrimaryDown(at: Situation): HaPlan {
+  const { input, primary, replicas } = at;
   const down = (reason: string, message: string, requeueAfterMs = 500): HaPlan => ({
     actions: labelActions(input.instances, input.primary, false),
     conditions: [{ type: 'PrimaryAvailable', status: 'False', reason, message }, replicasStreaming(input.instances, input.primary)],

@@ -11,7 +11,7 @@ import { names } from '../api/names.js';
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
 import { postgresAnswers } from '../postgres/wire-probe.js';
 import type { ConditionInput } from './conditions.js';
-import { planHa, type HaAction, type ObservedInstance } from './ha-plan.js';
+import { planHa, type HaAction, type HaPlan, type ObservedInstance } from './ha-plan.js';
 import type { EndedOperation } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
@@ -84,6 +84,64 @@ function notYet(reason: string, message: string): ConditionInput[] {
   ];
 }
 
+/** The plan for this pass, from the observation and the spec (pure apart from the down-check). */
+async function planPass(ctx: ReconcileContext, deps: HaDeps, key: string, primary: string): Promise<HaPlan> {
+  const { cluster, observed } = ctx;
+  const ha = ctx.spec.highAvailability;
+  const sync = ha.synchronousCommit && ha.durability === 'required';
+  return planHa({
+    instances: observed.instances,
+    primary,
+    requestedPrimary: cluster.spec.primary,
+    haEnabled: ha.enabled,
+    syncQuorum: sync ? ha.synchronousReplicas : undefined,
+    primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary)),
+    failoverDelayMs: ha.failoverDelaySeconds * 1000,
+    bootstrapMode: cluster.spec.bootstrap?.recovery ? 'restore' : 'initdb',
+    now: Date.now(),
+  });
+}
+
+/** Carries the actions out in order; true when one still runs in its agent (the rest waits for a later pass). */
+async function carryOut(ctx: ReconcileContext, deps: HaDeps, plan: HaPlan, endpoint: (host: string) => AgentEndpoint): Promise<boolean> {
+  const hostOf = (instance: string) => ctx.observed.instances.find((o) => o.name === instance)?.podIP;
+  for (const action of plan.actions) {
+    if ((await execute(ctx, deps, action, hostOf, endpoint)) === 'wait') return true;
+  }
+  return false;
+}
+
+/** Events and the Lease after the actions: a completed failover or switchover, the first primary's Lease, a confirmed holder. */
+async function recordOutcome(ctx: ReconcileContext, deps: HaDeps, plan: HaPlan, waiting: boolean, started: number): Promise<void> {
+  const claim = plan.actions.find((a): a is Extract<HaAction, { kind: 'claim' }> => a.kind === 'claim');
+  if (claim && !waiting) {
+    const ms = Date.now() - started;
+    const what = claim.reason === 'failover' ? 'Failover' : 'Switchover';
+    ctx.log.info({ from: claim.from, to: claim.instance, ms }, `${claim.reason} done`);
+    await ctx.event(claim.reason === 'failover' ? 'Warning' : 'Normal', `${what}Completed`, `${what} from ${claim.from} to ${claim.instance}: promoted in ${ms} ms`);
+  }
+  // The first healthy primary gets its Lease; from then on only claims move it.
+  if (!ctx.observed.leaseHolder && primaryUp(plan) && !claim) await deps.leases.claim(ctx.cluster, plan.primary, plan.primary);
+  const promoted = plan.actions.find((a) => a.kind === 'promote');
+  if (promoted && !claim && !waiting) {
+    // The holder confirmed: a claim promoted late, or a former primary that restarted read-only.
+    await ctx.event('Normal', 'PrimaryConfirmed', `${promoted.instance} holds the primary Lease and was promoted (it ran read-only) in ${Date.now() - started} ms`);
+  }
+}
+
+const primaryUp = (plan: HaPlan) => plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True');
+
+/** A problem a person must fix, found after everything else went on (failover included). */
+function refusal(ctx: ReconcileContext, plan: HaPlan): ReconcileError | undefined {
+  const instances = ctx.observed.instanceNames;
+  const requested = ctx.cluster.spec.primary;
+  if (requested && !instances.includes(requested)) {
+    return new ReconcileError('UnknownPrimary', `spec.primary names ${requested}, which is not an instance of this cluster (instances: ${instances.join(', ')}); no switchover`, plan.conditions);
+  }
+  const bootstrapFailed = plan.conditions.find((c) => c.reason === 'BootstrapFailed');
+  return bootstrapFailed ? new ReconcileError('BootstrapFailed', bootstrapFailed.message, plan.conditions) : undefined;
+}
+
 export function createHaReconciler(deps: HaDeps): Reconciler {
   return {
     name: 'ha',
@@ -91,71 +149,31 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
     async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
       const { cluster, observed } = ctx;
       const key = `${cluster.metadata.namespace}/${cluster.metadata.name}`;
-      const instances = observed.instanceNames;
       const primary = observed.primary;
       if (!primary) return { conditions: notYet('NoInstances', 'The cluster has no instances yet') };
-      const keep = { currentPrimary: primary, streamingReplicas: ctx.status.streamingReplicas, version: ctx.status.version };
       const token = observed.agentToken;
-      // No agent token yet (install creates it): no agent was asked.
-      if (!token) return { conditions: notYet('AgentTokenMissing', `The agents' token (Secret ${names.agentSecret(cluster.metadata.name!)}) does not exist yet`), status: keep };
+      if (!token) {
+        // No agent token yet (install creates it): no agent was asked.
+        const status = { currentPrimary: primary, streamingReplicas: ctx.status.streamingReplicas, version: ctx.status.version };
+        return { conditions: notYet('AgentTokenMissing', `The agents' token (Secret ${names.agentSecret(cluster.metadata.name!)}) does not exist yet`), status };
+      }
       await recordEnded(ctx, observed.endedOperations);
       const endpoint = (host: string): AgentEndpoint => ({ host, token, isolationSeconds: observed.isolationSeconds });
-      const ha = ctx.spec.highAvailability;
-      const sync = ha.synchronousCommit && ha.durability === 'required';
-      const plan = planHa({
-        instances: observed.instances,
-        primary,
-        requestedPrimary: cluster.spec.primary,
-        haEnabled: ha.enabled,
-        syncQuorum: sync ? ha.synchronousReplicas : undefined,
-        primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary)),
-        failoverDelayMs: ha.failoverDelaySeconds * 1000,
-        bootstrapMode: cluster.spec.bootstrap?.recovery ? 'restore' : 'initdb',
-        now: Date.now(),
-      });
-
-      const hostOf = (instance: string) => observed.instances.find((o) => o.name === instance)?.podIP;
+      const plan = await planPass(ctx, deps, key, primary);
       const started = Date.now();
-      let waiting = false;
-      for (const action of plan.actions) {
-        // A promotion or a clean stop still running in its agent: the rest waits for a later pass.
-        if ((await execute(ctx, deps, action, hostOf, endpoint)) === 'wait') {
-          waiting = true;
-          break;
-        }
-      }
-      const claim = plan.actions.find((a): a is Extract<HaAction, { kind: 'claim' }> => a.kind === 'claim');
-      if (claim && !waiting) {
-        const ms = Date.now() - started;
-        const what = claim.reason === 'failover' ? 'Failover' : 'Switchover';
-        ctx.log.info({ from: claim.from, to: claim.instance, ms }, `${claim.reason} done`);
-        await ctx.event(claim.reason === 'failover' ? 'Warning' : 'Normal', `${what}Completed`, `${what} from ${claim.from} to ${claim.instance}: promoted in ${ms} ms`);
-      }
-      // The first healthy primary gets its Lease; from then on only claims move it.
-      const primaryUp = plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True');
-      if (!observed.leaseHolder && primaryUp && !claim) await deps.leases.claim(cluster, plan.primary, plan.primary);
-      const promoted = plan.actions.find((a) => a.kind === 'promote');
-      if (promoted && !claim && !waiting) {
-        // The holder confirmed: a claim promoted late, or a former primary that restarted read-only.
-        await ctx.event('Normal', 'PrimaryConfirmed', `${promoted.instance} holds the primary Lease and was promoted (it ran read-only) in ${Date.now() - started} ms`);
-      }
-      const primaryAgent = observed.instances.find((o) => o.name === plan.primary)?.agent;
+      const waiting = await carryOut(ctx, deps, plan, endpoint);
+      await recordOutcome(ctx, deps, plan, waiting, started);
+      const now = observed.instances.find((o) => o.name === plan.primary);
       const status = {
         currentPrimary: plan.primary,
         streamingReplicas: observed.instances.filter((o) => o.name !== plan.primary && o.agent?.streaming).length,
         // What the instances run, as the primary reports it (spec.version is what they should run).
-        version: primaryAgent?.postgresVersion ?? ctx.status.version,
+        version: now?.agent?.postgresVersion ?? ctx.status.version,
       };
       // Heartbeats go to whichever instance is primary now.
-      const newPrimaryIP = hostOf(plan.primary);
-      if (newPrimaryIP && primaryUp) deps.monitor.watch(key, endpoint(newPrimaryIP));
-      const requested = cluster.spec.primary;
-      if (requested && !instances.includes(requested)) {
-        // Everything else went on (failover included); only the switchover is refused.
-        throw new ReconcileError('UnknownPrimary', `spec.primary names ${requested}, which is not an instance of this cluster (instances: ${instances.join(', ')}); no switchover`, plan.conditions);
-      }
-      const bootstrapFailed = plan.conditions.find((c) => c.reason === 'BootstrapFailed');
-      if (bootstrapFailed) throw new ReconcileError('BootstrapFailed', bootstrapFailed.message, plan.conditions);
+      if (now?.podIP && primaryUp(plan)) deps.monitor.watch(key, endpoint(now.podIP));
+      const refused = refusal(ctx, plan);
+      if (refused) throw refused;
       const requeueAfterMs = waiting ? 250 : plan.requeueAfterMs;
       return { conditions: plan.conditions, status, ...(requeueAfterMs ? { requeueAfterMs } : {}) };
     },

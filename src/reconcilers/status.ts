@@ -36,12 +36,17 @@ export interface StatusInputs {
 /** Fields the status step owns; the rest belong to the reconcilers (their statusFields). */
 export const STATUS_STEP_FIELDS = ['phase', 'observedGeneration', 'instances', 'readyInstances', 'selector', 'instanceNames', 'firstReadyTime', 'targetPrimary', 'secrets', 'conditions'] as const;
 
-/** The status the cluster should show (pure). */
-export function computeStatus(input: StatusInputs): ClusterStatus {
-  const { cluster, observed, base } = input;
-  const name = cluster.metadata.name!;
-  const { instanceNames } = observed;
-  const desired = specOf(cluster).instances;
+/** How many instances exist and are ready, and why the others are not. */
+interface InstanceCounts {
+  desired: number;
+  existing: number;
+  ready: number;
+  notReady: string[];
+  /** Every desired instance exists and is ready. */
+  allReady: boolean;
+}
+
+function countInstances(desired: number, observed: StatusInputs['observed']): InstanceCounts {
   const notReady: string[] = [];
   let ready = 0;
   let existing = 0;
@@ -51,37 +56,47 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     if (sts && (sts.status?.readyReplicas ?? 0) >= 1) ready++;
     else notReady.push(`${i.name} (${instanceProblem(sts, i.pod)})`);
   }
-  const allReady = ready === desired && instanceNames.length === desired;
-  const conditions: ConditionInput[] = [
-    allReady
-      ? { type: 'Ready', status: 'True', reason: 'AllInstancesReady', message: `${ready} of ${desired} instances ready` }
-      : { type: 'Ready', status: 'False', reason: 'InstancesNotReady', message: `${ready} of ${desired} instances ready; waiting for ${notReady.join(', ') || 'instances to be created'}` },
-    input.failure
-      ? { type: 'Degraded', status: 'True', reason: input.failure.reason, message: input.failure.message }
-      : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'The operator has no problem to report' },
-    input.writes.length > 0
-      ? { type: 'Progressing', status: 'True', reason: 'Applying', message: `Updated ${input.writes.slice(0, 10).join(', ')}${input.writes.length > 10 ? ` and ${input.writes.length - 10} more` : ''}` }
-      : !allReady
-        ? { type: 'Progressing', status: 'True', reason: 'WaitingForInstances', message: `${ready} of ${desired} instances ready` }
-        : { type: 'Progressing', status: 'False', reason: 'Converged', message: 'Every object matches the spec' },
-    ...input.conditions,
-  ];
-  // Until every instance has been ready once, the cluster is being provisioned, whatever went wrong on the way.
-  const firstReadyTime = cluster.status?.firstReadyTime ?? (allReady ? rfc3339(input.now) : undefined);
-  const everHealthy = firstReadyTime !== undefined;
-  const phase = cluster.metadata.deletionTimestamp
-    ? 'Deleting'
-    : input.failure
-      ? 'Degraded'
-      : allReady
-        ? 'Healthy'
-        : existing !== desired || instanceNames.length !== desired
-          ? everHealthy
-            ? 'Scaling'
-            : 'Provisioning'
-          : everHealthy
-            ? 'Degraded'
-            : 'Provisioning';
+  return { desired, existing, ready, notReady, allReady: ready === desired && observed.instanceNames.length === desired };
+}
+
+function readyCondition(n: InstanceCounts): ConditionInput {
+  const counted = `${n.ready} of ${n.desired} instances ready`;
+  return n.allReady
+    ? { type: 'Ready', status: 'True', reason: 'AllInstancesReady', message: counted }
+    : { type: 'Ready', status: 'False', reason: 'InstancesNotReady', message: `${counted}; waiting for ${n.notReady.join(', ') || 'instances to be created'}` };
+}
+
+function degradedCondition(failure: StatusInputs['failure']): ConditionInput {
+  return failure
+    ? { type: 'Degraded', status: 'True', reason: failure.reason, message: failure.message }
+    : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'The operator has no problem to report' };
+}
+
+function progressingCondition(writes: readonly string[], n: InstanceCounts): ConditionInput {
+  if (writes.length > 0) {
+    const more = writes.length > 10 ? ` and ${writes.length - 10} more` : '';
+    return { type: 'Progressing', status: 'True', reason: 'Applying', message: `Updated ${writes.slice(0, 10).join(', ')}${more}` };
+  }
+  if (!n.allReady) return { type: 'Progressing', status: 'True', reason: 'WaitingForInstances', message: `${n.ready} of ${n.desired} instances ready` };
+  return { type: 'Progressing', status: 'False', reason: 'Converged', message: 'Every object matches the spec' };
+}
+
+/** Until every instance has been ready once (everHealthy), the cluster is being provisioned, whatever went wrong on the way. */
+function phaseOf(deleting: boolean, failed: boolean, n: InstanceCounts, planned: number, everHealthy: boolean): string {
+  if (deleting) return 'Deleting';
+  if (failed) return 'Degraded';
+  if (n.allReady) return 'Healthy';
+  if (!everHealthy) return 'Provisioning';
+  return n.existing !== n.desired || planned !== n.desired ? 'Scaling' : 'Degraded';
+}
+
+/** The status the cluster should show (pure). */
+export function computeStatus(input: StatusInputs): ClusterStatus {
+  const { cluster, observed, base } = input;
+  const n = countInstances(specOf(cluster).instances, observed);
+  const conditions = [readyCondition(n), degradedCondition(input.failure), progressingCondition(input.writes, n), ...input.conditions];
+  const firstReadyTime = cluster.status?.firstReadyTime ?? (n.allReady ? rfc3339(input.now) : undefined);
+  const phase = phaseOf(!!cluster.metadata.deletionTimestamp, !!input.failure, n, observed.instanceNames.length, firstReadyTime !== undefined);
   const secrets = secretNames(cluster);
   // Before ha first ran (an early failure), the primary the pass worked from.
   const primary = base.currentPrimary ?? observed.primary;
@@ -89,10 +104,10 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
     ...base,
     phase,
     observedGeneration: cluster.metadata.generation,
-    instances: existing,
-    readyInstances: ready,
-    selector: selectorString(podSelector(name)),
-    instanceNames,
+    instances: n.existing,
+    readyInstances: n.ready,
+    selector: selectorString(podSelector(cluster.metadata.name!)),
+    instanceNames: observed.instanceNames,
     ...(firstReadyTime ? { firstReadyTime } : {}),
     ...(primary ? { currentPrimary: primary, targetPrimary: cluster.spec.primary ?? primary } : {}),
     secrets: { superuser: secrets.superuser, replication: secrets.replication, app: secrets.app },
