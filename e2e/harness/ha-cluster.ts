@@ -253,6 +253,7 @@ export class HaCluster {
       const step: FaultStep = { o, fault, run, watch, timeoutMs, deadline: run.faultAt + timeoutMs };
       o.log?.(`fault #${o.index} ${kind} on ${oldPrimary} injected`);
 
+      // 1. Another instance becomes primary (or the old one heals in place); 2. writes resume.
       await this.awaitAnotherPrimary(step);
       const oldAddress = this.kubelet.podAddress(this.namespace, pod);
       await this.awaitWritesResumed(step, oldAddress);
