@@ -64,9 +64,7 @@ export class HaCluster {
       `${this.name} healthy with ${instances} instances`,
       async () => {
         const c = await this.get();
-        const cond = (t: string) => c.status?.conditions?.find((x) => x.type === t)?.status;
-        const ok = c.status?.phase === 'Healthy' && c.status.readyInstances === instances && cond('PrimaryAvailable') === 'True' && cond('ReplicasStreaming') === 'True';
-        return ok ? c : undefined;
+        return isHealthy(c, instances) ? c : undefined;
       },
       { timeoutMs, intervalMs: 250 },
     );
@@ -237,137 +235,130 @@ export class HaCluster {
   async runFault(kind: FaultKind, o: RunFaultOptions): Promise<FaultRun> {
     const timeoutMs = o.timeoutMs ?? 120_000;
     const fault = FAULTS[kind];
-    const problems: string[] = [];
-    const notes: string[] = [];
-    let before: PostgreSQLCluster;
-    try {
-      before = await this.healthy(3, o.healthyTimeoutMs ?? 60_000);
-    } catch {
-      throw new Error(`fault #${o.index} ${kind}: the cluster was not healthy (3 instances) within ${(o.healthyTimeoutMs ?? 60_000) / 1000} s before the fault: ${await this.describeState()}`);
-    }
+    const before = await this.healthyBeforeFault(kind, o);
     const oldPrimary = before.status!.currentPrimary!;
     const pod = this.podOf(oldPrimary);
+    const run: FaultRun = { index: o.index, kind, oldPrimary, faultAt: 0, problems: [], notes: [], stuck: false, oldPrimaryCommits: [], probeCommitsBefore: 0 };
     const watch = new PrimaryWatch(this, oldPrimary);
     await watch.start();
-    if (watch.leaseHolder !== oldPrimary) notes.push(`before the fault the Lease named ${watch.leaseHolder ?? 'nobody'}, status ${oldPrimary}`);
+    if (watch.leaseHolder !== oldPrimary) run.notes.push(`before the fault the Lease named ${watch.leaseHolder ?? 'nobody'}, status ${oldPrimary}`);
 
     const probe = new OldPrimaryProbe(this.podConfig(oldPrimary, 1000), o.probeTable, { tag: o.index, syncCommit: fault.probeSyncCommit, timeoutMs: 1000, intervalMs: 100 });
     probe.start();
     let report: ProbeReport | undefined;
-    const run: FaultRun = { index: o.index, kind, oldPrimary, faultAt: 0, problems, notes, stuck: false, oldPrimaryCommits: [], probeCommitsBefore: 0 };
     try {
-      const probeOk = await until(async () => probe.commits.length >= 2, Date.now() + 15_000, 100);
-      if (!probeOk) problems.push(`the old-primary probe never committed on ${oldPrimary} before the fault (so its count proves nothing); errors ${JSON.stringify(probe.errorsSoFar())}`);
-      const flowing = await until(async () => o.writer.firstAckAfter(Date.now() - 1000), Date.now() + 30_000, 50);
-      if (!flowing) problems.push(`writes through -rw were not flowing before the fault (${await this.describeState()})`);
-
+      await this.checkBeforeFault(run, probe, o.writer);
       const injected = await fault.inject({ cluster: this, instance: oldPrimary, pod, watch, operator: o.operator });
-      const faultAt = Date.now();
-      run.faultAt = faultAt;
-      const deadline = faultAt + timeoutMs;
+      run.faultAt = Date.now();
+      const step: FaultStep = { o, fault, run, watch, timeoutMs, deadline: run.faultAt + timeoutMs };
       o.log?.(`fault #${o.index} ${kind} on ${oldPrimary} injected`);
 
-      // 1. Another instance becomes primary. Without a failover (the old primary came back by
-      // itself and serves -rw), stop waiting once that has been so for a while.
-      let servedByOldSince: number | undefined;
-      await until(async () => {
-        if (watch.anotherPrimaryAt !== undefined) return true;
-        // Writes flowing now (the last one sent after the fault, acknowledged within the last second), status Healthy.
-        const flowingNow = (o.writer.sendTimes.at(-1) ?? 0) > faultAt && (o.writer.ackTimes.at(-1) ?? 0) > Date.now() - 1000;
-        const healthyOld = flowingNow && (await this.get()).status?.phase === 'Healthy';
-        servedByOldSince = healthyOld ? (servedByOldSince ?? Date.now()) : undefined;
-        return servedByOldSince !== undefined && Date.now() - servedByOldSince > (fault.mayHealInPlace ? 2_000 : 15_000);
-      }, Math.min(deadline, faultAt + 60_000), 100);
-      if (watch.anotherPrimaryAt === undefined && fault.mayHealInPlace && servedByOldSince !== undefined && watch.leaseHolder === oldPrimary) {
-        notes.push(`healed in place: ${oldPrimary} restarted read-only and, still the Lease holder, was promoted again; -rw writes flow through it`);
-      } else if (watch.anotherPrimaryAt === undefined) {
-        problems.push(
-          servedByOldSince !== undefined
-            ? `no failover: ${oldPrimary} came back as the primary by itself and -rw writes flowed through it again for 15 s, with no other instance named primary (${await this.describeState()})`
-            : `no other instance became primary within ${Math.round((Math.min(deadline, faultAt + 60_000) - faultAt) / 1000)} s of the fault (${await this.describeState()})`,
-        );
-      } else {
-        run.newPrimary = watch.newPrimary;
-        run.anotherPrimaryAt = watch.anotherPrimaryAt;
-        notes.push(`another primary (${watch.newPrimary}) seen ${watch.anotherPrimaryAt - faultAt} ms after the fault, first through the ${watch.firstEvidence}`);
-      }
-
-      // 2. Writes through -rw resume — on another server than the old primary once there is a new
-      // primary (writes the old primary takes through -rw are counted in step 5).
+      // 1. Another instance becomes primary (or the old one heals in place); 2. writes resume.
+      await this.awaitAnotherPrimary(step);
       const oldAddress = this.kubelet.podAddress(this.namespace, pod);
-      const elsewhere = (a: string) => watch.anotherPrimaryAt === undefined || a !== oldAddress;
-      const firstAck = await until(async () => o.writer.firstAckSentAfter(faultAt, elsewhere), deadline, 20);
-      if (firstAck === undefined) {
-        problems.push(`writes through -rw did not resume${watch.anotherPrimaryAt !== undefined ? ` on another instance than ${oldPrimary}` : ''} within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
-      } else run.writeGapMs = firstAck - faultAt;
+      await this.awaitWritesResumed(step, oldAddress);
 
       // 3. Undo the fault (thaw, heal, the operator back).
-      for (const n of await injected.recover()) notes.push(n);
-      for (const p of injected.problems()) problems.push(p);
+      for (const n of await injected.recover()) run.notes.push(n);
+      for (const p of injected.problems()) run.problems.push(p);
 
       // 4. The old primary rejoins as a streaming replica of the new one, the cluster Healthy.
-      if (watch.anotherPrimaryAt !== undefined) {
-        let last = '';
-        const rejoinedAt = await until(async () => {
-          const r = await this.rejoined(oldPrimary);
-          last = r === true ? '' : r;
-          return r === true ? Date.now() : undefined;
-        }, deadline, 200);
-        if (rejoinedAt === undefined) {
-          run.stuck = true;
-          problems.push(`the old primary ${oldPrimary} was not a streaming replica in a Healthy cluster within ${timeoutMs / 1000} s of the fault: ${last} (${await this.describeState()})`);
-        } else run.rejoinMs = rejoinedAt - faultAt;
-      } else {
-        // No failover (healed in place, or a problem already noted): Healthy as healthy(3) means it.
-        const healthyAt = await until(async () => {
-          const c = await this.get();
-          const cond = (t: string) => c.status?.conditions?.find((x) => x.type === t)?.status;
-          const ok = c.status?.phase === 'Healthy' && c.status.readyInstances === 3 && cond('PrimaryAvailable') === 'True' && cond('ReplicasStreaming') === 'True';
-          return ok ? Date.now() : undefined;
-        }, deadline, 250);
-        if (healthyAt === undefined) {
-          run.stuck = true;
-          problems.push(`the cluster was not Healthy again (3 ready, primary available, replicas streaming) within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
-        } else run.healthyAgainMs = healthyAt - faultAt;
-      }
+      if (watch.anotherPrimaryAt !== undefined) await this.awaitRejoined(step);
+      else await this.awaitHealthyAgain(step);
       run.newPrimary = watch.newPrimary ?? run.newPrimary;
-      run.longestWriteGapMs = longestGap(o.writer.ackTimes, faultAt, Date.now());
-      if (watch.anotherPrimaryAt !== undefined && oldAddress) {
-        const t = watch.anotherPrimaryAt;
-        run.rwOldPrimaryAcks = o.writer.acksSentAfterBy(t, oldAddress).filter(([, sentAt]) => watch.holderAt(sentAt) !== oldPrimary).length;
-        if (run.rwOldPrimaryAcks) {
-          const acks = o.writer.acksSentAfterBy(t, oldAddress);
-          problems.push(
-            `-rw routed writes to the old primary ${oldPrimary} after ${watch.newPrimary} became primary, and it acknowledged ${run.rwOldPrimaryAcks} of them ` +
-              `(ids ${acks[0]![0]}…${acks.at(-1)![0]}, sent ${acks[0]![1] - t}…${acks.at(-1)![1] - t} ms after it)`,
-          );
-        }
-      }
+      run.longestWriteGapMs = longestGap(o.writer.ackTimes, run.faultAt, Date.now());
+      if (watch.anotherPrimaryAt !== undefined && oldAddress) checkRwOnOldPrimary(step, oldAddress);
     } finally {
       report = await probe.stop();
       watch.stop();
     }
 
     // 5. The old primary's commits after another instance became primary.
-    run.probeCommitsBefore = report.commits.filter((c) => c.ackAt <= run.faultAt).length;
-    run.probeErrors = report.errors;
-    const t = run.anotherPrimaryAt;
-    if (t !== undefined) {
-      run.oldPrimaryCommits = report.commits.filter((c) => c.sentAt > t && watch.holderAt(c.sentAt) !== oldPrimary);
-      const ambiguous = report.commits.filter((c) => c.sentAt <= t && c.ackAt > t).length;
-      if (ambiguous) notes.push(`${ambiguous} probe INSERT(s) sent before and acknowledged after the new primary appeared (not counted)`);
-      if (run.oldPrimaryCommits.length) {
-        const first = run.oldPrimaryCommits[0]!;
-        const last = run.oldPrimaryCommits.at(-1)!;
-        const local = run.oldPrimaryCommits.filter((c) => c.localOnly).length;
-        problems.push(
-          `the old primary ${oldPrimary} acknowledged ${run.oldPrimaryCommits.length} INSERT(s) sent after ${run.newPrimary ?? 'another instance'} became primary ` +
-            `(synchronous_commit ${fault.probeSyncCommit === 'local' ? 'local' : 'as the server sets it'}; first sent ${first.sentAt - t} ms, last ${last.sentAt - t} ms after it` +
-            `${local ? `; ${local} with the warning that the commit was only local` : ''}): writes accepted by a primary that is no longer the primary`,
-        );
-      }
-    }
+    checkOldPrimaryCommits(run, report, watch, fault);
     return run;
+  }
+
+  /** The cluster healthy with 3 instances before the fault, or an error that says how it is. */
+  private async healthyBeforeFault(kind: FaultKind, o: RunFaultOptions): Promise<PostgreSQLCluster> {
+    try {
+      return await this.healthy(3, o.healthyTimeoutMs ?? 60_000);
+    } catch {
+      throw new Error(`fault #${o.index} ${kind}: the cluster was not healthy (3 instances) within ${(o.healthyTimeoutMs ?? 60_000) / 1000} s before the fault: ${await this.describeState()}`);
+    }
+  }
+
+  /** Before the fault: the probe commits on the old primary and writes flow through -rw (else its counts prove nothing). */
+  private async checkBeforeFault(run: FaultRun, probe: OldPrimaryProbe, writer: LedgerWriter): Promise<void> {
+    const probeOk = await until(async () => probe.commits.length >= 2, Date.now() + 15_000, 100);
+    if (!probeOk) run.problems.push(`the old-primary probe never committed on ${run.oldPrimary} before the fault (so its count proves nothing); errors ${JSON.stringify(probe.errorsSoFar())}`);
+    const flowing = await until(async () => writer.firstAckAfter(Date.now() - 1000), Date.now() + 30_000, 50);
+    if (!flowing) run.problems.push(`writes through -rw were not flowing before the fault (${await this.describeState()})`);
+  }
+
+  /**
+   * 1. Another instance becomes primary. Without a failover (the old primary came back by
+   * itself and serves -rw), stop waiting once that has been so for a while.
+   */
+  private async awaitAnotherPrimary({ o, fault, run, watch, deadline }: FaultStep): Promise<void> {
+    const { faultAt, oldPrimary } = run;
+    const bound = Math.min(deadline, faultAt + 60_000);
+    let servedByOldSince: number | undefined;
+    await until(async () => {
+      if (watch.anotherPrimaryAt !== undefined) return true;
+      // Writes flowing now (the last one sent after the fault, acknowledged within the last second), status Healthy.
+      const flowingNow = (o.writer.sendTimes.at(-1) ?? 0) > faultAt && (o.writer.ackTimes.at(-1) ?? 0) > Date.now() - 1000;
+      const healthyOld = flowingNow && (await this.get()).status?.phase === 'Healthy';
+      servedByOldSince = healthyOld ? (servedByOldSince ?? Date.now()) : undefined;
+      return servedByOldSince !== undefined && Date.now() - servedByOldSince > (fault.mayHealInPlace ? 2_000 : 15_000);
+    }, bound, 100);
+    if (watch.anotherPrimaryAt === undefined && fault.mayHealInPlace && servedByOldSince !== undefined && watch.leaseHolder === oldPrimary) {
+      run.notes.push(`healed in place: ${oldPrimary} restarted read-only and, still the Lease holder, was promoted again; -rw writes flow through it`);
+    } else if (watch.anotherPrimaryAt === undefined) {
+      run.problems.push(
+        servedByOldSince !== undefined
+          ? `no failover: ${oldPrimary} came back as the primary by itself and -rw writes flowed through it again for 15 s, with no other instance named primary (${await this.describeState()})`
+          : `no other instance became primary within ${Math.round((bound - faultAt) / 1000)} s of the fault (${await this.describeState()})`,
+      );
+    } else {
+      run.newPrimary = watch.newPrimary;
+      run.anotherPrimaryAt = watch.anotherPrimaryAt;
+      run.notes.push(`another primary (${watch.newPrimary}) seen ${watch.anotherPrimaryAt - faultAt} ms after the fault, first through the ${watch.firstEvidence}`);
+    }
+  }
+
+  /**
+   * 2. Writes through -rw resume — on another server than the old primary once there is a new
+   * primary (writes the old primary takes through -rw are counted in step 5).
+   */
+  private async awaitWritesResumed({ o, run, watch, timeoutMs, deadline }: FaultStep, oldAddress: string | undefined): Promise<void> {
+    const elsewhere = (a: string) => watch.anotherPrimaryAt === undefined || a !== oldAddress;
+    const firstAck = await until(async () => o.writer.firstAckSentAfter(run.faultAt, elsewhere), deadline, 20);
+    if (firstAck === undefined) {
+      run.problems.push(`writes through -rw did not resume${watch.anotherPrimaryAt !== undefined ? ` on another instance than ${run.oldPrimary}` : ''} within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+    } else run.writeGapMs = firstAck - run.faultAt;
+  }
+
+  /** 4, after a failover: the old primary a streaming replica in a Healthy cluster. */
+  private async awaitRejoined({ run, timeoutMs, deadline }: FaultStep): Promise<void> {
+    let last = '';
+    const rejoinedAt = await until(async () => {
+      const r = await this.rejoined(run.oldPrimary);
+      last = r === true ? '' : r;
+      return r === true ? Date.now() : undefined;
+    }, deadline, 200);
+    if (rejoinedAt === undefined) {
+      run.stuck = true;
+      run.problems.push(`the old primary ${run.oldPrimary} was not a streaming replica in a Healthy cluster within ${timeoutMs / 1000} s of the fault: ${last} (${await this.describeState()})`);
+    } else run.rejoinMs = rejoinedAt - run.faultAt;
+  }
+
+  /** 4, without a failover (healed in place, or a problem already noted): Healthy as healthy(3) means it. */
+  private async awaitHealthyAgain({ run, timeoutMs, deadline }: FaultStep): Promise<void> {
+    const healthyAt = await until(async () => (isHealthy(await this.get(), 3) ? Date.now() : undefined), deadline, 250);
+    if (healthyAt === undefined) {
+      run.stuck = true;
+      run.problems.push(`the cluster was not Healthy again (3 ready, primary available, replicas streaming) within ${timeoutMs / 1000} s of the fault (${await this.describeState()})`);
+    } else run.healthyAgainMs = healthyAt - run.faultAt;
   }
 
   /** true once `instance` is a streaming replica in a Healthy cluster with another primary; else why not. */
@@ -376,8 +367,7 @@ export class HaCluster {
     if (!c) return 'the cluster could not be read';
     const cond = (t: string) => c.status?.conditions?.find((x) => x.type === t);
     if (c.status?.currentPrimary === instance) return `${instance} is status.currentPrimary`;
-    const ok = c.status?.phase === 'Healthy' && c.status.readyInstances === 3 && cond('PrimaryAvailable')?.status === 'True' && cond('ReplicasStreaming')?.status === 'True';
-    if (!ok) return `not healthy: phase ${c.status?.phase}, ready ${c.status?.readyInstances}, ReplicasStreaming ${cond('ReplicasStreaming')?.status} (${cond('ReplicasStreaming')?.message})`;
+    if (!isHealthy(c, 3)) return `not healthy: phase ${c.status?.phase}, ready ${c.status?.readyInstances}, ReplicasStreaming ${cond('ReplicasStreaming')?.status} (${cond('ReplicasStreaming')?.message})`;
     const label = await this.roleLabel(instance).catch(() => '?');
     if (label !== 'replica') return `${instance} has role label ${label ?? 'none'}, not replica`;
     const r = await query<{ r: boolean }>(this.podConfig(instance), 'SELECT pg_is_in_recovery() AS r').catch((err: Error) => err);
@@ -385,6 +375,55 @@ export class HaCluster {
     if (!r[0]?.r) return `${instance} answers directly but is not in recovery`;
     return true;
   }
+}
+
+/** Healthy: the phase, `instances` ready, the primary available, every replica streaming. */
+function isHealthy(c: PostgreSQLCluster, instances: number): boolean {
+  const cond = (t: string) => c.status?.conditions?.find((x) => x.type === t)?.status;
+  return c.status?.phase === 'Healthy' && c.status.readyInstances === instances && cond('PrimaryAvailable') === 'True' && cond('ReplicasStreaming') === 'True';
+}
+
+/** What each step after the fault works with; `run` collects the results, problems and notes. */
+interface FaultStep {
+  o: RunFaultOptions;
+  fault: FaultSpec;
+  run: FaultRun;
+  watch: PrimaryWatch;
+  /** Bound on each wait after the fault, and the deadline it sets (from the fault). */
+  timeoutMs: number;
+  deadline: number;
+}
+
+/** -rw must not route writes to the old primary once another instance is primary: those it acknowledged are a problem. */
+function checkRwOnOldPrimary({ o, run, watch }: FaultStep, oldAddress: string): void {
+  const t = watch.anotherPrimaryAt!;
+  run.rwOldPrimaryAcks = o.writer.acksSentAfterBy(t, oldAddress).filter(([, sentAt]) => watch.holderAt(sentAt) !== run.oldPrimary).length;
+  if (!run.rwOldPrimaryAcks) return;
+  const acks = o.writer.acksSentAfterBy(t, oldAddress);
+  run.problems.push(
+    `-rw routed writes to the old primary ${run.oldPrimary} after ${watch.newPrimary} became primary, and it acknowledged ${run.rwOldPrimaryAcks} of them ` +
+      `(ids ${acks[0]![0]}…${acks.at(-1)![0]}, sent ${acks[0]![1] - t}…${acks.at(-1)![1] - t} ms after it)`,
+  );
+}
+
+/** 5. The probe's commits on the old primary: before the fault, and those sent after another instance became primary (a problem). */
+function checkOldPrimaryCommits(run: FaultRun, report: ProbeReport, watch: PrimaryWatch, fault: FaultSpec): void {
+  run.probeCommitsBefore = report.commits.filter((c) => c.ackAt <= run.faultAt).length;
+  run.probeErrors = report.errors;
+  const t = run.anotherPrimaryAt;
+  if (t === undefined) return;
+  run.oldPrimaryCommits = report.commits.filter((c) => c.sentAt > t && watch.holderAt(c.sentAt) !== run.oldPrimary);
+  const ambiguous = report.commits.filter((c) => c.sentAt <= t && c.ackAt > t).length;
+  if (ambiguous) run.notes.push(`${ambiguous} probe INSERT(s) sent before and acknowledged after the new primary appeared (not counted)`);
+  if (!run.oldPrimaryCommits.length) return;
+  const first = run.oldPrimaryCommits[0]!;
+  const last = run.oldPrimaryCommits.at(-1)!;
+  const local = run.oldPrimaryCommits.filter((c) => c.localOnly).length;
+  run.problems.push(
+    `the old primary ${run.oldPrimary} acknowledged ${run.oldPrimaryCommits.length} INSERT(s) sent after ${run.newPrimary ?? 'another instance'} became primary ` +
+      `(synchronous_commit ${fault.probeSyncCommit === 'local' ? 'local' : 'as the server sets it'}; first sent ${first.sentAt - t} ms, last ${last.sentAt - t} ms after it` +
+      `${local ? `; ${local} with the warning that the commit was only local` : ''}): writes accepted by a primary that is no longer the primary`,
+  );
 }
 
 /** Longest interval between `from` and consecutive times of `times` (ascending) up to `to`; undefined without any. */

@@ -4,13 +4,13 @@
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { V1Container, V1ContainerState, V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
+import type { V1Container, V1ContainerState, V1ContainerStateTerminated, V1ContainerStatus, V1Pod, V1PodCondition, V1PodSpec } from '@kubernetes/client-node';
 import type { Logger } from '../../src/runtime/logger.js';
 import { isStatus, type KubeApi } from './api.js';
 import { ContainerConfigError, containerEnv, expandRefs } from './container-env.js';
-import { ImagePullError, resolveImage } from './images.js';
+import { ImagePullError, resolveImage, type ResolvedImage } from './images.js';
 import { ProbeLoop, type ProbeTarget } from './probes.js';
-import { launchProcess, signal, writeIdentityFiles, type Cgroups, type Mount, type ProcessUser, type SandboxProcess } from './sandbox.js';
+import { launchProcess, signal, writeIdentityFiles, type Cgroups, type ExitStatus, type Mount, type ProcessUser, type SandboxProcess } from './sandbox.js';
 import { PodVolumes, VolumeNotReady, type VolumeSources } from './volumes.js';
 import { errorText } from '../../src/util/error-text.js';
 
@@ -136,34 +136,14 @@ export class PodWorker {
   private async run(): Promise<void> {
     this.startTime = now();
     await mkdir(join(this.podDir, 'logs'), { recursive: true });
-    const sc = this.pod.spec!.securityContext ?? {};
-    const uid = this.pod.spec!.containers[0]?.securityContext?.runAsUser ?? sc.runAsUser;
-    if (uid !== undefined && uid !== 0) {
-      const gid = this.pod.spec!.containers[0]?.securityContext?.runAsGroup ?? sc.runAsGroup ?? uid;
-      const groups = [...new Set([...(sc.fsGroup !== undefined ? [sc.fsGroup] : []), ...(sc.supplementalGroups ?? [])])];
-      this.user = { uid, gid, groups };
-    }
+    this.user = podUser(this.pod.spec!);
     this.passwd = await writeIdentityFiles(join(this.podDir, 'etc'), this.user);
     this.hostsPath = join(this.podDir, 'etc', 'hosts');
     await this.writeHosts();
     this.scheduleStatus();
 
-    // Volumes: retry until every source exists (claims bound, ConfigMaps created...).
     this.volumes = new PodVolumes(this.d.api, this.d.sources, this.withAddresses(), this.podDir, join(this.d.shmRoot, this.uid));
-    let lastMsg = '';
-    for (;;) {
-      if (this.terminating) return;
-      try {
-        await this.volumes.setup();
-        break;
-      } catch (err) {
-        const msg = errorText(err);
-        if (!(err instanceof VolumeNotReady)) this.log.warn({ err: msg }, 'volume setup failed');
-        if (msg !== lastMsg) this.d.event(this.pod, 'Warning', 'FailedMount', msg);
-        lastMsg = msg;
-        await this.pause(1000);
-      }
-    }
+    if (!(await this.setUpVolumes(this.volumes))) return;
     this.refreshTimer = setInterval(() => void this.refresh(), 1000);
 
     for (const c of this.inits) {
@@ -177,6 +157,24 @@ export class PodWorker {
       const failed = this.containers.some((c) => (c.state.terminated?.exitCode ?? 0) !== 0);
       this.phase = failed ? 'Failed' : 'Succeeded';
       this.scheduleStatus();
+    }
+  }
+
+  /** Volumes: retry until every source exists (claims bound, ConfigMaps created...); false when terminated first. */
+  private async setUpVolumes(volumes: PodVolumes): Promise<boolean> {
+    let lastMsg = '';
+    for (;;) {
+      if (this.terminating) return false;
+      try {
+        await volumes.setup();
+        return true;
+      } catch (err) {
+        const msg = errorText(err);
+        if (!(err instanceof VolumeNotReady)) this.log.warn({ err: msg }, 'volume setup failed');
+        if (msg !== lastMsg) this.d.event(this.pod, 'Warning', 'FailedMount', msg);
+        lastMsg = msg;
+        await this.pause(1000);
+      }
     }
   }
 
@@ -239,17 +237,51 @@ export class PodWorker {
 
   /** Starts the container and waits for it to end; exit code, or undefined when it never started. */
   private async runOnce(c: ContainerRuntime): Promise<number | undefined> {
-    let image;
-    let env: Record<string, string>;
-    let mounts: Mount[];
+    const config = this.containerConfig(c);
+    if (!config) return undefined;
+    const { image, env } = config;
+    if (image.substitution && c.restartCount === 0 && !c.proc) this.d.event(this.pod, 'Warning', 'ImageVersionSubstituted', image.substitution);
+    const user = this.userFor(c.spec);
+    const proc = await this.launch(c, config, user);
+    c.startedAt = Date.now();
+    const startedAt = now();
+    c.state = { running: { startedAt: startedAt as unknown as Date } };
+    c.ready = false;
+    c.started = false;
+    this.log.info({ container: c.spec.name, pid: proc.pid, restartCount: c.restartCount }, 'container started');
+    if (!c.init) {
+      this.phase = 'Running';
+      this.startProbes(c, env, user);
+    }
+    this.scheduleStatus();
+    const exit = await proc.exited;
+    for (const p of c.probes) p.stop();
+    c.probes = [];
+    if (c.cgroupDir) await this.d.cgroups.kill(c.cgroupDir); // the container ends with its main process
+    else signal(-proc.pid as number, 'SIGKILL');
+    const code = exitCode(exit);
+    c.ready = false;
+    c.started = false;
+    c.state = { terminated: await terminatedState(c, proc, exit, code, startedAt) };
+    this.log.info({ container: c.spec.name, exitCode: code, signal: exit.signal }, 'container exited');
+    this.scheduleStatus();
+    return code;
+  }
+
+  /**
+   * The image, environment and volume mounts of a start; undefined (the container waiting, with
+   * an event when the reason is new) when one of them cannot be had yet.
+   */
+  private containerConfig(c: ContainerRuntime): ContainerConfig | undefined {
     try {
-      image = resolveImage(c.spec.image ?? '', this.d.repoRoot);
-      env = containerEnv(this.withAddresses(), c.spec, image, this.d.sources, this.d.apiServer);
-      mounts = (c.spec.volumeMounts ?? []).map((m) => {
+      const image = resolveImage(c.spec.image ?? '', this.d.repoRoot);
+      const env = containerEnv(this.withAddresses(), c.spec, image, this.d.sources, this.d.apiServer);
+      const mounts = (c.spec.volumeMounts ?? []).map((m): Mount => {
         const base = this.volumes!.paths.get(m.name);
         if (!base) throw new ContainerConfigError(`container ${c.spec.name} mounts ${m.name}, which is not a volume of the pod`);
         return { hostPath: m.subPath ? join(base, m.subPath) : base, containerPath: m.mountPath, readOnly: !!m.readOnly };
       });
+      return { image, env, mounts };
     } catch (err) {
       const reason = err instanceof ImagePullError ? 'ErrImagePull' : err instanceof ContainerConfigError ? 'CreateContainerConfigError' : 'CreateContainerError';
       const message = errorText(err);
@@ -258,69 +290,43 @@ export class PodWorker {
       this.scheduleStatus();
       return undefined;
     }
-    if (image.substitution && c.restartCount === 0 && !c.proc) this.d.event(this.pod, 'Warning', 'ImageVersionSubstituted', image.substitution);
-    const command = (c.spec.command ?? image.entrypoint).map((s) => expandRefs(s, env));
-    const args = (c.spec.command ? (c.spec.args ?? []) : (c.spec.args ?? image.cmd)).map((s) => expandRefs(s, env));
-    mounts.push(
+  }
+
+  /** A fresh cgroup, the start line in the container's log, then the process. */
+  private async launch(c: ContainerRuntime, { image, env, mounts }: ContainerConfig, user: ProcessUser | undefined): Promise<SandboxProcess> {
+    const argv = containerArgv(c.spec, image, env);
+    const allMounts: Mount[] = [
+      ...mounts,
       ...image.mounts,
       { hostPath: this.passwd.passwd, containerPath: '/etc/passwd', readOnly: true },
       { hostPath: this.passwd.group, containerPath: '/etc/group', readOnly: true },
       { hostPath: this.hostsPath, containerPath: '/etc/hosts', readOnly: true },
-    );
-    const user = this.userFor(c.spec);
+    ];
     const noNewPrivs = c.spec.securityContext?.allowPrivilegeEscalation === false;
-    if (c.cgroupDir) await this.d.cgroups.remove(c.cgroupDir);
-    c.cgroupDir = await this.d.cgroups.make(this.uid, `${c.spec.name}-${c.restartCount}`);
-    // A restart inside a partition stays partitioned; a merely frozen (hung) container restarts live.
-    if (c.cgroupDir && this.isolated) await this.d.cgroups.freeze(c.cgroupDir, true);
+    await this.newCgroup(c);
     const log = await open(c.logPath, 'a');
-    await log.write(`---- ${now()} start ${c.spec.name} (restart ${c.restartCount}): ${[...command, ...args].join(' ')}\n`);
+    await log.write(`---- ${now()} start ${c.spec.name} (restart ${c.restartCount}): ${argv.join(' ')}\n`);
     await log.close();
     c.proc = launchProcess({
-      argv: [...command, ...args],
+      argv,
       env: { HOME: user?.uid === 26 ? '/var/lib/postgresql' : '/', ...env },
       workingDir: c.spec.workingDir ?? image.workingDir,
-      mounts,
+      mounts: allMounts,
       ...(user ? { user } : {}),
       noNewPrivs,
       hostname: this.pod.spec!.hostname ?? this.pod.metadata!.name!,
       ...(c.cgroupDir ? { cgroupDir: c.cgroupDir } : {}),
       logPath: c.logPath,
     });
-    c.startedAt = Date.now();
-    const startedAt = now();
-    c.state = { running: { startedAt: startedAt as unknown as Date } };
-    c.ready = false;
-    c.started = false;
-    this.log.info({ container: c.spec.name, pid: c.proc.pid, restartCount: c.restartCount }, 'container started');
-    if (!c.init) {
-      this.phase = 'Running';
-      this.startProbes(c, env, user);
-    }
-    this.scheduleStatus();
-    const exit = await c.proc.exited;
-    for (const p of c.probes) p.stop();
-    c.probes = [];
-    if (c.cgroupDir) await this.d.cgroups.kill(c.cgroupDir); // the container ends with its main process
-    else signal(-c.proc.pid as number, 'SIGKILL');
-    const SIGNALS: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGABRT: 6, SIGSEGV: 11, SIGHUP: 1 };
-    const code = exit.code ?? 128 + (SIGNALS[exit.signal ?? ''] ?? 0);
-    c.ready = false;
-    c.started = false;
-    c.state = {
-      terminated: {
-        exitCode: code,
-        ...(exit.signal ? { signal: SIGNALS[exit.signal] ?? 0 } : {}),
-        reason: code === 0 ? 'Completed' : 'Error',
-        startedAt: startedAt as unknown as Date,
-        finishedAt: now() as unknown as Date,
-        containerID: `process://${c.proc.pid}`,
-        ...(code !== 0 ? { message: await tail(c.logPath) } : {}),
-      },
-    };
-    this.log.info({ container: c.spec.name, exitCode: code, signal: exit.signal }, 'container exited');
-    this.scheduleStatus();
-    return code;
+    return c.proc;
+  }
+
+  /** The cgroup of this start (the previous one removed). */
+  private async newCgroup(c: ContainerRuntime): Promise<void> {
+    if (c.cgroupDir) await this.d.cgroups.remove(c.cgroupDir);
+    c.cgroupDir = await this.d.cgroups.make(this.uid, `${c.spec.name}-${c.restartCount}`);
+    // A restart inside a partition stays partitioned; a merely frozen (hung) container restarts live.
+    if (c.cgroupDir && this.isolated) await this.d.cgroups.freeze(c.cgroupDir, true);
   }
 
   private userFor(c: V1Container): ProcessUser | undefined {
@@ -553,6 +559,49 @@ export class PodWorker {
       this.writing = false;
     })();
   }
+}
+
+/** What a container start needs, gathered before anything is launched. */
+interface ContainerConfig {
+  image: ResolvedImage;
+  env: Record<string, string>;
+  mounts: Mount[];
+}
+
+/** The pod-level user (securityContext, the first container's runAsUser/runAsGroup first); undefined for root. */
+function podUser(spec: V1PodSpec): ProcessUser | undefined {
+  const sc = spec.securityContext ?? {};
+  const uid = spec.containers[0]?.securityContext?.runAsUser ?? sc.runAsUser;
+  if (uid === undefined || uid === 0) return undefined;
+  const gid = spec.containers[0]?.securityContext?.runAsGroup ?? sc.runAsGroup ?? uid;
+  const groups = [...new Set([...(sc.fsGroup !== undefined ? [sc.fsGroup] : []), ...(sc.supplementalGroups ?? [])])];
+  return { uid, gid, groups };
+}
+
+/** command/args over the image's entrypoint/cmd (args alone keep the entrypoint), $(VAR) expanded. */
+function containerArgv(spec: V1Container, image: ResolvedImage, env: Record<string, string>): string[] {
+  const command = (spec.command ?? image.entrypoint).map((s) => expandRefs(s, env));
+  const args = (spec.command ? (spec.args ?? []) : (spec.args ?? image.cmd)).map((s) => expandRefs(s, env));
+  return [...command, ...args];
+}
+
+const SIGNALS: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGABRT: 6, SIGSEGV: 11, SIGHUP: 1 };
+
+/** The exit code as a shell reports it: 128 + the signal number when a signal ended the process. */
+function exitCode(exit: ExitStatus): number {
+  return exit.code ?? 128 + (SIGNALS[exit.signal ?? ''] ?? 0);
+}
+
+async function terminatedState(c: ContainerRuntime, proc: SandboxProcess, exit: ExitStatus, code: number, startedAt: string): Promise<V1ContainerStateTerminated> {
+  return {
+    exitCode: code,
+    ...(exit.signal ? { signal: SIGNALS[exit.signal] ?? 0 } : {}),
+    reason: code === 0 ? 'Completed' : 'Error',
+    startedAt: startedAt as unknown as Date,
+    finishedAt: now() as unknown as Date,
+    containerID: `process://${proc.pid}`,
+    ...(code !== 0 ? { message: await tail(c.logPath) } : {}),
+  };
 }
 
 async function tail(path: string, bytes = 2048): Promise<string> {

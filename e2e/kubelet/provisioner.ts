@@ -19,6 +19,16 @@ import { errorText } from '../../src/util/error-text.js';
 
 export const PROVISIONED_BY = 'pgpilot.io/process-kubelet';
 
+/** Provisioned by this kubelet (other PVs are left alone). */
+const ours = (pv: V1PersistentVolume): boolean => pv.metadata?.annotations?.[PROVISIONED_BY] !== undefined;
+
+/** Released, or its claim is gone while the PV controller has not (yet) said so. */
+function released(pv: V1PersistentVolume, claimUids: ReadonlySet<string>): boolean {
+  if (pv.status?.phase === 'Released') return true;
+  const claim = pv.spec?.claimRef?.uid;
+  return !!claim && !claimUids.has(claim) && pv.status?.phase !== 'Bound' && pv.status?.phase !== 'Available';
+}
+
 /** Storage quantities: the project's parser; an absent one counts as 0. */
 const bytes = (q: string | number | undefined): number => (q === undefined ? 0 : parseQuantity(q));
 
@@ -57,27 +67,31 @@ export class Provisioner {
     const pvs = new Map(this.volumes().map((pv) => [pv.metadata!.name!, pv]));
     const claimUids = new Set<string>();
     for (const pvc of this.claims()) {
-      const uid = pvc.metadata!.uid!;
-      claimUids.add(uid);
-      if (pvc.metadata!.deletionTimestamp) continue;
-      const request = pvc.spec?.resources?.requests?.storage;
-      if (!pvc.spec?.volumeName && pvc.status?.phase !== 'Bound') {
-        if (!pvs.has(`pvc-${uid}`)) await this.provision(pvc);
-      } else if (pvc.status?.phase === 'Bound' && request) {
-        const pv = pvs.get(pvc.spec!.volumeName!);
-        if (pv?.metadata?.annotations?.[PROVISIONED_BY] !== undefined) await this.expand(pvc, pv, request);
-      }
+      claimUids.add(pvc.metadata!.uid!);
+      if (!pvc.metadata!.deletionTimestamp) await this.syncClaim(pvc, pvs);
     }
     for (const pv of pvs.values()) {
-      if (pv.metadata?.annotations?.[PROVISIONED_BY] === undefined) continue;
-      if (pv.status?.phase === 'Released' || (pv.spec?.claimRef?.uid && !claimUids.has(pv.spec.claimRef.uid) && pv.status?.phase !== 'Bound' && pv.status?.phase !== 'Available')) {
-        await this.api.delete(`/api/v1/persistentvolumes/${pv.metadata!.name}`).catch((err: unknown) => {
-          if (!isStatus(err, 404)) throw err;
-        });
-        if (pv.spec?.hostPath?.path?.startsWith(this.volumesDir)) await rm(pv.spec.hostPath.path, { recursive: true, force: true });
-        this.log.info({ pv: pv.metadata!.name }, 'released volume deleted');
-      }
+      if (ours(pv) && released(pv, claimUids)) await this.deleteReleased(pv);
     }
+  }
+
+  /** A Pending claim gets its PV; a bound claim on one of ours that asks for more is expanded. */
+  private async syncClaim(pvc: V1PersistentVolumeClaim, pvs: ReadonlyMap<string, V1PersistentVolume>): Promise<void> {
+    const request = pvc.spec?.resources?.requests?.storage;
+    if (!pvc.spec?.volumeName && pvc.status?.phase !== 'Bound') {
+      if (!pvs.has(`pvc-${pvc.metadata!.uid!}`)) await this.provision(pvc);
+    } else if (pvc.status?.phase === 'Bound' && request) {
+      const pv = pvs.get(pvc.spec!.volumeName!);
+      if (pv && ours(pv)) await this.expand(pvc, pv, request);
+    }
+  }
+
+  private async deleteReleased(pv: V1PersistentVolume): Promise<void> {
+    await this.api.delete(`/api/v1/persistentvolumes/${pv.metadata!.name}`).catch((err: unknown) => {
+      if (!isStatus(err, 404)) throw err;
+    });
+    if (pv.spec?.hostPath?.path?.startsWith(this.volumesDir)) await rm(pv.spec.hostPath.path, { recursive: true, force: true });
+    this.log.info({ pv: pv.metadata!.name }, 'released volume deleted');
   }
 
   private async provision(pvc: V1PersistentVolumeClaim): Promise<void> {

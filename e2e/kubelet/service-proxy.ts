@@ -109,21 +109,24 @@ export class ServiceProxy {
       const ip = this.addresses.get(`${namespace}/${name}`);
       if (ip) lines.push(`${ip}\t${names(name!, namespace!)}`);
       else if (svc.spec?.clusterIP === 'None') {
-        for (const p of this.pods()) {
-          if (p.metadata?.namespace !== namespace || !isReady(p) || !svc.spec.selector || !selects(svc.spec.selector, p)) continue;
-          lines.push(`${p.status!.podIP}\t${names(name!, namespace!)}`);
-        }
+        for (const podIP of this.headlessMembers(svc)) lines.push(`${podIP}\t${names(name!, namespace!)}`);
       }
     }
     // StatefulSet pods: <hostname>.<subdomain>.<ns>.svc.cluster.local, published even before ready.
     for (const p of this.pods()) {
-      const sub = p.spec?.subdomain;
-      if (!sub || !p.status?.podIP || p.metadata?.deletionTimestamp) continue;
-      const host = p.spec?.hostname ?? p.metadata!.name!;
-      const ns = p.metadata!.namespace!;
-      lines.push(`${p.status.podIP}\t${host}.${sub}.${ns}.svc.cluster.local ${host}.${sub}.${ns}.svc${ns === pod.metadata?.namespace ? ` ${host}.${sub}` : ''}`);
+      const line = subdomainHostsLine(p, pod.metadata?.namespace);
+      if (line) lines.push(line);
     }
     return lines.join('\n') + '\n';
+  }
+
+  /** The IPs of the ready pods a headless Service selects. */
+  private headlessMembers(svc: V1Service): string[] {
+    const selector = svc.spec?.selector;
+    if (!selector) return [];
+    return this.pods()
+      .filter((p) => p.metadata?.namespace === svc.metadata!.namespace && isReady(p) && selects(selector, p))
+      .map((p) => p.status!.podIP!);
   }
 
   private allocate(): string {
@@ -256,4 +259,13 @@ export class ServiceProxy {
     }
     this.listeners.clear();
   }
+}
+
+/** The hosts line of a pod with a subdomain (StatefulSet pods), or undefined; short names within `ns`. */
+function subdomainHostsLine(p: V1Pod, ns: string | undefined): string | undefined {
+  const sub = p.spec?.subdomain;
+  if (!sub || !p.status?.podIP || p.metadata?.deletionTimestamp) return undefined;
+  const host = p.spec?.hostname ?? p.metadata!.name!;
+  const podNs = p.metadata!.namespace!;
+  return `${p.status.podIP}\t${host}.${sub}.${podNs}.svc.cluster.local ${host}.${sub}.${podNs}.svc${podNs === ns ? ` ${host}.${sub}` : ''}`;
 }

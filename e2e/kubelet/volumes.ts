@@ -234,36 +234,32 @@ function keyFiles(data: Map<string, Buffer>, items: V1KeyToPath[] | undefined, m
   return files;
 }
 
+/** metadata.labels / metadata.annotations as a whole: sorted key="value" lines. */
+const sortedPairs = (map: Record<string, string> | undefined): string =>
+  Object.entries(map ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n');
+
+/** The whole-field paths the downward API supports, each with how it reads the pod. */
+const DOWNWARD_FIELDS = new Map<string, (pod: V1Pod) => string>([
+  ['metadata.name', (pod) => pod.metadata?.name ?? ''],
+  ['metadata.namespace', (pod) => pod.metadata?.namespace ?? ''],
+  ['metadata.uid', (pod) => pod.metadata?.uid ?? ''],
+  ['metadata.labels', (pod) => sortedPairs(pod.metadata?.labels)],
+  ['metadata.annotations', (pod) => sortedPairs(pod.metadata?.annotations)],
+  ['spec.nodeName', (pod) => pod.spec?.nodeName ?? ''],
+  ['spec.serviceAccountName', (pod) => pod.spec?.serviceAccountName ?? 'default'],
+  ['status.podIP', (pod) => pod.status?.podIP ?? ''],
+  ['status.podIPs', (pod) => (pod.status?.podIPs ?? []).map((p) => p.ip).join(',')],
+  ['status.hostIP', (pod) => pod.status?.hostIP ?? '127.0.0.1'],
+]);
+
 /** Downward API values for a fieldPath (fieldRef env and downwardAPI volumes). */
 export function downward(pod: V1Pod, fieldPath: string): string {
   const meta = pod.metadata ?? {};
   const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
   if (m) return (m[1] === 'labels' ? meta.labels : meta.annotations)?.[m[2]!] ?? '';
-  switch (fieldPath) {
-    case 'metadata.name':
-      return meta.name ?? '';
-    case 'metadata.namespace':
-      return meta.namespace ?? '';
-    case 'metadata.uid':
-      return meta.uid ?? '';
-    case 'metadata.labels':
-    case 'metadata.annotations': {
-      const map = (fieldPath === 'metadata.labels' ? meta.labels : meta.annotations) ?? {};
-      return Object.entries(map).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n');
-    }
-    case 'spec.nodeName':
-      return pod.spec?.nodeName ?? '';
-    case 'spec.serviceAccountName':
-      return pod.spec?.serviceAccountName ?? 'default';
-    case 'status.podIP':
-      return pod.status?.podIP ?? '';
-    case 'status.podIPs':
-      return (pod.status?.podIPs ?? []).map((p) => p.ip).join(',');
-    case 'status.hostIP':
-      return pod.status?.hostIP ?? '127.0.0.1';
-    default:
-      throw new Error(`fieldRef ${fieldPath} is not supported by the process kubelet`);
-  }
+  const field = DOWNWARD_FIELDS.get(fieldPath);
+  if (!field) throw new Error(`fieldRef ${fieldPath} is not supported by the process kubelet`);
+  return field(pod);
 }
 
 /**

@@ -416,20 +416,17 @@ async function backupResource(deps: BackupRunDeps): Promise<PostgreSQLBackup> {
 export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   const { kube, settings: s, store } = deps;
   const now = deps.now ?? (() => new Date());
-  let log = deps.log.child({ cluster: s.cluster, namespace: s.namespace });
+  const runLog = deps.log.child({ cluster: s.cluster, namespace: s.namespace });
 
   // 1. The PostgreSQLBackup.
   let backup: PostgreSQLBackup;
   try {
     backup = await backupResource(deps);
   } catch (err) {
-    const error = apiErrorMessage(err);
-    const invalid = err instanceof BackupArgumentError;
-    log.error({ err: error }, invalid ? 'invalid arguments' : 'cannot get the PostgreSQLBackup');
-    return { outcome: invalid ? 'invalid' : 'failed', exitCode: invalid ? 2 : 1, backupName: s.backupName ?? s.job, error };
+    return backupResourceFailure(err, s, runLog);
   }
   const name = backup.metadata.name!;
-  log = log.child({ backup: name });
+  const log = runLog.child({ backup: name });
   if (backup.status?.phase === 'completed') {
     log.info({ backupId: backup.status.backupId }, 'the backup is completed already: nothing to do');
     return { outcome: 'already-completed', exitCode: 0, backupName: name, ...(backup.status.backupId ? { backupId: backup.status.backupId } : {}) };
@@ -438,45 +435,19 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   // 2. What the attempt needs: the cluster, its instances, where this pod stores.
   const startedAt = now();
   const t0 = performance.now();
-  let cluster: PostgreSQLCluster | null = null;
-  let choice: InstanceChoice = { ok: false, error: 'no instance chosen' };
-  let podSpec: V1PodSpec | undefined;
-  try {
-    cluster = await kube.getCluster(s.cluster);
-    if (!cluster) {
-      choice = { ok: false, error: `PostgreSQLCluster ${s.namespace}/${s.cluster} does not exist` };
-    } else {
-      const pods = (await kube.listInstancePods(s.cluster)).map(instancePod);
-      choice = chooseInstance(pods, cluster.status?.currentPrimary, backupTargetOf(backup, cluster));
-    }
-  } catch (err) {
-    choice = { ok: false, error: `cannot read PostgreSQLCluster ${s.cluster} and its pods: ${apiErrorMessage(err)}` };
-  }
-  if (s.job) {
-    try {
-      podSpec = (await kube.listJobPods(s.job))[0]?.spec;
-    } catch (err) {
-      log.warn({ err: apiErrorMessage(err) }, 'cannot read the pods of this Job: the store credentials in status.destination are taken from the cluster spec');
-    }
-  }
+  const { cluster, choice } = await clusterAndInstance(deps, backup);
+  const podSpec = await jobPodSpec(deps, log);
   const destination = backupDestination(s.location, s.cluster, cluster?.spec, podSpec);
-  const events = async (type: EventType, reason: string, message: string) => {
-    if (cluster) await kube.recordEvent(clusterEventTarget(cluster), type, reason, message);
-    await kube.recordEvent(backupEventTarget(backup), type, reason, message);
-  };
-
-  let progressBytes: number | undefined;
-  const fail = async (error: string): Promise<BackupRunResult> => {
-    const interrupted = deps.signal?.aborted === true;
-    const message = interrupted ? `interrupted: the backup pod was asked to stop (SIGTERM: the Job's deadline passed, or the Job or its pod was deleted); ${error}` : error;
-    log.error({ err: message, seconds: secondsBetween(t0, performance.now()) }, 'backup failed');
-    try {
-      await kube.patchBackupStatus(name, failedStatus(message, now(), secondsBetween(t0, performance.now()), progressBytes));
-    } catch (err) {
-      log.error({ err: apiErrorMessage(err) }, 'cannot record the failure in the PostgreSQLBackup status');
-    }
-    await events('Warning', 'BackupFailed', `Base backup ${name} failed: ${message}`);
-    return { outcome: 'failed', exitCode: 1, backupName: name, error: message };
+  const attempt: Attempt = {
+    deps,
+    name,
+    log,
+    t0,
+    now,
+    events: async (type, reason, message) => {
+      if (cluster) await kube.recordEvent(clusterEventTarget(cluster), type, reason, message);
+      await kube.recordEvent(backupEventTarget(backup), type, reason, message);
+    },
   };
 
   try {
@@ -492,19 +463,89 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
       }),
     );
   } catch (err) {
-    return fail(`cannot mark PostgreSQLBackup ${name} running: ${apiErrorMessage(err)}`);
+    return failAttempt(attempt, `cannot mark PostgreSQLBackup ${name} running: ${apiErrorMessage(err)}`);
   }
   log.info({ attempt: (backup.status?.attempts ?? 0) + 1, destination: `${store.location}/${s.location.path}` }, 'backup attempt started');
-  if (!choice.ok) return fail(choice.error);
-  const { instance, fromReplica, primary } = choice;
-  log = log.child({ instance: instance.instance });
-  if (deps.signal?.aborted) return fail('stopped before the backup started');
+  if (!choice.ok) return failAttempt(attempt, choice.error);
+  return backUpFrom(attempt, choice, cluster);
+}
+
+/** The run's result when its PostgreSQLBackup cannot be had: bad arguments (exit 2) or a failure. */
+function backupResourceFailure(err: unknown, s: BackupRunSettings, log: Logger): BackupRunResult {
+  const error = apiErrorMessage(err);
+  const invalid = err instanceof BackupArgumentError;
+  log.error({ err: error }, invalid ? 'invalid arguments' : 'cannot get the PostgreSQLBackup');
+  return { outcome: invalid ? 'invalid' : 'failed', exitCode: invalid ? 2 : 1, backupName: s.backupName ?? s.job, error };
+}
+
+/** The cluster (null when absent or unreadable) and the instance to back up, or why there is none. */
+async function clusterAndInstance(deps: BackupRunDeps, backup: PostgreSQLBackup): Promise<{ cluster: PostgreSQLCluster | null; choice: InstanceChoice }> {
+  const { kube, settings: s } = deps;
+  let cluster: PostgreSQLCluster | null = null;
+  try {
+    cluster = await kube.getCluster(s.cluster);
+    if (!cluster) return { cluster, choice: { ok: false, error: `PostgreSQLCluster ${s.namespace}/${s.cluster} does not exist` } };
+    const pods = (await kube.listInstancePods(s.cluster)).map(instancePod);
+    return { cluster, choice: chooseInstance(pods, cluster.status?.currentPrimary, backupTargetOf(backup, cluster)) };
+  } catch (err) {
+    return { cluster, choice: { ok: false, error: `cannot read PostgreSQLCluster ${s.cluster} and its pods: ${apiErrorMessage(err)}` } };
+  }
+}
+
+/** The spec of this Job's pod (how it reaches the store), when there is a Job and it can be read. */
+async function jobPodSpec(deps: BackupRunDeps, log: Logger): Promise<V1PodSpec | undefined> {
+  const { job } = deps.settings;
+  if (!job) return undefined;
+  try {
+    return (await deps.kube.listJobPods(job))[0]?.spec;
+  } catch (err) {
+    log.warn({ err: apiErrorMessage(err) }, 'cannot read the pods of this Job: the store credentials in status.destination are taken from the cluster spec');
+    return undefined;
+  }
+}
+
+/** One attempt at a PostgreSQLBackup, once it is marked running: what its steps and its failure need. */
+interface Attempt {
+  deps: BackupRunDeps;
+  name: string;
+  /** Bound to the instance once it is chosen. */
+  log: Logger;
+  /** performance.now() at the start of the attempt. */
+  t0: number;
+  now: () => Date;
+  /** The last progress pg_basebackup reported, kept in status on failure. */
+  progressBytes?: number;
+  /** An event on the cluster (when it exists) and on the PostgreSQLBackup. */
+  events(type: EventType, reason: string, message: string): Promise<void>;
+}
+
+/** Records the failure in status and events; the run's result. */
+async function failAttempt(a: Attempt, error: string): Promise<BackupRunResult> {
+  const { deps, log, name } = a;
+  const interrupted = deps.signal?.aborted === true;
+  const message = interrupted ? `interrupted: the backup pod was asked to stop (SIGTERM: the Job's deadline passed, or the Job or its pod was deleted); ${error}` : error;
+  log.error({ err: message, seconds: secondsBetween(a.t0, performance.now()) }, 'backup failed');
+  try {
+    await deps.kube.patchBackupStatus(name, failedStatus(message, a.now(), secondsBetween(a.t0, performance.now()), a.progressBytes));
+  } catch (err) {
+    log.error({ err: apiErrorMessage(err) }, 'cannot record the failure in the PostgreSQLBackup status');
+  }
+  await a.events('Warning', 'BackupFailed', `Base backup ${name} failed: ${message}`);
+  return { outcome: 'failed', exitCode: 1, backupName: name, error: message };
+}
+
+/** Steps 3 to 5 from the chosen instance: store check, credentials, the backup, its record, retention. */
+async function backUpFrom(a: Attempt, choice: InstanceChoice & { ok: true }, cluster: PostgreSQLCluster | null): Promise<BackupRunResult> {
+  const { deps } = a;
+  const { store, settings: s } = deps;
+  a.log = a.log.child({ instance: choice.instance.instance });
+  if (deps.signal?.aborted) return failAttempt(a, 'stopped before the backup started');
 
   // 3. The store must be usable before pg_basebackup starts: its message is clearer than an upload's.
   try {
     await store.check();
   } catch (err) {
-    return fail(`backup store ${store.location}/${s.location.path} is not usable: ${errorText(err)}`);
+    return failAttempt(a, `backup store ${store.location}/${s.location.path} is not usable: ${errorText(err)}`);
   }
 
   // 4. The backup.
@@ -514,19 +555,45 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   try {
     [replication, superuser] = await Promise.all([read(s.secretsDir, 'replication'), read(s.secretsDir, 'superuser')]);
   } catch (err) {
-    return fail(`cannot read the credentials mounted from the cluster's Secrets: ${errorText(err)}`);
+    return failAttempt(a, `cannot read the credentials mounted from the cluster's Secrets: ${errorText(err)}`);
   }
+  const manifest = await takeBackup(a, choice, replication, superuser);
+  if (typeof manifest === 'string') return failAttempt(a, manifest);
+
+  // 5. Completed.
+  const seconds = secondsBetween(a.t0, performance.now());
+  try {
+    await deps.kube.patchBackupStatus(a.name, completedStatus(manifest, seconds));
+  } catch (err) {
+    // The backup is in the store, complete; only its record is missing. A retry takes another one.
+    return failAttempt(a, `base backup ${manifest.id} is complete in ${store.location}/${s.location.path}, but PostgreSQLBackup ${a.name} could not be marked completed: ${apiErrorMessage(err)}`);
+  }
+  a.log.info({ backupId: manifest.id, seconds, dataBytes: manifest.dataBytes, storedBytes: manifest.storedBytes, fromReplica: manifest.fromReplica }, 'backup completed');
+  await a.events('Normal', 'BackupCompleted', completedMessage(manifest, seconds));
+
+  const retention = await applyBackupRetention(deps, cluster, a.log);
+  return { outcome: 'completed', exitCode: 0, backupName: a.name, backupId: manifest.id, retention };
+}
+
+/**
+ * The base backup from the chosen instance, with progress in status (throttled, one write in
+ * flight); its manifest, or what failed as a sentence (describeBackupFailure).
+ */
+async function takeBackup(a: Attempt, choice: InstanceChoice & { ok: true }, replication: Credentials, superuser: Credentials): Promise<BackupManifest | string> {
+  const { deps, log, name } = a;
+  const { instance, fromReplica, primary } = choice;
+  const s = deps.settings;
   const endpointOf = deps.endpointOf ?? ((ip: string) => ({ host: ip, port: POSTGRES_PORT }));
   const endpoint = endpointOf(instance.ip!);
   const primaryEndpoint = primary ? endpointOf(primary.ip!) : undefined;
   const throttle = new Throttle(deps.progressIntervalMs ?? 5000);
   let progressWrite: Promise<void> | undefined;
   const onProgress = (bytes: number) => {
-    progressBytes = bytes;
+    a.progressBytes = bytes;
     if (progressWrite || !throttle.due(performance.now())) return;
-    const seconds = (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - a.t0) / 1000;
     log.info({ progressBytes: bytes, progress: formatBytes(bytes), mibPerSecond: Number((bytes / 2 ** 20 / Math.max(seconds, 0.001)).toFixed(1)) }, 'backup progress');
-    progressWrite = kube
+    progressWrite = deps.kube
       .patchBackupStatus(name, { progressBytes: bytes })
       .catch((err: unknown) => log.warn({ err: apiErrorMessage(err) }, 'cannot write progressBytes'))
       .finally(() => (progressWrite = undefined));
@@ -536,7 +603,7 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
   try {
     log.info({ host: endpoint.host, port: endpoint.port, fromReplica, level: s.level }, 'taking the base backup');
     manifest = await take({
-      store,
+      store: deps.store,
       path: s.location.path,
       pgBin: s.pgBin,
       host: endpoint.host,
@@ -563,23 +630,10 @@ export async function runBackup(deps: BackupRunDeps): Promise<BackupRunResult> {
     });
   } catch (err) {
     await progressWrite;
-    return fail(describeBackupFailure(err, { instance, endpoint, fromReplica, replicationUser: replication.username, superuser: superuser.username }));
+    return describeBackupFailure(err, { instance, endpoint, fromReplica, replicationUser: replication.username, superuser: superuser.username });
   }
   await progressWrite;
-
-  // 5. Completed.
-  const seconds = secondsBetween(t0, performance.now());
-  try {
-    await kube.patchBackupStatus(name, completedStatus(manifest, seconds));
-  } catch (err) {
-    // The backup is in the store, complete; only its record is missing. A retry takes another one.
-    return fail(`base backup ${manifest.id} is complete in ${store.location}/${s.location.path}, but PostgreSQLBackup ${name} could not be marked completed: ${apiErrorMessage(err)}`);
-  }
-  log.info({ backupId: manifest.id, seconds, dataBytes: manifest.dataBytes, storedBytes: manifest.storedBytes, fromReplica: manifest.fromReplica }, 'backup completed');
-  await events('Normal', 'BackupCompleted', completedMessage(manifest, seconds));
-
-  const retention = await applyBackupRetention(deps, cluster, log);
-  return { outcome: 'completed', exitCode: 0, backupName: name, backupId: manifest.id, retention };
+  return manifest;
 }
 
 /**

@@ -24,6 +24,7 @@ import type { ObjectStore } from '../backup/object-store.js';
 import { openStore, readLocationFromEnv } from '../backup/open-store.js';
 import { purgeArchive } from '../backup-job/purge.js';
 import { parseRetention } from '../backup/retention.js';
+import type { ArchiveLocation } from '../backup/store-config.js';
 import { DEFAULTS } from '../api/cluster.js';
 import { EnvError } from '../instance/env.js';
 import { resolvePgBin } from '../postgres/files.js';
@@ -76,17 +77,10 @@ function required(env: Env, name: string): string {
 
 /** Pure: validates the options and environment; throws OptionError or EnvError naming what is wrong. */
 export function readBackupSettings(opts: BackupCommandOptions, env: Env): BackupCommandSettings {
-  if (!DNS_LABEL.test(opts.cluster) || opts.cluster.length > 63) throw new OptionError('--cluster', `must be a PostgreSQLCluster name (got ${JSON.stringify(opts.cluster)})`);
-  if (opts.backup !== undefined && (!DNS_SUBDOMAIN.test(opts.backup) || opts.backup.length > 253)) {
-    throw new OptionError('--backup', `must be a PostgreSQLBackup name (got ${JSON.stringify(opts.backup)})`);
-  }
+  checkNames(opts);
   const namespace = required(env, POD_ENV.namespace);
   if (!DNS_LABEL.test(namespace)) throw new EnvError(POD_ENV.namespace, `must be a namespace name (got ${JSON.stringify(namespace)})`);
-  const job = optional(env, POD_ENV.jobName);
-  if (opts.backup === undefined && job === undefined && !opts.purge) {
-    throw new EnvError(POD_ENV.jobName, 'is required without --backup: a scheduled run names its PostgreSQLBackup after its Job');
-  }
-  if (job !== undefined && (!DNS_SUBDOMAIN.test(job) || job.length > 63)) throw new EnvError(POD_ENV.jobName, `must be a Job name of at most 63 characters (got ${JSON.stringify(job)})`);
+  const job = readJob(opts, env);
   const secretsDir = required(env, POD_ENV.secretsDir);
   if (!isAbsolute(secretsDir)) throw new EnvError(POD_ENV.secretsDir, `must be an absolute path (got ${JSON.stringify(secretsDir)})`);
 
@@ -100,19 +94,7 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
     throw new EnvError(POD_ENV.backupRetention, `is not valid: ${errorText(err)}`);
   }
 
-  required(env, POD_ENV.backupLocation);
-  let location;
-  try {
-    location = readLocationFromEnv(POD_ENV.backupLocation, env);
-  } catch (err) {
-    // Its messages name the variable already.
-    throw new EnvError(POD_ENV.backupLocation, `is not valid: ${errorText(err).replace(/^environment variable \S+:? ?/, '')}`);
-  }
-  if (location.store.kind === 's3') {
-    for (const v of [location.store.accessKeyIdEnv, location.store.secretAccessKeyEnv]) {
-      if (optional(env, v) === undefined) throw new EnvError(v, `is not set: ${POD_ENV.backupLocation} names it for the S3 credentials of bucket ${location.store.bucket}`);
-    }
-  }
+  const location = readLocation(env);
 
   const logLevel = (optional(env, POD_ENV.logLevel) ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new EnvError(POD_ENV.logLevel, `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
@@ -129,6 +111,42 @@ export function readBackupSettings(opts: BackupCommandOptions, env: Env): Backup
     pgBin: optional(env, POD_ENV.pgBin),
     logLevel,
   };
+}
+
+/** --cluster and --backup must be names of their kinds. */
+function checkNames(opts: BackupCommandOptions): void {
+  if (!DNS_LABEL.test(opts.cluster) || opts.cluster.length > 63) throw new OptionError('--cluster', `must be a PostgreSQLCluster name (got ${JSON.stringify(opts.cluster)})`);
+  if (opts.backup !== undefined && (!DNS_SUBDOMAIN.test(opts.backup) || opts.backup.length > 253)) {
+    throw new OptionError('--backup', `must be a PostgreSQLBackup name (got ${JSON.stringify(opts.backup)})`);
+  }
+}
+
+/** PGPILOT_JOB_NAME: required for a scheduled run (no --backup, no --purge), a Job name when set. */
+function readJob(opts: BackupCommandOptions, env: Env): string | undefined {
+  const job = optional(env, POD_ENV.jobName);
+  if (opts.backup === undefined && job === undefined && !opts.purge) {
+    throw new EnvError(POD_ENV.jobName, 'is required without --backup: a scheduled run names its PostgreSQLBackup after its Job');
+  }
+  if (job !== undefined && (!DNS_SUBDOMAIN.test(job) || job.length > 63)) throw new EnvError(POD_ENV.jobName, `must be a Job name of at most 63 characters (got ${JSON.stringify(job)})`);
+  return job;
+}
+
+/** PGPILOT_BACKUP_LOCATION, and for S3 the credential variables it names, which must be set. */
+function readLocation(env: Env): ArchiveLocation {
+  required(env, POD_ENV.backupLocation);
+  let location;
+  try {
+    location = readLocationFromEnv(POD_ENV.backupLocation, env);
+  } catch (err) {
+    // Its messages name the variable already.
+    throw new EnvError(POD_ENV.backupLocation, `is not valid: ${errorText(err).replace(/^environment variable \S+:? ?/, '')}`);
+  }
+  if (location.store.kind === 's3') {
+    for (const v of [location.store.accessKeyIdEnv, location.store.secretAccessKeyEnv]) {
+      if (optional(env, v) === undefined) throw new EnvError(v, `is not set: ${POD_ENV.backupLocation} names it for the S3 credentials of bucket ${location.store.bucket}`);
+    }
+  }
+  return location;
 }
 
 /** One JSON line on stderr, for failures before the logger exists. */

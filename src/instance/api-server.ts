@@ -75,6 +75,44 @@ export async function awaitOperation<T>(op: Promise<T>, waitMs: number | undefin
   return first === timedOut ? [202, { accepted: true, operation: current() }] : [200, first];
 }
 
+/** Checks the bearer token (read per request); false when it has answered 401 or 500 already. */
+async function authorized(req: IncomingMessage, res: ServerResponse, o: ApiServerOptions): Promise<boolean> {
+  let token: string;
+  try {
+    token = await o.token();
+  } catch (err) {
+    o.log.error({ err: errorText(err) }, 'cannot read the agent token');
+    send(res, 500, { error: 'the agent token is not available' });
+    return false;
+  }
+  if (!bearerMatches(req.headers.authorization, token)) {
+    send(res, 401, { error: 'missing or invalid bearer token' });
+    return false;
+  }
+  return true;
+}
+
+/** The self-isolation timeout the operator sent: whole seconds from 0 to 3600, else undefined. */
+function isolationSeconds(header: string | string[] | undefined): number | undefined {
+  const isolation = Number(header ?? NaN);
+  return Number.isInteger(isolation) && isolation >= 0 && isolation <= 3600 ? isolation : undefined;
+}
+
+/** Runs an authorized route and sends its answer or its error; calls other than GET are logged. */
+async function answer(req: IncomingMessage, res: ServerResponse, name: string, route: Route, log: Logger): Promise<void> {
+  const started = Date.now();
+  try {
+    const [status, body] = await route(req);
+    if (req.method !== 'GET') log.info({ route: name, status, ms: Date.now() - started }, 'api call');
+    send(res, status, body);
+  } catch (err) {
+    const status = err instanceof HttpError ? err.status : 500;
+    const message = errorText(err);
+    log[status >= 500 ? 'error' : 'warn']({ route: name, status, err: message, ms: Date.now() - started }, 'api call failed');
+    send(res, status, { error: message });
+  }
+}
+
 export async function startApiServer(o: ApiServerOptions): Promise<Server> {
   const { api } = o;
   const ok = { ok: true };
@@ -116,31 +154,9 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       send(res, path.startsWith('/v1/') && Object.keys(routes).some((r) => r.endsWith(` ${path}`)) ? 405 : 404, { error: `no route ${req.method} ${path}` });
       return;
     }
-    let token: string;
-    try {
-      token = await o.token();
-    } catch (err) {
-      o.log.error({ err: errorText(err) }, 'cannot read the agent token');
-      send(res, 500, { error: 'the agent token is not available' });
-      return;
-    }
-    if (!bearerMatches(req.headers.authorization, token)) {
-      send(res, 401, { error: 'missing or invalid bearer token' });
-      return;
-    }
-    const isolation = Number(req.headers[ISOLATION_HEADER] ?? NaN);
-    api.contact?.(Number.isInteger(isolation) && isolation >= 0 && isolation <= 3600 ? isolation : undefined);
-    const started = Date.now();
-    try {
-      const [status, body] = await route(req);
-      if (req.method !== 'GET') o.log.info({ route: `${req.method} ${path}`, status, ms: Date.now() - started }, 'api call');
-      send(res, status, body);
-    } catch (err) {
-      const status = err instanceof HttpError ? err.status : 500;
-      const message = errorText(err);
-      o.log[status >= 500 ? 'error' : 'warn']({ route: `${req.method} ${path}`, status, err: message, ms: Date.now() - started }, 'api call failed');
-      send(res, status, { error: message });
-    }
+    if (!(await authorized(req, res, o))) return;
+    api.contact?.(isolationSeconds(req.headers[ISOLATION_HEADER]));
+    await answer(req, res, `${req.method} ${path}`, route, o.log);
   };
 
   const server = createServer((req, res) => {

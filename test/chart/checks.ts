@@ -201,22 +201,35 @@ export function restrictedProblems(podSpec: K8sObject, what = 'pod'): string[] {
   for (const c of containers) {
     const sc = c.securityContext ?? {};
     const cw = `${what} container ${c.name}`;
-    const runAsNonRoot = sc.runAsNonRoot ?? psc.runAsNonRoot;
-    if (runAsNonRoot !== true) p.push(`${cw}: runAsNonRoot is not true`);
-    const uid = sc.runAsUser ?? psc.runAsUser;
-    if (uid !== 65532) p.push(`${cw}: runAsUser is ${uid}, want 65532`);
-    const seccomp = sc.seccompProfile?.type ?? psc.seccompProfile?.type;
-    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') p.push(`${cw}: seccompProfile is ${seccomp}`);
-    if (sc.allowPrivilegeEscalation !== false) p.push(`${cw}: allowPrivilegeEscalation is not false`);
-    if (sc.privileged === true) p.push(`${cw}: privileged`);
-    const drop: unknown[] = sc.capabilities?.drop ?? [];
-    if (!drop.includes('ALL')) p.push(`${cw}: capabilities do not drop ALL`);
-    const add: unknown[] = sc.capabilities?.add ?? [];
-    if (add.some((cap) => cap !== 'NET_BIND_SERVICE')) p.push(`${cw}: adds capabilities ${add.join(',')}`);
-    if (sc.readOnlyRootFilesystem !== true) p.push(`${cw}: readOnlyRootFilesystem is not true`);
-    for (const port of c.ports ?? []) {
-      if (port.hostPort !== undefined && port.hostPort !== 0) p.push(`${cw}: hostPort ${port.hostPort}`);
-    }
+    for (const problem of [...identityProblems(sc, psc), ...privilegeProblems(c, sc)]) p.push(`${cw}: ${problem}`);
+  }
+  return p;
+}
+
+/** Who a container runs as: the container's securityContext over the pod's. */
+function identityProblems(sc: K8sObject, psc: K8sObject): string[] {
+  const p: string[] = [];
+  const runAsNonRoot = sc.runAsNonRoot ?? psc.runAsNonRoot;
+  if (runAsNonRoot !== true) p.push('runAsNonRoot is not true');
+  const uid = sc.runAsUser ?? psc.runAsUser;
+  if (uid !== 65532) p.push(`runAsUser is ${uid}, want 65532`);
+  const seccomp = sc.seccompProfile?.type ?? psc.seccompProfile?.type;
+  if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') p.push(`seccompProfile is ${seccomp}`);
+  return p;
+}
+
+/** What a container may do: privileges, capabilities, root filesystem, host ports. */
+function privilegeProblems(c: K8sObject, sc: K8sObject): string[] {
+  const p: string[] = [];
+  if (sc.allowPrivilegeEscalation !== false) p.push('allowPrivilegeEscalation is not false');
+  if (sc.privileged === true) p.push('privileged');
+  const drop: unknown[] = sc.capabilities?.drop ?? [];
+  if (!drop.includes('ALL')) p.push('capabilities do not drop ALL');
+  const add: unknown[] = sc.capabilities?.add ?? [];
+  if (add.some((cap) => cap !== 'NET_BIND_SERVICE')) p.push(`adds capabilities ${add.join(',')}`);
+  if (sc.readOnlyRootFilesystem !== true) p.push('readOnlyRootFilesystem is not true');
+  for (const port of c.ports ?? []) {
+    if (port.hostPort !== undefined && port.hostPort !== 0) p.push(`hostPort ${port.hostPort}`);
   }
   return p;
 }
