@@ -47,6 +47,10 @@ describe('high availability on real PostgreSQL', () => {
     expect(rows).toEqual([{ v: 'world' }]);
     expect((await query<{ r: boolean }>(db.ro(), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(true);
     expect((await query<{ r: boolean }>(db.rw(), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    // The seed asks for 14.5: a real PostgreSQL 14 runs (the nearest 14 installed), and status says which.
+    const version = (await query<{ v: string }>(db.rw(), "SELECT current_setting('server_version') AS v"))[0]!.v;
+    expect(version).toMatch(/^14\.\d+/);
+    expect((await db.get()).status!.version).toBe(version);
   });
 
   it('SIGKILL of the primary under writes: a new primary, no acknowledged write lost, the old one rejoins', async () => {

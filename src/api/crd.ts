@@ -93,7 +93,7 @@ export function clusterCrd(): Record<string, unknown> {
       { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
       { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
       { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
-      { name: 'Version', type: 'string', jsonPath: '.spec.version', description: 'PostgreSQL version' },
+      { name: 'Version', type: 'string', jsonPath: '.status.version', description: 'PostgreSQL version the primary runs (spec.version is the one asked for)' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   });
