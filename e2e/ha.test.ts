@@ -51,6 +51,11 @@ describe('high availability on real PostgreSQL', () => {
     const version = (await query<{ v: string }>(db.rw(), "SELECT current_setting('server_version') AS v"))[0]!.v;
     expect(version).toMatch(/^14\.\d+/);
     expect((await db.get()).status!.version).toBe(version);
+    const events = await waitFor('the VersionDiffers Event', async () => {
+      const out = await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=VersionDiffers`, '-o', 'jsonpath={.items[*].message}']);
+      return out.trim() ? out : undefined;
+    });
+    expect(events).toContain(`spec.version asks for 14.5; PostgreSQL ${version} runs`);
   });
 
   it('SIGKILL of the primary under writes: a new primary, no acknowledged write lost, the old one rejoins', async () => {

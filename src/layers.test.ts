@@ -13,10 +13,10 @@ const LAYERS: string[][] = [
   ['runtime'], // Kubernetes client, logs, metrics, HTTP, informers, work queue, leader election
   ['postgres'], // PostgreSQL knowledge: LSNs, WAL names, conninfo, SQL, tools, the wire probe
   ['backup'], // object stores, archiving, fetching, base backups, catalogs, recovery plans
+  ['instance'], // the instance agent (and the operator's client of its API)
   ['builders'], // desired Kubernetes objects of a cluster (pure)
-  ['instance', 'backup-job'], // programs in pods: the instance agent, the backup and purge Jobs
   ['reconcilers'], // what the operator does per cluster
-  ['controller'], // the loop that runs the reconcilers
+  ['controller', 'backup-job'], // the loop that runs the reconcilers; the backup and purge Jobs
   ['cli'], // entry points
 ];
 
@@ -74,18 +74,19 @@ describe('layers', () => {
   it('finds an import that goes up, sideways or outside, and reads every import form', () => {
     const text = [
       "import type { A } from '../reconcilers/types.js';",
-      "import {\n  b,\n  c,\n} from '../builders/meta.js';",
+      "import {\n  b,\n  c,\n} from '../backup/catalog.js';",
       "export { d } from './own.js';",
       "const e = await import('../backup-job/backup-run.js');",
     ].join('\n');
     const found = relativeImports('instance/agent.ts', text);
-    expect(found).toEqual(['reconcilers/types.js', 'builders/meta.js', 'instance/own.js', 'backup-job/backup-run.js']);
+    expect(found).toEqual(['reconcilers/types.js', 'backup/catalog.js', 'instance/own.js', 'backup-job/backup-run.js']);
     expect(found.map((to) => layerViolation('instance/agent.ts', to))).toEqual([
       'instance/agent.ts imports reconcilers/types.js: instance may not import reconcilers, a layer above it',
       undefined,
       undefined,
-      'instance/agent.ts imports backup-job/backup-run.js: instance and backup-job are peers and may not import each other',
+      'instance/agent.ts imports backup-job/backup-run.js: instance may not import backup-job, a layer above it',
     ]);
+    expect(layerViolation('controller/x.ts', 'backup-job/backup-run.js')).toBe('controller/x.ts imports backup-job/backup-run.js: controller and backup-job are peers and may not import each other');
     expect(layerViolation('postgres/sql.ts', '../test/support/x.js')).toMatch(/outside src/);
     expect(layerViolation('postgres/sql.test.ts', '../test/support/x.js')).toBeUndefined();
     expect(layerViolation('newfolder/x.ts', 'api/names.js')).toMatch(/in no layer/);

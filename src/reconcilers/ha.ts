@@ -129,6 +129,20 @@ async function recordOutcome(ctx: ReconcileContext, deps: HaDeps, plan: HaPlan, 
   }
 }
 
+/**
+ * An Event when what runs changes, saying so when it is not what spec.version asks for (the image
+ * holds another minor release: status.version and the VERSION column show what runs).
+ */
+async function announceVersion(ctx: ReconcileContext, running: string | undefined): Promise<void> {
+  if (!running || running === ctx.status.version) return;
+  const asked = ctx.cluster.spec.version;
+  const runs = /^\d+(\.\d+)?/.exec(running)?.[0] ?? running;
+  const matches = asked.includes('.') ? runs === asked : runs.split('.')[0] === asked;
+  await (matches
+    ? ctx.event('Normal', 'VersionRunning', `PostgreSQL ${running} runs`)
+    : ctx.event('Normal', 'VersionDiffers', `spec.version asks for ${asked}; PostgreSQL ${running} runs (the nearest release the image provides)`));
+}
+
 const primaryUp = (plan: HaPlan) => plan.conditions.some((c) => c.type === 'PrimaryAvailable' && c.status === 'True');
 
 /** A problem a person must fix, found after everything else went on (failover included). */
@@ -170,6 +184,7 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         // What the instances run, as the primary reports it (spec.version is what they should run).
         version: now?.agent?.postgresVersion ?? ctx.status.version,
       };
+      await announceVersion(ctx, status.version);
       // Heartbeats go to whichever instance is primary now.
       if (now?.podIP && primaryUp(plan)) deps.monitor.watch(key, endpoint(now.podIP));
       const refused = refusal(ctx, plan);
