@@ -122,6 +122,18 @@ export class HaCluster {
     return { gapMs: run.longestGapMs, lost: run.lost };
   }
 
+  /**
+   * Change the spec under a write load and wait until `done` says the change is through; the
+   * acknowledged writes lost and the longest gap between acknowledged writes.
+   */
+  async changeUnderLoad(table: string, spec: Record<string, unknown>, what: string, done: (c: PostgreSQLCluster) => boolean | Promise<boolean>, timeoutMs = 300_000): Promise<{ gapMs: number; lost: number[]; acknowledged: number }> {
+    const run = await this.underLoad(table, async () => {
+      await this.patchSpec(spec);
+      await waitFor(what, async () => done(await this.get()), { timeoutMs, intervalMs: 500 });
+    });
+    return { gapMs: run.longestGapMs, lost: run.lost, acknowledged: run.acknowledged.length };
+  }
+
   // ---- chaos: faults of the primary, one at a time, each checked end to end -----------------
 
   /**

@@ -44,6 +44,13 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
       app: Type.Optional(Type.String({ description: 'Secret with the application user\'s credentials and connection URI.' })),
     }),
   ),
+  rollout: Type.Optional(
+    Obj('A change that restarts pods, going through the instances one at a time (replicas first, the primary last).', {
+      updated: Type.Integer({ description: 'Instances running the current pod template.', minimum: 0 }),
+      total: Type.Integer({ description: 'Instances of the cluster.', minimum: 0 }),
+      switchoverTo: Type.Optional(Type.String({ description: 'The updated replica the primary role moves to before the old primary is updated.' })),
+    }),
+  ),
   recoverySource: Type.Optional(
     Obj('The archive and base backup the cluster was restored from (spec.bootstrap.recovery resolved once; the instances keep using it even if that PostgreSQLBackup is deleted later).', {
       ...RecoverySourceSchema.properties,

@@ -318,6 +318,20 @@ export const ClusterSpecSchema = Obj(
         pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?-[1-9][0-9]*$',
       }),
     ),
+    primaryUpdateMethod: Type.Optional(
+      StringEnum(['switchover', 'restart'] as const, {
+        description:
+          'How a change that restarts pods (version, resources, a restart-requiring setting) reaches the primary, after every replica runs it: switchover (default) moves the primary role to the most caught-up updated replica first, so only the switchover is felt; restart updates the primary in place (writes stop while it restarts).',
+        default: DEFAULTS.primaryUpdateMethod,
+      }),
+    ),
+    primaryUpdateStrategy: Type.Optional(
+      StringEnum(['unsupervised', 'supervised'] as const, {
+        description:
+          'unsupervised (default): the rollout updates the primary by itself. supervised: it stops once every replica is updated, says so in the RollingUpdate condition, and goes on when you switch over (set spec.primary to an updated replica).',
+        default: DEFAULTS.primaryUpdateStrategy,
+      }),
+    ),
     imageName: Type.Optional(Type.String({ description: 'Container image for the instances, overriding the operator\'s <repository>:<version>.', maxLength: 512 })),
     imagePullPolicy: Type.Optional(
       StringEnum(['Always', 'IfNotPresent', 'Never'] as const, { description: 'Pull policy of the instance image.', default: DEFAULTS.imagePullPolicy }),

@@ -35,5 +35,7 @@ export const DEFAULTS = {
   walBacklogWarningSegments: 32,
   onClusterDeletion: 'Retain',
   recoveryInclusive: true,
+  primaryUpdateMethod: 'switchover',
+  primaryUpdateStrategy: 'unsupervised',
 } as const;
 

@@ -18,6 +18,8 @@ describe('resolveSpec', () => {
       ['instances', r.instances],
       ['imagePullPolicy', r.imagePullPolicy],
       ['stopDelaySeconds', r.stopDelaySeconds],
+      ['primaryUpdateMethod', r.primaryUpdateMethod],
+      ['primaryUpdateStrategy', r.primaryUpdateStrategy],
       ['storage.pvcRetentionPolicy.whenDeleted', r.storage.pvcRetentionPolicy.whenDeleted],
       ['storage.pvcRetentionPolicy.whenScaled', r.storage.pvcRetentionPolicy.whenScaled],
       ['highAvailability.enabled', r.highAvailability.enabled],

@@ -23,11 +23,16 @@ export function resolveSpec(spec: ClusterSpec) {
   });
   return {
     ...spec,
-    ...withDefaults({ instances: spec.instances, imagePullPolicy: spec.imagePullPolicy, stopDelaySeconds: spec.stopDelaySeconds }, {
-      instances: DEFAULTS.instances as number,
-      imagePullPolicy: DEFAULTS.imagePullPolicy,
-      stopDelaySeconds: DEFAULTS.stopDelaySeconds as number,
-    }),
+    ...withDefaults(
+      { instances: spec.instances, imagePullPolicy: spec.imagePullPolicy, stopDelaySeconds: spec.stopDelaySeconds, primaryUpdateMethod: spec.primaryUpdateMethod, primaryUpdateStrategy: spec.primaryUpdateStrategy },
+      {
+        instances: DEFAULTS.instances as number,
+        imagePullPolicy: DEFAULTS.imagePullPolicy,
+        stopDelaySeconds: DEFAULTS.stopDelaySeconds as number,
+        primaryUpdateMethod: DEFAULTS.primaryUpdateMethod,
+        primaryUpdateStrategy: DEFAULTS.primaryUpdateStrategy,
+      },
+    ),
     storage: {
       ...spec.storage,
       pvcRetentionPolicy: withDefaults(spec.storage.pvcRetentionPolicy, { whenDeleted: DEFAULTS.pvcWhenDeleted, whenScaled: DEFAULTS.pvcWhenScaled }),

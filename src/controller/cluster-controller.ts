@@ -16,6 +16,7 @@ import { conditionEvents, conditionsOwnedBy, findCondition, notEvaluated } from 
 import { AgentClient } from '../instance/agent-client.js';
 import { createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
+import { rolloutReconciler } from '../reconcilers/rollout.js';
 import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
 import { runPass, failureOf, type PassOutcome } from '../reconcilers/pass.js';
 import { PrimaryLeases } from '../reconcilers/primary-lease.js';
@@ -82,7 +83,7 @@ export class ClusterController implements OwnedCache {
     });
     const leases = new PrimaryLeases(opts.clients.coordination);
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
-    this.reconcilers = [installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler()];
+    this.reconcilers = [installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler(), rolloutReconciler];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

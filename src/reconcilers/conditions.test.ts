@@ -40,7 +40,8 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('backup')).toEqual(['ContinuousArchiving', 'LastBackupSucceeded']);
     expect(conditionsOwnedBy('status')).toEqual(['Ready', 'Progressing', 'Degraded']);
     expect(conditionsOwnedBy('install')).toEqual([]);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup'].includes(o))).toBe(true);
+    expect(conditionsOwnedBy('rollout')).toEqual(['RollingUpdate']);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'rollout'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {

@@ -15,6 +15,7 @@ export const CONDITION_OWNERS = {
   ReplicasStreaming: 'ha',
   ContinuousArchiving: 'backup',
   LastBackupSucceeded: 'backup',
+  RollingUpdate: 'rollout',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;

@@ -92,7 +92,8 @@ async function planPass(ctx: ReconcileContext, deps: HaDeps, key: string, primar
   return planHa({
     instances: observed.instances,
     primary,
-    requestedPrimary: cluster.spec.primary,
+    // A person's switchover first; else the one a rollout asks for to update the primary last.
+    requestedPrimary: cluster.spec.primary ?? ctx.status.rollout?.switchoverTo,
     haEnabled: ha.enabled,
     syncQuorum: sync ? ha.synchronousReplicas : undefined,
     primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary)),

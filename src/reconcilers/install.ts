@@ -9,9 +9,9 @@ import { parseQuantity } from '../api/quantity.js';
 import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../builders/rbac.js';
 import { credentialSecret, generatePassword, generatedSecretNames, type CredentialKind } from '../builders/secrets.js';
 import { clusterServices } from '../builders/services.js';
-import { instanceStatefulSet, type ExistingClaims } from '../builders/statefulset.js';
 import { createIfMissing } from '../runtime/apply.js';
-import { resolveBackupTarget, resolveRecoverySource, restoreAccess, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
+import { resolveBackupTarget, resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
+import { desiredInstanceSets, rolloutPlan, templateOutdated } from './instance-sets.js';
 import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
@@ -44,14 +44,6 @@ async function ensureSecrets(ctx: ReconcileContext): Promise<void> {
       if ((await createIfMissing(ctx.clients.objects, credentialSecret(ctx.cluster, kind, generatePassword()))) === 'created') ctx.wrote(`Secret/${name}`);
     }),
   );
-}
-
-function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
-  const out: ExistingClaims = {};
-  for (const t of sts?.spec?.volumeClaimTemplates ?? []) {
-    out[t.metadata!.name!] = { size: t.spec?.resources?.requests?.storage, storageClass: t.spec?.storageClassName };
-  }
-  return out;
 }
 
 /** Grow claims in place: the StatefulSet's claim templates are immutable. */
@@ -181,11 +173,10 @@ export const installReconciler: Reconciler = {
     // Pods cannot start without the Secrets they mount: stop short of the StatefulSets.
     await checkReferencedSecrets(ctx);
     const source = recoverySource(ctx);
-    const restore = source ? restoreAccess(cluster, source) : null;
-
-    await Promise.all(
-      observed.instances.map((i) => ctx.apply('StatefulSet', instanceStatefulSet(cluster, i.name, ctx.config, liveClaims(i.statefulSet), { target, restore }))),
-    );
+    const sets = desiredInstanceSets(ctx, target, source);
+    // A new pod template reaches existing instances one at a time (rollout-plan.ts); new instances get it at once.
+    const rollout = rolloutPlan(ctx, sets);
+    await Promise.all(sets.filter((s) => !templateOutdated(s) || rollout.update.includes(s.instance.name)).map((s) => ctx.apply('StatefulSet', s.desired)));
     await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
     await growClaims(ctx);
     // Kept once resolved, even if spec.bootstrap.recovery goes (status says where the data came from).

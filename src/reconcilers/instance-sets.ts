@@ -1,0 +1,64 @@
+// The StatefulSet each instance should have, and how far the instances are from it: what install
+// applies (gated by the rollout plan) and what the rollout reconciler reports, computed the same
+// way by both from the pass's observation.
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import type { RecoverySourceStatus, ResolvedTarget } from '../builders/backup-target.js';
+import { restoreAccess } from '../builders/backup-target.js';
+import { instanceStatefulSet, type ExistingClaims } from '../builders/statefulset.js';
+import { isSubset } from '../runtime/compare.js';
+import type { InstanceObservation } from './observe.js';
+import { planRollout, type RolloutInstance, type RolloutPlan } from './rollout-plan.js';
+import type { ReconcileContext } from './types.js';
+
+export interface InstanceSet {
+  instance: InstanceObservation;
+  desired: V1StatefulSet;
+}
+
+function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
+  const out: ExistingClaims = {};
+  for (const t of sts?.spec?.volumeClaimTemplates ?? []) {
+    out[t.metadata!.name!] = { size: t.spec?.resources?.requests?.storage, storageClass: t.spec?.storageClassName };
+  }
+  return out;
+}
+
+export function desiredInstanceSets(ctx: ReconcileContext, target: ResolvedTarget | null, source: RecoverySourceStatus | undefined): InstanceSet[] {
+  const restore = source ? restoreAccess(ctx.cluster, source) : null;
+  return ctx.observed.instances.map((instance) => ({
+    instance,
+    desired: instanceStatefulSet(ctx.cluster, instance.name, ctx.config, liveClaims(instance.statefulSet), { target, restore }),
+  }));
+}
+
+/** The pod template differs from the desired one (a restart of that instance). */
+export function templateOutdated(s: InstanceSet): boolean {
+  const live = s.instance.statefulSet;
+  return !!live && !isSubset(s.desired.spec!.template, live.spec?.template);
+}
+
+/** The StatefulSet's pod runs its current template and is ready. */
+function podReady(sts: V1StatefulSet | undefined): boolean {
+  const st = sts?.status;
+  if (!st || (st.readyReplicas ?? 0) < 1) return false;
+  if ((st.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) return false;
+  return !st.updateRevision || !st.currentRevision || st.updateRevision === st.currentRevision;
+}
+
+export function rolloutInstances(sets: InstanceSet[], primary: string | undefined): RolloutInstance[] {
+  return sets.map((s) => {
+    const a = s.instance.agent;
+    const ready = podReady(s.instance.statefulSet);
+    const working = s.instance.name === primary ? a?.role === 'primary' && !a.fenced && a.running : !!a?.streaming;
+    return { name: s.instance.name, outdated: templateOutdated(s), ready, settled: ready && !!working };
+  });
+}
+
+export function rolloutPlan(ctx: ReconcileContext, sets: InstanceSet[]): RolloutPlan {
+  return planRollout({
+    instances: rolloutInstances(sets, ctx.observed.primary),
+    primary: ctx.observed.primary,
+    primaryUpdateMethod: ctx.spec.primaryUpdateMethod,
+    primaryUpdateStrategy: ctx.spec.primaryUpdateStrategy,
+  });
+}

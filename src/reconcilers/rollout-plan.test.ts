@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { planRollout, type RolloutInput, type RolloutInstance } from './rollout-plan.js';
+
+/** db-1 primary, db-2 and db-3 replicas; `outdated` names those on the old template. */
+function input(outdated: string[], over: Partial<RolloutInput> = {}, states: Record<string, Partial<RolloutInstance>> = {}): RolloutInput {
+  const instances = ['db-1', 'db-2', 'db-3'].map((name) => ({ name, outdated: outdated.includes(name), ready: true, settled: true, ...states[name] }));
+  return { instances, primary: 'db-1', primaryUpdateMethod: 'switchover', primaryUpdateStrategy: 'unsupervised', ...over };
+}
+
+describe('planRollout', () => {
+  it('does nothing when every instance runs the current template', () => {
+    const p = planRollout(input([]));
+    expect(p).toMatchObject({ update: [], done: 3, total: 3, condition: { type: 'RollingUpdate', status: 'False', reason: 'UpToDate' } });
+    expect(p.switchoverTo).toBeUndefined();
+  });
+
+  it('updates replicas first, one at a time, the lowest first', () => {
+    expect(planRollout(input(['db-1', 'db-2', 'db-3']))).toMatchObject({ update: ['db-2'], done: 0, condition: { status: 'True', reason: 'RollingUpdate' } });
+    expect(planRollout(input(['db-1', 'db-3'])).update).toEqual(['db-3']);
+  });
+
+  it('waits while an updated instance comes back (not ready, or a replica not streaming yet)', () => {
+    const notBack = planRollout(input(['db-1', 'db-3'], {}, { 'db-2': { ready: false, settled: false } }));
+    expect(notBack.update).toEqual([]);
+    expect(notBack.condition.message).toContain('waiting for db-2');
+    const notStreaming = planRollout(input(['db-1', 'db-3'], {}, { 'db-2': { settled: false } }));
+    expect(notStreaming.update).toEqual([]);
+  });
+
+  it('then switches over to an updated, streaming replica, and updates the old primary as a replica', () => {
+    const p = planRollout(input(['db-1']));
+    expect(p).toMatchObject({ update: [], switchoverTo: 'db-2', done: 2 });
+    expect(p.condition.message).toContain('switching over from db-1 to db-2');
+    // After the switchover db-2 is primary: db-1 is an outdated replica now.
+    expect(planRollout(input(['db-1'], { primary: 'db-2' })).update).toEqual(['db-1']);
+  });
+
+  it('restarts the primary in place with primaryUpdateMethod restart, or when no updated replica can take over', () => {
+    expect(planRollout(input(['db-1'], { primaryUpdateMethod: 'restart' }))).toMatchObject({ update: ['db-1'] });
+    const single = planRollout({ ...input([]), instances: [{ name: 'db-1', outdated: true, ready: true, settled: true }] });
+    expect(single).toMatchObject({ update: ['db-1'], done: 0, total: 1 });
+  });
+
+  it('stops before the primary when supervised, and says what to do', () => {
+    const p = planRollout(input(['db-1'], { primaryUpdateStrategy: 'supervised' }));
+    expect(p).toMatchObject({ update: [], condition: { reason: 'WaitingForUser' } });
+    expect(p.switchoverTo).toBeUndefined();
+    expect(p.condition.message).toContain('set spec.primary');
+  });
+
+  it('updates an outdated instance that is not ready at once (a crashed pod, or a broken template fixed since)', () => {
+    const p = planRollout(input(['db-1', 'db-2', 'db-3'], {}, { 'db-3': { ready: false, settled: false } }));
+    expect(p.update).toEqual(['db-3']);
+  });
+
+  it('resumes from what it sees after a failover in the middle', () => {
+    // db-2 was updated, then db-1 (old template) failed and db-3 (old template) became primary.
+    const p = planRollout(input(['db-1', 'db-3'], { primary: 'db-3' }));
+    expect(p.update).toEqual(['db-1']);
+  });
+});
