@@ -48,6 +48,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
     Obj('A change that restarts pods, going through the instances one at a time (replicas first, the primary last).', {
       updated: Type.Integer({ description: 'Instances running the current pod template.', minimum: 0 }),
       total: Type.Integer({ description: 'Instances of the cluster.', minimum: 0 }),
+      updating: Type.Optional(Type.String({ description: 'The instance that receives the new pod template in this step.' })),
       switchoverTo: Type.Optional(Type.String({ description: 'The updated replica the primary role moves to before the old primary is updated.' })),
     }),
   ),

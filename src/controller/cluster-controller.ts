@@ -64,7 +64,7 @@ export class ClusterController implements OwnedCache {
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
   private readonly observer: Observer;
-  /** In the order DESIGN.md gives (install → ha → backup; the status step after them); later issues add upgrade, … */
+  /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup; the status step after them. */
   private readonly reconcilers: Reconciler[];
 
   constructor(private readonly opts: ControllerOptions) {
@@ -83,7 +83,7 @@ export class ClusterController implements OwnedCache {
     });
     const leases = new PrimaryLeases(opts.clients.coordination);
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
-    this.reconcilers = [installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler(), rolloutReconciler];
+    this.reconcilers = [rolloutReconciler, installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler()];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

@@ -11,7 +11,7 @@ import { credentialSecret, generatePassword, generatedSecretNames, type Credenti
 import { clusterServices } from '../builders/services.js';
 import { createIfMissing } from '../runtime/apply.js';
 import { resolveBackupTarget, resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
-import { desiredInstanceSets, rolloutPlan, templateOutdated } from './instance-sets.js';
+import { desiredInstanceSets, templateOutdated } from './instance-sets.js';
 import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
@@ -174,9 +174,9 @@ export const installReconciler: Reconciler = {
     await checkReferencedSecrets(ctx);
     const source = recoverySource(ctx);
     const sets = desiredInstanceSets(ctx, target, source);
-    // A new pod template reaches existing instances one at a time (rollout-plan.ts); new instances get it at once.
-    const rollout = rolloutPlan(ctx, sets);
-    await Promise.all(sets.filter((s) => !templateOutdated(s) || rollout.update.includes(s.instance.name)).map((s) => ctx.apply('StatefulSet', s.desired)));
+    // A new pod template reaches an existing instance only when rollout (earlier in this pass) names it; new instances get it at once.
+    const updating = ctx.status.rollout?.updating;
+    await Promise.all(sets.filter((s) => !templateOutdated(s) || s.instance.name === updating).map((s) => ctx.apply('StatefulSet', s.desired)));
     await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
     await growClaims(ctx);
     // Kept once resolved, even if spec.bootstrap.recovery goes (status says where the data came from).

@@ -37,12 +37,17 @@ export function templateOutdated(s: InstanceSet): boolean {
   return !!live && !isSubset(s.desired.spec!.template, live.spec?.template);
 }
 
+/** The StatefulSet controller has not yet replaced the pod with one of its current template. */
+function replacing(sts: V1StatefulSet | undefined): boolean {
+  const st = sts?.status;
+  if (!sts || !st) return false;
+  if ((st.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) return true;
+  return !!st.updateRevision && !!st.currentRevision && st.updateRevision !== st.currentRevision;
+}
+
 /** The StatefulSet's pod runs its current template and is ready. */
 function podReady(sts: V1StatefulSet | undefined): boolean {
-  const st = sts?.status;
-  if (!st || (st.readyReplicas ?? 0) < 1) return false;
-  if ((st.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) return false;
-  return !st.updateRevision || !st.currentRevision || st.updateRevision === st.currentRevision;
+  return (sts?.status?.readyReplicas ?? 0) >= 1 && !replacing(sts);
 }
 
 export function rolloutInstances(sets: InstanceSet[], primary: string | undefined): RolloutInstance[] {
@@ -50,7 +55,7 @@ export function rolloutInstances(sets: InstanceSet[], primary: string | undefine
     const a = s.instance.agent;
     const ready = podReady(s.instance.statefulSet);
     const working = s.instance.name === primary ? a?.role === 'primary' && !a.fenced && a.running : !!a?.streaming;
-    return { name: s.instance.name, outdated: templateOutdated(s), ready, settled: ready && !!working };
+    return { name: s.instance.name, outdated: templateOutdated(s), updating: replacing(s.instance.statefulSet), ready, settled: ready && !!working };
   });
 }
 

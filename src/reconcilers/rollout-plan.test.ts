@@ -53,6 +53,13 @@ describe('planRollout', () => {
     expect(p.update).toEqual(['db-3']);
   });
 
+  it('counts an instance whose pod is being replaced as not done, and waits for it, also after the last step', () => {
+    const last = planRollout(input([], {}, { 'db-1': { updating: true, ready: false, settled: false } }));
+    expect(last).toMatchObject({ update: [], done: 2, condition: { status: 'True', reason: 'RollingUpdate' } });
+    expect(last.condition.message).toContain('waiting for db-1');
+    expect(planRollout(input(['db-1', 'db-3'], {}, { 'db-2': { updating: true, ready: false, settled: false } })).update).toEqual([]);
+  });
+
   it('resumes from what it sees after a failover in the middle', () => {
     // db-2 was updated, then db-1 (old template) failed and db-3 (old template) became primary.
     const p = planRollout(input(['db-1', 'db-3'], { primary: 'db-3' }));

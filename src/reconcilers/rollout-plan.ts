@@ -10,6 +10,8 @@ export interface RolloutInstance {
   name: string;
   /** Its StatefulSet exists and its pod template differs from the desired one. */
   outdated: boolean;
+  /** Its StatefulSet has the desired template but its pod does not run it yet (being replaced). */
+  updating?: boolean;
   /** Its pod runs its StatefulSet's current template and is ready. */
   ready: boolean;
   /** Ready and doing its job: the primary accepts writes, a replica streams. */
@@ -42,8 +44,10 @@ const rolling = (message: string): ConditionInput => ({ type: 'RollingUpdate', s
 export function planRollout(input: RolloutInput): RolloutPlan {
   const total = input.instances.length;
   const outdated = input.instances.filter((i) => i.outdated);
-  const done = total - outdated.length;
+  const done = total - outdated.length - input.instances.filter((i) => !i.outdated && i.updating).length;
   const base = { done, total, update: [] as string[] };
+  const replacing = input.instances.find((i) => i.updating);
+  if (outdated.length === 0 && replacing) return { ...base, condition: rolling(`${done} of ${total} updated; waiting for ${replacing.name} to come back on the new template`) };
   if (outdated.length === 0) {
     return { ...base, condition: { type: 'RollingUpdate', status: 'False', reason: 'UpToDate', message: `All ${total} instances run the current pod template` } };
   }

@@ -1,6 +1,7 @@
-// rollout: reports the change going through the instances (the RollingUpdate condition,
-// status.rollout, an Event per step) and asks ha for the switchover that lets the primary be
-// updated last. install applies the new template only to the instance the same plan names.
+// rollout: decides, before install applies anything, which instance receives a new pod template
+// now (rollout-plan.ts: one at a time, replicas first, the primary last), and says so: the
+// RollingUpdate condition, status.rollout (read by install for the instance to update and by ha
+// for the switchover to ask for, in the same pass) and an Event per step.
 import { resolveBackupTarget } from '../builders/backup-target.js';
 import { desiredInstanceSets, rolloutPlan } from './instance-sets.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
@@ -12,15 +13,12 @@ export const rolloutReconciler: Reconciler = {
   name: 'rollout',
   statusFields: ['rollout'],
   async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
+    // The recovery source install resolved in an earlier pass (a new cluster has nothing to roll yet).
     const sets = desiredInstanceSets(ctx, resolveBackupTarget(ctx.cluster, ctx.config.defaultBackupStore), ctx.status.recoverySource);
     const plan = rolloutPlan(ctx, sets);
     if (plan.update.length > 0 || plan.switchoverTo) await ctx.event('Normal', 'RollingUpdate', plan.condition.message);
     const rolling = plan.done < plan.total;
-    return {
-      conditions: [plan.condition],
-      // ha reads switchoverTo in the next pass and switches over as if spec.primary named it.
-      status: { rollout: rolling ? { updated: plan.done, total: plan.total, ...(plan.switchoverTo ? { switchoverTo: plan.switchoverTo } : {}) } : undefined },
-      ...(rolling ? { requeueAfterMs: ROLLING_MS } : {}),
-    };
+    const rollout = { updated: plan.done, total: plan.total, ...(plan.update[0] ? { updating: plan.update[0] } : {}), ...(plan.switchoverTo ? { switchoverTo: plan.switchoverTo } : {}) };
+    return { conditions: [plan.condition], status: { rollout: rolling ? rollout : undefined }, ...(rolling ? { requeueAfterMs: ROLLING_MS } : {}) };
   },
 };
