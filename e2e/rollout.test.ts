@@ -64,7 +64,7 @@ describe('rolling changes', () => {
     const steps = (await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=RollingUpdate`, '--sort-by=.metadata.creationTimestamp', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']))
       .trim()
       .split('\n');
-    const updating = (instance: string) => steps.findIndex((m) => new RegExp(`updating (replica )?${instance}\\b`).test(m));
+    const updating = (instance: string) => steps.findIndex((m) => new RegExp(`updated; updating (replica )?${instance}\\b`).test(m));
     const switchover = steps.findIndex((m) => m.includes(`switching over from ${oldPrimary}`));
     expect(switchover, steps.join('\n')).toBeGreaterThan(-1);
     for (const replica of INSTANCES.filter((i) => i !== oldPrimary)) {

@@ -176,7 +176,9 @@ export const installReconciler: Reconciler = {
     const sets = desiredInstanceSets(ctx, target, source);
     // A new pod template reaches an existing instance only when rollout (earlier in this pass) names it; new instances get it at once.
     const updating = ctx.status.rollout?.updating;
-    await Promise.all(sets.filter((s) => !templateOutdated(s) || s.instance.name === updating).map((s) => ctx.apply('StatefulSet', s.desired)));
+    const held = sets.filter((s) => templateOutdated(s) && s.instance.name !== updating);
+    if (held.length) ctx.log.debug({ held: held.map((s) => s.instance.name), updating }, 'new pod template held back by the rollout');
+    await Promise.all(sets.filter((s) => !held.includes(s)).map((s) => ctx.apply('StatefulSet', s.desired)));
     await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
     await growClaims(ctx);
     // Kept once resolved, even if spec.bootstrap.recovery goes (status says where the data came from).

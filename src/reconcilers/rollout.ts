@@ -16,7 +16,10 @@ export const rolloutReconciler: Reconciler = {
     // The recovery source install resolved in an earlier pass (a new cluster has nothing to roll yet).
     const sets = desiredInstanceSets(ctx, resolveBackupTarget(ctx.cluster, ctx.config.defaultBackupStore), ctx.status.recoverySource);
     const plan = rolloutPlan(ctx, sets);
-    if (plan.update.length > 0 || plan.switchoverTo) await ctx.event('Normal', 'RollingUpdate', plan.condition.message);
+    if (plan.update.length > 0 || plan.switchoverTo) {
+      ctx.log.info({ update: plan.update, switchoverTo: plan.switchoverTo, updated: plan.done, total: plan.total }, plan.condition.message);
+      await ctx.event('Normal', 'RollingUpdate', plan.condition.message);
+    }
     const rolling = plan.done < plan.total;
     const rollout = { updated: plan.done, total: plan.total, ...(plan.update[0] ? { updating: plan.update[0] } : {}), ...(plan.switchoverTo ? { switchoverTo: plan.switchoverTo } : {}) };
     return { conditions: [plan.condition], status: { rollout: rolling ? rollout : undefined }, ...(rolling ? { requeueAfterMs: ROLLING_MS } : {}) };
