@@ -2,8 +2,9 @@
 // 3-instance cluster with synchronous commit, under a write load with a ledger. Replicas first,
 // one at a time, then exactly one switchover and the old primary last; no acknowledged write lost.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../src/api/constants.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeconfigPath } from './harness/env.js';
+import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
@@ -72,5 +73,25 @@ describe('rolling changes', () => {
       expect(updating(replica), steps.join('\n')).toBeLessThan(switchover);
     }
     expect(updating(oldPrimary), steps.join('\n')).toBeGreaterThan(switchover);
+  });
+
+  it('a setting a reload applies restarts nothing; one that needs a restart rolls through the instances', async () => {
+    await db.healthy(3);
+    const pods = async () => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${NAME}`, '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
+    const setting = async (name: string) => Promise.all(INSTANCES.map(async (i) => (await query<{ v: string }>(db.podConfig(i, 5000), `SELECT current_setting('${name}') AS v`))[0]!.v));
+    const before = await pods();
+
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB' } } });
+    await waitFor('work_mem 8MB on every instance', async () => (await setting('work_mem').catch(() => [])).every((v) => v === '8MB'), { timeoutMs: 60_000 });
+    expect(await pods()).toEqual(before);
+
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB', max_connections: '120' } } });
+    await waitFor('max_connections 120 on every instance, the rollout done', async () => {
+      const c = await db.get();
+      if (c.status?.phase !== 'Healthy' || c.status.rollout) return false;
+      return (await setting('max_connections').catch(() => [])).every((v) => v === '120');
+    }, { timeoutMs: 300_000 });
+    const after = await pods();
+    for (const pod of before) expect(after).not.toContain(pod);
   });
 });

@@ -36,8 +36,11 @@ export const MANAGED_BY = 'pgpilot';
 /** Holds a cluster with spec.backup.onClusterDeletion: Delete until its archive is deleted. */
 export const BACKUP_FINALIZER = 'postgres.pgpilot.io/delete-backups';
 export const ANNOTATIONS = {
-  /** Hash of the rendered configuration a pod runs with; a change rolls the instance. */
-  configHash: 'postgres.pgpilot.io/config-hash',
+  /**
+   * On the pod template: a hash of the settings that need a restart (src/postgres/restart-settings.ts).
+   * Changing one changes the template and rolls the instances; any other setting is reloaded.
+   */
+  restartSettings: 'postgres.pgpilot.io/restart-settings',
   /**
    * The Job that runs a backup, on its PostgreSQLBackup: set by the scheduled Job's pod on the
    * PostgreSQLBackup it creates, so the operator does not start a second Job for it.

@@ -2,7 +2,7 @@
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type PostgreSQLCluster } from '../api/cluster.js';
-import { LABELS, MANAGED_BY } from '../api/constants.js';
+import { ANNOTATIONS, LABELS, MANAGED_BY } from '../api/constants.js';
 import { podSelector } from '../api/labels.js';
 import { names } from '../api/names.js';
 import { type InstanceBackupAccess, instanceStatefulSet } from './statefulset.js';
@@ -214,5 +214,23 @@ describe('instance StatefulSet with backup access', () => {
     expect(envOf(c.env, 'PGPILOT_RESTORE_S3_ACCESS_KEY_ID')!.valueFrom!.secretKeyRef!.name).toBe('old-creds');
     expect(locationOf(c.env, 'PGPILOT_RESTORE_SOURCE').store).toMatchObject({ bucket: 'old-backups', accessKeyIdEnv: 'PGPILOT_RESTORE_S3_ACCESS_KEY_ID' });
     expect(locationOf(c.env).store).toMatchObject({ bucket: 'pg-backups', accessKeyIdEnv: 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID' });
+  });
+});
+
+describe('restart-requiring settings on the pod template', () => {
+  const hashOf = (params: Record<string, string>) => statefulSet(seedCluster({ postgresql: { parameters: params } })).spec!.template.metadata!.annotations![ANNOTATIONS.restartSettings];
+
+  it('leaves the template alone for a setting a reload applies, and changes it for one that needs a restart', () => {
+    const base = hashOf({});
+    expect(base).toMatch(/^[0-9a-f]{16}$/);
+    expect(hashOf({ work_mem: '64MB', log_min_duration_statement: '1s' })).toBe(base);
+    expect(hashOf({ max_connections: '300' })).not.toBe(base);
+    expect(hashOf({ shared_preload_libraries: 'pg_stat_statements' })).not.toBe(base);
+  });
+
+  it('follows resources through the tuned shared_buffers', () => {
+    const small = statefulSet(seedCluster({ resources: { requests: { memory: '1Gi' } } })).spec!.template.metadata!.annotations![ANNOTATIONS.restartSettings];
+    const big = statefulSet(seedCluster({ resources: { requests: { memory: '8Gi' } } })).spec!.template.metadata!.annotations![ANNOTATIONS.restartSettings];
+    expect(small).not.toBe(big);
   });
 });

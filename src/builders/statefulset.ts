@@ -2,7 +2,7 @@
 // instance on its own (primary-last rollouts, removing one failed instance, direct PVC resizing).
 import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1StatefulSet, V1Affinity, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { AGENT_PORT, LABELS, MANAGED_BY, POSTGRES_PORT } from '../api/constants.js';
+import { AGENT_PORT, ANNOTATIONS, LABELS, MANAGED_BY, POSTGRES_PORT } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
 import { podSelector } from '../api/labels.js';
 import { names } from '../api/names.js';
@@ -10,6 +10,8 @@ import { secretNames } from './secrets.js';
 import type { PodAccess, ResolvedTarget } from './backup-target.js';
 import { POD_ENV } from '../api/pod-env.js';
 import { specOf } from '../api/resolve-spec.js';
+import { restartSettingsHash } from '../postgres/restart-settings.js';
+import { postgresParameters } from './postgres-config.js';
 
 /** What instance pods get from the backup concern: the archive target and the recovery source. */
 export interface InstanceBackupAccess {
@@ -216,7 +218,11 @@ export function instanceStatefulSet(
       persistentVolumeClaimRetentionPolicy: { whenDeleted: specOf(cluster).storage.pvcRetentionPolicy.whenDeleted, whenScaled: 'Retain' },
       updateStrategy: { type: 'RollingUpdate' },
       template: {
-        metadata: { labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name } },
+        metadata: {
+          labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name },
+          // archive_mode follows the backup target (postgres-config.ts): present or not is what counts here.
+          annotations: { [ANNOTATIONS.restartSettings]: restartSettingsHash(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)) },
+        },
         spec: podSpec(cluster, instance, cfg, backup),
       },
       volumeClaimTemplates: [
