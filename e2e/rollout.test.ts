@@ -94,4 +94,21 @@ describe('rolling changes', () => {
     const after = await pods();
     for (const pod of before) expect(after).not.toContain(pod);
   });
+
+  it('lowering max_connections restarts nothing and says why (a primary-first restart is not built yet); setting it back clears it', async () => {
+    await db.healthy(3);
+    const pods = async () => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${NAME}`, '-o', 'jsonpath={range .items[*]}{.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
+    const before = await pods();
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB', max_connections: '110' } } });
+    const held = await waitFor('RollingUpdate LoweringNotSupported', async () => {
+      const c = (await db.get()).status?.conditions?.find((x) => x.type === 'RollingUpdate');
+      return c?.reason === 'LoweringNotSupported' ? c : undefined;
+    }, { timeoutMs: 60_000 });
+    expect(held.message).toContain('max_connections');
+    expect(await pods()).toEqual(before);
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB', max_connections: '120' } } });
+    await waitFor('RollingUpdate UpToDate again', async () => (await db.get()).status?.conditions?.find((x) => x.type === 'RollingUpdate')?.reason === 'UpToDate', { timeoutMs: 60_000 });
+    expect((await db.healthy(3)).status!.rollout).toBeUndefined();
+    expect(await pods()).toEqual(before);
+  });
 });

@@ -41,6 +41,8 @@ export const ANNOTATIONS = {
    * Changing one changes the template and rolls the instances; any other setting is reloaded.
    */
   restartSettings: 'postgres.pgpilot.io/restart-settings',
+  /** On the pod template: the values a standby needs at least as high as its primary's (the order of a rollout). */
+  standbyMinimums: 'postgres.pgpilot.io/standby-minimums',
   /**
    * The Job that runs a backup, on its PostgreSQLBackup: set by the scheduled Job's pod on the
    * PostgreSQLBackup it creates, so the operator does not start a second Job for it.

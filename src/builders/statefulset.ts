@@ -10,7 +10,7 @@ import { secretNames } from './secrets.js';
 import type { PodAccess, ResolvedTarget } from './backup-target.js';
 import { POD_ENV } from '../api/pod-env.js';
 import { specOf } from '../api/resolve-spec.js';
-import { restartSettingsHash } from '../postgres/restart-settings.js';
+import { restartSettingsHash, standbyMinimums } from '../postgres/restart-settings.js';
 import { postgresParameters } from './postgres-config.js';
 
 /** What instance pods get from the backup concern: the archive target and the recovery source. */
@@ -184,6 +184,11 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
   };
 }
 
+/** What decides a rollout: which settings need a restart, and whether they go down (primary first). */
+function restartAnnotations(params: Record<string, string>): Record<string, string> {
+  return { [ANNOTATIONS.restartSettings]: restartSettingsHash(params), [ANNOTATIONS.standbyMinimums]: standbyMinimums(params) };
+}
+
 export interface ExistingClaims {
   /** Sizes in the live StatefulSet's claim templates, which Kubernetes never lets change. */
   [volume: string]: { size?: string; storageClass?: string } | undefined;
@@ -221,7 +226,7 @@ export function instanceStatefulSet(
         metadata: {
           labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name },
           // archive_mode follows the backup target (postgres-config.ts): present or not is what counts here.
-          annotations: { [ANNOTATIONS.restartSettings]: restartSettingsHash(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)) },
+          annotations: restartAnnotations(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)),
         },
         spec: podSpec(cluster, instance, cfg, backup),
       },

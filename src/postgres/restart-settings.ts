@@ -27,6 +27,27 @@ export const RESTART_SETTINGS = new Set([
   'wal_log_hints',
 ]);
 
+/**
+ * Settings a hot standby must have at least as high as its primary (it refuses to start below
+ * them): raising them updates replicas first; lowering them would need the primary first.
+ */
+export const STANDBY_MINIMUMS = ['max_connections', 'max_locks_per_transaction', 'max_prepared_transactions', 'max_wal_senders', 'max_worker_processes'] as const;
+
+/** "max_connections=100,max_locks_per_transaction=64,…": the values of STANDBY_MINIMUMS that are set. */
+export function standbyMinimums(params: Record<string, string>): string {
+  return STANDBY_MINIMUMS.filter((k) => params[k] !== undefined)
+    .map((k) => `${k}=${params[k]}`)
+    .join(',');
+}
+
+/** Whether going from `live` to `desired` (standbyMinimums strings) lowers any of them. */
+export function lowersStandbyMinimum(live: string | undefined, desired: string): boolean {
+  if (!live) return false;
+  const parse = (text: string) => new Map(text.split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+  const before = parse(live);
+  return [...parse(desired)].some(([k, v]) => before.has(k) && Number(v) < Number(before.get(k)));
+}
+
 /** A short hash of the restart-requiring settings among `params` (order-independent). */
 export function restartSettingsHash(params: Record<string, string>): string {
   const lines = Object.entries(params)

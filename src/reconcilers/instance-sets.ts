@@ -9,6 +9,8 @@ import { isSubset } from '../runtime/compare.js';
 import type { InstanceObservation } from './observe.js';
 import { planRollout, type RolloutInstance, type RolloutPlan } from './rollout-plan.js';
 import type { ReconcileContext } from './types.js';
+import { ANNOTATIONS } from '../api/constants.js';
+import { lowersStandbyMinimum } from '../postgres/restart-settings.js';
 
 export interface InstanceSet {
   instance: InstanceObservation;
@@ -59,10 +61,17 @@ export function rolloutInstances(sets: InstanceSet[], primary: string | undefine
   });
 }
 
+/** Whether the change lowers a standby minimum on any outdated instance (rollout-plan.ts holds it). */
+function lowersMinimums(sets: InstanceSet[]): boolean {
+  const of = (sts: V1StatefulSet | undefined) => sts?.spec?.template?.metadata?.annotations?.[ANNOTATIONS.standbyMinimums];
+  return sets.some((s) => templateOutdated(s) && lowersStandbyMinimum(of(s.instance.statefulSet), of(s.desired) ?? ''));
+}
+
 export function rolloutPlan(ctx: ReconcileContext, sets: InstanceSet[]): RolloutPlan {
   return planRollout({
     instances: rolloutInstances(sets, ctx.observed.primary),
     primary: ctx.observed.primary,
+    lowersStandbyMinimum: lowersMinimums(sets),
     primaryUpdateMethod: ctx.spec.primaryUpdateMethod,
     primaryUpdateStrategy: ctx.spec.primaryUpdateStrategy,
   });

@@ -60,6 +60,13 @@ describe('planRollout', () => {
     expect(planRollout(input(['db-1', 'db-3'], {}, { 'db-2': { updating: true, ready: false, settled: false } })).update).toEqual([]);
   });
 
+  it('restarts nothing when the change lowers a setting replicas need at least as high, and says why', () => {
+    const held = planRollout(input(['db-1', 'db-2', 'db-3'], { lowersStandbyMinimum: true }));
+    expect(held).toMatchObject({ update: [], done: 0, condition: { type: 'RollingUpdate', status: 'False', reason: 'LoweringNotSupported' } });
+    expect(held.switchoverTo).toBeUndefined();
+    expect(held.condition.message).toContain('set the value back');
+  });
+
   it('resumes from what it sees after a failover in the middle', () => {
     // db-2 was updated, then db-1 (old template) failed and db-3 (old template) became primary.
     const p = planRollout(input(['db-1', 'db-3'], { primary: 'db-3' }));

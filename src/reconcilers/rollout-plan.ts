@@ -26,6 +26,13 @@ export interface RolloutInput {
   primaryUpdateMethod: 'switchover' | 'restart';
   /** supervised: stop before the primary until a person switches over (spec.primary). */
   primaryUpdateStrategy: 'unsupervised' | 'supervised';
+  /**
+   * The change lowers a setting a standby needs at least as high as its primary's (max_connections
+   * and the like). A replica restarted first would refuse to start; the primary first would need a
+   * writable in-place restart, which the agent's start guard (a restarted primary comes back
+   * read-only until confirmed) does not allow yet. So nothing restarts, and the condition says why.
+   */
+  lowersStandbyMinimum?: boolean;
 }
 
 export interface RolloutPlan {
@@ -58,6 +65,17 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   // One at a time: an updated instance still coming back holds the rest.
   const coming = input.instances.find((i) => !i.outdated && !i.settled);
   if (coming) return { ...base, condition: rolling(`${done} of ${total} updated; waiting for ${coming.name} to be ready and streaming before the next`) };
+  if (input.lowersStandbyMinimum) {
+    return {
+      ...base,
+      condition: {
+        type: 'RollingUpdate',
+        status: 'False',
+        reason: 'LoweringNotSupported',
+        message: `${done} of ${total} updated; the change lowers max_connections, max_worker_processes, max_wal_senders, max_prepared_transactions or max_locks_per_transaction, which needs the primary restarted first; pgpilot does not do that yet, so no instance restarts: set the value back (raising is fine)`,
+      },
+    };
+  }
   const replica = outdated.find((i) => i.name !== input.primary);
   if (replica) return { ...base, update: [replica.name], condition: rolling(`${done} of ${total} updated; updating replica ${replica.name}`) };
   // Only the primary is left.
