@@ -62,9 +62,13 @@ describe('rolling changes', () => {
     expect(after.status!.conditions!.find((c) => c.type === 'RollingUpdate')).toMatchObject({ status: 'False', reason: 'UpToDate' });
 
     // The steps, in the order the operator took them: both replicas before the switchover, the old primary after it.
-    const steps = (await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=RollingUpdate`, '--sort-by=.metadata.creationTimestamp', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']))
+    // Creation order: events of one second tie on their timestamps; resourceVersions grow with each write.
+    const steps = (await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=RollingUpdate`, '-o', 'jsonpath={range .items[*]}{.metadata.resourceVersion}|{.message}{"\\n"}{end}']))
       .trim()
-      .split('\n');
+      .split('\n')
+      .map((line) => [Number(line.slice(0, line.indexOf('|'))), line.slice(line.indexOf('|') + 1)] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, message]) => message);
     const updating = (instance: string) => steps.findIndex((m) => new RegExp(`updated; updating (replica )?${instance}\\b`).test(m));
     const switchover = steps.findIndex((m) => m.includes(`switching over from ${oldPrimary}`));
     expect(switchover, steps.join('\n')).toBeGreaterThan(-1);
