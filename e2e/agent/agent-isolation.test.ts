@@ -32,15 +32,21 @@ describe('self-isolation of a primary that nobody reaches', () => {
   it('restarts read-only after the timeout without operator calls or replicas, and is promoted back', async () => {
     try {
       // The operator's calls carry the timeout; this one is the last the agent hears for a while.
+      // Timed from before the call: the agent counts from when the request reached it, which is
+      // after t0 (timing from the answer instead made a slow answer look like an early isolation).
+      const t0 = Date.now();
       const told = await solo.api<InstanceStatus>('GET', '/v1/status', undefined, undefined, { [ISOLATION_HEADER]: '2' });
       expect(told.body.role).toBe('primary');
-      const t0 = Date.now();
       // Watched over SQL only: an API call would count as the operator reaching it.
       await until('read-only by itself', async () => (await solo.sql<{ r: boolean }>('SELECT pg_is_in_recovery() AS r').catch(() => []))[0]?.r === true, 30_000, 200);
       const tookMs = Date.now() - t0;
       expect(tookMs).toBeGreaterThanOrEqual(2000);
       await expect(solo.sql('CREATE TABLE written_while_isolated (v int)')).rejects.toThrow(/read-only/);
-      const s = await solo.status();
+      // SQL answers read-only a moment before the agent marks its isolate operation done.
+      const s = await until('the isolate operation finished', async () => {
+        const st = await solo.status();
+        return st.operation?.state === 'running' ? undefined : st;
+      }, 10_000, 100);
       expect(s).toMatchObject({ role: 'replica', awaitingRole: true, following: null, operation: { kind: 'isolate', state: 'succeeded' } });
       console.log(`[agent-isolation] read-only ${tookMs} ms after the last operator call (timeout 2 s)`);
       const promoted = await solo.api<PromoteResult>('POST', '/v1/promote?wait=10000', undefined, undefined, { [ISOLATION_HEADER]: '0' });
