@@ -12,13 +12,13 @@ import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { WorkQueue, type WorkResult } from '../runtime/workqueue.js';
-import { conditionEvents, conditionsOwnedBy, findCondition, notEvaluated } from '../reconcilers/conditions.js';
+import { conditionEvents, findCondition } from '../reconcilers/conditions.js';
 import { AgentClient } from '../instance/agent-client.js';
 import { createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
 import { rolloutReconciler } from '../reconcilers/rollout.js';
 import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
-import { runPass, failureOf, type PassOutcome } from '../reconcilers/pass.js';
+import { runPass, unobservedPass } from '../reconcilers/pass.js';
 import { PrimaryLeases } from '../reconcilers/primary-lease.js';
 import { PrimaryMonitor } from '../reconcilers/primary-monitor.js';
 import { computeStatus } from '../reconcilers/status.js';
@@ -49,11 +49,6 @@ const OWNED_EVENT_DELAY_MS = 250;
 
 /** While instances are not ready, look again this often even without events. */
 const WAITING_REQUEUE_MS = 30_000;
-
-/** Every condition a reconciler owns, Unknown: it did not run. */
-function notEvaluatedAll(reconciler: string, why: string) {
-  return conditionsOwnedBy(reconciler).map((type) => notEvaluated(type, 'NotEvaluated', why));
-}
 
 export class ClusterController implements OwnedCache {
   private readonly clusterInformers: Array<ResilientInformer<PostgreSQLCluster>> = [];
@@ -238,7 +233,6 @@ export class ClusterController implements OwnedCache {
       cache: this,
       config: this.opts.config,
       log,
-      events: this.opts.events,
       observed,
       status: structuredClone(cluster.status ?? {}),
       writes,
@@ -258,19 +252,16 @@ export class ClusterController implements OwnedCache {
   /** One pass over a cluster: observe, run the reconcilers, write status. Throws (to retry with backoff) after recording why in status. */
   async reconcile(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
     let observed: Observation;
-    let outcome: PassOutcome;
-    let ctx: ReconcileContext;
+    let failedToObserve: unknown;
     try {
       observed = await this.observer.observe(cluster, this);
-      ctx = this.context(cluster, log, observed);
-      outcome = await runPass(this.reconcilers, ctx);
     } catch (err) {
-      // The observation failed (the primary Lease or the agent token could not be read): nothing ran.
+      // The primary Lease or the agent token could not be read: the caches alone, and no reconciler runs.
       observed = this.observer.fromCache(cluster, this);
-      ctx = this.context(cluster, log, observed);
-      outcome = { conditions: [], status: ctx.status, error: err, failure: failureOf('observe', err) };
-      for (const r of this.reconcilers) outcome.conditions.push(...notEvaluatedAll(r.name, `the observation failed (${outcome.failure!.message})`));
+      failedToObserve = err;
     }
+    const ctx = this.context(cluster, log, observed);
+    const outcome = failedToObserve === undefined ? await runPass(this.reconcilers, ctx) : unobservedPass(this.reconcilers, ctx, failedToObserve);
     if (ctx.writes.length > 0) log.info({ writes: ctx.writes }, 'applied changes');
     if (outcome.stoppedBy) log.info(outcome.stoppedBy, 'pass stopped early');
     const status = computeStatus({ cluster, observed, base: outcome.status, conditions: outcome.conditions, failure: outcome.failure, writes: ctx.writes, now: new Date() });

@@ -7,7 +7,7 @@ import { SpecError } from '../api/spec-error.js';
 import { createBackupReconciler } from './backup.js';
 import { createHaReconciler, type HaDeps } from './ha.js';
 import { installReconciler } from './install.js';
-import { runPass } from './pass.js';
+import { runPass, unobservedPass } from './pass.js';
 import { rolloutReconciler } from './rollout.js';
 import { STATUS_STEP_FIELDS } from './status.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult, type StatusField } from './types.js';
@@ -128,5 +128,21 @@ describe('status field ownership', () => {
     const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), rolloutReconciler].map((r) => [r.name, r.statusFields] as const);
     const all = [...owners.flatMap(([, fields]) => fields), ...STATUS_STEP_FIELDS].sort();
     expect(all).toEqual(Object.keys(ClusterStatusSchema.properties).sort());
+  });
+});
+
+describe('unobservedPass', () => {
+  it('runs nothing, is Degraded with the reason, and leaves every owned condition Unknown', () => {
+    const ctx = context({ currentPrimary: 'db-1' });
+    const out = unobservedPass([ha(), backup()], ctx, new Error('leases.coordination.k8s.io is forbidden'));
+    expect(out.failure).toEqual({ reason: 'ReconcileFailed', message: 'observe: leases.coordination.k8s.io is forbidden' });
+    expect(out.error).toBeInstanceOf(Error);
+    expect(out.status).toBe(ctx.status);
+    expect(out.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual([
+      'PrimaryAvailable=Unknown/NotEvaluated',
+      'ReplicasStreaming=Unknown/NotEvaluated',
+      'ContinuousArchiving=Unknown/NotEvaluated',
+      'LastBackupSucceeded=Unknown/NotEvaluated',
+    ]);
   });
 });

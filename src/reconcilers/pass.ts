@@ -48,13 +48,22 @@ function mergeStatus(status: ClusterStatus, r: Reconciler, values: Partial<Clust
   }
 }
 
+/** Conditions owned by `r` that it did not report: Unknown, with the reason. */
+function unreported(r: Reconciler, reported: ConditionInput[], reason: string, why: string): ConditionInput[] {
+  return conditionsOwnedBy(r.name).flatMap((type) => (reported.some((c) => c.type === type) ? [] : [notEvaluated(type, reason, why)]));
+}
+
+/** A pass whose observation failed: no reconciler runs, Degraded says why, every owned condition is Unknown. */
+export function unobservedPass(reconcilers: readonly Reconciler[], ctx: ReconcileContext, err: unknown): PassOutcome {
+  const failure = failureOf('observe', err);
+  const conditions = reconcilers.flatMap((r) => unreported(r, [], 'NotEvaluated', `the observation failed (${failure.message})`));
+  return { conditions, status: ctx.status, error: err, failure };
+}
+
 export async function runPass(reconcilers: readonly Reconciler[], ctx: ReconcileContext): Promise<PassOutcome> {
   const conditions: ConditionInput[] = [];
   const outcome: PassOutcome = { conditions, status: ctx.status };
-  /** Conditions owned by `r` that it did not report: Unknown, with the reason. */
-  const fillIn = (r: Reconciler, reported: ConditionInput[], reason: string, why: string) => {
-    for (const type of conditionsOwnedBy(r.name)) if (!reported.some((c) => c.type === type)) conditions.push(notEvaluated(type, reason, why));
-  };
+  const fillIn = (r: Reconciler, reported: ConditionInput[], reason: string, why: string) => conditions.push(...unreported(r, reported, reason, why));
   for (const [i, r] of reconcilers.entries()) {
     let res: ReconcilerResult;
     try {

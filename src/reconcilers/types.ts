@@ -6,7 +6,7 @@ import type { PostgreSQLCluster } from '../api/cluster.js';
 import type { ResolvedSpec } from '../api/resolve-spec.js';
 import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
-import type { EventRecorder, EventType } from '../runtime/events.js';
+import type { EventType } from '../runtime/events.js';
 import type { InstanceImageConfig } from '../builders/statefulset.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import type { ClusterStatus, S3Target } from '../api/cluster.js';
@@ -61,7 +61,6 @@ export interface ReconcileContext {
   cache: OwnedCache;
   config: OperatorConfig;
   log: Logger;
-  events: EventRecorder;
   /** What this pass observed before any reconciler ran (observe.ts). */
   observed: Observation;
   /** The status as it stands in this pass: the last written one plus what earlier reconcilers set. */
