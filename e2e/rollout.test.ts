@@ -1,6 +1,9 @@
 // Rolling changes on real PostgreSQL: a minor upgrade (16.13 → 16.15, real builds of both) of a
 // 3-instance cluster with synchronous commit, under a write load with a ledger. Replicas first,
 // one at a time, then exactly one switchover and the old primary last; no acknowledged write lost.
+// Settings: a reload-only change restarts nothing; a restart-requiring one rolls; lowering
+// max_connections restarts the primary first, in place. A broken template stops the rollout at
+// its first instance, and reverting it heals that one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../src/api/constants.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
@@ -19,6 +22,16 @@ describe('rolling changes', () => {
   let operator: RunningOperator;
   let db: HaCluster;
 
+  const podUids = async () => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${NAME}`, '-o', 'jsonpath={range .items[*]}{.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
+  const setting = async (name: string) => Promise.all(INSTANCES.map(async (i) => (await query<{ v: string }>(db.podConfig(i, 5000), `SELECT current_setting('${name}') AS v`))[0]!.v));
+  /** RollingUpdate Event messages in creation order (events of one second tie on their timestamps; resourceVersions grow). */
+  const stepMessages = async () =>
+    (await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=RollingUpdate`, '-o', 'jsonpath={range .items[*]}{.metadata.resourceVersion}|{.message}{"\\n"}{end}']))
+      .trim()
+      .split('\n')
+      .map((line) => [Number(line.slice(0, line.indexOf('|'))), line.slice(line.indexOf('|') + 1)] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, message]) => message);
   const versions = async () => Promise.all(INSTANCES.map(async (i) => (await query<{ v: string }>(db.podConfig(i, 5000), "SELECT current_setting('server_version') AS v"))[0]!.v));
 
   beforeAll(async () => {
@@ -62,13 +75,7 @@ describe('rolling changes', () => {
     expect(after.status!.conditions!.find((c) => c.type === 'RollingUpdate')).toMatchObject({ status: 'False', reason: 'UpToDate' });
 
     // The steps, in the order the operator took them: both replicas before the switchover, the old primary after it.
-    // Creation order: events of one second tie on their timestamps; resourceVersions grow with each write.
-    const steps = (await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=RollingUpdate`, '-o', 'jsonpath={range .items[*]}{.metadata.resourceVersion}|{.message}{"\\n"}{end}']))
-      .trim()
-      .split('\n')
-      .map((line) => [Number(line.slice(0, line.indexOf('|'))), line.slice(line.indexOf('|') + 1)] as const)
-      .sort((a, b) => a[0] - b[0])
-      .map(([, message]) => message);
+    const steps = await stepMessages();
     const updating = (instance: string) => steps.findIndex((m) => new RegExp(`updated; updating (replica )?${instance}\\b`).test(m));
     const switchover = steps.findIndex((m) => m.includes(`switching over from ${oldPrimary}`));
     expect(switchover, steps.join('\n')).toBeGreaterThan(-1);
@@ -79,15 +86,13 @@ describe('rolling changes', () => {
     expect(updating(oldPrimary), steps.join('\n')).toBeGreaterThan(switchover);
   });
 
-  it('a setting a reload applies restarts nothing; one that needs a restart rolls through the instances', async () => {
+  it('a setting a reload applies restarts nothing; one that needs a restart, and a resources change, roll through the instances', async () => {
     await db.healthy(3);
-    const pods = async () => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${NAME}`, '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
-    const setting = async (name: string) => Promise.all(INSTANCES.map(async (i) => (await query<{ v: string }>(db.podConfig(i, 5000), `SELECT current_setting('${name}') AS v`))[0]!.v));
-    const before = await pods();
+    const before = await podUids();
 
     await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB' } } });
     await waitFor('work_mem 8MB on every instance', async () => (await setting('work_mem').catch(() => [])).every((v) => v === '8MB'), { timeoutMs: 60_000 });
-    expect(await pods()).toEqual(before);
+    expect(await podUids()).toEqual(before);
 
     await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB', max_connections: '120' } } });
     await waitFor('max_connections 120 on every instance, the rollout done', async () => {
@@ -95,24 +100,92 @@ describe('rolling changes', () => {
       if (c.status?.phase !== 'Healthy' || c.status.rollout) return false;
       return (await setting('max_connections').catch(() => [])).every((v) => v === '120');
     }, { timeoutMs: 300_000 });
-    const after = await pods();
+    const after = await podUids();
     for (const pod of before) expect(after).not.toContain(pod);
+
+    // A resources change (the tuned shared_buffers follows the memory request) rolls the same way.
+    const transitions = (await db.primaryLease())?.spec?.leaseTransitions ?? 0;
+    await db.patchSpec({ resources: { requests: { memory: '300Mi' } } });
+    await waitFor('every pod replaced for the new memory request, the rollout done', async () => {
+      const c = await db.get();
+      return c.status?.phase === 'Healthy' && !c.status.rollout && (await podUids()).every((u) => !after.includes(u));
+    }, { timeoutMs: 300_000 });
+    // One switchover (the same steps as the minor upgrade: their Events repeat earlier messages, so they are counted, not listed).
+    expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitions + 1);
   });
 
-  it('lowering max_connections restarts nothing and says why (a primary-first restart is not built yet); setting it back clears it', async () => {
+  it('lowering max_connections restarts the primary first, in place and writable (no promotion, same timeline), then the replicas; nothing lost', async () => {
+    const before = await db.healthy(3);
+    const primary = before.status!.currentPrimary!;
+    const transitions = (await db.primaryLease())?.spec?.leaseTransitions ?? 0;
+    const timeline = async () => (await query<{ t: number }>(db.podConfig(primary, 5000), 'SELECT timeline_id AS t FROM pg_control_checkpoint()'))[0]!.t;
+    const timelineBefore = await timeline();
+    const podsBefore = await podUids();
+    const events = await stepMessages();
+
+    const run = await db.changeUnderLoad('ledger_lower', { postgresql: { parameters: { work_mem: '8MB', max_connections: '110' } } }, 'max_connections 110 on every instance, the rollout done', async (c) => {
+      if (c.status?.phase !== 'Healthy' || c.status.rollout) return false;
+      return (await setting('max_connections').catch(() => [])).every((v) => v === '110');
+    });
+    console.log(`[rollout] lowering max_connections: ${run.acknowledged} writes acknowledged, longest gap ${run.gapMs} ms, ${run.lost.length} lost`);
+    expect(run.lost).toEqual([]);
+    const after = await db.get();
+    // The primary kept its role: no switchover, no failover, and it came back writable rather than promoted.
+    expect(after.status!.currentPrimary).toBe(primary);
+    expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitions);
+    expect(await timeline()).toBe(timelineBefore);
+    for (const pod of podsBefore) expect(await podUids()).not.toContain(pod);
+
+    const steps = (await stepMessages()).slice(events.length);
+    const first = steps.findIndex((m) => m.includes(`restarting the primary ${primary} in place first: the change lowers max_connections`));
+    expect(first, steps.join('\n')).toBeGreaterThan(-1);
+    for (const replica of INSTANCES.filter((i) => i !== primary)) {
+      const at = steps.findIndex((m) => new RegExp(`updated; updating replica ${replica}\\b`).test(m));
+      expect(at, steps.join('\n')).toBeGreaterThan(first);
+    }
+  });
+
+  it('a rollout whose new pod never becomes ready stops there, says why, and resumes when the spec is reverted', async () => {
     await db.healthy(3);
-    const pods = async () => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${NAME}`, '-o', 'jsonpath={range .items[*]}{.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
-    const before = await pods();
-    await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB', max_connections: '110' } } });
-    const held = await waitFor('RollingUpdate LoweringNotSupported', async () => {
+    const podsBefore = await podUids();
+    await db.patchSpec({ imageName: 'example.invalid/no-such-image:1' });
+    const stuck = await waitFor('RollingUpdate waiting on the broken instance', async () => {
       const c = (await db.get()).status?.conditions?.find((x) => x.type === 'RollingUpdate');
-      return c?.reason === 'LoweringNotSupported' ? c : undefined;
+      return c?.status === 'True' && /waiting for \S+ to (be ready|come back)/.test(c.message) ? c : undefined;
     }, { timeoutMs: 60_000 });
-    expect(held.message).toContain('max_connections');
-    expect(await pods()).toEqual(before);
-    await db.patchSpec({ postgresql: { parameters: { work_mem: '8MB', max_connections: '120' } } });
-    await waitFor('RollingUpdate UpToDate again', async () => (await db.get()).status?.conditions?.find((x) => x.type === 'RollingUpdate')?.reason === 'UpToDate', { timeoutMs: 60_000 });
-    expect((await db.healthy(3)).status!.rollout).toBeUndefined();
-    expect(await pods()).toEqual(before);
+    const broken = /waiting for (\S+) to/.exec(stuck.message)![1]!;
+    // A few more passes: still only that one instance on the new template, the rest untouched.
+    await new Promise((r) => setTimeout(r, 5000));
+    const during = await podUids();
+    expect(during.filter((u) => !podsBefore.includes(u))).toHaveLength(1);
+    expect((await db.get()).status!.rollout).toMatchObject({ updated: 0, total: 3 });
+    console.log(`[rollout] stuck on ${broken}: ${stuck.message}`);
+
+    await db.patchSpec({ imageName: null });
+    const healed = await db.healthy(3, 300_000);
+    expect(healed.status!.rollout).toBeUndefined();
+    // Only the broken instance was replaced again; the others never restarted.
+    const after = await podUids();
+    expect(after.filter((u) => podsBefore.includes(u))).toHaveLength(2);
+  });
+
+  it('a major version change restarts nothing: RollingUpdate and Degraded say what is allowed, and setting it back clears both', async () => {
+    const before = await db.healthy(3);
+    const runs = before.status!.version!;
+    const podsBefore = await podUids();
+    await db.patchSpec({ version: '17' });
+    const held = await waitFor('RollingUpdate MajorUpgradeNotSupported', async () => {
+      const c = await db.get();
+      const rolling = c.status?.conditions?.find((x) => x.type === 'RollingUpdate');
+      return rolling?.reason === 'MajorUpgradeNotSupported' ? c : undefined;
+    }, { timeoutMs: 60_000 });
+    expect(held.status!.conditions!.find((x) => x.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'MajorUpgradeNotSupported' });
+    expect(held.status!.conditions!.find((x) => x.type === 'RollingUpdate')!.message).toContain(`set spec.version to a ${runs.split('.')[0]}.x release`);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await podUids()).toEqual(podsBefore);
+    // Taken back: 17 never ran (the CRD compares with what runs, status.version).
+    await db.patchSpec({ version: runs });
+    await waitFor('Degraded False again', async () => (await db.get()).status?.conditions?.find((x) => x.type === 'Degraded')?.status === 'False', { timeoutMs: 60_000 });
+    expect(await podUids()).toEqual(podsBefore);
   });
 });

@@ -46,7 +46,9 @@ interface BadCase {
 
 const CREATE_CASES: BadCase[] = [
   { what: 'version that is not major.minor', mutate: (c) => (c.spec.version = 'latest'), expect: ['spec.version', 'must be a PostgreSQL version'] },
-  { what: 'version with a patch part', mutate: (c) => (c.spec.version = '14.5.1'), expect: ['spec.version', 'major 13, 14, 15, 16, 17, 18'] },
+  { what: 'version with a patch part', mutate: (c) => (c.spec.version = '14.5.1'), expect: ['spec.version', 'major 14, 15, 16, 17, 18'] },
+  { what: 'a major no image provides', mutate: (c) => (c.spec.version = '19'), expect: ['spec.version', 'major 14, 15, 16, 17, 18'] },
+  { what: 'a major past its end of life', mutate: (c) => (c.spec.version = '13.20'), expect: ['spec.version', 'major 14, 15, 16, 17, 18'] },
   { what: 'unsupported major', mutate: (c) => (c.spec.version = '9.6'), expect: ['spec.version'] },
   { what: 'instances 0', mutate: (c) => (c.spec.instances = 0), expect: ['spec.instances', 'greater than or equal to 1'] },
   { what: 'too many instances', mutate: (c) => (c.spec.instances = 11), expect: ['spec.instances', 'less than or equal to 10'] },
@@ -164,6 +166,20 @@ describe('bad input is refused by the apiserver with field-specific messages', (
       expect(r.stderr).toContain('spec.storage.size');
       expect(r.stderr).toContain('may grow but never shrink');
       await kubectlOk(['apply', '-f', '-'], manifest(ns, 'seed', (c) => (c.spec.storage.size = '200Gi')));
+    });
+
+    it('refuses a lower major version than the one running, naming both; a major asked for by mistake can be taken back', async () => {
+      await kubectlOk(['apply', '-f', '-'], manifest(ns, 'versions', (c) => (c.spec.version = '16')));
+      // What runs, as the operator reports it.
+      await kubectlOk(['patch', 'pgc', 'versions', '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { version: '16.4' } })]);
+      await kubectlOk(['apply', '-f', '-'], manifest(ns, 'versions', (c) => (c.spec.version = '16.2')));
+      await kubectlOk(['apply', '-f', '-'], manifest(ns, 'versions', (c) => (c.spec.version = '17')));
+      await kubectlOk(['apply', '-f', '-'], manifest(ns, 'versions', (c) => (c.spec.version = '16.4')));
+      const down = await kubectl(['apply', '-f', '-'], manifest(ns, 'versions', (c) => (c.spec.version = '15.8')));
+      expect(down.code).not.toBe(0);
+      expect(down.stderr).toContain('spec.version');
+      expect(down.stderr).toContain('spec.version cannot go down to major 15 while PostgreSQL 16.4 runs');
+      await kubectlOk(['delete', 'pgc', 'versions', '-n', ns, '--wait=false']);
     });
 
     it('refuses adding WAL storage after creation', async () => {

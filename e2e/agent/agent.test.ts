@@ -271,6 +271,43 @@ describe('instance agent with real PostgreSQL', () => {
     }, 30_000);
   }));
 
+  it('lowering max_connections: a replica restarted first still starts (with the primary\'s value), the primary restarts writable within its permit, then the replica restarts itself on the lower value', track(async () => {
+    const maxConnections = async (a: AgentProcess) => Number((await a.sql<{ v: string }>("SELECT current_setting('max_connections') AS v"))[0]!.v);
+    const before = await maxConnections(r3);
+    const lower = before - 10;
+    appendFileSync(join(cluster.root, 'config', 'postgresql.conf'), `max_connections = '${lower}'\n`);
+    // A replica restarting now reads the lower value while its data says the primary runs `before`:
+    // PostgreSQL alone would refuse to start ("recovery aborted because of insufficient parameter settings").
+    const replicaPid = r3.postmasterPid();
+    process.kill(replicaPid!, 'SIGKILL');
+    const provisional = await until('r3 back, above its configuration', async () => {
+      const s = r3.postmasterPid() !== replicaPid ? await r3.status() : undefined;
+      return s?.running && s.streaming ? s : undefined;
+    }, 60_000);
+    expect(provisional.provisionalSettings).toEqual({ max_connections: String(before) });
+    expect(await maxConnections(r3)).toBe(before);
+
+    // The primary restarts in place within a permit: writable at once, same timeline, no promotion.
+    const timeline = (await r2.status()).timeline;
+    const permit = await r2.api<{ until: string }>('POST', '/v1/restart-permit', { seconds: 60 });
+    expect(permit.status).toBe(200);
+    expect(Date.parse(permit.body.until)).toBeGreaterThan(Date.now());
+    expect((await r3.api('POST', '/v1/restart-permit', { seconds: 60 })).status).toBe(409);
+    const primaryPid = r2.postmasterPid();
+    process.kill(primaryPid!, 'SIGKILL');
+    await until('r2 back', async () => r2.postmasterPid() !== primaryPid && (await r2.status()).running, 60_000);
+    expect(await r2.status()).toMatchObject({ role: 'primary', awaitingRole: false, timeline });
+    expect(await maxConnections(r2)).toBe(lower);
+    await r2.sql("INSERT INTO t VALUES (22, 'after the planned restart')", [], 'app');
+
+    // r3 replays the primary's change and restarts itself once, on the configured value.
+    await until('r3 on the lower value, streaming', async () => {
+      const s = await r3.status();
+      return s.running && s.streaming && !s.provisionalSettings && (await maxConnections(r3).catch(() => 0)) === lower;
+    }, 60_000);
+    await until('r3 has the row', async () => (await r3.sql('SELECT v FROM t WHERE id = 22', [], 'app'))[0]?.v === 'after the planned restart', 30_000);
+  }));
+
   it('runs follow as an operation: ?wait=0 answers 202 at once, status shows it to the end', track(async () => {
     // x4 follows r2 already: a follow is a quick repoint, but the answer does not wait for it.
     const r = await x4.api<{ accepted: boolean; operation: { kind: string; state: string } }>('POST', '/v1/follow?wait=0', { primary: r2.endpoint });

@@ -36,7 +36,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   firstReadyTime: Type.Optional(Type.String({ description: 'When every instance was first ready; until then the cluster is Provisioning.', format: 'date-time' })),
   currentPrimary: Type.Optional(Type.String({ description: 'Instance that is the primary now.' })),
   targetPrimary: Type.Optional(Type.String({ description: 'Instance that should be the primary (differs from currentPrimary during failover or switchover).' })),
-  version: Type.Optional(Type.String({ description: 'PostgreSQL version the primary reports running (spec.version is the one asked for).' })),
+  version: Type.Optional(Type.String({ description: 'PostgreSQL version the primary reports running (spec.version is the one asked for).', maxLength: 64 })),
   secrets: Type.Optional(
     Obj('Secrets holding credentials.', {
       superuser: Type.Optional(Type.String({ description: 'Secret with the postgres superuser\'s credentials.' })),
@@ -50,6 +50,12 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
       total: Type.Integer({ description: 'Instances of the cluster.', minimum: 0 }),
       updating: Type.Optional(Type.String({ description: 'The instance that receives the new pod template in this step.' })),
       switchoverTo: Type.Optional(Type.String({ description: 'The updated replica the primary role moves to before the old primary is updated.' })),
+      primaryRestart: Type.Optional(
+        Obj('A restart of the primary in place: failover is held back until `until`; the primary was given a shorter permit to start writable.', {
+          instance: Type.String({ description: 'The primary being restarted.' }),
+          until: Type.String({ description: 'Until when failover of this primary is held back.', format: 'date-time' }),
+        }),
+      ),
     }),
   ),
   recoverySource: Type.Optional(

@@ -15,8 +15,9 @@ export * from './stores.js';
 export * from './recovery.js';
 export * from './cluster-status.js';
 
-export const SUPPORTED_MAJORS = [13, 14, 15, 16, 17, 18] as const;
-const VERSION_PATTERN = '^(1[3-8])([.](0|[1-9][0-9]?))?$';
+/** PostgreSQL 13 reached its end of life in November 2025; 14–18 are the ones with builds and images. */
+export const SUPPORTED_MAJORS = [14, 15, 16, 17, 18] as const;
+const VERSION_PATTERN = `^(${SUPPORTED_MAJORS.join('|')})([.](0|[1-9][0-9]?))?$`;
 
 /**
  * Parameters the operator and the instance agent own: setting them would break replication,
@@ -397,6 +398,19 @@ export const ClusterSchema = Obj('A highly available PostgreSQL cluster managed 
   }, {
     rule: `self.metadata.name.size() <= ${MAX_CLUSTER_NAME} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')`,
     message: `metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most ${MAX_CLUSTER_NAME} characters (Service and pod names derive from it)`,
+  }, {
+    // Data written by a newer major cannot be read by an older one. Against what runs (status),
+    // not the previous spec: a major asked for by mistake and never run can be taken back. Only
+    // when spec.version changes, so no status write can ever be refused by it.
+    rule: [
+      '!has(oldSelf.status) || !has(oldSelf.status.version) || self.spec.version == oldSelf.spec.version',
+      `|| !self.spec.version.matches('${VERSION_PATTERN}') || !oldSelf.status.version.matches('^[0-9]+')`,
+      "|| int(self.spec.version.find('^[0-9]+')) >= int(oldSelf.status.version.find('^[0-9]+'))",
+    ].join(' '),
+    fieldPath: '.spec.version',
+    message: 'spec.version cannot name a lower major version than the one running: an older PostgreSQL cannot read the data of a newer one (restore a logical dump into a new cluster instead)',
+    messageExpression:
+      "'spec.version cannot go down to major ' + self.spec.version.find('^[0-9]+') + ' while PostgreSQL ' + oldSelf.status.version + ' runs: an older PostgreSQL cannot read the data of a newer one (restore a logical dump into a new cluster instead)'",
   }),
 });
 

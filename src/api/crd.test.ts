@@ -338,13 +338,13 @@ describe('spec schema (ajv)', () => {
     }
   });
 
-  it('the CEL rule on version accepts "major" and "major.minor" for majors 13–18 only', () => {
+  it('the CEL rule on version accepts "major" and "major.minor" for majors 14–18 only (13 is past its end of life)', () => {
     const rule = (ClusterSpecSchema.properties.version as Schema)['x-kubernetes-validations']?.[0]?.rule ?? '';
     const pattern = /^self\.matches\('(.+)'\)$/.exec(rule)?.[1];
     expect(pattern, rule).toBeDefined();
     const re = new RegExp(pattern!);
-    for (const ok of ['14.5', '16', '13.0', '18.10']) expect(re.test(ok), ok).toBe(true);
-    for (const bad of ['latest', '12.4', '19', '14.', '14.05', '14.5.1', 'v14']) expect(re.test(bad), bad).toBe(false);
+    for (const ok of ['14.5', '16', '14.0', '18.10']) expect(re.test(ok), ok).toBe(true);
+    for (const bad of ['latest', '12.4', '13.0', '19', '14.', '14.05', '14.5.1', 'v14']) expect(re.test(bad), bad).toBe(false);
   });
 });
 

@@ -5,6 +5,8 @@ import { Kind, Type, TypeRegistry, type TUnsafe, type ObjectOptions, type TPrope
 export interface CelRule {
   rule: string;
   message: string;
+  /** A CEL string expression for the message, when it should name the values (message is the fallback). */
+  messageExpression?: string;
   fieldPath?: string;
   reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
 }

@@ -16,7 +16,7 @@ import { conditionEvents, findCondition } from '../reconcilers/conditions.js';
 import { AgentClient } from '../instance/agent-client.js';
 import { createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
-import { rolloutReconciler } from '../reconcilers/rollout.js';
+import { createRolloutReconciler } from '../reconcilers/rollout.js';
 import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
 import { runPass, unobservedPass } from '../reconcilers/pass.js';
 import { PrimaryLeases } from '../reconcilers/primary-lease.js';
@@ -78,7 +78,7 @@ export class ClusterController implements OwnedCache {
     });
     const leases = new PrimaryLeases(opts.clients.coordination);
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
-    this.reconcilers = [rolloutReconciler, installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler()];
+    this.reconcilers = [createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler()];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

@@ -1,7 +1,7 @@
 // The operator's client of the instance agent API (src/instance/api-types.ts). Short timeouts:
 // an agent that does not answer quickly is treated as unreachable, never waited on.
 import { AGENT_PORT } from '../api/constants.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
 import { errorText } from '../util/error-text.js';
 
 /** An operation call's answer: done (with its result) within the wait, or still running in the agent. */
@@ -75,6 +75,9 @@ export class AgentClient {
   }
   bootstrap(ep: AgentEndpoint, req: BootstrapRequest): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/bootstrap', req);
+  }
+  restartPermit(ep: AgentEndpoint, req: RestartPermitRequest): Promise<RestartPermit> {
+    return this.call(ep, 'POST', '/v1/restart-permit', req);
   }
   // Operations: the caller bounds its wait; a rewind or re-clone goes on in the agent and shows
   // in status.operation.

@@ -56,6 +56,8 @@ export class AgentState {
   restoreLogin: string | undefined;
   /** The next spawn may be a writable primary (set by a bootstrap's own start, consumed by it). */
   writableOnce = false;
+  /** Settings this start of postgres takes above the configuration (standby-minimums.ts). */
+  startOverrides: Record<string, string> = {};
   /** Started read-only on a former primary's data: waiting for promote or follow. */
   awaitingRole = false;
   /** Why this replica cannot catch up by streaming (see InstanceStatus.cannotCatchUp). */
@@ -74,7 +76,7 @@ export class AgentState {
     this.walUsage = new WalUsageProbe(this.layout.walPath);
     this.pg = new PostgresProcess({
       binary: join(deps.pgBin, 'postgres'),
-      args: () => postgresArgs(this.settings, deps.socketDir, this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}),
+      args: () => postgresArgs(this.settings, deps.socketDir, { ...(this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}), overrides: this.startOverrides }),
       log: deps.log,
       serverLog: deps.serverLog,
       probe: () => this.probe(),
@@ -141,6 +143,11 @@ export class AgentState {
 
   async hasData(): Promise<boolean> {
     return exists(this.layout.pgVersionFile);
+  }
+
+  /** A database whose data directory is a primary's (no standby.signal). */
+  async isPrimaryOnDisk(): Promise<boolean> {
+    return (await this.hasData()) && !(await exists(this.layout.standbySignal));
   }
 
   async startArchiving(): Promise<void> {

@@ -1,8 +1,9 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../runtime/logger.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult } from './api-types.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
+import { MAX_PERMIT_SECONDS } from './restart-permit.js';
 import { errorText } from '../util/error-text.js';
 
 export interface AgentApi {
@@ -25,6 +26,7 @@ export interface AgentApi {
   contact?(isolationSeconds: number | undefined): void;
   unfence(): Promise<void>;
   reload(): Promise<void>;
+  restartPermit(req: RestartPermitRequest): Promise<RestartPermit>;
 }
 
 export interface ApiServerOptions {
@@ -140,6 +142,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
     },
     'POST /v1/unfence': async () => (await api.unfence(), [200, ok]),
     'POST /v1/reload': async () => (await api.reload(), [200, ok]),
+    'POST /v1/restart-permit': async (req) => [200, await api.restartPermit(parseRestartPermitRequest(await readJson(req), MAX_PERMIT_SECONDS))],
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {

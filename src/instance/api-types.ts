@@ -20,6 +20,8 @@
 // for the operation already running (same kind and target) joins it. Without wait: until done.
 //   POST /v1/unfence         → 200 once postgres runs again
 //   POST /v1/reload          → 200 after re-reading the mounted configuration (pg_reload_conf)
+//   POST /v1/restart-permit  RestartPermitRequest → RestartPermit: a start of postgres within the
+//                            permit comes up writable (a planned restart of this primary in place)
 // Errors: JSON ApiError with an HTTP status (400 bad request, 401 no/invalid token, 409 not
 // possible in this state, 500 failure).
 
@@ -152,6 +154,12 @@ export interface InstanceStatus {
    * the primary that does (follow).
    */
   awaitingRole?: boolean;
+  /**
+   * A replica started with these settings above its configuration, because its data was written
+   * by a primary with higher ones (standby-minimums.ts); it restarts with the configured values
+   * once it has replayed the primary's change.
+   */
+  provisionalSettings?: Record<string, string>;
 }
 
 export type BootstrapRequest =
@@ -174,6 +182,21 @@ export interface FollowRequest {
 export interface FenceRequest {
   /** Default: the pod's stop budget (stopDelaySeconds). A switchover sends switchoverDelaySeconds. */
   stopSeconds?: number;
+}
+
+/**
+ * POST /v1/restart-permit (a running primary only, else 409): a start of postgres on this data
+ * directory within `seconds` comes up writable instead of read-only (restart-permit.ts). The
+ * operator asks just before it replaces the primary's pod in place, having recorded that it holds
+ * failover back for longer than that.
+ */
+export interface RestartPermitRequest {
+  seconds: number;
+}
+
+export interface RestartPermit {
+  /** When the permit ends (the agent's clock). */
+  until: string;
 }
 
 export interface PromoteResult {

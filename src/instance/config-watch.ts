@@ -1,13 +1,15 @@
 // The mounted configuration (the cluster's ConfigMap: postgresql.conf, pg_hba.conf). The kubelet
 // updates it in place (an atomic symlink swap) and postgres reads it straight from there
 // (layout.ts postgresArgs): a change needs only pg_reload_conf(), which this watch (a poll of a
-// hash of both files) and POST /v1/reload do.
+// hash of both files) and POST /v1/reload do. Its poll also restarts a replica that started with
+// settings above the configuration once it may (standby-minimums.ts).
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as sql from '../postgres/sql.js';
 import type { AgentState } from './agent-state.js';
 import { errorText } from '../util/error-text.js';
+import { settleStandbyMinimums } from './standby-minimums.js';
 
 const CONFIG_POLL_MS = 2000;
 const FILES = ['postgresql.conf', 'pg_hba.conf'];
@@ -60,6 +62,8 @@ export class ConfigWatch {
       this.a.log.info('the mounted configuration changed; reloading');
       await this.reloadConf();
     }
+    // A replica started above its configuration restarts once pg_control allows it.
+    await settleStandbyMinimums(this.a);
   }
 
   private async reloadConf(): Promise<void> {

@@ -8,12 +8,14 @@ import * as sql from '../postgres/sql.js';
 import { killRunningTools } from '../postgres/tool.js';
 import { AgentState, type AgentDeps } from './agent-state.js';
 import type { AgentApi } from './api-server.js';
-import type { BootstrapRequest, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PromoteResult } from './api-types.js';
+import type { BootstrapRequest, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
 import { ConfigWatch } from './config-watch.js';
 import { errorText } from '../util/error-text.js';
 import { follow } from './follow.js';
 import { fence, promote, unfence } from './role-changes.js';
+import { grantRestartPermit } from './restart-permit.js';
 import { SelfIsolation } from './self-isolation.js';
+import { applyStandbyMinimums } from './standby-minimums.js';
 import { bootstrap, decideStart, guardPrimaryStart } from './startup.js';
 import { shapeStatus } from './status.js';
 
@@ -24,7 +26,10 @@ export class InstanceAgent implements AgentApi {
   private initialized = false;
 
   constructor(deps: AgentDeps) {
-    this.a = new AgentState(deps, guardPrimaryStart);
+    this.a = new AgentState(deps, (a) => {
+      guardPrimaryStart(a);
+      applyStandbyMinimums(a);
+    });
     this.config = new ConfigWatch(this.a);
     this.isolation = new SelfIsolation(this.a);
   }
@@ -81,6 +86,7 @@ export class InstanceAgent implements AgentApi {
       operation: a.ops.current(),
       cannotCatchUp: a.cannotCatchUp,
       awaitingRole: a.awaitingRole,
+      ...(Object.keys(a.startOverrides).length > 0 ? { provisionalSettings: a.startOverrides } : {}),
     };
   }
 
@@ -120,6 +126,10 @@ export class InstanceAgent implements AgentApi {
 
   reload(): Promise<void> {
     return this.config.reload();
+  }
+
+  restartPermit(req: RestartPermitRequest): Promise<RestartPermit> {
+    return grantRestartPermit(this.a, req.seconds);
   }
 
   async shutdown(signal: string): Promise<void> {

@@ -13,6 +13,8 @@ export interface Layout {
   fencedMarker: string;
   /** Present from initdb until roles and database exist: a restart finishes the bootstrap. */
   bootstrapPending: string;
+  /** A planned restart of the primary may start writable until the time (ms) it holds (restart-permit.ts). */
+  restartPermit: string;
   pgVersionFile: string;
   standbySignal: string;
   autoConf: string;
@@ -29,6 +31,7 @@ export function layoutOf(s: Pick<AgentSettings, 'pgdata' | 'walDir'>): Layout {
     replicationPassfile: join(stateDir, 'replication.pgpass'),
     fencedMarker: join(stateDir, 'fenced'),
     bootstrapPending: join(stateDir, 'bootstrap-pending'),
+    restartPermit: join(stateDir, 'restart-permit'),
     pgVersionFile: join(s.pgdata, 'PG_VERSION'),
     standbySignal: join(s.pgdata, 'standby.signal'),
     autoConf: join(s.pgdata, 'postgresql.auto.conf'),
@@ -68,6 +71,8 @@ export const RESTORE_HBA = '# pgpilot: restore in progress. Unix socket only (po
 export interface PostgresArgsOptions {
   /** Overrides the ConfigMap's pg_hba.conf (restoreHbaFile during a restore). */
   hbaFile?: string;
+  /** Settings above the configuration for this start (a replica's standby minimums). */
+  overrides?: Record<string, string>;
 }
 
 /**
@@ -94,5 +99,6 @@ export function postgresArgs(s: Pick<AgentSettings, 'pgdata' | 'configDir' | 'po
     // The walreceiver's application_name defaults to cluster_name: synchronous_standby_names
     // 'ANY n (*)' and pg_stat_replication see the instance name.
     ...set('cluster_name', s.instance),
+    ...Object.entries(opts.overrides ?? {}).flatMap(([k, v]) => set(k, v)),
   ];
 }

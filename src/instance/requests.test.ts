@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (requests.ts).
 import { describe, expect, it } from 'vitest';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseWait } from './requests.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 
 describe('API requests', () => {
   it('validates bootstrap and follow bodies', () => {
@@ -12,6 +12,13 @@ describe('API requests', () => {
       expect(() => parseBootstrapRequest(bad)).toThrow(HttpError);
     }
     expect(() => parseFollowRequest({ primary: { host: "h' or", port: 5432 } })).toThrow(/host/);
+  });
+
+  it('validates a restart permit request: whole seconds up to the maximum', () => {
+    expect(parseRestartPermitRequest({ seconds: 120 }, 600)).toEqual({ seconds: 120 });
+    for (const bad of [null, {}, { seconds: 0 }, { seconds: 601 }, { seconds: 1.5 }, { seconds: '120' }]) {
+      expect(() => parseRestartPermitRequest(bad, 600)).toThrow(/seconds must be an integer from 1 to 600|body must be/);
+    }
   });
 
   it('compares bearer tokens', () => {

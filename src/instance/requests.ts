@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (pure).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { BootstrapRequest, FenceRequest, FollowRequest } from './api-types.js';
+import type { BootstrapRequest, FenceRequest, FollowRequest, RestartPermitRequest } from './api-types.js';
 
 export class HttpError extends Error {
   constructor(
@@ -46,6 +46,14 @@ export function parseFenceRequest(body: unknown): FenceRequest {
   if (stopSeconds === undefined) return {};
   if (typeof stopSeconds !== 'number' || !Number.isInteger(stopSeconds) || stopSeconds < 1 || stopSeconds > 3600) throw new HttpError(400, 'stopSeconds must be an integer from 1 to 3600');
   return { stopSeconds };
+}
+
+/** POST /v1/restart-permit: `{"seconds": n}`, 1 to MAX_PERMIT_SECONDS. */
+export function parseRestartPermitRequest(body: unknown, maxSeconds: number): RestartPermitRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  const { seconds } = body;
+  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > maxSeconds) throw new HttpError(400, `seconds must be an integer from 1 to ${maxSeconds}`);
+  return { seconds };
 }
 
 /** `?wait=<ms>` of an operation call: how long to wait for it (undefined: until it ends). */

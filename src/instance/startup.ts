@@ -6,7 +6,8 @@
 // No writable old primary: every start of postgres on a data directory that was a primary
 // (a restart after a crash, a new pod) comes up read-only — standby.signal, following nothing —
 // until the operator confirms this instance holds the primary Lease (promote) or points it at the
-// primary that does (follow). Only the first start of a bootstrap is writable at once.
+// primary that does (follow). Only the first start of a bootstrap is writable at once, and a
+// planned restart of the primary within the operator's permit (restart-permit.ts).
 import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { restoreHbaFile, restoreSpoolDir } from './layout.js';
 import { configureStandby, conninfoFor, writeReplicationPassfile } from './replication.js';
 import { HttpError } from './requests.js';
 import { RestoreBootstrap } from './restore-bootstrap.js';
+import { restartPermitted } from './restart-permit.js';
 
 const READY_TIMEOUT_MS = 10 * 60_000; // crash recovery of a large primary can take long
 
@@ -59,6 +61,10 @@ export function guardPrimaryStart(a: AgentState): void {
   // A bootstrap in progress (initdb's roles, a restore) has never served anyone as a primary.
   if (existsSync(layout.bootstrapPending) || !existsSync(layout.pgVersionFile)) return;
   if (existsSync(layout.standbySignal) || existsSync(join(layout.pgdata, 'recovery.signal'))) return;
+  if (restartPermitted(layout)) {
+    a.log.info('a planned restart of the primary (the operator holds failover back meanwhile): starting writable');
+    return;
+  }
   writeFileSync(layout.standbySignal, '');
   a.awaitingRole = true;
   a.log.warn('this data directory was a primary: starting read-only until the operator confirms this instance holds the primary Lease (promote) or names the primary to follow');

@@ -16,3 +16,27 @@ export function systemIdentifierOf(pgControl: Buffer): string {
 export async function readSystemIdentifier(pgdata: string): Promise<string> {
   return systemIdentifierOf(await readFile(join(pgdata, 'global', 'pg_control')));
 }
+
+/** pg_controldata's label for each standby minimum (restart-settings.ts STANDBY_MINIMUMS). */
+const CONTROLDATA_LABELS: Record<string, string> = {
+  'max_connections setting': 'max_connections',
+  'max_worker_processes setting': 'max_worker_processes',
+  'max_wal_senders setting': 'max_wal_senders',
+  'max_prepared_xacts setting': 'max_prepared_transactions',
+  'max_locks_per_xact setting': 'max_locks_per_transaction',
+};
+
+/**
+ * The standby minimums recorded in pg_control (pg_controldata's output, LC_ALL=C): the values of
+ * the primary whose WAL this data directory replayed last. A hot standby refuses to start below
+ * them, and replaying the primary's parameter change lowers them.
+ */
+export function parseControlMinimums(pgControldataOutput: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of pgControldataOutput.split('\n')) {
+    const m = /^([^:]+):\s+(\d+)\s*$/.exec(line);
+    const name = m ? CONTROLDATA_LABELS[m[1]!.trim()] : undefined;
+    if (name) out[name] = Number(m![2]);
+  }
+  return out;
+}

@@ -29,7 +29,7 @@ export const RESTART_SETTINGS = new Set([
 
 /**
  * Settings a hot standby must have at least as high as its primary (it refuses to start below
- * them): raising them updates replicas first; lowering them would need the primary first.
+ * them): raising them updates replicas first; lowering them updates the primary first.
  */
 export const STANDBY_MINIMUMS = ['max_connections', 'max_locks_per_transaction', 'max_prepared_transactions', 'max_wal_senders', 'max_worker_processes'] as const;
 
@@ -40,12 +40,12 @@ export function standbyMinimums(params: Record<string, string>): string {
     .join(',');
 }
 
-/** Whether going from `live` to `desired` (standbyMinimums strings) lowers any of them. */
-export function lowersStandbyMinimum(live: string | undefined, desired: string): boolean {
-  if (!live) return false;
+/** The STANDBY_MINIMUMS that going from `live` to `desired` (standbyMinimums strings) lowers. */
+export function loweredStandbyMinimums(live: string | undefined, desired: string): string[] {
+  if (!live) return [];
   const parse = (text: string) => new Map(text.split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const before = parse(live);
-  return [...parse(desired)].some(([k, v]) => before.has(k) && Number(v) < Number(before.get(k)));
+  return [...parse(desired)].filter(([k, v]) => before.has(k) && Number(v) < Number(before.get(k))).map(([k]) => k);
 }
 
 /** A short hash of the restart-requiring settings among `params` (order-independent). */
@@ -55,4 +55,37 @@ export function restartSettingsHash(params: Record<string, string>): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`);
   return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
+}
+
+/** PostgreSQL's defaults for STANDBY_MINIMUMS (what a server runs when postgresql.conf names none). */
+const STANDBY_MINIMUM_DEFAULTS: Record<string, number> = {
+  max_connections: 100,
+  max_locks_per_transaction: 64,
+  max_prepared_transactions: 0,
+  max_wal_senders: 10,
+  max_worker_processes: 8,
+};
+
+/** The STANDBY_MINIMUMS a postgresql.conf (as the operator renders it: `name = 'value'`) sets, defaults filled in. */
+export function configuredStandbyMinimums(postgresqlConf: string): Record<string, number> {
+  const out = { ...STANDBY_MINIMUM_DEFAULTS };
+  for (const line of postgresqlConf.split('\n')) {
+    const m = /^\s*([a-z_]+)\s*=\s*'?(\d+)'?\s*(#.*)?$/.exec(line);
+    if (m && m[1]! in out) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/**
+ * The settings a replica must start with above its configuration: where pg_control still holds
+ * a higher value than configured (its primary has not lowered it yet, or this replica has not
+ * replayed that change yet), the recorded value, else it would refuse to start.
+ */
+export function standbyStartOverrides(control: Record<string, number>, configured: Record<string, number>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of STANDBY_MINIMUMS) {
+    const recorded = control[k];
+    if (recorded !== undefined && recorded > (configured[k] ?? 0)) out[k] = String(recorded);
+  }
+  return out;
 }

@@ -14,6 +14,7 @@ import type { ConditionInput } from './conditions.js';
 import { planHa, type HaAction, type HaPlan, type ObservedInstance } from './ha-plan.js';
 import type { EndedOperation } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
+import { heldUntil } from './primary-restart.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { errorText } from '../util/error-text.js';
@@ -51,13 +52,15 @@ async function recordEnded(ctx: ReconcileContext, ended: EndedOperation[]): Prom
 /**
  * Since when the primary counts as failed, or undefined while it is not. The monitor's
  * confirmation comes first; without one, the server itself is asked, so a slow agent is never
- * taken for a dead primary. A primary that is still starting has not failed.
+ * taken for a dead primary. A primary that is still starting, or restarting in place by plan
+ * (within the rollout's recorded hold), has not failed.
  */
-async function primaryDownSince(deps: HaDeps, key: string, primary: ObservedInstance | undefined): Promise<number | undefined> {
+async function primaryDownSince(deps: HaDeps, key: string, primary: ObservedInstance | undefined, restartHeld: boolean): Promise<number | undefined> {
   const downSince = (deps.downSince ??= new Map());
   const a = primary?.agent;
   const starting = a && ['AwaitingBootstrap', 'Bootstrapping', 'Starting', 'Rewinding'].includes(a.phase);
-  if ((a?.running && a.role === 'primary' && !a.fenced) || starting) {
+  // A planned restart in place (primary-restart.ts): the primary may come back writable until then.
+  if ((a?.running && a.role === 'primary' && !a.fenced) || starting || restartHeld) {
     downSince.delete(key);
     return undefined;
   }
@@ -96,7 +99,7 @@ async function planPass(ctx: ReconcileContext, deps: HaDeps, key: string, primar
     requestedPrimary: cluster.spec.primary ?? ctx.status.rollout?.switchoverTo,
     haEnabled: ha.enabled,
     syncQuorum: sync ? ha.synchronousReplicas : undefined,
-    primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary)),
+    primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary), heldUntil(ctx.status.rollout?.primaryRestart, primary, Date.now()) !== undefined),
     failoverDelayMs: ha.failoverDelaySeconds * 1000,
     bootstrapMode: cluster.spec.bootstrap?.recovery ? 'restore' : 'initdb',
     now: Date.now(),
@@ -139,6 +142,8 @@ async function announceVersion(ctx: ReconcileContext, running: string | undefine
   const asked = ctx.cluster.spec.version;
   const runs = /^\d+(\.\d+)?/.exec(running)?.[0] ?? running;
   const matches = asked.includes('.') ? runs === asked : runs.split('.')[0] === asked;
+  // Another major: not a substitution (the rollout's RollingUpdate says why nothing rolls).
+  if (!matches && runs.split('.')[0] !== asked.split('.')[0]) return;
   await (matches
     ? ctx.event('Normal', 'VersionRunning', `PostgreSQL ${running} runs`)
     : ctx.event('Normal', 'VersionDiffers', `spec.version asks for ${asked}; PostgreSQL ${running} runs (the nearest release the image provides)`));

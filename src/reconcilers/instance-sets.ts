@@ -10,7 +10,7 @@ import type { InstanceObservation } from './observe.js';
 import { planRollout, type RolloutInstance, type RolloutPlan } from './rollout-plan.js';
 import type { ReconcileContext } from './types.js';
 import { ANNOTATIONS } from '../api/constants.js';
-import { lowersStandbyMinimum } from '../postgres/restart-settings.js';
+import { loweredStandbyMinimums } from '../postgres/restart-settings.js';
 
 export interface InstanceSet {
   instance: InstanceObservation;
@@ -56,22 +56,23 @@ export function rolloutInstances(sets: InstanceSet[], primary: string | undefine
   return sets.map((s) => {
     const a = s.instance.agent;
     const ready = podReady(s.instance.statefulSet);
-    const working = s.instance.name === primary ? a?.role === 'primary' && !a.fenced && a.running : !!a?.streaming;
+    // A replica still running above its configuration (standby-minimums.ts) restarts once more by itself.
+    const working = s.instance.name === primary ? a?.role === 'primary' && !a.fenced && a.running : !!a?.streaming && !a.provisionalSettings;
     return { name: s.instance.name, outdated: templateOutdated(s), updating: replacing(s.instance.statefulSet), ready, settled: ready && !!working };
   });
 }
 
-/** Whether the change lowers a standby minimum on any outdated instance (rollout-plan.ts holds it). */
-function lowersMinimums(sets: InstanceSet[]): boolean {
+/** The standby minimums the change lowers on an outdated instance (rollout-plan.ts: the primary goes first). */
+function loweredMinimums(sets: InstanceSet[]): string[] {
   const of = (sts: V1StatefulSet | undefined) => sts?.spec?.template?.metadata?.annotations?.[ANNOTATIONS.standbyMinimums];
-  return sets.some((s) => templateOutdated(s) && lowersStandbyMinimum(of(s.instance.statefulSet), of(s.desired) ?? ''));
+  return [...new Set(sets.flatMap((s) => (templateOutdated(s) ? loweredStandbyMinimums(of(s.instance.statefulSet), of(s.desired) ?? '') : [])))];
 }
 
-export function rolloutPlan(ctx: ReconcileContext, sets: InstanceSet[]): RolloutPlan {
+export function rolloutPlan(ctx: ReconcileContext, instances: RolloutInstance[], sets: InstanceSet[]): RolloutPlan {
   return planRollout({
-    instances: rolloutInstances(sets, ctx.observed.primary),
+    instances,
     primary: ctx.observed.primary,
-    lowersStandbyMinimum: lowersMinimums(sets),
+    lowered: loweredMinimums(sets),
     primaryUpdateMethod: ctx.spec.primaryUpdateMethod,
     primaryUpdateStrategy: ctx.spec.primaryUpdateStrategy,
   });

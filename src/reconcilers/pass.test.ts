@@ -8,7 +8,7 @@ import { createBackupReconciler } from './backup.js';
 import { createHaReconciler, type HaDeps } from './ha.js';
 import { installReconciler } from './install.js';
 import { runPass, unobservedPass } from './pass.js';
-import { rolloutReconciler } from './rollout.js';
+import { createRolloutReconciler } from './rollout.js';
 import { STATUS_STEP_FIELDS } from './status.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult, type StatusField } from './types.js';
 
@@ -110,6 +110,16 @@ describe('runPass', () => {
     expect(out.conditions).toContainEqual({ type: 'ContinuousArchiving', status: 'Unknown', reason: 'UpgradeInProgress', message: 'Not evaluated in the last pass: install holds the pass: pg_upgrade runs on db-1' });
   });
 
+  it('reports a degraded reconciler as the failure while the rest of the pass goes on, without an error to retry', async () => {
+    let backupRan = false;
+    const refusing = reconciler('rollout', ['rollout'], () => ({ degraded: { reason: 'MajorUpgradeNotSupported', message: 'set spec.version back' } }));
+    const later = reconciler('backup', [], () => ((backupRan = true), {}));
+    const out = await runPass([refusing, later], context());
+    expect(backupRan).toBe(true);
+    expect(out.error).toBeUndefined();
+    expect(out.failure).toEqual({ reason: 'MajorUpgradeNotSupported', message: 'set spec.version back' });
+  });
+
   it('takes the shortest requeue', async () => {
     const out = await runPass([ha({ requeueAfterMs: 5000 }), backup({ requeueAfterMs: 250 })], context());
     expect(out.requeueAfterMs).toBe(250);
@@ -125,7 +135,7 @@ describe('runPass', () => {
 
 describe('status field ownership', () => {
   it('gives every field of the status schema exactly one owner: a reconciler or the status step', () => {
-    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), rolloutReconciler].map((r) => [r.name, r.statusFields] as const);
+    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never)].map((r) => [r.name, r.statusFields] as const);
     const all = [...owners.flatMap(([, fields]) => fields), ...STATUS_STEP_FIELDS].sort();
     expect(all).toEqual(Object.keys(ClusterStatusSchema.properties).sort());
   });

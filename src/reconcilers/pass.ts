@@ -83,6 +83,7 @@ export async function runPass(reconcilers: readonly Reconciler[], ctx: Reconcile
     conditions.push(...reported);
     fillIn(r, reported, 'NotEvaluated', `${r.name} did not evaluate it`);
     if (res.status) mergeStatus(ctx.status, r, res.status);
+    if (res.degraded && !outcome.failure) outcome.failure = res.degraded;
     if (res.requeueAfterMs) outcome.requeueAfterMs = Math.min(outcome.requeueAfterMs ?? Infinity, res.requeueAfterMs);
     if (res.stop) {
       outcome.stoppedBy = { reconciler: r.name, ...res.stop };

@@ -36,7 +36,7 @@ describe('planRollout', () => {
   });
 
   it('restarts the primary in place with primaryUpdateMethod restart, or when no updated replica can take over', () => {
-    expect(planRollout(input(['db-1'], { primaryUpdateMethod: 'restart' }))).toMatchObject({ update: ['db-1'] });
+    expect(planRollout(input(['db-1'], { primaryUpdateMethod: 'restart' }))).toMatchObject({ update: ['db-1'], primaryInPlace: true });
     const single = planRollout({ ...input([]), instances: [{ name: 'db-1', outdated: true, ready: true, settled: true }] });
     expect(single).toMatchObject({ update: ['db-1'], done: 0, total: 1 });
   });
@@ -60,11 +60,22 @@ describe('planRollout', () => {
     expect(planRollout(input(['db-1', 'db-3'], {}, { 'db-2': { updating: true, ready: false, settled: false } })).update).toEqual([]);
   });
 
-  it('restarts nothing when the change lowers a setting replicas need at least as high, and says why', () => {
-    const held = planRollout(input(['db-1', 'db-2', 'db-3'], { lowersStandbyMinimum: true }));
-    expect(held).toMatchObject({ update: [], done: 0, condition: { type: 'RollingUpdate', status: 'False', reason: 'LoweringNotSupported' } });
-    expect(held.switchoverTo).toBeUndefined();
-    expect(held.condition.message).toContain('set the value back');
+  it('restarts the primary first, in place, when the change lowers a setting replicas need at least as high; then the replicas', () => {
+    const first = planRollout(input(['db-1', 'db-2', 'db-3'], { lowered: ['max_connections'] }));
+    expect(first).toMatchObject({ update: ['db-1'], primaryInPlace: true, done: 0, condition: { status: 'True', reason: 'RollingUpdate' } });
+    expect(first.switchoverTo).toBeUndefined();
+    expect(first.condition.message).toContain('restarting the primary db-1 in place first: the change lowers max_connections');
+    // Whatever primaryUpdateMethod says: a switchover would put a lowered replica first.
+    expect(planRollout(input(['db-1', 'db-2'], { lowered: ['max_connections'], primaryUpdateMethod: 'switchover' })).update).toEqual(['db-1']);
+    // The primary came back on the new template: the replicas follow, one at a time.
+    expect(planRollout(input(['db-2', 'db-3'], { lowered: ['max_connections'] }))).toMatchObject({ update: ['db-2'] });
+    expect(planRollout(input(['db-2', 'db-3'], { lowered: ['max_connections'] }, { 'db-1': { settled: false } })).update).toEqual([]);
+  });
+
+  it('supervised: a lowering waits before the primary restart, and says how to let it go', () => {
+    const p = planRollout(input(['db-1', 'db-2', 'db-3'], { lowered: ['max_wal_senders'], primaryUpdateStrategy: 'supervised' }));
+    expect(p).toMatchObject({ update: [], condition: { reason: 'WaitingForUser' } });
+    expect(p.condition.message).toContain('set it to unsupervised');
   });
 
   it('resumes from what it sees after a failover in the middle', () => {

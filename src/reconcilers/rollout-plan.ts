@@ -1,7 +1,9 @@
 // Which instance may receive its new pod template now (pure). A change that restarts pods (a new
 // version, resources, a restart-requiring setting) goes through one instance at a time: replicas
 // first, each back Ready and streaming before the next; then the primary — by a switchover to an
-// updated replica (the default: only the switchover is felt) or an in-place restart. The plan keeps
+// updated replica (the default: only the switchover is felt) or an in-place restart. A change that
+// lowers a setting a hot standby needs at least as high as its primary's (max_connections & co.)
+// goes the other way: the primary first, in place, then the replicas. The plan keeps
 // no state: it is decided from what the pass observed, so a failover in the middle only changes
 // which instance is "the primary" for the next decision, and the rollout resumes from there.
 import type { ConditionInput } from './conditions.js';
@@ -27,12 +29,11 @@ export interface RolloutInput {
   /** supervised: stop before the primary until a person switches over (spec.primary). */
   primaryUpdateStrategy: 'unsupervised' | 'supervised';
   /**
-   * The change lowers a setting a standby needs at least as high as its primary's (max_connections
-   * and the like). A replica restarted first would refuse to start; the primary first would need a
-   * writable in-place restart, which the agent's start guard (a restarted primary comes back
-   * read-only until confirmed) does not allow yet. So nothing restarts, and the condition says why.
+   * The settings the change lowers that a hot standby needs at least as high as its primary's
+   * (max_connections and the like): a replica restarted first would refuse to start, so the
+   * primary restarts first, in place.
    */
-  lowersStandbyMinimum?: boolean;
+  lowered?: string[];
 }
 
 export interface RolloutPlan {
@@ -40,6 +41,10 @@ export interface RolloutPlan {
   update: string[];
   /** Ask ha for a switchover to this (updated, settled) replica. */
   switchoverTo?: string;
+  /** update names the primary, restarted in place (primary-restart.ts holds failover back meanwhile). */
+  primaryInPlace?: boolean;
+  /** The standby minimums the change lowers, when that is why the primary goes first. */
+  lowered?: string[];
   /** Instances running the desired template, of all. */
   done: number;
   total: number;
@@ -65,25 +70,30 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   // One at a time: an updated instance still coming back holds the rest.
   const coming = input.instances.find((i) => !i.outdated && !i.settled);
   if (coming) return { ...base, condition: rolling(`${done} of ${total} updated; waiting for ${coming.name} to be ready and streaming before the next`) };
-  if (input.lowersStandbyMinimum) {
-    return {
-      ...base,
-      condition: {
-        type: 'RollingUpdate',
-        status: 'False',
-        reason: 'LoweringNotSupported',
-        message: `${done} of ${total} updated; the change lowers max_connections, max_worker_processes, max_wal_senders, max_prepared_transactions or max_locks_per_transaction, which needs the primary restarted first; pgpilot does not do that yet, so no instance restarts: set the value back (raising is fine)`,
-      },
-    };
-  }
+  const primary = input.primary;
+  const lowered = input.lowered ?? [];
+  if (lowered.length > 0 && primary && outdated.some((i) => i.name === primary)) return primaryFirst(input, base, primary, lowered);
   const replica = outdated.find((i) => i.name !== input.primary);
   if (replica) return { ...base, update: [replica.name], condition: rolling(`${done} of ${total} updated; updating replica ${replica.name}`) };
   // Only the primary is left.
-  const primary = input.primary!;
+  if (!primary) return { ...base, condition: rolling(`${done} of ${total} updated; waiting for a primary before updating the rest`) };
   if (input.primaryUpdateStrategy === 'supervised') {
     return { ...base, condition: { type: 'RollingUpdate', status: 'True', reason: 'WaitingForUser', message: `${done} of ${total} updated; the primary ${primary} waits for a switchover (primaryUpdateStrategy: supervised: set spec.primary)` } };
   }
   const target = input.primaryUpdateMethod === 'switchover' ? input.instances.find((i) => i.name !== primary && !i.outdated && i.settled) : undefined;
   if (target) return { ...base, switchoverTo: target.name, condition: rolling(`${done} of ${total} updated; switching over from ${primary} to ${target.name}, then updating ${primary}`) };
-  return { ...base, update: [primary], condition: rolling(`${done} of ${total} updated; restarting the primary ${primary} in place`) };
+  return { ...base, update: [primary], primaryInPlace: true, condition: rolling(`${done} of ${total} updated; restarting the primary ${primary} in place`) };
+}
+
+/** A change that lowers standby minimums: the primary restarts in place before any replica. */
+function primaryFirst(input: RolloutInput, base: Pick<RolloutPlan, 'done' | 'total' | 'update'>, primary: string, lowered: string[]): RolloutPlan {
+  const { done, total } = base;
+  const why = `the change lowers ${lowered.join(', ')}, which a replica can only take after its primary`;
+  if (input.primaryUpdateStrategy === 'supervised') {
+    return {
+      ...base,
+      condition: { type: 'RollingUpdate', status: 'True', reason: 'WaitingForUser', message: `${done} of ${total} updated; ${why}: the primary ${primary} must restart first, in place (writes stop meanwhile), and primaryUpdateStrategy: supervised waits for you: set it to unsupervised to go on` },
+    };
+  }
+  return { ...base, update: [primary], primaryInPlace: true, lowered, condition: rolling(`${done} of ${total} updated; restarting the primary ${primary} in place first: ${why}`) };
 }

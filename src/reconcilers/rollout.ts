@@ -1,27 +1,67 @@
 // rollout: decides, before install applies anything, which instance receives a new pod template
-// now (rollout-plan.ts: one at a time, replicas first, the primary last), and says so: the
-// RollingUpdate condition, status.rollout (read by install for the instance to update and by ha
-// for the switchover to ask for, in the same pass) and an Event per step.
+// now (rollout-plan.ts: one at a time, replicas first, the primary last — or first, in place, for
+// a lowered max_connections & co.), and says so: the RollingUpdate condition, status.rollout (read
+// by install for the instance to update and by ha for the switchover to ask for and for a held
+// failover, in the same pass) and an Event per step. A primary restarted in place is prepared
+// first (primary-restart.ts).
 import { resolveBackupTarget } from '../builders/backup-target.js';
-import { desiredInstanceSets, rolloutPlan } from './instance-sets.js';
+import type { AgentClient } from '../instance/agent-client.js';
+import { desiredInstanceSets, rolloutInstances, rolloutPlan } from './instance-sets.js';
+import { primaryRestartStep } from './primary-restart.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
 /** While a rollout runs, look again this often (an instance coming back fires events, a replica catching up does not). */
 const ROLLING_MS = 2000;
+/** A primary restart waits for its recorded hold to be read back: soon. */
+const HOLD_RECORDED_MS = 300;
 
-export const rolloutReconciler: Reconciler = {
-  name: 'rollout',
-  statusFields: ['rollout'],
-  async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
-    // The recovery source install resolved in an earlier pass (a new cluster has nothing to roll yet).
-    const sets = desiredInstanceSets(ctx, resolveBackupTarget(ctx.cluster, ctx.config.defaultBackupStore), ctx.status.recoverySource);
-    const plan = rolloutPlan(ctx, sets);
-    if (plan.update.length > 0 || plan.switchoverTo) {
-      ctx.log.info({ update: plan.update, switchoverTo: plan.switchoverTo, updated: plan.done, total: plan.total }, plan.condition.message);
-      await ctx.event('Normal', 'RollingUpdate', plan.condition.message);
-    }
-    const rolling = plan.done < plan.total;
-    const rollout = { updated: plan.done, total: plan.total, ...(plan.update[0] ? { updating: plan.update[0] } : {}), ...(plan.switchoverTo ? { switchoverTo: plan.switchoverTo } : {}) };
-    return { conditions: [plan.condition], status: { rollout: rolling ? rollout : undefined }, ...(rolling ? { requeueAfterMs: ROLLING_MS } : {}) };
-  },
-};
+const majorOf = (version: string) => /^\d+/.exec(version)?.[0];
+
+/**
+ * spec.version names another major than the one running (status.version, what the primary
+ * reports): that is a major upgrade with pg_upgrade, which a rolling restart cannot do (the new
+ * binaries refuse the old data directory). Nothing restarts; the message says what is allowed.
+ */
+function majorChange(ctx: ReconcileContext): ReconcilerResult | undefined {
+  const runs = ctx.status.version;
+  const asked = ctx.cluster.spec.version;
+  if (!runs || majorOf(runs) === majorOf(asked)) return undefined;
+  const message = `spec.version asks for ${asked} while PostgreSQL ${runs} runs: a major version upgrade needs pg_upgrade, which pgpilot does not run yet, so no instance restarts; set spec.version to a ${majorOf(runs)}.x release (a minor upgrade rolls)`;
+  return {
+    conditions: [{ type: 'RollingUpdate', status: 'False', reason: 'MajorUpgradeNotSupported', message }],
+    status: { rollout: undefined },
+    degraded: { reason: 'MajorUpgradeNotSupported', message },
+  };
+}
+
+export function createRolloutReconciler(deps: { agent: AgentClient }): Reconciler {
+  return {
+    name: 'rollout',
+    statusFields: ['rollout'],
+    async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
+      const held = majorChange(ctx);
+      if (held) return held;
+      // The recovery source install resolved in an earlier pass (a new cluster has nothing to roll yet).
+      const sets = desiredInstanceSets(ctx, resolveBackupTarget(ctx.cluster, ctx.config.defaultBackupStore), ctx.status.recoverySource);
+      const instances = rolloutInstances(sets, ctx.observed.primary);
+      const plan = rolloutPlan(ctx, instances, sets);
+      const restart = await primaryRestartStep(ctx, deps.agent, plan, instances);
+      const update = restart.proceed ? plan.update : [];
+      const condition = restart.waiting ? { ...plan.condition, message: `${plan.condition.message} (${restart.waiting})` } : plan.condition;
+      if (update.length > 0 || plan.switchoverTo) {
+        ctx.log.info({ update, switchoverTo: plan.switchoverTo, updated: plan.done, total: plan.total }, condition.message);
+        await ctx.event('Normal', 'RollingUpdate', condition.message);
+      }
+      const rolling = plan.done < plan.total || !!restart.record;
+      const rollout = {
+        updated: plan.done,
+        total: plan.total,
+        ...(update[0] ? { updating: update[0] } : {}),
+        ...(plan.switchoverTo ? { switchoverTo: plan.switchoverTo } : {}),
+        ...(restart.record ? { primaryRestart: restart.record } : {}),
+      };
+      const requeueAfterMs = restart.waiting ? HOLD_RECORDED_MS : ROLLING_MS;
+      return { conditions: [condition], status: { rollout: rolling ? rollout : undefined }, ...(rolling ? { requeueAfterMs } : {}) };
+    },
+  };
+}

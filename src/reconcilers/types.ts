@@ -91,6 +91,12 @@ export interface ReconcilerResult {
    * reconcilers after this one do not run and their conditions turn Unknown with this reason.
    */
   stop?: { reason: string; message: string };
+  /**
+   * A problem a person must fix that holds back only this reconciler's work (a change pgpilot
+   * cannot make): Degraded with this reason, while the rest of the pass goes on and nothing is
+   * retried with backoff. An error a reconciler throws comes first.
+   */
+  degraded?: { reason: string; message: string };
 }
 
 export interface Reconciler {
