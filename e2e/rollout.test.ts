@@ -73,6 +73,11 @@ describe('rolling changes', () => {
     // Exactly one switchover: the primary Lease moved once.
     expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitionsBefore + 1);
     expect(after.status!.conditions!.find((c) => c.type === 'RollingUpdate')).toMatchObject({ status: 'False', reason: 'UpToDate' });
+    // The operator's per-cluster metrics saw it: one switchover, the cluster Ready.
+    const mine = (l: Record<string, string>) => l.namespace === ns && l.cluster === NAME;
+    expect(await operator.counter('pgpilot_cluster_switchovers_total', mine)).toBe(1);
+    expect(await operator.counter('pgpilot_cluster_condition', (l) => mine(l) && l.type === 'Ready' && l.status === 'True')).toBe(1);
+    expect(await operator.counter('pgpilot_cluster_phase', (l) => mine(l) && l.phase === 'Healthy')).toBe(1);
 
     // The steps, in the order the operator took them: both replicas before the switchover, the old primary after it.
     const steps = await stepMessages();

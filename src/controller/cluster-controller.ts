@@ -29,6 +29,7 @@ import type { PostgreSQLBackup } from '../api/backup.js';
 import { createBackupReconciler } from '../reconcilers/backup.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { clusterEventTarget } from '../runtime/events.js';
+import { ClusterMetrics } from './cluster-metrics.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -61,6 +62,7 @@ export class ClusterController implements OwnedCache {
   private readonly observer: Observer;
   /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup; the status step after them. */
   private readonly reconcilers: Reconciler[];
+  private readonly clusterMetrics: ClusterMetrics;
 
   constructor(private readonly opts: ControllerOptions) {
     this.queue = new WorkQueue((key) => this.reconcileKey(key), {
@@ -78,7 +80,9 @@ export class ClusterController implements OwnedCache {
     });
     const leases = new PrimaryLeases(opts.clients.coordination);
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
-    this.reconcilers = [createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases }), createBackupReconciler()];
+    this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
+    const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
+    this.reconcilers = [createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler()];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {
@@ -213,6 +217,7 @@ export class ClusterController implements OwnedCache {
 
   /** A deleted cluster: owned objects go with it (ownerReferences); reconcilers with a finalize hook let go in order. */
   private async finalize(cluster: PostgreSQLCluster, log: Logger): Promise<WorkResult> {
+    this.clusterMetrics.forget(cluster);
     const ctx = this.context(cluster, log, this.observer.fromCache(cluster, this));
     for (const r of this.reconcilers) {
       if (!r.finalize) continue;

@@ -6,6 +6,7 @@
 // Nothing here waits on a long operation: follow is started and looked at in later passes,
 // promote and fence are waited for a few seconds at most (they go on in the agent).
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { names } from '../api/names.js';
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
@@ -31,6 +32,8 @@ export interface HaDeps {
   leases: PrimaryLeases;
   /** When a primary the monitor was not watching (no pod, or an operator restart) was first seen down. */
   downSince?: Map<string, number>;
+  /** A failover or switchover completed, taking `ms` from the claim to the promotion (the operator's metrics). */
+  onRoleChange?: (cluster: PostgreSQLCluster, kind: 'failover' | 'switchover', ms: number) => void;
 }
 
 /** Events for role changes that ended in an agent (rejoins above all: they run for a while on their own). */
@@ -122,6 +125,7 @@ async function recordOutcome(ctx: ReconcileContext, deps: HaDeps, plan: HaPlan, 
     const ms = Date.now() - started;
     const what = claim.reason === 'failover' ? 'Failover' : 'Switchover';
     ctx.log.info({ from: claim.from, to: claim.instance, ms }, `${claim.reason} done`);
+    deps.onRoleChange?.(ctx.cluster, claim.reason, ms);
     await ctx.event(claim.reason === 'failover' ? 'Warning' : 'Normal', `${what}Completed`, `${what} from ${claim.from} to ${claim.instance}: promoted in ${ms} ms`);
   }
   // The first healthy primary gets its Lease; from then on only claims move it.
