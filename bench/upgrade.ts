@@ -1,0 +1,208 @@
+// Benchmark `upgrade`: a 3-instance cluster (PostgreSQL 16.13, synchronous commit) on the process
+// kubelet, its operator installed from the Helm chart as its own release (the chart's Deployment,
+// in-cluster config: e2e/harness/operator-release.ts). Each trial, under a write load with a
+// ledger through <cluster>-rw (HaCluster, as e2e/rollout.test.ts):
+//   - a switchover to a replica (spec.primary): its longest write gap, the same-process baseline;
+//   - a minor upgrade, 16.13 → 16.15 (even trials go back, 16.15 → 16.13: a minor downgrade is
+//     allowed, a major one is not): the longest gap between acknowledged writes, and the time
+//     from the spec patch to every instance answering on the new version with the cluster
+//     Healthy and no status.rollout;
+//   - acknowledged writes lost, read back id by id (the goal is 0).
+// Then the operator itself is upgraded (helm upgrade to another image tag: a build that differs
+// only in its version string) and the PostgreSQL pods it replaced or restarted are counted once
+// the new operator has reconciled the cluster (the goal is 0; e2e/operator-upgrade.test.ts
+// asserts it). PGPILOT_BENCH_TRIALS (default 1) sets the number of trials. Timings are measured,
+// never asserted.
+import { randomBytes } from 'node:crypto';
+import { startControlPlane, type ControlPlane } from '../e2e/harness/control-plane.js';
+import { E2E_KUBECONFIG_ENV, createTestNamespace, deleteTestNamespace } from '../e2e/harness/env.js';
+import { HaCluster } from '../e2e/harness/ha-cluster.js';
+import { REPO_ROOT, ensureBuilt } from '../e2e/harness/operator.js';
+import { CHART_APP_VERSION, OperatorRelease, changedStatefulSets, instancePods, instanceStatefulSets, podChanges, requestPass } from '../e2e/harness/operator-release.js';
+import { query } from '../e2e/harness/postgres.js';
+import { startProcessKubelet, type ProcessKubelet } from '../e2e/kubelet/index.js';
+import type { PostgreSQLCluster } from '../src/api/cluster.js';
+import { printReport } from './report.js';
+import { runSuite } from './lib/run.js';
+
+const TRIALS = Number(process.env.PGPILOT_BENCH_TRIALS ?? 1);
+const INSTANCES = 3;
+const NAME = 'bench-upg';
+const OLD = '16.13';
+const NEW = '16.15';
+const TOTAL_TIMEOUT_MS = 30 * 60_000 + TRIALS * 15 * 60_000;
+const say = (msg: string) => process.stderr.write(`[upgrade] ${msg}\n`);
+
+// Cleanup: everything started is stopped on success, failure, SIGINT/SIGTERM or the overall
+// timeout (last registered first).
+const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
+let cleaning: Promise<void> | undefined;
+const onCleanup = (what: string, run: () => Promise<unknown>) => cleanups.push({ what, run });
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      const c = cleanups.pop()!;
+      await c.run().catch((err: Error) => say(`cleanup of ${c.what} failed: ${err.message}`));
+    }
+  })();
+  return cleaning;
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    say(`${sig}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+interface Trial {
+  from: string;
+  to: string;
+  switchoverGapMs: number;
+  minorGapMs: number;
+  minorTotalMs: number;
+  acknowledged: number;
+  lost: number;
+}
+
+interface OperatorUpgrade {
+  from: string;
+  to: string;
+  /** helm upgrade started → the new operator pod Ready and leading. */
+  handoverMs: number;
+  /** Instance pods replaced, added, or with a container restarted. */
+  restarts: number;
+  details: string[];
+  statefulSetsChanged: string[];
+}
+
+/** What each instance's PostgreSQL says its version is (directly, through its pod address). */
+async function versions(db: HaCluster): Promise<string[]> {
+  const names = (await db.get()).status?.instanceNames ?? [];
+  return Promise.all(names.map(async (i) => (await query<{ v: string }>(db.podConfig(i, 5000), "SELECT current_setting('server_version') AS v"))[0]!.v));
+}
+
+/** One trial: a switchover (the baseline), then the minor change from → to, each under a ledger load. */
+async function trial(db: HaCluster, t: number, from: string, to: string): Promise<Trial> {
+  const c = await db.healthy(INSTANCES, 300_000);
+  const target = c.status!.instanceNames!.find((i) => i !== c.status!.currentPrimary)!;
+  const sw = await db.switchover(`switch_${t}`, target);
+  say(`trial ${t}: switchover → ${target}: longest write gap ${sw.gapMs} ms, ${sw.lost.length} lost`);
+  // spec.primary left set would pin the primary: the ha reconciler prefers it to the rollout's
+  // switchover target (requestedPrimary = spec.primary ?? status.rollout.switchoverTo), and the
+  // rollout would wait before the primary forever ("switching over from X to Y" every pass).
+  await db.patchSpec({ primary: null });
+
+  await db.healthy(INSTANCES, 300_000);
+  // The first call of `done` comes right after the spec patch was accepted: the clock starts there.
+  let patchedAt = 0;
+  let doneAt = 0;
+  const run = await db.changeUnderLoad(`minor_${t}`, { version: to }, `every instance on ${to} and the cluster Healthy`, async (cl: PostgreSQLCluster) => {
+    patchedAt ||= Date.now();
+    if (cl.status?.phase !== 'Healthy' || cl.status.rollout || cl.status.readyInstances !== INSTANCES) return false;
+    const v = await versions(db).catch(() => []);
+    if (v.length !== INSTANCES || !v.every((x) => x === to)) return false;
+    doneAt = Date.now();
+    return true;
+  }, 600_000);
+  say(`trial ${t}: minor ${from} → ${to}: longest write gap ${run.gapMs} ms, total ${doneAt - patchedAt} ms, ${run.acknowledged} writes acknowledged, ${run.lost.length} lost`);
+  return { from, to, switchoverGapMs: sw.gapMs, minorGapMs: run.gapMs, minorTotalMs: doneAt - patchedAt, acknowledged: run.acknowledged, lost: sw.lost.length + run.lost.length };
+}
+
+/** helm upgrade of the operator to another image tag; the instance pods it replaced or restarted. */
+async function operatorUpgrade(release: OperatorRelease, db: HaCluster): Promise<OperatorUpgrade> {
+  await db.healthy(INSTANCES, 300_000);
+  const from = CHART_APP_VERSION;
+  const to = `${CHART_APP_VERSION}-bench`;
+  const podsBefore = await instancePods(db.namespace, db.name);
+  const setsBefore = await instanceStatefulSets(db.namespace, db.name);
+  const started = Date.now();
+  await release.upgrade(to);
+  const op = await release.waitForOperator(to, 300_000);
+  const handoverMs = Date.now() - started;
+  // Two passes of the new operator (the second asked for): a rollout the first one started goes on in the second.
+  await release.waitForPasses(op, 1, INSTANCES, 300_000);
+  await requestPass(db.namespace, db.name);
+  await release.waitForPasses(op, 2, 2 * INSTANCES, 300_000);
+  await db.healthy(INSTANCES, 300_000).catch(() => undefined);
+  const changes = podChanges(podsBefore, await instancePods(db.namespace, db.name));
+  const details = [...changes.replaced.map((p) => `${p} replaced`), ...changes.added.map((p) => `${p} added`), ...changes.restarted];
+  const statefulSetsChanged = changedStatefulSets(setsBefore, await instanceStatefulSets(db.namespace, db.name));
+  say(`operator ${from} → ${to}: new operator ${op.name} leading after ${handoverMs} ms; ${changes.count} pod restart(s)/replacement(s)`);
+  return { from, to, handoverMs, restarts: changes.count, details, statefulSetsChanged };
+}
+
+async function setUp(): Promise<{ db: HaCluster; release: OperatorRelease }> {
+  ensureBuilt();
+  const cp: ControlPlane = await startControlPlane({});
+  onCleanup('the control plane', () => cp.stop());
+  process.env[E2E_KUBECONFIG_ENV] = cp.kubeconfigPath;
+  const kubelet: ProcessKubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT });
+  onCleanup('the process kubelet', () => kubelet.stop());
+  const ns = await createTestNamespace('bench-upgrade');
+  const opNs = await createTestNamespace('bench-upgrade-system');
+  // The namespaces go while the kubelet runs (their pods end gracefully), after the operator.
+  onCleanup('the namespaces', async () => {
+    await deleteTestNamespace(ns, { wait: true, timeoutMs: 120_000 });
+    await deleteTestNamespace(opNs, { wait: true, timeoutMs: 60_000 });
+  });
+  const release = await OperatorRelease.install(kubelet, { release: `pgpilot-bench-${randomBytes(2).toString('hex')}`, namespace: opNs, watchNamespaces: [ns], logLevel: 'info' });
+  onCleanup('the operator release', () => release.uninstall());
+  say(`operator release ${release.opts.release} running; kubelet log ${kubelet.logPath}`);
+  const db = new HaCluster(kubelet, ns, NAME);
+  await db.create((c) => {
+    c.spec.version = OLD;
+    c.spec.instances = INSTANCES;
+    c.spec.highAvailability = { ...c.spec.highAvailability, synchronousCommit: true };
+  });
+  await db.healthy(INSTANCES, 300_000);
+  say(`${NAME} healthy on ${OLD}`);
+  return { db, release };
+}
+
+async function main(): Promise<void> {
+  const { db, release } = await setUp();
+  const trials: Trial[] = [];
+  for (let t = 1; t <= TRIALS; t++) {
+    const [from, to] = t % 2 === 1 ? [OLD, NEW] : [NEW, OLD];
+    trials.push(await trial(db, t, from, to));
+  }
+  const op = await operatorUpgrade(release, db);
+  const metrics = upgradeMetrics(trials, op);
+  printReport('upgrade', metrics, reportRows(metrics, trials, op));
+}
+
+const s = (ms: number) => Math.round(ms) / 1000;
+
+function upgradeMetrics(trials: Trial[], op: OperatorUpgrade) {
+  const minorGap = Math.max(...trials.map((t) => t.minorGapMs));
+  const switchoverGap = Math.max(...trials.map((t) => t.switchoverGapMs));
+  return {
+    trials: trials.length,
+    minor_write_gap_s: s(minorGap),
+    minor_total_s: s(Math.max(...trials.map((t) => t.minorTotalMs))),
+    lost_acknowledged_writes: trials.reduce((n, t) => n + t.lost, 0),
+    switchover_write_gap_s: s(switchoverGap),
+    minor_gap_vs_switchover: Math.round((minorGap / Math.max(switchoverGap, 1)) * 100) / 100,
+    restarts_on_operator_upgrade: op.restarts,
+    operator_upgrade_handover_s: s(op.handoverMs),
+  };
+}
+
+function reportRows(m: ReturnType<typeof upgradeMetrics>, trials: Trial[], op: OperatorUpgrade): Array<[string, string]> {
+  const rows: Array<[string, string]> = trials.map((t, i) => [
+    `trial ${i + 1}: minor ${t.from} → ${t.to}`,
+    `write gap ${s(t.minorGapMs)} s, total ${s(t.minorTotalMs)} s; switchover gap ${s(t.switchoverGapMs)} s; ${t.acknowledged} writes acknowledged, ${t.lost} lost`,
+  ]);
+  rows.push(
+    [`minor upgrade write gap (max of ${m.trials})`, `${m.minor_write_gap_s} s (3 instances, synchronous commit; longest gap between acknowledged writes)`],
+    ['minor upgrade total (patch → all on the new version, Healthy, no rollout)', `${m.minor_total_s} s`],
+    ['switchover write gap (same process, baseline)', `${m.switchover_write_gap_s} s; minor gap / switchover gap = ${m.minor_gap_vs_switchover}`],
+    ['acknowledged writes lost', `${m.lost_acknowledged_writes} (goal 0)`],
+    [`operator upgrade ${op.from} → ${op.to} (helm upgrade)`, `new operator leading after ${m.operator_upgrade_handover_s} s`],
+    ['PostgreSQL pods restarted/replaced by the operator upgrade', `${m.restarts_on_operator_upgrade} (goal 0)${op.details.length ? `: ${op.details.join('; ')}` : ''}`],
+    ['StatefulSets changed by the operator upgrade', op.statefulSetsChanged.length ? op.statefulSetsChanged.join('; ') : 'none'],
+  );
+  return rows;
+}
+
+await runSuite('upgrade', main, cleanup, TOTAL_TIMEOUT_MS);
