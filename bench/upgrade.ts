@@ -87,9 +87,8 @@ async function trial(db: HaCluster, t: number, from: string, to: string): Promis
   const target = c.status!.instanceNames!.find((i) => i !== c.status!.currentPrimary)!;
   const sw = await db.switchover(`switch_${t}`, target);
   say(`trial ${t}: switchover → ${target}: longest write gap ${sw.gapMs} ms, ${sw.lost.length} lost`);
-  // spec.primary left set would pin the primary: the ha reconciler prefers it to the rollout's
-  // switchover target (requestedPrimary = spec.primary ?? status.rollout.switchoverTo), and the
-  // rollout would wait before the primary forever ("switching over from X to Y" every pass).
+  // spec.primary left set pins the primary: after the rollout's own switchover, ha would move the
+  // role back to it (a second switchover in the trial). Cleared, the trial measures the rollout's.
   await db.patchSpec({ primary: null });
 
   await db.healthy(INSTANCES, 300_000);

@@ -108,15 +108,19 @@ describe('rolling changes', () => {
     const after = await podUids();
     for (const pod of before) expect(after).not.toContain(pod);
 
-    // A resources change (the tuned shared_buffers follows the memory request) rolls the same way.
+    // A resources change (the tuned shared_buffers follows the memory request) rolls the same way,
+    // also with spec.primary pinning the primary: the rollout's switchover first, then the pinned
+    // instance takes the role back (two switchovers; the rollout is not held by the pin).
+    const pinned = (await db.get()).status!.currentPrimary!;
+    await db.patchSpec({ primary: pinned });
     const transitions = (await db.primaryLease())?.spec?.leaseTransitions ?? 0;
     await db.patchSpec({ resources: { requests: { memory: '300Mi' } } });
-    await waitFor('every pod replaced for the new memory request, the rollout done', async () => {
+    await waitFor('every pod replaced for the new memory request, the rollout done, the pinned primary back', async () => {
       const c = await db.get();
-      return c.status?.phase === 'Healthy' && !c.status.rollout && (await podUids()).every((u) => !after.includes(u));
+      return c.status?.phase === 'Healthy' && !c.status.rollout && c.status.currentPrimary === pinned && (await podUids()).every((u) => !after.includes(u));
     }, { timeoutMs: 300_000 });
-    // One switchover (the same steps as the minor upgrade: their Events repeat earlier messages, so they are counted, not listed).
-    expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitions + 1);
+    expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitions + 2);
+    await db.patchSpec({ primary: null });
   });
 
   it('lowering max_connections restarts the primary first, in place and writable (no promotion, same timeline), then the replicas; nothing lost', async () => {

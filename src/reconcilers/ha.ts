@@ -98,8 +98,10 @@ async function planPass(ctx: ReconcileContext, deps: HaDeps, key: string, primar
   return planHa({
     instances: observed.instances,
     primary,
-    // A person's switchover first; else the one a rollout asks for to update the primary last.
-    requestedPrimary: cluster.spec.primary ?? ctx.status.rollout?.switchoverTo,
+    // The switchover a rollout asks for (to update the primary last) first: a spec.primary that
+    // pins the current primary would otherwise hold the rollout before its last step for ever.
+    // Once the rollout is done, spec.primary takes the role back (a second switchover).
+    requestedPrimary: ctx.status.rollout?.switchoverTo ?? cluster.spec.primary,
     haEnabled: ha.enabled,
     syncQuorum: sync ? ha.synchronousReplicas : undefined,
     primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary), heldUntil(ctx.status.rollout?.primaryRestart, primary, Date.now()) !== undefined),
