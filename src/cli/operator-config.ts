@@ -18,6 +18,7 @@ export interface OperatorSettings {
   logLevel: LogLevel;
   concurrency: number;
   resyncSeconds: number;
+  discoverySeconds: number;
   instanceImageRepository: string;
   operatorImage: string;
   /**
@@ -108,6 +109,7 @@ export function operatorOptions(): Option[] {
     new Option('--log-level <level>', 'log level').env('PGPILOT_LOG_LEVEL').choices(LOG_LEVELS).default('info'),
     new Option('--concurrency <n>', 'clusters reconciled at once').env('PGPILOT_CONCURRENCY').argParser(integer(1, 100)).default(10),
     new Option('--resync-seconds <s>', 'reconcile every cluster at least this often').env('PGPILOT_RESYNC_SECONDS').argParser(integer(10, 86400)).default(300),
+    new Option('--discovery-seconds <s>', "look this often whether optional APIs (the Prometheus Operator's PodMonitor) appeared or went").env('PGPILOT_DISCOVERY_SECONDS').argParser(integer(1, 3600)).default(60),
     new Option('--instance-image-repository <repo>', 'image repository of PostgreSQL instances (<repo>:<version>)')
       .env('PGPILOT_INSTANCE_IMAGE_REPOSITORY')
       .default('ghcr.io/pgpilot/postgresql'),

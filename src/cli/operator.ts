@@ -32,6 +32,7 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
     namespaces: settings.watchNamespaces,
     concurrency: settings.concurrency,
     resyncMs: settings.resyncSeconds * 1000,
+    discoveryMs: settings.discoverySeconds * 1000,
   });
   const server: Server = await startProbeServer({ port: settings.httpPort, host: settings.httpHost, registry: metrics.registry, ready: () => controller.hasSynced() });
   log.info({ identity, httpPort: settings.httpPort, watchNamespaces: settings.watchNamespaces, leaderElect: settings.leaderElect }, 'pgpilot operator starting');

@@ -7,7 +7,7 @@ import { API_GROUP, API_VERSION, CLUSTER_PLURAL, LABELS, MANAGED_BY } from '../a
 import { resolveSpec } from '../api/resolve-spec.js';
 import { apiErrorMessage } from '../runtime/apply.js';
 import type { EventRecorder } from '../runtime/events.js';
-import { ResilientInformer } from '../runtime/informer.js';
+import { ResilientInformer, type ResourceType } from '../runtime/informer.js';
 import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
@@ -27,9 +27,11 @@ import { applyIfChanged, deleteIfExists } from '../runtime/apply.js';
 import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from './owned-kinds.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { createBackupReconciler } from '../reconcilers/backup.js';
+import { monitoringReconciler } from '../reconcilers/monitoring.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { clusterEventTarget } from '../runtime/events.js';
 import { ClusterMetrics } from './cluster-metrics.js';
+import { OptionalKinds } from './optional-kinds.js';
 
 export interface ControllerOptions {
   clients: KubeClients;
@@ -42,6 +44,8 @@ export interface ControllerOptions {
   concurrency: number;
   resyncMs: number;
   relistMs?: number;
+  /** How often optional APIs (optional-kinds.ts) are looked for again. */
+  discoveryMs?: number;
 }
 
 
@@ -60,9 +64,10 @@ export class ClusterController implements OwnedCache {
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
   private readonly observer: Observer;
-  /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup; the status step after them. */
+  /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup → monitoring; the status step after them. */
   private readonly reconcilers: Reconciler[];
   private readonly clusterMetrics: ClusterMetrics;
+  private readonly optional: OptionalKinds;
 
   constructor(private readonly opts: ControllerOptions) {
     this.queue = new WorkQueue((key) => this.reconcileKey(key), {
@@ -82,7 +87,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler()];
+    this.reconcilers = [createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {
@@ -92,7 +97,7 @@ export class ClusterController implements OwnedCache {
       const bi = new ResilientInformer<PostgreSQLBackup>({ ...common, type: BACKUP_RESOURCE, namespace });
       for (const ev of ['add', 'update', 'delete'] as const) bi.on(ev, (b) => this.enqueueBackupCluster(b));
       this.backupInformers.push(bi);
-      for (const [kind, type] of Object.entries(OWNED_RESOURCES) as Array<[OwnedKind, (typeof OWNED_RESOURCES)[OwnedKind]]>) {
+      for (const [kind, type] of Object.entries(OWNED_RESOURCES) as Array<[OwnedKind, ResourceType]>) {
         const trim = CACHE_TRIMS[kind] as ((o: KubernetesObject) => void) | undefined;
         const inf = new ResilientInformer<KubernetesObject>({ ...common, type, namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`, trim });
         for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, (o) => this.enqueueOwner(o));
@@ -101,6 +106,15 @@ export class ClusterController implements OwnedCache {
         this.owned.set(kind, list);
       }
     }
+    this.optional = new OptionalKinds({
+      ...common,
+      scopes,
+      everyMs: opts.discoveryMs ?? 60_000,
+      onObject: (o) => this.enqueueOwner(o),
+      onChange: () => {
+        if (this.workersStarted) for (const c of this.clusters()) this.enqueue(c);
+      },
+    });
   }
 
   private allInformers(): Array<ResilientInformer<KubernetesObject>> {
@@ -116,6 +130,7 @@ export class ClusterController implements OwnedCache {
     const informers = this.allInformers();
     await Promise.all(informers.map((i) => i.start()));
     await Promise.all(informers.map((i) => i.synced));
+    await this.optional.start();
   }
 
   hasSynced(): boolean {
@@ -137,6 +152,7 @@ export class ClusterController implements OwnedCache {
     clearInterval(this.resyncTimer);
     this.monitor.stop();
     await this.queue.shutdown();
+    await this.optional.stop();
     await Promise.all(this.allInformers().map((i) => i.stop()));
   }
 
@@ -144,8 +160,18 @@ export class ClusterController implements OwnedCache {
     return this.clusterInformers.flatMap((i) => [...i.list()]);
   }
 
+  /** A kind's informers: always-owned kinds, or an optional kind while its API is served. */
+  private informersOf(kind: OwnedKind): Array<ResilientInformer<KubernetesObject>> {
+    return this.owned.get(kind) ?? this.optional.informers(kind);
+  }
+
+  watching(kind: OwnedKind): boolean {
+    const always = this.owned.get(kind);
+    return always ? always.every((i) => i.hasSynced()) : this.optional.watching(kind);
+  }
+
   get<T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string): T | undefined {
-    for (const inf of this.owned.get(kind) ?? []) {
+    for (const inf of this.informersOf(kind)) {
       const o = inf.get(name, namespace);
       if (o) return o as T;
     }
@@ -153,7 +179,7 @@ export class ClusterController implements OwnedCache {
   }
 
   listForCluster<T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string): T[] {
-    return (this.owned.get(kind) ?? []).flatMap((inf) => inf.list(namespace).filter((o) => o.metadata?.labels?.[LABELS.cluster] === cluster)) as T[];
+    return this.informersOf(kind).flatMap((inf) => inf.list(namespace).filter((o) => o.metadata?.labels?.[LABELS.cluster] === cluster)) as T[];
   }
 
   backupsOf(namespace: string, cluster: string): PostgreSQLBackup[] {

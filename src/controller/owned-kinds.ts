@@ -7,7 +7,8 @@ export const CLUSTER_RESOURCE: ResourceType = { group: API_GROUP, version: API_V
 
 export const BACKUP_RESOURCE: ResourceType = { group: API_GROUP, version: API_VERSION, plural: BACKUP_PLURAL, kind: BACKUP_KIND };
 
-export const OWNED_RESOURCES: Record<OwnedKind, ResourceType> = {
+/** Kinds watched from the start (optional-kinds.ts has those watched only while their API is served). */
+export const OWNED_RESOURCES: Partial<Record<OwnedKind, ResourceType>> = {
   StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet' },
   Service: { group: '', version: 'v1', plural: 'services', kind: 'Service' },
   Secret: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' },

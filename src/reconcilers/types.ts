@@ -30,13 +30,17 @@ export type OwnedKind =
   | 'PersistentVolumeClaim'
   | 'Pod'
   | 'CronJob'
-  | 'Job';
+  | 'Job'
+  /** Only while the Prometheus Operator's CRDs exist (OwnedCache.watching). */
+  | 'PodMonitor';
 
 /** Read access to the informer caches of everything a cluster owns. */
 export interface OwnedCache {
   get<T extends KubernetesObject>(kind: OwnedKind, namespace: string, name: string): T | undefined;
   /** Objects of a kind labelled as belonging to the cluster. */
   listForCluster<T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string): T[];
+  /** Whether the kind's informers run and have listed (an optional kind's CRD exists). */
+  watching(kind: OwnedKind): boolean;
   /** PostgreSQLBackups of a cluster (spec.cluster.name), and one by name. */
   backupsOf(namespace: string, cluster: string): PostgreSQLBackup[];
   getBackup(namespace: string, name: string): PostgreSQLBackup | undefined;

@@ -685,3 +685,24 @@ describe('CRDs from charts/pgpilot/crds/', () => {
     else expect(crdCount).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('metrics.serviceMonitor.enabled', () => {
+  it("renders a ServiceMonitor that selects exactly the operator's metrics Service and names its job pgpilot-operator", async () => {
+    const objects = await renderChart([values('default')], { 'metrics.serviceMonitor.enabled': 'true', 'metrics.serviceMonitor.labels.release': 'kube-prometheus' });
+    const sm = one(objects, 'ServiceMonitor');
+    const svc = one(objects, 'Service');
+    expect(sm.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(sm.metadata.labels.release).toBe('kube-prometheus');
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>)) expect(svc.metadata.labels[k], k).toBe(v);
+    expect(sm.spec.namespaceSelector).toEqual({ matchNames: [svc.metadata.namespace] });
+    expect(sm.spec.endpoints).toEqual([
+      { port: 'http', path: '/metrics', interval: '30s', relabelings: [{ action: 'replace', targetLabel: 'job', replacement: 'pgpilot-operator' }] },
+    ]);
+    expect(svc.spec.ports[0].name).toBe('http');
+  });
+
+  it('renders none by default, nor without the metrics Service', async () => {
+    expect(byKind(await renderChart([values('default')]), 'ServiceMonitor')).toEqual([]);
+    expect(byKind(await renderChart([values('default')], { 'metrics.serviceMonitor.enabled': 'true', 'metrics.service.enabled': 'false' }), 'ServiceMonitor')).toEqual([]);
+  });
+});

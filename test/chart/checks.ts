@@ -139,6 +139,8 @@ export const OPERATOR_GRANTS: Set<Grant> = grantsFrom({
   apps: { statefulsets: CRUD },
   policy: { poddisruptionbudgets: CRUD },
   'rbac.authorization.k8s.io': { roles: CRUD, rolebindings: CRUD },
+  // A PodMonitor per cluster while the Prometheus Operator's CRDs exist (optional-kinds.ts).
+  'monitoring.coreos.com': { podmonitors: CRUD },
 });
 
 /** What the operator grants its PostgreSQL pods and backup Job pods; it may only grant what it holds. */

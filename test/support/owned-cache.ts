@@ -10,6 +10,7 @@ export function cacheOf(objects: Array<[OwnedKind, KubernetesObject]>): OwnedCac
       objects.find(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.name === name)?.[1] as T | undefined,
     listForCluster: <T extends KubernetesObject>(kind: OwnedKind, namespace: string, cluster: string) =>
       objects.filter(([k, o]) => k === kind && o.metadata?.namespace === namespace && o.metadata?.labels?.[LABELS.cluster] === cluster).map(([, o]) => o as T),
+    watching: (kind: OwnedKind) => objects.some(([k]) => k === kind),
     backupsOf: () => [],
     getBackup: () => undefined,
   };

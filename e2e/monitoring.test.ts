@@ -1,0 +1,108 @@
+// The Prometheus Operator's real CRDs (prometheus-operator v0.85.0) in the test apiserver, coming
+// and going while the operator runs (it looks every 2 s here, PGPILOT_DISCOVERY_SECONDS): without
+// them nothing fails; once they exist each cluster with monitoring on gets its PodMonitor,
+// accepted by the real CRD; monitoring.enabled: false removes it; the chart's ServiceMonitor for
+// the operator is accepted too; when the CRDs go, the operator stops watching and goes on.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { LABELS } from '../src/api/constants.js';
+import { helmOk, parseManifests, templateArgs } from '../test/support/helm.js';
+import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
+import { HaCluster } from './harness/ha-cluster.js';
+import { kubectl, kubectlOk } from './harness/kubectl.js';
+import { OPERATOR_NAMESPACE, REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
+import { PROMETHEUS_OPERATOR_CRDS, prometheusOperatorCrdFiles } from './harness/prometheus-operator.js';
+import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
+
+const NAME = 'mon-db';
+type Obj = Record<string, any>;
+
+describe('PodMonitors with the Prometheus Operator CRDs', () => {
+  let ns: string;
+  let kubelet: ProcessKubelet;
+  let operator: RunningOperator;
+  let db: HaCluster;
+  let crdFiles: Record<(typeof PROMETHEUS_OPERATOR_CRDS)[number], string>;
+
+  const podMonitor = async (): Promise<Obj | undefined> => {
+    const r = await kubectl(['get', 'podmonitors.monitoring.coreos.com', NAME, '-n', ns, '-o', 'json']);
+    return r.code === 0 ? (JSON.parse(r.stdout) as Obj) : undefined;
+  };
+  const crdNames = () => PROMETHEUS_OPERATOR_CRDS.map((p) => `customresourcedefinition/${p}.monitoring.coreos.com`);
+
+  beforeAll(async () => {
+    ensureBuilt();
+    crdFiles = await prometheusOperatorCrdFiles();
+    ns = await createTestNamespace('monitoring');
+    kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT });
+    operator = await startOperator({ watchNamespaces: [ns], extraEnv: { PGPILOT_DISCOVERY_SECONDS: '2' } });
+    console.log(`[monitoring] kubelet log ${kubelet.logPath}; operator log ${operator.logPath}`);
+    db = new HaCluster(kubelet, ns, NAME);
+    await db.create((c) => {
+      c.spec.version = '16';
+      c.spec.instances = 1;
+      c.spec.highAvailability = { enabled: true, synchronousCommit: false };
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    await operator?.stop();
+    await kubelet?.stop();
+    if (ns) await deleteTestNamespace(ns);
+    await kubectl(['delete', '--ignore-not-found', '--wait=false', ...crdNames()]);
+  });
+
+  it('without the CRDs nothing fails: the cluster becomes Healthy and no PodMonitor is asked for', async () => {
+    expect((await kubectl(['get', 'crd', `podmonitors.monitoring.coreos.com`])).code).not.toBe(0);
+    await db.healthy(1, 300_000);
+    expect(await operator.counter('pgpilot_kube_api_requests_total', (l) => l.resource === 'podmonitors')).toBe(0);
+  });
+
+  it('the CRDs appear while the operator runs: the cluster gets its PodMonitor, owned, accepted by the real CRD', async () => {
+    for (const plural of PROMETHEUS_OPERATOR_CRDS) await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', crdFiles[plural]]);
+    await kubectlOk(['wait', '--for=condition=Established', ...crdNames(), '--timeout=60s']);
+    const pm = await waitFor('the PodMonitor of the cluster', podMonitor, { timeoutMs: 60_000 });
+    expect(pm.metadata.ownerReferences[0]).toMatchObject({ kind: 'PostgreSQLCluster', name: NAME, controller: true });
+    expect(pm.spec.selector.matchLabels).toEqual({ [LABELS.cluster]: NAME, [LABELS.component]: 'instance' });
+    expect(pm.spec.podMetricsEndpoints[0]).toMatchObject({ port: 'metrics', path: '/metrics' });
+    // It selects the running instance pod.
+    const pods = await kubectlOk(['get', 'pods', '-n', ns, '-l', Object.entries(pm.spec.selector.matchLabels as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(','), '-o', 'name']);
+    expect(pods.trim().split('\n')).toEqual([`pod/${NAME}-1-0`]);
+    // Converged: further passes write nothing to it.
+    const version = pm.metadata.resourceVersion;
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '5MB' } } });
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await podMonitor())!.metadata.resourceVersion).toBe(version);
+  });
+
+  it('monitoring.enabled: false removes the PodMonitor; true brings it back', async () => {
+    await db.patchSpec({ monitoring: { enabled: false } });
+    await waitFor('no PodMonitor', async () => (await podMonitor()) === undefined, { timeoutMs: 60_000 });
+    await db.patchSpec({ monitoring: { enabled: true } });
+    await waitFor('the PodMonitor again', podMonitor, { timeoutMs: 60_000 });
+  });
+
+  it("the chart's ServiceMonitor for the operator is accepted by the real CRD (server dry run)", async () => {
+    const args = templateArgs([], { 'metrics.serviceMonitor.enabled': 'true' }, { namespace: OPERATOR_NAMESPACE });
+    const sm = parseManifests((await helmOk(args)).stdout).find((o) => o.kind === 'ServiceMonitor');
+    expect(sm).toBeDefined();
+    const r = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=e2e', '-f', '-'], JSON.stringify(sm));
+    expect(r.code, r.stderr).toBe(0);
+    expect(parse(readFileSync(crdFiles.servicemonitors, 'utf8')).spec.group).toBe('monitoring.coreos.com');
+  });
+
+  it('the CRDs go while the operator runs: it stops watching them and goes on reconciling', async () => {
+    const logBefore = readFileSync(operator.logPath, 'utf8').length;
+    await kubectlOk(['delete', ...crdNames(), '--wait=true', '--timeout=60s']);
+    await waitFor('the operator stopped watching PodMonitors', async () => readFileSync(operator.logPath, 'utf8').includes('the API is gone: stopped watching it'), { timeoutMs: 60_000 });
+    const generation = (await db.get()).metadata.generation!;
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '6MB' } } });
+    await waitFor('the change reconciled', async () => {
+      const c = await db.get();
+      return (c.status?.observedGeneration ?? 0) > generation && c.status?.phase === 'Healthy';
+    }, { timeoutMs: 60_000 });
+    // A pass between the deletion and the next discovery takes the 404 as nothing to do, not as a failure.
+    expect(readFileSync(operator.logPath, 'utf8').slice(logBefore)).not.toContain('reconcile failed');
+  });
+});
