@@ -83,12 +83,15 @@ describe('PodMonitors with the Prometheus Operator CRDs', () => {
     await waitFor('the PodMonitor again', podMonitor, { timeoutMs: 60_000 });
   });
 
-  it("the chart's ServiceMonitor for the operator is accepted by the real CRD (server dry run)", async () => {
-    const args = templateArgs([], { 'metrics.serviceMonitor.enabled': 'true' }, { namespace: OPERATOR_NAMESPACE });
-    const sm = parseManifests((await helmOk(args)).stdout).find((o) => o.kind === 'ServiceMonitor');
-    expect(sm).toBeDefined();
-    const r = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=e2e', '-f', '-'], JSON.stringify(sm));
-    expect(r.code, r.stderr).toBe(0);
+  it("the chart's ServiceMonitor and PrometheusRule are accepted by the real CRDs (server dry run)", async () => {
+    const set = { 'metrics.serviceMonitor.enabled': 'true', 'monitoring.prometheusRule.enabled': 'true', 'monitoring.prometheusRule.force': 'true' };
+    const objects = parseManifests((await helmOk(templateArgs([], set, { namespace: OPERATOR_NAMESPACE }))).stdout);
+    for (const kind of ['ServiceMonitor', 'PrometheusRule']) {
+      const obj = objects.find((o) => o.kind === kind);
+      expect(obj, kind).toBeDefined();
+      const r = await kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=e2e', '-f', '-'], JSON.stringify(obj));
+      expect(r.code, `${kind}: ${r.stderr}`).toBe(0);
+    }
     expect(parse(readFileSync(crdFiles.servicemonitors, 'utf8')).spec.group).toBe('monitoring.coreos.com');
   });
 

@@ -4,7 +4,7 @@ import { seedCluster } from '../../test/support/cluster-fixtures.js';
 import { podMonitor } from './pod-monitor.js';
 
 describe('podMonitor', () => {
-  it('selects the instance pods of the cluster, scrapes their metrics port, and labels series by cluster, instance and role', () => {
+  it('selects the instance pods of the cluster, scrapes their metrics port, and labels series by cluster and instance', () => {
     const pm = podMonitor(seedCluster());
     expect(pm).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', kind: 'PodMonitor', metadata: { name: 'prod-db', namespace: 'production' } });
     expect(pm.metadata!.ownerReferences![0]).toMatchObject({ kind: 'PostgreSQLCluster', name: 'prod-db', controller: true });
@@ -16,7 +16,6 @@ describe('podMonitor', () => {
         relabelings: [
           { sourceLabels: ['__meta_kubernetes_pod_label_postgres_pgpilot_io_cluster'], targetLabel: 'cluster', action: 'replace' },
           { sourceLabels: ['__meta_kubernetes_pod_label_postgres_pgpilot_io_instance'], targetLabel: 'instance', action: 'replace' },
-          { sourceLabels: ['__meta_kubernetes_pod_label_postgres_pgpilot_io_role'], targetLabel: 'role', action: 'replace' },
         ],
       },
     ]);

@@ -1,7 +1,9 @@
 // The PodMonitor of a cluster (Prometheus Operator, monitoring.coreos.com/v1): scrape every
 // instance pod's metrics port (the agent's exporter), with the labels alerts and dashboards use —
-// `cluster`, `instance` and `role` from the pod's labels (Prometheus turns "." and "/" in label
-// names into "_"); the Prometheus Operator adds `namespace`, `pod` and `container` itself.
+// `cluster` and `instance` from the pod's labels (Prometheus turns "." and "/" in label names into
+// "_"); the Prometheus Operator adds `namespace`, `pod` and `container` itself. Not the role: it
+// changes with every failover (new target labels, new series) and the exporter reports it
+// (pgpilot_instance_role{role}).
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS } from '../api/constants.js';
@@ -34,7 +36,7 @@ export function podMonitor(cluster: PostgreSQLCluster): PodMonitor {
         {
           port: METRICS_PORT_NAME,
           path: '/metrics',
-          relabelings: [relabel(LABELS.cluster, 'cluster'), relabel(LABELS.instance, 'instance'), relabel(LABELS.role, 'role')],
+          relabelings: [relabel(LABELS.cluster, 'cluster'), relabel(LABELS.instance, 'instance')],
         },
       ],
     },

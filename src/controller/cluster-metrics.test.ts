@@ -28,6 +28,8 @@ describe('ClusterMetrics', () => {
     expect(text).toContain('pgpilot_cluster_ready_instances{namespace="prod",cluster="db"} 2');
     expect(text).toContain(`pgpilot_cluster_last_successful_backup_timestamp_seconds{namespace="prod",cluster="db"} ${Date.parse('2026-12-04T02:00:00Z') / 1000}`);
     expect(text).toContain('pgpilot_cluster_rollout_updated_instances{namespace="prod",cluster="db"} 1');
+    // Failover counters exist from 0 for every cluster (increase() then sees the first one).
+    expect(text).toContain('pgpilot_cluster_failovers_total{namespace="prod",cluster="db"} 0');
     // No recoverability point in status: no series rather than a made-up value.
     expect(text).not.toMatch(/pgpilot_cluster_first_recoverability_point_timestamp_seconds\{/);
     clusters = [];

@@ -61,8 +61,33 @@ export class ClusterMetrics {
         }
       },
     });
+    // Every known cluster has a series from 0, so increase() sees the first failover too; a
+    // cluster gone from the cache loses its series (as the status-derived ones do).
+    const keepIn = (counter: Counter<'namespace' | 'cluster'>, seen: Map<string, { namespace: string; cluster: string }>) => {
+      const now = new Map<string, { namespace: string; cluster: string }>(clusters().map((c) => [`${c.metadata.namespace}/${c.metadata.name}`, idOf(c)]));
+      for (const [key, id] of seen) {
+        if (now.has(key)) continue;
+        counter.remove(id);
+        seen.delete(key);
+      }
+      for (const [key, id] of now) {
+        counter.inc(id, 0);
+        seen.set(key, id);
+      }
+    };
     this.roleChanges = (['failover', 'switchover'] as const).map(
-      (kind) => new Counter({ name: `pgpilot_cluster_${kind}s_total`, help: `Completed ${kind}s (this operator process).`, labelNames: ['namespace', 'cluster'], registers: [registry] }),
+      (kind) => {
+        const seen = new Map<string, { namespace: string; cluster: string }>();
+        return new Counter({
+          name: `pgpilot_cluster_${kind}s_total`,
+          help: `Completed ${kind}s (this operator process).`,
+          labelNames: ['namespace', 'cluster'],
+          registers: [registry],
+          collect() {
+            keepIn(this, seen);
+          },
+        });
+      },
     );
     this.lastRoleChange = new Gauge({
       name: 'pgpilot_cluster_last_role_change_duration_seconds',

@@ -696,7 +696,7 @@ describe('metrics.serviceMonitor.enabled', () => {
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>)) expect(svc.metadata.labels[k], k).toBe(v);
     expect(sm.spec.namespaceSelector).toEqual({ matchNames: [svc.metadata.namespace] });
     expect(sm.spec.endpoints).toEqual([
-      { port: 'http', path: '/metrics', interval: '30s', relabelings: [{ action: 'replace', targetLabel: 'job', replacement: 'pgpilot-operator' }] },
+      { port: 'http', path: '/metrics', honorLabels: true, interval: '30s', relabelings: [{ action: 'replace', targetLabel: 'job', replacement: 'pgpilot-operator' }] },
     ]);
     expect(svc.spec.ports[0].name).toBe('http');
   });
