@@ -2,11 +2,12 @@
 // becomes samples (pure): the SQL per server version and role, the row → sample mapping, and the
 // metric families (help, type). Names follow postgres_exporter where it has one (docs/metrics.md).
 //
-// Types: PostgreSQL's cumulative statistics keep postgres_exporter's names without `_total`
-// (pg_stat_database_xact_commit, pg_stat_archiver_archived_count): dashboards and alerts know
-// them. They are exported as `untyped` rather than `counter`: `promtool check metrics` rejects a
-// counter whose name lacks `_total`, and rate() works the same on either. Families named `_total`
-// are counters.
+// Types: postgres_exporter's names that break today's naming rules are kept, because dashboards
+// and alerts know them — cumulative statistics without `_total` (pg_stat_database_xact_commit,
+// pg_stat_archiver_archived_count) and gauges ending in `_count` (pg_stat_activity_count,
+// pg_locks_count). They are exported as `untyped`: `promtool check metrics` rejects a counter
+// without `_total` and a gauge named `_count`, and exempts untyped families; Prometheus treats
+// them as gauges, and rate() works on them all the same. Families named `_total` are counters.
 
 /** One sample: a family name, its labels, a value. */
 export interface Sample {
@@ -70,9 +71,9 @@ export const PG_FAMILIES: Record<string, Family> = {
   ...Object.fromEntries(
     DATABASE_STATS.map((c) => [`pg_stat_database_${c}`, { type: c === 'numbackends' ? 'gauge' : 'untyped', help: DATABASE_STATS_HELP[c] } satisfies Family]),
   ),
-  pg_stat_activity_count: { type: 'gauge', help: 'Client backends by database and state (pg_stat_activity).' },
+  pg_stat_activity_count: { type: 'untyped', help: 'Client backends by database and state (pg_stat_activity).' },
   pg_stat_activity_max_tx_duration: { type: 'gauge', help: 'Age in seconds of the oldest open transaction by database and backend state (0 when none).' },
-  pg_locks_count: { type: 'gauge', help: 'Locks held or awaited by database and lock mode (pg_locks).' },
+  pg_locks_count: { type: 'untyped', help: 'Locks held or awaited by database and lock mode (pg_locks).' },
   pg_settings_max_connections: { type: 'gauge', help: 'Setting max_connections.' },
   pg_settings_superuser_reserved_connections: { type: 'gauge', help: 'Setting superuser_reserved_connections.' },
   pg_settings_max_wal_senders: { type: 'gauge', help: 'Setting max_wal_senders.' },
