@@ -121,6 +121,15 @@ export interface ExporterOptions {
   deadlineMs?: number;
 }
 
+/** One collection from PostgreSQL: what it has so far, and whether the deadline gave up on it. */
+interface Run {
+  samples: Sample[];
+  facts: ServerFacts | null;
+  /** The query running (counted as failed when the deadline passes). */
+  current: string;
+  abandoned: boolean;
+}
+
 /** A SQL error of one statement (SQLSTATE), after which the session is still usable. */
 function statementError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
@@ -174,7 +183,7 @@ export class MetricsExporter {
 
   /** pg_up and every PostgreSQL sample this scrape could get before its deadline. */
   private async collectPostgres(deadline: number): Promise<{ samples: Sample[]; facts: ServerFacts | null }> {
-    const run = { samples: [] as Sample[], facts: null as ServerFacts | null, current: 'instance', abandoned: false };
+    const run: Run = { samples: [], facts: null, current: 'instance', abandoned: false };
     const down = () => ({ samples: [{ name: 'pg_up', value: 0 }], facts: null });
     if (!this.o.source.postgresAvailable()) return down();
     let timer: NodeJS.Timeout | undefined;
@@ -194,9 +203,9 @@ export class MetricsExporter {
   }
 
   /** Runs the instance query, then the others; run.facts is set once the server answered. */
-  private async runQueries(run: { samples: Sample[]; facts: ServerFacts | null; current: string; abandoned: boolean }): Promise<void> {
+  private async runQueries(run: Run): Promise<void> {
     const c = await this.connection();
-    const rows = await this.query(c, 'instance', INSTANCE_SQL);
+    const rows = await this.query(c, 'instance', INSTANCE_SQL, run);
     if (!rows || rows === 'lost') return;
     const facts = instanceFacts(rows[0]);
     run.samples.push(...mapInstance(rows[0]!));
@@ -206,7 +215,7 @@ export class MetricsExporter {
       if (text === null) continue;
       if (run.abandoned) return;
       run.current = q.name;
-      const result = await this.query(c, q.name, text);
+      const result = await this.query(c, q.name, text, run);
       if (result === 'lost') return;
       if (result && !run.abandoned) run.samples.push(...this.mapped(q.name, () => q.map(result, facts)));
     }
@@ -222,11 +231,15 @@ export class MetricsExporter {
     }
   }
 
-  /** Rows; null after a statement error (counted); 'lost' when the connection is gone (dropped). */
-  private async query(c: pg.Client, name: string, text: string): Promise<Row[] | null | 'lost'> {
+  /**
+   * Rows; null after a statement error (counted); 'lost' when the connection is gone (dropped).
+   * A query the deadline abandoned was counted then: its end (the dropped connection) is not.
+   */
+  private async query(c: pg.Client, name: string, text: string, run: Run): Promise<Row[] | null | 'lost'> {
     try {
       return (await c.query<Row>(text)).rows;
     } catch (err) {
+      if (run.abandoned) return 'lost';
       this.queryErrors.inc({ query: name });
       if (statementError(err)) {
         this.o.log.debug({ query: name, err: errorText(err) }, 'metrics: query failed');
