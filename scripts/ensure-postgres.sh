@@ -9,7 +9,8 @@
 set -euo pipefail
 CACHE="${PGPILOT_CACHE:-$HOME/.cache/pgpilot}/postgresql"
 # 14.23: the seed manifest's 14.5 runs the nearest 14; 16.13 → 16.15: the rolling minor upgrade.
-DEFAULT_VERSIONS="14.23.0 16.13.0 16.15.0"
+# 17.11, 18.6: the exporter's queries against every supported major (test/integration/exporter-versions.test.ts).
+DEFAULT_VERSIONS="14.23.0 16.13.0 16.15.0 17.11.0 18.6.0"
 versions=("$@")
 [ ${#versions[@]} -eq 0 ] && read -r -a versions <<<"${PGPILOT_POSTGRES_VERSIONS:-$DEFAULT_VERSIONS}"
 mkdir -p "$CACHE"

@@ -45,13 +45,13 @@ async function portFree(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** A random 127.a.b.0/24 block whose .1-.n have ports 5432 and 8000 free. */
+/** A random 127.a.b.0/24 block whose .1-.n have ports 5432, 8000 and 9187 (metrics) free. */
 export async function pickIps(n: number): Promise<string[]> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const prefix = `127.${randomInt(32, 250)}.${randomInt(1, 250)}`;
     const ips = Array.from({ length: n }, (_, i) => `${prefix}.${i + 1}`);
     let ok = true;
-    for (const ip of ips) for (const port of [5432, 8000]) if (!(await portFree(ip, port))) ok = false;
+    for (const ip of ips) for (const port of [5432, 8000, 9187]) if (!(await portFree(ip, port))) ok = false;
     if (ok) return ips;
   }
   throw new Error('no free loopback block found');
@@ -138,6 +138,12 @@ export class AgentProcess {
       /* plain text (probes) */
     }
     return { status: res.status, body: parsed as T };
+  }
+
+  /** GET /metrics of the agent's exporter (no token). */
+  async metrics(): Promise<{ status: number; contentType: string | null; text: string }> {
+    const res = await fetch(`http://${this.ip}:9187/metrics`, { signal: AbortSignal.timeout(30_000) });
+    return { status: res.status, contentType: res.headers.get('content-type'), text: await res.text() };
   }
 
   async status(): Promise<InstanceStatus> {

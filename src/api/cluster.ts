@@ -353,9 +353,17 @@ export const ClusterSpecSchema = Obj(
     ),
     scheduling: Type.Optional(Scheduling),
     monitoring: Type.Optional(
-      Obj('Metrics of the instances. Not built yet: no exporter runs and no metrics port is opened, whatever this says (the built-in exporter is planned); the field is accepted so manifests that set it keep applying.', {
-        enabled: Type.Optional(Type.Boolean({ description: 'Reserved for the planned metrics exporter; has no effect yet.' })),
-      }),
+      Obj(
+        'Metrics of the instances: each instance\'s agent serves PostgreSQL\'s and its own state in the Prometheus text format on port 9187 (GET /metrics, no authentication; the metrics are listed in docs/metrics.md), and its pod declares the container port "metrics" and the prometheus.io/scrape, /port and /path annotations.',
+        {
+          enabled: Type.Optional(
+            Type.Boolean({
+              description: 'Serve /metrics on port 9187 and announce it on the pod (port and prometheus.io annotations). false: the agent does not listen on 9187 and the pod carries neither the port nor the annotations. Changing it rolls the instances (a pod template change).',
+              default: DEFAULTS.monitoringEnabled,
+            }),
+          ),
+        },
+      ),
     ),
     stopDelaySeconds: Type.Optional(
       Type.Integer({ description: 'Grace period for a PostgreSQL pod to shut down (smart, then fast) before it is killed.', minimum: 5, maximum: 3600, default: DEFAULTS.stopDelaySeconds }),

@@ -57,3 +57,5 @@ export const ROLE_REPLICA = 'replica';
 /** Ports inside every PostgreSQL pod. */
 export const POSTGRES_PORT = 5432;
 export const AGENT_PORT = 8000;
+/** The agent's Prometheus exporter (GET /metrics, no auth): postgres_exporter's conventional port. */
+export const METRICS_PORT = 9187;

@@ -37,5 +37,6 @@ export const DEFAULTS = {
   recoveryInclusive: true,
   primaryUpdateMethod: 'switchover',
   primaryUpdateStrategy: 'unsupervised',
+  monitoringEnabled: true,
 } as const;
 

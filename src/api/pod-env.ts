@@ -35,6 +35,10 @@ export const POD_ENV = {
   pgBin: 'PGPILOT_PG_BIN',
   /** unix socket directory */
   socketDir: 'PGPILOT_SOCKET_DIR',
+  /** true|false: the agent serves GET /metrics (spec.monitoring.enabled) */
+  metricsEnabled: 'PGPILOT_METRICS_ENABLED',
+  /** the exporter's port */
+  metricsPort: 'PGPILOT_METRICS_PORT',
   /** log level */
   logLevel: 'PGPILOT_LOG_LEVEL',
   /** ArchiveLocation JSON: where WAL and base backups go */

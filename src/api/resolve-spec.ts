@@ -55,6 +55,7 @@ export function resolveSpec(spec: ClusterSpec) {
       locale: DEFAULTS.initdbLocale as string,
       dataChecksums: DEFAULTS.dataChecksums as boolean,
     }),
+    monitoring: withDefaults(spec.monitoring, { enabled: DEFAULTS.monitoringEnabled as boolean }),
     scheduling: withDefaults(spec.scheduling, { podAntiAffinity: DEFAULTS.podAntiAffinity, topologyKey: DEFAULTS.topologyKey as string }),
   };
 }

@@ -143,6 +143,27 @@ describe('instance StatefulSet', () => {
   });
 });
 
+describe('metrics on the pod (spec.monitoring)', () => {
+  const annotationsOf = (sts: V1StatefulSet) => sts.spec!.template.metadata!.annotations ?? {};
+  it('declares the metrics port and the prometheus.io annotations by default, and tells the agent to serve', () => {
+    const sts = statefulSet();
+    expect(containerOf(sts).ports).toContainEqual({ name: 'metrics', containerPort: 9187, protocol: 'TCP' });
+    expect(annotationsOf(sts)).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9187', 'prometheus.io/path': '/metrics' });
+    expect(envOf(containerOf(sts).env, 'PGPILOT_METRICS_ENABLED')?.value).toBe('true');
+  });
+
+  it('with monitoring.enabled: true as without monitoring', () => {
+    expect(statefulSet(seedCluster({ monitoring: { enabled: true } }))).toEqual(statefulSet());
+  });
+
+  it('drops the port and the annotations with monitoring.enabled: false, and the agent does not listen', () => {
+    const sts = statefulSet(seedCluster({ monitoring: { enabled: false } }));
+    expect(containerOf(sts).ports?.map((p) => p.name)).toEqual(['postgresql', 'agent']);
+    expect(Object.keys(annotationsOf(sts)).filter((k) => k.startsWith('prometheus.io/'))).toEqual([]);
+    expect(envOf(containerOf(sts).env, 'PGPILOT_METRICS_ENABLED')?.value).toBe('false');
+  });
+});
+
 describe('a built StatefulSet compared with its live form', () => {
   it('leaves a built StatefulSet alone once the apiserver has defaulted and canonicalized it', () => {
     const cluster = seedCluster({ resources: { requests: { cpu: '0.5', memory: '4Gi' }, limits: { cpu: 2, memory: '8Gi' } } });

@@ -2,7 +2,7 @@
 // instance on its own (primary-last rollouts, removing one failed instance, direct PVC resizing).
 import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1StatefulSet, V1Affinity, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { AGENT_PORT, ANNOTATIONS, LABELS, MANAGED_BY, POSTGRES_PORT } from '../api/constants.js';
+import { AGENT_PORT, ANNOTATIONS, LABELS, MANAGED_BY, METRICS_PORT, POSTGRES_PORT } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
 import { podSelector } from '../api/labels.js';
 import { names } from '../api/names.js';
@@ -114,11 +114,14 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: POD_ENV.initdbDataChecksums, value: String(initdb.dataChecksums) },
       // The agent moves from a smart to a fast shutdown at half of this, and to immediate near its end.
       { name: POD_ENV.stopTimeoutSeconds, value: String(spec.stopDelaySeconds) },
+      // Always explicit: an agent reading no variable would serve /metrics.
+      { name: POD_ENV.metricsEnabled, value: String(spec.monitoring.enabled) },
       ...backup.env,
     ],
     ports: [
       { name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' },
       { name: 'agent', containerPort: AGENT_PORT, protocol: 'TCP' },
+      ...(spec.monitoring.enabled ? [{ name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' }] : []),
     ],
     // Bootstrapping (initdb, or cloning a large primary) can take long: the startup probe
     // allows an hour before liveness applies.
@@ -184,6 +187,12 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
   };
 }
 
+/** The conventional annotations of a pod Prometheus should scrape (kubernetes_sd with the usual relabelling). */
+export function scrapeAnnotations(cluster: PostgreSQLCluster): Record<string, string> {
+  if (!specOf(cluster).monitoring.enabled) return {};
+  return { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' };
+}
+
 /** What decides a rollout: which settings need a restart, and whether they go down (primary first). */
 function restartAnnotations(params: Record<string, string>): Record<string, string> {
   return { [ANNOTATIONS.restartSettings]: restartSettingsHash(params), [ANNOTATIONS.standbyMinimums]: standbyMinimums(params) };
@@ -226,7 +235,10 @@ export function instanceStatefulSet(
         metadata: {
           labels: { ...podLabels, [LABELS.managedBy]: MANAGED_BY, [LABELS.name]: 'postgresql', [LABELS.instanceOf]: name },
           // archive_mode follows the backup target (postgres-config.ts): present or not is what counts here.
-          annotations: restartAnnotations(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)),
+          annotations: {
+            ...restartAnnotations(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)),
+            ...scrapeAnnotations(cluster),
+          },
         },
         spec: podSpec(cluster, instance, cfg, backup),
       },

@@ -11,9 +11,10 @@ import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { isWritableDir, readAgentToken, resolvePgBin } from '../postgres/files.js';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
 import { startApiServer } from './api-server.js';
-import { loadSettings } from './env.js';
+import { loadSettings, type AgentSettings } from './env.js';
+import { agentSource, MetricsExporter, startMetricsServer } from './exporter.js';
 import { errorText } from '../util/error-text.js';
 import { InstanceAgent } from './instance-agent.js';
 import { layoutOf } from './layout.js';
@@ -32,7 +33,8 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
   // The pod IP rather than 0.0.0.0: the kubelet probes and the operator use it, and several
   // agents can then share one network namespace (the e2e process kubelet, tests).
   const server: Server = await startApiServer({ host: settings.podIp, port: settings.agentPort, api: agent, token: () => readAgentToken(settings.secretsDir), log });
-  log.info({ pgBin, podIp: settings.podIp, agentPort: settings.agentPort, pgPort: settings.pgPort, pgdata: settings.pgdata }, 'pgpilot instance agent started');
+  const metrics = settings.metricsEnabled ? await serveMetrics(agent, settings, log) : null;
+  log.info({ pgBin, podIp: settings.podIp, agentPort: settings.agentPort, pgPort: settings.pgPort, metricsPort: metrics ? settings.metricsPort : null, pgdata: settings.pgdata }, 'pgpilot instance agent started');
 
   let exiting = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -44,6 +46,9 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
         log.info('postgres stopped; exiting');
         server.close();
         server.closeAllConnections();
+        metrics?.server.close();
+        metrics?.server.closeAllConnections();
+        void metrics?.exporter.close(); // its connection's server is gone already: nothing to wait for
         process.exit(0);
       })
       .catch((err: unknown) => {
@@ -58,4 +63,18 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
 
   await agent.init();
   agent.startWatches();
+}
+
+/**
+ * The exporter on the pod IP, like the API. It is no reason to stop the database: a port it
+ * cannot bind is logged and the agent runs on without it.
+ */
+async function serveMetrics(agent: InstanceAgent, settings: AgentSettings, log: Logger): Promise<{ server: Server; exporter: MetricsExporter } | null> {
+  const exporter = new MetricsExporter({ source: agentSource(agent.state), log });
+  try {
+    return { server: await startMetricsServer({ host: settings.podIp, port: settings.metricsPort, exporter, log }), exporter };
+  } catch (err) {
+    log.error({ err: errorText(err), metricsPort: settings.metricsPort }, 'cannot serve /metrics; running without the exporter');
+    return null;
+  }
 }

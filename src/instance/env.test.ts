@@ -56,6 +56,12 @@ describe('settings from the environment', () => {
     expect(s).toMatchObject({ instance: 'prod-db-1', podIp: '10.0.0.7', agentPort: 8000, pgPort: 5432, walDir: undefined, pgBin: undefined, stopTimeoutSeconds: 30, logLevel: 'info' });
     expect(s).toMatchObject({ cluster: 'prod-db', namespace: 'production', configDir: '/etc/pgpilot/config', secretsDir: '/etc/pgpilot/secrets', pgdata: '/var/lib/postgresql/data/pgdata' });
     expect(s.initdb).toEqual({ database: 'app', owner: 'app', encoding: 'UTF8', locale: 'C.UTF-8', dataChecksums: true });
+    expect(s).toMatchObject({ metricsEnabled: true, metricsPort: 9187 });
+  });
+
+  it('reads whether to serve /metrics, and on which port', () => {
+    expect(loadSettings({ ...env, PGPILOT_METRICS_ENABLED: 'false' }).metricsEnabled).toBe(false);
+    expect(loadSettings({ ...env, PGPILOT_METRICS_ENABLED: 'true', PGPILOT_METRICS_PORT: '9999' })).toMatchObject({ metricsEnabled: true, metricsPort: 9999 });
   });
 
   it('reads the optional ones', () => {
@@ -72,6 +78,8 @@ describe('settings from the environment', () => {
     [{ PGPILOT_INITDB_DATA_CHECKSUMS: 'maybe' }, 'PGPILOT_INITDB_DATA_CHECKSUMS', /true or false/],
     [{ PGPILOT_INITDB_OWNER: 'x; DROP' }, 'PGPILOT_INITDB_OWNER', /must match/],
     [{ PGPILOT_STOP_TIMEOUT_SECONDS: '-1' }, 'PGPILOT_STOP_TIMEOUT_SECONDS', /positive/],
+    [{ PGPILOT_METRICS_ENABLED: 'sometimes' }, 'PGPILOT_METRICS_ENABLED', /true or false/],
+    [{ PGPILOT_METRICS_PORT: '0' }, 'PGPILOT_METRICS_PORT', /port number/],
   ])('names the variable in errors (%o)', expectRefused);
 });
 

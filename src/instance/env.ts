@@ -20,6 +20,8 @@
 //   PGPILOT_STOP_TIMEOUT_SECONDS    shutdown budget after SIGTERM (default 30; match the pod's
 //                                   terminationGracePeriodSeconds): smart, fast at half, immediate near the end
 //   PGPILOT_LOG_LEVEL               trace|debug|info|warn|error (default info)
+//   PGPILOT_METRICS_ENABLED         true|false: serve GET /metrics (default true; spec.monitoring.enabled)
+//   PGPILOT_METRICS_PORT            its port (default 9187)
 // Backups (set by the operator from spec.backup and spec.bootstrap.recovery):
 //   PGPILOT_BACKUP_LOCATION         ArchiveLocation JSON (src/backup/store-config.ts): where this
 //                                   cluster's WAL goes. Set: the agent archives WAL (postgresql.conf
@@ -33,7 +35,7 @@
 //                                   (default: replay the archive to its end)
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { AGENT_PORT, POSTGRES_PORT } from '../api/constants.js';
+import { AGENT_PORT, METRICS_PORT, POSTGRES_PORT } from '../api/constants.js';
 import { parseLocation } from '../backup/open-store.js';
 import { RecoveryTargetError, validateTarget, type RecoveryTarget } from '../backup/recovery-plan.js';
 import type { ArchiveLocation } from '../backup/store-config.js';
@@ -86,6 +88,9 @@ export interface AgentSettings {
   initdb: InitdbSettings;
   agentPort: number;
   pgPort: number;
+  /** Serve GET /metrics on metricsPort (spec.monitoring.enabled). */
+  metricsEnabled: boolean;
+  metricsPort: number;
   /** As given in PGPILOT_PG_BIN; resolved against PATH by resolvePgBin() when undefined. */
   pgBin: string | undefined;
   socketDir: string | undefined;
@@ -257,6 +262,8 @@ export function loadSettings(env: Env = process.env): AgentSettings {
     },
     agentPort: port(env, POD_ENV.agentPort, AGENT_PORT),
     pgPort: port(env, POD_ENV.pgPort, POSTGRES_PORT),
+    metricsEnabled: bool(env, POD_ENV.metricsEnabled, true),
+    metricsPort: port(env, POD_ENV.metricsPort, METRICS_PORT),
     pgBin: path(POD_ENV.pgBin, optional(env, POD_ENV.pgBin)),
     socketDir: path(POD_ENV.socketDir, optional(env, POD_ENV.socketDir)),
     stopTimeoutSeconds,

@@ -34,6 +34,11 @@ export class InstanceAgent implements AgentApi {
     this.isolation = new SelfIsolation(this.a);
   }
 
+  /** The state the agent's parts share (read by the metrics exporter). */
+  get state(): AgentState {
+    return this.a;
+  }
+
   /** Decides what to do with the data directory found at start. */
   async init(): Promise<void> {
     try {

@@ -19,6 +19,10 @@ export interface ConnectOptions extends Endpoint {
   connectTimeoutMs?: number;
   /** Statement timeout on the client side (pg's query_timeout). */
   queryTimeoutMs?: number;
+  /** The server's statement_timeout for this session (none unless given). */
+  statementTimeoutMs?: number;
+  /** default pgpilot-agent */
+  applicationName?: string;
 }
 
 export async function connect(o: ConnectOptions): Promise<pg.Client> {
@@ -30,7 +34,8 @@ export async function connect(o: ConnectOptions): Promise<pg.Client> {
     database: o.database ?? 'postgres',
     connectionTimeoutMillis: o.connectTimeoutMs ?? 2000,
     query_timeout: o.queryTimeoutMs ?? 30_000,
-    application_name: 'pgpilot-agent',
+    ...(o.statementTimeoutMs !== undefined ? { statement_timeout: o.statementTimeoutMs } : {}),
+    application_name: o.applicationName ?? 'pgpilot-agent',
   });
   // An error after connect (server shutting down) must not crash the agent.
   client.on('error', () => undefined);
