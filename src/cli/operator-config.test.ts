@@ -38,6 +38,7 @@ describe('operator settings', () => {
       logLevel: 'info',
       concurrency: 10,
       resyncSeconds: 300,
+      discoverySeconds: 60,
       instanceImageRepository: 'ghcr.io/pgpilot/postgresql',
       operatorImage: 'ghcr.io/pgpilot/pgpilot:0.1.0',
     });
@@ -59,6 +60,7 @@ describe('operator settings', () => {
       '--log-level', 'debug',
       '--concurrency', '3',
       '--resync-seconds', '60',
+      '--discovery-seconds', '5',
       '--instance-image-repository', 'reg/pg',
       '--operator-image', 'reg/op:1',
     ]);
@@ -73,6 +75,7 @@ describe('operator settings', () => {
       logLevel: 'debug',
       concurrency: 3,
       resyncSeconds: 60,
+      discoverySeconds: 5,
       instanceImageRepository: 'reg/pg',
       operatorImage: 'reg/op:1',
     });
@@ -137,6 +140,7 @@ describe('operator settings', () => {
     [['--concurrency', 'many'], /--concurrency.*from 1 to 100/],
     [['--http-port', '70000'], /--http-port.*must be an integer from 0 to 65535, got "70000"/],
     [['--resync-seconds', '5'], /--resync-seconds.*from 10 to 86400/],
+    [['--discovery-seconds', '0'], /--discovery-seconds.*from 1 to 3600/],
     [['--leader-elect', 'maybe'], /--leader-elect.*must be true or false, got "maybe"/],
     [['--log-level', 'loud'], /--log-level.*'loud'.*Allowed choices are trace, debug, info, warn, error/],
     [['--watch-namespaces', 'ok,Bad_NS'], /--watch-namespaces.*"Bad_NS" is not a valid namespace name/],
