@@ -77,3 +77,16 @@ export function dashboardQueries(name: string, d: dash.Dashboard): DashboardQuer
 export function allDashboardQueries(): DashboardQuery[] {
   return Object.entries(DASHBOARDS).flatMap(([name, build]) => dashboardQueries(name, build()));
 }
+
+/**
+ * A dashboard expression as Prometheus takes it: Grafana's ranges become durations
+ * ($__rate_interval 5m, $__interval 1m, $__range 1h) and each selection variable the regex in
+ * `values` (default `.*`: the queries match variables with =~).
+ */
+export function substituteVariables(expr: string, values: Record<string, string> = {}): string {
+  return expr
+    .replace(/\$__rate_interval/g, '5m')
+    .replace(/\$__interval/g, '1m')
+    .replace(/\$__range/g, '1h')
+    .replace(/\$\{(\w+)\}|\$(\w+)/g, (_m, a?: string, b?: string) => values[(a ?? b)!] ?? '.*');
+}

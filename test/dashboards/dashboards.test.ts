@@ -27,6 +27,7 @@ import {
   dashboardGeneratedFiles,
   dashboardJson,
   dashboardQueries,
+  substituteVariables,
   type DashboardQuery,
 } from '../../scripts/dashboards/index.js';
 import { metricNamesOf } from '../../src/builders/alerts.js';
@@ -44,15 +45,6 @@ const DS = { type: 'prometheus', uid: `\${${DATASOURCE_VARIABLE}}` };
 type AnyPanel = { type: string; id?: number; title?: string; datasource?: unknown; targets?: Array<Record<string, unknown>>; gridPos?: { x: number; y: number; w: number; h: number } };
 const panelsOf = (name: string) => (built[name]!.panels ?? []) as AnyPanel[];
 const contentPanels = (name: string) => panelsOf(name).filter((p) => p.type !== 'row');
-
-/** Grafana's variables replaced by what Prometheus accepts: ranges by durations, selections by `.*`. */
-export function substituteVariables(expr: string): string {
-  return expr
-    .replace(/\$__rate_interval/g, '5m')
-    .replace(/\$__interval/g, '1m')
-    .replace(/\$__range/g, '1h')
-    .replace(/\$\{(\w+)\}|\$(\w+)/g, () => '.*');
-}
 
 async function promtool(args: string[]): Promise<{ code: number; out: string }> {
   try {
@@ -177,6 +169,7 @@ describe('dashboards', () => {
     expect(substituteVariables('rate(x{pod=~"$pod", ns=~"${namespace}"}[$__rate_interval]) + increase(y[$__range])')).toBe(
       'rate(x{pod=~".*", ns=~".*"}[5m]) + increase(y[1h])',
     );
+    expect(substituteVariables('x{cluster=~"$cluster", pod=~"$pod"}', { cluster: 'prod-db' })).toBe('x{cluster=~"prod-db", pod=~".*"}');
   });
 });
 
