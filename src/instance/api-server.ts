@@ -4,6 +4,7 @@ import type { Logger } from '../runtime/logger.js';
 import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
 import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 import { MAX_PERMIT_SECONDS } from './restart-permit.js';
+import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
 
 export interface AgentApi {
@@ -167,12 +168,5 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       if (!res.headersSent) send(res, 500, { error: String(err) });
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
+  return listen(server, o.port, o.host);
 }

@@ -20,6 +20,7 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import * as sql from '../postgres/sql.js';
 import { INSTANCE_SQL, instanceFacts, mapInstance, PG_FAMILIES, QUERY_NAMES, STATS_QUERIES, type Family, type Row, type Sample, type ServerFacts } from '../postgres/stats-queries.js';
 import type { Logger } from '../runtime/logger.js';
+import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
 import { exists } from '../postgres/files.js';
 import type { AgentState } from './agent-state.js';
@@ -325,12 +326,5 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Serve
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorText(err)}\n`);
       });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
+  return listen(server, o.port, o.host);
 }

@@ -28,9 +28,17 @@ export async function startProbeServer(opts: ProbeServerOptions): Promise<Server
       res.writeHead(404).end();
     }
   });
+  return listen(server, opts.port, opts.host ?? '0.0.0.0');
+}
+
+/** Starts listening; rejects with the bind error (address in use, no such address) instead of emitting it. */
+export async function listen(server: Server, port: number, host: string): Promise<Server> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   return server;
 }
