@@ -16,6 +16,13 @@ if [[ " ${suites[*]} " == *" backup "* ]] && ! command -v pgbackrest >/dev/null 
   apt-get update -qq >&2
   apt-get install -y -qq pgbackrest >&2
 fi
+# The monitoring suite compares with Debian's prometheus-postgres-exporter.
+if [[ " ${suites[*]} " == *" monitoring "* ]] && [ ! -x /usr/bin/prometheus-postgres-exporter ]; then
+  echo "bench: apt-get install prometheus-postgres-exporter" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq prometheus-postgres-exporter >&2
+fi
 for s in "${suites[@]}"; do
   [ -f "bench/$s.ts" ] || { echo "unknown benchmark suite '$s'; suites: $(ls bench/*.ts | xargs -n1 basename | sed 's/\.ts$//' | grep -v '^report$' | tr '\n' ' ')" >&2; exit 2; }
   npx tsx "bench/$s.ts"

@@ -40,7 +40,33 @@ export interface StatsQuery {
   map(rows: Row[], facts: ServerFacts): Sample[];
 }
 
-const DATABASE_STATS = ['numbackends', 'xact_commit', 'xact_rollback', 'blks_read', 'blks_hit', 'tup_returned', 'tup_fetched', 'tup_inserted', 'tup_updated', 'tup_deleted', 'deadlocks', 'temp_bytes'] as const;
+// Every numeric column pg_stat_database has in PostgreSQL 14–18 (the sessions and times came in 14).
+const DATABASE_STATS = [
+  'numbackends',
+  'xact_commit',
+  'xact_rollback',
+  'blks_read',
+  'blks_hit',
+  'tup_returned',
+  'tup_fetched',
+  'tup_inserted',
+  'tup_updated',
+  'tup_deleted',
+  'conflicts',
+  'temp_files',
+  'temp_bytes',
+  'deadlocks',
+  'checksum_failures',
+  'blk_read_time',
+  'blk_write_time',
+  'session_time',
+  'active_time',
+  'idle_in_transaction_time',
+  'sessions',
+  'sessions_abandoned',
+  'sessions_fatal',
+  'sessions_killed',
+] as const;
 
 const DATABASE_STATS_HELP: Record<(typeof DATABASE_STATS)[number], string> = {
   numbackends: 'Backends connected to this database (pg_stat_database.numbackends).',
@@ -55,7 +81,22 @@ const DATABASE_STATS_HELP: Record<(typeof DATABASE_STATS)[number], string> = {
   tup_deleted: 'Rows deleted (cumulative).',
   deadlocks: 'Deadlocks detected in this database (cumulative).',
   temp_bytes: 'Bytes written to temporary files by queries in this database (cumulative).',
+  conflicts: 'Queries canceled by conflicts with recovery in this database (cumulative; replicas only).',
+  temp_files: 'Temporary files created by queries in this database (cumulative).',
+  checksum_failures: 'Data page checksum failures detected in this database (cumulative; absent without data checksums).',
+  blk_read_time: 'Milliseconds spent reading data file blocks by backends (cumulative; 0 unless track_io_timing).',
+  blk_write_time: 'Milliseconds spent writing data file blocks by backends (cumulative; 0 unless track_io_timing).',
+  session_time: 'Milliseconds spent by sessions in this database (cumulative).',
+  active_time: 'Milliseconds spent executing SQL statements in this database (cumulative).',
+  idle_in_transaction_time: 'Milliseconds spent idle in a transaction in this database (cumulative).',
+  sessions: 'Sessions established to this database (cumulative).',
+  sessions_abandoned: 'Sessions terminated because the client went away (cumulative).',
+  sessions_fatal: 'Sessions terminated by fatal errors (cumulative).',
+  sessions_killed: 'Sessions terminated by operator intervention (cumulative).',
 };
+
+/** pg_stat_database_conflicts' kinds in PostgreSQL 14–18 (16 added active_logicalslot: omitted before). */
+const CONFLICT_KINDS = ['tablespace', 'lock', 'snapshot', 'bufferpin', 'deadlock', 'active_logicalslot'] as const;
 
 /** The settings exported as pg_settings_<name>[_bytes]: those capacity and alerts depend on. */
 export const EXPORTED_SETTINGS = ['max_connections', 'superuser_reserved_connections', 'max_wal_senders', 'max_replication_slots', 'shared_buffers', 'max_wal_size'] as const;
@@ -92,6 +133,18 @@ export const PG_FAMILIES: Record<string, Family> = {
   pg_stat_bgwriter_buffers_checkpoint_total: { type: 'counter', help: 'Buffers written during checkpoints (PostgreSQL 17+: pg_stat_checkpointer.buffers_written).' },
   pg_stat_bgwriter_buffers_clean_total: { type: 'counter', help: 'Buffers written by the background writer.' },
   pg_stat_bgwriter_buffers_backend_total: { type: 'counter', help: 'Buffers written directly by backends (PostgreSQL 14-16; absent from 17, which moved it to pg_stat_io).' },
+  pg_stat_bgwriter_buffers_backend_fsync_total: { type: 'counter', help: 'Times a backend had to fsync itself (PostgreSQL 14-16; absent from 17).' },
+  pg_stat_bgwriter_buffers_alloc_total: { type: 'counter', help: 'Buffers allocated.' },
+  pg_stat_bgwriter_stats_reset: { type: 'gauge', help: 'When the background writer statistics were last reset (Unix seconds; absent when never).' },
+  pg_stat_database_stats_reset: { type: 'gauge', help: 'When the statistics of this database were last reset (Unix seconds; absent when never).' },
+  pg_stat_database_checksum_last_failure: { type: 'gauge', help: 'When the last data page checksum failure was detected in this database (Unix seconds; absent when none).' },
+  pg_static: { type: 'gauge', help: 'Always 1; labels: the server version (version(), server_version).' },
+  pg_stat_bgwriter_maxwritten_clean_total: { type: 'counter', help: 'Times the background writer stopped a cleaning scan for writing too many buffers.' },
+  pg_stat_bgwriter_checkpoint_write_time_total: { type: 'counter', help: 'Milliseconds checkpoints spent writing files (PostgreSQL 17+: pg_stat_checkpointer.write_time).' },
+  pg_stat_bgwriter_checkpoint_sync_time_total: { type: 'counter', help: 'Milliseconds checkpoints spent syncing files (PostgreSQL 17+: pg_stat_checkpointer.sync_time).' },
+  ...Object.fromEntries(
+    CONFLICT_KINDS.map((k) => [`pg_stat_database_conflicts_confl_${k}`, { type: 'untyped', help: `Queries canceled by a recovery conflict (${k}) in this database (cumulative; replicas only).` } satisfies Family]),
+  ),
   pg_stat_wal_bytes_total: { type: 'counter', help: 'Bytes of WAL generated by this server (pg_stat_wal.wal_bytes).' },
   pgpilot_instance_timeline: { type: 'gauge', help: 'Timeline the instance is on (a primary: its insert timeline; a replica: the timeline it receives).' },
   pgpilot_instance_pending_restart: { type: 'gauge', help: '1 when a changed setting waits for a restart (pg_settings.pending_restart), else 0.' },
@@ -156,7 +209,8 @@ export function mapInstance(row: Row): Sample[] {
 }
 
 const DATABASE_SQL = `
-SELECT d.datname, ${DATABASE_STATS.map((c) => `s.${c}`).join(', ')}
+SELECT d.datname, ${DATABASE_STATS.map((c) => `s.${c}`).join(', ')},
+       extract(epoch FROM s.stats_reset)::float8 AS stats_reset, extract(epoch FROM s.checksum_last_failure)::float8 AS checksum_last_failure
   FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid
  WHERE d.datallowconn`;
 
@@ -164,7 +218,7 @@ function mapDatabase(rows: Row[]): Sample[] {
   const out: Sample[] = [];
   for (const r of rows) {
     if (typeof r.datname !== 'string') continue;
-    for (const c of DATABASE_STATS) put(out, `pg_stat_database_${c}`, r[c], { datname: r.datname });
+    for (const c of [...DATABASE_STATS, 'stats_reset', 'checksum_last_failure']) put(out, `pg_stat_database_${c}`, r[c], { datname: r.datname });
   }
   return out;
 }
@@ -285,21 +339,48 @@ function mapArchiver(rows: Row[]): Sample[] {
   return out;
 }
 
-/** PostgreSQL 17 moved the checkpoint figures to pg_stat_checkpointer and removed buffers_backend (pg_stat_io). */
+const BGWRITER_COLUMNS = ['stats_reset', 'checkpoints_timed', 'checkpoints_req', 'buffers_checkpoint', 'buffers_clean', 'buffers_backend', 'buffers_backend_fsync', 'buffers_alloc', 'maxwritten_clean', 'checkpoint_write_time', 'checkpoint_sync_time'] as const;
+
+/** PostgreSQL 17 moved the checkpoint figures to pg_stat_checkpointer and removed buffers_backend(_fsync) (pg_stat_io). */
 export function bgwriterSql(versionNum: number): string {
   if (versionNum >= 170000) {
-    return `SELECT c.num_timed AS checkpoints_timed, c.num_requested AS checkpoints_req, c.buffers_written AS buffers_checkpoint, b.buffers_clean
+    return `SELECT c.num_timed AS checkpoints_timed, c.num_requested AS checkpoints_req, c.buffers_written AS buffers_checkpoint,
+       c.write_time AS checkpoint_write_time, c.sync_time AS checkpoint_sync_time, b.buffers_clean, b.buffers_alloc, b.maxwritten_clean,
+       extract(epoch FROM b.stats_reset)::float8 AS stats_reset
   FROM pg_stat_checkpointer c CROSS JOIN pg_stat_bgwriter b`;
   }
-  return 'SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_clean, buffers_backend FROM pg_stat_bgwriter';
+  return `SELECT ${BGWRITER_COLUMNS.map((c) => (c === 'stats_reset' ? 'extract(epoch FROM stats_reset)::float8 AS stats_reset' : c)).join(', ')} FROM pg_stat_bgwriter`;
 }
 
 function mapBgwriter(rows: Row[]): Sample[] {
   const out: Sample[] = [];
   const r = rows[0];
   if (!r) return out;
-  for (const c of ['checkpoints_timed', 'checkpoints_req', 'buffers_checkpoint', 'buffers_clean', 'buffers_backend']) put(out, `pg_stat_bgwriter_${c}_total`, r[c]);
+  for (const c of BGWRITER_COLUMNS) put(out, c === 'stats_reset' ? 'pg_stat_bgwriter_stats_reset' : `pg_stat_bgwriter_${c}_total`, r[c]);
   return out;
+}
+
+/** Recovery conflicts per database (they happen on replicas; a primary reports zeros). */
+function conflictsSql(versionNum: number): string {
+  const kinds = CONFLICT_KINDS.filter((k) => k !== 'active_logicalslot' || versionNum >= 160000);
+  return `SELECT d.datname, ${kinds.map((k) => `c.confl_${k}`).join(', ')}
+  FROM pg_database d JOIN pg_stat_database_conflicts c ON c.datid = d.oid
+ WHERE d.datallowconn`;
+}
+
+function mapConflicts(rows: Row[]): Sample[] {
+  const out: Sample[] = [];
+  for (const r of rows) {
+    if (typeof r.datname !== 'string') continue;
+    for (const k of CONFLICT_KINDS) put(out, `pg_stat_database_conflicts_confl_${k}`, r[`confl_${k}`], { datname: r.datname });
+  }
+  return out;
+}
+
+function mapStatic(rows: Row[]): Sample[] {
+  const r = rows[0];
+  if (!r || typeof r.version !== 'string' || typeof r.short_version !== 'string') return [];
+  return [{ name: 'pg_static', labels: { version: r.version, short_version: r.short_version }, value: 1 }];
 }
 
 function mapWal(rows: Row[]): Sample[] {
@@ -312,9 +393,11 @@ function mapWal(rows: Row[]): Sample[] {
 export const STATS_QUERIES: readonly StatsQuery[] = [
   { name: 'replication', sql: (f) => (f.inRecovery ? REPLICA_REPLICATION_SQL : PRIMARY_REPLICATION_SQL), map: (rows, f) => (f.inRecovery ? mapReplicaReplication(rows[0]) : mapPrimaryReplication(rows)) },
   { name: 'database', sql: () => DATABASE_SQL, map: mapDatabase },
+  { name: 'database_conflicts', sql: (f) => conflictsSql(f.versionNum), map: mapConflicts },
   { name: 'activity', sql: () => ACTIVITY_SQL, map: mapActivity },
   { name: 'locks', sql: () => LOCKS_SQL, map: mapLocks },
   { name: 'settings', sql: () => SETTINGS_SQL, map: mapSettings },
+  { name: 'static', sql: () => "SELECT version() AS version, current_setting('server_version') AS short_version", map: mapStatic },
   { name: 'archiver', sql: () => ARCHIVER_SQL, map: mapArchiver },
   { name: 'bgwriter', sql: (f) => bgwriterSql(f.versionNum), map: mapBgwriter },
   // pg_stat_wal exists from PostgreSQL 14 (wal_bytes unchanged through 18).

@@ -147,9 +147,11 @@ describe.each(BUILDS)('the exporter on PostgreSQL %i', (major, bin) => {
       const errors = [...m].filter(([k, v]) => k.startsWith('pgpilot_exporter_query_errors_total') && v !== 0);
       expect(errors).toEqual([]);
       const f = families(m);
-      for (const name of ['pg_stat_database_xact_commit', 'pg_stat_activity_count', 'pg_locks_count', 'pg_settings_shared_buffers_bytes', 'pg_database_size_bytes', 'pg_database_xid_age', 'pg_stat_archiver_archived_count', 'pg_stat_wal_bytes_total', 'pgpilot_instance_timeline', 'pgpilot_instance_pending_restart']) {
+      for (const name of ['pg_stat_database_xact_commit', 'pg_stat_activity_count', 'pg_locks_count', 'pg_settings_shared_buffers_bytes', 'pg_database_size_bytes', 'pg_database_xid_age', 'pg_stat_archiver_archived_count', 'pg_stat_wal_bytes_total', 'pgpilot_instance_timeline', 'pgpilot_instance_pending_restart', 'pg_stat_database_sessions', 'pg_stat_database_active_time', 'pg_stat_database_temp_files', 'pg_stat_database_conflicts_confl_snapshot', 'pg_stat_bgwriter_buffers_alloc_total', 'pg_stat_bgwriter_checkpoint_write_time_total', 'pg_static']) {
         expect(f.has(name), name).toBe(true);
       }
+      expect(f.has('pg_stat_database_conflicts_confl_active_logicalslot')).toBe(major >= 16);
+      expect(f.has('pg_stat_bgwriter_buffers_backend_fsync_total')).toBe(major < 17);
       expect(m.get('pg_stat_bgwriter_checkpoints_req_total')).toBeGreaterThanOrEqual(1);
       expect(m.get('pg_stat_bgwriter_buffers_checkpoint_total')).toBeGreaterThan(0);
       expect(f.has('pg_stat_bgwriter_buffers_backend_total')).toBe(major < 17);
