@@ -5,7 +5,7 @@
 // built-in family is still served, the errors are counted by query, the problems are in the
 // agent's status; fixed, all is well again without a restart. Needs no apiserver. Timings are
 // never asserted.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chown, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,11 +80,11 @@ app_database:
         usage: "DISCARD"
         description: "ignored"
 app_primary:
-  query: "SELECT count(*) AS commits FROM pg_stat_activity"
+  query: "SELECT count(*) AS backends_total FROM pg_stat_activity"
   master: true
   cache_seconds: 1
   metrics:
-    - commits:
+    - backends_total:
         usage: "COUNTER"
         description: "Backends, as a counter (primary only)"
 `;
@@ -159,6 +159,13 @@ describe('instance agent: the exporter\'s own queries', () => {
     return s.customQueries!;
   };
 
+  /** `promtool check metrics` accepts the last scrape (when promtool is on PATH). */
+  const promtoolAccepts = () => {
+    if (spawnSync('sh', ['-c', 'command -v promtool']).status !== 0) return console.log('[agent-custom-queries] promtool is not on PATH: not run');
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: lastScrape, encoding: 'utf8' });
+    expect({ status: r.status, out: `${r.stdout}${r.stderr}` }).toEqual({ status: 0, out: '' });
+  };
+
   const builtInsServed = (s: Series[]) => {
     expect(BUILT_IN.filter((f) => find(s, f).length === 0)).toEqual([]);
     expect(value(s, 'pg_up')).toBe(1);
@@ -196,14 +203,14 @@ describe('instance agent: the exporter\'s own queries', () => {
   it('serves the custom families beside the built-in ones; a missing file is a problem that blocks nothing', track(async () => {
     const s = await until('the custom families', async () => {
       const x = await scrape();
-      return find(x, 'app_database_size_bytes').length > 0 && find(x, 'app_primary_commits').length > 0 ? x : undefined;
+      return find(x, 'app_database_size_bytes').length > 0 && find(x, 'app_primary_backends_total').length > 0 ? x : undefined;
     });
     builtInsServed(s);
     expect(value(s, 'app_database_size_bytes', { datname: 'app' })).toBeGreaterThan(1_000_000);
     expect(value(s, 'app_database_allow_connections', { datname: 'postgres' })).toBe(1);
     expect(find(s, 'app_database_junk')).toEqual([]);
-    expect(value(s, 'app_primary_commits')).toBeGreaterThanOrEqual(1);
-    expect(lastScrape).toMatch(/^# TYPE app_primary_commits counter$/m);
+    expect(value(s, 'app_primary_backends_total')).toBeGreaterThanOrEqual(1);
+    expect(lastScrape).toMatch(/^# TYPE app_primary_backends_total counter$/m);
     expect(lastScrape).toMatch(/^# HELP app_database_size_bytes Size of the database in bytes$/m);
     for (const q of ['custom:app_database', 'custom:app_primary']) {
       expect(value(s, 'pgpilot_exporter_custom_query_valid', { query: q })).toBe(1);
@@ -268,6 +275,7 @@ describe('instance agent: the exporter\'s own queries', () => {
     expect(value(s2, 'pgpilot_exporter_custom_query_valid', { query: 'custom:app_database' })).toBe(1);
     expect(value(s2, 'pgpilot_exporter_custom_query_valid', { query: 'custom:app_twice' })).toBe(0);
     expect(value(s2, 'pgpilot_exporter_custom_query_valid', { query: 'custom:pg' })).toBe(0);
+    promtoolAccepts();
   }));
 
   it('fixed (and the missing file written), everything loads and is valid again, without a restart', track(async () => {
@@ -286,6 +294,7 @@ describe('instance agent: the exporter\'s own queries', () => {
     expect(value(s, 'app_uptime_seconds')).toBeGreaterThan(0);
     expect(find(s, 'pgpilot_exporter_custom_query_valid').filter((x) => x.value !== 1)).toEqual([]);
     expect(find(s, 'pgpilot_exporter_custom_query_valid').map((x) => x.labels.query).sort()).toEqual(['custom:app_database', 'custom:app_primary', 'custom:app_uptime']);
+    promtoolAccepts();
     const st2 = await p1.status();
     expect(st2.restarts).toBe(0);
   }));
