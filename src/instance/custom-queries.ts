@@ -87,7 +87,14 @@ export class CustomQueryFiles {
     for (const f of files) h.update(f.source).update('\0').update(f.text ?? `\u0001${f.readError}`).update('\0');
     const hash = h.digest('hex');
     if (hash === this.loaded.hash) return this.loaded;
-    const { queries, problems } = loadQueries(files, reservedFamily);
+    let result: Pick<Loaded, 'queries' | 'problems'>;
+    try {
+      result = loadQueries(files, reservedFamily);
+    } catch (err) {
+      // Not expected (loadQueries reports problems, it does not throw): never let it break a scrape or the status.
+      result = { queries: [], problems: files.map((f) => ({ query: customLabel(f.source), source: f.source, error: `cannot load: ${errorText(err)}` })) };
+    }
+    const { queries, problems } = result;
     this.loaded = { hash, queries, problems };
     this.runErrors.clear();
     this.log.info({ loaded: queries.map((q) => q.name), problems }, 'metrics: custom queries (re)loaded');

@@ -63,6 +63,8 @@ describe('parseQueriesFile: postgres_exporter\'s queries.yaml', () => {
     expect(bad.problems[0]!.error).toMatch(/^not valid YAML: /);
     expect(parseQueriesFile('- a\n- b\n', 's').problems[0]!.error).toMatch(/not a map of query names/);
     expect(parseQueriesFile('q: {}\nq: {}\n', 's').problems[0]!.error).toMatch(/not valid YAML: .*unique/i);
+    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(',')}]`)].join('\n');
+    expect(parseQueriesFile(bomb, 's').problems[0]!.error).toMatch(/^not usable YAML: /);
   });
 
   it('a broken query is a problem of its own: the others of the file load', () => {

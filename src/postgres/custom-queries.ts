@@ -116,7 +116,12 @@ export function parseQueriesFile(text: string, source: string): { queries: Custo
   const fileProblem = (error: string) => ({ queries: [], problems: [{ query: customLabel(source), source, error }] });
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) return fileProblem(`not valid YAML: ${doc.errors[0]!.message}`);
-  const top: unknown = doc.toJS({ maxAliasCount: 100 });
+  let top: unknown;
+  try {
+    top = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return fileProblem(`not usable YAML: ${(err as Error).message}`); // e.g. an alias bomb
+  }
   if (top === null || top === undefined) return { queries: [], problems: [] };
   if (!isMap(top)) return fileProblem('not a map of query names to query definitions (postgres_exporter\'s queries.yaml format)');
   const queries: CustomQuery[] = [];
