@@ -272,6 +272,30 @@ const PostgresConfig = Obj('PostgreSQL server configuration.', {
   ),
 });
 
+/** Most ConfigMaps of custom exporter queries a cluster may name (each is a volume of every instance pod). */
+export const MAX_CUSTOM_QUERY_SOURCES = 8;
+/** The key of a custom-queries ConfigMap when none is named (postgres_exporter's file name). */
+export const DEFAULT_CUSTOM_QUERIES_KEY = 'queries.yaml';
+
+const CustomQueriesRef = Obj('A ConfigMap key holding exporter queries in postgres_exporter\'s queries.yaml format.', {
+  name: Type.String({
+    description: 'Name of the ConfigMap, in the cluster\'s namespace.',
+    minLength: 1,
+    maxLength: 253,
+    pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+  }),
+  key: Type.Optional(
+    Type.String({
+      description: `Key of the ConfigMap holding the queries (default ${DEFAULT_CUSTOM_QUERIES_KEY}).`,
+      minLength: 1,
+      maxLength: 253,
+      pattern: '^[-._a-zA-Z0-9]+$',
+      default: DEFAULT_CUSTOM_QUERIES_KEY,
+      ...cel({ rule: "self != '.' && !self.startsWith('..')", message: "key must be a ConfigMap key: not '.' and not starting with '..'" }),
+    }),
+  ),
+});
+
 const SecretRef = Obj('A reference to a Secret in the cluster\'s namespace.', {
   name: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253 }),
 });
@@ -360,6 +384,13 @@ export const ClusterSpecSchema = Obj(
             Type.Boolean({
               description: 'Serve /metrics on port 9187 and announce it on the pod (port and prometheus.io annotations). false: the agent does not listen on 9187 and the pod carries neither the port nor the annotations. Changing it rolls the instances (a pod template change).',
               default: DEFAULTS.monitoringEnabled,
+            }),
+          ),
+          customQueries: Type.Optional(
+            Type.Array(CustomQueriesRef, {
+              description:
+                'Your own exporter queries, in postgres_exporter\'s queries.yaml format, from ConfigMaps in the cluster\'s namespace (docs/metrics.md, "Your own queries"). Each is mounted read-only and optional into the instance pods: a missing ConfigMap or key does not stop a pod, and the agent re-reads a changed one without a restart. A query that cannot load or fails is counted in pgpilot_exporter_query_errors_total{query="custom:<name>"} and reported in the MonitoringQueriesValid condition; every other metric is served. Changing the list rolls the instances (a pod template change).',
+              maxItems: MAX_CUSTOM_QUERY_SOURCES,
             }),
           ),
         },

@@ -348,6 +348,25 @@ describe('spec schema (ajv)', () => {
   });
 });
 
+describe('spec.monitoring.customQueries (ajv)', () => {
+  const validate = new Ajv({ ...ajvOptions, useDefaults: true }).compile(jsonClone(ClusterSpecSchema));
+  const withQueries = (customQueries: unknown) => ({ ...seedManifest().spec, monitoring: { customQueries } });
+  it('accepts ConfigMap names (DNS-1123 subdomains) and keys, and defaults the key to queries.yaml', () => {
+    const spec = withQueries([{ name: 'app-queries' }, { name: 'team.metrics', key: 'slow_queries-1.yaml' }]) as ClusterSpec;
+    expect(validate(spec), JSON.stringify(validate.errors)).toBe(true);
+    expect(spec.monitoring!.customQueries![0]!.key).toBe('queries.yaml');
+  });
+  it('refuses names that are not DNS-1123 subdomains, keys with other characters, and more than 8 sources', () => {
+    for (const bad of [[{ name: 'App' }], [{ name: '-x' }], [{ name: '' }], [{ name: 'a', key: 'a/b' }], [{ name: 'a', key: '' }], [{}], Array.from({ length: 9 }, (_, i) => ({ name: `q${i}` }))]) {
+      expect(validate(withQueries(bad)), JSON.stringify(bad)).toBe(false);
+    }
+  });
+  it("refuses the keys '.' and '..x' in CEL (not ConfigMap keys)", () => {
+    const key = ((ClusterSpecSchema.properties.monitoring as unknown as Schema).properties!.customQueries!.items as Schema).properties!.key!;
+    expect(celOf(key).map((r) => r.rule)).toEqual(["self != '.' && !self.startsWith('..')"]);
+  });
+});
+
 /** The CEL rules on a schema node, by message. */
 const celOf = (schema: unknown): Array<{ rule: string; message: string; fieldPath?: string }> =>
   ((schema as Schema)['x-kubernetes-validations'] ?? []) as Array<{ rule: string; message: string; fieldPath?: string }>;

@@ -39,6 +39,11 @@ export const POD_ENV = {
   metricsEnabled: 'PGPILOT_METRICS_ENABLED',
   /** the exporter's port */
   metricsPort: 'PGPILOT_METRICS_PORT',
+  /**
+   * the exporter's own queries (spec.monitoring.customQueries): comma-separated absolute paths
+   * <dir>/<ConfigMap name>/<key> of the mounted files (a missing one: ConfigMap or key missing)
+   */
+  customQueries: 'PGPILOT_CUSTOM_QUERIES',
   /** log level */
   logLevel: 'PGPILOT_LOG_LEVEL',
   /** ArchiveLocation JSON: where WAL and base backups go */

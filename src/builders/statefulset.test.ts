@@ -164,6 +164,31 @@ describe('metrics on the pod (spec.monitoring)', () => {
   });
 });
 
+describe('custom exporter queries on the pod (spec.monitoring.customQueries)', () => {
+  it('mounts each ConfigMap once, optional and read-only, with only the keys named, and lists the files for the agent', () => {
+    const sts = statefulSet(seedCluster({ monitoring: { customQueries: [{ name: 'app-queries' }, { name: 'more.queries', key: 'slow.yaml' }, { name: 'app-queries', key: 'other.yaml' }, { name: 'app-queries' }] } }));
+    const vols = podSpecOf(sts).volumes!.filter((v) => v.name.startsWith('custom-queries-'));
+    expect(vols).toEqual([
+      { name: 'custom-queries-0', configMap: { name: 'app-queries', optional: true, items: [{ key: 'queries.yaml', path: 'queries.yaml' }, { key: 'other.yaml', path: 'other.yaml' }] } },
+      { name: 'custom-queries-1', configMap: { name: 'more.queries', optional: true, items: [{ key: 'slow.yaml', path: 'slow.yaml' }] } },
+    ]);
+    expect(containerOf(sts).volumeMounts!.filter((m) => m.name.startsWith('custom-queries-'))).toEqual([
+      { name: 'custom-queries-0', mountPath: '/etc/pgpilot/custom-queries/app-queries', readOnly: true },
+      { name: 'custom-queries-1', mountPath: '/etc/pgpilot/custom-queries/more.queries', readOnly: true },
+    ]);
+    expect(envOf(containerOf(sts).env, 'PGPILOT_CUSTOM_QUERIES')?.value).toBe(
+      '/etc/pgpilot/custom-queries/app-queries/queries.yaml,/etc/pgpilot/custom-queries/app-queries/other.yaml,/etc/pgpilot/custom-queries/more.queries/slow.yaml',
+    );
+  });
+
+  it('adds nothing without custom queries, with an empty list, or with monitoring off', () => {
+    expect(statefulSet(seedCluster({ monitoring: { customQueries: [] } }))).toEqual(statefulSet());
+    const off = statefulSet(seedCluster({ monitoring: { enabled: false, customQueries: [{ name: 'q' }] } }));
+    expect(envOf(containerOf(off).env, 'PGPILOT_CUSTOM_QUERIES')).toBeUndefined();
+    expect(podSpecOf(off).volumes!.map((v) => v.name).filter((n) => n.startsWith('custom-queries-'))).toEqual([]);
+  });
+});
+
 describe('a built StatefulSet compared with its live form', () => {
   it('leaves a built StatefulSet alone once the apiserver has defaulted and canonicalized it', () => {
     const cluster = seedCluster({ resources: { requests: { cpu: '0.5', memory: '4Gi' }, limits: { cpu: 2, memory: '8Gi' } } });

@@ -1,7 +1,7 @@
 // One StatefulSet per instance (replicas 0/1), as Crunchy PGO does: the operator controls each
 // instance on its own (primary-last rollouts, removing one failed instance, direct PVC resizing).
 import type { V1Container, V1PersistentVolumeClaim, V1PodSpec, V1StatefulSet, V1Affinity, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import type { PostgreSQLCluster } from '../api/cluster.js';
+import { DEFAULT_CUSTOM_QUERIES_KEY, type PostgreSQLCluster } from '../api/cluster.js';
 import { AGENT_PORT, ANNOTATIONS, LABELS, MANAGED_BY, METRICS_PORT, POSTGRES_PORT } from '../api/constants.js';
 import { ownedMeta } from './meta.js';
 import { podSelector } from '../api/labels.js';
@@ -30,6 +30,32 @@ export const DATA_MOUNT = '/var/lib/postgresql/data';
 export const WAL_MOUNT = '/var/lib/postgresql/wal';
 export const CONFIG_MOUNT = '/etc/pgpilot/config';
 export const SECRETS_MOUNT = '/etc/pgpilot/secrets';
+/** spec.monitoring.customQueries: each ConfigMap under <CUSTOM_QUERIES_MOUNT>/<its name>/<key>. */
+export const CUSTOM_QUERIES_MOUNT = '/etc/pgpilot/custom-queries';
+
+/**
+ * The custom-queries ConfigMaps as volumes (one per ConfigMap, only the keys named, optional: a
+ * missing ConfigMap or key leaves the file out and the pod starts), their mounts and the
+ * variable listing the files the agent reads. Absent when there are none or monitoring is off.
+ */
+export function customQueriesAccess(cluster: PostgreSQLCluster): PodAccess {
+  const spec = specOf(cluster);
+  const refs = spec.monitoring.enabled ? (spec.monitoring.customQueries ?? []) : [];
+  const keys = new Map<string, string[]>();
+  for (const r of refs) {
+    const key = r.key ?? DEFAULT_CUSTOM_QUERIES_KEY;
+    const list = keys.get(r.name) ?? [];
+    if (!list.includes(key)) list.push(key);
+    keys.set(r.name, list);
+  }
+  const entries = [...keys.entries()];
+  if (entries.length === 0) return { env: [], volumes: [], mounts: [] };
+  return {
+    env: [{ name: POD_ENV.customQueries, value: entries.flatMap(([name, ks]) => ks.map((k) => `${CUSTOM_QUERIES_MOUNT}/${name}/${k}`)).join(',') }],
+    volumes: entries.map(([name, ks], i) => ({ name: `custom-queries-${i}`, configMap: { name, optional: true, items: ks.map((k) => ({ key: k, path: k })) } })),
+    mounts: entries.map(([name], i) => ({ name: `custom-queries-${i}`, mountPath: `${CUSTOM_QUERIES_MOUNT}/${name}`, readOnly: true })),
+  };
+}
 
 export function instanceImage(cluster: PostgreSQLCluster, cfg: InstanceImageConfig): string {
   return cluster.spec.imageName ?? `${cfg.instanceImageRepository}:${cluster.spec.version}`;
@@ -76,7 +102,7 @@ function backupPieces(cluster: PostgreSQLCluster, b: InstanceBackupAccess): PodA
   };
 }
 
-function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig, backup: PodAccess): V1Container {
+function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig, backup: PodAccess, queries: PodAccess): V1Container {
   const hasWal = !!cluster.spec.walStorage;
   const mounts: V1VolumeMount[] = [
     { name: names.dataVolume, mountPath: DATA_MOUNT },
@@ -90,6 +116,7 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'shm', mountPath: '/dev/shm' },
     ...backup.mounts,
+    ...queries.mounts,
   ];
   const spec = specOf(cluster);
   const { initdb } = spec;
@@ -116,6 +143,7 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: POD_ENV.stopTimeoutSeconds, value: String(spec.stopDelaySeconds) },
       // Always explicit: an agent reading no variable would serve /metrics.
       { name: POD_ENV.metricsEnabled, value: String(spec.monitoring.enabled) },
+      ...queries.env,
       ...backup.env,
     ],
     ports: [
@@ -142,6 +170,7 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
 
 function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImageConfig, backupAccess: InstanceBackupAccess): V1PodSpec {
   const backup = backupPieces(cluster, backupAccess);
+  const queries = customQueriesAccess(cluster);
   const name = cluster.metadata.name!;
   const secrets = secretNames(cluster);
   const s = cluster.spec.scheduling;
@@ -155,6 +184,7 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
     { name: 'tmp', emptyDir: {} },
     { name: 'shm', emptyDir: { medium: 'Memory' } },
     ...backup.volumes,
+    ...queries.volumes,
   ];
   const aff = affinity(cluster);
   return {
@@ -167,7 +197,7 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
       fsGroup: POSTGRES_UID,
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    containers: [instanceContainer(cluster, instance, cfg, backup)],
+    containers: [instanceContainer(cluster, instance, cfg, backup, queries)],
     volumes,
     ...(aff ? { affinity: aff } : {}),
     ...(s?.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),

@@ -8,6 +8,7 @@ import { readSystemIdentifier } from '../postgres/control-file.js';
 import { exists, readCredentials, removeFile, touch } from '../postgres/files.js';
 import * as sql from '../postgres/sql.js';
 import { Archiving, WalUsageProbe } from './archiving.js';
+import { CustomQueryFiles } from './custom-queries.js';
 import type { AgentSettings } from './env.js';
 import { errorText } from '../util/error-text.js';
 import { layoutOf, postgresArgs, restoreHbaFile, type Layout } from './layout.js';
@@ -43,6 +44,8 @@ export class AgentState {
   /** WAL archiving (PGPILOT_BACKUP_LOCATION), started with postgres. */
   readonly archiving: Archiving | undefined;
   readonly walUsage: WalUsageProbe;
+  /** The exporter's own query files (PGPILOT_CUSTOM_QUERIES), when it has some and serves /metrics. */
+  readonly customQueries: CustomQueryFiles | undefined;
   /** Aborted at shutdown: a restore in progress gives up. */
   readonly aborter = new AbortController();
   fenced = false;
@@ -74,6 +77,7 @@ export class AgentState {
     this.phase = new PhaseState(deps.log);
     this.ops = new Operations(() => this.refuseIfStopping());
     this.walUsage = new WalUsageProbe(this.layout.walPath);
+    this.customQueries = this.settings.metricsEnabled && this.settings.customQueries.length > 0 ? new CustomQueryFiles(this.settings.customQueries, deps.log) : undefined;
     this.pg = new PostgresProcess({
       binary: join(deps.pgBin, 'postgres'),
       args: () => postgresArgs(this.settings, deps.socketDir, { ...(this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}), overrides: this.startOverrides }),

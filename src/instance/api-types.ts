@@ -108,6 +108,20 @@ export interface OperationStatus {
   error: string | null;
 }
 
+/** The exporter's own queries (spec.monitoring.customQueries, src/instance/custom-queries.ts). */
+export interface CustomQueriesStatus {
+  /** The files read, as `<ConfigMap>/<key>`. */
+  files: string[];
+  /** Queries loaded (they run at each scrape). */
+  loaded: number;
+  /**
+   * What is wrong: a file (query `custom:<ConfigMap>/<key>`: missing, not valid YAML, not a map),
+   * a definition or a collision (query `custom:<name>`: not loaded), the last run of a loaded
+   * query (its SQL failed, its result could not be mapped). Empty when all is well.
+   */
+  problems: { query: string; source: string; error: string }[];
+}
+
 export interface InstanceStatus {
   instance: string;
   phase: InstancePhase;
@@ -160,6 +174,8 @@ export interface InstanceStatus {
    * once it has replayed the primary's change.
    */
   provisionalSettings?: Record<string, string>;
+  /** The exporter's own queries: null when the pod has none (or no exporter). */
+  customQueries?: CustomQueriesStatus | null;
 }
 
 export type BootstrapRequest =

@@ -64,6 +64,12 @@ describe('settings from the environment', () => {
     expect(loadSettings({ ...env, PGPILOT_METRICS_ENABLED: 'true', PGPILOT_METRICS_PORT: '9999' })).toMatchObject({ metricsEnabled: true, metricsPort: 9999 });
   });
 
+  it('reads the files of the exporter\'s own queries (none by default), refusing relative paths', () => {
+    expect(loadSettings(env).customQueries).toEqual([]);
+    expect(loadSettings({ ...env, PGPILOT_CUSTOM_QUERIES: '/q/a/queries.yaml, /q/b/x.yaml,,/q/a/queries.yaml' }).customQueries).toEqual(['/q/a/queries.yaml', '/q/b/x.yaml']);
+    expect(() => loadSettings({ ...env, PGPILOT_CUSTOM_QUERIES: 'q/a.yaml' })).toThrow(/PGPILOT_CUSTOM_QUERIES must be an absolute path/);
+  });
+
   it('reads the optional ones', () => {
     const s = loadSettings({ ...env, PGPILOT_WAL_DIR: '/var/lib/postgresql/wal/pg_wal', PGPILOT_AGENT_PORT: '9000', PGPILOT_PG_PORT: '5433', PGPILOT_INITDB_DATA_CHECKSUMS: 'false', PGPILOT_STOP_TIMEOUT_SECONDS: '60' });
     expect(s).toMatchObject({ walDir: '/var/lib/postgresql/wal/pg_wal', agentPort: 9000, pgPort: 5433, stopTimeoutSeconds: 60 });

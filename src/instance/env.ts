@@ -22,6 +22,8 @@
 //   PGPILOT_LOG_LEVEL               trace|debug|info|warn|error (default info)
 //   PGPILOT_METRICS_ENABLED         true|false: serve GET /metrics (default true; spec.monitoring.enabled)
 //   PGPILOT_METRICS_PORT            its port (default 9187)
+//   PGPILOT_CUSTOM_QUERIES          comma-separated absolute paths of the exporter's own query files
+//                                   (postgres_exporter's queries.yaml format; spec.monitoring.customQueries)
 // Backups (set by the operator from spec.backup and spec.bootstrap.recovery):
 //   PGPILOT_BACKUP_LOCATION         ArchiveLocation JSON (src/backup/store-config.ts): where this
 //                                   cluster's WAL goes. Set: the agent archives WAL (postgresql.conf
@@ -91,6 +93,8 @@ export interface AgentSettings {
   /** Serve GET /metrics on metricsPort (spec.monitoring.enabled). */
   metricsEnabled: boolean;
   metricsPort: number;
+  /** Files of the exporter's own queries (each may be missing: its ConfigMap or key is). */
+  customQueries: string[];
   /** As given in PGPILOT_PG_BIN; resolved against PATH by resolvePgBin() when undefined. */
   pgBin: string | undefined;
   socketDir: string | undefined;
@@ -118,6 +122,12 @@ function optional(env: Env, name: string): string | undefined {
 function path(name: string, value: string | undefined): string | undefined {
   if (value !== undefined && !isAbsolute(value)) throw new EnvError(name, `must be an absolute path (got ${JSON.stringify(value)})`);
   return value;
+}
+
+function pathList(name: string, value: string | undefined): string[] {
+  const list = (value ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
+  for (const p of list) path(name, p);
+  return [...new Set(list)];
 }
 
 function port(env: Env, name: string, fallback: number): number {
@@ -264,6 +274,7 @@ export function loadSettings(env: Env = process.env): AgentSettings {
     pgPort: port(env, POD_ENV.pgPort, POSTGRES_PORT),
     metricsEnabled: bool(env, POD_ENV.metricsEnabled, true),
     metricsPort: port(env, POD_ENV.metricsPort, METRICS_PORT),
+    customQueries: pathList(POD_ENV.customQueries, optional(env, POD_ENV.customQueries)),
     pgBin: path(POD_ENV.pgBin, optional(env, POD_ENV.pgBin)),
     socketDir: path(POD_ENV.socketDir, optional(env, POD_ENV.socketDir)),
     stopTimeoutSeconds,

@@ -9,6 +9,11 @@
 // fenced, restoring) no connection is tried: pg_up 0 and the agent's own metrics come back at once.
 // A failing query counts in pgpilot_exporter_query_errors_total{query} and the scrape goes on.
 //
+// Users' own queries (spec.monitoring.customQueries, custom-queries.ts) run after the built-in
+// ones on the same connection under the same timeouts, as `custom:<name>`: one that cannot load
+// counts an error at every scrape, one that fails counts when it fails, and neither keeps any
+// other metric from being served. pgpilot_exporter_custom_query_valid{query} says which are well.
+//
 // No default Node process metrics: the kubelet (cAdvisor) already reports the container's CPU and
 // memory, prom-client's default set holds gauges named *_total that `promtool check metrics`
 // rejects, and a scrape should cost no more than it must.
@@ -18,6 +23,7 @@ import { dirname } from 'node:path';
 import type pg from 'pg';
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import * as sql from '../postgres/sql.js';
+import { customFamilies, customLabel, customSamples, type CustomQuery } from '../postgres/custom-queries.js';
 import { INSTANCE_SQL, instanceFacts, mapInstance, PG_FAMILIES, QUERY_NAMES, STATS_QUERIES, type Family, type Row, type Sample, type ServerFacts } from '../postgres/stats-queries.js';
 import type { Logger } from '../runtime/logger.js';
 import { listen } from '../runtime/http-server.js';
@@ -25,6 +31,7 @@ import { errorText } from '../util/error-text.js';
 import { exists } from '../postgres/files.js';
 import type { AgentState } from './agent-state.js';
 import type { ArchivingStatus, InstanceRole } from './api-types.js';
+import type { CustomQueryFiles } from './custom-queries.js';
 
 export const AGENT_FAMILIES: Record<string, Family> = {
   pgpilot_instance_role: { type: 'gauge', help: '1 for the role the instance has (primary or replica), 0 for the other; both 0 without data.' },
@@ -96,6 +103,8 @@ export interface ExporterSource {
   connectOptions(): Promise<sql.ConnectOptions>;
   /** Role and fence as the agent knows them without SQL, archiving, the volumes. */
   facts(): Promise<Omit<AgentFacts, 'nowMs'>>;
+  /** The user's own queries (PGPILOT_CUSTOM_QUERIES), if any. */
+  customQueries?: CustomQueryFiles;
 }
 
 /** The exporter's view of the agent. */
@@ -108,6 +117,7 @@ export function agentSource(a: AgentState): ExporterSource {
       const role: InstanceRole = !(await a.hasData()) ? 'none' : (await exists(a.layout.standbySignal)) ? 'replica' : 'primary';
       return { role, fenced: a.fenced, archiving: a.archiving?.status(), volumes: await volumes(a.settings.pgdata, a.settings.walDir) };
     },
+    ...(a.customQueries ? { customQueries: a.customQueries } : {}),
   };
 }
 
@@ -129,6 +139,10 @@ interface Run {
   /** The query running (counted as failed when the deadline passes). */
   current: string;
   abandoned: boolean;
+  /** The loaded custom queries this scrape runs after the built-in ones. */
+  custom: CustomQuery[];
+  /** The error of the last failed query (for the custom queries' status). */
+  lastError: string;
 }
 
 /** A SQL error of one statement (SQLSTATE), after which the session is still usable. */
@@ -141,6 +155,9 @@ export class MetricsExporter {
   readonly own = new Registry();
   private readonly queryErrors: Counter<'query'>;
   private readonly scrapeDuration: Gauge;
+  private readonly customValid: Gauge<'query'>;
+  /** cache_seconds: the samples of a custom query's last run, and when (the object goes with a reload). */
+  private readonly cached = new WeakMap<CustomQuery, { atMs: number; samples: Sample[] }>();
   private client: pg.Client | null = null;
   private inflight: Promise<string> | undefined;
   private readonly o: Required<Omit<ExporterOptions, 'source' | 'log'>> & ExporterOptions;
@@ -150,6 +167,12 @@ export class MetricsExporter {
     this.queryErrors = new Counter({ name: 'pgpilot_exporter_query_errors_total', help: 'Exporter queries that failed (error, statement timeout or the scrape deadline), by query.', labelNames: ['query'], registers: [this.own] });
     for (const query of QUERY_NAMES) this.queryErrors.inc({ query }, 0);
     this.scrapeDuration = new Gauge({ name: 'pgpilot_exporter_scrape_duration_seconds', help: 'Duration of the last collection of metrics.', registers: [this.own] });
+    this.customValid = new Gauge({
+      name: 'pgpilot_exporter_custom_query_valid',
+      help: 'Custom queries (spec.monitoring.customQueries) by query="custom:<name>" (or "custom:<ConfigMap>/<key>" for a whole file): 1 when loaded and its last run succeeded, 0 when it cannot load or its last run failed.',
+      labelNames: ['query'],
+      registers: [this.own],
+    });
   }
 
   get contentType(): string {
@@ -170,21 +193,46 @@ export class MetricsExporter {
 
   private async render(): Promise<string> {
     const t0 = performance.now();
-    const samples = await this.collect();
+    const custom = await this.loadCustom();
+    const samples = await this.collect(custom);
     this.scrapeDuration.set((performance.now() - t0) / 1000);
-    return Registry.merge([samplesRegistry(samples), this.own]).metrics();
+    this.updateCustomValid(custom);
+    return Registry.merge([samplesRegistry(samples, { ...EXPORTER_FAMILIES, ...customFamilies(custom) }), this.own]).metrics();
   }
 
-  private async collect(): Promise<Sample[]> {
+  /** The loaded custom queries; each load problem counts one error per scrape. Never throws. */
+  private async loadCustom(): Promise<CustomQuery[]> {
+    const files = this.o.source.customQueries;
+    if (!files) return [];
+    try {
+      const { queries, problems } = await files.current();
+      for (const q of queries) this.queryErrors.inc({ query: customLabel(q.name) }, 0);
+      for (const p of problems) this.queryErrors.inc({ query: p.query });
+      return queries;
+    } catch (err) {
+      this.o.log.warn({ err: errorText(err) }, 'metrics: cannot load the custom queries');
+      return [];
+    }
+  }
+
+  private updateCustomValid(custom: CustomQuery[]): void {
+    const files = this.o.source.customQueries;
+    if (!files) return;
+    this.customValid.reset();
+    for (const q of custom) this.customValid.set({ query: customLabel(q.name) }, 1);
+    for (const p of files.problems()) this.customValid.set({ query: p.query }, 0);
+  }
+
+  private async collect(custom: CustomQuery[]): Promise<Sample[]> {
     const deadline = Date.now() + this.o.deadlineMs;
-    const [pgPart, facts] = await Promise.all([this.collectPostgres(deadline), this.o.source.facts().catch((err: unknown) => (this.o.log.warn({ err: errorText(err) }, 'metrics: agent facts failed'), null))]);
+    const [pgPart, facts] = await Promise.all([this.collectPostgres(deadline, custom), this.o.source.facts().catch((err: unknown) => (this.o.log.warn({ err: errorText(err) }, 'metrics: agent facts failed'), null))]);
     const own = facts ? agentSamples({ ...facts, ...(pgPart.facts ? { role: pgPart.facts.inRecovery ? 'replica' : 'primary' } : {}), nowMs: Date.now() }) : [];
     return [...pgPart.samples, ...own];
   }
 
   /** pg_up and every PostgreSQL sample this scrape could get before its deadline. */
-  private async collectPostgres(deadline: number): Promise<{ samples: Sample[]; facts: ServerFacts | null }> {
-    const run: Run = { samples: [], facts: null, current: 'instance', abandoned: false };
+  private async collectPostgres(deadline: number, custom: CustomQuery[]): Promise<{ samples: Sample[]; facts: ServerFacts | null }> {
+    const run: Run = { samples: [], facts: null, current: 'instance', abandoned: false, custom, lastError: '' };
     const down = () => ({ samples: [{ name: 'pg_up', value: 0 }], facts: null });
     if (!this.o.source.postgresAvailable()) return down();
     let timer: NodeJS.Timeout | undefined;
@@ -194,6 +242,8 @@ export class MetricsExporter {
     if (outcome === 'late') {
       run.abandoned = true;
       this.queryErrors.inc({ query: run.current });
+      const q = run.custom.find((c) => customLabel(c.name) === run.current);
+      if (q) this.o.source.customQueries?.recordRun(q, `the scrape's deadline (${this.o.deadlineMs} ms) passed while it ran`);
       this.o.log.warn({ query: run.current, deadlineMs: this.o.deadlineMs }, 'metrics: scrape deadline passed; dropping the connection');
       await this.drop();
     } else if (outcome !== undefined) {
@@ -220,6 +270,41 @@ export class MetricsExporter {
       if (result === 'lost') return;
       if (result && !run.abandoned) run.samples.push(...this.mapped(q.name, () => q.map(result, facts)));
     }
+    for (const q of run.custom) {
+      if (run.abandoned) return;
+      if ((await this.runCustom(c, q, run, facts)) === 'lost') return;
+    }
+  }
+
+  /** One custom query (or its cached samples); its outcome goes to the query files' status. */
+  private async runCustom(c: pg.Client, q: CustomQuery, run: Run, facts: ServerFacts): Promise<'lost' | void> {
+    if (q.master && facts.inRecovery) return;
+    const cached = this.cached.get(q);
+    if (cached && Date.now() - cached.atMs < q.cacheSeconds * 1000) {
+      run.samples.push(...cached.samples);
+      return;
+    }
+    const name = customLabel(q.name);
+    const files = this.o.source.customQueries;
+    run.current = name;
+    const result = await this.query(c, name, q.sql, run);
+    if (result === 'lost' || run.abandoned) {
+      files?.recordRun(q, `the connection was lost while it ran: ${run.lastError}`);
+      return 'lost';
+    }
+    if (result === null) return files?.recordRun(q, run.lastError);
+    let samples: Sample[];
+    try {
+      // Several statements in one query answer several results, which pg does not give as rows.
+      if (!Array.isArray(result)) throw new Error('the query must be one SQL statement');
+      samples = customSamples(q, result);
+    } catch (err) {
+      this.queryErrors.inc({ query: name });
+      return files?.recordRun(q, errorText(err));
+    }
+    if (q.cacheSeconds > 0) this.cached.set(q, { atMs: Date.now(), samples });
+    run.samples.push(...samples);
+    files?.recordRun(q, null);
   }
 
   private mapped(name: string, fn: () => Sample[]): Sample[] {
@@ -241,6 +326,7 @@ export class MetricsExporter {
       return (await c.query<Row>(text)).rows;
     } catch (err) {
       if (run.abandoned) return 'lost';
+      run.lastError = errorText(err);
       this.queryErrors.inc({ query: name });
       if (statementError(err)) {
         this.o.log.debug({ query: name, err: errorText(err) }, 'metrics: query failed');

@@ -91,6 +91,7 @@ export class InstanceAgent implements AgentApi {
       operation: a.ops.current(),
       cannotCatchUp: a.cannotCatchUp,
       awaitingRole: a.awaitingRole,
+      customQueries: (await a.customQueries?.status()) ?? null,
       ...(Object.keys(a.startOverrides).length > 0 ? { provisionalSettings: a.startOverrides } : {}),
     };
   }

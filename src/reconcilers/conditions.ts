@@ -16,6 +16,7 @@ export const CONDITION_OWNERS = {
   ContinuousArchiving: 'backup',
   LastBackupSucceeded: 'backup',
   RollingUpdate: 'rollout',
+  MonitoringQueriesValid: 'monitoring',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;
@@ -79,6 +80,7 @@ interface Watch {
 const WATCHED: Partial<Record<ConditionType, Watch>> = {
   Degraded: { trouble: 'True', recovered: 'Recovered', recoveredMessage: 'The problem reported earlier is resolved' },
   ContinuousArchiving: { trouble: 'False', recovered: 'ArchivingResumed', chosen: ['BackupDisabled'] },
+  MonitoringQueriesValid: { trouble: 'False', recovered: 'CustomQueriesValid', recoveredMessage: 'The custom exporter queries reported earlier load and run again' },
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */

@@ -18,6 +18,7 @@ function run(enabled: boolean | undefined, objects: Array<[OwnedKind, Kubernetes
       applied.push(o);
     },
     log: { info: () => {} },
+    observed: { instances: [] },
     remove: async (o: KubernetesObject) => void removed.push(o),
   } as unknown as ReconcileContext;
   return { done: monitoringReconciler.reconcile(ctx), applied, removed };
@@ -41,7 +42,7 @@ describe('monitoringReconciler', () => {
   });
 
   it('takes a 404 (the CRD deleted since the last discovery) as nothing to do, and any other error as a failure', async () => {
-    await expect(run(undefined, [['PodMonitor', live]], new ApiException(404, 'Not Found', '404 page not found', {})).done).resolves.toEqual({});
+    await expect(run(undefined, [['PodMonitor', live]], new ApiException(404, 'Not Found', '404 page not found', {})).done).resolves.toEqual({ conditions: [{ type: 'MonitoringQueriesValid', status: 'True', reason: 'NoCustomQueries', message: 'No custom exporter queries (spec.monitoring.customQueries)' }] });
     await expect(run(undefined, [['PodMonitor', live]], new ApiException(403, 'Forbidden', 'forbidden', {})).done).rejects.toThrow();
   });
 

@@ -1,10 +1,12 @@
 // monitoring: the cluster's PodMonitor (builders/pod-monitor.ts) while the Prometheus Operator's
 // CRDs exist (the controller discovers them, optional-kinds.ts) and monitoring is on; removed when
 // monitoring is turned off. Without those CRDs it does nothing: the pods' prometheus.io/*
-// annotations are there for annotation-based scraping.
+// annotations are there for annotation-based scraping. Always: the MonitoringQueriesValid condition
+// from what the agents report about the custom queries (custom-queries-condition.ts).
 import { podMonitor } from '../builders/pod-monitor.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { errorText } from '../util/error-text.js';
+import { customQueriesCondition } from './custom-queries-condition.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
 async function reconcilePodMonitor(ctx: ReconcileContext): Promise<void> {
@@ -18,7 +20,8 @@ export const monitoringReconciler: Reconciler = {
   name: 'monitoring',
   statusFields: [],
   async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
-    if (!ctx.cache.watching('PodMonitor')) return {};
+    const conditions = [customQueriesCondition(ctx.cluster.spec, ctx.observed.instances)];
+    if (!ctx.cache.watching('PodMonitor')) return { conditions };
     try {
       await reconcilePodMonitor(ctx);
     } catch (err) {
@@ -27,6 +30,6 @@ export const monitoringReconciler: Reconciler = {
       if (apiStatus(err) !== 404) throw err;
       ctx.log.info({ err: errorText(err) }, 'the PodMonitor API is gone; skipping it until it is served again');
     }
-    return {};
+    return { conditions };
   },
 };
