@@ -2,7 +2,8 @@
 // and going while the operator runs (it looks every 2 s here, PGPILOT_DISCOVERY_SECONDS): without
 // them nothing fails; once they exist each cluster with monitoring on gets its PodMonitor,
 // accepted by the real CRD; monitoring.enabled: false removes it; the chart's ServiceMonitor for
-// the operator is accepted too; when the CRDs go, the operator stops watching and goes on.
+// the operator is accepted too; custom exporter queries reach the instance from a ConfigMap and a
+// broken one shows in a condition; when the CRDs go, the operator stops watching and goes on.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -81,6 +82,38 @@ describe('PodMonitors with the Prometheus Operator CRDs', () => {
     await waitFor('no PodMonitor', async () => (await podMonitor()) === undefined, { timeoutMs: 60_000 });
     await db.patchSpec({ monitoring: { enabled: true } });
     await waitFor('the PodMonitor again', podMonitor, { timeoutMs: 60_000 });
+  });
+
+  it('custom queries from a ConfigMap: served by the instance, a broken one named in MonitoringQueriesValid and an Event, fixed again without a restart', async () => {
+    const good = ['e2e_custom:', '  query: "SELECT 42 AS answer, \'x\' AS tag"', '  metrics:', '    - tag: { usage: LABEL, description: "a tag" }', '    - answer: { usage: GAUGE, description: "the answer" }', ''].join('\n');
+    const configMap = (queries: string) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'mon-queries', namespace: ns }, data: { 'queries.yaml': queries } });
+    await kubectlOk(['apply', '-f', '-'], configMap(good));
+    await db.patchSpec({ monitoring: { enabled: true, customQueries: [{ name: 'mon-queries' }] } });
+    const pod = `${NAME}-1-0`;
+    const metrics = async () => {
+      const ip = (await kubectlOk(['get', 'pod', pod, '-n', ns, '-o', 'jsonpath={.status.podIP}'])).trim();
+      return ip ? (await (await fetch(`http://${ip}:9187/metrics`, { signal: AbortSignal.timeout(10_000) })).text()) : '';
+    };
+    // The ConfigMap is mounted by a new pod (a pod template change rolls the instance).
+    await waitFor('the custom family served by the instance', async () => (await metrics().catch(() => '')).includes('e2e_custom_answer{tag="x"} 42'), { timeoutMs: 180_000 });
+    const condition = async () => (await db.get()).status?.conditions?.find((c) => c.type === 'MonitoringQueriesValid');
+    await waitFor('MonitoringQueriesValid True', async () => (await condition())?.status === 'True', { timeoutMs: 60_000 });
+
+    await kubectlOk(['apply', '-f', '-'], configMap('e2e_custom: [not: a query'));
+    const broken = await waitFor('MonitoringQueriesValid False', async () => {
+      const c = await condition();
+      return c?.status === 'False' ? c : undefined;
+    }, { timeoutMs: 120_000 });
+    expect(broken.message).toContain('mon-queries');
+    const text = await metrics();
+    expect(text).toMatch(/^pg_up 1$/m);
+    expect(text).not.toContain('e2e_custom_answer');
+    const events = await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME}`, '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
+    expect(events.split('\n')).toContain(broken.reason);
+
+    await kubectlOk(['apply', '-f', '-'], configMap(good));
+    await waitFor('MonitoringQueriesValid True again', async () => (await condition())?.status === 'True', { timeoutMs: 120_000 });
+    expect(await metrics()).toContain('e2e_custom_answer{tag="x"} 42');
   });
 
   it("the chart's ServiceMonitor and PrometheusRule are accepted by the real CRDs (server dry run)", async () => {

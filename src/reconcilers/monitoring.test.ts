@@ -3,7 +3,7 @@ import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
 import { cacheOf } from '../../test/support/owned-cache.js';
-import { monitoringReconciler } from './monitoring.js';
+import { CUSTOM_QUERIES_RECHECK_MS, monitoringReconciler } from './monitoring.js';
 import type { OwnedKind, ReconcileContext } from './types.js';
 
 function run(enabled: boolean | undefined, objects: Array<[OwnedKind, KubernetesObject]>, failApply?: unknown) {
@@ -51,5 +51,14 @@ describe('monitoringReconciler', () => {
     await r.done;
     expect(r.applied).toEqual([]);
     expect(r.removed).toEqual([]);
+  });
+});
+
+describe('monitoringReconciler with custom queries', () => {
+  it('looks again every CUSTOM_QUERIES_RECHECK_MS (the ConfigMaps are the user\'s: no event of ours fires when they change), and not without', async () => {
+    const ctx = (customQueries?: Array<{ name: string }>) =>
+      ({ cluster: seedCluster({ monitoring: { enabled: true, ...(customQueries ? { customQueries } : {}) } }), cache: cacheOf([]), observed: { instances: [] } }) as unknown as ReconcileContext;
+    expect((await monitoringReconciler.reconcile(ctx([{ name: 'q' }]))).requeueAfterMs).toBe(CUSTOM_QUERIES_RECHECK_MS);
+    expect((await monitoringReconciler.reconcile(ctx())).requeueAfterMs).toBeUndefined();
   });
 });

@@ -16,12 +16,19 @@ async function reconcilePodMonitor(ctx: ReconcileContext): Promise<void> {
   if (live) await ctx.remove(live);
 }
 
+/**
+ * With custom queries, look again this often: the ConfigMaps are the user's (no watch event of
+ * ours fires when one changes), and only a pass asks the agents what they found in them.
+ */
+export const CUSTOM_QUERIES_RECHECK_MS = 30_000;
+
 export const monitoringReconciler: Reconciler = {
   name: 'monitoring',
   statusFields: [],
   async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
     const conditions = [customQueriesCondition(ctx.cluster.spec, ctx.observed.instances)];
-    if (!ctx.cache.watching('PodMonitor')) return { conditions };
+    const recheck = ctx.cluster.spec.monitoring?.customQueries?.length ? { requeueAfterMs: CUSTOM_QUERIES_RECHECK_MS } : {};
+    if (!ctx.cache.watching('PodMonitor')) return { conditions, ...recheck };
     try {
       await reconcilePodMonitor(ctx);
     } catch (err) {
@@ -30,6 +37,6 @@ export const monitoringReconciler: Reconciler = {
       if (apiStatus(err) !== 404) throw err;
       ctx.log.info({ err: errorText(err) }, 'the PodMonitor API is gone; skipping it until it is served again');
     }
-    return { conditions };
+    return { conditions, ...recheck };
   },
 };
