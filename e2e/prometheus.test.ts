@@ -31,6 +31,8 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 
 const NAME = 'prom-db';
 const BUCKET = 'prom-archive';
+/** The `pod` label of the operator's target: a local process stands in for the chart's Deployment. */
+const OPERATOR_POD = `${RELEASE}-local-0`;
 type Obj = Record<string, any>;
 
 /**
@@ -40,13 +42,15 @@ type Obj = Record<string, any>;
 const METRICS_WITHOUT_SERIES: Record<string, string> = {
   pgpilot_cluster_rollout_updated_instances: 'exists only during a rollout (none runs here)',
   pgpilot_cluster_rollout_total_instances: 'exists only during a rollout (none runs here)',
-  pgpilot_informer_restarts_total: 'a labelled counter: a series appears with the first informer restart after a watch error',
 };
 
 /**
  * Dashboard queries that legitimately return nothing in this run, by `<dashboard> / <where>`, and why.
  */
-const QUERIES_WITHOUT_DATA: Record<string, string> = {};
+const QUERIES_WITHOUT_DATA: Record<string, string> = {
+  'pgpilot-operator / Rollouts [pgpilot_cluster_rollout_updated_instances pgpilot_cluster_rollout_total_instances]':
+    'the rollout gauges exist only while a rollout runs (e2e/rollout.test.ts runs one)',
+};
 
 describe('a real Prometheus scraping a real cluster', () => {
   let ns: string;
@@ -111,7 +115,7 @@ describe('a real Prometheus scraping a real cluster', () => {
     const objects = parseManifests((await helmOk(templateArgs([], set, { namespace: OPERATOR_NAMESPACE, releaseName: RELEASE }))).stdout);
     const serviceMonitor = objects.find((o) => o.kind === 'ServiceMonitor')!;
     const prometheusRule = objects.find((o) => o.kind === 'PrometheusRule')!;
-    prom = await startPrometheus({ namespace: ns, operator: { serviceMonitor, address: `127.0.0.1:${operator.port}`, service: RELEASE }, prometheusRule });
+    prom = await startPrometheus({ namespace: ns, operator: { serviceMonitor, address: `127.0.0.1:${operator.port}`, service: RELEASE, pod: OPERATOR_POD }, prometheusRule });
     console.log(`[prometheus] ${prom.url} (dir ${prom.dir}); kubelet log ${kubelet.logPath}; operator log ${operator.logPath}`);
   }, 600_000);
 
@@ -139,7 +143,7 @@ describe('a real Prometheus scraping a real cluster', () => {
       expect(t.labels.instance).toBe(t.labels.pod!.replace(/-0$/, ''));
       expect(t.scrapeUrl).toMatch(/^http:\/\/127\.[0-9.]+:9187\/metrics$/);
     }
-    expect(targets.op[0]!.labels).toMatchObject({ job: OPERATOR_JOB, namespace: OPERATOR_NAMESPACE });
+    expect(targets.op[0]!.labels).toMatchObject({ job: OPERATOR_JOB, namespace: OPERATOR_NAMESPACE, pod: OPERATOR_POD, endpoint: 'http' });
     // Through PromQL as the alerts see them.
     const up = await prom.query(`up{namespace="${ns}", cluster="${NAME}"} == 1`);
     expect(up.map((s) => s.metric.pod).sort()).toEqual(pods);
@@ -173,43 +177,6 @@ describe('a real Prometheus scraping a real cluster', () => {
     }, { timeoutMs: 60_000, intervalMs: 1000 });
     // Both pods up again as the other role, and their series fresh.
     await waitFor('both instances scraped after the switchover', async () => (await prom.query(`pg_up{namespace="${ns}", cluster="${NAME}"} == 1`)).length === 2, { timeoutMs: 60_000, intervalMs: 1000 });
-  });
-
-  it('every metric name a dashboard panel or an alert reads has a series', async () => {
-    const names = new Set<string>([...DASHBOARD_METRICS, ...alertMetricNames()]);
-    for (const q of allDashboardQueries()) for (const n of metricNamesOf(substituteVariables(q.expr))) names.add(n);
-    const missing: string[] = [];
-    for (const name of [...names].sort()) {
-      if ((await prom.seriesCount(`{__name__="${name}"}`)) === 0) missing.push(name);
-    }
-    expect(missing.filter((n) => !(n in METRICS_WITHOUT_SERIES))).toEqual([]);
-    // The allow-list holds no name that has a series after all.
-    expect(Object.keys(METRICS_WITHOUT_SERIES).filter((n) => !missing.includes(n))).toEqual([]);
-  });
-
-  it('every dashboard query returns data for this namespace, cluster and pod', async () => {
-    const s = await status();
-    const pods = s.instanceNames!.map((i) => db.podOf(i));
-    const empty: string[] = [];
-    const problems: string[] = [];
-    for (const q of allDashboardQueries()) {
-      const key = `${q.dashboard} / ${q.where}`;
-      let data = false;
-      // The instance dashboard's pod: either pod will do (some panels are one role's only).
-      for (const pod of pods) {
-        const expr = substituteVariables(q.expr, { namespace: ns, cluster: NAME, pod, datasource: 'prometheus' });
-        try {
-          if ((await prom.query(expr)).length > 0) data = true;
-        } catch (err) {
-          problems.push(`${key}: ${String(err)}`);
-        }
-        if (data) break;
-      }
-      if (!data) empty.push(key);
-    }
-    expect(problems).toEqual([]);
-    expect(empty.filter((k) => !(k in QUERIES_WITHOUT_DATA))).toEqual([]);
-    expect(Object.keys(QUERIES_WITHOUT_DATA).filter((k) => !empty.includes(k))).toEqual([]);
   });
 
   it('PgpilotInstanceDown fires while a replica is frozen and resolves once it is thawed', async () => {
@@ -247,6 +214,10 @@ describe('a real Prometheus scraping a real cluster', () => {
     const writer = new LedgerWriter(db.rw(), 'prom_lag');
     await writer.prepare();
     writer.start();
+    // pg_replication_lag_seconds needs a transaction replayed since the replica started (after the
+    // switchover this one is the old primary, restarted): with none, its lag is unknown and the series
+    // absent — and the alert silent (see the report of this file's first runs).
+    await waitFor(`${pod} replayed a transaction`, async () => (await prom.query(`pg_replication_lag_seconds{namespace="${ns}", pod="${pod}"}`)).length === 1, { timeoutMs: 60_000, intervalMs: 1000 });
     process.kill(startup!, 'SIGSTOP');
     try {
       const a = await firing('PgpilotReplicationLag', pod);
@@ -258,6 +229,61 @@ describe('a real Prometheus scraping a real cluster', () => {
     }
     await writer.stop();
     await resolved('PgpilotReplicationLag', pod);
+  });
+
+  it('PgpilotFailover fires once the operator fails over from a frozen primary', async () => {
+    const old = (await status()).currentPrimary!;
+    await kubelet.freeze(ns, db.podOf(old));
+    try {
+      await waitFor('another primary', async () => {
+        const p = (await status()).currentPrimary;
+        return p !== undefined && p !== old;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
+    } finally {
+      await kubelet.thaw(ns, db.podOf(old));
+    }
+    const a = await firing('PgpilotFailover');
+    expect(a[0]!.labels).toMatchObject({ cluster: NAME, severity: 'warning' });
+    await db.healthy(2, 180_000);
+    // The old primary is scraped again (as a replica) before the checks below read every series.
+    await waitFor('both instances scraped after the failover', async () => (await prom.query(`pg_up{namespace="${ns}", cluster="${NAME}"} == 1`)).length === 2, { timeoutMs: 120_000, intervalMs: 1000 });
+  });
+
+  it('every metric name a dashboard panel or an alert reads has a series', async () => {
+    const names = new Set<string>([...DASHBOARD_METRICS, ...alertMetricNames()]);
+    for (const q of allDashboardQueries()) for (const n of metricNamesOf(substituteVariables(q.expr))) names.add(n);
+    const missing: string[] = [];
+    for (const name of [...names].sort()) {
+      if ((await prom.seriesCount(`{__name__="${name}"}`)) === 0) missing.push(name);
+    }
+    expect(missing.filter((n) => !(n in METRICS_WITHOUT_SERIES))).toEqual([]);
+    // The allow-list holds no name that has a series after all.
+    expect(Object.keys(METRICS_WITHOUT_SERIES).filter((n) => !missing.includes(n))).toEqual([]);
+  });
+
+  it('every dashboard query returns data for this namespace, cluster and pod', async () => {
+    const s = await status();
+    const pods = s.instanceNames!.map((i) => db.podOf(i));
+    const empty: string[] = [];
+    const problems: string[] = [];
+    for (const q of allDashboardQueries()) {
+      const key = `${q.dashboard} / ${q.where} [${metricNamesOf(substituteVariables(q.expr)).join(' ')}]`;
+      let data = false;
+      // The operator dashboard's pod is the operator's; the others' either instance pod (some panels are one role's only).
+      for (const pod of q.dashboard === 'pgpilot-operator' ? [OPERATOR_POD] : pods) {
+        const expr = substituteVariables(q.expr, { namespace: ns, cluster: NAME, pod, datasource: 'prometheus' });
+        try {
+          if ((await prom.query(expr)).length > 0) data = true;
+        } catch (err) {
+          problems.push(`${key}: ${String(err)}`);
+        }
+        if (data) break;
+      }
+      if (!data) empty.push(key);
+    }
+    expect(problems).toEqual([]);
+    expect(empty.filter((k) => !(k in QUERIES_WITHOUT_DATA))).toEqual([]);
+    expect(Object.keys(QUERIES_WITHOUT_DATA).filter((k) => !empty.includes(k))).toEqual([]);
   });
 });
 

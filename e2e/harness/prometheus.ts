@@ -56,21 +56,26 @@ export function translateRelabeling(rc: Obj): Relabel {
   return out;
 }
 
-/** The scrape job the Prometheus Operator generates for one endpoint of a PodMonitor (file_sd in place of kubernetes_sd). */
-export function podMonitorScrapeConfig(pm: Obj, endpointIndex: number, targetsFile: string, scrapeInterval: string): Obj {
+/** The Prometheus Operator's relabelling that keeps the pods a PodMonitor's matchLabels select. */
+function selectorRelabelings(pm: Obj): Relabel[] {
+  const matchLabels = (pm.spec.selector?.matchLabels ?? {}) as Record<string, string>;
+  if (pm.spec.selector?.matchExpressions?.length) throw new Error('podMonitorScrapeConfig: matchExpressions are not translated here');
+  return Object.keys(matchLabels)
+    .sort()
+    .map((k) => {
+      const l = sanitizeLabelName(k);
+      return { action: 'keep', source_labels: [`__meta_kubernetes_pod_label_${l}`, `__meta_kubernetes_pod_labelpresent_${l}`], regex: `(${matchLabels[k]});true` };
+    });
+}
+
+/** The relabel_configs the Prometheus Operator generates for one endpoint of a PodMonitor. */
+export function podMonitorRelabelings(pm: Obj, ep: Obj): Relabel[] {
   const ns = pm.metadata.namespace as string;
-  const name = pm.metadata.name as string;
-  const ep = pm.spec.podMetricsEndpoints[endpointIndex] as Obj;
   const relabelings: Relabel[] = [
     { source_labels: ['job'], target_label: '__tmp_prometheus_job_name' },
     { action: 'drop', source_labels: ['__meta_kubernetes_pod_phase'], regex: '(Failed|Succeeded)' },
+    ...selectorRelabelings(pm),
   ];
-  const matchLabels = (pm.spec.selector?.matchLabels ?? {}) as Record<string, string>;
-  for (const k of Object.keys(matchLabels).sort()) {
-    const l = sanitizeLabelName(k);
-    relabelings.push({ action: 'keep', source_labels: [`__meta_kubernetes_pod_label_${l}`, `__meta_kubernetes_pod_labelpresent_${l}`], regex: `(${matchLabels[k]});true` });
-  }
-  if (pm.spec.selector?.matchExpressions?.length) throw new Error('podMonitorScrapeConfig: matchExpressions are not translated here');
   if (ep.port) relabelings.push({ action: 'keep', source_labels: ['__meta_kubernetes_pod_container_port_name'], regex: ep.port });
   relabelings.push(
     { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
@@ -80,47 +85,61 @@ export function podMonitorScrapeConfig(pm: Obj, endpointIndex: number, targetsFi
   for (const l of (pm.spec.podTargetLabels ?? []) as string[]) {
     relabelings.push({ source_labels: [`__meta_kubernetes_pod_label_${sanitizeLabelName(l)}`], target_label: sanitizeLabelName(l), regex: '(.+)', replacement: '${1}' });
   }
-  relabelings.push({ target_label: 'job', replacement: `${ns}/${name}` });
+  relabelings.push({ target_label: 'job', replacement: `${ns}/${pm.metadata.name}` });
   if (pm.spec.jobLabel) relabelings.push({ source_labels: [`__meta_kubernetes_pod_label_${sanitizeLabelName(pm.spec.jobLabel)}`], target_label: 'job', regex: '(.+)', replacement: '${1}' });
   if (ep.port) relabelings.push({ target_label: 'endpoint', replacement: ep.port });
   for (const rc of (ep.relabelings ?? []) as Obj[]) relabelings.push(translateRelabeling(rc));
+  return relabelings;
+}
+
+/** The scrape job the Prometheus Operator generates for one endpoint of a PodMonitor (file_sd in place of kubernetes_sd). */
+export function podMonitorScrapeConfig(pm: Obj, endpointIndex: number, targetsFile: string, scrapeInterval: string): Obj {
+  const ep = pm.spec.podMetricsEndpoints[endpointIndex] as Obj;
   return {
-    job_name: `podMonitor/${ns}/${name}/${endpointIndex}`,
+    job_name: `podMonitor/${pm.metadata.namespace}/${pm.metadata.name}/${endpointIndex}`,
     honor_labels: ep.honorLabels ?? false,
     honor_timestamps: ep.honorTimestamps ?? true,
     scrape_interval: ep.interval ?? scrapeInterval,
     metrics_path: ep.path ?? '/metrics',
     scheme: ep.scheme ?? 'http',
     file_sd_configs: [{ files: [targetsFile], refresh_interval: '1s' }],
-    relabel_configs: relabelings,
+    relabel_configs: podMonitorRelabelings(pm, ep),
     ...(ep.metricRelabelings?.length ? { metric_relabel_configs: (ep.metricRelabelings as Obj[]).map(translateRelabeling) } : {}),
   };
 }
 
+type TargetGroup = { targets: string[]; labels: Record<string, string> };
+
+/** The pod-level meta labels Kubernetes SD (role pod) sets. */
+function podMetaLabels(pod: V1Pod, ip: string): Record<string, string> {
+  const labels: Record<string, string> = {
+    __meta_kubernetes_namespace: pod.metadata!.namespace!,
+    __meta_kubernetes_pod_name: pod.metadata!.name!,
+    __meta_kubernetes_pod_ip: ip,
+    __meta_kubernetes_pod_uid: pod.metadata!.uid ?? '',
+    __meta_kubernetes_pod_node_name: pod.spec?.nodeName ?? '',
+    __meta_kubernetes_pod_host_ip: pod.status?.hostIP ?? '',
+    __meta_kubernetes_pod_phase: pod.status?.phase ?? '',
+    __meta_kubernetes_pod_ready: String(pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'),
+  };
+  const add = (kind: 'label' | 'annotation', map: Record<string, string> | undefined) => {
+    for (const [k, v] of Object.entries(map ?? {})) {
+      labels[`__meta_kubernetes_pod_${kind}_${sanitizeLabelName(k)}`] = v;
+      labels[`__meta_kubernetes_pod_${kind}present_${sanitizeLabelName(k)}`] = 'true';
+    }
+  };
+  add('label', pod.metadata?.labels);
+  add('annotation', pod.metadata?.annotations);
+  return labels;
+}
+
 /** What Kubernetes SD (role pod) reports: one target per declared container port, with its meta labels. */
-export function podTargets(pods: V1Pod[]): Array<{ targets: string[]; labels: Record<string, string> }> {
-  const groups: Array<{ targets: string[]; labels: Record<string, string> }> = [];
+export function podTargets(pods: V1Pod[]): TargetGroup[] {
+  const groups: TargetGroup[] = [];
   for (const pod of pods) {
     const ip = pod.status?.podIP;
     if (!ip) continue;
-    const podLabels: Record<string, string> = {
-      __meta_kubernetes_namespace: pod.metadata!.namespace!,
-      __meta_kubernetes_pod_name: pod.metadata!.name!,
-      __meta_kubernetes_pod_ip: ip,
-      __meta_kubernetes_pod_uid: pod.metadata!.uid ?? '',
-      __meta_kubernetes_pod_node_name: pod.spec?.nodeName ?? '',
-      __meta_kubernetes_pod_host_ip: pod.status?.hostIP ?? '',
-      __meta_kubernetes_pod_phase: pod.status?.phase ?? '',
-      __meta_kubernetes_pod_ready: String(pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'),
-    };
-    for (const [k, v] of Object.entries(pod.metadata?.labels ?? {})) {
-      podLabels[`__meta_kubernetes_pod_label_${sanitizeLabelName(k)}`] = v;
-      podLabels[`__meta_kubernetes_pod_labelpresent_${sanitizeLabelName(k)}`] = 'true';
-    }
-    for (const [k, v] of Object.entries(pod.metadata?.annotations ?? {})) {
-      podLabels[`__meta_kubernetes_pod_annotation_${sanitizeLabelName(k)}`] = v;
-      podLabels[`__meta_kubernetes_pod_annotationpresent_${sanitizeLabelName(k)}`] = 'true';
-    }
+    const podLabels = podMetaLabels(pod, ip);
     for (const c of pod.spec?.containers ?? []) {
       for (const p of c.ports ?? []) {
         groups.push({
@@ -144,21 +163,43 @@ export function podTargets(pods: V1Pod[]): Array<{ targets: string[]; labels: Re
 /**
  * The operator's job from the chart's ServiceMonitor: its endpoint's path, honorLabels and
  * relabelings, after the labels the Prometheus Operator sets for a ServiceMonitor target
- * (namespace, service, job = the Service's name, endpoint). There is no Service or pod here (the
- * operator is a local process): the target is static, with the meta labels its Service would give.
+ * (namespace, service, pod, container, job = the Service's name, endpoint). There is no Service or
+ * pod here (the operator is a local process standing in for the chart's Deployment, scaled to 0):
+ * the target is static, with the meta labels the Service's endpoints would give, the pod's name
+ * being `target.pod`.
  */
-export function serviceMonitorScrapeConfig(sm: Obj, address: string, service: string, scrapeInterval: string): Obj {
+export function serviceMonitorScrapeConfig(sm: Obj, target: { address: string; service: string; pod: string }, scrapeInterval: string): Obj {
   const ep = sm.spec.endpoints[0] as Obj;
+  const meta = {
+    __meta_kubernetes_namespace: sm.metadata.namespace,
+    __meta_kubernetes_service_name: target.service,
+    __meta_kubernetes_endpoint_port_name: ep.port ?? '',
+    __meta_kubernetes_endpoint_address_target_kind: 'Pod',
+    __meta_kubernetes_endpoint_address_target_name: target.pod,
+    __meta_kubernetes_pod_name: target.pod,
+    __meta_kubernetes_pod_container_name: 'operator',
+  };
+  const byTarget = (kind: string, label: string) => ({
+    source_labels: ['__meta_kubernetes_endpoint_address_target_kind', '__meta_kubernetes_endpoint_address_target_name'],
+    separator: ';',
+    regex: `${kind};(.*)`,
+    replacement: '${1}',
+    target_label: label,
+  });
   return {
     job_name: `serviceMonitor/${sm.metadata.namespace}/${sm.metadata.name}/0`,
     honor_labels: ep.honorLabels ?? false,
     scrape_interval: scrapeInterval,
     metrics_path: ep.path ?? '/metrics',
-    static_configs: [{ targets: [address], labels: { __meta_kubernetes_namespace: sm.metadata.namespace, __meta_kubernetes_service_name: service, __meta_kubernetes_endpoint_port_name: ep.port ?? '' } }],
+    static_configs: [{ targets: [target.address], labels: meta }],
     relabel_configs: [
       { source_labels: ['job'], target_label: '__tmp_prometheus_job_name' },
+      byTarget('Node', 'node'),
+      byTarget('Pod', 'pod'),
       { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
       { source_labels: ['__meta_kubernetes_service_name'], target_label: 'service' },
+      { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+      { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
       { source_labels: ['__meta_kubernetes_service_name'], target_label: 'job', replacement: '${1}' },
       ...(ep.port ? [{ target_label: 'endpoint', replacement: ep.port }] : []),
       ...((ep.relabelings ?? []) as Obj[]).map(translateRelabeling),
@@ -179,7 +220,8 @@ export interface PrometheusOptions {
   /** The namespace whose PodMonitors and pods are followed. */
   namespace: string;
   /** The chart's rendered ServiceMonitor and the operator's address (127.0.0.1:<port>), if scraped. */
-  operator?: { serviceMonitor: Obj; address: string; service: string };
+  /** `pod` names the operator process's stand-in pod (the dashboards' operator `pod` variable). */
+  operator?: { serviceMonitor: Obj; address: string; service: string; pod: string };
   /** The chart's rendered PrometheusRule. */
   prometheusRule?: Obj;
   /** Replaces every `for:` of the rules (default '5s'); undefined keeps them. */
@@ -264,7 +306,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningP
     for (const pm of [...podMonitors.values()].sort((a, b) => String(a.metadata.name).localeCompare(b.metadata.name))) {
       (pm.spec.podMetricsEndpoints as Obj[]).forEach((_ep, i) => jobs.push(podMonitorScrapeConfig(pm, i, join(dir, `targets-${pm.metadata.name}-${i}.json`), interval)));
     }
-    if (opts.operator) jobs.push(serviceMonitorScrapeConfig(opts.operator.serviceMonitor, opts.operator.address, opts.operator.service, interval));
+    if (opts.operator) jobs.push(serviceMonitorScrapeConfig(opts.operator.serviceMonitor, opts.operator, interval));
     return stringify(
       {
         global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
