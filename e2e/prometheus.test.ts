@@ -6,9 +6,11 @@
 // EXPRESSIONS against real series; test/alerts proves the durations with promtool.
 //
 // It asserts through Prometheus's HTTP API: every target up; every metric a dashboard or an alert
-// reads has a series; every dashboard query returns data; InstanceDown fires for a frozen replica,
-// the archiving alert during an S3 outage, the lag alert while a replica's WAL replay is stopped
-// (SIGSTOP of its startup process) under writes — each resolving afterwards.
+// reads has a series; every dashboard query returns data; InstanceDown fires for a frozen replica
+// (the kubelet's pod freeze), the archiving alert during an S3 outage (s3rver killed), the lag alert
+// while a replica's WAL replay is stopped right after the switchover that restarted it (SIGSTOP of its startup process only — a
+// frozen pod would freeze its exporter too) under writes — each resolving afterwards; the failover
+// alert once the operator fails over from a frozen primary.
 //
 // The Prometheus Operator's CRDs are installed with server-side apply and never deleted here
 // (e2e/monitoring.test.ts deletes them at its end); the harness keeps the last PodMonitor it saw.
@@ -179,6 +181,34 @@ describe('a real Prometheus scraping a real cluster', () => {
     await waitFor('both instances scraped after the switchover', async () => (await prom.query(`pg_up{namespace="${ns}", cluster="${NAME}"} == 1`)).length === 2, { timeoutMs: 60_000, intervalMs: 1000 });
   });
 
+  it('PgpilotReplicationLag fires while a replica stops replaying under writes and resolves after', async () => {
+    // The hard case, right after the switchover: the replica is the old primary, restarted from its
+    // shutdown checkpoint, and has replayed no transaction since (pg_last_xact_replay_timestamp()
+    // NULL); its replay stops (SIGSTOP of the startup process only: a frozen pod would freeze its
+    // exporter too) while writes go on through -rw.
+    const pod = await replicaPod();
+    const instance = pod.replace(/-0$/, '');
+    const startup = startupProcess(kubelet.podPids(ns, pod));
+    expect(startup, `the startup process of ${pod}`).toBeDefined();
+    process.kill(startup!, 'SIGSTOP');
+    const writer = new LedgerWriter(db.rw(), 'prom_lag');
+    try {
+      const replayed = await query<{ t: Date | null }>(db.podConfig(instance), 'SELECT pg_last_xact_replay_timestamp() AS t');
+      expect(replayed[0]!.t, 'a transaction replayed since the switchover').toBeNull();
+      await writer.prepare();
+      writer.start();
+      const a = await firing('PgpilotReplicationLag', pod);
+      expect(a.some((x) => x.labels.severity === 'warning')).toBe(true);
+      // The agent's own lag figures agree.
+      expect((await prom.query(`pgpilot_instance_replication_lag_bytes{namespace="${ns}", pod="${pod}"} > 0`)).length).toBe(1);
+      expect((await prom.query(`pgpilot_instance_replication_lag_seconds{namespace="${ns}", pod="${pod}"} > 10`)).length).toBe(1);
+    } finally {
+      process.kill(startup!, 'SIGCONT');
+      await writer.stop();
+    }
+    await resolved('PgpilotReplicationLag', pod);
+  });
+
   it('PgpilotInstanceDown fires while a replica is frozen and resolves once it is thawed', async () => {
     const pod = await replicaPod();
     await kubelet.freeze(ns, pod);
@@ -210,29 +240,6 @@ describe('a real Prometheus scraping a real cluster', () => {
       await s3.restart();
     }
     await resolved('PgpilotArchivingFailing', pod);
-  });
-
-  it('PgpilotReplicationLag fires while a replica stops replaying under writes and resolves after', async () => {
-    const pod = await replicaPod();
-    const startup = startupProcess(kubelet.podPids(ns, pod));
-    expect(startup, `the startup process of ${pod}`).toBeDefined();
-    const writer = new LedgerWriter(db.rw(), 'prom_lag');
-    await writer.prepare();
-    writer.start();
-    // This replica is the old primary, restarted as a replica by the switchover: it may have replayed
-    // no transaction since it started (pg_last_xact_replay_timestamp() NULL). The exporter then
-    // reports the time since the server started, a lower bound of the lag, so the alert still fires.
-    process.kill(startup!, 'SIGSTOP');
-    try {
-      const a = await firing('PgpilotReplicationLag', pod);
-      expect(a.some((x) => x.labels.severity === 'warning')).toBe(true);
-      // The agent's own lag figures agree.
-      expect((await prom.query(`pgpilot_instance_replication_lag_bytes{namespace="${ns}", pod="${pod}"} > 0`)).length).toBe(1);
-    } finally {
-      process.kill(startup!, 'SIGCONT');
-    }
-    await writer.stop();
-    await resolved('PgpilotReplicationLag', pod);
   });
 
   it('PgpilotFailover fires once the operator fails over from a frozen primary', async () => {
