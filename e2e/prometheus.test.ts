@@ -84,6 +84,24 @@ describe('a real Prometheus scraping a real cluster', () => {
     return serviceClientConfig(kubelet, ns, `${NAME}-rw`, { user: get('username'), password: get('password'), database: 'app' });
   };
 
+  /**
+   * After a role change: the operator done (spec.primary, pinned by the switchover test, primary
+   * again — after a failover the operator switches back to it), the cluster healthy, and Prometheus
+   * seeing it so: one primary with its replica in pg_stat_replication, both pods' pg_up 1.
+   */
+  const settled = async (what: string): Promise<void> => {
+    const pinned = ((await db.get()).spec as { primary?: string }).primary;
+    if (pinned) await waitFor(`${pinned} primary again (${what})`, async () => (await status()).currentPrimary === pinned, { timeoutMs: 120_000, intervalMs: 500 });
+    await db.healthy(2, 180_000);
+    const primary = await primaryPod();
+    await waitFor(`Prometheus sees ${primary} as the primary with its replica streaming (${what})`, async () => {
+      const roles = await prom.query(`pgpilot_instance_role{namespace="${ns}", cluster="${NAME}", role="primary"} == 1`);
+      const streaming = await prom.query(`pg_stat_replication_replay_lag_bytes{namespace="${ns}", cluster="${NAME}", pod="${primary}"}`);
+      const up = await prom.query(`pg_up{namespace="${ns}", cluster="${NAME}"} == 1`);
+      return roles.length === 1 && roles[0]!.metric.pod === primary && streaming.length === 1 && up.length === 2;
+    }, { timeoutMs: 120_000, intervalMs: 1000 });
+  };
+
   const alertsNamed = async (name: string, pod?: string): Promise<ActiveAlert[]> =>
     (await prom.alerts()).filter((a) => a.labels.alertname === name && a.labels.namespace === ns && (pod === undefined || a.labels.pod === pod));
   const firing = (name: string, pod?: string) => waitFor(`${name} firing${pod ? ` for ${pod}` : ''}`, async () => {
@@ -170,15 +188,12 @@ describe('a real Prometheus scraping a real cluster', () => {
     const s = await status();
     const next = s.instanceNames!.find((i) => i !== s.currentPrimary)!;
     await db.patchSpec({ primary: next });
-    await waitFor(`${next} primary`, async () => (await status()).currentPrimary === next, { timeoutMs: 120_000 });
-    await db.healthy(2, 180_000);
+    await settled('the switchover');
     await waitFor('the backup and the switchover in the operator\'s series', async () => {
       const b = await prom.query(`pgpilot_cluster_last_successful_backup_timestamp_seconds{namespace="${ns}"} > 0`);
       const r = await prom.query(`pgpilot_cluster_last_role_change_duration_seconds{namespace="${ns}"}`);
       return b.length > 0 && r.length > 0;
     }, { timeoutMs: 60_000, intervalMs: 1000 });
-    // Both pods up again as the other role, and their series fresh.
-    await waitFor('both instances scraped after the switchover', async () => (await prom.query(`pg_up{namespace="${ns}", cluster="${NAME}"} == 1`)).length === 2, { timeoutMs: 60_000, intervalMs: 1000 });
   });
 
   it('PgpilotReplicationLag fires while a replica stops replaying under writes and resolves after', async () => {
@@ -255,9 +270,8 @@ describe('a real Prometheus scraping a real cluster', () => {
     }
     const a = await firing('PgpilotFailover');
     expect(a[0]!.labels).toMatchObject({ cluster: NAME, severity: 'warning' });
-    await db.healthy(2, 180_000);
-    // The old primary is scraped again (as a replica) before the checks below read every series.
-    await waitFor('both instances scraped after the failover', async () => (await prom.query(`pg_up{namespace="${ns}", cluster="${NAME}"} == 1`)).length === 2, { timeoutMs: 120_000, intervalMs: 1000 });
+    // The checks below read every series of a settled cluster.
+    await settled('the failover');
   });
 
   it('every metric name a dashboard panel or an alert reads has a series', async () => {
