@@ -35,6 +35,9 @@ describe('PodMonitors with the Prometheus Operator CRDs', () => {
   beforeAll(async () => {
     ensureBuilt();
     crdFiles = await prometheusOperatorCrdFiles();
+    // Another file of the run (e2e/prometheus.test.ts) installs the CRDs and leaves them: this one
+    // starts without them.
+    await kubectl(['delete', '--ignore-not-found', '--wait=true', '--timeout=60s', ...crdNames()]);
     ns = await createTestNamespace('monitoring');
     kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT });
     operator = await startOperator({ watchNamespaces: [ns], extraEnv: { PGPILOT_DISCOVERY_SECONDS: '2' } });

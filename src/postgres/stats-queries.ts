@@ -123,7 +123,7 @@ export const PG_FAMILIES: Record<string, Family> = {
   pg_settings_max_wal_size_bytes: { type: 'gauge', help: 'Setting max_wal_size, in bytes.' },
   pg_database_size_bytes: { type: 'gauge', help: 'Disk space used by the database (pg_database_size).' },
   pg_database_xid_age: { type: 'gauge', help: 'age(datfrozenxid): transactions since the database was last frozen completely (wraparound at 2^31).' },
-  pg_replication_lag_seconds: { type: 'gauge', help: 'Replica: now() - pg_last_xact_replay_timestamp(), 0 when everything received is replayed. Absent on a primary.' },
+  pg_replication_lag_seconds: { type: 'gauge', help: 'Replica: now() - pg_last_xact_replay_timestamp() (the server start time while no transaction was replayed since it started), 0 when everything received is replayed. Absent on a primary.' },
   pg_stat_replication_replay_lag_bytes: { type: 'gauge', help: 'Primary: bytes of WAL between pg_current_wal_lsn() and the replay position of each standby (pg_stat_replication).' },
   pg_stat_archiver_archived_count: { type: 'untyped', help: 'WAL files archived successfully (pg_stat_archiver, cumulative).' },
   pg_stat_archiver_failed_count: { type: 'untyped', help: 'Failed attempts to archive WAL files (pg_stat_archiver, cumulative).' },
@@ -151,7 +151,7 @@ export const PG_FAMILIES: Record<string, Family> = {
   pgpilot_instance_replication_lag_bytes: { type: 'gauge', help: 'Replica: bytes of WAL received and not yet replayed (pg_last_wal_receive_lsn() - pg_last_wal_replay_lsn()).' },
   pgpilot_instance_replication_lag_seconds: {
     type: 'gauge',
-    help: 'Replica: 0 when replay has reached the end of WAL the primary last reported to the walreceiver, else the age of the last replayed transaction; while not streaming, the age of the last replayed transaction.',
+    help: 'Replica: 0 when replay has reached the end of WAL the primary last reported to the walreceiver, else the age of the last replayed transaction; while not streaming, the age of the last replayed transaction. Before any transaction was replayed since the server started, the time since it started.',
   },
 };
 
@@ -302,7 +302,10 @@ function mapPrimaryReplication(rows: Row[]): Sample[] {
 
 const REPLICA_REPLICATION_SQL = `
 SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 AS receive_replay_bytes,
-       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age,
+       -- With no transaction replayed since the server started (a replica restarted, then stuck), the
+       -- last replayed one is older than the start: the time since the start is a lower bound of the
+       -- lag, where NULL would leave the lag series absent and the lag alert silent.
+       extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time()))::float8 AS replay_age,
        w.status AS receiver_status,
        pg_wal_lsn_diff(w.latest_end_lsn, pg_last_wal_replay_lsn())::float8 AS behind_reported_bytes
   FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true`;

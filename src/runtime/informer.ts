@@ -77,6 +77,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.lw = new ListWatch<T>(path, new TrimmingWatch(opts.kc, trim as unknown as (o: KubernetesObject) => KubernetesObject), trimmedList, false, opts.labelSelector);
     this.lw.on('connect', () => opts.metrics?.apiRequests.inc({ verb: 'watch', resource: opts.type.plural, code: '200' }));
     this.lw.on('error', (err) => this.restartLater(err));
+    // The restarts counter of this resource exists from 0, so increase() sees its first restart.
+    opts.metrics?.informerRestarts.inc({ resource: opts.type.plural }, 0);
   }
 
   get name(): string {

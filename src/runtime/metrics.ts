@@ -39,6 +39,9 @@ export class OperatorMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pgpilot_process_' });
+    // Every result's series from 0: rate() and increase() see the first error too (a series born at
+    // 1 shows no increase), and the dashboards' error panels read 0 rather than no data.
+    for (const result of ['success', 'error', 'requeue']) this.reconciles.inc({ result }, 0);
   }
 }
 
