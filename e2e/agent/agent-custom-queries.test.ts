@@ -12,37 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterSpec } from '../../src/api/cluster.js';
 import type { CustomQueriesStatus, InstanceStatus } from '../../src/instance/api-types.js';
 import { requirePostgresBinaries } from '../../test/support/binaries.js';
+import { findSeries, oneValue, parseExposition, type Series } from './exposition.js';
 import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
 
 beforeAll(() => requirePostgresBinaries(PG_BIN));
 
 const spec = { version: '15', instances: 1, storage: { size: '1Gi' } } as ClusterSpec;
 
-interface Series {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parse(text: string): Series[] {
-  const out: Series[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, '$1');
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-const find = (s: Series[], name: string, labels: Record<string, string> = {}) => s.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
-const value = (s: Series[], name: string, labels: Record<string, string> = {}) => {
-  const found = find(s, name, labels);
-  if (found.length !== 1) throw new Error(`${found.length} series ${name}${JSON.stringify(labels)}`);
-  return found[0]!.value;
-};
+const parse = parseExposition;
+const find = findSeries;
+const value = oneValue;
 
 /** Built-in families a running primary always has: they must survive every broken custom query. */
 const BUILT_IN = [

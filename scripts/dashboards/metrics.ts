@@ -2,8 +2,8 @@
  * The metric names the dashboards may read: the one list the dashboard tests compare every query
  * against. Two parts:
  *
- * - the instance exporter's names, as the monitoring contract of issue 12 states them (the agent
- *   serves them on port 9187; the PodMonitor adds `namespace`, `pod`, `cluster`, `instance`);
+ * - the instance exporter's names, read from the exporter itself (the agent serves them on port
+ *   9187; the PodMonitor adds `namespace`, `pod`, `cluster`, `instance`);
  * - the operator's names: the contract's per-cluster series plus the operator registry that
  *   exists today (src/runtime/metrics.ts, src/controller/cluster-metrics.ts; prom-client's default
  *   process metrics under the prefix `pgpilot_process_`, which prom-client prepends to its own
@@ -12,71 +12,18 @@
  *
  * Histograms are listed by the series names queries read (`_bucket`, `_sum`, `_count`).
  */
+import { EXPORTER_FAMILIES } from '../../src/instance/exporter.js';
 
 /** The job label of the operator's ServiceMonitor (charts/pgpilot/templates/servicemonitor.yaml). */
 export const OPERATOR_JOB = 'pgpilot-operator';
 
 const prefixed = (prefix: string, names: string[]) => names.map((n) => `${prefix}${n}`);
 
-/** Served by the agent's exporter on every PostgreSQL pod. */
-export const EXPORTER_METRICS: readonly string[] = [
-  'pg_up',
-  ...prefixed('pg_stat_database_', [
-    'xact_commit',
-    'xact_rollback',
-    'blks_read',
-    'blks_hit',
-    'tup_returned',
-    'tup_fetched',
-    'tup_inserted',
-    'tup_updated',
-    'tup_deleted',
-    'deadlocks',
-    'temp_bytes',
-    'numbackends',
-  ]),
-  'pg_stat_activity_count',
-  'pg_stat_activity_max_tx_duration',
-  'pg_locks_count',
-  ...prefixed('pg_settings_', [
-    'max_connections',
-    'superuser_reserved_connections',
-    'max_wal_senders',
-    'max_replication_slots',
-    'shared_buffers_bytes',
-    'max_wal_size_bytes',
-  ]),
-  'pg_database_size_bytes',
-  'pg_database_xid_age',
-  'pg_replication_lag_seconds',
-  'pg_stat_replication_replay_lag_bytes',
-  'pg_stat_archiver_archived_count',
-  'pg_stat_archiver_failed_count',
-  'pg_stat_archiver_last_archive_age',
-  ...prefixed('pg_stat_bgwriter_', [
-    'checkpoints_timed_total',
-    'checkpoints_req_total',
-    'buffers_checkpoint_total',
-    'buffers_clean_total',
-    'buffers_backend_total',
-  ]),
-  'pg_stat_wal_bytes_total',
-  ...prefixed('pgpilot_instance_', [
-    'role',
-    'timeline',
-    'fenced',
-    'pending_restart',
-    'replication_lag_bytes',
-    'replication_lag_seconds',
-    'archiver_backlog_segments',
-    'last_archived_wal_age_seconds',
-    'archiving_failing',
-    'volume_capacity_bytes',
-    'volume_used_bytes',
-  ]),
-  'pgpilot_exporter_scrape_duration_seconds',
-  'pgpilot_exporter_query_errors_total',
-];
+/**
+ * Served by the agent's exporter on every PostgreSQL pod: its own families (src/instance/exporter.ts,
+ * one source with docs/metrics.md), and the two it registers beside them.
+ */
+export const EXPORTER_METRICS: readonly string[] = [...Object.keys(EXPORTER_FAMILIES), 'pgpilot_exporter_scrape_duration_seconds', 'pgpilot_exporter_query_errors_total', 'pgpilot_exporter_custom_query_valid'];
 
 /** Served by the operator (job `pgpilot-operator`), plus Prometheus's own `up` of that job. */
 export const OPERATOR_METRICS: readonly string[] = [
