@@ -30,7 +30,7 @@ import { startS3rver, type S3rver } from '../test/support/s3rver.js';
 import { ArchiveStatusTracker, type ArchiveWindow } from './lib/archive-status.js';
 import { cpuMeter, processCpuMs, selfCpuMs } from './lib/cpu.js';
 import { printReport } from './report.js';
-import { runSuite } from './lib/run.js';
+import { cleanupRegistry, runSuite } from './lib/run.js';
 
 const SWITCHES = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_SWITCHES ?? 40));
 const ROWS = Math.max(1, Number(process.env.PGPILOT_BENCH_ARCHIVER_ROWS ?? 2_400_000));
@@ -53,26 +53,7 @@ const median = (xs: number[]) => {
 };
 const list = (xs: number[], digits = 1) => `[${xs.map((x) => x.toFixed(digits)).join(', ')}]`;
 
-// Cleanup: everything started is stopped, the temp directory removed, on success, failure,
-// SIGINT/SIGTERM or the overall timeout (last registered first).
-const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-const onCleanup = (what: string, run: () => Promise<unknown>) => cleanups.push({ what, run });
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length > 0) {
-      const c = cleanups.pop()!;
-      await c.run().catch((err: Error) => say(`cleanup of ${c.what} failed: ${err.message}`));
-    }
-  })();
-  return cleaning;
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    say(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const { onCleanup, cleanup } = cleanupRegistry(say);
 
 type Tool = 'cp' | 'ours';
 const TOOLS: Tool[] = ['cp', 'ours'];

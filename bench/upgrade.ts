@@ -23,7 +23,7 @@ import { query } from '../e2e/harness/postgres.js';
 import { startProcessKubelet, type ProcessKubelet } from '../e2e/kubelet/index.js';
 import type { PostgreSQLCluster } from '../src/api/cluster.js';
 import { printReport } from './report.js';
-import { runSuite } from './lib/run.js';
+import { cleanupRegistry, runSuite } from './lib/run.js';
 
 const TRIALS = Number(process.env.PGPILOT_BENCH_TRIALS ?? 1);
 const INSTANCES = 3;
@@ -33,26 +33,7 @@ const NEW = '16.15';
 const TOTAL_TIMEOUT_MS = 30 * 60_000 + TRIALS * 15 * 60_000;
 const say = (msg: string) => process.stderr.write(`[upgrade] ${msg}\n`);
 
-// Cleanup: everything started is stopped on success, failure, SIGINT/SIGTERM or the overall
-// timeout (last registered first).
-const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
-let cleaning: Promise<void> | undefined;
-const onCleanup = (what: string, run: () => Promise<unknown>) => cleanups.push({ what, run });
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length > 0) {
-      const c = cleanups.pop()!;
-      await c.run().catch((err: Error) => say(`cleanup of ${c.what} failed: ${err.message}`));
-    }
-  })();
-  return cleaning;
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    say(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const { onCleanup, cleanup } = cleanupRegistry(say);
 
 interface Trial {
   from: string;

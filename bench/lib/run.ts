@@ -55,3 +55,26 @@ export async function runSuite(name: string, main: () => Promise<void>, cleanup:
     process.exit(1);
   }
 }
+
+/**
+ * What a suite started, stopped on success, failure, SIGINT/SIGTERM or the overall timeout, last
+ * registered first; `cleanup` runs once however often it is called.
+ */
+export function cleanupRegistry(say: (msg: string) => void): { onCleanup: (what: string, run: () => Promise<unknown>) => void; cleanup: () => Promise<void> } {
+  const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      while (cleanups.length > 0) {
+        const c = cleanups.pop()!;
+        await c.run().catch((err: Error) => say(`cleanup of ${c.what} failed: ${err.message}`));
+      }
+    })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      say(`${sig}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  return { onCleanup: (what, run) => void cleanups.push({ what, run }), cleanup };
+}

@@ -26,7 +26,7 @@ import type { InstanceStatus, RestorePhase } from '../../src/instance/api-types.
 import { createLogger } from '../../src/runtime/logger.js';
 import { S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, startS3rver, type S3rver } from '../../test/support/s3rver.js';
 import { requirePostgresBinaries } from '../../test/support/binaries.js';
-import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
+import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until, FailureFlag } from './agent-harness.js';
 
 const execFileAsync = promisify(execFile);
 // Missing PostgreSQL binaries fail the file with what to install; never a silent skip.
@@ -72,7 +72,7 @@ describe('instance agent: WAL archiving and restore from a backup', () => {
   let between: string; // a time between the commits of rows 5 and 6
   let afterLast: string; // after the last commit, before the end of the archive
   let aListing: string[];
-  let failed = false;
+  const flag = new FailureFlag();
 
   const location = (path: string, prefix: string): string => {
     const store = { ...s3.storeConfig(BUCKET), accessKeyIdEnv: `${prefix}ACCESS_KEY_ID`, secretAccessKeyEnv: `${prefix}SECRET_ACCESS_KEY` };
@@ -87,14 +87,7 @@ describe('instance agent: WAL archiving and restore from a backup', () => {
   });
   const listing = async (prefix: string) => (await store.list(prefix)).map((o) => `${o.key} ${o.size} ${o.lastModified.toISOString()}`);
 
-  const track = (fn: () => Promise<void>) => async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  };
+  const { track } = flag;
 
   const agentRunning = (x: AgentProcess) =>
     until(`${x.name} running`, async () => {
@@ -137,7 +130,7 @@ describe('instance agent: WAL archiving and restore from a backup', () => {
   afterAll(async () => {
     console.log(`[agent-backup] timings (ms): ${JSON.stringify(timings)}`);
     console.log(`[agent-backup] numbers: ${JSON.stringify(numbers)}`);
-    const keep = failed || process.env.PGPILOT_E2E_KEEP_LOGS === '1';
+    const keep = flag.keep();
     if (keep) console.log(`[agent-backup] logs kept in ${src.root}/<instance>/agent.log and ${dst.root}/<instance>/agent.log`);
     await src.cleanup(keep);
     await dst.cleanup(keep);

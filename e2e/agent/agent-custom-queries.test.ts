@@ -13,7 +13,7 @@ import type { ClusterSpec } from '../../src/api/cluster.js';
 import type { CustomQueriesStatus, InstanceStatus } from '../../src/instance/api-types.js';
 import { requirePostgresBinaries } from '../../test/support/binaries.js';
 import { findSeries, oneValue, parseExposition, type Series } from './exposition.js';
-import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
+import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until, FailureFlag } from './agent-harness.js';
 
 beforeAll(() => requirePostgresBinaries(PG_BIN));
 
@@ -107,18 +107,11 @@ describe('instance agent: the exporter\'s own queries', () => {
   let p1: AgentProcess;
   let fileA = '';
   let fileB = '';
-  let failed = false;
+  const flag = new FailureFlag();
   let lastScrape = '';
   const timings: Record<string, number> = {};
 
-  const track = (fn: () => Promise<void>) => async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  };
+  const { track } = flag;
 
   /** As the kubelet updates a mounted ConfigMap: the new content appears at once, never half-written. */
   const put = async (file: string, text: string) => {
@@ -174,7 +167,7 @@ describe('instance agent: the exporter\'s own queries', () => {
 
   afterAll(async () => {
     console.log(`[agent-custom-queries] timings (ms): ${JSON.stringify(timings)}`);
-    const keep = failed || process.env.PGPILOT_E2E_KEEP_LOGS === '1';
+    const keep = flag.keep();
     if (keep) console.log(`[agent-custom-queries] logs kept in ${cluster.root}/p1/agent.log; last scrape:\n${lastScrape}`);
     await cluster.cleanup(keep);
   });

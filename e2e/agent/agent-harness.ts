@@ -307,3 +307,30 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : String(last)}` : ''}`);
 }
+
+/** Until the agent's postgres runs (phase Running) and `extra` holds; a Failed phase fails at once. */
+export function agentRunning(a: AgentProcess, extra: (s: InstanceStatus) => boolean = () => true, timeoutMs = 60_000): Promise<InstanceStatus> {
+  return until(`${a.name} running`, async () => {
+    const s = await a.status();
+    if (s.phase === 'Failed') throw new Error(`${a.name} failed: ${s.lastError}`);
+    return s.phase === 'Running' && s.running && extra(s) ? s : undefined;
+  }, timeoutMs);
+}
+
+/** Remembers whether a test of the file failed, so afterAll keeps the agents' logs then. */
+export class FailureFlag {
+  failed = false;
+  /** Wraps a test body: a throw marks the file failed. */
+  readonly track = (fn: () => Promise<void>) => async () => {
+    try {
+      await fn();
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  };
+  /** Keep the logs: a test failed, or PGPILOT_E2E_KEEP_LOGS=1. */
+  keep(): boolean {
+    return this.failed || process.env.PGPILOT_E2E_KEEP_LOGS === '1';
+  }
+}

@@ -9,10 +9,9 @@ import { mkdir, chown } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterSpec } from '../../src/api/cluster.js';
-import type { InstanceStatus } from '../../src/instance/api-types.js';
 import { requirePostgresBinaries } from '../../test/support/binaries.js';
 import { findSeries, oneValue, parseExposition, type Series } from './exposition.js';
-import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
+import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until, agentRunning, FailureFlag } from './agent-harness.js';
 
 beforeAll(() => requirePostgresBinaries(PG_BIN));
 
@@ -54,7 +53,7 @@ const missing = (s: Series[], families: string[]) => families.filter((f) => find
 describe('instance agent: the metrics exporter', () => {
   const cluster = new AgentCluster('metrics-test');
   let p1: AgentProcess, r2: AgentProcess, x3: AgentProcess;
-  let failed = false;
+  const flag = new FailureFlag();
   const scrapes: Record<string, string> = {};
   const timings: Record<string, number> = {};
 
@@ -66,21 +65,9 @@ describe('instance agent: the metrics exporter', () => {
     return parse(r.text);
   };
 
-  const running = (a: AgentProcess, extra: (s: InstanceStatus) => boolean = () => true) =>
-    until(`${a.name} running`, async () => {
-      const s = await a.status();
-      if (s.phase === 'Failed') throw new Error(`${a.name} failed: ${s.lastError}`);
-      return s.phase === 'Running' && s.running && extra(s) ? s : undefined;
-    }, 60_000);
+  const running = agentRunning;
 
-  const track = (fn: () => Promise<void>) => async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  };
+  const { track } = flag;
 
   beforeAll(async () => {
     await cluster.setup(spec);
@@ -97,7 +84,7 @@ describe('instance agent: the metrics exporter', () => {
 
   afterAll(async () => {
     console.log(`[agent-metrics] timings (ms): ${JSON.stringify(timings)}`);
-    const keep = failed || process.env.PGPILOT_E2E_KEEP_LOGS === '1';
+    const keep = flag.keep();
     if (keep) {
       console.log(`[agent-metrics] logs kept in ${cluster.root}/<instance>/agent.log`);
       for (const [name, text] of Object.entries(scrapes)) console.log(`[agent-metrics] last scrape of ${name}:\n${text}`);

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterSpec } from '../../src/api/cluster.js';
-import type { InstanceStatus, PromoteResult } from '../../src/instance/api-types.js';
+import type { PromoteResult } from '../../src/instance/api-types.js';
 import { requirePostgresBinaries } from '../../test/support/binaries.js';
-import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from './agent-harness.js';
+import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until, agentRunning, FailureFlag } from './agent-harness.js';
 
 // Missing PostgreSQL binaries fail the file with what to install; never a silent skip.
 beforeAll(() => requirePostgresBinaries(PG_BIN));
@@ -29,17 +29,12 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const running = (a: AgentProcess, extra: (s: InstanceStatus) => boolean = () => true) =>
-  until(`${a.name} running`, async () => {
-    const s = await a.status();
-    if (s.phase === 'Failed') throw new Error(`${a.name} failed: ${s.lastError}`);
-    return s.phase === 'Running' && s.running && extra(s) ? s : undefined;
-  }, 60_000);
+const running = agentRunning;
 
 describe('instance agent with real PostgreSQL', () => {
   const cluster = new AgentCluster();
   let p1: AgentProcess, r2: AgentProcess, r3: AgentProcess, x4: AgentProcess, r5: AgentProcess;
-  let failed = false;
+  const flag = new FailureFlag();
 
   beforeAll(async () => {
     await cluster.setup(spec);
@@ -56,19 +51,12 @@ describe('instance agent with real PostgreSQL', () => {
 
   afterAll(async () => {
     console.log(`[agent] timings (ms): ${JSON.stringify(timings)}`);
-    const keep = failed || process.env.PGPILOT_E2E_KEEP_LOGS === '1';
+    const keep = flag.keep();
     if (keep) console.log(`[agent] logs kept in ${cluster.root}/<instance>/agent.log`);
     await cluster.cleanup(keep);
   });
 
-  const track = (fn: () => Promise<void>) => async () => {
-    try {
-      await fn();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  };
+  const { track } = flag;
 
   it('waits for bootstrap, then initdb-bootstraps a primary and clones three streaming replicas', track(async () => {
     const s = await p1.status();
