@@ -8,9 +8,9 @@
 // Goals (issue 12): ours ≤ theirs at p99 while exporting at least as many families; ≤ 1 s down.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import type { ClusterSpec } from '../src/api/cluster.js';
 import { PG_FAMILIES } from '../src/postgres/stats-queries.js';
+import { freePort } from '../e2e/harness/control-plane.js';
 import { requirePostgresBinaries } from '../test/support/binaries.js';
 import { AgentCluster, type AgentProcess, PG_BIN, pickIps, until } from '../e2e/agent/agent-harness.js';
 import { printReport } from './report.js';
@@ -58,17 +58,6 @@ const missingOf = (ours: string, theirs: string) => {
 async function cleanup(): Promise<void> {
   if (exporter?.pid && exporter.exitCode === null) exporter.kill('SIGKILL');
   await cluster.cleanup(false).catch(() => undefined);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** One timed scrape; the body is read in full, as Prometheus does. */

@@ -214,14 +214,17 @@ SELECT d.datname, ${DATABASE_STATS.map((c) => `s.${c}`).join(', ')},
   FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid
  WHERE d.datallowconn`;
 
-function mapDatabase(rows: Row[]): Sample[] {
+/** Rows of one per-database view: each column of `columns` becomes `<prefix><column>{datname}`. */
+function perDatabase(rows: Row[], prefix: string, columns: readonly string[]): Sample[] {
   const out: Sample[] = [];
   for (const r of rows) {
     if (typeof r.datname !== 'string') continue;
-    for (const c of [...DATABASE_STATS, 'stats_reset', 'checksum_last_failure']) put(out, `pg_stat_database_${c}`, r[c], { datname: r.datname });
+    for (const c of columns) put(out, `${prefix}${c}`, r[c], { datname: r.datname });
   }
   return out;
 }
+
+const mapDatabase = (rows: Row[]) => perDatabase(rows, 'pg_stat_database_', [...DATABASE_STATS, 'stats_reset', 'checksum_last_failure']);
 
 // template0 does not allow connections but ages all the same: every database counts for wraparound.
 const DATABASE_SIZE_SQL = `
@@ -371,14 +374,7 @@ function conflictsSql(versionNum: number): string {
  WHERE d.datallowconn`;
 }
 
-function mapConflicts(rows: Row[]): Sample[] {
-  const out: Sample[] = [];
-  for (const r of rows) {
-    if (typeof r.datname !== 'string') continue;
-    for (const k of CONFLICT_KINDS) put(out, `pg_stat_database_conflicts_confl_${k}`, r[`confl_${k}`], { datname: r.datname });
-  }
-  return out;
-}
+const mapConflicts = (rows: Row[]) => perDatabase(rows, 'pg_stat_database_conflicts_', CONFLICT_KINDS.map((k) => `confl_${k}`));
 
 function mapStatic(rows: Row[]): Sample[] {
   const r = rows[0];

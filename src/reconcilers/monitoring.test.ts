@@ -3,6 +3,7 @@ import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
 import { cacheOf } from '../../test/support/owned-cache.js';
+import { specOf } from '../api/resolve-spec.js';
 import { CUSTOM_QUERIES_RECHECK_MS, monitoringReconciler } from './monitoring.js';
 import type { OwnedKind, ReconcileContext } from './types.js';
 
@@ -12,6 +13,7 @@ function run(enabled: boolean | undefined, objects: Array<[OwnedKind, Kubernetes
   const cluster = seedCluster(enabled === undefined ? {} : { monitoring: { enabled } });
   const ctx = {
     cluster,
+    spec: specOf(cluster),
     cache: cacheOf(objects),
     apply: async (_kind: OwnedKind, o: KubernetesObject) => {
       if (failApply) throw failApply;

@@ -11,7 +11,7 @@ import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js'
 
 async function reconcilePodMonitor(ctx: ReconcileContext): Promise<void> {
   const { namespace, name } = ctx.cluster.metadata;
-  if (ctx.cluster.spec.monitoring?.enabled !== false) return ctx.apply('PodMonitor', podMonitor(ctx.cluster));
+  if (ctx.spec.monitoring.enabled) return ctx.apply('PodMonitor', podMonitor(ctx.cluster));
   const live = ctx.cache.get('PodMonitor', namespace!, name!);
   if (live) await ctx.remove(live);
 }
