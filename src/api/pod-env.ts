@@ -64,4 +64,12 @@ export const POD_ENV = {
   backupS3Prefix: 'PGPILOT_BACKUP_S3_',
   /** prefix of the S3 credential variables of the recovery source */
   restoreS3Prefix: 'PGPILOT_RESTORE_S3_',
+  /** major upgrade Jobs: the folder the old image's init container copied its PostgreSQL into (upgrade-layout.ts) */
+  oldInstall: 'PGPILOT_OLD_INSTALL',
+  /** major upgrade Jobs: link | copy (pg_upgrade --link or --copy) */
+  upgradeMode: 'PGPILOT_UPGRADE_MODE',
+  /** major upgrade check Job: host:port of the running primary (the rw Service) */
+  upgradeSource: 'PGPILOT_UPGRADE_SOURCE',
+  /** major upgrade check Job: scratch folder (an emptyDir) for the schema copy */
+  upgradeWorkDir: 'PGPILOT_UPGRADE_WORK_DIR',
 } as const;
