@@ -25,6 +25,30 @@ export const ArchivingStatusSchema = Obj('Continuous WAL archiving, as the prima
   walVolumeUsedPercent: Type.Optional(Type.Integer({ description: 'How full the volume holding pg_wal on the primary is, in percent.', minimum: 0, maximum: 100 })),
 });
 
+export const MAJOR_UPGRADE_PHASES = ['Checking', 'Stopping', 'Upgrading', 'Starting', 'ResyncingReplicas', 'BackingUp', 'Succeeded', 'Failed'] as const;
+
+export const MajorUpgradeStatusSchema = Obj('The newest major version upgrade (pg_upgrade): its stage, or how it ended.', {
+  phase: StringEnum(MAJOR_UPGRADE_PHASES, {
+    description:
+      'Checking (pg_upgrade --check in a Job, the cluster runs on), Stopping (every instance stops cleanly; writes are refused from here), Upgrading (pg_upgrade in a Job on the primary\'s volume), Starting (the primary starts on the new version), ResyncingReplicas (the replicas are cloned on the new version), BackingUp (the first base backup of the new version), Succeeded, or Failed (with the reason; before the new version started, the cluster runs the old one again).',
+  }),
+  from: Type.String({ description: 'The version that ran when the upgrade started.', maxLength: 64 }),
+  to: Type.String({ description: 'The version asked for (spec.version).', maxLength: 64 }),
+  fromImage: Type.String({ description: 'Instance image of the old version (the upgrade Job copies its binaries).', maxLength: 512 }),
+  toImage: Type.String({ description: 'Instance image of the new version.', maxLength: 512 }),
+  mode: StringEnum(['link', 'copy'] as const, { description: 'pg_upgrade --link or --copy.' }),
+  generation: Type.Optional(Type.Integer({ description: 'The spec generation that asked for it: a failed upgrade is tried again once the spec is edited.', minimum: 0 })),
+  primary: Type.Optional(Type.String({ description: 'The instance whose data is upgraded (the primary when the instances stopped).' })),
+  message: Type.String({ description: 'What happens now, or why it failed (pg_upgrade\'s own words).', maxLength: 32768 }),
+  startedAt: Type.String({ description: 'When the upgrade started (the check).', format: 'date-time' }),
+  stoppedAt: Type.Optional(Type.String({ description: 'When the instances were asked to stop (writes are refused from then on).', format: 'date-time' })),
+  primaryStartedAt: Type.Optional(Type.String({ description: 'When the primary ran on the new version (writes are accepted again).', format: 'date-time' })),
+  finishedAt: Type.Optional(Type.String({ description: 'When it succeeded or failed.', format: 'date-time' })),
+  postUpgrade: Type.Optional(Type.String({ description: 'The primary\'s post-upgrade work (extension updates pg_upgrade asks for, vacuumdb --analyze-in-stages, removing the old data directory), as its agent reports it.', maxLength: 32768 })),
+  previousArchive: Type.Optional(Type.String({ description: 'Where the backups and WAL of the old version stay (a restore of those produces a cluster of the old version).' })),
+  backup: Type.Optional(Type.String({ description: 'The PostgreSQLBackup taken of the new version; recoverability restarts from it.' })),
+});
+
 export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
   phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, or Deleting.' })),
   observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
@@ -58,6 +82,10 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
       ),
     }),
   ),
+  majorUpgrade: Type.Optional(MajorUpgradeStatusSchema),
+  archiveSuffix: Type.Optional(
+    Type.String({ description: 'Set by a major upgrade (e.g. "pg17"): the upgraded database is another system, so WAL and base backups go to <archive path>/<suffix> from then on, and the older major\'s backups stay restorable where they were.', pattern: '^pg[0-9]+$', maxLength: 8 }),
+  ),
   recoverySource: Type.Optional(
     Obj('The archive and base backup the cluster was restored from (spec.bootstrap.recovery resolved once; the instances keep using it even if that PostgreSQLBackup is deleted later).', {
       ...RecoverySourceSchema.properties,
@@ -83,3 +111,5 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
 export type ClusterStatus = Static<typeof ClusterStatusSchema>;
 export type Condition = Static<typeof ConditionSchema>;
 export type ArchivingStatus = Static<typeof ArchivingStatusSchema>;
+export type MajorUpgradeStatus = Static<typeof MajorUpgradeStatusSchema>;
+export type MajorUpgradePhase = MajorUpgradeStatus['phase'];

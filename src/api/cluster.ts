@@ -396,6 +396,17 @@ export const ClusterSpecSchema = Obj(
         },
       ),
     ),
+    majorUpgrade: Type.Optional(
+      Obj('How a change of spec.version to a higher major version is carried out: checked first with pg_upgrade --check while the cluster runs, then every instance stops, pg_upgrade upgrades the primary\'s data in a Job, the primary starts on the new version, the replicas are cloned from it and a base backup is taken (status.majorUpgrade and the Upgrading condition tell the stage; docs/major-upgrades.md).', {
+        mode: Type.Optional(
+          StringEnum(['link', 'copy'] as const, {
+            description:
+              'link (default): pg_upgrade --link hard-links the data files, seconds whatever the size; the old data directory is unusable once the new version has started. copy: pg_upgrade --copy copies them, which needs as much free space again and takes time in proportion, and keeps the old data directory whole.',
+            default: DEFAULTS.majorUpgradeMode,
+          }),
+        ),
+      }),
+    ),
     stopDelaySeconds: Type.Optional(
       Type.Integer({ description: 'Grace period for a PostgreSQL pod to shut down (smart, then fast) before it is killed.', minimum: 5, maximum: 3600, default: DEFAULTS.stopDelaySeconds }),
     ),

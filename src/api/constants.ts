@@ -48,6 +48,8 @@ export const ANNOTATIONS = {
    * PostgreSQLBackup it creates, so the operator does not start a second Job for it.
    */
   backupJob: 'postgres.pgpilot.io/job',
+  /** On a major upgrade's Jobs: the upgrade they belong to (status.majorUpgrade.startedAt); another value is a stale Job. */
+  upgradeStartedAt: 'postgres.pgpilot.io/upgrade-started-at',
 } as const;
 
 /** Roles an instance pod can carry in LABELS.role; Services select on them. */

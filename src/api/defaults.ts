@@ -38,5 +38,6 @@ export const DEFAULTS = {
   primaryUpdateMethod: 'switchover',
   primaryUpdateStrategy: 'unsupervised',
   monitoringEnabled: true,
+  majorUpgradeMode: 'link',
 } as const;
 

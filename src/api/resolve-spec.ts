@@ -56,6 +56,7 @@ export function resolveSpec(spec: ClusterSpec) {
       dataChecksums: DEFAULTS.dataChecksums as boolean,
     }),
     monitoring: withDefaults(spec.monitoring, { enabled: DEFAULTS.monitoringEnabled as boolean }),
+    majorUpgrade: withDefaults(spec.majorUpgrade, { mode: DEFAULTS.majorUpgradeMode }),
     scheduling: withDefaults(spec.scheduling, { podAntiAffinity: DEFAULTS.podAntiAffinity, topologyKey: DEFAULTS.topologyKey as string }),
   };
 }

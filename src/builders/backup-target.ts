@@ -85,9 +85,13 @@ export function podAccess(store: StoreSpec, path: string, locationEnv: string, e
   };
 }
 
-/** The cluster's archive path inside a store: <prefix>/<namespace>/<cluster>. */
+/**
+ * The cluster's archive path inside a store: <prefix>/<namespace>/<cluster>, and below it
+ * /<status.archiveSuffix> after a major upgrade (pg_upgrade makes another database system, which
+ * gets an archive of its own; the old one stays a valid recovery source for the old version).
+ */
 export function clusterArchivePath(cluster: PostgreSQLCluster, prefix: string | undefined): string {
-  return [trimSlashes(prefix ?? DEFAULTS.backupPath), cluster.metadata.namespace!, cluster.metadata.name!].filter(Boolean).join('/');
+  return [trimSlashes(prefix ?? DEFAULTS.backupPath), cluster.metadata.namespace!, cluster.metadata.name!, cluster.status?.archiveSuffix].filter(Boolean).join('/');
 }
 
 /**

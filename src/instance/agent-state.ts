@@ -63,6 +63,8 @@ export class AgentState {
   startOverrides: Record<string, string> = {};
   /** Started read-only on a former primary's data: waiting for promote or follow. */
   awaitingRole = false;
+  /** PGDATA holds another major's data than the binaries run (major-version.ts). */
+  staleData: { kind: 'older' | 'newer'; data: number; binaries: number } | undefined;
   /** Why this replica cannot catch up by streaming (see InstanceStatus.cannotCatchUp). */
   cannotCatchUp: string | null = null;
 

@@ -1,8 +1,8 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../runtime/logger.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PostUpgradeRequest, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parsePostUpgradeRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 import { MAX_PERMIT_SECONDS } from './restart-permit.js';
 import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
@@ -28,6 +28,8 @@ export interface AgentApi {
   unfence(): Promise<void>;
   reload(): Promise<void>;
   restartPermit(req: RestartPermitRequest): Promise<RestartPermit>;
+  /** Starts an upgraded primary's post-upgrade work in the background. */
+  postUpgrade(req: PostUpgradeRequest): Promise<void>;
 }
 
 export interface ApiServerOptions {
@@ -144,6 +146,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
     'POST /v1/unfence': async () => (await api.unfence(), [200, ok]),
     'POST /v1/reload': async () => (await api.reload(), [200, ok]),
     'POST /v1/restart-permit': async (req) => [200, await api.restartPermit(parseRestartPermitRequest(await readJson(req), MAX_PERMIT_SECONDS))],
+    'POST /v1/post-upgrade': async (req) => (await api.postUpgrade(parsePostUpgradeRequest(await readJson(req))), [202, ok]),
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {

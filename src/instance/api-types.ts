@@ -122,6 +122,11 @@ export interface CustomQueriesStatus {
   problems: { query: string; source: string; error: string }[];
 }
 
+/** POST /v1/post-upgrade: the major version the data came from (its old data directory is removed at the end). */
+export interface PostUpgradeRequest {
+  fromMajor: number;
+}
+
 export interface InstanceStatus {
   instance: string;
   phase: InstancePhase;
@@ -155,6 +160,12 @@ export interface InstanceStatus {
   wal?: WalUsage | null;
   /** The restore bootstrap: null when none ran since the agent started. (Optional: see archiving.) */
   restore?: RestoreStatus | null;
+  /**
+   * An upgraded primary's post-upgrade work (POST /v1/post-upgrade: extension updates, vacuumdb
+   * --analyze-in-stages, removing the old data directory), in a sentence; null when none ran.
+   * (Optional: see archiving.)
+   */
+  postUpgrade?: string | null;
   /** The current or last operation (promote, follow, fence, isolate); null before the first. */
   operation?: OperationStatus | null;
   /**

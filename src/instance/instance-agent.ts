@@ -8,7 +8,7 @@ import * as sql from '../postgres/sql.js';
 import { killRunningTools } from '../postgres/tool.js';
 import { AgentState, type AgentDeps } from './agent-state.js';
 import type { AgentApi } from './api-server.js';
-import type { BootstrapRequest, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
+import type { BootstrapRequest, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PostUpgradeRequest, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
 import { ConfigWatch } from './config-watch.js';
 import { errorText } from '../util/error-text.js';
 import { follow } from './follow.js';
@@ -18,12 +18,14 @@ import { SelfIsolation } from './self-isolation.js';
 import { applyStandbyMinimums } from './standby-minimums.js';
 import { bootstrap, decideStart, guardPrimaryStart } from './startup.js';
 import { shapeStatus } from './status.js';
+import { PostUpgrade } from './post-upgrade.js';
 
 export class InstanceAgent implements AgentApi {
   private readonly a: AgentState;
   private readonly config: ConfigWatch;
   private readonly isolation: SelfIsolation;
   private initialized = false;
+  private readonly postUpgradeWork: PostUpgrade;
 
   constructor(deps: AgentDeps) {
     this.a = new AgentState(deps, (a) => {
@@ -32,6 +34,7 @@ export class InstanceAgent implements AgentApi {
     });
     this.config = new ConfigWatch(this.a);
     this.isolation = new SelfIsolation(this.a);
+    this.postUpgradeWork = new PostUpgrade(this.a);
   }
 
   /** The state the agent's parts share (read by the metrics exporter). */
@@ -88,6 +91,7 @@ export class InstanceAgent implements AgentApi {
       archiving: a.archiving?.status() ?? null,
       wal: hasData ? await a.walUsage.get() : null,
       restore: a.restore?.status() ?? null,
+      postUpgrade: this.postUpgradeWork.report,
       operation: a.ops.current(),
       cannotCatchUp: a.cannotCatchUp,
       awaitingRole: a.awaitingRole,
@@ -136,6 +140,10 @@ export class InstanceAgent implements AgentApi {
 
   restartPermit(req: RestartPermitRequest): Promise<RestartPermit> {
     return grantRestartPermit(this.a, req.seconds);
+  }
+
+  postUpgrade(req: PostUpgradeRequest): Promise<void> {
+    return this.postUpgradeWork.start(req.fromMajor);
   }
 
   async shutdown(signal: string): Promise<void> {

@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (pure).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { BootstrapRequest, FenceRequest, FollowRequest, RestartPermitRequest } from './api-types.js';
+import type { BootstrapRequest, FenceRequest, FollowRequest, PostUpgradeRequest, RestartPermitRequest } from './api-types.js';
 
 export class HttpError extends Error {
   constructor(
@@ -49,6 +49,13 @@ export function parseFenceRequest(body: unknown): FenceRequest {
 }
 
 /** POST /v1/restart-permit: `{"seconds": n}`, 1 to MAX_PERMIT_SECONDS. */
+export function parsePostUpgradeRequest(body: unknown): PostUpgradeRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  const { fromMajor } = body;
+  if (typeof fromMajor !== 'number' || !Number.isInteger(fromMajor) || fromMajor < 9 || fromMajor > 99) throw new HttpError(400, 'fromMajor must be a PostgreSQL major version (an integer)');
+  return { fromMajor };
+}
+
 export function parseRestartPermitRequest(body: unknown, maxSeconds: number): RestartPermitRequest {
   if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
   const { seconds } = body;

@@ -15,7 +15,8 @@ import { exists, readCredentials, removeFile } from '../postgres/files.js';
 import * as sql from '../postgres/sql.js';
 import type { AgentState } from './agent-state.js';
 import type { BootstrapRequest } from './api-types.js';
-import { clearIncompleteDataDir, runClone, runInitdb } from './bootstrap.js';
+import { clearIncompleteDataDir, moveAside, runClone, runInitdb } from './bootstrap.js';
+import { compareDataVersion, settleUpgrade, upgradedFirstStart, upgradeStarted } from './major-version.js';
 import { errorText } from '../util/error-text.js';
 import { restoreHbaFile, restoreSpoolDir } from './layout.js';
 import { configureStandby, conninfoFor, writeReplicationPassfile } from './replication.js';
@@ -61,6 +62,10 @@ export function guardPrimaryStart(a: AgentState): void {
   // A bootstrap in progress (initdb's roles, a restore) has never served anyone as a primary.
   if (existsSync(layout.bootstrapPending) || !existsSync(layout.pgVersionFile)) return;
   if (existsSync(layout.standbySignal) || existsSync(join(layout.pgdata, 'recovery.signal'))) return;
+  if (upgradedFirstStart(layout)) {
+    a.log.info('the first start of a data directory pg_upgrade upgraded (the operator stopped every other instance): starting writable');
+    return;
+  }
   if (restartPermitted(layout)) {
     a.log.info('a planned restart of the primary (the operator holds failover back meanwhile): starting writable');
     return;
@@ -118,6 +123,7 @@ export async function decideStart(a: AgentState): Promise<void> {
   } catch (err) {
     log.warn({ err: errorText(err) }, 'cannot write the replication passfile; replicas of this instance cannot stream');
   }
+  await settleUpgrade(layout, log);
   const stage = await pending(a);
   if (stage === 'initdb' || stage === 'clone' || stage === 'restore') {
     // Interrupted mid-way: the directory is not a usable database.
@@ -130,6 +136,19 @@ export async function decideStart(a: AgentState): Promise<void> {
   if (!(await a.hasData())) {
     a.phase.setPhase('AwaitingBootstrap', 'no database in PGDATA');
     log.info({ pgdata: a.settings.pgdata }, 'no database in PGDATA; waiting for POST /v1/bootstrap');
+    return;
+  }
+  const version = await compareDataVersion(layout, a.deps.pgBin);
+  if (version.kind !== 'same') {
+    a.staleData = version;
+    if (version.kind === 'newer') {
+      a.phase.setPhase('Failed', `PGDATA holds PostgreSQL ${version.data} data and these binaries are PostgreSQL ${version.binaries}: an older major cannot run it`);
+      a.lastError = `PGDATA holds PostgreSQL ${version.data} data; this image runs PostgreSQL ${version.binaries}`;
+      return;
+    }
+    // A replica of a primary that pg_upgrade upgraded: replaced by a clone of it (bootstrap: clone).
+    a.phase.setPhase('AwaitingBootstrap', `PGDATA holds PostgreSQL ${version.data} data and these binaries are PostgreSQL ${version.binaries}: waiting for a clone of the upgraded primary`);
+    log.warn({ data: version.data, binaries: version.binaries }, 'the data directory is of an older major version: waiting for POST /v1/bootstrap (clone) to replace it');
     return;
   }
   if (await exists(layout.fencedMarker)) {
@@ -155,6 +174,7 @@ export async function decideStart(a: AgentState): Promise<void> {
   void a.ops
     .exclusive(async () => {
       await startPostgres(a);
+      await upgradeStarted(layout);
       if (stage === 'roles') await finishInitdb(a);
     })
     .catch((err: unknown) => a.fail('start', err));
@@ -165,6 +185,9 @@ export async function bootstrap(a: AgentState, req: BootstrapRequest): Promise<v
   const phase = a.phase.current;
   if (phase !== 'AwaitingBootstrap' && !(phase === 'Failed' && !(await a.hasData()))) {
     throw new HttpError(409, `cannot bootstrap in phase ${phase}: the data directory is already initialised`);
+  }
+  if (a.staleData && req.mode !== 'clone') {
+    throw new HttpError(409, `cannot bootstrap by ${req.mode}: PGDATA holds PostgreSQL ${a.staleData.data} data, which only a clone of the upgraded primary replaces`);
   }
   if (req.mode === 'restore' && !a.settings.restore) throw new HttpError(400, 'cannot restore: this pod has no PGPILOT_RESTORE_SOURCE');
   a.phase.setPhase('Bootstrapping', `bootstrap by ${req.mode}`);
@@ -218,6 +241,7 @@ async function finishInitdb(a: AgentState): Promise<void> {
 
 async function clone(a: AgentState, primary: sql.Endpoint): Promise<void> {
   const { settings: s, layout, log } = a;
+  if (a.staleData) return recloneStale(a, primary);
   await clearIncompleteDataDir(layout, log);
   await setPending(a, 'clone');
   log.info({ primary }, 'bootstrap: cloning the primary with pg_basebackup');
@@ -226,6 +250,31 @@ async function clone(a: AgentState, primary: sql.Endpoint): Promise<void> {
   await runClone(a.deps.pgBin, layout, primary, replication, log);
   await configureStandby(layout, conninfoFor(layout, primary, replication.username, s.instance));
   await setPending(a, null);
+  await startPostgres(a);
+}
+
+/**
+ * A data directory of an older major (its primary was upgraded): kept aside until the clone of
+ * the new primary has succeeded, removed then (a failed clone puts it back, and the agent waits
+ * for the next bootstrap request).
+ */
+async function recloneStale(a: AgentState, primary: sql.Endpoint): Promise<void> {
+  const { settings: s, layout, log } = a;
+  log.info({ primary, data: a.staleData }, 'bootstrap: replacing a data directory of an older major by a clone of the upgraded primary');
+  const aside = await moveAside(layout, log);
+  try {
+    const replication = await readCredentials(s.secretsDir, 'replication');
+    await writeReplicationPassfile(layout, replication);
+    await runClone(a.deps.pgBin, layout, primary, replication, log);
+    await configureStandby(layout, conninfoFor(layout, primary, replication.username, s.instance));
+  } catch (err) {
+    await clearIncompleteDataDir(layout, log);
+    await aside.restore();
+    throw err;
+  }
+  await aside.remove();
+  await removeFile(layout.fencedMarker);
+  a.staleData = undefined;
   await startPostgres(a);
 }
 

@@ -16,6 +16,7 @@ export const CONDITION_OWNERS = {
   ContinuousArchiving: 'backup',
   LastBackupSucceeded: 'backup',
   RollingUpdate: 'rollout',
+  Upgrading: 'upgrade',
   MonitoringQueriesValid: 'monitoring',
 } as const;
 

@@ -16,6 +16,7 @@ import { planHa, type HaAction, type HaPlan, type ObservedInstance } from './ha-
 import type { EndedOperation } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import { heldUntil } from './primary-restart.js';
+import { haHeldByUpgrade } from './major-upgrade-plan.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { errorText } from '../util/error-text.js';
@@ -177,11 +178,13 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const key = `${cluster.metadata.namespace}/${cluster.metadata.name}`;
       const primary = observed.primary;
       if (!primary) return { conditions: notYet('NoInstances', 'The cluster has no instances yet') };
+      const kept = { currentPrimary: ctx.status.currentPrimary ?? primary, streamingReplicas: ctx.status.streamingReplicas, version: ctx.status.version };
+      // The instances stop for pg_upgrade on purpose: nothing to fail over to, nothing to repair.
+      if (haHeldByUpgrade(ctx.status.majorUpgrade)) return { conditions: notYet('MajorUpgrade', `A major version upgrade stopped the instances (${ctx.status.majorUpgrade!.message})`), status: kept };
       const token = observed.agentToken;
       if (!token) {
         // No agent token yet (install creates it): no agent was asked.
-        const status = { currentPrimary: primary, streamingReplicas: ctx.status.streamingReplicas, version: ctx.status.version };
-        return { conditions: notYet('AgentTokenMissing', `The agents' token (Secret ${names.agentSecret(cluster.metadata.name!)}) does not exist yet`), status };
+        return { conditions: notYet('AgentTokenMissing', `The agents' token (Secret ${names.agentSecret(cluster.metadata.name!)}) does not exist yet`), status: { ...kept, currentPrimary: primary } };
       }
       await recordEnded(ctx, observed.endedOperations);
       const endpoint = (host: string): AgentEndpoint => ({ host, token, isolationSeconds: observed.isolationSeconds });

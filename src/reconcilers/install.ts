@@ -11,7 +11,7 @@ import { credentialSecret, generatePassword, generatedSecretNames, type Credenti
 import { clusterServices } from '../builders/services.js';
 import { createIfMissing } from '../runtime/apply.js';
 import { resolveBackupTarget, resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
-import { desiredInstanceSets, templateOutdated } from './instance-sets.js';
+import { desiredInstanceSets, heldBack } from './instance-sets.js';
 import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
@@ -176,7 +176,7 @@ export const installReconciler: Reconciler = {
     const sets = desiredInstanceSets(ctx, target, source);
     // A new pod template reaches an existing instance only when rollout (earlier in this pass) names it; new instances get it at once.
     const updating = ctx.status.rollout?.updating;
-    const held = sets.filter((s) => templateOutdated(s) && s.instance.name !== updating);
+    const held = sets.filter((s) => heldBack(s, updating));
     if (held.length) ctx.log.debug({ held: held.map((s) => s.instance.name), updating }, 'new pod template held back by the rollout');
     await Promise.all(sets.filter((s) => !held.includes(s)).map((s) => ctx.apply('StatefulSet', s.desired)));
     await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));

@@ -11,10 +11,13 @@ import { planRollout, type RolloutInstance, type RolloutPlan } from './rollout-p
 import type { ReconcileContext } from './types.js';
 import { ANNOTATIONS } from '../api/constants.js';
 import { loweredStandbyMinimums } from '../postgres/restart-settings.js';
+import { upgradeDirective, type InstanceDirective } from './major-upgrade-plan.js';
 
 export interface InstanceSet {
   instance: InstanceObservation;
   desired: V1StatefulSet;
+  /** What a major upgrade has this instance run (applied at once, not through the rollout). */
+  upgrade?: InstanceDirective;
 }
 
 function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
@@ -27,10 +30,21 @@ function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
 
 export function desiredInstanceSets(ctx: ReconcileContext, target: ResolvedTarget | null, source: RecoverySourceStatus | undefined): InstanceSet[] {
   const restore = source ? restoreAccess(ctx.cluster, source) : null;
-  return ctx.observed.instances.map((instance) => ({
-    instance,
-    desired: instanceStatefulSet(ctx.cluster, instance.name, ctx.config, liveClaims(instance.statefulSet), { target, restore }),
-  }));
+  const running = { version: ctx.cluster.spec.version, running: ctx.status.version, generation: ctx.cluster.metadata.generation };
+  return ctx.observed.instances.map((instance) => {
+    const upgrade = upgradeDirective(ctx.status.majorUpgrade, running, instance.name);
+    // The image the upgrade names (the old version's until the primary's data is upgraded).
+    const cluster = upgrade && upgrade.image !== 'hold' ? { ...ctx.cluster, spec: { ...ctx.cluster.spec, imageName: upgrade.image } } : ctx.cluster;
+    const desired = instanceStatefulSet(cluster, instance.name, ctx.config, liveClaims(instance.statefulSet), { target, restore });
+    if (upgrade && !upgrade.running) desired.spec!.replicas = 0;
+    return { instance, desired, ...(upgrade ? { upgrade } : {}) };
+  });
+}
+
+/** install holds the set back: the rollout has not reached it, or an upgrade keeps what runs (hold). */
+export function heldBack(s: InstanceSet, updating: string | undefined): boolean {
+  if (s.upgrade) return s.upgrade.image === 'hold' && templateOutdated(s);
+  return templateOutdated(s) && s.instance.name !== updating;
 }
 
 /** The pod template differs from the desired one (a restart of that instance). */

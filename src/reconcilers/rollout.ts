@@ -8,6 +8,7 @@ import { resolveBackupTarget } from '../builders/backup-target.js';
 import type { AgentClient } from '../instance/agent-client.js';
 import { desiredInstanceSets, rolloutInstances, rolloutPlan } from './instance-sets.js';
 import { primaryRestartStep } from './primary-restart.js';
+import { majorOf, upgradeDirective } from './major-upgrade-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
 /** While a rollout runs, look again this often (an instance coming back fires events, a replica catching up does not). */
@@ -15,22 +16,26 @@ const ROLLING_MS = 2000;
 /** A primary restart waits for its recorded hold to be read back: soon. */
 const HOLD_RECORDED_MS = 300;
 
-const majorOf = (version: string) => /^\d+/.exec(version)?.[0];
-
 /**
  * spec.version names another major than the one running (status.version, what the primary
- * reports): that is a major upgrade with pg_upgrade, which a rolling restart cannot do (the new
- * binaries refuse the old data directory). Nothing restarts; the message says what is allowed.
+ * reports). A higher one is a major upgrade (major-upgrade.ts decides what each instance runs
+ * meanwhile: nothing rolls); a lower one cannot be done (the CRD refuses it, unless the running
+ * version changed since) and restarts nothing.
  */
 function majorChange(ctx: ReconcileContext): ReconcilerResult | undefined {
   const runs = ctx.status.version;
   const asked = ctx.cluster.spec.version;
-  if (!runs || majorOf(runs) === majorOf(asked)) return undefined;
-  const message = `spec.version asks for ${asked} while PostgreSQL ${runs} runs: a major version upgrade needs pg_upgrade, which pgpilot does not run yet, so no instance restarts; set spec.version to a ${majorOf(runs)}.x release (a minor upgrade rolls)`;
+  if (upgradeDirective(ctx.status.majorUpgrade, { version: asked, running: runs, generation: ctx.cluster.metadata.generation }, ctx.observed.primary ?? '')) {
+    const message = `A major version upgrade decides what each instance runs (status.majorUpgrade, the Upgrading condition); nothing rolls meanwhile`;
+    return { conditions: [{ type: 'RollingUpdate', status: 'False', reason: 'MajorUpgrade', message }], status: { rollout: undefined } };
+  }
+  const [wanted, running] = [majorOf(asked), majorOf(runs)];
+  if (wanted === undefined || running === undefined || wanted >= running) return undefined;
+  const message = `spec.version asks for ${asked} while PostgreSQL ${runs} runs: an older major cannot read a newer one's data, so no instance restarts; set spec.version to a ${running}.x release`;
   return {
-    conditions: [{ type: 'RollingUpdate', status: 'False', reason: 'MajorUpgradeNotSupported', message }],
+    conditions: [{ type: 'RollingUpdate', status: 'False', reason: 'MajorDowngradeRefused', message }],
     status: { rollout: undefined },
-    degraded: { reason: 'MajorUpgradeNotSupported', message },
+    degraded: { reason: 'MajorDowngradeRefused', message },
   };
 }
 

@@ -1,0 +1,135 @@
+// upgrade: a major version upgrade with pg_upgrade, driven by major-upgrade-plan.ts from what the
+// pass observed. Runs first in the pass: install applies what each instance runs meanwhile
+// (upgradeDirective), rollout holds, ha is held from the stop until the new primary runs. Every
+// step starts something (a Job, an agent call) and looks again in a later pass.
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { MajorUpgradeStatus } from '../api/cluster-status.js';
+import { ANNOTATIONS, API_GROUP_VERSION, BACKUP_KIND } from '../api/constants.js';
+import { resolveBackupTarget } from '../builders/backup-target.js';
+import { ownedMeta } from '../builders/meta.js';
+import { instanceImage } from '../builders/statefulset.js';
+import { upgradeJob, upgradeJobName, type UpgradeJobKind } from '../builders/upgrade-job.js';
+import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
+import { createIfMissing } from '../runtime/apply.js';
+import { errorText } from '../util/error-text.js';
+import { majorOf, planMajorUpgrade, upgradeActive, type JobState, type UpgradeAction, type UpgradeInstance } from './major-upgrade-plan.js';
+import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
+
+/** A fence (fast shutdown) is waited for this long in the pass; it goes on in the agent. */
+const FENCE_WAIT_MS = 5000;
+
+/** The reason a failed command gave: the `msg` of the JSON log line it printed last. */
+export function reasonFromLog(text: string | undefined): string | undefined {
+  const lines = (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  for (const line of lines.reverse()) {
+    try {
+      const entry = JSON.parse(line) as { msg?: unknown; level?: unknown };
+      if (typeof entry.msg === 'string' && (entry.level === 'error' || entry.level === 50)) return entry.msg;
+    } catch {
+      /* not JSON */
+    }
+  }
+  return lines[0];
+}
+
+function jobState(ctx: ReconcileContext, kind: UpgradeJobKind, upgrade: MajorUpgradeStatus | undefined): JobState {
+  const ns = ctx.cluster.metadata.namespace!;
+  const name = upgradeJobName(ctx.cluster.metadata.name!, kind);
+  const job = ctx.cache.get<V1Job>('Job', ns, name);
+  if (!job) return { state: 'absent' };
+  if (!upgrade || !upgradeActive(upgrade) || job.metadata?.annotations?.[ANNOTATIONS.upgradeStartedAt] !== upgrade.startedAt) return { state: 'stale' };
+  if ((job.status?.succeeded ?? 0) > 0) return { state: 'succeeded' };
+  const failed = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
+  if (!failed) return { state: 'running' };
+  // The pod says why (its last log line); the Job only says that it failed.
+  const pods = ctx.cache.listForCluster<V1Pod>('Pod', ns, ctx.cluster.metadata.name!).filter((p) => p.metadata?.labels?.['job-name'] === name);
+  const statuses = pods.flatMap((p) => [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])]);
+  const terminated = statuses.map((s) => s.state?.terminated).find((t) => t && t.exitCode !== 0);
+  const why = reasonFromLog(terminated?.message) ?? `${failed.reason ?? 'Failed'}: ${failed.message ?? 'no message'}`;
+  return { state: 'failed', message: why };
+}
+
+function instancesOf(ctx: ReconcileContext): UpgradeInstance[] {
+  return ctx.observed.instances.map((i) => ({
+    name: i.name,
+    pod: !!i.pod,
+    ...(i.agent
+      ? { phase: i.agent.phase, role: i.agent.role === 'primary' ? 'primary' : 'replica', running: i.agent.running, streaming: i.agent.streaming, major: majorOf(i.agent.postgresVersion ?? undefined) }
+      : {}),
+  }));
+}
+
+async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: MajorUpgradeStatus | undefined, action: UpgradeAction): Promise<void> {
+  const { cluster } = ctx;
+  const ns = cluster.metadata.namespace!;
+  const name = cluster.metadata.name!;
+  const instance = 'instance' in action ? ctx.observed.instances.find((i) => i.name === action.instance) : undefined;
+  const endpoint = (): AgentEndpoint | undefined => (instance?.podIP && ctx.observed.agentToken ? { host: instance.podIP, token: ctx.observed.agentToken } : undefined);
+  const log = ctx.log.child({ upgrade: action.kind });
+  switch (action.kind) {
+    case 'deleteJob':
+      // Background propagation: the Job's pods go with it.
+      await ctx.remove({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: upgradeJobName(name, action.job), namespace: ns } });
+      return;
+    case 'createJob':
+      if ((await createIfMissing(ctx.clients.objects, upgradeJob(cluster, upgrade!, action.job))) === 'created') ctx.wrote(`Job/${upgradeJobName(name, action.job)}`);
+      return;
+    case 'createBackup': {
+      const backup = { apiVersion: API_GROUP_VERSION, kind: BACKUP_KIND, metadata: ownedMeta(cluster, action.name, 'backup'), spec: { cluster: { name } } };
+      if ((await createIfMissing(ctx.clients.objects, backup)) === 'created') ctx.wrote(`${BACKUP_KIND}/${action.name}`);
+      return;
+    }
+    default: {
+      const ep = endpoint();
+      if (!ep) return;
+      // Each is looked at again in the next pass: a failed call is logged, not fatal.
+      const call =
+        action.kind === 'fence'
+          ? agent.fence(ep, FENCE_WAIT_MS, { stopSeconds: ctx.spec.stopDelaySeconds })
+          : action.kind === 'unfence'
+            ? agent.unfence(ep)
+            : agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)! });
+      await call.catch((err: unknown) => log.warn({ instance: action.instance, err: errorText(err) }, `${action.kind} failed; trying again in the next pass`));
+    }
+  }
+}
+
+export function createMajorUpgradeReconciler(deps: { agent: AgentClient }): Reconciler {
+  return {
+    name: 'upgrade',
+    statusFields: ['majorUpgrade', 'archiveSuffix'],
+    async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
+      const { cluster, observed } = ctx;
+      const previous = ctx.status.majorUpgrade;
+      const primary = observed.instances.find((i) => i.name === observed.primary);
+      const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+      const plan = planMajorUpgrade({
+        cluster: cluster.metadata.name!,
+        specVersion: cluster.spec.version,
+        generation: cluster.metadata.generation,
+        running: ctx.status.version,
+        toImage: instanceImage(cluster, ctx.config),
+        liveImage: primary?.statefulSet?.spec?.template?.spec?.containers?.[0]?.image,
+        mode: ctx.spec.majorUpgrade.mode,
+        previous,
+        primary: observed.primary,
+        instances: instancesOf(ctx),
+        checkJob: jobState(ctx, 'check', previous),
+        upgradeJob: jobState(ctx, 'upgrade', previous),
+        archiveUrl: target?.url,
+        backupPhase: previous?.backup ? ctx.cache.getBackup(cluster.metadata.namespace!, previous.backup)?.status?.phase : undefined,
+        postUpgrade: observed.instances.find((i) => i.name === previous?.primary)?.agent?.postUpgrade ?? undefined,
+        now: new Date(),
+      });
+      for (const action of plan.actions) await carryOut(ctx, deps.agent, plan.status, action);
+      if (plan.event) await ctx.event(plan.event.type, plan.event.reason, plan.event.message);
+      if (plan.status !== previous) ctx.log.info({ phase: plan.status?.phase, actions: plan.actions.map((a) => a.kind) }, plan.condition.message);
+      const archiveSuffix = plan.archiveSuffix ?? ctx.status.archiveSuffix;
+      return {
+        conditions: [plan.condition],
+        status: { majorUpgrade: plan.status, archiveSuffix },
+        ...(plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : {}),
+      };
+    },
+  };
+}
