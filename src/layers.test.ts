@@ -16,7 +16,7 @@ const LAYERS: string[][] = [
   ['instance'], // the instance agent (and the operator's client of its API)
   ['builders'], // desired Kubernetes objects of a cluster (pure)
   ['reconcilers'], // what the operator does per cluster
-  ['controller', 'backup-job'], // the loop that runs the reconcilers; the backup and purge Jobs
+  ['controller', 'backup-job', 'upgrade-job'], // the loop that runs the reconcilers; the backup and purge Jobs; the upgrade Jobs
   ['cli'], // entry points
 ];
 

@@ -6,6 +6,7 @@ import { operatorOptions, type OperatorSettings } from './operator-config.js';
 import { runOperator } from './operator.js';
 import { runInstanceAgent } from '../instance/agent.js';
 import { backupCommand } from './backup.js';
+import { upgradeCommand } from './upgrade.js';
 
 const program = new Command('pgpilot').description('PostgreSQL on Kubernetes, on auto pilot').version('0.1.0');
 
@@ -21,6 +22,7 @@ instance.action(async () => {
 });
 
 program.addCommand(backupCommand());
+program.addCommand(upgradeCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(JSON.stringify({ level: 'error', msg: 'fatal', err: err instanceof Error ? err.stack : String(err) }));
