@@ -156,7 +156,7 @@ export interface PgUpgradeFailure {
   file: string | undefined;
 }
 
-const STEP_END = /\s+(fatal|\*failure\*)$/;
+const STEP_END = /(?:^|\s+)(fatal|\*failure\*)$/;
 /** 17+: "Checking data type usage    failed check: Checking for reg* data types in user tables". */
 const FAILED_CHECK = /\s+failed check:\s+(.+)$/;
 
