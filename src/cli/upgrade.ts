@@ -38,7 +38,7 @@ export async function runUpgradeJob<S>(step: string, env: Env, read: (env: Env) 
   } catch (err) {
     if (!(err instanceof EnvError || err instanceof OptionError)) throw err;
     log.error({ ...(err instanceof EnvError ? { variable: err.variable } : {}) }, errorText(err));
-    return EXIT_USAGE;
+    return flushed(log, EXIT_USAGE);
   }
   const onSignal = (signal: NodeJS.Signals) => {
     log.warn({ signal }, 'asked to stop: stopping the running tool');
@@ -47,10 +47,10 @@ export async function runUpgradeJob<S>(step: string, env: Env, read: (env: Env) 
   process.on('SIGTERM', onSignal);
   try {
     await body(settings, log);
-    return EXIT_OK;
+    return await flushed(log, EXIT_OK);
   } catch (err) {
     log.error({ err: err instanceof Error && err.name !== 'JobFailure' ? err.stack : undefined }, errorText(err));
-    return EXIT_FAILED;
+    return await flushed(log, EXIT_FAILED);
   } finally {
     process.off('SIGTERM', onSignal);
   }
@@ -59,6 +59,11 @@ export async function runUpgradeJob<S>(step: string, env: Env, read: (env: Env) 
 function readDest(dest: string): string {
   if (!isAbsolute(dest)) throw new OptionError('<dest>', `must be an absolute path (got ${JSON.stringify(dest)})`);
   return dest;
+}
+
+/** Returns `code` once the log is written out: its last line is the pod's termination message. */
+function flushed(log: Logger, code: number): Promise<number> {
+  return new Promise((resolve) => log.flush(() => resolve(code)));
 }
 
 function exitWith(code: Promise<number>): Promise<void> {

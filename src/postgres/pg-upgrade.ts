@@ -156,26 +156,29 @@ export interface PgUpgradeFailure {
   file: string | undefined;
 }
 
-const STEP_END = /\s+(fatal|\*failure\*)$/;
+const STEP_END = /(?:^|\s+)(fatal|\*failure\*)$/;
+/** 17+: "Checking data type usage    failed check: Checking for reg* data types in user tables". */
+const FAILED_CHECK = /\s+failed check:\s+(.+)$/;
 
 /**
  * Reads pg_upgrade's output (lines as runTool keeps them: trimmed, no empty ones). A failed check
- * prints "<step> ... fatal" then a paragraph naming a file of problems; a failed step prints
- * "<step>" then "*failure*" (on a line of its own, or after it) and "Consult the last few lines of
- * "<log>" …"; other errors are a few lines before "Failure, exiting".
+ * prints "<step> ... fatal" (17+: "<group> ... failed check: <step>") then a paragraph naming a
+ * file of problems; a failed step prints "<step>" then "*failure*" (on a line of its own, or after
+ * it) and "Consult the last few lines of "<log>" …"; other errors are a few lines before
+ * "Failure, exiting".
  */
 export function parsePgUpgradeFailure(lines: string[]): PgUpgradeFailure {
   let end = lines.findLastIndex((l) => l === 'Failure, exiting');
   if (end < 0) end = lines.length;
   let stepAt = -1;
   let step: string | undefined;
-  for (let i = end - 1; i >= 0; i--) {
+  for (let i = end - 1; i >= 0 && stepAt < 0; i--) {
     const l = lines[i]!;
-    if (STEP_END.test(l)) {
-      stepAt = i;
-      step = l.replace(STEP_END, '').trim() || (i > 0 ? lines[i - 1] : undefined);
-      break;
-    }
+    const check = FAILED_CHECK.exec(l);
+    if (check) step = check[1]!.trim();
+    else if (STEP_END.test(l)) step = l.replace(STEP_END, '').trim() || (i > 0 ? lines[i - 1] : undefined);
+    else continue;
+    stepAt = i;
   }
   const from = stepAt >= 0 ? stepAt + 1 : Math.max(0, end - 6);
   const explanation = lines.slice(from, end).filter((l) => !/^-{5,}|^Performing Consistency Checks/.test(l));
@@ -197,7 +200,7 @@ function fileNamed(lines: string[]): string | undefined {
  */
 export function pgUpgradeFailureMessage(what: string, f: PgUpgradeFailure, fileLines: string[] | undefined): string {
   const parts = [`${what} failed${f.step ? ` at "${f.step}"` : ''}:`, f.explanation.join(' ')];
-  if (f.file && fileLines && fileLines.length > 0) parts.push(`${f.file}: ${fileLines.join(' | ')}`);
+  if (f.file && fileLines && fileLines.length > 0) parts.push(`— ${fileLines.join(' | ')}`);
   return parts.filter(Boolean).join(' ');
 }
 

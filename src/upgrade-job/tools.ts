@@ -86,7 +86,7 @@ export async function controlData(bin: string, pgdata: string, log: Logger): Pro
 export async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promise<T> {
   const started = Date.now();
   const result = await fn();
-  log.info({ step, ms: Date.now() - started }, `${step} took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log.info({ phase: step, ms: Date.now() - started }, `${step} took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return result;
 }
 
