@@ -53,7 +53,7 @@ describe('major version upgrades', () => {
   const core = () => kubeConfig().makeApiClient(CoreV1Api);
   const s3Spec = () => ({ endpoint: s3.endpoint, bucket: BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: 's3-credentials' } });
   const podUids = async (cluster: string) => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${cluster},${LABELS.component}=instance`, '-o', 'jsonpath={range .items[*]}{.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
-  const versions = async (c: HaCluster) => Promise.all((await c.get()).status!.instanceNames!.map(async (i) => (await query<{ v: string }>(c.podConfig(i, 5000), 'SHOW server_version AS v'))[0]!.v));
+  const versions = async (c: HaCluster) => Promise.all((await c.get()).status!.instanceNames!.map(async (i) => (await query<{ v: string }>(c.podConfig(i, 5000), "SELECT current_setting('server_version') AS v"))[0]!.v));
   const upgrading = (c: PostgreSQLCluster) => c.status?.conditions?.find((x) => x.type === 'Upgrading');
 
   async function backupNow(name: string, cluster: string): Promise<void> {

@@ -39,6 +39,7 @@ export const MajorUpgradeStatusSchema = Obj('The newest major version upgrade (p
   mode: StringEnum(['link', 'copy'] as const, { description: 'pg_upgrade --link or --copy.' }),
   generation: Type.Optional(Type.Integer({ description: 'The spec generation that asked for it: a failed upgrade is tried again once the spec is edited.', minimum: 0 })),
   primary: Type.Optional(Type.String({ description: 'The instance whose data is upgraded (the primary when the instances stopped).' })),
+  reason: Type.Optional(Type.String({ description: 'Why it failed: UpgradeCheckFailed (pg_upgrade --check refused, nothing stopped) or UpgradeFailed (the upgrade Job failed; the old version runs again).', maxLength: 64 })),
   message: Type.String({ description: 'What happens now, or why it failed (pg_upgrade\'s own words).', maxLength: 32768 }),
   startedAt: Type.String({ description: 'When the upgrade started (the check).', format: 'date-time' }),
   stoppedAt: Type.Optional(Type.String({ description: 'When the instances were asked to stop (writes are refused from then on).', format: 'date-time' })),

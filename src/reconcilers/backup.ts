@@ -7,7 +7,6 @@ import type { PostgreSQLBackup } from '../api/backup.js';
 import { API_GROUP, API_VERSION, BACKUP_FINALIZER, BACKUP_PLURAL, CLUSTER_PLURAL, LABELS } from '../api/constants.js';
 import { SpecError } from '../api/spec-error.js';
 import { backupCronJob, onDemandBackupJob, purgeJob } from '../builders/backup-job.js';
-import { resolveBackupTarget } from '../builders/backup-target.js';
 import { names } from '../api/names.js';
 import { nextRun, scheduleProblem } from '../backup/schedule.js';
 import { createIfMissing } from '../runtime/apply.js';
@@ -15,6 +14,7 @@ import { rfc3339 } from '../runtime/time.js';
 import { archivingCondition, backupsNeedingJobs, backupStatusFields, jobFailure, lastBackupCondition } from './backup-plan.js';
 import type { ConditionInput } from './conditions.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
+import { passBackupTarget } from './pass-target.js';
 
 /** While archiving is unhealthy or a backup runs, look again this often. */
 const WATCH_MS = 10_000;
@@ -62,7 +62,7 @@ async function finalizeBackups(ctx: ReconcileContext): Promise<{ requeueAfterMs?
   const { cluster } = ctx;
   if (!cluster.metadata.finalizers?.includes(BACKUP_FINALIZER)) return {};
   const ns = cluster.metadata.namespace!;
-  const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+  const target = passBackupTarget(ctx);
   if (!target) {
     await setFinalizer(ctx, false);
     return {};
@@ -113,7 +113,7 @@ export function createBackupReconciler(): Reconciler {
       const ns = cluster.metadata.namespace!;
       const name = cluster.metadata.name!;
       const spec = ctx.spec.backup;
-      const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+      const target = passBackupTarget(ctx);
       const backups = ctx.cache.backupsOf(ns, name);
       if (!spec.enabled) {
         await removeCronJob(ctx);

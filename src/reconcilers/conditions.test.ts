@@ -41,8 +41,9 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('status')).toEqual(['Ready', 'Progressing', 'Degraded']);
     expect(conditionsOwnedBy('install')).toEqual([]);
     expect(conditionsOwnedBy('rollout')).toEqual(['RollingUpdate']);
+    expect(conditionsOwnedBy('upgrade')).toEqual(['Upgrading']);
     expect(conditionsOwnedBy('monitoring')).toEqual(['MonitoringQueriesValid']);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'rollout', 'monitoring'].includes(o))).toBe(true);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'upgrade', 'rollout', 'monitoring'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {

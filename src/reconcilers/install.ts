@@ -10,11 +10,12 @@ import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../bu
 import { credentialSecret, generatePassword, generatedSecretNames, type CredentialKind } from '../builders/secrets.js';
 import { clusterServices } from '../builders/services.js';
 import { createIfMissing } from '../runtime/apply.js';
-import { resolveBackupTarget, resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
+import { resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
 import { desiredInstanceSets, heldBack } from './instance-sets.js';
 import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
+import { passBackupTarget } from './pass-target.js';
 
 /** Secrets the user references must exist and hold a password before pods can start. */
 async function checkReferencedSecrets(ctx: ReconcileContext): Promise<void> {
@@ -148,7 +149,7 @@ export const installReconciler: Reconciler = {
     const name = cluster.metadata.name!;
     const ns = cluster.metadata.namespace!;
 
-    const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+    const target = passBackupTarget(ctx);
     const archive = target ? { timeoutSeconds: ctx.spec.backup.archiveTimeoutSeconds } : undefined;
 
     // Independent objects go out together: a reconcile costs one round trip, not fifteen.

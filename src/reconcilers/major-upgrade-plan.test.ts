@@ -72,7 +72,7 @@ describe('planMajorUpgrade', () => {
     expect(plan.actions).toEqual([]);
     // Held on the old version until spec.version changes; a new version starts again.
     const held = planMajorUpgrade(input({ previous: plan.status }));
-    expect(held.condition.reason).toBe('UpgradeFailed');
+    expect(held.condition.reason).toBe('UpgradeCheckFailed');
     expect(held.actions).toEqual([]);
     expect(planMajorUpgrade(input({ previous: plan.status, generation: 6 })).status?.phase).toBe('Checking');
   });

@@ -129,25 +129,35 @@ const seconds = (from: string | undefined, to: Date) => (from ? ((to.getTime() -
 /** Archive suffix of a major version's own archive (status.archiveSuffix). */
 export const archiveSuffixOf = (major: number) => `pg${major}`;
 
+/** A failed upgrade holds the old version until the spec is edited; it unfences the primary it stopped. */
+function heldAfterFailure(input: MajorUpgradeInput, prev: MajorUpgradeStatus): MajorUpgradePlan {
+  const unfence = fencedPrimary(input, prev);
+  return {
+    status: prev,
+    actions: unfence ? [{ kind: 'unfence', instance: unfence }] : [],
+    condition: { type: 'Upgrading', status: 'False', reason: prev.reason ?? 'UpgradeFailed', message: `${prev.message} Edit the spec to try again (for example set spec.version back to ${prev.from} and then to ${prev.to} again).` },
+    ...(unfence ? { requeueAfterMs: POLL_MS } : {}),
+  };
+}
+
+function noUpgrade(input: MajorUpgradeInput, prev: MajorUpgradeStatus | undefined): MajorUpgradePlan {
+  const condition: ConditionInput =
+    prev?.phase === 'Succeeded'
+      ? { type: 'Upgrading', status: 'False', reason: 'UpgradeSucceeded', message: prev.message }
+      : { type: 'Upgrading', status: 'False', reason: 'NoUpgrade', message: `No major version upgrade: PostgreSQL ${input.running ?? '(not running yet)'} runs, spec.version asks for ${input.specVersion}` };
+  return { status: prev, actions: [], condition };
+}
+
 export function planMajorUpgrade(input: MajorUpgradeInput): MajorUpgradePlan {
   const prev = input.previous;
   if (prev && upgradeActive(prev)) return step(input, prev);
-  const wanted = majorOf(input.specVersion);
-  const runs = majorOf(input.running);
-  const idle = (condition: ConditionInput): MajorUpgradePlan => ({ status: prev, actions: [], condition });
-  if (prev?.phase === 'Failed' && prev.to === input.specVersion && prev.generation === input.generation) {
-    const unfence = fencedPrimary(input, prev);
-    return {
-      status: prev,
-      actions: unfence ? [{ kind: 'unfence', instance: unfence }] : [],
-      condition: { type: 'Upgrading', status: 'False', reason: 'UpgradeFailed', message: `${prev.message} Edit the spec to try again (for example set spec.version back to ${prev.from} and then to ${prev.to} again).` },
-      ...(unfence ? { requeueAfterMs: POLL_MS } : {}),
-    };
-  }
-  if (wanted === undefined || runs === undefined || wanted <= runs) {
-    if (prev?.phase === 'Succeeded') return idle({ type: 'Upgrading', status: 'False', reason: 'UpgradeSucceeded', message: prev.message });
-    return idle({ type: 'Upgrading', status: 'False', reason: 'NoUpgrade', message: `No major version upgrade: PostgreSQL ${input.running ?? '(not running yet)'} runs, spec.version asks for ${input.specVersion}` });
-  }
+  if (prev?.phase === 'Failed' && prev.to === input.specVersion && prev.generation === input.generation) return heldAfterFailure(input, prev);
+  const [wanted, runs] = [majorOf(input.specVersion), majorOf(input.running)];
+  if (wanted === undefined || runs === undefined || wanted <= runs) return noUpgrade(input, prev);
+  return start(input, prev);
+}
+
+function start(input: MajorUpgradeInput, prev: MajorUpgradeStatus | undefined): MajorUpgradePlan {
   const primary = input.instances.find((i) => i.name === input.primary);
   if (!primary?.running || primary.role !== 'primary' || !input.liveImage) {
     return { status: prev, actions: [], requeueAfterMs: POLL_MS, condition: upgrading('WaitingForPrimary', `spec.version asks for ${input.specVersion} while ${input.running} runs: the upgrade starts once the primary runs`) };
@@ -201,7 +211,7 @@ function runJob(input: MajorUpgradeInput, s: MajorUpgradeStatus, job: 'check' | 
 }
 
 function failed(input: MajorUpgradeInput, s: MajorUpgradeStatus, reason: string, message: string): MajorUpgradePlan {
-  const status: MajorUpgradeStatus = { ...s, phase: 'Failed', message, finishedAt: input.now.toISOString() };
+  const status: MajorUpgradeStatus = { ...s, phase: 'Failed', reason, message, finishedAt: input.now.toISOString() };
   const unfence = fencedPrimary(input, s);
   return {
     status,
@@ -257,6 +267,15 @@ function step(input: MajorUpgradeInput, s: MajorUpgradeStatus): MajorUpgradePlan
       });
       return { ...wait(status, [{ kind: 'postUpgrade', instance: p.name }]), event: { type: 'Normal', reason: 'UpgradePrimaryRunning', message: status.message } };
     }
+    default:
+      return afterPrimary(input, s, wait);
+  }
+}
+
+/** Once the upgraded primary runs: the replicas, then the backup. */
+function afterPrimary(input: MajorUpgradeInput, s: MajorUpgradeStatus, wait: (status: MajorUpgradeStatus, actions?: UpgradeAction[]) => MajorUpgradePlan): MajorUpgradePlan {
+  const toMajor = majorOf(s.to)!;
+  switch (s.phase) {
     case 'ResyncingReplicas': {
       const withReport = { ...s, ...(input.postUpgrade ? { postUpgrade: input.postUpgrade } : {}) };
       const behind = input.instances.filter((i) => i.name !== s.primary && !(i.streaming && i.major === toMajor)).map((i) => i.name);

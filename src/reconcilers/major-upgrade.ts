@@ -12,7 +12,7 @@ import { upgradeJob, upgradeJobName, type UpgradeJobKind } from '../builders/upg
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
 import { createIfMissing } from '../runtime/apply.js';
 import { errorText } from '../util/error-text.js';
-import { majorOf, planMajorUpgrade, upgradeActive, type JobState, type UpgradeAction, type UpgradeInstance } from './major-upgrade-plan.js';
+import { majorOf, planMajorUpgrade, upgradeActive, type JobState, type MajorUpgradeInput, type UpgradeAction, type UpgradeInstance } from './major-upgrade-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
 /** A fence (fast shutdown) is waited for this long in the pass; it goes on in the agent. */
@@ -94,36 +94,42 @@ async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: Majo
   }
 }
 
+/** The plan's input from the pass's observation and the informer caches. */
+function upgradeInput(ctx: ReconcileContext): MajorUpgradeInput {
+  const { cluster, observed } = ctx;
+  const previous = ctx.status.majorUpgrade;
+  const primary = observed.instances.find((i) => i.name === observed.primary);
+  const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+  return {
+    cluster: cluster.metadata.name!,
+    specVersion: cluster.spec.version,
+    generation: cluster.metadata.generation,
+    running: ctx.status.version,
+    toImage: instanceImage(cluster, ctx.config),
+    liveImage: primary?.statefulSet?.spec?.template?.spec?.containers?.[0]?.image,
+    mode: ctx.spec.majorUpgrade.mode,
+    previous,
+    primary: observed.primary,
+    instances: instancesOf(ctx),
+    checkJob: jobState(ctx, 'check', previous),
+    upgradeJob: jobState(ctx, 'upgrade', previous),
+    archiveUrl: target?.url,
+    backupPhase: previous?.backup ? ctx.cache.getBackup(cluster.metadata.namespace!, previous.backup)?.status?.phase : undefined,
+    postUpgrade: observed.instances.find((i) => i.name === previous?.primary)?.agent?.postUpgrade ?? undefined,
+    now: new Date(),
+  };
+}
+
 export function createMajorUpgradeReconciler(deps: { agent: AgentClient }): Reconciler {
   return {
     name: 'upgrade',
     statusFields: ['majorUpgrade', 'archiveSuffix'],
     async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
-      const { cluster, observed } = ctx;
       const previous = ctx.status.majorUpgrade;
-      const primary = observed.instances.find((i) => i.name === observed.primary);
-      const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
-      const plan = planMajorUpgrade({
-        cluster: cluster.metadata.name!,
-        specVersion: cluster.spec.version,
-        generation: cluster.metadata.generation,
-        running: ctx.status.version,
-        toImage: instanceImage(cluster, ctx.config),
-        liveImage: primary?.statefulSet?.spec?.template?.spec?.containers?.[0]?.image,
-        mode: ctx.spec.majorUpgrade.mode,
-        previous,
-        primary: observed.primary,
-        instances: instancesOf(ctx),
-        checkJob: jobState(ctx, 'check', previous),
-        upgradeJob: jobState(ctx, 'upgrade', previous),
-        archiveUrl: target?.url,
-        backupPhase: previous?.backup ? ctx.cache.getBackup(cluster.metadata.namespace!, previous.backup)?.status?.phase : undefined,
-        postUpgrade: observed.instances.find((i) => i.name === previous?.primary)?.agent?.postUpgrade ?? undefined,
-        now: new Date(),
-      });
+      const plan = planMajorUpgrade(upgradeInput(ctx));
       for (const action of plan.actions) await carryOut(ctx, deps.agent, plan.status, action);
       if (plan.event) await ctx.event(plan.event.type, plan.event.reason, plan.event.message);
-      if (plan.status !== previous) ctx.log.info({ phase: plan.status?.phase, actions: plan.actions.map((a) => a.kind) }, plan.condition.message);
+      if (plan.status?.phase !== previous?.phase || plan.actions.length > 0) ctx.log.info({ phase: plan.status?.phase, actions: plan.actions.map((a) => a.kind) }, plan.condition.message);
       const archiveSuffix = plan.archiveSuffix ?? ctx.status.archiveSuffix;
       return {
         conditions: [plan.condition],

@@ -4,12 +4,12 @@
 // by install for the instance to update and by ha for the switchover to ask for and for a held
 // failover, in the same pass) and an Event per step. A primary restarted in place is prepared
 // first (primary-restart.ts).
-import { resolveBackupTarget } from '../builders/backup-target.js';
 import type { AgentClient } from '../instance/agent-client.js';
 import { desiredInstanceSets, rolloutInstances, rolloutPlan } from './instance-sets.js';
 import { primaryRestartStep } from './primary-restart.js';
 import { majorOf, upgradeDirective } from './major-upgrade-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
+import { passBackupTarget } from './pass-target.js';
 
 /** While a rollout runs, look again this often (an instance coming back fires events, a replica catching up does not). */
 const ROLLING_MS = 2000;
@@ -47,7 +47,7 @@ export function createRolloutReconciler(deps: { agent: AgentClient }): Reconcile
       const held = majorChange(ctx);
       if (held) return held;
       // The recovery source install resolved in an earlier pass (a new cluster has nothing to roll yet).
-      const sets = desiredInstanceSets(ctx, resolveBackupTarget(ctx.cluster, ctx.config.defaultBackupStore), ctx.status.recoverySource);
+      const sets = desiredInstanceSets(ctx, passBackupTarget(ctx), ctx.status.recoverySource);
       const instances = rolloutInstances(sets, ctx.observed.primary);
       const plan = rolloutPlan(ctx, instances, sets);
       const restart = await primaryRestartStep(ctx, deps.agent, plan, instances);

@@ -1,7 +1,7 @@
 // `upgrade check`: what `pg_upgrade --check` would refuse, found while the cluster keeps running.
 // pg_upgrade's checks read the catalogs only, so a copy of the schema is enough: the running
-// primary's schema (pg_dumpall --schema-only of the new version, as pg_upgrade dumps it) is
-// restored into an old-version cluster in a scratch folder, and pg_upgrade --check runs from that
+// primary's schema (pg_dumpall --schema-only of the OLD version: the newer one's dump can name
+// options the old server lacks, e.g. CREATE DATABASE ... LOCALE_PROVIDER for 14) is restored into an old-version cluster in a scratch folder, and pg_upgrade --check runs from that
 // one to an empty new-version cluster. The primary is only read from.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,10 +38,10 @@ async function readSource(s: CheckSettings, creds: Credentials): Promise<SourceF
   }
 }
 
-async function dumpSchema(newBin: string, s: CheckSettings, creds: Credentials, file: string, log: Logger): Promise<void> {
+async function dumpSchema(bin: string, s: CheckSettings, creds: Credentials, file: string, log: Logger): Promise<void> {
   const pass = await tempPassfile(creds);
   try {
-    await runTool(join(newBin, 'pg_dumpall'), ['-h', s.source.host, '-p', String(s.source.port), '-U', creds.username, '--no-password', '--schema-only', '-f', file], {
+    await runTool(join(bin, 'pg_dumpall'), ['-h', s.source.host, '-p', String(s.source.port), '-U', creds.username, '--no-password', '--schema-only', '-f', file], {
       log,
       env: { PGPASSFILE: pass.path, PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'pgpilot-upgrade-check' },
     });
@@ -53,9 +53,9 @@ async function dumpSchema(newBin: string, s: CheckSettings, creds: Credentials, 
 }
 
 /** psql -f of the dump; "already exists" errors are expected (the bootstrap superuser, template databases). */
-async function restoreSchema(newBin: string, socketDir: string, port: number, user: string, file: string, log: Logger): Promise<number> {
+async function restoreSchema(bin: string, socketDir: string, port: number, user: string, file: string, log: Logger): Promise<number> {
   let unexpected = 0;
-  await runTool(join(newBin, 'psql'), ['-X', '-q', '-h', socketDir, '-p', String(port), '-U', user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=0', '-f', file], {
+  await runTool(join(bin, 'psql'), ['-X', '-q', '-h', socketDir, '-p', String(port), '-U', user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=0', '-f', file], {
     log,
     outputLevel: 'debug',
     onLine: (line) => {
@@ -84,14 +84,14 @@ export async function runCheck(s: CheckSettings, log: Logger): Promise<void> {
   await mkdir(work, { recursive: true, mode: 0o700 });
   try {
     const dump = join(work, 'schema.sql');
-    await timed(log, 'pg_dumpall', () => dumpSchema(newBin, s, creds, dump, log));
+    await timed(log, 'pg_dumpall', () => dumpSchema(oldBin, s, creds, dump, log));
     const same = { superuser: creds.username, encoding: s.encoding, locale: s.locale, dataChecksums: src.dataChecksums, walSegmentBytes: src.walSegmentBytes };
     const oldData = join(work, 'old');
     const newData = join(work, 'new');
     await timed(log, 'initdb old', () => initCluster(oldBin, { ...same, pgdata: oldData, major: oldMajor }, log));
     const server = await startTempServer(oldBin, oldData, work, log);
     try {
-      const unexpected = await timed(log, 'schema restore', () => restoreSchema(newBin, server.socketDir, server.port, creds.username, dump, log));
+      const unexpected = await timed(log, 'schema restore', () => restoreSchema(oldBin, server.socketDir, server.port, creds.username, dump, log));
       if (unexpected > 0) log.warn({ errors: unexpected }, 'the schema copy had errors besides "already exists" (above); pg_upgrade --check runs on what was restored');
     } finally {
       await server.stop();
