@@ -75,6 +75,13 @@ describe('major version upgrades', () => {
     return b;
   }
 
+  /** The host directory behind a claim (the process kubelet's hostPath PersistentVolumes). */
+  async function dataVolumeDir(claim: string): Promise<string> {
+    const pvc = await core().readNamespacedPersistentVolumeClaim({ name: claim, namespace: ns });
+    const pv = await core().readPersistentVolume({ name: pvc.spec!.volumeName! });
+    return pv.spec!.hostPath!.path;
+  }
+
   async function superuser(cluster: string): Promise<pg.ClientConfig> {
     const secret = await core().readNamespacedSecret({ name: `${cluster}-superuser`, namespace: ns });
     const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
@@ -216,8 +223,9 @@ describe('major version upgrades', () => {
     expect(await checksums(one.rw())).toEqual(before);
     await query(one.rw(), 'INSERT INTO kept VALUES (0, $1)', ['written after the failed upgrade']);
 
+    // Tried again in copy mode: the 14 data directory stays whole beside the upgraded one.
     await one.patchSpec({ version: '14.23' });
-    await one.patchSpec({ version: '18.6' });
+    await one.patchSpec({ version: '18.6', majorUpgrade: { mode: 'copy' } });
     const done = await waitFor('the upgrade to 18.6 done', async () => {
       const c = await one.get();
       return c.status?.majorUpgrade?.phase === 'Succeeded' && c.status.majorUpgrade.to === '18.6' && c.status.phase === 'Healthy' ? c : undefined;
@@ -227,5 +235,9 @@ describe('major version upgrades', () => {
     const after = await checksums(one.rw());
     expect(after.kept).not.toBe(before.kept);
     expect((await query<{ n: string }>(one.rw(), 'SELECT count(*)::text AS n FROM kept'))[0]!.n).toBe('50001');
+    await waitFor('post-upgrade work done', async () => /^done/.test((await one.get()).status?.majorUpgrade?.postUpgrade ?? ''), { timeoutMs: 120_000, intervalMs: 1000 });
+    const volume = await dataVolumeDir(`pgdata-${SINGLE}-1-0`);
+    expect(existsSync(join(volume, 'pgdata.old-14', 'PG_VERSION'))).toBe(true);
+    expect(readFileSync(join(volume, 'pgdata', 'PG_VERSION'), 'utf8').trim()).toBe('18');
   });
 });

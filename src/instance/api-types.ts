@@ -122,9 +122,11 @@ export interface CustomQueriesStatus {
   problems: { query: string; source: string; error: string }[];
 }
 
-/** POST /v1/post-upgrade: the major version the data came from (its old data directory is removed at the end). */
+/** POST /v1/post-upgrade: the major version the data came from, and whether its old data directory goes. */
 export interface PostUpgradeRequest {
   fromMajor: number;
+  /** Remove the old data directory at the end (link mode: it can never run again); copy mode keeps it. */
+  removeOld: boolean;
 }
 
 export interface InstanceStatus {

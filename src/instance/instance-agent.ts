@@ -143,7 +143,7 @@ export class InstanceAgent implements AgentApi {
   }
 
   postUpgrade(req: PostUpgradeRequest): Promise<void> {
-    return this.postUpgradeWork.start(req.fromMajor);
+    return this.postUpgradeWork.start(req);
   }
 
   async shutdown(signal: string): Promise<void> {

@@ -3,8 +3,8 @@
 //   1. the extension updates pg_upgrade asked for (update_extensions.sql, kept by the Job);
 //   2. vacuumdb --all --analyze-in-stages: pg_upgrade carries no planner statistics over (before
 //      PostgreSQL 18), and the first stage gives the planner usable ones within seconds;
-//   3. the old data directory goes (pgdata.old-<major>; in link mode it shares files with the
-//      new one and can never run again).
+//   3. in link mode, the old data directory goes (pgdata.old-<major> shares files with the new one
+//      and can never run again); copy mode keeps it whole, as the user chose.
 // Its progress is one sentence in the agent's status (postUpgrade), which the operator copies
 // into status.majorUpgrade.postUpgrade.
 import { existsSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { runTool } from '../postgres/tool.js';
 import { upgradeLayoutOf } from '../postgres/upgrade-layout.js';
 import { errorText } from '../util/error-text.js';
 import type { AgentState } from './agent-state.js';
+import type { PostUpgradeRequest } from './api-types.js';
 import { HttpError } from './requests.js';
 
 export class PostUpgrade {
@@ -26,12 +27,12 @@ export class PostUpgrade {
   constructor(private readonly a: AgentState) {}
 
   /** Starts the work unless it runs or ran already (the operator asks again after an agent restart: idempotent). */
-  async start(fromMajor: number | undefined): Promise<void> {
+  async start(req: PostUpgradeRequest): Promise<void> {
     if (this.running || this.done) return;
     if (!(await this.a.isPrimaryOnDisk()) || !this.a.pg.ready) throw new HttpError(409, 'post-upgrade work runs on a running primary only');
     this.running = true;
     const t0 = Date.now();
-    void this.run(fromMajor)
+    void this.run(req)
       .then((did) => {
         this.done = true;
         this.report = `done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${did.join('; ')}`;
@@ -44,7 +45,7 @@ export class PostUpgrade {
       .finally(() => (this.running = false));
   }
 
-  private async run(fromMajor: number | undefined): Promise<string[]> {
+  private async run({ fromMajor, removeOld }: PostUpgradeRequest): Promise<string[]> {
     const { a } = this;
     const did: string[] = [];
     const conn = await a.local();
@@ -65,10 +66,12 @@ export class PostUpgrade {
     } finally {
       await pass.remove();
     }
-    if (fromMajor !== undefined) {
+    if (removeOld) {
       this.report = `running: removing the data directory of PostgreSQL ${fromMajor}`;
       await removeOldCluster(a.layout.pgdata, a.layout.walDir, fromMajor);
       did.push(`the data directory of PostgreSQL ${fromMajor} removed`);
+    } else {
+      did.push(`the data directory of PostgreSQL ${fromMajor} kept at ${upgradeLayoutOf(a.layout.pgdata, a.layout.walDir).oldPgdataAside(fromMajor)} (copy mode: remove it when you no longer need it)`);
     }
     return did;
   }

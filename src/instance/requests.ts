@@ -53,7 +53,8 @@ export function parsePostUpgradeRequest(body: unknown): PostUpgradeRequest {
   if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
   const { fromMajor } = body;
   if (typeof fromMajor !== 'number' || !Number.isInteger(fromMajor) || fromMajor < 9 || fromMajor > 99) throw new HttpError(400, 'fromMajor must be a PostgreSQL major version (an integer)');
-  return { fromMajor };
+  if (typeof body.removeOld !== 'boolean') throw new HttpError(400, 'removeOld must be true or false');
+  return { fromMajor, removeOld: body.removeOld };
 }
 
 export function parseRestartPermitRequest(body: unknown, maxSeconds: number): RestartPermitRequest {

@@ -77,6 +77,13 @@ describe('planMajorUpgrade', () => {
     expect(planMajorUpgrade(input({ previous: plan.status, generation: 6 })).status?.phase).toBe('Checking');
   });
 
+  it('spec.version taken back during the check cancels it, nothing stopped', () => {
+    const plan = planMajorUpgrade(input({ previous: at('Checking'), specVersion: '16.13', checkJob: { state: 'running' } }));
+    expect(plan.status).toMatchObject({ phase: 'Failed', reason: 'UpgradeCancelled' });
+    expect(plan.actions).toEqual([{ kind: 'deleteJob', job: 'check' }]);
+    expect(upgradeDirective(plan.status, { version: '16.13', running: '16.13', generation: 5 }, 'db-1')).toBeUndefined();
+  });
+
   it('after the check: fences the primary, waits for every pod to go, then runs the upgrade Job', () => {
     const stopping = planMajorUpgrade(input({ previous: at('Checking', { primary: undefined }), checkJob: { state: 'succeeded' } }));
     expect(stopping.status).toMatchObject({ phase: 'Stopping', primary: 'db-1', stoppedAt: NOW.toISOString() });

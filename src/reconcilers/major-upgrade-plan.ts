@@ -229,6 +229,11 @@ function step(input: MajorUpgradeInput, s: MajorUpgradeStatus): MajorUpgradePlan
   const wait = (status: MajorUpgradeStatus, actions: UpgradeAction[] = []): MajorUpgradePlan => ({ status, actions, condition: upgrading(status.phase, status.message), requeueAfterMs: POLL_MS });
   switch (s.phase) {
     case 'Checking':
+      // Nothing stopped yet: spec.version taken back (or to another major) cancels it.
+      if (majorOf(input.specVersion) !== toMajor) {
+        const cancelled = failed(input, s, 'UpgradeCancelled', `spec.version changed to ${input.specVersion} while the upgrade to ${s.to} was being checked: cancelled, nothing was stopped`);
+        return { ...cancelled, actions: [{ kind: 'deleteJob', job: 'check' }] };
+      }
       return runJob(
         input,
         s,

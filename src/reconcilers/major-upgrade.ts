@@ -18,18 +18,28 @@ import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js'
 /** A fence (fast shutdown) is waited for this long in the pass; it goes on in the agent. */
 const FENCE_WAIT_MS = 5000;
 
-/** The reason a failed command gave: the `msg` of the JSON log line it printed last. */
-export function reasonFromLog(text: string | undefined): string | undefined {
-  const lines = (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
-  for (const line of lines.reverse()) {
-    try {
-      const entry = JSON.parse(line) as { msg?: unknown; level?: unknown };
-      if (typeof entry.msg === 'string' && (entry.level === 'error' || entry.level === 50)) return entry.msg;
-    } catch {
-      /* not JSON */
-    }
+const msgOf = (line: string): { msg: string; error: boolean } | undefined => {
+  try {
+    const entry = JSON.parse(line) as { msg?: unknown; level?: unknown };
+    return typeof entry.msg === 'string' ? { msg: entry.msg, error: entry.level === 'error' || entry.level === 50 } : undefined;
+  } catch {
+    return undefined;
   }
-  return lines[0];
+};
+
+/**
+ * Why a Job's container failed, from its termination message (its last log lines): the `msg` of
+ * the error it logged last; a container killed before it could say anything (exit 137: OOM, a
+ * node lost) is reported with what it was doing, its last line.
+ */
+export function reasonFromLog(text: string | undefined, exit: { exitCode?: number; reason?: string } = {}): string | undefined {
+  const lines = (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  const parsed = lines.map((l) => msgOf(l));
+  const error = parsed.filter((p) => p?.error).pop();
+  if (error) return error.msg;
+  if (lines.length === 0) return undefined;
+  const last = parsed[parsed.length - 1]?.msg ?? lines[lines.length - 1]!;
+  return `the container ended with exit code ${exit.exitCode ?? '?'}${exit.reason ? ` (${exit.reason})` : ''} without saying why; its last line: ${last.replace(/\s+/g, ' ')}`;
 }
 
 function jobState(ctx: ReconcileContext, kind: UpgradeJobKind, upgrade: MajorUpgradeStatus | undefined): JobState {
@@ -45,7 +55,7 @@ function jobState(ctx: ReconcileContext, kind: UpgradeJobKind, upgrade: MajorUpg
   const pods = ctx.cache.listForCluster<V1Pod>('Pod', ns, ctx.cluster.metadata.name!).filter((p) => p.metadata?.labels?.['job-name'] === name);
   const statuses = pods.flatMap((p) => [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])]);
   const terminated = statuses.map((s) => s.state?.terminated).find((t) => t && t.exitCode !== 0);
-  const why = reasonFromLog(terminated?.message) ?? `${failed.reason ?? 'Failed'}: ${failed.message ?? 'no message'}`;
+  const why = reasonFromLog(terminated?.message, { exitCode: terminated?.exitCode, reason: terminated?.reason }) ?? `${failed.reason ?? 'Failed'}: ${failed.message ?? 'no message'}`;
   return { state: 'failed', message: why };
 }
 
@@ -88,7 +98,7 @@ async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: Majo
           ? agent.fence(ep, FENCE_WAIT_MS, { stopSeconds: ctx.spec.stopDelaySeconds })
           : action.kind === 'unfence'
             ? agent.unfence(ep)
-            : agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)! });
+            : agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)!, removeOld: upgrade?.mode !== 'copy' });
       await call.catch((err: unknown) => log.warn({ instance: action.instance, err: errorText(err) }, `${action.kind} failed; trying again in the next pass`));
     }
   }
