@@ -51,7 +51,7 @@ export const MajorUpgradeStatusSchema = Obj('The newest major version upgrade (p
 });
 
 export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
-  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, or Deleting.' })),
+  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, Upgrading (a major version upgrade has instances stopped or cloning), or Deleting.' })),
   observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
   instances: Type.Optional(Type.Integer({ description: 'Number of instances that exist (scale subresource).' })),
   readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),

@@ -33,10 +33,9 @@ import { loadKubeConfig, makeClients } from '../runtime/kube.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 import { POD_ENV } from '../api/pod-env.js';
 import { errorText } from '../util/error-text.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OptionError } from './exit-codes.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OptionError };
 
 export interface BackupCommandOptions {
   cluster: string;
@@ -56,13 +55,6 @@ type Env = Record<string, string | undefined>;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-/** A bad option: exit code 2, like a bad variable. */
-export class OptionError extends Error {
-  constructor(option: string, problem: string) {
-    super(`option ${option} ${problem}`);
-    this.name = 'OptionError';
-  }
-}
 
 function optional(env: Env, name: string): string | undefined {
   const v = env[name]?.trim();

@@ -8,15 +8,13 @@
 // or arguments (the message names the variable).
 import { Command, CommanderError } from 'commander';
 import { isAbsolute } from 'node:path';
-import { EnvError } from '../instance/env.js';
+import { EnvError } from '../util/env-error.js';
 import { killRunningTools } from '../postgres/tool.js';
 import { createLogger, type Logger, type LogLevel } from '../runtime/logger.js';
-import { runCheck } from '../upgrade-job/check.js';
 import { copyInstall } from '../upgrade-job/copy-install.js';
-import { runUpgrade } from '../upgrade-job/run.js';
 import { readCheckSettings, readLogLevel, readRunSettings } from '../upgrade-job/settings.js';
 import { errorText } from '../util/error-text.js';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OptionError } from './backup.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, OptionError } from './exit-codes.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -79,11 +77,11 @@ export function upgradeCommand(): Command {
   cmd
     .command('check')
     .description('pg_upgrade --check against a schema-only copy of the running cluster')
-    .action(() => exitWith(runUpgradeJob('check', process.env, readCheckSettings, runCheck)));
+    .action(() => exitWith(runUpgradeJob('check', process.env, readCheckSettings, async (s, log) => (await import('../upgrade-job/check.js')).runCheck(s, log))));
   cmd
     .command('run')
     .description('pg_upgrade the stopped primary\'s data volume in place (resumable; rolled back on failure)')
-    .action(() => exitWith(runUpgradeJob('run', process.env, readRunSettings, runUpgrade)));
+    .action(() => exitWith(runUpgradeJob('run', process.env, readRunSettings, async (s, log) => (await import('../upgrade-job/run.js')).runUpgrade(s, log))));
   for (const c of [cmd, ...cmd.commands]) {
     c.exitOverride((err: CommanderError) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);

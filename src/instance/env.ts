@@ -44,16 +44,9 @@ import type { ArchiveLocation } from '../backup/store-config.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 import { POD_ENV } from '../api/pod-env.js';
 import { errorText } from '../util/error-text.js';
+import { EnvError } from '../util/env-error.js';
 
-export class EnvError extends Error {
-  constructor(
-    readonly variable: string,
-    problem: string,
-  ) {
-    super(`environment variable ${variable} ${problem}`);
-    this.name = 'EnvError';
-  }
-}
+export { EnvError };
 
 export interface InitdbSettings {
   database: string;

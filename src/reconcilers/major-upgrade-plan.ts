@@ -145,7 +145,9 @@ function noUpgrade(input: MajorUpgradeInput, prev: MajorUpgradeStatus | undefine
     prev?.phase === 'Succeeded'
       ? { type: 'Upgrading', status: 'False', reason: 'UpgradeSucceeded', message: prev.message }
       : { type: 'Upgrading', status: 'False', reason: 'NoUpgrade', message: `No major version upgrade: PostgreSQL ${input.running ?? '(not running yet)'} runs, spec.version asks for ${input.specVersion}` };
-  return { status: prev, actions: [], condition };
+  // The primary's post-upgrade work (statistics, the old directory) can outlast the upgrade itself.
+  const report = prev?.phase === 'Succeeded' && input.postUpgrade && input.postUpgrade !== prev.postUpgrade ? input.postUpgrade : undefined;
+  return { status: report ? { ...prev!, postUpgrade: report } : prev, actions: [], condition };
 }
 
 export function planMajorUpgrade(input: MajorUpgradeInput): MajorUpgradePlan {

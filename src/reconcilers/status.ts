@@ -8,6 +8,7 @@ import { rfc3339 } from '../runtime/time.js';
 import { mergeConditions, type ConditionInput } from './conditions.js';
 import type { Observation } from './observe.js';
 import { specOf } from '../api/resolve-spec.js';
+import { upgradeActive } from './major-upgrade-plan.js';
 
 /** Why an instance is not ready, in words a person can act on. */
 export function instanceProblem(sts: V1StatefulSet | undefined, pod: V1Pod | undefined): string {
@@ -82,10 +83,12 @@ function progressingCondition(writes: readonly string[], n: InstanceCounts): Con
 }
 
 /** Until every instance has been ready once (everHealthy), the cluster is being provisioned, whatever went wrong on the way. */
-function phaseOf(deleting: boolean, failed: boolean, n: InstanceCounts, planned: number, everHealthy: boolean): string {
+function phaseOf(deleting: boolean, failed: boolean, n: InstanceCounts, planned: number, everHealthy: boolean, upgrading: boolean): string {
   if (deleting) return 'Deleting';
   if (failed) return 'Degraded';
   if (n.allReady) return 'Healthy';
+  // Instances stopped or cloning on purpose (status.majorUpgrade says which stage).
+  if (upgrading) return 'Upgrading';
   if (!everHealthy) return 'Provisioning';
   return n.existing !== n.desired || planned !== n.desired ? 'Scaling' : 'Degraded';
 }
@@ -96,7 +99,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
   const n = countInstances(specOf(cluster).instances, observed);
   const conditions = [readyCondition(n), degradedCondition(input.failure), progressingCondition(input.writes, n), ...input.conditions];
   const firstReadyTime = cluster.status?.firstReadyTime ?? (n.allReady ? rfc3339(input.now) : undefined);
-  const phase = phaseOf(!!cluster.metadata.deletionTimestamp, !!input.failure, n, observed.instanceNames.length, firstReadyTime !== undefined);
+  const phase = phaseOf(!!cluster.metadata.deletionTimestamp, !!input.failure, n, observed.instanceNames.length, firstReadyTime !== undefined, upgradeActive(base.majorUpgrade));
   const secrets = secretNames(cluster);
   // Before ha first ran (an early failure), the primary the pass worked from.
   const primary = base.currentPrimary ?? observed.primary;

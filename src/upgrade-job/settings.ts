@@ -15,7 +15,7 @@
 //   PGPILOT_UPGRADE_MODE       link | copy (default link)
 import { isAbsolute } from 'node:path';
 import { POD_ENV } from '../api/pod-env.js';
-import { EnvError } from '../instance/env.js';
+import { EnvError } from '../util/env-error.js';
 import type { UpgradeMode } from '../postgres/upgrade-layout.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 
