@@ -171,7 +171,8 @@ describe('major version upgrades', () => {
     expect(after.status!.archivePath).toBe(`s3://${BUCKET}/pgpilot/${ns}/${NAME}/pg17`);
     expect(mu.previousArchive).toBe(`s3://${BUCKET}/pgpilot/${ns}/${NAME}`);
     expect((await completed(mu.backup!)).status!.destination!.path).toBe(`pgpilot/${ns}/${NAME}/pg17`);
-    await waitFor('post-upgrade work done', async () => /^done/.test((await db.get()).status?.majorUpgrade?.postUpgrade ?? ''), { timeoutMs: 120_000, intervalMs: 1000 });
+    const report = await waitFor('post-upgrade work ended', async () => (await db.get()).status?.majorUpgrade?.postUpgrade?.match(/^(done|failed).*/)?.[0], { timeoutMs: 120_000, intervalMs: 1000 });
+    expect(report).toMatch(/^done/);
     const events = await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME}`, '-o', 'jsonpath={range .items[*]}{.reason}{" "}{end}']);
     for (const reason of ['UpgradeStarted', 'UpgradeCheckFailed', 'UpgradeStopping', 'UpgradeRunning', 'UpgradeStarting', 'UpgradePrimaryRunning', 'UpgradeSucceeded']) expect(events).toContain(reason);
   });
@@ -235,7 +236,8 @@ describe('major version upgrades', () => {
     const after = await checksums(one.rw());
     expect(after.kept).not.toBe(before.kept);
     expect((await query<{ n: string }>(one.rw(), 'SELECT count(*)::text AS n FROM kept'))[0]!.n).toBe('50001');
-    await waitFor('post-upgrade work done', async () => /^done/.test((await one.get()).status?.majorUpgrade?.postUpgrade ?? ''), { timeoutMs: 120_000, intervalMs: 1000 });
+    const report = await waitFor('post-upgrade work ended', async () => (await one.get()).status?.majorUpgrade?.postUpgrade?.match(/^(done|failed).*/)?.[0], { timeoutMs: 120_000, intervalMs: 1000 });
+    expect(report).toMatch(/^done/);
     const volume = await dataVolumeDir(`pgdata-${SINGLE}-1-0`);
     expect(existsSync(join(volume, 'pgdata.old-14', 'PG_VERSION'))).toBe(true);
     expect(readFileSync(join(volume, 'pgdata', 'PG_VERSION'), 'utf8').trim()).toBe('18');

@@ -76,6 +76,9 @@ export interface MajorUpgradePlan {
 
 /** While a Job or an instance works, look again this often. */
 const POLL_MS = 2000;
+/** While writes are refused (from the stop until the upgraded primary runs), more often. */
+const DOWN_POLL_MS = 250;
+const pollFor = (s: MajorUpgradeStatus) => (haHeldByUpgrade(s) || s.phase === 'Starting' ? DOWN_POLL_MS : POLL_MS);
 
 export const majorOf = (version: string | undefined): number | undefined => {
   const m = /^(\d+)/.exec(version ?? '');
@@ -147,7 +150,8 @@ function noUpgrade(input: MajorUpgradeInput, prev: MajorUpgradeStatus | undefine
       : { type: 'Upgrading', status: 'False', reason: 'NoUpgrade', message: `No major version upgrade: PostgreSQL ${input.running ?? '(not running yet)'} runs, spec.version asks for ${input.specVersion}` };
   // The primary's post-upgrade work (statistics, the old directory) can outlast the upgrade itself.
   const report = prev?.phase === 'Succeeded' && input.postUpgrade && input.postUpgrade !== prev.postUpgrade ? input.postUpgrade : undefined;
-  return { status: report ? { ...prev!, postUpgrade: report } : prev, actions: [], condition };
+  const again = prev?.phase === 'Succeeded' ? postUpgradeAgain(input, prev) : [];
+  return { status: report ? { ...prev!, postUpgrade: report } : prev, actions: again, condition, ...(again.length ? { requeueAfterMs: POLL_MS } : {}) };
 }
 
 export function planMajorUpgrade(input: MajorUpgradeInput): MajorUpgradePlan {
@@ -197,7 +201,7 @@ function fencedPrimary(input: MajorUpgradeInput, s: MajorUpgradeStatus): string 
 /** Creates, waits for, or reports a Job; `next` when it succeeded. */
 function runJob(input: MajorUpgradeInput, s: MajorUpgradeStatus, job: 'check' | 'upgrade', onFail: (message: string) => MajorUpgradePlan, next: () => MajorUpgradePlan): MajorUpgradePlan {
   const state = jobOf(input, job);
-  const wait = (actions: UpgradeAction[]): MajorUpgradePlan => ({ status: s, actions, condition: upgrading(s.phase, s.message), requeueAfterMs: POLL_MS });
+  const wait = (actions: UpgradeAction[]): MajorUpgradePlan => ({ status: s, actions, condition: upgrading(s.phase, s.message), requeueAfterMs: pollFor(s) });
   switch (state.state) {
     case 'stale':
       return wait([{ kind: 'deleteJob', job }]);
@@ -228,7 +232,7 @@ function step(input: MajorUpgradeInput, s: MajorUpgradeStatus): MajorUpgradePlan
   const now = input.now.toISOString();
   const toMajor = majorOf(s.to)!;
   const at = (phase: MajorUpgradePhase, message: string, extra: Partial<MajorUpgradeStatus> = {}): MajorUpgradeStatus => ({ ...s, ...extra, phase, message });
-  const wait = (status: MajorUpgradeStatus, actions: UpgradeAction[] = []): MajorUpgradePlan => ({ status, actions, condition: upgrading(status.phase, status.message), requeueAfterMs: POLL_MS });
+  const wait = (status: MajorUpgradeStatus, actions: UpgradeAction[] = []): MajorUpgradePlan => ({ status, actions, condition: upgrading(status.phase, status.message), requeueAfterMs: pollFor(status) });
   switch (s.phase) {
     case 'Checking':
       // Nothing stopped yet: spec.version taken back (or to another major) cancels it.
@@ -280,11 +284,13 @@ function step(input: MajorUpgradeInput, s: MajorUpgradeStatus): MajorUpgradePlan
 }
 
 /** Once the upgraded primary runs: the replicas, then the backup. */
-function afterPrimary(input: MajorUpgradeInput, s: MajorUpgradeStatus, wait: (status: MajorUpgradeStatus, actions?: UpgradeAction[]) => MajorUpgradePlan): MajorUpgradePlan {
+function afterPrimary(input: MajorUpgradeInput, s: MajorUpgradeStatus, waitFor: (status: MajorUpgradeStatus, actions?: UpgradeAction[]) => MajorUpgradePlan): MajorUpgradePlan {
   const toMajor = majorOf(s.to)!;
+  const withReport = { ...s, ...(input.postUpgrade ? { postUpgrade: input.postUpgrade } : {}) };
+  const again = postUpgradeAgain(input, s);
+  const wait = (status: MajorUpgradeStatus, actions: UpgradeAction[] = []) => waitFor(status, [...actions, ...again]);
   switch (s.phase) {
     case 'ResyncingReplicas': {
-      const withReport = { ...s, ...(input.postUpgrade ? { postUpgrade: input.postUpgrade } : {}) };
       const behind = input.instances.filter((i) => i.name !== s.primary && !(i.streaming && i.major === toMajor)).map((i) => i.name);
       if (behind.length > 0) return wait({ ...withReport, message: `${s.primary} runs ${s.to}; cloning the replicas on ${s.to}: ${behind.join(', ')} not streaming yet` });
       if (!input.archiveUrl) return succeeded(input, withReport);
@@ -293,7 +299,6 @@ function afterPrimary(input: MajorUpgradeInput, s: MajorUpgradeStatus, wait: (st
       return { ...wait(status, [{ kind: 'createBackup', name }]), event: { type: 'Normal', reason: 'UpgradeBackingUp', message: status.message } };
     }
     case 'BackingUp': {
-      const withReport = { ...s, ...(input.postUpgrade ? { postUpgrade: input.postUpgrade } : {}) };
       if (input.backupPhase === 'completed') return succeeded(input, withReport, ` Recoverability restarts at backup ${s.backup}; the backups and WAL of ${s.from} stay at ${s.previousArchive ?? 'the old archive path'}.`);
       if (input.backupPhase === 'failed') return succeeded(input, withReport, ` The first backup of ${s.to} (${s.backup}) failed: take one (kubectl pgpilot backup or a PostgreSQLBackup), as only the scheduled backups protect ${s.to} until then.`);
       return wait(withReport);
@@ -301,6 +306,17 @@ function afterPrimary(input: MajorUpgradeInput, s: MajorUpgradeStatus, wait: (st
     default:
       return wait(s);
   }
+}
+
+/**
+ * The post-upgrade work asked of the primary again: its agent reports none (the call failed, or the
+ * agent restarted before it finished) while status has not recorded it done. The agent starts it
+ * at most once at a time.
+ */
+function postUpgradeAgain(input: MajorUpgradeInput, s: MajorUpgradeStatus): UpgradeAction[] {
+  const primary = input.instances.find((i) => i.name === s.primary);
+  if (input.postUpgrade || input.primary !== s.primary || !primary?.running || primary.role !== 'primary' || /^done/.test(s.postUpgrade ?? '')) return [];
+  return [{ kind: 'postUpgrade', instance: s.primary! }];
 }
 
 function succeeded(input: MajorUpgradeInput, s: MajorUpgradeStatus, backupNote = ''): MajorUpgradePlan {

@@ -2,7 +2,7 @@
 // pass observed. Runs first in the pass: install applies what each instance runs meanwhile
 // (upgradeDirective), rollout holds, ha is held from the stop until the new primary runs. Every
 // step starts something (a Job, an agent call) and looks again in a later pass.
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStateTerminated, V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
 import type { MajorUpgradeStatus } from '../api/cluster-status.js';
 import { ANNOTATIONS, API_GROUP_VERSION, BACKUP_KIND } from '../api/constants.js';
 import { resolveBackupTarget } from '../builders/backup-target.js';
@@ -42,21 +42,37 @@ export function reasonFromLog(text: string | undefined, exit: { exitCode?: numbe
   return `the container ended with exit code ${exit.exitCode ?? '?'}${exit.reason ? ` (${exit.reason})` : ''} without saying why; its last line: ${last.replace(/\s+/g, ' ')}`;
 }
 
+/**
+ * Where a Job of the upgrade stands (pure): a Job of an earlier upgrade is stale. The pod ends a
+ * second or so before the Job controller says so, and writes are refused meanwhile: its containers
+ * decide (backoffLimit 0: one pod, no retry), and say why it failed (its last log line).
+ */
+/** The Job's pod: whether its main container exited 0, and the first container that failed. */
+function podOutcome(pods: V1Pod[], container: string): { exitedOk: boolean; failed?: V1ContainerStateTerminated } {
+  const main = pods.length === 1 ? pods[0]!.status?.containerStatuses?.find((s) => s.name === container)?.state?.terminated : undefined;
+  const statuses = pods.flatMap((p) => [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])]);
+  const failed = statuses.map((s) => s.state?.terminated).find((t) => t && t.exitCode !== 0);
+  return { exitedOk: main?.exitCode === 0, ...(failed ? { failed } : {}) };
+}
+
+export function jobStateOf(job: V1Job | undefined, pods: V1Pod[], container: string, startedAt: string | undefined): JobState {
+  if (!job) return { state: 'absent' };
+  if (!startedAt || job.metadata?.annotations?.[ANNOTATIONS.upgradeStartedAt] !== startedAt) return { state: 'stale' };
+  const pod = podOutcome(pods, container);
+  if ((job.status?.succeeded ?? 0) > 0 || pod.exitedOk) return { state: 'succeeded' };
+  const failed = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
+  if (!failed && !pod.failed) return { state: 'running' };
+  const fromPod = pod.failed && reasonFromLog(pod.failed.message, { exitCode: pod.failed.exitCode, reason: pod.failed.reason });
+  return { state: 'failed', message: fromPod ?? jobFailure(failed) };
+}
+
+const jobFailure = (c: V1JobCondition | undefined) => `${c?.reason ?? 'Failed'}: ${c?.message ?? 'no message'}`;
+
 function jobState(ctx: ReconcileContext, kind: UpgradeJobKind, upgrade: MajorUpgradeStatus | undefined): JobState {
   const ns = ctx.cluster.metadata.namespace!;
   const name = upgradeJobName(ctx.cluster.metadata.name!, kind);
-  const job = ctx.cache.get<V1Job>('Job', ns, name);
-  if (!job) return { state: 'absent' };
-  if (!upgrade || !upgradeActive(upgrade) || job.metadata?.annotations?.[ANNOTATIONS.upgradeStartedAt] !== upgrade.startedAt) return { state: 'stale' };
-  if ((job.status?.succeeded ?? 0) > 0) return { state: 'succeeded' };
-  const failed = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
-  if (!failed) return { state: 'running' };
-  // The pod says why (its last log line); the Job only says that it failed.
   const pods = ctx.cache.listForCluster<V1Pod>('Pod', ns, ctx.cluster.metadata.name!).filter((p) => p.metadata?.labels?.['job-name'] === name);
-  const statuses = pods.flatMap((p) => [...(p.status?.containerStatuses ?? []), ...(p.status?.initContainerStatuses ?? [])]);
-  const terminated = statuses.map((s) => s.state?.terminated).find((t) => t && t.exitCode !== 0);
-  const why = reasonFromLog(terminated?.message, { exitCode: terminated?.exitCode, reason: terminated?.reason }) ?? `${failed.reason ?? 'Failed'}: ${failed.message ?? 'no message'}`;
-  return { state: 'failed', message: why };
+  return jobStateOf(ctx.cache.get<V1Job>('Job', ns, name), pods, kind, upgrade && upgradeActive(upgrade) ? upgrade.startedAt : undefined);
 }
 
 function instancesOf(ctx: ReconcileContext): UpgradeInstance[] {
