@@ -90,6 +90,10 @@ export class AgentClient {
   fence(ep: AgentEndpoint, waitMs: number, req: FenceRequest = {}): Promise<OperationAnswer<unknown>> {
     return this.operate(ep, '/v1/fence', waitMs, req);
   }
+  /** A CHECKPOINT on the instance (answered when it is done, or the timeout: it goes on). */
+  checkpoint(ep: AgentEndpoint, timeoutMs: number): Promise<unknown> {
+    return this.call(ep, 'POST', '/v1/checkpoint', undefined, timeoutMs);
+  }
   /** Lifts the fence; the agent starts postgres (answered once it runs, or the timeout: it goes on). */
   unfence(ep: AgentEndpoint, timeoutMs = 10_000): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/unfence', undefined, timeoutMs);

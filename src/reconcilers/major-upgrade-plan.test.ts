@@ -87,7 +87,7 @@ describe('planMajorUpgrade', () => {
   it('after the check: fences the primary, waits for every pod to go, then runs the upgrade Job', () => {
     const stopping = planMajorUpgrade(input({ previous: at('Checking', { primary: undefined }), checkJob: { state: 'succeeded' } }));
     expect(stopping.status).toMatchObject({ phase: 'Stopping', primary: 'db-1', stoppedAt: NOW.toISOString() });
-    expect(stopping.actions).toEqual([{ kind: 'fence', instance: 'db-1' }]);
+    expect(stopping.actions).toEqual([{ kind: 'checkpoint', instance: 'db-1' }, { kind: 'fence', instance: 'db-1' }]);
     expect(planMajorUpgrade(input({ previous: stopping.status })).status?.phase).toBe('Stopping');
     const gone = input({ previous: stopping.status, instances: ['db-1', 'db-2', 'db-3'].map((name) => ({ name, pod: false })) });
     const upgrading = planMajorUpgrade(gone);

@@ -2,8 +2,9 @@
 // status.majorUpgrade, the next stage, what to do now, and what each instance's StatefulSet runs.
 //
 //   Checking           a Job runs pg_upgrade --check against a schema copy; the cluster runs on
-//   Stopping           the primary is fenced (fast, clean stop: the replicas get its shutdown
-//                      checkpoint), every StatefulSet goes to 0 — writes are refused from here
+//   Stopping           a CHECKPOINT while writes are accepted, then the primary is fenced (fast,
+//                      clean stop: the replicas get its shutdown checkpoint), every StatefulSet
+//                      goes to 0 — writes are refused from here
 //   Upgrading          a Job runs pg_upgrade on the primary's volume (the old binaries copied in
 //                      by an init container of the old image); a failure puts the old data back
 //   Starting           the primary's StatefulSet gets the new image; its first start is writable
@@ -60,7 +61,7 @@ export interface MajorUpgradeInput {
 export type UpgradeAction =
   | { kind: 'deleteJob'; job: 'check' | 'upgrade' }
   | { kind: 'createJob'; job: 'check' | 'upgrade' }
-  | { kind: 'fence' | 'unfence' | 'postUpgrade'; instance: string }
+  | { kind: 'checkpoint' | 'fence' | 'unfence' | 'postUpgrade'; instance: string }
   | { kind: 'createBackup'; name: string };
 
 export interface MajorUpgradePlan {
@@ -249,7 +250,8 @@ function step(input: MajorUpgradeInput, s: MajorUpgradeStatus): MajorUpgradePlan
           const primary = input.primary;
           if (!primary) return wait(at('Checking', `The check passed; waiting for a primary before stopping the instances`));
           const status = at('Stopping', `The check passed; stopping every instance (the primary ${primary} first, cleanly); writes are refused until ${s.to} runs`, { primary, stoppedAt: now });
-          return { ...wait(status, [{ kind: 'fence', instance: primary }]), event: { type: 'Normal', reason: 'UpgradeStopping', message: status.message } };
+          // A checkpoint first, while writes are still accepted, leaves the shutdown checkpoint little to write.
+          return { ...wait(status, [{ kind: 'checkpoint', instance: primary }, { kind: 'fence', instance: primary }]), event: { type: 'Normal', reason: 'UpgradeStopping', message: status.message } };
         },
       );
     case 'Stopping': {

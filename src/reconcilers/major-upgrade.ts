@@ -17,6 +17,8 @@ import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js'
 
 /** A fence (fast shutdown) is waited for this long in the pass; it goes on in the agent. */
 const FENCE_WAIT_MS = 5000;
+/** The checkpoint before the stop is waited for this long (it goes on in the server; the shutdown checkpoint does the rest). */
+const CHECKPOINT_WAIT_MS = 10_000;
 
 const msgOf = (line: string): { msg: string; error: boolean } | undefined => {
   try {
@@ -85,7 +87,7 @@ function instancesOf(ctx: ReconcileContext): UpgradeInstance[] {
   }));
 }
 
-async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: MajorUpgradeStatus | undefined, action: UpgradeAction): Promise<void> {
+async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: MajorUpgradeStatus | undefined, action: UpgradeAction, stopped: { at?: Date }): Promise<void> {
   const { cluster } = ctx;
   const ns = cluster.metadata.namespace!;
   const name = cluster.metadata.name!;
@@ -109,13 +111,14 @@ async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: Majo
       const ep = endpoint();
       if (!ep) return;
       // Each is looked at again in the next pass: a failed call is logged, not fatal.
-      const call =
-        action.kind === 'fence'
-          ? agent.fence(ep, FENCE_WAIT_MS, { stopSeconds: ctx.spec.stopDelaySeconds })
-          : action.kind === 'unfence'
-            ? agent.unfence(ep)
-            : agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)!, removeOld: upgrade?.mode !== 'copy' });
-      await call.catch((err: unknown) => log.warn({ instance: action.instance, err: errorText(err) }, `${action.kind} failed; trying again in the next pass`));
+      const calls = {
+        checkpoint: () => agent.checkpoint(ep, CHECKPOINT_WAIT_MS),
+        // Writes are refused from here: the time the status records as the stop.
+        fence: () => ((stopped.at = new Date()), agent.fence(ep, FENCE_WAIT_MS, { stopSeconds: ctx.spec.stopDelaySeconds })),
+        unfence: () => agent.unfence(ep),
+        postUpgrade: () => agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)!, removeOld: upgrade?.mode !== 'copy' }),
+      };
+      await calls[action.kind]().catch((err: unknown) => log.warn({ instance: action.instance, err: errorText(err) }, `${action.kind} failed; trying again in the next pass`));
     }
   }
 }
@@ -153,7 +156,9 @@ export function createMajorUpgradeReconciler(deps: { agent: AgentClient }): Reco
     async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
       const previous = ctx.status.majorUpgrade;
       const plan = planMajorUpgrade(upgradeInput(ctx));
-      for (const action of plan.actions) await carryOut(ctx, deps.agent, plan.status, action);
+      const stopped: { at?: Date } = {};
+      for (const action of plan.actions) await carryOut(ctx, deps.agent, plan.status, action, stopped);
+      if (stopped.at && plan.status?.phase === 'Stopping') plan.status.stoppedAt = stopped.at.toISOString();
       if (plan.event) await ctx.event(plan.event.type, plan.event.reason, plan.event.message);
       if (plan.status?.phase !== previous?.phase || plan.actions.length > 0) ctx.log.info({ phase: plan.status?.phase, actions: plan.actions.map((a) => a.kind) }, plan.condition.message);
       const archiveSuffix = plan.archiveSuffix ?? ctx.status.archiveSuffix;
