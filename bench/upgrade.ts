@@ -25,13 +25,14 @@
 // accepted connection. The goal: major_downtime_s ≤ 1.5 × pg_upgrade_link_s + 5 s.
 // PGPILOT_BENCH_TRIALS (default 1) sets the number of trials. Timings are measured, never asserted.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../e2e/harness/control-plane.js';
 import { E2E_KUBECONFIG_ENV, createTestNamespace, deleteTestNamespace } from '../e2e/harness/env.js';
 import { HaCluster } from '../e2e/harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt } from '../e2e/harness/operator.js';
 import { CHART_APP_VERSION, OperatorRelease, changedStatefulSets, instancePods, instanceStatefulSets, podChanges, requestPass } from '../e2e/harness/operator-release.js';
+import { kubectlOk } from '../e2e/harness/kubectl.js';
 import { query } from '../e2e/harness/postgres.js';
 import { startProcessKubelet, type ProcessKubelet } from '../e2e/kubelet/index.js';
 import type { PostgreSQLCluster } from '../src/api/cluster.js';
@@ -90,6 +91,10 @@ interface MajorUpgrade {
   acknowledged: number;
   lost: number;
   status: MajorUpgradeStatus;
+  /** Each status.majorUpgrade.phase as first seen (polled every 0.5 s), ms after the spec patch. */
+  phasesSeen: Array<[string, number]>;
+  /** The upgrade Job's own step timings (its `<step> took …` log lines). */
+  jobSteps: string[];
 }
 
 /** What each instance's PostgreSQL says its version is (directly, through its pod address). */
@@ -149,6 +154,15 @@ async function operatorUpgrade(release: OperatorRelease, db: HaCluster): Promise
 
 const between = (from: string | undefined, to: string | undefined) => (from && to ? Date.parse(to) - Date.parse(from) : NaN);
 
+/** The message of a JSON log line of the upgrade Job ("pg_upgrade took 1.8 s"), or the line as it is. */
+function jobStep(line: string): string {
+  try {
+    return (JSON.parse(line) as { msg: string }).msg;
+  } catch {
+    return line;
+  }
+}
+
 /** pgbench data, then spec.version → MAJOR under the ledger load, until status.majorUpgrade says Succeeded. */
 async function majorUpgrade(db: HaCluster, release: OperatorRelease, kubelet: ProcessKubelet): Promise<MajorUpgrade> {
   const c = await db.healthy(INSTANCES, 300_000);
@@ -164,9 +178,21 @@ async function majorUpgrade(db: HaCluster, release: OperatorRelease, kubelet: Pr
   say(`major: ${NAME} loaded with pgbench -i -s ${SCALE} in ${loadMs} ms`);
   await db.healthy(INSTANCES, 300_000);
   let failed: MajorUpgradeStatus | undefined;
-  const run = await db.changeUnderLoad('major', { version: MAJOR }, `status.majorUpgrade to ${MAJOR} Succeeded (or Failed) and the cluster Healthy`, (cl: PostgreSQLCluster) => {
+  let patchedAt = 0;
+  const phasesSeen: Array<[string, number]> = [];
+  let jobLog: string | undefined;
+  let jobSteps: string[] = [];
+  const run = await db.changeUnderLoad('major', { version: MAJOR }, `status.majorUpgrade to ${MAJOR} Succeeded (or Failed) and the cluster Healthy`, async (cl: PostgreSQLCluster) => {
+    patchedAt ||= Date.now();
     const mu = cl.status?.majorUpgrade;
     if (mu?.to !== MAJOR) return false;
+    if (phasesSeen.at(-1)?.[0] !== mu.phase) phasesSeen.push([mu.phase, Date.now() - patchedAt]);
+    // The upgrade Job's log, read while its pod is there (the operator deletes the Job later).
+    if (!jobLog && ['Upgrading', 'Starting'].includes(mu.phase)) {
+      const pod = (await kubectlOk(['get', 'pods', '-n', db.namespace, '-l', `job-name=${NAME}-upgrade`, '-o', 'jsonpath={.items[0].metadata.name}']).catch(() => '')).trim();
+      jobLog = pod ? kubelet.containerLogPath(db.namespace, pod, 'upgrade') : undefined;
+    }
+    if (jobLog && existsSync(jobLog)) jobSteps = readFileSync(jobLog, 'utf8').split('\n').filter((l) => /"ms":\d+/.test(l)).map(jobStep);
     // waitFor retries a throw: a failure ends the wait, and is thrown once the ledger is read back.
     if (mu.phase === 'Failed' && mu.generation === cl.metadata.generation) return !!(failed = mu);
     return mu.phase === 'Succeeded' && cl.status?.phase === 'Healthy' && cl.status.readyInstances === INSTANCES;
@@ -181,7 +207,8 @@ async function majorUpgrade(db: HaCluster, release: OperatorRelease, kubelet: Pr
   if (!v.every((x) => x === MAJOR)) throw new Error(`after the major upgrade the instances run ${v.join(', ')}, not ${MAJOR}`);
   const status = after.status!.majorUpgrade!;
   say(`major: ${from} → ${MAJOR}: longest write gap ${run.gapMs} ms, stopped → primary started ${between(status.stoppedAt, status.primaryStartedAt)} ms, total ${between(status.startedAt, status.finishedAt)} ms, ${run.acknowledged} writes acknowledged, ${run.lost.length} lost; ${status.message}`);
-  return { from, to: MAJOR, loadMs, gapMs: run.gapMs, acknowledged: run.acknowledged, lost: run.lost.length, status };
+  say(`major: phases seen ${phasesSeen.map(([p, ms]) => `${p} +${ms} ms`).join(', ')}; upgrade Job: ${jobSteps.join('; ') || '(its log not read)'}`);
+  return { from, to: MAJOR, loadMs, gapMs: run.gapMs, acknowledged: run.acknowledged, lost: run.lost.length, status, phasesSeen, jobSteps };
 }
 
 async function setUp(): Promise<{ db: HaCluster; release: OperatorRelease; kubelet: ProcessKubelet }> {
@@ -270,6 +297,8 @@ function reportRows(m: ReturnType<typeof upgradeMetrics>, trials: Trial[], op: O
     ['major upgrade downtime (longest gap between acknowledged writes)', `${m.major_downtime_s} s (first write refused → first accepted, to within one write's latency); ${major.acknowledged} writes acknowledged`],
     ['major upgrade: stoppedAt → primaryStartedAt (status)', `${m.major_stopped_to_primary_started_s} s`],
     ['major upgrade: startedAt → finishedAt (status, check to Succeeded)', `${m.major_total_s} s`],
+    ['major upgrade: phases as first seen (after the spec patch)', major.phasesSeen.map(([p, ms]) => `${p} +${s(ms)} s`).join(', ')],
+    ['major upgrade: the upgrade Job\'s own steps', major.jobSteps.join('; ') || '(its log not read)'],
     ['major upgrade: acknowledged writes lost', `${m.major_lost_acknowledged_writes} (goal 0)`],
     [`pg_upgrade --link floor on the host (${floor.from} → ${floor.to}, same data set)`, `${m.pg_upgrade_link_s} s = initdb ${s(floor.initdbMs)} s + pg_upgrade --link -j 2 ${s(floor.pgUpgradeMs)} s + start to first connection ${s(floor.startMs)} s`],
     ['major upgrade goal (1.5 × floor + 5 s)', `${m.major_goal_s} s: ${m.major_within_goal ? 'met' : 'NOT met'} (downtime ${m.major_downtime_s} s)`],
