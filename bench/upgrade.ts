@@ -192,7 +192,7 @@ async function majorUpgrade(db: HaCluster, release: OperatorRelease, kubelet: Pr
       const pod = (await kubectlOk(['get', 'pods', '-n', db.namespace, '-l', `job-name=${NAME}-upgrade`, '-o', 'jsonpath={.items[0].metadata.name}']).catch(() => '')).trim();
       jobLog = pod ? kubelet.containerLogPath(db.namespace, pod, 'upgrade') : undefined;
     }
-    if (jobLog && existsSync(jobLog)) jobSteps = readFileSync(jobLog, 'utf8').split('\n').filter((l) => /"ms":\d+/.test(l)).map(jobStep);
+    if (jobLog && existsSync(jobLog)) jobSteps = readFileSync(jobLog, 'utf8').split('\n').map(jobStep).filter((m) => / took /.test(m));
     // waitFor retries a throw: a failure ends the wait, and is thrown once the ledger is read back.
     if (mu.phase === 'Failed' && mu.generation === cl.metadata.generation) return !!(failed = mu);
     return mu.phase === 'Succeeded' && cl.status?.phase === 'Healthy' && cl.status.readyInstances === INSTANCES;
