@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export function printReport(suite: string, metrics: Record<string, number>, rows: Array<[string, string]>): void {
+export function printReport(suite: string, metrics: Record<string, number | boolean>, rows: Array<[string, string]>): void {
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log(`\n${suite}`);
   console.log('-'.repeat(width + 40));

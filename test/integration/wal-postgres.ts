@@ -23,10 +23,14 @@ export const pgOwner = AS_ROOT
   ? { uid: Number(execFileSync('id', ['-u', RUN_AS]).toString()), gid: Number(execFileSync('id', ['-g', RUN_AS]).toString()) }
   : undefined;
 
+/** argv running `cmd` as the postgres user when we are root (setpriv), as is otherwise. */
+export function asPostgresUser(cmd: string, args: string[]): [string, string[]] {
+  return AS_ROOT ? ['setpriv', [`--reuid=${RUN_AS}`, `--regid=${RUN_AS}`, '--clear-groups', '--', cmd, ...args]] : [cmd, args];
+}
+
 /** argv for a PostgreSQL tool, as the postgres user when we are root. */
 function asPg(tool: string, args: string[]): [string, string[]] {
-  const bin = path.join(PG_BIN, tool);
-  return AS_ROOT ? ['setpriv', [`--reuid=${RUN_AS}`, `--regid=${RUN_AS}`, '--clear-groups', '--', bin, ...args]] : [bin, args];
+  return asPostgresUser(path.join(PG_BIN, tool), args);
 }
 
 export async function runPgTool(tool: string, args: string[], cwd?: string): Promise<string> {
