@@ -19,9 +19,10 @@ import type { ObjectStore } from '../src/backup/object-store.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
+import { backupFinished, backupNow as createBackup, getBackup as getBackupOf, superuserConfig } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { LedgerWriter, query, serviceClientConfig } from './harness/postgres.js';
+import { LedgerWriter, query } from './harness/postgres.js';
 
 const BUCKET = 'pgpilot-e2e';
 const SOURCE = 'src-db';
@@ -50,33 +51,10 @@ describe('backups, WAL archiving and point-in-time recovery', () => {
     return list.items.filter((b) => b.spec.cluster.name === SOURCE);
   }
 
-  async function getBackup(name: string): Promise<PostgreSQLBackup> {
-    return (await custom().getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: BACKUP_PLURAL, namespace: ns, name })) as PostgreSQLBackup;
-  }
-
-  async function backupNow(name: string): Promise<void> {
-    await custom().createNamespacedCustomObject({
-      group: API_GROUP,
-      version: API_VERSION,
-      plural: BACKUP_PLURAL,
-      namespace: ns,
-      body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'PostgreSQLBackup', metadata: { name }, spec: { cluster: { name: SOURCE } } },
-    });
-  }
-
-  async function finished(name: string, timeoutMs = 240_000): Promise<PostgreSQLBackup> {
-    return waitFor(`backup ${name} finished`, async () => {
-      const b = await getBackup(name);
-      return b.status?.phase === 'completed' || b.status?.phase === 'failed' ? b : undefined;
-    }, { timeoutMs, intervalMs: 500 });
-  }
-
-  /** The superuser's connection through -rw (restore points and pg_switch_wal need it). */
-  async function superuser(cluster: string) {
-    const secret = await core().readNamespacedSecret({ name: `${cluster}-superuser`, namespace: ns });
-    const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-    return serviceClientConfig(kubelet, ns, `${cluster}-rw`, { user: get('username'), password: get('password'), database: 'app' });
-  }
+  const getBackup = (name: string) => getBackupOf(ns, name);
+  const backupNow = (name: string) => createBackup(ns, name, SOURCE);
+  const finished = (name: string, timeoutMs?: number) => backupFinished(ns, name, timeoutMs);
+  const superuser = (cluster: string) => superuserConfig(kubelet, ns, cluster);
 
   /** Switch to a new segment on the source and wait until the one just closed is in the store. */
   async function archiveNow(): Promise<string> {

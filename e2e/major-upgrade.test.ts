@@ -11,20 +11,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgreSQLBackup } from '../src/api/backup.js';
 import type { PostgreSQLCluster } from '../src/api/cluster.js';
-import { API_GROUP, API_VERSION, BACKUP_PLURAL, LABELS } from '../src/api/constants.js';
+import { LABELS } from '../src/api/constants.js';
 import { cacheRoot } from '../test/support/binaries.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
+import { backupFinished, backupNow, superuserConfig } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { query, serviceClientConfig } from './harness/postgres.js';
+import { query } from './harness/postgres.js';
 
 const execFileAsync = promisify(execFile);
 const BUCKET = 'upgrades';
@@ -49,43 +49,23 @@ describe('major version upgrades', () => {
   let operator: RunningOperator;
   let s3: S3rver;
   let db: HaCluster;
-  const custom = () => kubeConfig().makeApiClient(CustomObjectsApi);
   const core = () => kubeConfig().makeApiClient(CoreV1Api);
   const s3Spec = () => ({ endpoint: s3.endpoint, bucket: BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: 's3-credentials' } });
   const podUids = async (cluster: string) => (await kubectlOk(['get', 'pods', '-n', ns, '-l', `${LABELS.cluster}=${cluster},${LABELS.component}=instance`, '-o', 'jsonpath={range .items[*]}{.metadata.uid}{" "}{end}'])).trim().split(' ').sort();
   const versions = async (c: HaCluster) => Promise.all((await c.get()).status!.instanceNames!.map(async (i) => (await query<{ v: string }>(c.podConfig(i, 5000), "SELECT current_setting('server_version') AS v"))[0]!.v));
   const upgrading = (c: PostgreSQLCluster) => c.status?.conditions?.find((x) => x.type === 'Upgrading');
 
-  async function backupNow(name: string, cluster: string): Promise<void> {
-    await custom().createNamespacedCustomObject({
-      group: API_GROUP,
-      version: API_VERSION,
-      plural: BACKUP_PLURAL,
-      namespace: ns,
-      body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'PostgreSQLBackup', metadata: { name }, spec: { cluster: { name: cluster } } },
-    });
-  }
-
-  async function completed(name: string): Promise<PostgreSQLBackup> {
-    const b = await waitFor(`backup ${name} finished`, async () => {
-      const b = (await custom().getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, plural: BACKUP_PLURAL, namespace: ns, name })) as PostgreSQLBackup;
-      return b.status?.phase === 'completed' || b.status?.phase === 'failed' ? b : undefined;
-    }, { timeoutMs: 240_000, intervalMs: 500 });
+  const completed = async (name: string) => {
+    const b = await backupFinished(ns, name);
     expect(b.status?.phase, JSON.stringify(b.status)).toBe('completed');
     return b;
-  }
+  };
 
   /** The host directory behind a claim (the process kubelet's hostPath PersistentVolumes). */
   async function dataVolumeDir(claim: string): Promise<string> {
     const pvc = await core().readNamespacedPersistentVolumeClaim({ name: claim, namespace: ns });
     const pv = await core().readPersistentVolume({ name: pvc.spec!.volumeName! });
     return pv.spec!.hostPath!.path;
-  }
-
-  async function superuser(cluster: string): Promise<pg.ClientConfig> {
-    const secret = await core().readNamespacedSecret({ name: `${cluster}-superuser`, namespace: ns });
-    const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-    return serviceClientConfig(kubelet, ns, `${cluster}-rw`, { user: get('username'), password: get('password'), database: 'app' });
   }
 
   async function restored(name: string, version: string, recovery: Record<string, unknown>): Promise<HaCluster> {
@@ -131,7 +111,7 @@ describe('major version upgrades', () => {
     const rw = db.rw();
     await execFileAsync(PGBENCH, ['-i', '-s', '2', '-q'], { env: { ...process.env, PGHOST: rw.host, PGPORT: String(rw.port), PGUSER: rw.user, PGPASSWORD: String(rw.password), PGDATABASE: rw.database } });
     await query(rw, "CREATE TABLE kinds (id int PRIMARY KEY, j jsonb, n numeric, t timestamptz, a text[]); INSERT INTO kinds SELECT g, jsonb_build_object('g', g), g / 7.0, '2026-01-01'::timestamptz + g * interval '1 minute', ARRAY[g::text, md5(g::text)] FROM generate_series(1, 2000) g");
-    await backupNow('before-upgrade', NAME);
+    await backupNow(ns, 'before-upgrade', NAME);
     await completed('before-upgrade');
     const before = await checksums(rw);
     expect(Object.keys(before).sort()).toEqual(['kinds', 'pgbench_accounts', 'pgbench_branches', 'pgbench_history', 'pgbench_tellers']);
@@ -178,7 +158,7 @@ describe('major version upgrades', () => {
   });
 
   it('a point-in-time recovery after the upgrade gives a 17 cluster; the backup from before it still restores 16', async () => {
-    const su = await superuser(NAME);
+    const su = await superuserConfig(kubelet, ns, NAME);
     await query(db.rw(), 'CREATE TABLE marks (id int PRIMARY KEY); INSERT INTO marks SELECT generate_series(1, 10)');
     await sleep(1100);
     const target = (await query<{ t: string }>(su, `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0]!.t;

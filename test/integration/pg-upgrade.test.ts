@@ -17,12 +17,11 @@ import { upgradeLayoutOf } from '../../src/postgres/upgrade-layout.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { copyInstall } from '../../src/upgrade-job/copy-install.js';
 import { cacheRoot } from '../support/binaries.js';
-import { freePort, giveToPostgres, pgTempDir, removeDir } from './wal-postgres.js';
+import { asPostgresUser, freePort, giveToPostgres, pgTempDir, removeDir, spawnServer, stopServer } from './wal-postgres.js';
 
 const VERSIONS = { 14: '14.23.0', 16: '16.15.0', 17: '17.11.0', 18: '18.6.0' } as const;
 type Major = keyof typeof VERSIONS;
-const AS_ROOT = process.getuid?.() === 0;
-const asPg = (cmd: string, args: string[]): [string, string[]] => (AS_ROOT ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--clear-groups', '--', cmd, ...args]] : [cmd, args]);
+const asPg = asPostgresUser;
 const log = createLogger('error', 'test');
 const REPO = path.resolve(import.meta.dirname, '../..');
 
@@ -107,7 +106,7 @@ const cli = (args: string[], from: Major, to: Major, env: Record<string, string>
 
 class Server {
   child: ChildProcess | undefined;
-  output = '';
+  output: () => string = () => '';
   constructor(
     readonly bin: string,
     readonly pgdata: string,
@@ -135,27 +134,13 @@ class Server {
     await writeFile(hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
     await giveToPostgres(hba);
     const [cmd, args] = asPg(path.join(bin, 'postgres'), ['-D', this.pgdata, '-c', `hba_file=${hba}`, '-c', `port=${this.port}`, '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${path.dirname(this.pgdata)}`, '-c', 'fsync=off']);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    this.output = '';
-    for (const s of [child.stdout!, child.stderr!]) s.on('data', (d: Buffer) => (this.output += d.toString()));
-    for (let i = 0; ; i++) {
-      try {
-        await this.query('select 1');
-        return;
-      } catch (err) {
-        if (child.exitCode !== null || i > 600) throw new Error(`postgres did not start: ${String(err)}\n${this.output.slice(-2000)}`);
-        await sleep(100);
-      }
-    }
+    const server = await spawnServer([cmd, args], () => this.query('select 1'));
+    this.child = server.child;
+    this.output = server.output;
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.on('exit', r));
-    child.kill('SIGINT');
-    await exited;
+    await stopServer(this.child);
   }
 
   async query<T = Record<string, unknown>>(sql: string): Promise<T[]> {

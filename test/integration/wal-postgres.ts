@@ -28,6 +28,36 @@ export function asPostgresUser(cmd: string, args: string[]): [string, string[]] 
   return AS_ROOT ? ['setpriv', [`--reuid=${RUN_AS}`, `--regid=${RUN_AS}`, '--clear-groups', '--', cmd, ...args]] : [cmd, args];
 }
 
+/** A server process (any version's `postgres`), its output collected. */
+export interface ServerProcess {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** Spawns `argv` and waits until `ready` succeeds (a minute at most), or the process has died. */
+export async function spawnServer(argv: [string, string[]], ready: () => Promise<unknown>): Promise<ServerProcess> {
+  const child = spawn(argv[0], argv[1], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  for (const s of [child.stdout!, child.stderr!]) s.on('data', (d: Buffer) => (output += d.toString()));
+  for (let i = 0; ; i++) {
+    try {
+      await ready();
+      return { child, output: () => output };
+    } catch (err) {
+      if (child.exitCode !== null || i > 600) throw new Error(`postgres did not start: ${String(err)}\n${output.slice(-2000)}`);
+      await sleep(100);
+    }
+  }
+}
+
+/** A fast shutdown (SIGINT), waited for. */
+export async function stopServer(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGINT');
+  await exited;
+}
+
 /** argv for a PostgreSQL tool, as the postgres user when we are root. */
 function asPg(tool: string, args: string[]): [string, string[]] {
   return asPostgresUser(path.join(PG_BIN, tool), args);
