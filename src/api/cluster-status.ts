@@ -50,8 +50,16 @@ export const MajorUpgradeStatusSchema = Obj('The newest major version upgrade (p
   backup: Type.Optional(Type.String({ description: 'The PostgreSQLBackup taken of the new version; recoverability restarts from it.' })),
 });
 
+export const HibernationStatusSchema = Obj('Hibernation under way or in effect (spec.hibernation); absent while the cluster runs.', {
+  phase: StringEnum(['Hibernating', 'Hibernated', 'Waking'] as const, {
+    description: 'Hibernating (every instance stopping, the primary first and cleanly), Hibernated (no instance runs; the claims and the primary Lease are kept), Waking (every instance starting, the same primary first).',
+  }),
+  primary: Type.Optional(Type.String({ description: 'The primary when the cluster went to sleep: it is the primary again when it wakes.' })),
+  since: Type.String({ description: 'When the phase began.', format: 'date-time' }),
+});
+
 export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
-  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, Upgrading (a major version upgrade has instances stopped or cloning), or Deleting.' })),
+  phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, Upgrading (a major version upgrade has instances stopped or cloning), Hibernating, Hibernated, Waking (spec.hibernation), or Deleting.' })),
   observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
   instances: Type.Optional(Type.Integer({ description: 'Number of instances that exist (scale subresource).' })),
   readyInstances: Type.Optional(Type.Integer({ description: 'Number of instances that are ready.' })),
@@ -84,6 +92,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
     }),
   ),
   majorUpgrade: Type.Optional(MajorUpgradeStatusSchema),
+  hibernation: Type.Optional(HibernationStatusSchema),
   archiveSuffix: Type.Optional(
     Type.String({ description: 'Set by a major upgrade (e.g. "pg17"): the upgraded database is another system, so WAL and base backups go to <archive path>/<suffix> from then on, and the older major\'s backups stay restorable where they were.', pattern: '^pg[0-9]+$', maxLength: 8 }),
   ),
@@ -113,4 +122,5 @@ export type ClusterStatus = Static<typeof ClusterStatusSchema>;
 export type Condition = Static<typeof ConditionSchema>;
 export type ArchivingStatus = Static<typeof ArchivingStatusSchema>;
 export type MajorUpgradeStatus = Static<typeof MajorUpgradeStatusSchema>;
+export type HibernationStatus = Static<typeof HibernationStatusSchema>;
 export type MajorUpgradePhase = MajorUpgradeStatus['phase'];

@@ -396,6 +396,13 @@ export const ClusterSpecSchema = Obj(
         },
       ),
     ),
+    hibernation: Type.Optional(
+      Type.Boolean({
+        description:
+          'true: every instance stops cleanly (the primary first) and no pod runs; the claims, the data and the primary are kept, scheduled backups are suspended. false (default): the cluster runs; a hibernated one wakes with the same primary. The Hibernated condition and status.hibernation say where it stands.',
+        default: false,
+      }),
+    ),
     majorUpgrade: Type.Optional(
       Obj('How a change of spec.version to a higher major version is carried out: checked first with pg_upgrade --check while the cluster runs, then every instance stops, pg_upgrade upgrades the primary\'s data in a Job, the primary starts on the new version, the replicas are cloned from it and a base backup is taken (status.majorUpgrade and the Upgrading condition tell the stage; docs/major-upgrades.md).', {
         mode: Type.Optional(

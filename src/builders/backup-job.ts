@@ -72,7 +72,8 @@ function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: Instan
 }
 
 /** The schedule's CronJob: each run creates a PostgreSQLBackup named after its Job and takes it. */
-export function backupCronJob(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: InstanceImageConfig): V1CronJob {
+/** `suspend`: no run starts (a hibernated cluster has no instance to back up). */
+export function backupCronJob(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: InstanceImageConfig, suspend = false): V1CronJob {
   const name = cluster.metadata.name!;
   return {
     apiVersion: 'batch/v1',
@@ -81,6 +82,7 @@ export function backupCronJob(cluster: PostgreSQLCluster, target: ResolvedTarget
     spec: {
       schedule: specOf(cluster).backup.schedule,
       timeZone: 'Etc/UTC',
+      suspend,
       // One base backup at a time; a run missed by more than an hour waits for the next.
       concurrencyPolicy: 'Forbid',
       startingDeadlineSeconds: 3600,

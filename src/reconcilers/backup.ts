@@ -142,7 +142,7 @@ export function createBackupReconciler(): Reconciler {
       const problem = scheduleProblem(schedule);
       if (problem) throw new SpecError('spec.backup.schedule', problem);
 
-      await ctx.apply('CronJob', backupCronJob(cluster, target, ctx.config));
+      await ctx.apply('CronJob', backupCronJob(cluster, target, ctx.config, !!ctx.status.hibernation));
 
       // On-demand backups: one Job each, named and owned by the backup.
       for (const backup of backupsNeedingJobs(backups)) {

@@ -42,8 +42,9 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('install')).toEqual([]);
     expect(conditionsOwnedBy('rollout')).toEqual(['RollingUpdate']);
     expect(conditionsOwnedBy('upgrade')).toEqual(['Upgrading']);
+    expect(conditionsOwnedBy('hibernation')).toEqual(['Hibernated']);
     expect(conditionsOwnedBy('monitoring')).toEqual(['MonitoringQueriesValid']);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'upgrade', 'rollout', 'monitoring'].includes(o))).toBe(true);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {

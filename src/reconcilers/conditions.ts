@@ -17,6 +17,7 @@ export const CONDITION_OWNERS = {
   LastBackupSucceeded: 'backup',
   RollingUpdate: 'rollout',
   Upgrading: 'upgrade',
+  Hibernated: 'hibernation',
   MonitoringQueriesValid: 'monitoring',
 } as const;
 

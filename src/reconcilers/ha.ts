@@ -17,6 +17,7 @@ import type { EndedOperation } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import { heldUntil } from './primary-restart.js';
 import { haHeldByUpgrade } from './major-upgrade-plan.js';
+import { haHeldByHibernation } from './hibernation-plan.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { errorText } from '../util/error-text.js';
@@ -89,6 +90,26 @@ function notYet(reason: string, message: string): ConditionInput[] {
     { type: 'PrimaryAvailable', status: 'Unknown', reason, message },
     { type: 'ReplicasStreaming', status: 'Unknown', reason, message },
   ];
+}
+
+/** How long a primary coming back from a stop on purpose (waking, a failed upgrade) is waited for before ha may fail over. */
+const RETURN_HOLD_MS = 5 * 60_000;
+
+/**
+ * Why ha does nothing in this pass: the instances are stopped on purpose (a major upgrade's stop,
+ * hibernation), or the primary they stopped is coming back (waking, or the old version after a
+ * failed upgrade: fenced until unfenced, then read-only until confirmed) — replicas may be up first,
+ * and promoting one would change the primary the user kept. Bounded: past RETURN_HOLD_MS, ha acts.
+ */
+function heldOnPurpose(ctx: ReconcileContext): { reason: string; message: string } | undefined {
+  const { majorUpgrade: mu, hibernation: h } = ctx.status;
+  if (haHeldByUpgrade(mu)) return { reason: 'MajorUpgrade', message: `A major version upgrade stopped the instances (${mu!.message})` };
+  if (haHeldByHibernation(h)) return { reason: 'Hibernation', message: `The cluster hibernates (spec.hibernation): ${h!.phase}` };
+  const back = h?.phase === 'Waking' ? { primary: h.primary, since: h.since } : mu?.phase === 'Failed' && mu.stoppedAt ? { primary: mu.primary, since: mu.finishedAt } : undefined;
+  if (!back?.primary || !back.since || Date.now() - Date.parse(back.since) > RETURN_HOLD_MS) return undefined;
+  const agent = ctx.observed.instances.find((i) => i.name === back.primary)?.agent;
+  if (agent?.running) return undefined;
+  return { reason: 'PrimaryReturning', message: `${back.primary} was stopped on purpose and is starting again; it stays the primary (ha waits for it up to ${RETURN_HOLD_MS / 60_000} minutes)` };
 }
 
 /** The plan for this pass, from the observation and the spec (pure apart from the down-check). */
@@ -179,8 +200,9 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
       const primary = observed.primary;
       if (!primary) return { conditions: notYet('NoInstances', 'The cluster has no instances yet') };
       const kept = { currentPrimary: ctx.status.currentPrimary ?? primary, streamingReplicas: ctx.status.streamingReplicas, version: ctx.status.version };
-      // The instances stop for pg_upgrade on purpose: nothing to fail over to, nothing to repair.
-      if (haHeldByUpgrade(ctx.status.majorUpgrade)) return { conditions: notYet('MajorUpgrade', `A major version upgrade stopped the instances (${ctx.status.majorUpgrade!.message})`), status: kept };
+      // The instances stopped on purpose (pg_upgrade, hibernation) or the primary coming back from it: nothing to fail over.
+      const held = heldOnPurpose(ctx);
+      if (held) return { conditions: notYet(held.reason, held.message), status: kept };
       const token = observed.agentToken;
       if (!token) {
         // No agent token yet (install creates it): no agent was asked.

@@ -12,6 +12,7 @@ import type { ReconcileContext } from './types.js';
 import { ANNOTATIONS } from '../api/constants.js';
 import { loweredStandbyMinimums } from '../postgres/restart-settings.js';
 import { upgradeDirective, type InstanceDirective } from './major-upgrade-plan.js';
+import { hibernationDirective } from './hibernation-plan.js';
 
 export interface InstanceSet {
   instance: InstanceObservation;
@@ -32,19 +33,22 @@ export function desiredInstanceSets(ctx: ReconcileContext, target: ResolvedTarge
   const restore = source ? restoreAccess(ctx.cluster, source) : null;
   const running = { version: ctx.cluster.spec.version, running: ctx.status.version, generation: ctx.cluster.metadata.generation };
   return ctx.observed.instances.map((instance) => {
-    const upgrade = upgradeDirective(ctx.status.majorUpgrade, running, instance.name);
+    // Hibernation first (it waits for an upgrade to finish), then a major upgrade.
+    const upgrade = hibernationDirective(ctx.status.hibernation) ?? upgradeDirective(ctx.status.majorUpgrade, running, instance.name);
     // The image the upgrade names (the old version's until the primary's data is upgraded).
     const cluster = upgrade && upgrade.image !== 'hold' ? { ...ctx.cluster, spec: { ...ctx.cluster.spec, imageName: upgrade.image } } : ctx.cluster;
     const desired = instanceStatefulSet(cluster, instance.name, ctx.config, liveClaims(instance.statefulSet), { target, restore });
+    // hold: the template it runs now (a pending change waits until the cluster runs normally again).
+    const live = instance.statefulSet?.spec?.template;
+    if (upgrade?.image === 'hold' && live) desired.spec!.template = live;
     if (upgrade && !upgrade.running) desired.spec!.replicas = 0;
     return { instance, desired, ...(upgrade ? { upgrade } : {}) };
   });
 }
 
-/** install holds the set back: the rollout has not reached it, or an upgrade keeps what runs (hold). */
+/** install holds the set back until the rollout reaches it; an upgrade or hibernation decides at once. */
 export function heldBack(s: InstanceSet, updating: string | undefined): boolean {
-  if (s.upgrade) return s.upgrade.image === 'hold' && templateOutdated(s);
-  return templateOutdated(s) && s.instance.name !== updating;
+  return !s.upgrade && templateOutdated(s) && s.instance.name !== updating;
 }
 
 /** The pod template differs from the desired one (a restart of that instance). */

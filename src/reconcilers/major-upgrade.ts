@@ -9,16 +9,12 @@ import { resolveBackupTarget } from '../builders/backup-target.js';
 import { ownedMeta } from '../builders/meta.js';
 import { instanceImage } from '../builders/statefulset.js';
 import { upgradeJob, upgradeJobName, type UpgradeJobKind } from '../builders/upgrade-job.js';
-import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
+import type { AgentClient } from '../instance/agent-client.js';
+import { callAgent, stopCall, stopPlanInstances } from './stop-calls.js';
 import { createIfMissing } from '../runtime/apply.js';
-import { errorText } from '../util/error-text.js';
-import { majorOf, planMajorUpgrade, upgradeActive, type JobState, type MajorUpgradeInput, type UpgradeAction, type UpgradeInstance } from './major-upgrade-plan.js';
+import { majorOf, planMajorUpgrade, upgradeActive, type JobState, type MajorUpgradeInput, type UpgradeAction } from './major-upgrade-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
-/** A fence (fast shutdown) is waited for this long in the pass; it goes on in the agent. */
-const FENCE_WAIT_MS = 5000;
-/** The checkpoint before the stop is waited for this long (it goes on in the server; the shutdown checkpoint does the rest). */
-const CHECKPOINT_WAIT_MS = 10_000;
 
 const msgOf = (line: string): { msg: string; error: boolean } | undefined => {
   try {
@@ -77,23 +73,11 @@ function jobState(ctx: ReconcileContext, kind: UpgradeJobKind, upgrade: MajorUpg
   return jobStateOf(ctx.cache.get<V1Job>('Job', ns, name), pods, kind, upgrade && upgradeActive(upgrade) ? upgrade.startedAt : undefined);
 }
 
-function instancesOf(ctx: ReconcileContext): UpgradeInstance[] {
-  return ctx.observed.instances.map((i) => ({
-    name: i.name,
-    pod: !!i.pod,
-    ...(i.agent
-      ? { phase: i.agent.phase, role: i.agent.role === 'primary' ? 'primary' : 'replica', running: i.agent.running, streaming: i.agent.streaming, major: majorOf(i.agent.postgresVersion ?? undefined) }
-      : {}),
-  }));
-}
 
 async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: MajorUpgradeStatus | undefined, action: UpgradeAction, stopped: { at?: Date }): Promise<void> {
   const { cluster } = ctx;
   const ns = cluster.metadata.namespace!;
   const name = cluster.metadata.name!;
-  const instance = 'instance' in action ? ctx.observed.instances.find((i) => i.name === action.instance) : undefined;
-  const endpoint = (): AgentEndpoint | undefined => (instance?.podIP && ctx.observed.agentToken ? { host: instance.podIP, token: ctx.observed.agentToken } : undefined);
-  const log = ctx.log.child({ upgrade: action.kind });
   switch (action.kind) {
     case 'deleteJob':
       // Background propagation: the Job's pods go with it.
@@ -107,19 +91,13 @@ async function carryOut(ctx: ReconcileContext, agent: AgentClient, upgrade: Majo
       if ((await createIfMissing(ctx.clients.objects, backup)) === 'created') ctx.wrote(`${BACKUP_KIND}/${action.name}`);
       return;
     }
-    default: {
-      const ep = endpoint();
-      if (!ep) return;
-      // Each is looked at again in the next pass: a failed call is logged, not fatal.
-      const calls = {
-        checkpoint: () => agent.checkpoint(ep, CHECKPOINT_WAIT_MS),
-        // Writes are refused from here: the time the status records as the stop.
-        fence: () => ((stopped.at = new Date()), agent.fence(ep, FENCE_WAIT_MS, { stopSeconds: ctx.spec.stopDelaySeconds })),
-        unfence: () => agent.unfence(ep),
-        postUpgrade: () => agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)!, removeOld: upgrade?.mode !== 'copy' }),
-      };
-      await calls[action.kind]().catch((err: unknown) => log.warn({ instance: action.instance, err: errorText(err) }, `${action.kind} failed; trying again in the next pass`));
-    }
+    case 'postUpgrade':
+      await callAgent(ctx, action.instance, 'post-upgrade', (ep) => agent.postUpgrade(ep, { fromMajor: majorOf(upgrade?.from)!, removeOld: upgrade?.mode !== 'copy' }));
+      return;
+    default:
+      // Writes are refused from the fence on: the time the status records as the stop.
+      if (action.kind === 'fence') stopped.at = new Date();
+      await stopCall(ctx, agent, action.kind, action.instance);
   }
 }
 
@@ -139,7 +117,7 @@ function upgradeInput(ctx: ReconcileContext): MajorUpgradeInput {
     mode: ctx.spec.majorUpgrade.mode,
     previous,
     primary: observed.primary,
-    instances: instancesOf(ctx),
+    instances: stopPlanInstances(ctx),
     checkJob: jobState(ctx, 'check', previous),
     upgradeJob: jobState(ctx, 'upgrade', previous),
     archiveUrl: target?.url,

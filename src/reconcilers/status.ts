@@ -83,8 +83,10 @@ function progressingCondition(writes: readonly string[], n: InstanceCounts): Con
 }
 
 /** Until every instance has been ready once (everHealthy), the cluster is being provisioned, whatever went wrong on the way. */
-function phaseOf(deleting: boolean, failed: boolean, n: InstanceCounts, planned: number, everHealthy: boolean, upgrading: boolean): string {
+function phaseOf(deleting: boolean, failed: boolean, n: InstanceCounts, planned: number, everHealthy: boolean, upgrading: boolean, hibernation?: string): string {
   if (deleting) return 'Deleting';
+  // Stopped on purpose: Hibernating, Hibernated, Waking.
+  if (hibernation) return hibernation;
   if (failed) return 'Degraded';
   if (n.allReady) return 'Healthy';
   // Instances stopped or cloning on purpose (status.majorUpgrade says which stage).
@@ -99,7 +101,7 @@ export function computeStatus(input: StatusInputs): ClusterStatus {
   const n = countInstances(specOf(cluster).instances, observed);
   const conditions = [readyCondition(n), degradedCondition(input.failure), progressingCondition(input.writes, n), ...input.conditions];
   const firstReadyTime = cluster.status?.firstReadyTime ?? (n.allReady ? rfc3339(input.now) : undefined);
-  const phase = phaseOf(!!cluster.metadata.deletionTimestamp, !!input.failure, n, observed.instanceNames.length, firstReadyTime !== undefined, upgradeActive(base.majorUpgrade));
+  const phase = phaseOf(!!cluster.metadata.deletionTimestamp, !!input.failure, n, observed.instanceNames.length, firstReadyTime !== undefined, upgradeActive(base.majorUpgrade), base.hibernation?.phase);
   const secrets = secretNames(cluster);
   // Before ha first ran (an early failure), the primary the pass worked from.
   const primary = base.currentPrimary ?? observed.primary;
