@@ -29,7 +29,8 @@ export async function runUpgradeJob<S>(step: string, env: Env, read: (env: Env) 
   } catch {
     /* reported below by read() */
   }
-  const log = createLogger(level, 'upgrade').child({ step });
+  // Synchronous: the reason a failure logs last is the last line of the output (the termination message).
+  const log = createLogger(level, 'upgrade', { sync: true }).child({ step });
   let settings: S;
   try {
     settings = read(env);
