@@ -19,6 +19,8 @@ export async function kubectl(args: string[], input?: string): Promise<KubectlRe
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // kubectl may exit before it reads its input (a `get` reads none): EPIPE then is no error of ours.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
