@@ -59,3 +59,39 @@ export const BACKUP_STATUS_DESCRIPTORS: Descriptor[] = [
   { path: 'storedBytes', displayName: 'Stored bytes', description: 'Bytes stored (compressed).', 'x-descriptors': number },
   { path: 'error', displayName: 'Error', description: 'Why the backup failed.', 'x-descriptors': text },
 ];
+
+/** A Kubernetes resource type an owned API creates or uses (a console lists them on the operand's Resources tab). */
+export interface ResourceReference {
+  kind: string;
+  name: string;
+  version: string;
+}
+
+const ref = (kind: string): ResourceReference => ({ kind, name: '', version: 'v1' });
+
+/**
+ * What the operator creates for a cluster (README, "What the operator creates for a cluster"), each
+ * at the API version it uses (v1 of its group, as a console's models name them). Besides the console,
+ * this is what tells operator-framework/api's deprecated-API check which version the operator's
+ * RBAC rules on batch/cronjobs, policy/poddisruptionbudgets and events mean: rules carry no version,
+ * so without these it warns about their v1beta1 APIs removed in Kubernetes 1.25.
+ */
+export const CLUSTER_RESOURCES: ResourceReference[] = [
+  'StatefulSet',
+  'Pod',
+  'PersistentVolumeClaim',
+  'Service',
+  'Secret',
+  'ConfigMap',
+  'ServiceAccount',
+  'Role',
+  'RoleBinding',
+  'PodDisruptionBudget',
+  'Lease',
+  'CronJob',
+  'Job',
+  'Event',
+].map(ref);
+
+/** A backup is taken by a Job (and its pod); Events report how it went. */
+export const BACKUP_RESOURCES: ResourceReference[] = ['Job', 'Pod', 'Event'].map(ref);

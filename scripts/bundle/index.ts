@@ -23,7 +23,16 @@ import { parse, stringify } from 'yaml';
 import { generatedFiles } from '../../src/api/generated-files.js';
 import { API_GROUP, API_VERSION, BACKUP_KIND, BACKUP_PLURAL, CLUSTER_KIND, CLUSTER_PLURAL } from '../../src/api/constants.js';
 import { helmOk, parseManifests, templateArgs } from '../../test/support/helm.js';
-import { BACKUP_SPEC_DESCRIPTORS, BACKUP_STATUS_DESCRIPTORS, CLUSTER_SPEC_DESCRIPTORS, CLUSTER_STATUS_DESCRIPTORS } from './descriptors.js';
+import {
+  BACKUP_RESOURCES,
+  BACKUP_SPEC_DESCRIPTORS,
+  BACKUP_STATUS_DESCRIPTORS,
+  CLUSTER_RESOURCES,
+  CLUSTER_SPEC_DESCRIPTORS,
+  CLUSTER_STATUS_DESCRIPTORS,
+  type Descriptor,
+  type ResourceReference,
+} from './descriptors.js';
 import { DESCRIPTION, SHORT_DESCRIPTION } from './description.js';
 
 type Obj = Record<string, any>;
@@ -113,8 +122,17 @@ function crdFiles(): Array<GeneratedFile & { name: string; crd: Obj }> {
     .map((f) => ({ path: `${BUNDLE_DIR}/manifests/${f.path.slice('crds/'.length)}`, content: f.content, name: f.path.slice('crds/'.length, -'.yaml'.length), crd: parse(f.content) as Obj }));
 }
 
-function ownedCrd(crd: Obj, kind: string, displayName: string, description: string, specDescriptors: unknown[], statusDescriptors: unknown[]): Obj {
-  return { name: crd.metadata.name, version: API_VERSION, kind, displayName, description, specDescriptors, statusDescriptors };
+interface OwnedApi {
+  kind: string;
+  displayName: string;
+  description: string;
+  resources: ResourceReference[];
+  specDescriptors: Descriptor[];
+  statusDescriptors: Descriptor[];
+}
+
+function ownedCrd(crd: Obj, api: OwnedApi): Obj {
+  return { name: crd.metadata.name, version: API_VERSION, ...api };
 }
 
 function almExamples(): Obj[] {
@@ -194,8 +212,22 @@ export function clusterServiceVersion(chart: Obj[], chartYaml: ChartYaml, crds: 
       installModes: ['OwnNamespace', 'SingleNamespace', 'MultiNamespace', 'AllNamespaces'].map((type) => ({ type, supported: true })),
       customresourcedefinitions: {
         owned: [
-          ownedCrd(crdOf(CLUSTER_PLURAL), CLUSTER_KIND, 'PostgreSQL cluster', 'A highly available PostgreSQL cluster: instances, storage, backups, high availability, upgrades.', CLUSTER_SPEC_DESCRIPTORS, CLUSTER_STATUS_DESCRIPTORS),
-          ownedCrd(crdOf(BACKUP_PLURAL), BACKUP_KIND, 'PostgreSQL backup', 'A base backup of a PostgreSQLCluster (scheduled by the cluster, or on demand).', BACKUP_SPEC_DESCRIPTORS, BACKUP_STATUS_DESCRIPTORS),
+          ownedCrd(crdOf(CLUSTER_PLURAL), {
+            kind: CLUSTER_KIND,
+            displayName: 'PostgreSQL cluster',
+            description: 'A highly available PostgreSQL cluster: instances, storage, backups, high availability, upgrades.',
+            resources: CLUSTER_RESOURCES,
+            specDescriptors: CLUSTER_SPEC_DESCRIPTORS,
+            statusDescriptors: CLUSTER_STATUS_DESCRIPTORS,
+          }),
+          ownedCrd(crdOf(BACKUP_PLURAL), {
+            kind: BACKUP_KIND,
+            displayName: 'PostgreSQL backup',
+            description: 'A base backup of a PostgreSQLCluster (scheduled by the cluster, or on demand).',
+            resources: BACKUP_RESOURCES,
+            specDescriptors: BACKUP_SPEC_DESCRIPTORS,
+            statusDescriptors: BACKUP_STATUS_DESCRIPTORS,
+          }),
         ],
       },
       install: {

@@ -144,6 +144,14 @@ describe('the CSV\'s metadata', () => {
     }
   });
 
+  it("lists as resources of each owned API only kinds the operator's RBAC covers", () => {
+    const granted = new Set(((csv.spec.install.spec as Obj).permissions[0].rules as Obj[]).flatMap((r) => r.resources as string[]));
+    for (const o of csv.spec.customresourcedefinitions.owned as Obj[]) {
+      expect((o.resources as Obj[]).length).toBeGreaterThan(0);
+      for (const r of o.resources as Obj[]) expect(granted.has(`${String(r.kind).toLowerCase()}s`), `${o.kind} resource ${r.kind}`).toBe(true);
+    }
+  });
+
   it('carries a small SVG icon', () => {
     const [icon] = csv.spec.icon as Obj[];
     expect(icon!.mediatype).toBe('image/svg+xml');
