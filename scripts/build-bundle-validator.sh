@@ -22,7 +22,7 @@ echo "build-bundle-validator: building $SRC (operator-framework/api $api_version
 start=$(date +%s)
 # -mod=readonly: go.sum is the lock; a concurrent builder writes its own temporary file.
 tmp="$BIN.tmp.$$"
-(cd "$SRC" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp" .) >&2
+(cd "$SRC" && GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp" .) >&2
 mv "$tmp" "$BIN"
 echo "build-bundle-validator: built in $(( $(date +%s) - start ))s" >&2
 echo "$BIN"
