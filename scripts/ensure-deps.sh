@@ -6,6 +6,7 @@
 #   PyPI: real PostgreSQL builds of the versions clusters run (scripts/ensure-postgres.sh).
 #   npm: the locked dependencies.
 #   Go → kube-apiserver, kube-controller-manager, kube-scheduler (cached outside the work tree).
+#   Go → the OLM bundle checker of test/bundle (operator-framework/api's validators, cached likewise).
 # Prints the directory holding Node 24's `node` on its last line (and nothing else on stdout): the
 # callers put it first on PATH, so `npx`, `node`, vitest's workers and every child they start run on it.
 set -euo pipefail
@@ -30,4 +31,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 bash e2e/controlplane/build-k8s.sh >/dev/null
+bash scripts/build-bundle-validator.sh >/dev/null
 echo "$node_bin"

@@ -1,0 +1,45 @@
+/**
+ * The CSV's long description (Markdown, shown on OperatorHub). It claims capability level 5 (Auto
+ * Pilot) and says, feature by feature, what backs the claim today and what does not exist yet.
+ * Keep it true: change it with the feature, not before.
+ */
+export const SHORT_DESCRIPTION = 'Highly available PostgreSQL clusters on auto pilot: failover, self-healing, rolling and major upgrades, backups with PITR, monitoring.';
+
+export const DESCRIPTION = `pgpilot runs highly available PostgreSQL clusters declared as \`PostgreSQLCluster\` resources
+(\`postgres.pgpilot.io/v1\`, short name \`pgc\`). One StatefulSet per instance, the primary elected through
+a Lease, server-side apply of every object it owns, status conditions a person can act on.
+
+\`\`\`yaml
+apiVersion: postgres.pgpilot.io/v1
+kind: PostgreSQLCluster
+metadata:
+  name: prod-db
+spec:
+  version: "14.5"
+  instances: 3
+  storage: {size: 100Gi, storageClass: fast-ssd}
+  backup: {enabled: true, schedule: "0 2 * * *", retention: 7}
+  highAvailability: {enabled: true, synchronousCommit: true}
+\`\`\`
+
+## Capability level: Auto Pilot — what backs it today
+
+| | state |
+|---|---|
+| **Failover** | done: the operator detects a failed primary, fences it and promotes the most advanced replica (promotion serialised through a Lease, never two writable primaries); planned switchover by setting \`spec.primary\`; synchronous replication with a quorum (\`ANY n\`) so a failover loses no acknowledged write |
+| **Self-healing** | done: a failed primary rejoins as a replica (pg_rewind), an instance that cannot rejoin is re-cloned from the primary; tested under repeated faults (process and pod kills, freezes, network isolation, the operator itself killed mid-promotion) |
+| **Upgrades** | done: rolling minor upgrades and settings changes (replicas first, a switchover, the old primary last; reload or restart as each setting needs); declarative major upgrades with \`pg_upgrade\` (a \`--check\` against a copy of the schema first, automatic rollback when the upgrade fails) |
+| **Backup and recovery** | done: continuous WAL archiving and scheduled or on-demand base backups (\`PostgreSQLBackup\`) to S3 or a volume, retention, point-in-time recovery to a time, an LSN or a restore point |
+| **Monitoring** | done: a built-in exporter in every instance, PodMonitor / ServiceMonitor and a PrometheusRule of alerts with runbooks, Grafana dashboards |
+| **Tuning** | partly: shared_buffers and the memory settings that follow it are derived from the container's resources; no other tuning from resources yet |
+| **Storage auto-grow** | not yet: volumes grow when \`spec.storage.size\` is raised, not on their own |
+| **Replica autoscaling** | not yet: the scale subresource works (\`kubectl scale pgc\`, an HPA you configure), the operator does not scale on its own |
+| **Anomaly detection and correction** | not yet beyond the self-healing above: alerts tell a person, the operator does not act on them |
+
+## Install modes
+
+The operator watches the namespaces of its OperatorGroup (\`olm.targetNamespaces\`, passed to it as
+\`PGPILOT_WATCH_NAMESPACES\`), or all namespaces; its permissions follow (a Role per watched
+namespace, or cluster-wide for AllNamespaces). Pods run non-root under the restricted Pod Security
+profile.
+`;
