@@ -18,11 +18,12 @@ import { openStore } from '../src/backup/open-store.js';
 import type { ObjectStore } from '../src/backup/object-store.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
+import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { backupFinished, backupNow as createBackup, getBackup as getBackupOf, superuserConfig } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { LedgerWriter, query } from './harness/postgres.js';
+import { tearDown } from './harness/teardown.js';
 
 const BUCKET = 'pgpilot-e2e';
 const SOURCE = 'src-db';
@@ -103,12 +104,7 @@ describe('backups, WAL archiving and point-in-time recovery', () => {
     });
   }, 600_000);
 
-  afterAll(async () => {
-    await operator?.stop();
-    await kubelet?.stop();
-    if (ns) await deleteTestNamespace(ns);
-    await s3?.stop();
-  });
+  afterAll(() => tearDown({ operator, kubelet, namespace: ns, s3 }));
 
   it('archives WAL continuously: every archived segment equals what PostgreSQL wrote', async () => {
     await db.healthy(2, 300_000);

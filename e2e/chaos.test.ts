@@ -11,10 +11,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
+import { createTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { FAULT_KINDS, FAULTS, HaCluster, formatFaultRun, type FaultKind, type FaultRun } from './harness/ha-cluster.js';
 import { OperatorHandle, REPO_ROOT, ensureBuilt } from './harness/operator.js';
 import { LedgerWriter, OldPrimaryProbe, type WriterReport } from './harness/postgres.js';
+import { tearDown } from './harness/teardown.js';
 import { errorText } from '../src/util/error-text.js';
 
 const NAME = 'chaos-db';
@@ -51,12 +52,7 @@ describe('chaos: the primary fails again and again, and the cluster heals every 
     await db.createArchived({ endpoint: s3.endpoint, accessKeyId: S3RVER_ACCESS_KEY, secretAccessKey: S3RVER_SECRET_KEY }, BUCKET);
   }, 600_000);
 
-  afterAll(async () => {
-    await operator?.stop();
-    await kubelet?.stop();
-    if (ns) await deleteTestNamespace(ns);
-    await s3?.stop();
-  });
+  afterAll(() => tearDown({ operator, kubelet, namespace: ns, s3 }));
 
   it(`${FAULT_COUNT} faults in a row (${KINDS.join(', ')}, …): no acknowledged write lost, no write on an old primary, every old primary rejoins`, async () => {
     const t0 = Date.now();

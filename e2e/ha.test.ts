@@ -4,11 +4,12 @@
 // operator restart in the middle of a failover.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
+import { createTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
+import { tearDown } from './harness/teardown.js';
 
 const NAME = 'ha-db';
 
@@ -29,11 +30,7 @@ describe('high availability on real PostgreSQL', () => {
     await db.create();
   }, 600_000);
 
-  afterAll(async () => {
-    await operator?.stop();
-    await kubelet?.stop();
-    if (ns) await deleteTestNamespace(ns);
-  });
+  afterAll(() => tearDown({ operator, kubelet, namespace: ns }));
 
   it('reaches Ready with one primary and two streaming replicas; writes through -rw are read through -ro', async () => {
     const c = await db.healthy(3, 300_000);

@@ -6,10 +6,11 @@ import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../src/api/constants.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
+import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
+import { tearDown } from './harness/teardown.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 
 const NAME = 'sleepy';
@@ -40,12 +41,7 @@ describe('hibernation', () => {
     });
   }, 600_000);
 
-  afterAll(async () => {
-    await operator?.stop();
-    await kubelet?.stop();
-    if (ns) await deleteTestNamespace(ns);
-    await s3?.stop();
-  });
+  afterAll(() => tearDown({ operator, kubelet, namespace: ns, s3 }));
 
   it('stops every instance and keeps the claims; wakes with the same primary, rows and claims', async () => {
     const before = await db.healthy(2, 300_000);

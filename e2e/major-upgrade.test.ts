@@ -19,12 +19,13 @@ import { LABELS } from '../src/api/constants.js';
 import { cacheRoot } from '../test/support/binaries.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
+import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { backupFinished, backupNow, superuserConfig } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
+import { tearDown } from './harness/teardown.js';
 
 const execFileAsync = promisify(execFile);
 const BUCKET = 'upgrades';
@@ -99,12 +100,7 @@ describe('major version upgrades', () => {
     });
   }, 600_000);
 
-  afterAll(async () => {
-    await operator?.stop();
-    await kubelet?.stop();
-    if (ns) await deleteTestNamespace(ns);
-    await s3?.stop();
-  });
+  afterAll(() => tearDown({ operator, kubelet, namespace: ns, s3 }));
 
   it('a pg_upgrade --check failure stops nothing and names the column; after a fix, 16 → 17 keeps every row and every replica', async () => {
     await db.healthy(3, 300_000);
