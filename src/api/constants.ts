@@ -48,6 +48,12 @@ export const ANNOTATIONS = {
    * PostgreSQLBackup it creates, so the operator does not start a second Job for it.
    */
   backupJob: 'postgres.pgpilot.io/job',
+  /**
+   * On the cluster (set by `kubectl pgpilot restart`, as `kubectl rollout restart` sets it on a
+   * Deployment): copied into every instance's pod template, so a new value rolls the instances
+   * through the rollout (replicas first, a switchover, the old primary last).
+   */
+  restartedAt: 'kubectl.kubernetes.io/restartedAt',
   /** On a major upgrade's Jobs: the upgrade they belong to (status.majorUpgrade.startedAt); another value is a stale Job. */
   upgradeStartedAt: 'postgres.pgpilot.io/upgrade-started-at',
 } as const;

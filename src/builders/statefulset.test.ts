@@ -53,6 +53,14 @@ describe('instance StatefulSet', () => {
     expect(mounts).toEqual(expect.arrayContaining(['/var/lib/postgresql/data', '/var/run/postgresql', '/tmp', '/dev/shm']));
   });
 
+  it('carries the restart asked for on the cluster into the pod template (a new value rolls the instances)', () => {
+    const asked = seedCluster();
+    asked.metadata.annotations = { [ANNOTATIONS.restartedAt]: '2026-12-05T03:00:00Z' };
+    const annotations = (c: PostgreSQLCluster) => instanceStatefulSet(c, 'prod-db-2', IMAGES).spec!.template.metadata!.annotations!;
+    expect(annotations(asked)[ANNOTATIONS.restartedAt]).toBe('2026-12-05T03:00:00Z');
+    expect(annotations(seedCluster())[ANNOTATIONS.restartedAt]).toBeUndefined();
+  });
+
   it('runs <repository>:<version>, or spec.imageName when set', () => {
     expect(containerOf(statefulSet()).image).toBe('registry.example/pgpilot/postgresql:14.5');
     expect(containerOf(statefulSet(seedCluster({ imageName: 'mirror.example/pg:14.5-custom' }))).image).toBe('mirror.example/pg:14.5-custom');

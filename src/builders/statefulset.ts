@@ -223,6 +223,12 @@ export function scrapeAnnotations(cluster: PostgreSQLCluster): Record<string, st
   return { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' };
 }
 
+/** A restart asked for on the cluster (ANNOTATIONS.restartedAt): a new value is a new pod template. */
+function restartRequest(cluster: PostgreSQLCluster): Record<string, string> {
+  const at = cluster.metadata.annotations?.[ANNOTATIONS.restartedAt];
+  return at ? { [ANNOTATIONS.restartedAt]: at } : {};
+}
+
 /** What decides a rollout: which settings need a restart, and whether they go down (primary first). */
 function restartAnnotations(params: Record<string, string>): Record<string, string> {
   return { [ANNOTATIONS.restartSettings]: restartSettingsHash(params), [ANNOTATIONS.standbyMinimums]: standbyMinimums(params) };
@@ -268,6 +274,7 @@ export function instanceStatefulSet(
           annotations: {
             ...restartAnnotations(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)),
             ...scrapeAnnotations(cluster),
+            ...restartRequest(cluster),
           },
         },
         spec: podSpec(cluster, instance, cfg, backup),
