@@ -17,11 +17,13 @@ export function parseOnOff(value: string): boolean {
 
 /** Judges one look: the Hibernated condition of the generation we asked for says so. */
 export function hibernateStep(c: PostgreSQLCluster, on: boolean, generation: number | undefined): Step<PostgreSQLCluster> {
-  const cond = c.status?.conditions?.find((x) => x.type === HIBERNATED);
+  const s = c.status ?? {};
+  const cond = s.conditions?.find((x) => x.type === HIBERNATED);
   const want = on ? 'True' : 'False';
-  const line = `${c.metadata.name}: phase ${c.status?.phase ?? 'Unknown'}, ${c.status?.readyInstances ?? 0} ready, ${HIBERNATED} ${cond ? `${cond.status} (${cond.reason}: ${cond.message})` : 'not reported yet'}`;
-  const current = generation === undefined || (cond?.observedGeneration ?? c.status?.observedGeneration ?? 0) >= generation;
-  const settled = on ? c.status?.phase === 'Hibernated' : c.status?.phase !== 'Hibernated';
+  const said = cond ? `${cond.status} (${cond.reason}: ${cond.message})` : 'not reported yet';
+  const line = `${c.metadata.name}: phase ${s.phase ?? 'Unknown'}, ${s.readyInstances ?? 0} ready, ${HIBERNATED} ${said}`;
+  const current = generation === undefined || (cond?.observedGeneration ?? s.observedGeneration ?? 0) >= generation;
+  const settled = on === (s.phase === 'Hibernated');
   if (cond?.status === want && current && settled) return { state: 'done', line, value: c };
   return { state: 'waiting', line };
 }

@@ -35,6 +35,9 @@ function following(cmd: Command, what: string, seconds: number): Command {
   return cmd.option('--wait', `follow ${what} (default)`).option('--no-wait', 'return once the change is sent').option('--timeout <seconds>', `give up following after this long`, String(seconds));
 }
 
+/** The exit code of the command that ran (set by action()). */
+let exitCode: number = EXIT.ok;
+
 /** Runs one command's body; any error becomes a message on stderr and the exit code. */
 function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<void>) {
   return async (...args: A): Promise<void> => {
@@ -52,7 +55,7 @@ function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<void>
       if (!(err instanceof PluginError)) process.stderr.write(`${err instanceof Error ? (err.stack ?? message) : message}\n`);
       const red = process.stderr.isTTY && !process.env.NO_COLOR;
       process.stderr.write(`${red ? '\x1b[31merror:\x1b[0m' : 'error:'} ${message}\n`);
-      process.exitCode = code;
+      exitCode = code;
     } finally {
       process.off('SIGINT', onInt);
     }
@@ -184,11 +187,12 @@ export function buildProgram(): Command {
 /** Parses argv and runs the command; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  exitCode = EXIT.ok;
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     throw err;
   }
-  return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  return exitCode;
 }

@@ -156,12 +156,12 @@ function headerLines(r: StatusReport, c: Colors, now: number): string[] {
   if (r.primary.asked && r.primary.asked !== r.primary.current && r.primary.asked !== r.primary.target) primary.push(`(spec.primary ${r.primary.asked})`);
   const inst = `${r.instances.ready ?? 0}/${r.instances.asked} ready${r.instances.streamingReplicas !== undefined ? `, ${r.instances.streamingReplicas} streaming` : ''}`;
   const lines = [
-    `${label('Cluster')}${truncate(`${r.namespace}/${r.name}`, 50)}  ${phaseColor(r.phase, c)}${r.createdAt ? c.dim(`  age ${age(r.createdAt, now)}`) : ''}`,
-    `${label('Version')}${version}`,
+    `${label('Cluster')}${truncate(`${r.namespace}/${r.name}`, 40)}  ${phaseColor(truncate(r.phase, 14), c)}${r.createdAt ? c.dim(`  age ${age(r.createdAt, now)}`) : ''}`,
+    `${label('Version')}${truncate(version, WIDTH - 11)}`,
     `${label('Primary')}${truncate(primary.join(' '), WIDTH - 11)}`,
-    `${label('Instances')}${inst}`,
+    `${label('Instances')}${truncate(inst, WIDTH - 11)}`,
   ];
-  if (r.rollout) lines.push(`${label('Rollout')}${r.rollout.updated}/${r.rollout.total} updated${r.rollout.updating ? `, updating ${r.rollout.updating}` : ''}`);
+  if (r.rollout) lines.push(`${label('Rollout')}${truncate(`${r.rollout.updated}/${r.rollout.total} updated${r.rollout.updating ? `, updating ${r.rollout.updating}` : ''}`, WIDTH - 11)}`);
   return lines;
 }
 
@@ -199,7 +199,7 @@ function archivingLines(r: StatusReport, c: Colors, now: number): string[] {
   if (a.backlogSegments) item('backlog', `${a.backlogSegments} segments waiting`);
   item('recoverable from', when(a.firstRecoverabilityPoint, now));
   item('recoverable to', when(a.lastRecoverabilityPoint, now));
-  item('last backup', a.lastBackup ? `${a.lastBackup}${a.lastSuccessfulBackup ? `, last success ${when(a.lastSuccessfulBackup, now)}` : ''}` : 'none');
+  item('last backup', a.lastBackup ? `${a.lastBackup}${a.lastSuccessfulBackup ? ` (last success ${age(a.lastSuccessfulBackup, now)} ago)` : ''}` : 'none');
   if (a.nextScheduledBackup) item('next backup', when(a.nextScheduledBackup, now));
   return lines;
 }
@@ -208,7 +208,7 @@ function upgradeLines(r: StatusReport, c: Colors): string[] {
   const mu = r.majorUpgrade;
   if (!mu) return [];
   const phase = mu.phase === 'Failed' ? c.red(mu.phase) : mu.phase === 'Succeeded' ? c.green(mu.phase) : c.yellow(mu.phase);
-  return ['', `${c.bold('Upgrade'.padEnd(11))}${phase} ${mu.from} → ${mu.to}${mu.reason ? ` (${mu.reason})` : ''}`, truncate(`  ${mu.message}`, WIDTH)];
+  return ['', `${c.bold('Upgrade'.padEnd(11))}${phase} ${truncate(`${mu.from} → ${mu.to}${mu.reason ? ` (${mu.reason})` : ''}`, WIDTH - 11 - mu.phase.length - 1)}`, truncate(`  ${mu.message}`, WIDTH)];
 }
 
 function conditionLines(r: StatusReport, c: Colors): string[] {

@@ -26,7 +26,6 @@ export function colorsFor(stream: { isTTY?: boolean }, env: Record<string, strin
 
 /** Width on screen (escape sequences take none). */
 export function visibleLength(s: string): number {
-  // eslint-disable-next-line no-control-regex
   return [...s.replace(/\x1b\[[0-9;]*m/g, '')].length;
 }
 
