@@ -140,6 +140,8 @@ describe('status report', () => {
     expect(text).toContain('Unknown');
     expect(text).toContain('16.13 asked (running: not reported yet)');
     expect(text).toContain('(none yet)');
+    const noted = formatStatus({ ...buildStatusReport(c, [], []), notes: ['instance pods not shown: forbidden: you may not list pods in namespace production (...)'] }, plain, NOW);
+    expect(noted).toContain('note: instance pods not shown: forbidden');
   });
 
   it('-o json and yaml print the same content; other formats are a usage error', () => {

@@ -5,7 +5,7 @@ import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { PostgreSQLCluster } from '../../api/cluster.js';
 import { LABELS } from '../../api/constants.js';
-import { usage } from './errors.js';
+import { EXIT, PluginError, usage } from './errors.js';
 import type { Kube } from './kube.js';
 import { age, isoTime, table, truncate, when, WIDTH, type Colors } from './ui.js';
 
@@ -53,6 +53,8 @@ export interface StatusReport {
   majorUpgrade?: { phase: string; from: string; to: string; message: string; reason?: string };
   conditions: { type: string; status: string; reason: string; message: string; lastTransitionTime?: string }[];
   events: { time?: string; type: string; reason: string; message: string; count: number }[];
+  /** What could not be read (e.g. no permission to list pods or events). */
+  notes?: string[];
 }
 
 export const EVENTS_SHOWN = 10;
@@ -237,7 +239,8 @@ function eventLines(r: StatusReport, c: Colors, now: number): string[] {
 
 /** Pure: the report as lines of at most 80 visible characters. */
 export function formatStatus(r: StatusReport, c: Colors, now = Date.now()): string {
-  return [...headerLines(r, c, now), ...instanceLines(r, c, now), ...archivingLines(r, c, now), ...upgradeLines(r, c), ...conditionLines(r, c), ...eventLines(r, c, now)].join('\n') + '\n';
+  const notes = (r.notes ?? []).map((n) => c.yellow(truncate(`note: ${n}`, WIDTH)));
+  return [...headerLines(r, c, now), ...instanceLines(r, c, now), ...archivingLines(r, c, now), ...upgradeLines(r, c), ...conditionLines(r, c), ...eventLines(r, c, now), ...(notes.length ? ['', ...notes] : [])].join('\n') + '\n';
 }
 
 export type OutputFormat = 'text' | 'json' | 'yaml';
@@ -248,10 +251,25 @@ export function parseOutput(value: string | undefined): OutputFormat {
   throw usage(`option -o/--output must be json or yaml (got ${JSON.stringify(value)})`);
 }
 
+/** A list the report can do without: on a refusal, empty and a note saying what is missing. */
+async function optional<T>(notes: string[], what: string, list: Promise<T[]>): Promise<T[]> {
+  try {
+    return await list;
+  } catch (err) {
+    if (err instanceof PluginError && err.exitCode === EXIT.forbidden) {
+      notes.push(`${what} not shown: ${err.message}`);
+      return [];
+    }
+    throw err;
+  }
+}
+
 export async function collectStatus(kube: Kube, name: string): Promise<StatusReport> {
   const cluster = await kube.getCluster(name);
-  const [pods, events] = await Promise.all([kube.instancePods(name), kube.clusterEvents(name)]);
-  return buildStatusReport(cluster, pods, events);
+  const notes: string[] = [];
+  const [pods, events] = await Promise.all([optional(notes, 'instance pods', kube.instancePods(name)), optional(notes, 'events', kube.clusterEvents(name))]);
+  const report = buildStatusReport(cluster, pods, events);
+  return notes.length ? { ...report, notes } : report;
 }
 
 export function renderStatus(r: StatusReport, format: OutputFormat, c: Colors): string {
