@@ -44,7 +44,9 @@ function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<void>
     const ac = new AbortController();
     const onInt = () => {
       if (ac.signal.aborted) process.exit(EXIT.interrupted);
+      // A command that follows says what goes on in the cluster and exits 130; any other, at once.
       ac.abort();
+      setTimeout(() => process.exit(EXIT.interrupted), 2000).unref();
     };
     process.on('SIGINT', onInt);
     try {
