@@ -126,6 +126,18 @@ describe('status report', () => {
     expect(text).toContain('backlog');
   });
 
+  it('a condition in its bad state gets its whole message under it; times to come say "in"', () => {
+    const c = cluster({ nextScheduledBackup: '2026-12-06T03:00:00Z', firstRecoverabilityPoint: undefined, lastRecoverabilityPoint: undefined });
+    c.status!.conditions!.push({ type: 'ReplicasStreaming', status: 'False', reason: 'ReplicaLagging', message: `prod-db-3 is not streaming: ${'it could not connect to the primary because of a reason '.repeat(3)}`, lastTransitionTime: 'x' });
+    const text = formatStatus(buildStatusReport(c, pods, []), plain, NOW);
+    for (const l of text.trimEnd().split('\n')) expect(visibleLength(l), l).toBeLessThanOrEqual(80);
+    expect(text).toMatch(/ReplicasStreaming +False +ReplicaLagging +prod-db-3 is not .*…\n {6}prod-db-3 is not streaming: it could not connect to the primary because of\n {6}a reason it could/);
+    expect(text).not.toMatch(/Ready +True .*\n {6}/);
+    expect(text).toContain('next backup      2026-12-06 03:00:00Z (in 24h)');
+    expect(text).toContain('recoverable from not yet (no completed base backup)');
+    expect(text).not.toContain('recoverable to');
+  });
+
   it('colours only for a TTY, never with NO_COLOR; coloured lines still fit', () => {
     const r = buildStatusReport(cluster(), pods, events);
     expect(formatStatus(r, colorsFor({ isTTY: true }, {}), NOW)).toContain('\x1b[32mHealthy\x1b[0m');

@@ -7,7 +7,7 @@ import type { PostgreSQLCluster } from '../../api/cluster.js';
 import { LABELS } from '../../api/constants.js';
 import { EXIT, PluginError, usage } from './errors.js';
 import type { Kube } from './kube.js';
-import { age, isoTime, table, truncate, when, WIDTH, type Colors } from './ui.js';
+import { age, isoTime, table, truncate, when, wrap, WIDTH, type Colors } from './ui.js';
 
 export interface InstanceReport {
   name: string;
@@ -144,10 +144,8 @@ function phaseColor(phase: string, c: Colors): string {
 }
 
 function statusColor(type: string, status: string, c: Colors): (s: string) => string {
-  // Degraded True is the bad one; for the others False is.
-  const bad = type === 'Degraded' ? status === 'True' : status === 'False';
   if (status === 'Unknown') return c.yellow;
-  return bad ? c.red : c.green;
+  return conditionBad(type, status) ? c.red : c.green;
 }
 
 function headerLines(r: StatusReport, c: Colors, now: number): string[] {
@@ -199,8 +197,8 @@ function archivingLines(r: StatusReport, c: Colors, now: number): string[] {
   if (a.lastArchivedWal || a.lastArchivedTime) item('last WAL', `${a.lastArchivedWal ?? '?'} ${a.lastArchivedTime ? `at ${when(a.lastArchivedTime, now)}` : ''}`.trim());
   if (a.lastFailure) lines.push(c.red(truncate(`  ${'last failure'.padEnd(16)} ${a.lastFailedWal ?? ''} ${when(a.lastFailureTime, now)}: ${a.lastFailure}`, WIDTH)));
   if (a.backlogSegments) item('backlog', `${a.backlogSegments} segments waiting`);
-  item('recoverable from', when(a.firstRecoverabilityPoint, now));
-  item('recoverable to', when(a.lastRecoverabilityPoint, now));
+  item('recoverable from', when(a.firstRecoverabilityPoint, now, 'not yet (no completed base backup)'));
+  if (a.firstRecoverabilityPoint || a.lastRecoverabilityPoint) item('recoverable to', when(a.lastRecoverabilityPoint, now, 'not reported yet'));
   item('last backup', a.lastBackup ? `${a.lastBackup}${a.lastSuccessfulBackup ? ` (last success ${age(a.lastSuccessfulBackup, now)} ago)` : ''}` : 'none');
   if (a.nextScheduledBackup) item('next backup', when(a.nextScheduledBackup, now));
   return lines;
@@ -213,16 +211,29 @@ function upgradeLines(r: StatusReport, c: Colors): string[] {
   return ['', `${c.bold('Upgrade'.padEnd(11))}${phase} ${truncate(`${mu.from} → ${mu.to}${mu.reason ? ` (${mu.reason})` : ''}`, WIDTH - 11 - mu.phase.length - 1)}`, truncate(`  ${mu.message}`, WIDTH)];
 }
 
+/** Whether a condition is in its bad state (Degraded True; any other False) or Unknown. */
+function conditionBad(type: string, status: string): boolean {
+  return status === 'Unknown' || (type === 'Degraded' ? status === 'True' : status === 'False');
+}
+
 function conditionLines(r: StatusReport, c: Colors): string[] {
   if (r.conditions.length === 0) return ['', c.bold('Conditions'), '  (none yet)'];
   const rows = r.conditions.map((x) => [x.type, x.status, x.reason, x.message]);
   const cols = [
-    { header: 'TYPE', max: 20 },
+    { header: 'TYPE', max: 22 },
     { header: 'STATUS', max: 7, color: (s: string, i: number) => statusColor(r.conditions[i]!.type, r.conditions[i]!.status, c)(s) },
-    { header: 'REASON', max: 22 },
+    { header: 'REASON', max: 20 },
     { header: 'MESSAGE' },
   ];
-  return ['', c.bold('Conditions'), ...table(cols, rows, WIDTH, '  ')];
+  const [header, ...lines] = table(cols, rows, WIDTH, '  ');
+  // A condition in its bad state whose message does not fit gets it in full below (3 lines at most).
+  const out = [header!];
+  lines.forEach((line, i) => {
+    out.push(line);
+    const cond = r.conditions[i]!;
+    if (line.endsWith('…') && conditionBad(cond.type, cond.status)) out.push(...wrap(cond.message, WIDTH - 6, 3).map((l) => `      ${l}`));
+  });
+  return ['', c.bold('Conditions'), ...out];
 }
 
 function eventLines(r: StatusReport, c: Colors, now: number): string[] {

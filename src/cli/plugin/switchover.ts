@@ -54,7 +54,7 @@ export function chooseSwitchoverTarget(r: StatusReport, to: string | undefined):
   const others = sorted.slice(1).map((i) => i.name);
   const why = known
     ? `the most caught-up ready replica (timeline ${best.timeline ?? '?'}, LSN ${best.lsn})`
-    : `a ready replica${others.length ? ` (the lowest ordinal of ${[best.name, ...others].join(', ')})` : ''}; the status carries no replication positions, and the operator's switchover lets the old primary ship all of its WAL to the replicas before the promotion`;
+    : `a ready replica${others.length ? ` (the lowest ordinal of ${[best.name, ...others].join(', ')})` : ''}; no replication positions are published, and the switchover ships all of the old primary's WAL to the replicas first`;
   return { target: best.name, why };
 }
 

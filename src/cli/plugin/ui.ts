@@ -92,12 +92,29 @@ export function isoTime(v: Date | string | undefined | null): string | undefined
   return v;
 }
 
-/** "2026-11-25 14:03:00Z (5m ago)". */
-export function when(iso: string | undefined, now: number): string {
-  if (!iso) return 'never';
+/** "2026-11-25 14:03:00Z (5m ago)", or "(in 3d)" for a time to come. */
+export function when(iso: string | undefined, now: number, none = 'never'): string {
+  if (!iso) return none;
   const shown = iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-  const a = age(iso, now);
-  return a ? `${shown} (${a} ago)` : shown;
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return shown;
+  return t > now + 1000 ? `${shown} (in ${age(new Date(now).toISOString(), t)})` : `${shown} (${age(iso, now)} ago)`;
+}
+
+/** Words of `text` in lines of at most `width` characters, at most `max` lines (the last cut with …). */
+export function wrap(text: string, width: number, max: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && [...line].length + 1 + [...word].length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  const kept = lines.slice(0, max).map((l) => truncate(l, width));
+  if (lines.length > max) kept[max - 1] = truncate(`${kept[max - 1]} ${lines[max]}`, width);
+  return kept;
 }
 
 export interface Writable {
