@@ -2,7 +2,7 @@ import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { PostgreSQLCluster } from '../../api/cluster.js';
 import { LABELS } from '../../api/constants.js';
-import { buildStatusReport, formatStatus, parseOutput, renderStatus, type StatusReport } from './status.js';
+import { buildStatusReport, conditionState, formatStatus, parseOutput, renderStatus, type StatusReport } from './status.js';
 import { colorsFor, visibleLength } from './ui.js';
 
 const NOW = Date.parse('2026-12-05T03:00:00Z');
@@ -133,6 +133,11 @@ describe('status report', () => {
     for (const l of text.trimEnd().split('\n')) expect(visibleLength(l), l).toBeLessThanOrEqual(80);
     expect(text).toMatch(/ReplicasStreaming +False +ReplicaLagging +prod-db-3 is not .*…\n {6}prod-db-3 is not streaming: it could not connect to the primary because of\n {6}a reason it could/);
     expect(text).not.toMatch(/Ready +True .*\n {6}/);
+    expect(conditionState('Progressing', 'False')).toBe('good');
+    expect(conditionState('Progressing', 'True')).toBe('active');
+    expect(conditionState('Degraded', 'True')).toBe('bad');
+    expect(conditionState('Ready', 'False')).toBe('bad');
+    expect(conditionState('Ready', 'Unknown')).toBe('unknown');
     expect(text).toContain('next backup      2026-12-06 03:00:00Z (in 24h)');
     expect(text).toContain('recoverable from not yet (no completed base backup)');
     expect(text).not.toContain('recoverable to');

@@ -143,9 +143,20 @@ function phaseColor(phase: string, c: Colors): string {
   return c.yellow(phase);
 }
 
+/** Conditions that say something is going on when True (and nothing when False). */
+const ACTIVITY_CONDITIONS = new Set(['Progressing', 'RollingUpdate', 'Upgrading', 'Hibernated', 'StorageAutoGrowing']);
+
+/** good, active (a change under way), bad or unknown, by the condition's polarity. */
+export function conditionState(type: string, status: string): 'good' | 'active' | 'bad' | 'unknown' {
+  if (status === 'Unknown') return 'unknown';
+  if (type === 'Degraded') return status === 'True' ? 'bad' : 'good';
+  if (ACTIVITY_CONDITIONS.has(type)) return status === 'True' ? 'active' : 'good';
+  return status === 'True' ? 'good' : 'bad';
+}
+
 function statusColor(type: string, status: string, c: Colors): (s: string) => string {
-  if (status === 'Unknown') return c.yellow;
-  return conditionBad(type, status) ? c.red : c.green;
+  const state = conditionState(type, status);
+  return state === 'good' ? c.green : state === 'bad' ? c.red : c.yellow;
 }
 
 function headerLines(r: StatusReport, c: Colors, now: number): string[] {
@@ -211,11 +222,6 @@ function upgradeLines(r: StatusReport, c: Colors): string[] {
   return ['', `${c.bold('Upgrade'.padEnd(11))}${phase} ${truncate(`${mu.from} → ${mu.to}${mu.reason ? ` (${mu.reason})` : ''}`, WIDTH - 11 - mu.phase.length - 1)}`, truncate(`  ${mu.message}`, WIDTH)];
 }
 
-/** Whether a condition is in its bad state (Degraded True; any other False) or Unknown. */
-function conditionBad(type: string, status: string): boolean {
-  return status === 'Unknown' || (type === 'Degraded' ? status === 'True' : status === 'False');
-}
-
 function conditionLines(r: StatusReport, c: Colors): string[] {
   if (r.conditions.length === 0) return ['', c.bold('Conditions'), '  (none yet)'];
   const rows = r.conditions.map((x) => [x.type, x.status, x.reason, x.message]);
@@ -226,12 +232,12 @@ function conditionLines(r: StatusReport, c: Colors): string[] {
     { header: 'MESSAGE' },
   ];
   const [header, ...lines] = table(cols, rows, WIDTH, '  ');
-  // A condition in its bad state whose message does not fit gets it in full below (3 lines at most).
+  // A condition that is not in its good state and whose message does not fit gets it in full below (3 lines at most).
   const out = [header!];
   lines.forEach((line, i) => {
     out.push(line);
     const cond = r.conditions[i]!;
-    if (line.endsWith('…') && conditionBad(cond.type, cond.status)) out.push(...wrap(cond.message, WIDTH - 6, 3).map((l) => `      ${l}`));
+    if (line.endsWith('…') && conditionState(cond.type, cond.status) !== 'good') out.push(...wrap(cond.message, WIDTH - 6, 3).map((l) => `      ${l}`));
   });
   return ['', c.bold('Conditions'), ...out];
 }
