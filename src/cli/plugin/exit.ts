@@ -8,7 +8,7 @@ export const EXIT = {
   failed: 1,
   /** Bad arguments or options, or a request the apiserver refused as invalid (HTTP 400/422). */
   usage: 2,
-  /** The cluster, backup or instance named does not exist (HTTP 404). */
+  /** The cluster or backup named does not exist (HTTP 404). */
   notFound: 3,
   /** Not allowed (HTTP 403: which verb on which resource) or not authenticated (HTTP 401). */
   forbidden: 4,

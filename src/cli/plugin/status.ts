@@ -205,7 +205,7 @@ function archivingLines(r: StatusReport, c: Colors, now: number): string[] {
   const lines = ['', `${c.bold('Archiving'.padEnd(11))}${a.enabled ? truncate(a.archivePath ?? 'enabled (no archive path reported yet)', WIDTH - 11) : 'off (spec.backup.enabled is false)'}`];
   if (!a.enabled && !a.lastBackup) return lines;
   const item = (k: string, v: string) => lines.push(truncate(`  ${k.padEnd(16)} ${v}`, WIDTH));
-  if (a.lastArchivedWal || a.lastArchivedTime) item('last WAL', `${a.lastArchivedWal ?? '?'} ${a.lastArchivedTime ? `at ${when(a.lastArchivedTime, now)}` : ''}`.trim());
+  if (a.lastArchivedWal || a.lastArchivedTime) item('last WAL', `${a.lastArchivedWal ?? '?'}${a.lastArchivedTime ? ` (${age(a.lastArchivedTime, now)} ago)` : ''}`);
   if (a.lastFailure) lines.push(c.red(truncate(`  ${'last failure'.padEnd(16)} ${a.lastFailedWal ?? ''} ${when(a.lastFailureTime, now)}: ${a.lastFailure}`, WIDTH)));
   if (a.backlogSegments) item('backlog', `${a.backlogSegments} segments waiting`);
   item('recoverable from', when(a.firstRecoverabilityPoint, now, 'not yet (no completed base backup)'));
