@@ -3,15 +3,17 @@
 // (s3rver): status (text and -o json), switchover, backup, restore into a new cluster that has
 // the rows, version, hibernate (only when the CRD has spec.hibernation), and the error cases —
 // unknown cluster, no permission, apiserver unreachable — with their exit codes.
-import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ApiextensionsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_PLURAL, API_GROUP } from '../src/api/constants.js';
 import { EXIT } from '../src/cli/plugin/exit.js';
 import type { StatusReport } from '../src/cli/plugin/status.js';
+import { kubectlPath } from '../test/support/binaries.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath } from './harness/env.js';
@@ -20,6 +22,7 @@ import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
 
+const execFileAsync = promisify(execFile);
 const PLUGIN = join(REPO_ROOT, 'dist/cli/plugin/main.js');
 const BUCKET = 'plugin';
 const NAME = 'plug-db';
@@ -157,6 +160,14 @@ describe('kubectl pgpilot', () => {
     expect(v.code).toBe(EXIT.ok);
     expect(v.stdout).toContain('plugin:   0.1.0');
     expect(v.stdout).toMatch(/operator: operator not running \(Deployment \S+, image \S+, 0 replicas asked/);
+  });
+
+  it('the real kubectl finds kubectl-pgpilot on PATH and passes the arguments on', async () => {
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'kubectl-pgpilot'), `#!/bin/sh\nexec "${process.execPath}" "${PLUGIN}" "$@"\n`, { mode: 0o755 });
+    const r = await execFileAsync(await kubectlPath(), ['pgpilot', 'status', NAME, '-n', ns, '-o', 'json', '--kubeconfig', kubeconfigPath()], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    expect((JSON.parse(r.stdout) as StatusReport).name).toBe(NAME);
   });
 
   it('switchover without --to picks the ready replica and follows until it is the primary', async () => {
