@@ -19,6 +19,7 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath } from './harness/env.js';
 import { getBackup } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
+import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
 
@@ -200,6 +201,13 @@ describe('kubectl pgpilot', () => {
     const c = await copy.healthy(1, 60_000);
     expect(c.spec.bootstrap?.recovery?.backup?.name).toBe('plug-b1');
     expect((await query<{ n: string }>(copy.rw(), 'SELECT count(*)::text AS n FROM kept'))[0]!.n).toBe('500');
+
+    // A point in time, not followed: the target reaches the new cluster's spec as the CRD wants it.
+    const pitr = await plugin(['restore', '--from', NAME, 'plug-pitr', '-n', ns, '--to-time', new Date().toISOString().replace(/\.\d+Z$/, '+00:00'), '--no-wait']);
+    expect(pitr.code, pitr.stderr).toBe(EXIT.ok);
+    const pitrSpec = (await new HaCluster(kubelet, ns, 'plug-pitr').get()).spec;
+    expect(pitrSpec.bootstrap?.recovery).toMatchObject({ backup: { name: 'plug-b1' }, target: { time: expect.stringMatching(/Z$/) as string } });
+    await kubectlOk(['delete', 'pgc', 'plug-pitr', '-n', ns, '--wait=false']);
 
     const exists = await plugin(['restore', '--from', NAME, 'plug-copy', '-n', ns, '--no-wait']);
     expect(exists.code).toBe(EXIT.failed);

@@ -1,9 +1,12 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ApiException } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KubeTimeoutError } from '../../runtime/kube.js';
 import { apiError } from './errors.js';
 import { EXIT } from './exit.js';
-import { namespaceOf, parseSeconds } from './kube.js';
+import { Kube, namespaceOf, parseSeconds } from './kube.js';
 import { main } from './program.js';
 import { describeOperator, imageTag } from './version.js';
 
@@ -41,6 +44,29 @@ describe('arguments', () => {
     expect(namespaceOf(kc('prod'), undefined)).toBe('prod');
     expect(namespaceOf(kc('prod'), 'other')).toBe('other');
     expect(namespaceOf(kc(undefined), undefined)).toBe('default');
+  });
+});
+
+describe('kubeconfig', () => {
+  it('--context picks the server and the namespace; -n wins over the context', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'plugin-kc-')), 'config');
+    writeFileSync(
+      path,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{name: a, cluster: {server: "https://a.example:6443"}}, {name: b, cluster: {server: "https://b.example:6443"}}]',
+        'users: [{name: u, user: {token: "t"}}]',
+        'contexts: [{name: ca, context: {cluster: a, user: u}}, {name: cb, context: {cluster: b, user: u, namespace: staging}}]',
+        'current-context: ca',
+        '',
+      ].join('\n'),
+    );
+    expect(Kube.connect({ kubeconfig: path })).toMatchObject({ server: 'https://a.example:6443', namespace: 'default' });
+    expect(Kube.connect({ kubeconfig: path, context: 'cb' })).toMatchObject({ server: 'https://b.example:6443', namespace: 'staging' });
+    expect(Kube.connect({ kubeconfig: path, context: 'cb', namespace: 'prod' }).namespace).toBe('prod');
+    expect(() => Kube.connect({ kubeconfig: path, context: 'cc' })).toThrow('context "cc" is not in the kubeconfig (contexts: ca, cb)');
+    expect(() => Kube.connect({ kubeconfig: path, requestTimeout: '0' })).toThrow('--request-timeout must be a positive number of seconds');
   });
 });
 
