@@ -72,10 +72,10 @@ COPY --from=builder --chown=root:root /src/dist ./dist
 # The CRDs, as generated (the chart installs its own copy from charts/pgpilot/crds/).
 COPY --chown=root:root crds ./crds
 
-# `pgpilot` on PATH (also usable as `kubectl pgpilot` when copied out as kubectl-pgpilot).
+# `pgpilot` (the server command) and `kubectl-pgpilot` (the kubectl plugin, `kubectl pgpilot`) on PATH.
 RUN printf '#!/bin/sh\nexec node /app/dist/cli/main.js "$@"\n' > /usr/local/bin/pgpilot \
- && chmod 0755 /usr/local/bin/pgpilot \
- && ln -s /usr/local/bin/pgpilot /usr/local/bin/kubectl-pgpilot
+ && printf '#!/bin/sh\nexec node /app/dist/cli/plugin/main.js "$@"\n' > /usr/local/bin/kubectl-pgpilot \
+ && chmod 0755 /usr/local/bin/pgpilot /usr/local/bin/kubectl-pgpilot
 
 # ---------------------------------------------------------------------------------------------
 # postgresql: the instance image, ghcr.io/pgpilot/postgresql:<version>.

@@ -1,0 +1,236 @@
+// `kubectl pgpilot` end to end: the built plugin (dist/cli/plugin/main.js) run as a child process
+// with the test apiserver's kubeconfig, against a real 2-instance cluster archiving to S3
+// (s3rver): status (text and -o json), switchover, backup, restore into a new cluster that has
+// the rows, version, hibernate (only when the CRD has spec.hibernation), and the error cases —
+// unknown cluster, no permission, apiserver unreachable — with their exit codes.
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ApiextensionsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLUSTER_PLURAL, API_GROUP } from '../src/api/constants.js';
+import { EXIT } from '../src/cli/plugin/exit.js';
+import type { StatusReport } from '../src/cli/plugin/status.js';
+import { kubectlPath } from '../test/support/binaries.js';
+import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
+import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
+import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath } from './harness/env.js';
+import { getBackup } from './harness/backups.js';
+import { HaCluster } from './harness/ha-cluster.js';
+import { kubectlOk } from './harness/kubectl.js';
+import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
+import { query } from './harness/postgres.js';
+
+const execFileAsync = promisify(execFile);
+const PLUGIN = join(REPO_ROOT, 'dist/cli/plugin/main.js');
+const BUCKET = 'plugin';
+const NAME = 'plug-db';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** The plugin as a person runs it (kubectl execs kubectl-pgpilot with the arguments after "pgpilot"). */
+function plugin(args: string[], kubeconfig = kubeconfigPath()): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PLUGIN, ...args, '--kubeconfig', kubeconfig], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const r = { code: code ?? -1, stdout, stderr, ms: Date.now() - started };
+      console.log(`[plugin] kubectl pgpilot ${args.join(' ')} → exit ${r.code} in ${r.ms} ms\n${stdout}${stderr}`);
+      resolve(r);
+    });
+  });
+}
+
+/** A kubeconfig for the same apiserver with another bearer token (or another server). */
+async function kubeconfigWith(dir: string, file: string, o: { token: string; server?: string }): Promise<string> {
+  const server = o.server ?? kubeConfig().getCurrentCluster()!.server;
+  const path = join(dir, file);
+  await writeFile(
+    path,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{name: e2e, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]`,
+      `users: [{name: u, user: {token: "${o.token}"}}]`,
+      'contexts: [{name: c, context: {cluster: e2e, user: u}}]',
+      'current-context: c',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+describe('kubectl pgpilot', () => {
+  let ns: string;
+  let kubelet: ProcessKubelet;
+  let operator: RunningOperator;
+  let s3: S3rver;
+  let db: HaCluster;
+  let dir: string;
+  let hibernationInCrd = false;
+  const core = () => kubeConfig().makeApiClient(CoreV1Api);
+
+  beforeAll(async () => {
+    ensureBuilt();
+    dir = await mkdtemp(join(tmpdir(), 'pgpilot-plugin-'));
+    s3 = await startS3rver({ buckets: [BUCKET] });
+    ns = await createTestNamespace('plugin');
+    kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT });
+    operator = await startOperator({ watchNamespaces: [ns] });
+    console.log(`[plugin] kubelet log ${kubelet.logPath}; operator log ${operator.logPath}`);
+    await core().createNamespacedSecret({ namespace: ns, body: { metadata: { name: 's3-credentials' }, stringData: { ACCESS_KEY_ID: S3RVER_ACCESS_KEY, ACCESS_SECRET_KEY: S3RVER_SECRET_KEY } } });
+    db = new HaCluster(kubelet, ns, NAME);
+    await db.create((c) => {
+      c.spec.instances = 2;
+      c.spec.highAvailability = { enabled: true, synchronousCommit: false };
+      c.spec.backup = {
+        enabled: true,
+        schedule: '0 0 1 1 *',
+        retention: 7,
+        s3: { endpoint: s3.endpoint, bucket: BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: 's3-credentials' } } as never,
+      };
+    });
+    const crd = await kubeConfig().makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: `${CLUSTER_PLURAL}.${API_GROUP}` });
+    hibernationInCrd = crd.spec.versions.some((v) => v.schema?.openAPIV3Schema?.properties?.spec?.properties?.hibernation !== undefined);
+    await db.healthy(2, 240_000);
+  }, 600_000);
+
+  afterAll(async () => {
+    await operator?.stop();
+    await kubelet?.stop();
+    if (ns) await deleteTestNamespace(ns);
+    await s3?.stop();
+  });
+
+  it('status: a summary in 80 columns, and the same content as JSON', async () => {
+    const text = await plugin(['status', NAME, '-n', ns]);
+    expect(text.code, text.stderr).toBe(EXIT.ok);
+    for (const line of text.stdout.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(80);
+    const c = await db.get();
+    expect(text.stdout).toContain(`${ns}/${NAME}  Healthy`);
+    expect(text.stdout).toMatch(new RegExp(`Primary +${c.status!.currentPrimary}`));
+    expect(text.stdout).toMatch(new RegExp(`${c.status!.currentPrimary} +primary +yes +Running`));
+    expect(text.stdout).toContain(`Archiving  s3://${BUCKET}/pgpilot/${ns}/${NAME}`);
+    expect(text.stdout).toMatch(/Ready +True/);
+
+    const json = await plugin(['status', NAME, '-n', ns, '-o', 'json']);
+    expect(json.code, json.stderr).toBe(EXIT.ok);
+    const r = JSON.parse(json.stdout) as StatusReport;
+    expect(r).toMatchObject({ name: NAME, namespace: ns, phase: 'Healthy', primary: { current: c.status!.currentPrimary }, instances: { asked: 2, ready: 2 } });
+    expect(r.instanceTable.map((i) => [i.name, i.role, i.ready])).toEqual(c.status!.instanceNames!.map((n) => [n, n === c.status!.currentPrimary ? 'primary' : 'replica', true]));
+    expect(r.conditions.find((x) => x.type === 'Ready')?.status).toBe('True');
+  });
+
+  it('unknown cluster, no permission, apiserver unreachable: their exit codes and messages', async () => {
+    const missing = await plugin(['status', 'no-such-db', '-n', ns]);
+    expect(missing.code).toBe(EXIT.notFound);
+    expect(missing.stderr).toContain(`error: postgresqlclusters "no-such-db" in namespace ${ns} not found`);
+    expect((await plugin(['switchover', 'no-such-db', '-n', ns])).code).toBe(EXIT.notFound);
+    expect((await plugin(['restore', 'copy', '--from', 'no-such-thing', '-n', ns])).stderr).toContain(`no PostgreSQLBackup or PostgreSQLCluster named no-such-thing in namespace ${ns}`);
+
+    // A ServiceAccount with no role at all.
+    await core().createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'nobody' } } });
+    const token = (await core().createNamespacedServiceAccountToken({ name: 'nobody', namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status!.token!;
+    const forbidden = await plugin(['status', NAME, '-n', ns], await kubeconfigWith(dir, 'nobody.kubeconfig', { token }));
+    expect(forbidden.code).toBe(EXIT.forbidden);
+    expect(forbidden.stderr).toContain(`forbidden: you may not get postgresqlclusters "${NAME}" in namespace ${ns}`);
+
+    const down = await plugin(['status', NAME, '-n', ns], await kubeconfigWith(dir, 'down.kubeconfig', { token, server: 'https://127.0.0.1:39999' }));
+    expect(down.code).toBe(EXIT.unreachable);
+    expect(down.stderr).toContain('cannot reach the apiserver at https://127.0.0.1:39999');
+
+    const usage = await plugin(['restore', 'copy', '--from', 'x', '--to-lsn', 'nope', '-n', ns]);
+    expect(usage.code).toBe(EXIT.usage);
+  });
+
+  it('version: the plugin and the operator (the chart Deployment is scaled to 0 here)', async () => {
+    const v = await plugin(['version']);
+    expect(v.code).toBe(EXIT.ok);
+    expect(v.stdout).toContain('plugin:   0.1.0');
+    expect(v.stdout).toMatch(/operator: operator not running \(Deployment \S+, image \S+, 0 replicas asked/);
+  });
+
+  it('the real kubectl finds kubectl-pgpilot on PATH and passes the arguments on', async () => {
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'kubectl-pgpilot'), `#!/bin/sh\nexec "${process.execPath}" "${PLUGIN}" "$@"\n`, { mode: 0o755 });
+    const r = await execFileAsync(await kubectlPath(), ['pgpilot', 'status', NAME, '-n', ns, '-o', 'json', '--kubeconfig', kubeconfigPath()], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    expect((JSON.parse(r.stdout) as StatusReport).name).toBe(NAME);
+  });
+
+  it('switchover without --to picks the ready replica and follows until it is the primary', async () => {
+    const before = (await db.get()).status!;
+    const replica = before.instanceNames!.find((n) => n !== before.currentPrimary)!;
+    const r = await plugin(['switchover', NAME, '-n', ns, '--timeout', '120']);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    expect(r.stdout).toContain(`from ${before.currentPrimary} to ${replica}: a ready replica`);
+    expect(r.stdout).toContain(`${replica} is the primary of ${NAME}`);
+    expect((await db.get()).status!.currentPrimary).toBe(replica);
+    const again = await plugin(['switchover', NAME, '-n', ns, '--to', replica]);
+    expect(again).toMatchObject({ code: EXIT.ok, stdout: expect.stringContaining('already the primary') as string });
+    expect((await plugin(['switchover', NAME, '-n', ns, '--to', `${NAME}-9`])).code).toBe(EXIT.usage);
+  });
+
+  it('backup follows the PostgreSQLBackup to completed; restore --from it creates a Ready cluster with the rows', async () => {
+    await db.healthy(2, 120_000);
+    await query(db.rw(), 'CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept SELECT generate_series(1, 500)');
+    const b = await plugin(['backup', NAME, '-n', ns, '--name', 'plug-b1', '--timeout', '180']);
+    expect(b.code, b.stderr).toBe(EXIT.ok);
+    expect(b.stdout).toContain(`created PostgreSQLBackup ${ns}/plug-b1 of ${NAME}`);
+    expect(b.stdout).toMatch(/backup plug-b1 completed: .* MiB of data/);
+    expect((await getBackup(ns, 'plug-b1')).status?.phase).toBe('completed');
+
+    const r = await plugin(['restore', '--from', 'plug-b1', 'plug-copy', '-n', ns, '--timeout', '240']);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    expect(r.stdout).toContain(`restoring PostgreSQLBackup plug-b1 of ${NAME} into ${ns}/plug-copy (version 14.5, 1 instance, all archived WAL)`);
+    expect(r.stdout).toContain('plug-copy is Ready');
+    const copy = new HaCluster(kubelet, ns, 'plug-copy');
+    const c = await copy.healthy(1, 60_000);
+    expect(c.spec.bootstrap?.recovery?.backup?.name).toBe('plug-b1');
+    expect((await query<{ n: string }>(copy.rw(), 'SELECT count(*)::text AS n FROM kept'))[0]!.n).toBe('500');
+
+    // A point in time, not followed: the target reaches the new cluster's spec as the CRD wants it.
+    const pitr = await plugin(['restore', '--from', NAME, 'plug-pitr', '-n', ns, '--to-time', new Date().toISOString().replace(/\.\d+Z$/, '+00:00'), '--no-wait']);
+    expect(pitr.code, pitr.stderr).toBe(EXIT.ok);
+    const pitrSpec = (await new HaCluster(kubelet, ns, 'plug-pitr').get()).spec;
+    expect(pitrSpec.bootstrap?.recovery).toMatchObject({ backup: { name: 'plug-b1' }, target: { time: expect.stringMatching(/Z$/) as string } });
+    await kubectlOk(['delete', 'pgc', 'plug-pitr', '-n', ns, '--wait=false']);
+
+    const exists = await plugin(['restore', '--from', NAME, 'plug-copy', '-n', ns, '--no-wait']);
+    expect(exists.code).toBe(EXIT.failed);
+    expect(exists.stdout).toContain(`the newest completed backup of ${NAME}, plug-b1`);
+    expect(exists.stderr).toContain('already exists');
+  });
+
+  it('hibernate refuses with a clear message while the CRD has no spec.hibernation', async (ctx) => {
+    if (hibernationInCrd) ctx.skip();
+    const r = await plugin(['hibernate', NAME, 'on', '-n', ns]);
+    expect(r.code).toBe(EXIT.failed);
+    expect(r.stderr).toContain('has no spec.hibernation');
+    expect((await db.get()).spec).not.toHaveProperty('hibernation');
+  });
+
+  // Runs once the operator's side of hibernation (spec.hibernation, the Hibernated condition) is in the CRD.
+  it('hibernate on stops every instance, off brings the cluster back', async (ctx) => {
+    if (!hibernationInCrd) ctx.skip();
+    const on = await plugin(['hibernate', NAME, 'on', '-n', ns, '--timeout', '120']);
+    expect(on.code, on.stderr).toBe(EXIT.ok);
+    expect((await db.get()).status?.phase).toBe('Hibernated');
+    const off = await plugin(['hibernate', NAME, 'off', '-n', ns, '--timeout', '180']);
+    expect(off.code, off.stderr).toBe(EXIT.ok);
+    await db.healthy(2, 120_000);
+  });
+});

@@ -1,0 +1,200 @@
+// The commands of `kubectl pgpilot` and their flags (main.ts runs them). One module per command,
+// loaded only for the command that runs; this module needs commander alone, so help and usage
+// errors answer at once. Exit codes: exit.ts (0 done, 1 failed, 2 usage, 3 not found,
+// 4 forbidden, 5 apiserver unreachable, 130 interrupted).
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, PluginError } from './exit.js';
+import type { GlobalOptions } from './kube.js';
+
+export const PLUGIN_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/** Default --timeout of each following command, in seconds. */
+export const TIMEOUTS = { switchover: 180, backup: 1800, restore: 1800, hibernate: 600 } as const;
+
+interface Io {
+  out: (line: string) => void;
+  signal: AbortSignal;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('-n, --namespace <namespace>', 'namespace of the cluster (default: the kubeconfig context\'s, else "default")')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context to use')
+    .option('--request-timeout <seconds>', 'longest wait for one API call', '10');
+}
+
+function following(cmd: Command, what: string, seconds: number): Command {
+  return cmd.option('--wait', `follow ${what} (default)`).option('--no-wait', 'return once the change is sent').option('--timeout <seconds>', `give up following after this long`, String(seconds));
+}
+
+/** The exit code of the command that ran (set by action()). */
+let exitCode: number = EXIT.ok;
+
+/** Runs one command's body; any error becomes a message on stderr and the exit code. */
+function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<void>) {
+  return async (...args: A): Promise<void> => {
+    const ac = new AbortController();
+    const onInt = () => {
+      if (ac.signal.aborted) process.exit(EXIT.interrupted);
+      // A command that follows says what goes on in the cluster and exits 130; any other, at once.
+      ac.abort();
+      setTimeout(() => process.exit(EXIT.interrupted), 2000).unref();
+    };
+    process.on('SIGINT', onInt);
+    try {
+      await body({ out: (line) => process.stdout.write(`${line}\n`), signal: ac.signal }, ...args);
+    } catch (err) {
+      const code = err instanceof PluginError ? err.exitCode : EXIT.failed;
+      const message = err instanceof Error ? err.message : String(err);
+      if (!(err instanceof PluginError)) process.stderr.write(`${err instanceof Error ? (err.stack ?? message) : message}\n`);
+      const red = process.stderr.isTTY && !process.env.NO_COLOR;
+      process.stderr.write(`${red ? '\x1b[31merror:\x1b[0m' : 'error:'} ${message}\n`);
+      exitCode = code;
+    } finally {
+      process.off('SIGINT', onInt);
+    }
+  };
+}
+
+async function connect(opts: GlobalOptions) {
+  return (await import('./kube.js')).Kube.connect(opts);
+}
+
+async function progress() {
+  const { Progress } = await import('./ui.js');
+  return new Progress(process.stderr);
+}
+
+async function seconds(option: string, value: string | undefined, fallback: number): Promise<number> {
+  return (await import('./kube.js')).parseSeconds(option, value, fallback) * 1000;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('kubectl-pgpilot')
+    .description('kubectl pgpilot: status, switchover, backup, restore and hibernation of pgpilot PostgreSQL clusters')
+    .version(PLUGIN_VERSION, '--plugin-version', 'print the plugin\'s version only')
+    .showHelpAfterError()
+    .exitOverride();
+
+  common(program.command('status').argument('<cluster>', 'PostgreSQLCluster name').description('phase, versions, primary, instances, archiving, upgrade, conditions and recent events of a cluster'))
+    .addOption(new Option('-o, --output <format>', 'json or yaml instead of text').choices(['json', 'yaml']))
+    .action(action(async (io, cluster: string, opts: GlobalOptions & { output?: string }) => {
+      const { collectStatus, parseOutput, renderStatus } = await import('./status.js');
+      const { colorsFor } = await import('./ui.js');
+      const format = parseOutput(opts.output);
+      const kube = await connect(opts);
+      process.stdout.write(renderStatus(await collectStatus(kube, cluster), format, colorsFor(process.stdout)));
+    }));
+
+  following(
+    common(program.command('switchover').argument('<cluster>', 'PostgreSQLCluster name').description('make another instance the primary (spec.primary) and follow until it is')),
+    'until the new primary is in place',
+    TIMEOUTS.switchover,
+  )
+    .option('--to <instance>', 'the instance to promote (default: the most caught-up ready replica)')
+    .action(action(async (io, cluster: string, opts: GlobalOptions & { to?: string; wait?: boolean; timeout?: string }) => {
+      const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.switchover);
+      const kube = await connect(opts);
+      const { runSwitchover } = await import('./switchover.js');
+      const { collectStatus } = await import('./status.js');
+      const p = await progress();
+      try {
+        await runSwitchover(kube, cluster, { to: opts.to, timeoutMs, wait: opts.wait !== false }, () => collectStatus(kube, cluster), io.out, p, io.signal);
+      } finally {
+        p.end();
+      }
+    }));
+
+  following(common(program.command('backup').argument('<cluster>', 'PostgreSQLCluster name').description('take a base backup now (a PostgreSQLBackup) and follow it')), 'the backup until it completed or failed', TIMEOUTS.backup)
+    .option('--name <name>', 'name of the PostgreSQLBackup (default: <cluster>-<UTC time>)')
+    .action(action(async (io, cluster: string, opts: GlobalOptions & { name?: string; wait?: boolean; timeout?: string }) => {
+      const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.backup);
+      const { runBackup, checkBackupName } = await import('./backup.js');
+      if (opts.name !== undefined) checkBackupName(opts.name);
+      const kube = await connect(opts);
+      const p = await progress();
+      try {
+        await runBackup(kube, cluster, { name: opts.name, wait: opts.wait !== false, timeoutMs }, io.out, p, io.signal);
+      } finally {
+        p.end();
+      }
+    }));
+
+  following(
+    common(program.command('restore').argument('<new-name>', 'name of the cluster to create').description('create a cluster from a backup (a PostgreSQLBackup, or the newest completed one of a cluster) and follow it to Ready')),
+    'the new cluster until it is Ready',
+    TIMEOUTS.restore,
+  )
+    .requiredOption('--from <backup-or-cluster>', 'a completed PostgreSQLBackup, or a cluster (its newest completed backup)')
+    .option('--to-time <time>', 'recover up to this RFC 3339 time')
+    .option('--to-lsn <lsn>', 'recover up to this WAL location (e.g. 0/3000060)')
+    .option('--to-name <restore-point>', 'recover up to this restore point (pg_create_restore_point)')
+    .option('--version <version>', 'PostgreSQL version of the new cluster (default: the source\'s)')
+    .option('--instances <n>', 'instances of the new cluster', '1')
+    .action(action(async (io, newName: string, opts: GlobalOptions & { from: string; toTime?: string; toLsn?: string; toName?: string; version?: string; instances?: string; wait?: boolean; timeout?: string }) => {
+      const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.restore);
+      const { runRestore, checkRestoreArgs, recoveryTarget } = await import('./restore.js');
+      const args = { from: opts.from, newName, toTime: opts.toTime, toLsn: opts.toLsn, toName: opts.toName, version: opts.version, instances: opts.instances };
+      checkRestoreArgs(args);
+      recoveryTarget(args);
+      const kube = await connect(opts);
+      const p = await progress();
+      try {
+        await runRestore(kube, args, { wait: opts.wait !== false, timeoutMs }, io.out, p, io.signal);
+      } finally {
+        p.end();
+      }
+    }));
+
+  following(
+    common(program.command('hibernate').argument('<cluster>', 'PostgreSQLCluster name').argument('<on|off>', 'on: stop every instance, keeping the volumes; off: start them again').description('stop (on) or start (off) every instance of a cluster (spec.hibernation) and follow until done')),
+    'until the Hibernated condition says so',
+    TIMEOUTS.hibernate,
+  ).action(action(async (io, cluster: string, onOff: string, opts: GlobalOptions & { wait?: boolean; timeout?: string }) => {
+    const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.hibernate);
+    const { runHibernate, parseOnOff } = await import('./hibernate.js');
+    const on = parseOnOff(onOff);
+    const kube = await connect(opts);
+    const p = await progress();
+    try {
+      await runHibernate(kube, cluster, { on, timeoutMs, wait: opts.wait !== false }, io.out, p, io.signal);
+    } finally {
+      p.end();
+    }
+  }));
+
+  common(program.command('version').description('the plugin\'s version and the operator\'s (the image tag of its running pods)')).action(action(async (io, opts: GlobalOptions) => {
+    io.out(`plugin:   ${PLUGIN_VERSION}`);
+    let operator: string;
+    try {
+      const kube = await connect(opts);
+      operator = await (await import('./version.js')).operatorVersion(kube);
+    } catch (err) {
+      operator = `unknown (${err instanceof Error ? err.message : String(err)})`;
+    }
+    io.out(`operator: ${operator}`);
+  }));
+
+  return program;
+}
+
+/** Parses argv and runs the command; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  exitCode = EXIT.ok;
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    throw err;
+  }
+  return exitCode;
+}
