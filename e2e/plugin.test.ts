@@ -1,27 +1,28 @@
 // `kubectl pgpilot` end to end: the built plugin (dist/cli/plugin/main.js) run as a child process
 // with the test apiserver's kubeconfig, against a real 2-instance cluster archiving to S3
 // (s3rver): status (text and -o json), switchover, backup, restore into a new cluster that has
-// the rows, version, hibernate (only when the CRD has spec.hibernation), and the error cases —
+// the rows, version, restart, hibernate, and the error cases —
 // unknown cluster, no permission, apiserver unreachable — with their exit codes.
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ApiextensionsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLUSTER_PLURAL, API_GROUP } from '../src/api/constants.js';
+import { ANNOTATIONS, LABELS } from '../src/api/constants.js';
 import { EXIT } from '../src/cli/plugin/exit.js';
 import type { StatusReport } from '../src/cli/plugin/status.js';
 import { kubectlPath } from '../test/support/binaries.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath } from './harness/env.js';
+import { createTestNamespace, kubeConfig, kubeconfigPath } from './harness/env.js';
 import { getBackup } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
+import { tearDown } from './harness/teardown.js';
 
 const execFileAsync = promisify(execFile);
 const PLUGIN = join(REPO_ROOT, 'dist/cli/plugin/main.js');
@@ -80,7 +81,6 @@ describe('kubectl pgpilot', () => {
   let s3: S3rver;
   let db: HaCluster;
   let dir: string;
-  let hibernationInCrd = false;
   const core = () => kubeConfig().makeApiClient(CoreV1Api);
 
   beforeAll(async () => {
@@ -103,17 +103,10 @@ describe('kubectl pgpilot', () => {
         s3: { endpoint: s3.endpoint, bucket: BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: 's3-credentials' } } as never,
       };
     });
-    const crd = await kubeConfig().makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: `${CLUSTER_PLURAL}.${API_GROUP}` });
-    hibernationInCrd = crd.spec.versions.some((v) => v.schema?.openAPIV3Schema?.properties?.spec?.properties?.hibernation !== undefined);
     await db.healthy(2, 240_000);
   }, 600_000);
 
-  afterAll(async () => {
-    await operator?.stop();
-    await kubelet?.stop();
-    if (ns) await deleteTestNamespace(ns);
-    await s3?.stop();
-  });
+  afterAll(() => tearDown({ operator, kubelet, namespace: ns, s3 }));
 
   it('status: a summary in 80 columns, and the same content as JSON', async () => {
     const text = await plugin(['status', NAME, '-n', ns]);
@@ -215,17 +208,15 @@ describe('kubectl pgpilot', () => {
     expect(exists.stderr).toContain('already exists');
   });
 
-  it('hibernate refuses with a clear message while the CRD has no spec.hibernation', async (ctx) => {
-    if (hibernationInCrd) ctx.skip();
-    const r = await plugin(['hibernate', NAME, 'on', '-n', ns]);
-    expect(r.code).toBe(EXIT.failed);
-    expect(r.stderr).toContain('has no spec.hibernation');
-    expect((await db.get()).spec).not.toHaveProperty('hibernation');
-  });
+  it('restart rolls every instance through the operator; hibernate on stops every instance, off brings the cluster back', async () => {
+    const before = (await db.get()).status!;
+    const restart = await plugin(['restart', NAME, '-n', ns, '--timeout', '180']);
+    expect(restart.code, restart.stderr).toBe(EXIT.ok);
+    expect(restart.stdout).toContain('every instance restarted');
+    const pods = await kubeConfig().makeApiClient(CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.cluster}=${NAME},${LABELS.component}=instance` });
+    expect(pods.items.map((p) => p.metadata!.annotations![ANNOTATIONS.restartedAt])).toEqual(pods.items.map(() => expect.any(String)));
+    expect((await db.get()).status!.currentPrimary).not.toBe(before.currentPrimary);
 
-  // Runs once the operator's side of hibernation (spec.hibernation, the Hibernated condition) is in the CRD.
-  it('hibernate on stops every instance, off brings the cluster back', async (ctx) => {
-    if (!hibernationInCrd) ctx.skip();
     const on = await plugin(['hibernate', NAME, 'on', '-n', ns, '--timeout', '120']);
     expect(on.code, on.stderr).toBe(EXIT.ok);
     expect((await db.get()).status?.phase).toBe('Hibernated');

@@ -39,15 +39,17 @@ describe('hibernate', () => {
   });
 
   it('is done when the Hibernated condition of the patched generation says so', () => {
-    const c = (status: string, phase: string, observedGeneration: number): PostgreSQLCluster => ({
+    const c = (status: string, phase: string, observedGeneration: number, reason = 'R'): PostgreSQLCluster => ({
       metadata: { name: 'db', generation: 4 },
       spec: { version: '16', storage: { size: '1Gi' } },
-      status: { phase, conditions: [{ type: 'Hibernated', status: status as 'True', reason: 'R', message: 'm', lastTransitionTime: 'x', observedGeneration }] },
+      status: { phase, conditions: [{ type: 'Hibernated', status: status as 'True', reason, message: 'm', lastTransitionTime: 'x', observedGeneration }] },
     });
     expect(hibernateStep(c('True', 'Hibernated', 4), true, 4).state).toBe('done');
     expect(hibernateStep(c('True', 'Hibernated', 3), true, 4).state).toBe('waiting');
     expect(hibernateStep(c('False', 'Healthy', 4), true, 4).state).toBe('waiting');
-    expect(hibernateStep(c('False', 'Healthy', 4), false, 4).state).toBe('done');
+    expect(hibernateStep(c('False', 'Healthy', 4, 'Awake'), false, 4).state).toBe('done');
+    // Waking: the condition is False already, the primary does not accept writes yet.
+    expect(hibernateStep(c('False', 'Waking', 4, 'Waking'), false, 4).state).toBe('waiting');
     expect(hibernateStep(c('False', 'Hibernated', 4), false, 4).state).toBe('waiting');
   });
 });

@@ -23,7 +23,8 @@ export function hibernateStep(c: PostgreSQLCluster, on: boolean, generation: num
   const said = cond ? `${cond.status} (${cond.reason}: ${cond.message})` : 'not reported yet';
   const line = `${c.metadata.name}: phase ${s.phase ?? 'Unknown'}, ${s.readyInstances ?? 0} ready, ${HIBERNATED} ${said}`;
   const current = generation === undefined || (cond?.observedGeneration ?? s.observedGeneration ?? 0) >= generation;
-  const settled = on === (s.phase === 'Hibernated');
+  // Off: awake once the primary accepts writes again (the condition is False while waking, too).
+  const settled = on ? s.phase === 'Hibernated' : cond?.reason === 'Awake';
   if (cond?.status === want && current && settled) return { state: 'done', line, value: c };
   return { state: 'waiting', line };
 }

@@ -16,7 +16,7 @@ export const PLUGIN_VERSION: string = (() => {
 })();
 
 /** Default --timeout of each following command, in seconds. */
-export const TIMEOUTS = { switchover: 180, backup: 1800, restore: 1800, hibernate: 600 } as const;
+export const TIMEOUTS = { switchover: 180, backup: 1800, restore: 1800, hibernate: 600, restart: 1800 } as const;
 
 interface Io {
   out: (line: string) => void;
@@ -166,6 +166,22 @@ export function buildProgram(): Command {
     const p = await progress();
     try {
       await runHibernate(kube, cluster, { on, timeoutMs, wait: opts.wait !== false }, io.out, p, io.signal);
+    } finally {
+      p.end();
+    }
+  }));
+
+  following(
+    common(program.command('restart').argument('<cluster>', 'PostgreSQLCluster name').description('restart every instance through the operator\'s rollout: replicas first, then a switchover and the old primary')),
+    'until every instance runs the restarted template',
+    TIMEOUTS.restart,
+  ).action(action(async (io, cluster: string, opts: GlobalOptions & { wait?: boolean; timeout?: string }) => {
+    const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.restart);
+    const { runRestart } = await import('./restart.js');
+    const kube = await connect(opts);
+    const p = await progress();
+    try {
+      await runRestart(kube, cluster, { timeoutMs, wait: opts.wait !== false }, io.out, p, io.signal);
     } finally {
       p.end();
     }
