@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { removeFile } from '../postgres/files.js';
-import { readUpgradeState, rollbackUnfinishedUpgrade } from '../postgres/pg-upgrade.js';
+import { majorOfPgVersionFile, majorOfVersionOutput, readUpgradeState, rollbackUnfinishedUpgrade } from '../postgres/pg-upgrade.js';
 import { upgradeLayoutOf, type UpgradeState } from '../postgres/upgrade-layout.js';
 import type { Layout } from './layout.js';
 import type { Logger } from '../runtime/logger.js';
@@ -24,12 +24,8 @@ const execFileAsync = promisify(execFile);
 
 /** Major version of PG_VERSION in a data directory; undefined without one. */
 export async function dataMajor(pgdata: string): Promise<number | undefined> {
-  try {
-    const n = Number.parseInt((await readFile(join(pgdata, 'PG_VERSION'), 'utf8')).trim(), 10);
-    return Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
-  }
+  const content = await readFile(join(pgdata, 'PG_VERSION'), 'utf8').catch(() => undefined);
+  return content === undefined ? undefined : majorOfPgVersionFile(content);
 }
 
 const binMajors = new Map<string, number>();
@@ -39,10 +35,9 @@ export async function binariesMajor(pgBin: string): Promise<number> {
   const known = binMajors.get(pgBin);
   if (known !== undefined) return known;
   const { stdout } = await execFileAsync(join(pgBin, 'postgres'), ['--version'], { timeout: 10_000 });
-  const m = /\(PostgreSQL\)\s+(\d+)/.exec(stdout);
-  if (!m) throw new Error(`cannot read the major version from "${stdout.trim()}" (${pgBin}/postgres --version)`);
-  binMajors.set(pgBin, Number(m[1]));
-  return Number(m[1]);
+  const major = majorOfVersionOutput(stdout);
+  binMajors.set(pgBin, major);
+  return major;
 }
 
 export type DataVersion = { kind: 'same' } | { kind: 'older' | 'newer'; data: number; binaries: number };

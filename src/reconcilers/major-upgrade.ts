@@ -5,12 +5,12 @@
 import type { V1ContainerStateTerminated, V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
 import type { MajorUpgradeStatus } from '../api/cluster-status.js';
 import { ANNOTATIONS, API_GROUP_VERSION, BACKUP_KIND } from '../api/constants.js';
-import { resolveBackupTarget } from '../builders/backup-target.js';
 import { ownedMeta } from '../builders/meta.js';
 import { instanceImage } from '../builders/statefulset.js';
 import { upgradeJob, upgradeJobName, type UpgradeJobKind } from '../builders/upgrade-job.js';
 import type { AgentClient } from '../instance/agent-client.js';
 import { callAgent, stopCall, stopPlanInstances } from './stop-calls.js';
+import { passBackupTarget } from './pass-target.js';
 import { createIfMissing } from '../runtime/apply.js';
 import { majorOf, planMajorUpgrade, upgradeActive, type JobState, type MajorUpgradeInput, type UpgradeAction } from './major-upgrade-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
@@ -106,7 +106,7 @@ function upgradeInput(ctx: ReconcileContext): MajorUpgradeInput {
   const { cluster, observed } = ctx;
   const previous = ctx.status.majorUpgrade;
   const primary = observed.instances.find((i) => i.name === observed.primary);
-  const target = resolveBackupTarget(cluster, ctx.config.defaultBackupStore);
+  const target = passBackupTarget(ctx);
   return {
     cluster: cluster.metadata.name!,
     specVersion: cluster.spec.version,
