@@ -126,6 +126,14 @@ export class Kube {
     );
   }
 
+  /** A container's log (no follow): the newest tailLines lines, or the previous instance's. */
+  podLog(pod: string, container: string, o: { tailLines?: number; previous?: boolean; namespace?: string } = {}): Promise<string> {
+    const namespace = o.namespace ?? this.namespace;
+    return this.call({ verb: 'get', resource: 'pods/log', name: pod, namespace }, async () =>
+      String(await this.clients.core.readNamespacedPodLog({ name: pod, namespace, container, tailLines: o.tailLines, previous: o.previous })),
+    );
+  }
+
   /** Pods in every namespace with these labels. */
   async podsEverywhere(labelSelector: string): Promise<V1Pod[]> {
     return this.call({ verb: 'list', resource: 'pods', namespace: '(all namespaces)' }, async () => (await this.clients.core.listPodForAllNamespaces({ labelSelector })).items);

@@ -38,8 +38,12 @@ function following(cmd: Command, what: string, seconds: number): Command {
 /** The exit code of the command that ran (set by action()). */
 let exitCode: number = EXIT.ok;
 
-/** Runs one command's body; any error becomes a message on stderr and the exit code. */
-function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<void>) {
+/**
+ * Runs one command's body; any error becomes a message on stderr and the exit code. A body may
+ * return the exit code itself (psql: the session's). `interactive`: ^C belongs to the child the
+ * body runs (psql cancels its query), so no handler of ours is installed.
+ */
+function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<number | void>, o: { interactive?: boolean } = {}) {
   return async (...args: A): Promise<void> => {
     const ac = new AbortController();
     const onInt = () => {
@@ -48,9 +52,10 @@ function action<A extends unknown[]>(body: (io: Io, ...args: A) => Promise<void>
       ac.abort();
       setTimeout(() => process.exit(EXIT.interrupted), 2000).unref();
     };
-    process.on('SIGINT', onInt);
+    if (!o.interactive) process.on('SIGINT', onInt);
     try {
-      await body({ out: (line) => process.stdout.write(`${line}\n`), signal: ac.signal }, ...args);
+      const code = await body({ out: (line) => process.stdout.write(`${line}\n`), signal: ac.signal }, ...args);
+      if (typeof code === 'number') exitCode = code;
     } catch (err) {
       const code = err instanceof PluginError ? err.exitCode : EXIT.failed;
       const message = err instanceof Error ? err.message : String(err);
@@ -79,19 +84,20 @@ async function seconds(option: string, value: string | undefined, fallback: numb
 
 export function buildProgram(): Command {
   const program = new Command('kubectl-pgpilot')
-    .description('kubectl pgpilot: status, switchover, backup, restore and hibernation of pgpilot PostgreSQL clusters')
+    .description('kubectl pgpilot: status, switchover, backup, restore, hibernation, psql, logs and support reports of pgpilot PostgreSQL clusters')
     .version(PLUGIN_VERSION, '--plugin-version', 'print the plugin\'s version only')
     .showHelpAfterError()
     .exitOverride();
 
   common(program.command('status').argument('<cluster>', 'PostgreSQLCluster name').description('phase, versions, primary, instances, archiving, upgrade, conditions and recent events of a cluster'))
     .addOption(new Option('-o, --output <format>', 'json or yaml instead of text').choices(['json', 'yaml']))
-    .action(action(async (io, cluster: string, opts: GlobalOptions & { output?: string }) => {
+    .option('--no-agents', 'do not ask the instances\' agents (through pods/exec) for timeline, LSN and lag')
+    .action(action(async (io, cluster: string, opts: GlobalOptions & { output?: string; agents?: boolean }) => {
       const { collectStatus, parseOutput, renderStatus } = await import('./status.js');
       const { colorsFor } = await import('./ui.js');
       const format = parseOutput(opts.output);
       const kube = await connect(opts);
-      process.stdout.write(renderStatus(await collectStatus(kube, cluster), format, colorsFor(process.stdout)));
+      process.stdout.write(renderStatus(await collectStatus(kube, cluster, { agents: opts.agents !== false }), format, colorsFor(process.stdout)));
     }));
 
   following(
@@ -107,7 +113,7 @@ export function buildProgram(): Command {
       const { collectStatus } = await import('./status.js');
       const p = await progress();
       try {
-        await runSwitchover(kube, cluster, { to: opts.to, timeoutMs, wait: opts.wait !== false }, () => collectStatus(kube, cluster), io.out, p, io.signal);
+        await runSwitchover(kube, cluster, { to: opts.to, timeoutMs, wait: opts.wait !== false }, () => collectStatus(kube, cluster, { agents: false }), io.out, p, io.signal);
       } finally {
         p.end();
       }
@@ -186,6 +192,54 @@ export function buildProgram(): Command {
       p.end();
     }
   }));
+
+  common(
+    program
+      .command('psql')
+      .argument('<cluster>', 'PostgreSQLCluster name')
+      .argument('[psql-args...]', 'passed to psql (after --), e.g. -- -c "select 1"')
+      .description('psql in the primary\'s pod (or a replica\'s) through kubectl exec, as postgres over the pod\'s Unix socket (peer authentication: no password travels)'),
+  )
+    .option('--replica', 'connect to a ready replica instead of the primary')
+    .option('--instance <name>', 'connect to this instance, whatever its role')
+    .option('-d, --dbname <database>', 'database (default: the cluster\'s application database, spec.bootstrap.initdb.database)')
+    .action(
+      action(async (io, cluster: string, extra: string[], opts: GlobalOptions & { replica?: boolean; instance?: string; dbname?: string }) => {
+        const { runPsql } = await import('./psql.js');
+        return runPsql(await connect(opts), opts, cluster, { replica: opts.replica, instance: opts.instance, dbname: opts.dbname, extra }, (line) => process.stderr.write(`${line}\n`));
+      }, { interactive: true }),
+    );
+
+  common(
+    program
+      .command('logs')
+      .argument('<cluster>', 'PostgreSQLCluster name')
+      .argument('[instance]', 'only this instance (default: every instance)')
+      .description('the JSON logs of the instances (agent and PostgreSQL) or of the operator\'s work on the cluster, pretty-printed'),
+  )
+    .option('--operator', 'the operator\'s log lines about this cluster instead')
+    .option('-f, --follow', 'keep printing new lines until ^C')
+    .option('--tail <lines>', 'only the newest lines of each log (-1: all)', '-1')
+    .option('-p, --previous', 'the log of the previous container instance (before its last restart)')
+    .option('--level <level>', 'only lines at this level or above (trace, debug, info, warn, error, fatal)')
+    .option('--raw', 'the JSON lines as they are')
+    .action(
+      action(async (io, cluster: string, instance: string | undefined, opts: GlobalOptions & { operator?: boolean; follow?: boolean; tail?: string; previous?: boolean; level?: string; raw?: boolean }) => {
+        const { runLogs, parseLevel, parseTail } = await import('./logs.js');
+        const { colorsFor } = await import('./ui.js');
+        const o = { instance, operator: opts.operator, follow: opts.follow, tail: parseTail(opts.tail), previous: opts.previous, level: parseLevel(opts.level), raw: opts.raw };
+        await runLogs(await connect(opts), cluster, o, colorsFor(process.stdout), io.out, (line) => process.stderr.write(`${line}\n`), io.signal);
+      }),
+    );
+
+  common(program.command('report').argument('<cluster>', 'PostgreSQLCluster name').description('a support bundle (.tar.gz): the cluster, its objects (Secret values redacted), events, logs, agent statuses, the operator\'s log lines about it'))
+    .option('-o, --output <file>', 'where to write it (default: pgpilot-report-<namespace>-<cluster>-<time>.tar.gz here)')
+    .action(
+      action(async (io, cluster: string, opts: GlobalOptions & { output?: string }) => {
+        const { runReport } = await import('./report.js');
+        await runReport(await connect(opts), cluster, { output: opts.output }, io.out);
+      }),
+    );
 
   common(program.command('version').description('the plugin\'s version and the operator\'s (the image tag of its running pods)')).action(action(async (io, opts: GlobalOptions) => {
     io.out(`plugin:   ${PLUGIN_VERSION}`);

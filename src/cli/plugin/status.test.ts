@@ -2,7 +2,8 @@ import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { PostgreSQLCluster } from '../../api/cluster.js';
 import { LABELS } from '../../api/constants.js';
-import { buildStatusReport, conditionState, formatStatus, parseOutput, renderStatus, type StatusReport } from './status.js';
+import type { InstancePosition } from './agent-status.js';
+import { buildStatusReport, bytes, conditionState, formatStatus, parseOutput, renderStatus, type StatusReport } from './status.js';
 import { colorsFor, visibleLength } from './ui.js';
 
 const NOW = Date.parse('2026-12-05T03:00:00Z');
@@ -124,6 +125,28 @@ describe('status report', () => {
     expect(text).toContain('Upgrade    Failed 16.13 → 17.11 (UpgradeCheckFailed)');
     expect(text).toContain('Rollout    1/2 updated');
     expect(text).toContain('backlog');
+  });
+
+  it('with the agents\' positions: timeline, LSN and lag columns in 80 columns; a fenced replica or one not streaming says so', () => {
+    const at = new Map<string, InstancePosition>([
+      ['prod-db-1', { timeline: 3, lsn: '1A/2B3C4D5E' }],
+      ['prod-db-2', { timeline: 3, lsn: '1A/2B000000', lagBytes: 3_951_966, streaming: true }],
+      ['prod-db-3', { timeline: 2, lsn: '19/FF000000', lagBytes: 3_000_000_000, streaming: false, fenced: true }],
+    ]);
+    const r = buildStatusReport(cluster(), pods, events, at);
+    expect(r.instanceTable[1]).toMatchObject({ timeline: 3, lagBytes: 3_951_966, streaming: true });
+    const text = formatStatus(r, plain, NOW);
+    for (const l of text.trimEnd().split('\n')) expect(visibleLength(l), l).toBeLessThanOrEqual(80);
+    expect(text).toMatch(/INSTANCE\s+ROLE\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+TL\s+LSN\s+LAG/);
+    expect(text).toMatch(/prod-db-1\s+primary\s+yes\s+Running\s+1\s+\S+\s+3\s+1A\/2B3C4D5E\n/);
+    expect(text).toMatch(/prod-db-2 .* 3\s+1A\/2B000000\s+3\.8 MB/);
+    expect(text).toMatch(/prod-db-3\s+replica\s+no\s+Fenced .* 2\s+19\/FF000000\s+2\.8 GB\n/);
+    at.set('prod-db-3', { ...at.get('prod-db-3'), fenced: false });
+    expect(formatStatus(buildStatusReport(cluster(), pods, events, at), plain, NOW)).toMatch(/prod-db-3\s+replica\s+no\s+NotStreaming /);
+  });
+
+  it('sizes like pg_size_pretty', () => {
+    expect([0, 1023, 1024, 10 * 1024 * 1024, 5 * 1024 ** 3].map(bytes)).toEqual(['0 B', '1023 B', '1.0 kB', '10 MB', '5.0 GB']);
   });
 
   it('a condition in its bad state gets its whole message under it; times to come say "in"', () => {

@@ -1,10 +1,12 @@
-// `kubectl pgpilot status CLUSTER [-o json|yaml]`: what the cluster's status, its pods and its
-// Events say, in one screen of 80 columns (or as one structured object). It reads only the
-// apiserver: the instances' agents are not called.
+// `kubectl pgpilot status CLUSTER [-o json|yaml]`: what the cluster's status, its pods, its
+// Events and the instances' agents say, in one screen of 80 columns (or as one structured
+// object). The agents are asked from inside their pods (agent-status.ts: pods/exec); without that
+// permission, or with --no-agents, the timeline/LSN/lag columns are left out and a note says why.
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { PostgreSQLCluster } from '../../api/cluster.js';
 import { LABELS } from '../../api/constants.js';
+import { positions, readAgentStatuses, type InstancePosition } from './agent-status.js';
 import { EXIT, PluginError, usage } from './errors.js';
 import type { Kube } from './kube.js';
 import { age, isoTime, table, truncate, when, wrap, WIDTH, type Colors } from './ui.js';
@@ -20,9 +22,14 @@ export interface InstanceReport {
   restarts: number;
   node?: string;
   startedAt?: string;
-  /** Timeline and LSN, when the status or the pod carries them (pgpilot does not publish them yet). */
+  /** From the instance's agent: its timeline, and the primary's write / a replica's replay location. */
   timeline?: number;
   lsn?: string;
+  /** A replica: bytes its replay is behind the primary's current location. */
+  lagBytes?: number;
+  /** A replica: whether it streams from the primary. */
+  streaming?: boolean;
+  fenced?: boolean;
 }
 
 export interface StatusReport {
@@ -106,8 +113,8 @@ export function recentEvents(events: CoreV1Event[], n = EVENTS_SHOWN): StatusRep
     .slice(-n);
 }
 
-/** Pure: the report from the cluster, its instance pods and its Events. */
-export function buildStatusReport(cluster: PostgreSQLCluster, pods: V1Pod[], events: CoreV1Event[]): StatusReport {
+/** Pure: the report from the cluster, its instance pods, its Events and where each instance is in the WAL. */
+export function buildStatusReport(cluster: PostgreSQLCluster, pods: V1Pod[], events: CoreV1Event[], at: Map<string, InstancePosition> = new Map()): StatusReport {
   const s = cluster.status ?? {};
   const spec = cluster.spec;
   const mu = s.majorUpgrade;
@@ -119,7 +126,7 @@ export function buildStatusReport(cluster: PostgreSQLCluster, pods: V1Pod[], eve
     version: { running: s.version, asked: spec.version },
     primary: { current: s.currentPrimary, target: s.targetPrimary, asked: spec.primary },
     instances: { asked: spec.instances ?? 1, existing: s.instances, ready: s.readyInstances, streamingReplicas: s.streamingReplicas },
-    instanceTable: instanceRows(cluster, pods),
+    instanceTable: instanceRows(cluster, pods).map((row) => ({ ...row, ...at.get(row.name) })),
     rollout: s.rollout ? { updated: s.rollout.updated, total: s.rollout.total, updating: s.rollout.updating } : undefined,
     archiving: {
       enabled: spec.backup?.enabled ?? false,
@@ -176,6 +183,29 @@ function headerLines(r: StatusReport, c: Colors, now: number): string[] {
   return lines;
 }
 
+/** "0 B", "512 kB", "16 MB", "3.2 GB" (powers of 1024, as PostgreSQL's pg_size_pretty). */
+export function bytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 || v >= 10 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+}
+
+function lagCell(i: InstanceReport): string {
+  if (i.role === 'primary' || (i.lsn === undefined && i.lagBytes === undefined)) return '';
+  return i.lagBytes === undefined ? '?' : bytes(i.lagBytes);
+}
+
+/** The pod's status, unless the agent says more: fenced, or a running replica that does not stream. */
+function statusCell(i: InstanceReport): string {
+  if (i.fenced) return 'Fenced';
+  return i.status === 'Running' && i.role !== 'primary' && i.streaming === false ? 'NotStreaming' : i.status;
+}
+
 function instanceLines(r: StatusReport, c: Colors, now: number): string[] {
   if (r.instanceTable.length === 0) return ['', c.bold('Instances'), '  (none yet)'];
   const withLsn = r.instanceTable.some((i) => i.lsn !== undefined || i.timeline !== undefined);
@@ -186,16 +216,16 @@ function instanceLines(r: StatusReport, c: Colors, now: number): string[] {
     { header: 'STATUS', max: 18 },
     { header: 'RESTARTS', max: 8 },
     { header: 'AGE', max: 5 },
-    ...(withLsn ? [{ header: 'TL/LSN', max: 20 }] : [{ header: 'NODE', max: 20 }]),
+    ...(withLsn ? [{ header: 'TL', max: 4 }, { header: 'LSN', max: 17 }, { header: 'LAG' }] : [{ header: 'NODE', max: 20 }]),
   ];
   const rows = r.instanceTable.map((i) => [
     i.name,
     i.role,
     i.ready ? 'yes' : 'no',
-    i.status,
+    statusCell(i),
     String(i.restarts),
     age(i.startedAt, now),
-    withLsn ? `${i.timeline ?? '?'}/${i.lsn ?? '?'}` : (i.node ?? ''),
+    ...(withLsn ? [i.timeline === undefined ? '?' : String(i.timeline), i.lsn ?? '?', lagCell(i)] : [i.node ?? '']),
   ]);
   return ['', ...table(columns, rows)];
 }
@@ -281,11 +311,20 @@ async function optional<T>(notes: string[], what: string, list: Promise<T[]>): P
   }
 }
 
-export async function collectStatus(kube: Kube, name: string): Promise<StatusReport> {
+/** Where each instance is in the WAL, from its agent; a refusal or failure becomes a note. */
+async function agentPositions(kube: Kube, pods: V1Pod[], notes: string[]): Promise<Map<string, InstancePosition>> {
+  const answers = await readAgentStatuses(kube, pods);
+  const failed = answers.flatMap((a) => ('error' in a ? [`${a.instance}: ${a.error}`] : []));
+  if (failed.length) notes.push(`agent status not read (timeline, LSN, lag) of ${failed.join('; ')}`);
+  return positions(answers);
+}
+
+export async function collectStatus(kube: Kube, name: string, opts: { agents?: boolean } = {}): Promise<StatusReport> {
   const cluster = await kube.getCluster(name);
   const notes: string[] = [];
   const [pods, events] = await Promise.all([optional(notes, 'instance pods', kube.instancePods(name)), optional(notes, 'events', kube.clusterEvents(name))]);
-  const report = buildStatusReport(cluster, pods, events);
+  const at = opts.agents === false ? new Map<string, InstancePosition>() : await agentPositions(kube, pods, notes);
+  const report = buildStatusReport(cluster, pods, events, at);
   return notes.length ? { ...report, notes } : report;
 }
 
