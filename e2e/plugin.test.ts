@@ -1,10 +1,11 @@
 // `kubectl pgpilot` end to end: the built plugin (dist/cli/plugin/main.js) run as a child process
 // with the test apiserver's kubeconfig, against a real 2-instance cluster archiving to S3
-// (s3rver): status (text and -o json), switchover, backup, restore into a new cluster that has
-// the rows, version, restart, hibernate, and the error cases —
+// (s3rver): status (text and -o json, with each agent's timeline/LSN/lag), psql (through the
+// real kubectl exec), logs (-f too), report, switchover, backup, restore into a new cluster that
+// has the rows, version, restart, hibernate, and the error cases —
 // unknown cluster, no permission, apiserver unreachable — with their exit codes.
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,6 +27,7 @@ import { tearDown } from './harness/teardown.js';
 
 const execFileAsync = promisify(execFile);
 const PLUGIN = join(REPO_ROOT, 'dist/cli/plugin/main.js');
+let kubectlBin = 'kubectl';
 const BUCKET = 'plugin';
 const NAME = 'plug-db';
 
@@ -37,14 +39,17 @@ interface Run {
 }
 
 /** The plugin as a person runs it (kubectl execs kubectl-pgpilot with the arguments after "pgpilot"). */
-function plugin(args: string[], kubeconfig = kubeconfigPath()): Promise<Run> {
+function plugin(args: string[], kubeconfig = kubeconfigPath(), input?: string): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PLUGIN, ...args, '--kubeconfig', kubeconfig], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    // psql runs the real kubectl (exec): KUBECTL names it, as a user without kubectl on PATH would.
+    const env = { ...process.env, NO_COLOR: '1', KUBECTL: kubectlBin };
+    const child = spawn(process.execPath, [PLUGIN, ...args, '--kubeconfig', kubeconfig], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
       const r = { code: code ?? -1, stdout, stderr, ms: Date.now() - started };
@@ -85,6 +90,7 @@ describe('kubectl pgpilot', () => {
 
   beforeAll(async () => {
     ensureBuilt();
+    kubectlBin = await kubectlPath();
     dir = await mkdtemp(join(tmpdir(), 'pgpilot-plugin-'));
     s3 = await startS3rver({ buckets: [BUCKET] });
     ns = await createTestNamespace('plugin');
@@ -125,6 +131,89 @@ describe('kubectl pgpilot', () => {
     expect(r).toMatchObject({ name: NAME, namespace: ns, phase: 'Healthy', primary: { current: c.status!.currentPrimary }, instances: { asked: 2, ready: 2 } });
     expect(r.instanceTable.map((i) => [i.name, i.role, i.ready])).toEqual(c.status!.instanceNames!.map((n) => [n, n === c.status!.currentPrimary ? 'primary' : 'replica', true]));
     expect(r.conditions.find((x) => x.type === 'Ready')?.status).toBe('True');
+  });
+
+  it('status asks each agent (in its pod) for timeline, LSN and lag', async () => {
+    const c = await db.get();
+    const r = JSON.parse((await plugin(['status', NAME, '-n', ns, '-o', 'json'])).stdout) as StatusReport;
+    expect(r.notes ?? []).toEqual([]);
+    for (const i of r.instanceTable) {
+      expect(i.timeline, i.name).toBeGreaterThanOrEqual(1);
+      expect(i.lsn, i.name).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+      if (i.name !== c.status!.currentPrimary) expect(i, i.name).toMatchObject({ streaming: true, lagBytes: expect.any(Number) as number });
+    }
+    const text = await plugin(['status', NAME, '-n', ns]);
+    expect(text.stdout).toMatch(/INSTANCE +ROLE +READY +STATUS +RESTARTS +AGE +TL +LSN +LAG/);
+    for (const line of text.stdout.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(80);
+    expect((await plugin(['status', NAME, '-n', ns, '--no-agents'])).stdout).toMatch(/AGE +NODE/);
+  });
+
+  it('psql: queries on the primary and on a replica, a script from stdin, psql\'s exit code', async () => {
+    const primary = await plugin(['psql', NAME, '-n', ns, '--', '-XAt', '-c', 'select pg_is_in_recovery(), current_user, current_database()']);
+    expect(primary.code, primary.stderr).toBe(EXIT.ok);
+    expect(primary.stdout.trim()).toBe('f|postgres|app');
+    const replica = await plugin(['psql', NAME, '-n', ns, '--replica', '--', '-XAt', '-c', 'select pg_is_in_recovery()']);
+    expect(replica.stdout.trim()).toBe('t');
+    const script = await plugin(['psql', NAME, '-n', ns, '-d', 'postgres', '--', '-XAt', '-v', 'ON_ERROR_STOP=1'], kubeconfigPath(), 'create table plugin_psql(x int);\ninsert into plugin_psql select generate_series(1, 42);\nselect count(*) from plugin_psql;\n');
+    expect(script.code, script.stderr).toBe(EXIT.ok);
+    expect(script.stdout).toContain('42');
+    const failing = await plugin(['psql', NAME, '-n', ns, '--', '-XAt', '-v', 'ON_ERROR_STOP=1', '-c', 'select 1/0']);
+    expect(failing.code).not.toBe(EXIT.ok);
+    expect(failing.stderr).toContain('division by zero');
+    expect((await plugin(['psql', NAME, '-n', ns, '--instance', `${NAME}-9`])).code).toBe(EXIT.usage);
+  });
+
+  it('logs: the instances\' JSON lines pretty-printed and merged; one instance; --level; --raw; -f until ^C', async () => {
+    const c = await db.get();
+    const all = await plugin(['logs', NAME, '-n', ns, '--tail', '200']);
+    expect(all.code, all.stderr).toBe(EXIT.ok);
+    for (const n of c.status!.instanceNames!) expect(all.stdout).toMatch(new RegExp(`^\\S+Z (INFO|WARN|ERROR|DEBUG) +${n}/\\w+ `, 'm'));
+    const one = await plugin(['logs', NAME, c.status!.currentPrimary!, '-n', ns, '--tail', '50', '--level', 'info']);
+    expect(one.stdout.split('\n').filter(Boolean).every((l) => l.includes(` ${c.status!.currentPrimary}/`) || !/^\S+Z /.test(l))).toBe(true);
+    const raw = await plugin(['logs', NAME, c.status!.currentPrimary!, '-n', ns, '--tail', '5', '--raw']);
+    expect(raw.stdout.trim().split('\n').length).toBeLessThanOrEqual(5);
+    expect(() => raw.stdout.trim().split('\n').forEach((l) => JSON.parse(l))).not.toThrow();
+    expect((await plugin(['logs', NAME, '-n', ns, '--level', 'loud'])).code).toBe(EXIT.usage);
+
+    // -f: a reload makes PostgreSQL log a line after the stream began; ^C ends it.
+    const child = spawn(process.execPath, [PLUGIN, 'logs', NAME, c.status!.currentPrimary!, '-n', ns, '-f', '--tail', '0', '--kubeconfig', kubeconfigPath()], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let seen = '';
+    child.stdout.on('data', (d: Buffer) => (seen += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 2000));
+    await plugin(['psql', NAME, '-n', ns, '--', '-XAt', '-c', 'select pg_reload_conf()']);
+    for (let i = 0; i < 60 && !/reloading configuration files/.test(seen); i++) await new Promise((r) => setTimeout(r, 500));
+    expect(seen).toMatch(/reloading configuration files/);
+    child.kill('SIGINT');
+    expect(await closed).toBe(EXIT.interrupted);
+  });
+
+  it('report: one archive with the cluster, its objects (no Secret value anywhere), events, logs and agent statuses', async () => {
+    const c = await db.get();
+    const file = join(dir, 'report.tar.gz');
+    const r = await plugin(['report', NAME, '-n', ns, '-o', file]);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    const out = join(dir, 'report');
+    await mkdir(out, { recursive: true });
+    await execFileAsync('tar', ['-xzf', file, '-C', out]);
+    const top = join(out, 'report');
+    const read = (f: string) => readFile(join(top, f), 'utf8');
+    expect(await read('cluster.yaml')).toContain(`name: ${NAME}`);
+    const manifest = JSON.parse(await read('MANIFEST.json')) as { files: string[]; problems: string[] };
+    for (const f of ['objects/statefulsets.yaml', 'objects/pods.yaml', 'objects/secrets.yaml', 'objects/configmaps.yaml', 'events.yaml', 'backups.yaml']) expect(manifest.files).toContain(f);
+    for (const n of c.status!.instanceNames!) {
+      expect(manifest.files).toContain(`logs/${n}-0/postgres.log`);
+      expect(JSON.parse(await read(`agents/${n}.json`))).toMatchObject({ instance: n, running: true });
+    }
+    expect(await read('objects/secrets.yaml')).toContain('[redacted: ');
+    // No credential of the cluster appears in any file of the archive.
+    const secrets = (await core().listNamespacedSecret({ namespace: ns, labelSelector: `${LABELS.cluster}=${NAME}` })).items;
+    const values = secrets.flatMap((x) => Object.values(x.data ?? {}).map((v) => Buffer.from(v, 'base64').toString())).filter((v) => v.length >= 12);
+    expect(values.length).toBeGreaterThan(2);
+    for (const f of manifest.files) {
+      const text = await read(f);
+      for (const v of values) expect(text.includes(v), `${f} holds a secret value`).toBe(false);
+    }
   });
 
   it('unknown cluster, no permission, apiserver unreachable: their exit codes and messages', async () => {

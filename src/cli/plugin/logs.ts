@@ -133,10 +133,15 @@ async function followAll(kube: Kube, list: Source[], o: LogsOptions, print: (l: 
   );
 }
 
-export async function runLogs(kube: Kube, name: string, o: LogsOptions, c: Colors, out: (line: string) => void, err: (line: string) => void, signal: AbortSignal): Promise<void> {
+/** Resolves with the exit code: 0, or 130 when ^C ended a follow (as it ends `kubectl logs -f`). */
+export async function runLogs(kube: Kube, name: string, o: LogsOptions, c: Colors, out: (line: string) => void, err: (line: string) => void, signal: AbortSignal): Promise<number> {
   if (o.instance && o.operator) throw usage('give INSTANCE or --operator, not both');
   const list = await sources(kube, name, o);
   const print = printer(o, c, out);
-  if (o.follow) await followAll(kube, list, o, print, err, signal);
-  else await snapshot(kube, list, o, print, err);
+  if (!o.follow) {
+    await snapshot(kube, list, o, print, err);
+    return EXIT.ok;
+  }
+  await followAll(kube, list, o, print, err, signal);
+  return signal.aborted ? EXIT.interrupted : EXIT.ok;
 }

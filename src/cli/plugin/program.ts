@@ -228,7 +228,7 @@ export function buildProgram(): Command {
         const { runLogs, parseLevel, parseTail } = await import('./logs.js');
         const { colorsFor } = await import('./ui.js');
         const o = { instance, operator: opts.operator, follow: opts.follow, tail: parseTail(opts.tail), previous: opts.previous, level: parseLevel(opts.level), raw: opts.raw };
-        await runLogs(await connect(opts), cluster, o, colorsFor(process.stdout), io.out, (line) => process.stderr.write(`${line}\n`), io.signal);
+        return runLogs(await connect(opts), cluster, o, colorsFor(process.stdout), io.out, (line) => process.stderr.write(`${line}\n`), io.signal);
       }),
     );
 
