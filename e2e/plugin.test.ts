@@ -258,7 +258,7 @@ describe('kubectl pgpilot', () => {
     const replica = before.instanceNames!.find((n) => n !== before.currentPrimary)!;
     const r = await plugin(['switchover', NAME, '-n', ns, '--timeout', '120']);
     expect(r.code, r.stderr).toBe(EXIT.ok);
-    expect(r.stdout).toContain(`from ${before.currentPrimary} to ${replica}: a ready replica`);
+    expect(r.stdout).toContain(`from ${before.currentPrimary} to ${replica}: the most caught-up ready replica (timeline `);
     expect(r.stdout).toContain(`${replica} is the primary of ${NAME}`);
     expect((await db.get()).status!.currentPrimary).toBe(replica);
     const again = await plugin(['switchover', NAME, '-n', ns, '--to', replica]);

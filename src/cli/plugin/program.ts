@@ -113,7 +113,7 @@ export function buildProgram(): Command {
       const { collectStatus } = await import('./status.js');
       const p = await progress();
       try {
-        await runSwitchover(kube, cluster, { to: opts.to, timeoutMs, wait: opts.wait !== false }, () => collectStatus(kube, cluster, { agents: false }), io.out, p, io.signal);
+        await runSwitchover(kube, cluster, { to: opts.to, timeoutMs, wait: opts.wait !== false }, (withAgents) => collectStatus(kube, cluster, { agents: withAgents }), io.out, p, io.signal);
       } finally {
         p.end();
       }

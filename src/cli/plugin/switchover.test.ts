@@ -40,7 +40,7 @@ describe('choice of the switchover target', () => {
     const c = chooseSwitchoverTarget(r, undefined);
     expect(c.target).toBe('db-3');
     expect(c.why).toContain('lowest ordinal of db-3, db-10');
-    expect(c.why).toContain('no replication positions');
+    expect(c.why).toContain('replication positions could not be read');
   });
 
   it('the most caught-up replica when timeline and LSN are known', () => {

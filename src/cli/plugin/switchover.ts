@@ -31,8 +31,8 @@ function byCatchUp(cluster: string) {
 /**
  * Pure: the instance to switch over to. With --to: that instance, if it is one of the cluster's
  * and not already the primary. Without: the most caught-up ready replica — the highest timeline
- * and LSN when the status or pods carry them; pgpilot publishes neither yet, so in practice the
- * ready, running replica of lowest ordinal (the operator's switchover stops the old primary
+ * and LSN from the agents (status.ts reads them through pods/exec); when they could not be read,
+ * the ready, running replica of lowest ordinal (the operator's switchover stops the old primary
  * cleanly first, so every streaming replica receives all of its WAL before the promotion).
  */
 export function chooseSwitchoverTarget(r: StatusReport, to: string | undefined): SwitchoverChoice {
@@ -54,7 +54,7 @@ export function chooseSwitchoverTarget(r: StatusReport, to: string | undefined):
   const others = sorted.slice(1).map((i) => i.name);
   const why = known
     ? `the most caught-up ready replica (timeline ${best.timeline ?? '?'}, LSN ${best.lsn})`
-    : `a ready replica${others.length ? ` (the lowest ordinal of ${[best.name, ...others].join(', ')})` : ''}; no replication positions are published, and the switchover ships all of the old primary's WAL to the replicas first`;
+    : `a ready replica${others.length ? ` (the lowest ordinal of ${[best.name, ...others].join(', ')})` : ''}; the agents' replication positions could not be read, and the switchover ships all of the old primary's WAL to the replicas first`;
   return { target: best.name, why };
 }
 
@@ -74,8 +74,9 @@ export interface SwitchoverOptions {
   wait: boolean;
 }
 
-export async function runSwitchover(kube: Kube, name: string, o: SwitchoverOptions, collect: () => Promise<StatusReport>, out: (line: string) => void, progress: Progress, signal?: AbortSignal): Promise<void> {
-  const before = await collect();
+/** collect(true): with the agents' positions (to choose the target); collect(false): the API alone (to follow). */
+export async function runSwitchover(kube: Kube, name: string, o: SwitchoverOptions, collect: (withAgents: boolean) => Promise<StatusReport>, out: (line: string) => void, progress: Progress, signal?: AbortSignal): Promise<void> {
+  const before = await collect(o.to === undefined);
   const choice = chooseSwitchoverTarget(before, o.to);
   if (choice.target === before.primary.current) {
     out(`${choice.target} is already the primary of ${name}: nothing to do`);
@@ -87,7 +88,7 @@ export async function runSwitchover(kube: Kube, name: string, o: SwitchoverOptio
   await follow({
     what: `${choice.target} to become the primary of ${name}`,
     timeoutMs: o.timeoutMs,
-    poll: collect,
+    poll: () => collect(false),
     judge: (r) => switchoverStep(r, choice.target),
     progress,
     signal,
