@@ -32,7 +32,7 @@ spec:
 | **Hibernation** | done: \`spec.hibernation: true\` stops every instance cleanly and keeps the volumes and the primary; \`false\` brings the same primary back |
 | **Backup and recovery** | done: continuous WAL archiving and scheduled or on-demand base backups (\`PostgreSQLBackup\`) to S3 or a volume, retention, point-in-time recovery to a time, an LSN or a restore point |
 | **Monitoring** | done: a built-in exporter in every instance, PodMonitor / ServiceMonitor and a PrometheusRule of alerts with runbooks, Grafana dashboards |
-| **Tuning** | partly: shared_buffers and the memory settings that follow it are derived from the container's resources; no other tuning from resources yet |
+| **Tuning** | done: memory, parallelism, WAL size and I/O settings computed from the instance's resources with pgtune's formulas for a workload profile (\`spec.postgresql.tuning\`: oltp, web, olap, mixed; ssd, hdd, san), each value with its reason in \`status.tuning\`; user parameters win; a resources change rolls replicas first |
 | **Storage auto-grow** | not yet: volumes grow when \`spec.storage.size\` is raised, not on their own |
 | **Replica autoscaling** | not yet: the scale subresource works (\`kubectl scale pgc\`, an HPA you configure), the operator does not scale on its own |
 | **Anomaly detection and correction** | not yet beyond the self-healing above: alerts tell a person, the operator does not act on them |

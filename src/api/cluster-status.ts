@@ -58,6 +58,23 @@ export const HibernationStatusSchema = Obj('Hibernation under way or in effect (
   since: Type.String({ description: 'When the phase began.', format: 'date-time' }),
 });
 
+export const TuningStatusSchema = Obj('The settings tuned from the instance\'s resources (spec.postgresql.tuning) and why; spec.postgresql.parameters win.', {
+  profile: Type.String({ description: 'Workload profile the values follow.', maxLength: 16 }),
+  storageType: Type.String({ description: 'Storage kind the I/O settings follow.', maxLength: 16 }),
+  memory: Type.Optional(Type.String({ description: 'Memory the values come from (resources limits, else requests).', maxLength: 64 })),
+  cpu: Type.Optional(Type.String({ description: 'CPU the values come from (resources limits, else requests).', maxLength: 64 })),
+  connections: Type.Integer({ description: 'max_connections the per-connection memory is sized for.', minimum: 0 }),
+  settings: Type.Array(
+    Obj('One tuned setting.', {
+      name: Type.String({ description: 'The postgresql.conf parameter.', maxLength: 128 }),
+      value: Type.String({ description: 'The value in effect (the user\'s, when spec.postgresql.parameters sets it).', maxLength: 256 }),
+      tuned: Type.Optional(Type.String({ description: 'The value the tuning computed, when a user parameter replaced it.', maxLength: 256 })),
+      reason: Type.String({ description: 'Why this value.', maxLength: 1024 }),
+    }),
+    { description: 'Each tuned setting, by name.', maxItems: 64 },
+  ),
+});
+
 export const ClusterStatusSchema = Obj('Observed state of the cluster, written by the operator.', {
   phase: Type.Optional(Type.String({ description: 'Summary: Provisioning, Healthy, Degraded, Scaling, Upgrading (a major version upgrade has instances stopped or cloning), Hibernating, Hibernated, Waking (spec.hibernation), or Deleting.' })),
   observedGeneration: Type.Optional(Type.Integer({ description: 'The spec generation this status reflects.' })),
@@ -93,6 +110,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   ),
   majorUpgrade: Type.Optional(MajorUpgradeStatusSchema),
   hibernation: Type.Optional(HibernationStatusSchema),
+  tuning: Type.Optional(TuningStatusSchema),
   archiveSuffix: Type.Optional(
     Type.String({ description: 'Set by a major upgrade (e.g. "pg17"): the upgraded database is another system, so WAL and base backups go to <archive path>/<suffix> from then on, and the older major\'s backups stay restorable where they were.', pattern: '^pg[0-9]+$', maxLength: 8 }),
   ),
@@ -123,4 +141,5 @@ export type Condition = Static<typeof ConditionSchema>;
 export type ArchivingStatus = Static<typeof ArchivingStatusSchema>;
 export type MajorUpgradeStatus = Static<typeof MajorUpgradeStatusSchema>;
 export type HibernationStatus = Static<typeof HibernationStatusSchema>;
+export type TuningStatus = Static<typeof TuningStatusSchema>;
 export type MajorUpgradePhase = MajorUpgradeStatus['phase'];

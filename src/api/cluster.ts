@@ -246,7 +246,29 @@ const Scheduling = Obj('Where instances may run.', {
   priorityClassName: Type.Optional(Type.String({ description: 'PriorityClass of the instance pods.', maxLength: 253 })),
 });
 
+/** Workload profiles of spec.postgresql.tuning (pgtune's; olap is its "dw"). */
+export const TUNING_PROFILES = ['oltp', 'web', 'olap', 'mixed'] as const;
+/** Storage kinds of spec.postgresql.tuning: random_page_cost and effective_io_concurrency follow them. */
+export const STORAGE_TYPES = ['ssd', 'hdd', 'san'] as const;
+
+const Tuning = Obj(
+  'How the operator tunes memory, parallelism, WAL and I/O settings from the instance\'s resources (limits, else requests): pgtune\'s formulas for the profile. The values and their reasons are in status.tuning; spec.postgresql.parameters win over them. Without this block: profile mixed on ssd, and wal_buffers left to PostgreSQL.',
+  {
+    profile: Type.Optional(
+      StringEnum(TUNING_PROFILES, {
+        description: 'Workload: oltp (many short transactions, 300 connections), web (200), olap (analytics: few connections, large work_mem and statistics, 40), mixed (100).',
+        default: 'mixed',
+      }),
+    ),
+    storageType: Type.Optional(StringEnum(STORAGE_TYPES, { description: 'What the volumes are: ssd, hdd or san (random_page_cost, effective_io_concurrency).', default: 'ssd' })),
+    maxConnections: Type.Optional(
+      Type.Integer({ description: 'max_connections the memory per connection (work_mem) is sized for (default: the profile\'s); spec.postgresql.parameters.max_connections wins.', minimum: 10, maximum: 10000 }),
+    ),
+  },
+);
+
 const PostgresConfig = Obj('PostgreSQL server configuration.', {
+  tuning: Type.Optional(Tuning),
   parameters: Type.Optional(
     StringMap(
       'postgresql.conf parameters, e.g. {max_connections: "200"}; they override the operator\'s defaults (which are tuned from resources). Parameters the operator manages (replication, archiving, networking, logging to stderr) are refused.',

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { OPERATOR_MANAGED_PARAMETERS } from '../api/cluster.js';
 import { configMap } from './configmap.js';
-import { ARCHIVE_MARKER_DIR, postgresParameters, renderPgHba, renderPostgresqlConf, synchronousStandbyNames, tunedParameters } from './postgres-config.js';
+import { ARCHIVE_MARKER_DIR, postgresParameters, renderPgHba, renderPostgresqlConf, synchronousStandbyNames, tuningStatus } from './postgres-config.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
 import { clusterCrd } from '../api/crd.js';
 import { archiveCommand } from '../postgres/handoff.js';
@@ -10,34 +10,15 @@ import { archiveCommand } from '../postgres/handoff.js';
 describe('postgresql.conf', () => {
   const seedSpec = () => seedCluster().spec;
 
-  it('tunes memory and CPU settings from the seed\'s limits (8Gi, 4 cores)', () => {
-    expect(tunedParameters(seedSpec())).toEqual({
-      shared_buffers: '2048MB',
-      effective_cache_size: '6144MB',
-      maintenance_work_mem: '512MB',
-      work_mem: '20MB',
-      max_worker_processes: '8',
-      max_parallel_workers: '4',
-      max_parallel_workers_per_gather: '2',
-      max_parallel_maintenance_workers: '2',
-    });
-  });
-
-  it('falls back on requests when there are no limits, and tunes nothing without resources', () => {
-    const spec = seedCluster({ resources: { requests: { memory: '4Gi', cpu: 2 } } }).spec;
-    expect(tunedParameters(spec)).toMatchObject({ shared_buffers: '1024MB', effective_cache_size: '3072MB', max_parallel_workers: '2' });
-    expect(tunedParameters(seedCluster({ resources: undefined }).spec)).toEqual({});
-  });
-
-  it('never sets shared_buffers below 128MB', () => {
-    expect(tunedParameters(seedCluster({ resources: { limits: { memory: '256Mi' } } }).spec).shared_buffers).toBe('128MB');
-  });
-
   it('lets user parameters override tuned ones', () => {
     const params = postgresParameters(seedCluster({ postgresql: { parameters: { shared_buffers: '3GB', max_connections: '300' } } }).spec);
     expect(params.shared_buffers).toBe('3GB');
     expect(params.max_connections).toBe('300');
     expect(params.effective_cache_size).toBe('6144MB');
+    const status = tuningStatus(seedCluster({ postgresql: { parameters: { shared_buffers: '3GB' } } }).spec);
+    expect(status).toMatchObject({ profile: 'mixed', storageType: 'ssd', memory: '8Gi', cpu: '4', connections: 100 });
+    expect(status.settings.find((x) => x.name === 'shared_buffers')).toEqual({ name: 'shared_buffers', value: '3GB', tuned: '2048MB', reason: 'spec.postgresql.parameters (tuned: 25% of 8Gi memory)' });
+    expect(status.settings.find((x) => x.name === 'work_mem')).toEqual({ name: 'work_mem', value: '5242kB', reason: '(memory - shared_buffers) / (100 connections × 3) / 2 workers per gather / 2 (mixed)' });
   });
 
   it('never lets user parameters override the replication settings it manages', () => {

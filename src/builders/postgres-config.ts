@@ -4,9 +4,10 @@
 import type { ClusterSpec } from '../api/cluster.js';
 import { PARAMETER_NAME_PATTERN } from '../api/cluster.js';
 import { SpecError } from '../api/spec-error.js';
-import { parseQuantity } from '../api/quantity.js';
 import { archiveCommand } from '../postgres/handoff.js';
 import { resolveSpec } from '../api/resolve-spec.js';
+import { computeTuning, tunedParameters } from './tuning.js';
+import type { TuningStatus } from '../api/cluster-status.js';
 
 /**
  * Where the instance agent leaves its "archived" markers: `<PGDATA's parent>/.pgpilot/archived`
@@ -20,33 +21,6 @@ export interface ArchiveSettings {
 }
 
 export const REPLICATION_USER = 'streaming_replica';
-const MB = 2 ** 20;
-
-/** Settings derived from the container's resources, before the user's own parameters. */
-export function tunedParameters(spec: ClusterSpec): Record<string, string> {
-  const res = spec.resources;
-  const memory = res?.limits?.memory ?? res?.requests?.memory;
-  const cpu = res?.limits?.cpu ?? res?.requests?.cpu;
-  const out: Record<string, string> = {};
-  const maxConnections = Number(spec.postgresql?.parameters?.max_connections ?? 100);
-  if (memory !== undefined) {
-    const bytes = parseQuantity(memory);
-    const sharedBuffers = Math.max(128 * MB, bytes * 0.25);
-    out.shared_buffers = `${Math.floor(sharedBuffers / MB)}MB`;
-    out.effective_cache_size = `${Math.floor((bytes * 0.75) / MB)}MB`;
-    out.maintenance_work_mem = `${Math.floor(Math.min(bytes / 16, 2048 * MB) / MB)}MB`;
-    out.work_mem = `${Math.max(4, Math.floor((bytes - sharedBuffers) / (Math.max(maxConnections, 1) * 3) / MB))}MB`;
-  }
-  if (cpu !== undefined) {
-    const cores = Math.max(1, Math.ceil(parseQuantity(cpu)));
-    out.max_worker_processes = String(Math.max(8, cores));
-    out.max_parallel_workers = String(cores);
-    out.max_parallel_workers_per_gather = String(Math.max(1, Math.floor(cores / 2)));
-    out.max_parallel_maintenance_workers = String(Math.max(1, Math.floor(cores / 2)));
-  }
-  return out;
-}
-
 /**
  * `synchronous_standby_names`: a quorum over every replica's application_name. With durability
  * `preferred`, while fewer replicas stream than the quorum needs, commits stop waiting for them
@@ -77,10 +51,9 @@ function managedParameters(spec: ClusterSpec, streamingReplicas?: number, archiv
   };
 }
 
-/** Defaults a user may override. */
+/** Defaults a user may override (max_connections comes with the tuned settings). */
 function defaultParameters(spec: ClusterSpec): Record<string, string> {
   return {
-    max_connections: '100',
     max_wal_senders: '10',
     max_replication_slots: '10',
     // Physical slots do not follow a failover: keep enough WAL for replicas to reconnect.
@@ -129,4 +102,20 @@ export function renderPgHba(spec: ClusterSpec): string {
     'host    all          all                  all       scram-sha-256',
     '',
   ].join('\n');
+}
+
+/** status.tuning: what was tuned, why, and which values spec.postgresql.parameters replaced. */
+export function tuningStatus(spec: ClusterSpec): TuningStatus {
+  const t = computeTuning(spec);
+  const user = spec.postgresql?.parameters ?? {};
+  return {
+    profile: t.profile,
+    storageType: t.storageType,
+    ...(t.memory !== undefined ? { memory: t.memory } : {}),
+    ...(t.cpu !== undefined ? { cpu: t.cpu } : {}),
+    connections: t.connections,
+    settings: Object.entries(t.settings)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, v]) => (user[name] !== undefined ? { name, value: user[name], tuned: v.value, reason: `spec.postgresql.parameters (tuned: ${v.reason})` } : { name, value: v.value, reason: v.reason })),
+  };
 }

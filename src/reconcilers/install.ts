@@ -1,5 +1,6 @@
 // install: everything a cluster owns in Kubernetes — credential Secrets, configuration, one
 // StatefulSet per instance, Services, the disruption budget and the instances' RBAC.
+import { tuningStatus } from '../builders/postgres-config.js';
 import { PatchStrategy, setHeaderOptions, type V1PersistentVolumeClaim, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
 import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
@@ -143,7 +144,7 @@ function recoverySource(ctx: ReconcileContext): RecoverySourceStatus | undefined
 
 export const installReconciler: Reconciler = {
   name: 'install',
-  statusFields: ['recoverySource'],
+  statusFields: ['recoverySource', 'tuning'],
   async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
     const { cluster, observed } = ctx;
     const name = cluster.metadata.name!;
@@ -183,6 +184,6 @@ export const installReconciler: Reconciler = {
     await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
     await growClaims(ctx);
     // Kept once resolved, even if spec.bootstrap.recovery goes (status says where the data came from).
-    return source ? { status: { recoverySource: source } } : {};
+    return { status: { tuning: tuningStatus(cluster.spec), ...(source ? { recoverySource: source } : {}) } };
   },
 };
