@@ -120,6 +120,11 @@ describe('rolling changes', () => {
       return c.status?.phase === 'Healthy' && !c.status.rollout && c.status.currentPrimary === pinned && (await podUids()).every((u) => !after.includes(u));
     }, { timeoutMs: 300_000 });
     expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitions + 2);
+    // The tuning followed the new memory, says why, and every instance runs it.
+    const tuning = (await db.get()).status!.tuning!;
+    expect(tuning).toMatchObject({ profile: 'mixed', memory: '300Mi' });
+    expect(tuning.settings.find((x) => x.name === 'effective_cache_size')).toMatchObject({ value: '225MB', reason: expect.stringContaining('75% of 300Mi') as string });
+    expect(await setting('effective_cache_size')).toEqual(['225MB', '225MB', '225MB']);
     await db.patchSpec({ primary: null });
   });
 
