@@ -140,10 +140,10 @@ const mib = (bytes: bigint) => `${(Number(bytes) / 2 ** 20).toFixed(0)} MiB`;
 function notStreamingReason(i: ObservedInstance): string {
   const a = i.agent;
   if (!a) return 'agent unreachable';
-  if (a.fenced && a.operation?.kind !== 'follow') return 'fenced';
   if (a.operation?.state === 'running') return `${a.operation.kind}: ${a.operation.step}`;
   if (a.cannotCatchUp) return `cannot catch up: ${a.cannotCatchUp}`;
   if (a.operation?.state === 'failed' && a.operation.kind === 'follow') return `rejoin failed: ${a.operation.error ?? 'no reason'}`;
+  if (a.fenced) return 'fenced';
   return a.phase === 'Running' ? 'not streaming' : a.phase;
 }
 
