@@ -2,14 +2,15 @@
 // with the test apiserver's kubeconfig, against a real 2-instance cluster archiving to S3
 // (s3rver): status (text and -o json, with each agent's timeline/LSN/lag), psql (through the
 // real kubectl exec), logs (-f too), report, switchover, backup, restore into a new cluster that
-// has the rows, version, restart, hibernate, and the error cases —
+// has the rows, version, restart, hibernate, fence/unfence (a replica, then the primary), reload,
+// restart of one instance (a replica, then the primary), and the error cases —
 // unknown cluster, no permission, apiserver unreachable — with their exit codes.
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANNOTATIONS, LABELS } from '../src/api/constants.js';
 import { EXIT } from '../src/cli/plugin/exit.js';
@@ -17,12 +18,12 @@ import type { StatusReport } from '../src/cli/plugin/status.js';
 import { kubectlPath } from '../test/support/binaries.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, kubeConfig, kubeconfigPath } from './harness/env.js';
+import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { getBackup } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { query } from './harness/postgres.js';
+import { LedgerWriter, missingIds, podClientConfig, query } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 
 const execFileAsync = promisify(execFile);
@@ -317,5 +318,154 @@ describe('kubectl pgpilot', () => {
     const off = await plugin(['hibernate', NAME, 'off', '-n', ns, '--timeout', '180']);
     expect(off.code, off.stderr).toBe(EXIT.ok);
     await db.healthy(2, 120_000);
+  });
+
+  describe('fence, unfence, reload and restart of one instance, through the operator', () => {
+    const pods = async () => (await core().listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.cluster}=${NAME},${LABELS.component}=instance` })).items;
+    const uids = async () => Object.fromEntries((await pods()).map((p) => [p.metadata!.labels![LABELS.instance]!, p.metadata!.uid!]));
+    /** Addresses the -ro Service routes to (ready endpoints of its EndpointSlices). */
+    const roAddresses = async () =>
+      (await kubeConfig().makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace: ns, labelSelector: `kubernetes.io/service-name=${NAME}-ro` })).items.flatMap((s) =>
+        (s.endpoints ?? []).filter((e) => e.conditions?.ready !== false).flatMap((e) => e.addresses),
+      );
+    const superuser = async (instance: string) => {
+      const secret = await core().readNamespacedSecret({ name: `${NAME}-superuser`, namespace: ns });
+      const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
+      return podClientConfig(kubelet, ns, `${instance}-0`, { user: get('username'), password: get('password'), database: 'postgres' });
+    };
+    const rows = async () => (await query<{ n: string }>(db.rw(), 'SELECT count(*)::text AS n FROM fenced_rows'))[0]!.n;
+    let primary: string;
+    let replica: string;
+
+    beforeAll(async () => {
+      const c = await db.healthy(2, 120_000);
+      primary = c.status!.currentPrimary!;
+      replica = c.status!.instanceNames!.find((n) => n !== primary)!;
+      await query(db.rw(), 'CREATE TABLE fenced_rows (id int PRIMARY KEY)');
+    });
+
+    it('fence a replica: not Ready, out of -ro, writes go on; unfence: it streams again with them', async () => {
+      const replicaIP = (await pods()).find((p) => p.metadata!.labels![LABELS.instance] === replica)!.status!.podIP!;
+      const fence = await plugin(['fence', NAME, replica, '-n', ns, '--timeout', '90']);
+      expect(fence.code, fence.stderr).toBe(EXIT.ok);
+      expect(fence.stdout).toContain(`${replica} is fenced`);
+      const c = await db.get();
+      expect(c.status!.fencedInstances).toEqual([replica]);
+      expect(c.status!.conditions!.find((x) => x.type === 'Fenced')).toMatchObject({ status: 'True', reason: 'InstancesFenced' });
+      expect(c.metadata.annotations![ANNOTATIONS.fencedInstances]).toBe(JSON.stringify([replica]));
+      // The pod runs on, not Ready, with no role, routed by no Service.
+      const pod = (await pods()).find((p) => p.metadata!.labels![LABELS.instance] === replica)!;
+      expect(pod.status!.phase).toBe('Running');
+      expect(pod.metadata!.labels![LABELS.role]).toBeUndefined();
+      await waitFor(`${replica} out of ${NAME}-ro`, async () => !(await roAddresses()).includes(replicaIP), { timeoutMs: 30_000 });
+      // Not failed over to, not rejoined: the primary takes writes on its own.
+      await query(db.rw(), 'INSERT INTO fenced_rows SELECT generate_series(1, 100)');
+      expect((await db.get()).status!.currentPrimary).toBe(primary);
+
+      const unfence = await plugin(['unfence', NAME, replica, '-n', ns, '--timeout', '180']);
+      expect(unfence.code, unfence.stderr).toBe(EXIT.ok);
+      expect(unfence.stdout).toContain(`${replica} is unfenced and streams from the primary`);
+      const after = await db.healthy(2, 60_000);
+      expect(after.status!.fencedInstances).toBeUndefined();
+      expect(after.metadata.annotations?.[ANNOTATIONS.fencedInstances]).toBeUndefined();
+      expect(after.status!.streamingReplicas).toBe(1);
+      await waitFor(`the rows written while ${replica} was fenced reach it`, async () => (await query<{ n: string }>(db.podConfig(replica), 'SELECT count(*)::text AS n FROM fenced_rows'))[0]!.n === '100');
+    });
+
+    it('fence the primary: no failover while fenced; unfence: the same primary, writable, rows intact', async () => {
+      const fence = await plugin(['fence', NAME, primary, '-n', ns, '--timeout', '90']);
+      expect(fence.code, fence.stderr).toBe(EXIT.ok);
+      expect(fence.stdout).toContain('no failover happens');
+      // The operator runs its passes meanwhile (failoverDelay is 0): nothing takes the primary role.
+      const until = Date.now() + 15_000;
+      while (Date.now() < until) {
+        const c = await db.get();
+        expect(c.status!.currentPrimary).toBe(primary);
+        expect((await db.primaryLease())?.spec?.holderIdentity).toBe(primary);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const held = await db.get();
+      expect(held.status!.conditions!.find((x) => x.type === 'PrimaryAvailable')).toMatchObject({ status: 'False', reason: 'PrimaryFenced' });
+      expect(await db.roleLabel(primary)).toBeUndefined();
+      expect(await db.roleLabel(replica)).toBe('replica');
+
+      const unfence = await plugin(['unfence', NAME, primary, '-n', ns, '--timeout', '180']);
+      expect(unfence.code, unfence.stderr).toBe(EXIT.ok);
+      const after = await db.healthy(2, 60_000);
+      expect(after.status!.currentPrimary).toBe(primary);
+      expect(await rows()).toBe('100');
+      await query(db.rw(), 'INSERT INTO fenced_rows VALUES (101)');
+      expect(await rows()).toBe('101');
+    });
+
+    it('an invalid fencing annotation fences nothing and says why', async () => {
+      await kubectlOk(['annotate', 'pgc', NAME, '-n', ns, `${ANNOTATIONS.fencedInstances}=${NAME}-9`]);
+      const c = await waitFor('Fenced InvalidFencingAnnotation', async () => {
+        const got = await db.get();
+        return got.status?.conditions?.find((x) => x.type === 'Fenced')?.reason === 'InvalidFencingAnnotation' ? got : undefined;
+      });
+      expect(c.status!.conditions!.find((x) => x.type === 'Fenced')!.message).toContain('it must be a JSON array of instance names of this cluster');
+      expect(c.status!.fencedInstances).toBeUndefined();
+      const fence = await plugin(['fence', NAME, replica, '-n', ns, '--no-wait']);
+      expect(fence.code).toBe(EXIT.failed);
+      expect(fence.stderr).toContain('fix or remove it first');
+      await kubectlOk(['annotate', 'pgc', NAME, '-n', ns, `${ANNOTATIONS.fencedInstances}-`]);
+      const unknown = await plugin(['fence', NAME, `${NAME}-9`, '-n', ns]);
+      expect(unknown.code).toBe(EXIT.usage);
+      expect(unknown.stderr).toContain(`${NAME}-9 is not an instance of ${NAME} (instances: `);
+      expect((await plugin(['fence', 'no-such-db', replica, '-n', ns])).code).toBe(EXIT.notFound);
+      expect((await plugin(['reload', 'no-such-db', '-n', ns])).code).toBe(EXIT.notFound);
+    });
+
+    it('reload: every running instance re-reads its configuration (a setting only in postgresql.auto.conf takes effect)', async () => {
+      const su = await superuser(primary);
+      const setting = async () => (await query<{ setting: string }>(su, "SELECT setting FROM pg_settings WHERE name = 'log_min_duration_statement'"))[0]!.setting;
+      await query(su, "ALTER SYSTEM SET log_min_duration_statement = '4321'");
+      try {
+        expect(await setting()).not.toBe('4321');
+        const r = await plugin(['reload', NAME, '-n', ns]);
+        expect(r.code, r.stderr).toBe(EXIT.ok);
+        const last = (await db.get()).status!.lastReload!;
+        expect(last.completedAt).toBeTruthy();
+        expect([...last.instances].sort()).toEqual([primary, replica].sort());
+        expect(r.stdout).toContain(`reloaded the configuration of ${last.instances.join(', ')}`);
+        expect(await setting()).toBe('4321');
+      } finally {
+        await query(su, 'ALTER SYSTEM RESET log_min_duration_statement');
+        await query(su, 'SELECT pg_reload_conf()');
+      }
+    });
+
+    it('restart of the replica replaces only its pod; of the primary, a switchover first and no acknowledged write lost', async () => {
+      const before = await uids();
+      const r = await plugin(['restart', NAME, replica, '-n', ns, '--timeout', '180']);
+      expect(r.code, r.stderr).toBe(EXIT.ok);
+      const after = await uids();
+      expect(after[replica]).not.toBe(before[replica]);
+      expect(after[primary]).toBe(before[primary]);
+      expect((await db.get()).status!.currentPrimary).toBe(primary);
+
+      const writer = new LedgerWriter(db.rw(), 'restart_ledger');
+      await writer.prepare();
+      writer.start();
+      await waitFor('writes flowing', async () => writer.acknowledged.length >= 20);
+      const events = async () => (await core().listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${NAME}` })).items.map((e) => e.reason);
+      const failoversBefore = (await events()).filter((x) => x === 'FailoverCompleted').length;
+      const switchoversBefore = (await events()).filter((x) => x === 'SwitchoverCompleted').length;
+      const p = await plugin(['restart', NAME, primary, '-n', ns, '--timeout', '240']);
+      expect(p.code, p.stderr).toBe(EXIT.ok);
+      expect(p.stdout).toContain('it is the primary, so a ready replica takes over first');
+      const report = await writer.stop();
+      const done = await uids();
+      expect(done[primary]).not.toBe(after[primary]);
+      expect(done[replica]).toBe(after[replica]);
+      // A switchover moved the role before the old primary restarted (spec.primary then takes it back): no failover.
+      const all = await events();
+      expect(all.filter((x) => x === 'SwitchoverCompleted').length).toBeGreaterThan(switchoversBefore);
+      expect(all.filter((x) => x === 'FailoverCompleted').length).toBe(failoversBefore);
+      expect(await waitFor('the ledger read back', () => missingIds(db.rw(), report.acknowledged, 'restart_ledger').catch(() => undefined))).toEqual([]);
+      const c = await db.healthy(2, 60_000);
+      expect(c.metadata.annotations![ANNOTATIONS.restartInstances]).toContain(replica);
+    });
   });
 });

@@ -111,6 +111,20 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   majorUpgrade: Type.Optional(MajorUpgradeStatusSchema),
   hibernation: Type.Optional(HibernationStatusSchema),
   tuning: Type.Optional(TuningStatusSchema),
+  fencedInstances: Type.Optional(
+    Type.Array(Type.String(), {
+      description:
+        'Instances fenced through the annotation postgres.pgpilot.io/fenced-instances (PostgreSQL stopped and kept stopped, pod not Ready, out of every Service, never a failover target), including those being unfenced until their agent has lifted the fence.',
+    }),
+  ),
+  lastReload: Type.Optional(
+    Obj('The last configuration reload asked for with the annotation postgres.pgpilot.io/reload-requested-at.', {
+      requestedAt: Type.String({ description: 'The annotation\'s value this reload answered.', maxLength: 64 }),
+      completedAt: Type.String({ description: 'When every running instance had been asked to reload.', format: 'date-time' }),
+      instances: Type.Array(Type.String(), { description: 'Instances whose agent reloaded (pg_reload_conf()). An instance not running then reads its configuration when it starts.' }),
+      failed: Type.Optional(Type.Array(Type.String(), { description: 'Running instances whose reload failed, each with the reason.' })),
+    }),
+  ),
   archiveSuffix: Type.Optional(
     Type.String({ description: 'Set by a major upgrade (e.g. "pg17"): the upgraded database is another system, so WAL and base backups go to <archive path>/<suffix> from then on, and the older major\'s backups stay restorable where they were.', pattern: '^pg[0-9]+$', maxLength: 8 }),
   ),

@@ -56,6 +56,36 @@ export const ANNOTATIONS = {
   restartedAt: 'kubectl.kubernetes.io/restartedAt',
   /** On a major upgrade's Jobs: the upgrade they belong to (status.majorUpgrade.startedAt); another value is a stale Job. */
   upgradeStartedAt: 'postgres.pgpilot.io/upgrade-started-at',
+  /**
+   * On the cluster (set by `kubectl pgpilot fence|unfence`, as CloudNativePG's cnpg.io/fencedInstances):
+   * a JSON array of instance names, e.g. ["prod-db-2"]. A fenced instance's PostgreSQL is stopped
+   * cleanly and kept stopped by its agent; its pod keeps running, not Ready, with no role label (out
+   * of every Service); it is never a failover or switchover target, and never restarted, re-cloned
+   * or rewound while fenced. A fenced primary is not failed over: the cluster has no writable
+   * primary until it is unfenced, and then it is the primary again with the same data. Removing a
+   * name unfences the instance. The rollout, hibernation and a major upgrade wait while any
+   * instance is fenced (status.fencedInstances, the Fenced condition). Not an array of instance
+   * names of this cluster: nothing is fenced or unfenced by it (the Fenced condition says why).
+   */
+  fencedInstances: 'postgres.pgpilot.io/fenced-instances',
+  /**
+   * On the cluster (set by `kubectl pgpilot restart CLUSTER INSTANCE`): a JSON object of instance
+   * name → RFC 3339 time, e.g. {"prod-db-2": "2026-01-02T03:04:05Z"}. Each value goes into that
+   * instance's pod template only (as instanceRestartedAt), so a new value restarts that instance
+   * alone through the rollout (a replica in place; the primary after a switchover to a ready
+   * replica). Not such an object, or naming an instance the cluster does not have: nothing
+   * restarts (Degraded, reason InvalidRestartAnnotation, and a Warning Event).
+   */
+  restartInstances: 'postgres.pgpilot.io/restart-instances',
+  /** On one instance's pod template: its value of restartInstances (a new value restarts that instance). */
+  instanceRestartedAt: 'postgres.pgpilot.io/restartedAt',
+  /**
+   * On the cluster (set by `kubectl pgpilot reload`): an RFC 3339 time. When it differs from
+   * status.lastReload.requestedAt, the operator asks every running instance's agent to reload now
+   * (re-read the mounted configuration, pg_hba.conf, custom queries; pg_reload_conf()) and records
+   * status.lastReload. An instance not running then reads its configuration when it starts.
+   */
+  reloadRequestedAt: 'postgres.pgpilot.io/reload-requested-at',
 } as const;
 
 /** Roles an instance pod can carry in LABELS.role; Services select on them. */

@@ -61,6 +61,12 @@ describe('instance StatefulSet', () => {
     expect(annotations(seedCluster())[ANNOTATIONS.restartedAt]).toBeUndefined();
   });
 
+  it('carries one instance\'s restart (restart-instances) into its own pod template, and nothing when none is given', () => {
+    const annotations = (own?: { restartedAt?: string }) => instanceStatefulSet(seedCluster(), 'prod-db-2', IMAGES, {}, {}, own).spec!.template.metadata!.annotations!;
+    expect(annotations({ restartedAt: '2026-12-05T03:00:00Z' })[ANNOTATIONS.instanceRestartedAt]).toBe('2026-12-05T03:00:00Z');
+    expect(annotations()[ANNOTATIONS.instanceRestartedAt]).toBeUndefined();
+  });
+
   it('runs <repository>:<version>, or spec.imageName when set', () => {
     expect(containerOf(statefulSet()).image).toBe('registry.example/pgpilot/postgresql:14.5');
     expect(containerOf(statefulSet(seedCluster({ imageName: 'mirror.example/pg:14.5-custom' }))).image).toBe('mirror.example/pg:14.5-custom');

@@ -234,6 +234,16 @@ function restartAnnotations(params: Record<string, string>): Record<string, stri
   return { [ANNOTATIONS.restartSettings]: restartSettingsHash(params), [ANNOTATIONS.standbyMinimums]: standbyMinimums(params) };
 }
 
+/** What one instance's pod template carries besides the cluster's (see instanceStatefulSet). */
+export interface InstanceTemplateOptions {
+  /**
+   * This instance's value of the cluster annotation restartInstances (validated against the
+   * cluster's instances by the caller: an invalid annotation gives none): copied into its pod
+   * template only, so a new value restarts this instance alone through the rollout.
+   */
+  restartedAt?: string;
+}
+
 export interface ExistingClaims {
   /** Sizes in the live StatefulSet's claim templates, which Kubernetes never lets change. */
   [volume: string]: { size?: string; storageClass?: string } | undefined;
@@ -245,6 +255,7 @@ export function instanceStatefulSet(
   cfg: InstanceImageConfig,
   existing: ExistingClaims = {},
   backup: InstanceBackupAccess = {},
+  own: InstanceTemplateOptions = {},
 ): V1StatefulSet {
   const name = cluster.metadata.name!;
   const podLabels = { ...podSelector(name), [LABELS.instance]: instance };
@@ -275,6 +286,7 @@ export function instanceStatefulSet(
             ...restartAnnotations(postgresParameters(cluster.spec, undefined, backup.target ? { timeoutSeconds: 0 } : undefined)),
             ...scrapeAnnotations(cluster),
             ...restartRequest(cluster),
+            ...(own.restartedAt ? { [ANNOTATIONS.instanceRestartedAt]: own.restartedAt } : {}),
           },
         },
         spec: podSpec(cluster, instance, cfg, backup),

@@ -19,6 +19,8 @@ import { installReconciler } from '../reconcilers/install.js';
 import { createRolloutReconciler } from '../reconcilers/rollout.js';
 import { createMajorUpgradeReconciler } from '../reconcilers/major-upgrade.js';
 import { createHibernationReconciler } from '../reconcilers/hibernation.js';
+import { createFencingReconciler } from '../reconcilers/fencing.js';
+import { createReloadReconciler } from '../reconcilers/reload.js';
 import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
 import { runPass, unobservedPass } from '../reconcilers/pass.js';
 import { PrimaryLeases } from '../reconcilers/primary-lease.js';
@@ -66,7 +68,7 @@ export class ClusterController implements OwnedCache {
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
   private readonly observer: Observer;
-  /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup → monitoring; the status step after them. */
+  /** hibernation, the major upgrade and fencing first (they decide what runs), a reload on request, rollout (which instance install may give a new pod template), then install → ha → backup → monitoring; the status step after them. */
   private readonly reconcilers: Reconciler[];
   private readonly clusterMetrics: ClusterMetrics;
   private readonly optional: OptionalKinds;
@@ -89,7 +91,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler];
+    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

@@ -98,6 +98,10 @@ export class AgentClient {
   unfence(ep: AgentEndpoint, timeoutMs = 10_000): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/unfence', undefined, timeoutMs);
   }
+  /** Re-reads the configuration now (pg_reload_conf()); answered once done. */
+  reload(ep: AgentEndpoint, timeoutMs: number): Promise<unknown> {
+    return this.call(ep, 'POST', '/v1/reload', undefined, timeoutMs);
+  }
   /** Starts the post-upgrade work of an upgraded primary in the background (its status reports it). */
   postUpgrade(ep: AgentEndpoint, req: PostUpgradeRequest): Promise<unknown> {
     return this.call(ep, 'POST', '/v1/post-upgrade', req);

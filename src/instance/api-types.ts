@@ -19,7 +19,8 @@
 // ended in time, else 202 {accepted, operation} and the caller looks at status later. A request
 // for the operation already running (same kind and target) joins it. Without wait: until done.
 //   POST /v1/unfence         → 200 once postgres runs again
-//   POST /v1/reload          → 200 after re-reading the mounted configuration (pg_reload_conf)
+//   POST /v1/reload          → 200 after re-reading the mounted configuration (pg_reload_conf; the custom
+//                              queries at their next use); 409 while postgres does not run
 //   POST /v1/restart-permit  RestartPermitRequest → RestartPermit: a start of postgres within the
 //                            permit comes up writable (a planned restart of this primary in place)
 // Errors: JSON ApiError with an HTTP status (400 bad request, 401 no/invalid token, 409 not

@@ -42,9 +42,16 @@ export class ConfigWatch {
     clearInterval(this.timer);
   }
 
-  /** POST /v1/reload: pg_reload_conf() now, whatever the hash says. */
+  /**
+   * POST /v1/reload: everything the agent and postgres read their configuration from, now,
+   * whatever the hash says — postgresql.conf, pg_hba.conf and postgresql.auto.conf through
+   * pg_reload_conf() (postgres reads the mounted ConfigMap itself), the custom queries'
+   * ConfigMaps at their next use. The mounted Secrets (credentials, the API token) are read at
+   * every use already.
+   */
   async reload(): Promise<void> {
     this.a.requireRunning('reload');
+    this.a.customQueries?.invalidate();
     await this.reloadConf();
     this.loaded = await hashConfig(this.a.settings.configDir);
     this.a.log.info('configuration reloaded');

@@ -62,6 +62,11 @@ export class CustomQueryFiles {
     return this.reading;
   }
 
+  /** Read the files again at the next use, however recently they were read (POST /v1/reload). */
+  invalidate(): void {
+    this.readAt = -Infinity;
+  }
+
   /** The exporter's report of one run: an error, or null when it succeeded. */
   recordRun(q: CustomQuery, error: string | null): void {
     if (!this.loaded.queries.includes(q)) return; // replaced by a reload in the meantime

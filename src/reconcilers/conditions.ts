@@ -18,6 +18,7 @@ export const CONDITION_OWNERS = {
   RollingUpdate: 'rollout',
   Upgrading: 'upgrade',
   Hibernated: 'hibernation',
+  Fenced: 'fencing',
   MonitoringQueriesValid: 'monitoring',
 } as const;
 

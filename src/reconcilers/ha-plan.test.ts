@@ -342,3 +342,43 @@ describe('planHa: the restore bootstrap', () => {
     expect(plan.conditions[0]!.message).toContain('db-1');
   });
 });
+
+describe('planHa with fenced instances (postgres.pgpilot.io/fenced-instances)', () => {
+  const fencedAgent = (over: Partial<InstanceStatus> = {}) => agent({ phase: 'Fenced', fenced: true, running: false, streaming: false, following: null, receiveLsn: null, replayLsn: null, ...over });
+
+  it('a fenced replica loses its label and is never rejoined, re-cloned or rewound', () => {
+    const plan = planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', fencedAgent(), 'replica'), inst('db-3', agent(), 'replica')], { fenced: ['db-2'] }));
+    expect(plan.actions).toEqual([{ kind: 'label', instance: 'db-2', role: null }]);
+    expect(plan.conditions.find((c) => c.type === 'ReplicasStreaming')?.message).toContain('db-2 (fenced)');
+    // Still running in the pass that fenced it: no label either.
+    expect(planHa(input([inst('db-1', primaryAgent(), 'primary'), inst('db-2', agent(), 'replica')], { fenced: ['db-2'] })).actions).toEqual([{ kind: 'label', instance: 'db-2', role: null }]);
+  });
+
+  it('a fenced primary is not failed over, whatever the delay, and the cluster says why it has no writable primary', () => {
+    const plan = planHa(input([inst('db-1', fencedAgent({ role: 'primary' }), 'primary'), inst('db-2', agent(), 'replica')], { fenced: ['db-1'], primaryFailedSince: 0 }));
+    expect(plan.actions).toEqual([{ kind: 'label', instance: 'db-1', role: null }]);
+    expect(plan.primary).toBe('db-1');
+    expect(plan.conditions[0]).toMatchObject({ type: 'PrimaryAvailable', status: 'False', reason: 'PrimaryFenced' });
+    expect(plan.conditions[0]!.message).toContain('no failover happens while it is fenced');
+    // Not answering at all (pod restarting while fenced): still no failover.
+    expect(planHa(input([inst('db-1', undefined), inst('db-2', agent(), 'replica')], { fenced: ['db-1'], primaryFailedSince: 0 })).conditions[0]!.reason).toBe('PrimaryFenced');
+  });
+
+  it('a fenced replica is no failover candidate and no switchover target', () => {
+    const down = planHa(input([inst('db-1', undefined), inst('db-2', fencedAgent({ receiveLsn: '0/9000000' })), inst('db-3', agent())], { fenced: ['db-2'], primaryFailedSince: 0 }));
+    expect(down.primary).toBe('db-3');
+    const onlyFenced = planHa(input([inst('db-1', undefined), inst('db-2', agent())], { fenced: ['db-2'], primaryFailedSince: 0 }));
+    expect(onlyFenced.conditions[0]!.reason).toBe('NoFailoverCandidate');
+    const switchover = planHa(input(healthy(), { fenced: ['db-2'], requestedPrimary: 'db-2' }));
+    expect(switchover.primary).toBe('db-1');
+    expect(switchover.actions.some((a) => a.kind === 'claim')).toBe(false);
+    expect(switchover.conditions[0]!.message).toContain('switchover to db-2 waits until it is unfenced');
+  });
+
+  it('unfenced: a former primary back read-only holding the Lease is promoted (no other primary was made)', () => {
+    const back = agent({ role: 'replica', following: null, streaming: false, awaitingRole: true });
+    const plan = planHa(input([inst('db-1', back), inst('db-2', agent(), 'replica')]));
+    expect(plan.primary).toBe('db-1');
+    expect(plan.actions).toContainEqual({ kind: 'promote', instance: 'db-1' });
+  });
+});

@@ -4,6 +4,9 @@
 import type { BootstrapRequest, InstanceStatus } from '../instance/api-types.js';
 import { compareLsn, lsnDiff } from '../postgres/lsn.js';
 import type { ConditionInput } from './conditions.js';
+import { ANNOTATIONS } from '../api/constants.js';
+
+const FENCE_ANNOTATION = ANNOTATIONS.fencedInstances;
 
 export interface ObservedInstance {
   name: string;
@@ -30,6 +33,12 @@ export interface HaInput {
   now: number;
   /** How the first instance gets its data: initdb, or a restore from backup (spec.bootstrap.recovery). */
   bootstrapMode?: 'initdb' | 'restore';
+  /**
+   * Instances fenced on purpose (status.fencedInstances, fencing-plan.ts): no role label, never a
+   * failover or switchover target, never rejoined, rewound or re-cloned; a fenced primary is not
+   * failed over.
+   */
+  fenced?: string[];
 }
 
 export type Role = 'primary' | 'replica';
@@ -85,12 +94,12 @@ export function chooseCandidate(replicas: ObservedInstance[]): ObservedInstance 
   )[0];
 }
 
-/** Role labels the Services select on: only a healthy primary gets `primary`, streaming-capable replicas `replica`. */
-function labelActions(instances: ObservedInstance[], primary: string, primaryOk: boolean): HaAction[] {
+/** Role labels the Services select on: only a healthy primary gets `primary`, streaming-capable replicas `replica`; a fenced instance none. */
+function labelActions(instances: ObservedInstance[], primary: string, primaryOk: boolean, fenced: readonly string[] = []): HaAction[] {
   const out: HaAction[] = [];
   for (const i of instances) {
     if (!i.podIP) continue;
-    const want: Role | null = i.name === primary ? (primaryOk ? 'primary' : null) : runningReplica(i) ? 'replica' : null;
+    const want: Role | null = fenced.includes(i.name) ? null : i.name === primary ? (primaryOk ? 'primary' : null) : runningReplica(i) ? 'replica' : null;
     if ((i.roleLabel ?? null) !== want) out.push({ kind: 'label', instance: i.name, role: want });
   }
   return out;
@@ -100,8 +109,8 @@ function labelActions(instances: ObservedInstance[], primary: string, primaryOk:
  * Replicas that must clone, repoint or rejoin (rewind, re-clone) to follow `primary` at `host`.
  * The agent runs each as an operation (it checkpoints the new primary itself before a rewind).
  */
-function followActions(instances: ObservedInstance[], primary: string, host: string, now: number): HaAction[] {
-  return instances.flatMap((i) => (i.name === primary || !i.agent || !i.podIP || busy(i) ? [] : followActionFor(i, host, now)));
+function followActions(instances: ObservedInstance[], primary: string, host: string, now: number, fenced: readonly string[]): HaAction[] {
+  return instances.flatMap((i) => (i.name === primary || fenced.includes(i.name) || !i.agent || !i.podIP || busy(i) ? [] : followActionFor(i, host, now)));
 }
 
 /** What one answering, idle instance other than the primary needs to follow `host`. */
@@ -134,6 +143,7 @@ function notStreamingReason(i: ObservedInstance): string {
   if (a.operation?.state === 'running') return `${a.operation.kind}: ${a.operation.step}`;
   if (a.cannotCatchUp) return `cannot catch up: ${a.cannotCatchUp}`;
   if (a.operation?.state === 'failed' && a.operation.kind === 'follow') return `rejoin failed: ${a.operation.error ?? 'no reason'}`;
+  if (a.fenced) return 'fenced';
   return a.phase === 'Running' ? 'not streaming' : a.phase;
 }
 
@@ -157,14 +167,18 @@ interface Situation {
   byName: Map<string, ObservedInstance>;
   primary: ObservedInstance | undefined;
   replicas: ObservedInstance[];
+  /** Instances fenced on purpose (input.fenced). */
+  fenced: readonly string[];
 }
 
 export function planHa(input: HaInput): HaPlan {
   const byName = new Map(input.instances.map((i) => [i.name, i] as const));
   const primary = byName.get(input.primary);
-  const at: Situation = { input, byName, primary, replicas: input.instances.filter((i) => i.name !== input.primary) };
+  const fenced = input.fenced ?? [];
+  const at: Situation = { input, byName, primary, replicas: input.instances.filter((i) => i.name !== input.primary), fenced };
   const bootstrap = planBootstrap(at);
   if (bootstrap) return bootstrap;
+  if (fenced.includes(input.primary)) return planPrimaryFenced(at);
   if (primary && runningReplica(primary)) return planHolderReadOnly(at, primary);
   if (healthyPrimary(primary)) return planHealthyPrimary(at, primary!);
   return planPrimaryDown(at);
@@ -228,7 +242,7 @@ function planHolderReadOnly(at: Situation, primary: ObservedInstance): HaPlan {
   }
   // A holder with less WAL than another replica (a switchover whose clean stop had to become
   // immediate, say): promoting it would drop commits the other one has. Choose again.
-  const best = chooseCandidate(input.instances.filter((i) => candidateReplica(i) && !busy(i)));
+  const best = chooseCandidate(input.instances.filter((i) => candidateReplica(i) && !busy(i) && !at.fenced.includes(i.name)));
   if (best && best.name !== input.primary && compareLsn(best.agent!.receiveLsn, primary.agent!.receiveLsn) > 0) {
     return {
       actions: [
@@ -249,7 +263,7 @@ function planHolderReadOnly(at: Situation, primary: ObservedInstance): HaPlan {
     };
   }
   return {
-    actions: [...labelActions(input.instances, input.primary, false), { kind: 'promote', instance: input.primary }, { kind: 'label', instance: input.primary, role: 'primary' }],
+    actions: [...labelActions(input.instances, input.primary, false, at.fenced), { kind: 'promote', instance: input.primary }, { kind: 'label', instance: input.primary, role: 'primary' }],
     conditions: [{ type: 'PrimaryAvailable', status: 'False', reason: 'Promoting', message: `${input.primary} holds the primary role and runs read-only; promoting it` }],
     primary: input.primary,
     requeueAfterMs: 100,
@@ -262,7 +276,7 @@ function planHealthyPrimary(at: Situation, primary: ObservedInstance): HaPlan {
   const host = primary.podIP!;
   // 2. Switchover on request, to a replica that streams from the primary.
   const target = input.requestedPrimary && input.requestedPrimary !== input.primary ? byName.get(input.requestedPrimary) : undefined;
-  if (target && runningReplica(target) && target.agent!.streaming && !busy(target)) {
+  if (target && !at.fenced.includes(target.name) && runningReplica(target) && target.agent!.streaming && !busy(target)) {
     return {
       actions: [
         { kind: 'claim', instance: target.name, from: input.primary, reason: 'switchover' },
@@ -277,13 +291,15 @@ function planHealthyPrimary(at: Situation, primary: ObservedInstance): HaPlan {
       requeueAfterMs: 200,
     };
   }
-  const actions = [...labelActions(input.instances, input.primary, true), ...followActions(input.instances, input.primary, host, input.now)];
+  const actions = [...labelActions(input.instances, input.primary, true, at.fenced), ...followActions(input.instances, input.primary, host, input.now, at.fenced)];
   // A replica that is down or lagging is looked at again soon: its recovery fires no event.
   const replicasBehind = replicas.some((i) => !i.agent?.streaming);
   const requested = input.requestedPrimary && input.requestedPrimary !== input.primary ? input.requestedPrimary : undefined;
   const switchoverWait = !requested
     ? []
-    : byName.has(requested)
+    : at.fenced.includes(requested)
+      ? [`switchover to ${requested} waits until it is unfenced (${FENCE_ANNOTATION})`]
+      : byName.has(requested)
       ? [`switchover to ${requested} waits until it streams from the primary`]
       : [`spec.primary names ${requested}, which is not an instance of this cluster (instances: ${input.instances.map((i) => i.name).join(', ')}); no switchover`];
   return {
@@ -297,11 +313,34 @@ function planHealthyPrimary(at: Situation, primary: ObservedInstance): HaPlan {
   };
 }
 
+/**
+ * 2b. The primary is fenced on purpose (or being unfenced): no failover — the user stopped it, as
+ * CloudNativePG does; no labels on it, the replicas stay as they are.
+ */
+function planPrimaryFenced(at: Situation): HaPlan {
+  const { input, primary } = at;
+  const state = !primary?.agent ? 'its agent does not answer' : primary.agent.fenced ? 'its PostgreSQL is stopped' : `it is ${primary.agent.phase}`;
+  return {
+    actions: labelActions(input.instances, input.primary, false, at.fenced),
+    conditions: [
+      {
+        type: 'PrimaryAvailable',
+        status: 'False',
+        reason: 'PrimaryFenced',
+        message: `The primary ${input.primary} is fenced (${FENCE_ANNOTATION}; ${state}): the cluster has no writable primary, and no failover happens while it is fenced; unfence it to write again`,
+      },
+      replicasStreaming(input.instances, input.primary),
+    ],
+    primary: input.primary,
+    requeueAfterMs: 2000,
+  };
+}
+
 /** 3. The primary is not healthy: wait, say why not, or fail over. */
 function planPrimaryDown(at: Situation): HaPlan {
   const { input, primary, replicas } = at;
   const down = (reason: string, message: string, requeueAfterMs = 500): HaPlan => ({
-    actions: labelActions(input.instances, input.primary, false),
+    actions: labelActions(input.instances, input.primary, false, at.fenced),
     conditions: [{ type: 'PrimaryAvailable', status: 'False', reason, message }, replicasStreaming(input.instances, input.primary)],
     primary: input.primary,
     requeueAfterMs,
@@ -317,7 +356,7 @@ function planPrimaryDown(at: Situation): HaPlan {
   const waited = input.now - input.primaryFailedSince;
   if (waited < input.failoverDelayMs) return down('FailoverDelay', `${what}; failing over in ${Math.ceil((input.failoverDelayMs - waited) / 1000)} s (failoverDelay)`);
 
-  const candidates = replicas.filter(candidateReplica);
+  const candidates = replicas.filter((i) => candidateReplica(i) && !at.fenced.includes(i.name));
   if (candidates.length === 0) return down('NoFailoverCandidate', `${what}; no replica is running to take over`, 2000);
   if (input.syncQuorum !== undefined) {
     // Every acknowledged commit is on at least n replicas: seeing R − n + 1 of them guarantees the

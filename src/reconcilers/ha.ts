@@ -18,6 +18,7 @@ import type { PrimaryLeases } from './primary-lease.js';
 import { heldUntil } from './primary-restart.js';
 import { haHeldByUpgrade } from './major-upgrade-plan.js';
 import { haHeldByHibernation } from './hibernation-plan.js';
+import { fencedOnPurpose } from './fencing-plan.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { errorText } from '../util/error-text.js';
@@ -117,7 +118,16 @@ async function planPass(ctx: ReconcileContext, deps: HaDeps, key: string, primar
   const { cluster, observed } = ctx;
   const ha = ctx.spec.highAvailability;
   const sync = ha.synchronousCommit && ha.durability === 'required';
+  const fenced = fencedOnPurpose(ctx.status);
+  // A primary fenced on purpose has not failed: nothing counts towards a failover meanwhile, and
+  // no heartbeat watches it (a confirmed failure would keep the observation from asking its agent,
+  // which the unfence needs).
+  if (fenced.includes(primary)) {
+    deps.downSince?.delete(key);
+    deps.monitor.unwatch(key);
+  }
   return planHa({
+    fenced,
     instances: observed.instances,
     primary,
     // The switchover a rollout asks for (to update the primary last) first: a spec.primary that
@@ -126,7 +136,7 @@ async function planPass(ctx: ReconcileContext, deps: HaDeps, key: string, primar
     requestedPrimary: ctx.status.rollout?.switchoverTo ?? cluster.spec.primary,
     haEnabled: ha.enabled,
     syncQuorum: sync ? ha.synchronousReplicas : undefined,
-    primaryFailedSince: await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary), heldUntil(ctx.status.rollout?.primaryRestart, primary, Date.now()) !== undefined),
+    primaryFailedSince: fenced.includes(primary) ? undefined : await primaryDownSince(deps, key, observed.instances.find((o) => o.name === primary), heldUntil(ctx.status.rollout?.primaryRestart, primary, Date.now()) !== undefined),
     failoverDelayMs: ha.failoverDelaySeconds * 1000,
     bootstrapMode: cluster.spec.bootstrap?.recovery ? 'restore' : 'initdb',
     now: Date.now(),

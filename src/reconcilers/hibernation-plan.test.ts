@@ -31,6 +31,12 @@ describe('planHibernation', () => {
     expect(done.event?.reason).toBe('Hibernated');
   });
 
+  it('waits to begin while an instance is fenced, and says so', () => {
+    const p = planHibernation(input({ fenced: ['db-2'] }));
+    expect(p).toMatchObject({ status: undefined, actions: [], condition: { status: 'False', reason: 'WaitingForUnfence' } });
+    expect(p.condition.message).toContain('once no instance is fenced (db-2');
+  });
+
   it('waits for a major upgrade under way', () => {
     expect(planHibernation(input({ upgrading: true }))).toMatchObject({ status: undefined, actions: [], condition: { reason: 'WaitingForUpgrade' } });
   });

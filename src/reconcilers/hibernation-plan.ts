@@ -21,6 +21,8 @@ export interface HibernationInput {
   instances: UpgradeInstance[];
   /** A major upgrade has the instances in hand (major-upgrade-plan.ts upgradeActive). */
   upgrading: boolean;
+  /** Instances fenced on purpose (status.fencedInstances): hibernation waits to begin until none is. */
+  fenced?: string[];
   now: Date;
 }
 
@@ -56,6 +58,11 @@ export function planHibernation(input: HibernationInput): HibernationPlan {
 function hibernate(input: HibernationInput, prev: HibernationStatus | undefined): HibernationPlan {
   if (!prev || prev.phase === 'Waking') {
     if (input.upgrading) return { status: prev, actions: [], condition: hibernated('False', 'WaitingForUpgrade', 'spec.hibernation is true: the cluster hibernates once the major version upgrade under way is done'), requeueAfterMs: POLL_MS };
+    const fenced = input.fenced ?? [];
+    if (!prev && fenced.length > 0) {
+      const message = `spec.hibernation is true: the cluster hibernates once no instance is fenced (${fenced.join(', ')}: remove ${fenced.length > 1 ? 'them' : 'it'} from postgres.pgpilot.io/fenced-instances)`;
+      return { status: prev, actions: [], condition: hibernated('False', 'WaitingForUnfence', message), requeueAfterMs: POLL_MS };
+    }
     const primary = input.primary;
     const message = `Hibernating: stopping every instance (the primary ${primary ?? '(none)'} first, cleanly); the claims and the primary stay`;
     const running = primary && input.instances.some((i) => i.name === primary && i.running);

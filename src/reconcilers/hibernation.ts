@@ -20,6 +20,7 @@ export function createHibernationReconciler(deps: { agent: AgentClient }): Recon
         primary: ctx.observed.primary,
         instances: stopPlanInstances(ctx),
         upgrading: upgradeActive(ctx.status.majorUpgrade),
+        fenced: ctx.status.fencedInstances ?? [],
         now: new Date(),
       });
       for (const a of plan.actions) await stopCall(ctx, deps.agent, a.kind, a.instance);

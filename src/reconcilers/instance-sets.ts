@@ -10,6 +10,7 @@ import type { InstanceObservation } from './observe.js';
 import { planRollout, type RolloutInstance, type RolloutPlan } from './rollout-plan.js';
 import type { ReconcileContext } from './types.js';
 import { ANNOTATIONS } from '../api/constants.js';
+import { parseRestartInstances, type Parsed } from '../api/cluster-annotations.js';
 import { loweredStandbyMinimums } from '../postgres/restart-settings.js';
 import { upgradeDirective, type InstanceDirective } from './major-upgrade-plan.js';
 import { hibernationDirective } from './hibernation-plan.js';
@@ -29,15 +30,25 @@ function liveClaims(sts: V1StatefulSet | undefined): ExistingClaims {
   return out;
 }
 
+/**
+ * The cluster's restart-instances annotation against the instances the pass works with. Invalid:
+ * no instance gets a value from it (a value already in a pod template stays: nothing restarts).
+ */
+export function instanceRestarts(ctx: ReconcileContext): Parsed<Record<string, string>> {
+  return parseRestartInstances(ctx.cluster.metadata.annotations?.[ANNOTATIONS.restartInstances], ctx.observed.instanceNames);
+}
+
 export function desiredInstanceSets(ctx: ReconcileContext, target: ResolvedTarget | null, source: RecoverySourceStatus | undefined): InstanceSet[] {
   const restore = source ? restoreAccess(ctx.cluster, source) : null;
   const running = { version: ctx.cluster.spec.version, running: ctx.status.version, generation: ctx.cluster.metadata.generation };
+  const restarts = instanceRestarts(ctx);
   return ctx.observed.instances.map((instance) => {
     // Hibernation first (it waits for an upgrade to finish), then a major upgrade.
     const upgrade = hibernationDirective(ctx.status.hibernation) ?? upgradeDirective(ctx.status.majorUpgrade, running, instance.name);
     // The image the upgrade names (the old version's until the primary's data is upgraded).
     const cluster = upgrade && upgrade.image !== 'hold' ? { ...ctx.cluster, spec: { ...ctx.cluster.spec, imageName: upgrade.image } } : ctx.cluster;
-    const desired = instanceStatefulSet(cluster, instance.name, ctx.config, liveClaims(instance.statefulSet), { target, restore });
+    const restartedAt = restarts.ok ? restarts.value[instance.name] : undefined;
+    const desired = instanceStatefulSet(cluster, instance.name, ctx.config, liveClaims(instance.statefulSet), { target, restore }, restartedAt ? { restartedAt } : {});
     // hold: the template it runs now (a pending change waits until the cluster runs normally again).
     const live = instance.statefulSet?.spec?.template;
     if (upgrade?.image === 'hold' && live) desired.spec!.template = live;
@@ -93,5 +104,6 @@ export function rolloutPlan(ctx: ReconcileContext, instances: RolloutInstance[],
     lowered: loweredMinimums(sets),
     primaryUpdateMethod: ctx.spec.primaryUpdateMethod,
     primaryUpdateStrategy: ctx.spec.primaryUpdateStrategy,
+    fenced: ctx.status.fencedInstances ?? [],
   });
 }

@@ -64,6 +64,12 @@ describe('planMajorUpgrade', () => {
     expect(plan.condition).toMatchObject({ status: 'True', reason: 'WaitingForPrimary' });
   });
 
+  it('waits to begin while an instance is fenced, and says so', () => {
+    const plan = planMajorUpgrade(input({ fenced: ['db-2'] }));
+    expect(plan).toMatchObject({ status: undefined, actions: [], condition: { status: 'True', reason: 'WaitingForUnfence' } });
+    expect(plan.condition.message).toContain('once no instance is fenced (db-2');
+  });
+
   it('a failed check ends the upgrade with its reason and stops nothing', () => {
     const plan = planMajorUpgrade(input({ previous: at('Checking'), checkJob: { state: 'failed', message: 'Checking for reg* data types in user tables: public.t.f' } }));
     expect(plan.status).toMatchObject({ phase: 'Failed', finishedAt: NOW.toISOString() });

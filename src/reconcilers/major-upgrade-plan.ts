@@ -55,6 +55,8 @@ export interface MajorUpgradeInput {
   backupPhase: string | undefined;
   /** The primary agent's report of its post-upgrade work. */
   postUpgrade: string | undefined;
+  /** Instances fenced on purpose (status.fencedInstances): the upgrade waits to begin until none is. */
+  fenced?: string[];
   now: Date;
 }
 
@@ -165,6 +167,12 @@ export function planMajorUpgrade(input: MajorUpgradeInput): MajorUpgradePlan {
 }
 
 function start(input: MajorUpgradeInput, prev: MajorUpgradeStatus | undefined): MajorUpgradePlan {
+  const fenced = input.fenced ?? [];
+  if (fenced.length > 0) {
+    // The upgrade stops, upgrades and re-clones every instance: not one a person keeps stopped.
+    const message = `spec.version asks for ${input.specVersion} while ${input.running} runs: the upgrade starts once no instance is fenced (${fenced.join(', ')}: remove ${fenced.length > 1 ? 'them' : 'it'} from postgres.pgpilot.io/fenced-instances)`;
+    return { status: prev, actions: [], requeueAfterMs: POLL_MS, condition: upgrading('WaitingForUnfence', message) };
+  }
   const primary = input.instances.find((i) => i.name === input.primary);
   if (!primary?.running || primary.role !== 'primary' || !input.liveImage) {
     return { status: prev, actions: [], requeueAfterMs: POLL_MS, condition: upgrading('WaitingForPrimary', `spec.version asks for ${input.specVersion} while ${input.running} runs: the upgrade starts once the primary runs`) };

@@ -123,6 +123,7 @@ function upgradeInput(ctx: ReconcileContext): MajorUpgradeInput {
     archiveUrl: target?.url,
     backupPhase: previous?.backup ? ctx.cache.getBackup(cluster.metadata.namespace!, previous.backup)?.status?.phase : undefined,
     postUpgrade: observed.instances.find((i) => i.name === previous?.primary)?.agent?.postUpgrade ?? undefined,
+    fenced: ctx.status.fencedInstances ?? [],
     now: new Date(),
   };
 }

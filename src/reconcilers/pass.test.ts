@@ -9,6 +9,8 @@ import { createHaReconciler, type HaDeps } from './ha.js';
 import { installReconciler } from './install.js';
 import { runPass, unobservedPass } from './pass.js';
 import { createMajorUpgradeReconciler } from './major-upgrade.js';
+import { createFencingReconciler } from './fencing.js';
+import { createReloadReconciler } from './reload.js';
 import { createHibernationReconciler } from './hibernation.js';
 import { createRolloutReconciler } from './rollout.js';
 import { STATUS_STEP_FIELDS } from './status.js';
@@ -137,7 +139,7 @@ describe('runPass', () => {
 
 describe('status field ownership', () => {
   it('gives every field of the status schema exactly one owner: a reconciler or the status step', () => {
-    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never), createMajorUpgradeReconciler({} as never), createHibernationReconciler({} as never)].map((r) => [r.name, r.statusFields] as const);
+    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never), createMajorUpgradeReconciler({} as never), createHibernationReconciler({} as never), createFencingReconciler({} as never), createReloadReconciler({} as never)].map((r) => [r.name, r.statusFields] as const);
     const all = [...owners.flatMap(([, fields]) => fields), ...STATUS_STEP_FIELDS].sort();
     expect(all).toEqual(Object.keys(ClusterStatusSchema.properties).sort());
   });

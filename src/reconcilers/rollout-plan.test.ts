@@ -78,6 +78,24 @@ describe('planRollout', () => {
     expect(p.condition.message).toContain('set it to unsupervised');
   });
 
+  it('only the primary restarted (restart-instances): a switchover first, never in place while a replica can take over', () => {
+    const two = (states: Record<string, Partial<RolloutInstance>> = {}): RolloutInput => ({ ...input(['db-1']), instances: input(['db-1'], {}, states).instances.slice(0, 2) });
+    expect(planRollout(two())).toMatchObject({ update: [], switchoverTo: 'db-2' });
+    // The replica is not streaming for a moment: wait for it rather than restart the primary in place.
+    const waiting = planRollout(two({ 'db-2': { settled: false } }));
+    expect(waiting).toMatchObject({ update: [] });
+    expect(waiting.primaryInPlace).toBeUndefined();
+    expect(waiting.switchoverTo).toBeUndefined();
+  });
+
+  it('holds while an instance is fenced, and says so; even a fenced instance that is not ready is not restarted', () => {
+    const p = planRollout(input(['db-1', 'db-2', 'db-3'], { fenced: ['db-3'] }, { 'db-3': { ready: false, settled: false } }));
+    expect(p).toMatchObject({ update: [], condition: { status: 'True', reason: 'HeldByFence' } });
+    expect(p.switchoverTo).toBeUndefined();
+    expect(p.condition.message).toContain('held while db-3 is fenced');
+    expect(planRollout(input([], { fenced: ['db-3'] })).condition.reason).toBe('UpToDate');
+  });
+
   it('resumes from what it sees after a failover in the middle', () => {
     // db-2 was updated, then db-1 (old template) failed and db-3 (old template) became primary.
     const p = planRollout(input(['db-1', 'db-3'], { primary: 'db-3' }));

@@ -34,6 +34,8 @@ export interface RolloutInput {
    * primary restarts first, in place.
    */
   lowered?: string[];
+  /** Instances fenced on purpose (status.fencedInstances): the rollout waits until none is. */
+  fenced?: string[];
 }
 
 export interface RolloutPlan {
@@ -62,6 +64,15 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   if (outdated.length === 0 && replacing) return { ...base, condition: rolling(`${done} of ${total} updated; waiting for ${replacing.name} to come back on the new template`) };
   if (outdated.length === 0) {
     return { ...base, condition: { type: 'RollingUpdate', status: 'False', reason: 'UpToDate', message: `All ${total} instances run the current pod template` } };
+  }
+  // A fenced instance must not be restarted, and a fenced primary cannot be switched over from:
+  // the whole rollout waits (nothing restarts while a person has an instance stopped on purpose).
+  const fenced = input.fenced ?? [];
+  if (fenced.length > 0) {
+    return {
+      ...base,
+      condition: { type: 'RollingUpdate', status: 'True', reason: 'HeldByFence', message: `${done} of ${total} updated; held while ${fenced.join(', ')} ${fenced.length > 1 ? 'are' : 'is'} fenced (postgres.pgpilot.io/fenced-instances): unfence to go on` },
+    };
   }
   // An outdated instance that is not serving anyway (crashed, or stuck on a broken template that
   // was fixed since) gets the new template at once: holding it back protects nothing.

@@ -5,7 +5,7 @@
 // failover, in the same pass) and an Event per step. A primary restarted in place is prepared
 // first (primary-restart.ts).
 import type { AgentClient } from '../instance/agent-client.js';
-import { desiredInstanceSets, rolloutInstances, rolloutPlan } from './instance-sets.js';
+import { desiredInstanceSets, instanceRestarts, rolloutInstances, rolloutPlan } from './instance-sets.js';
 import { primaryRestartStep } from './primary-restart.js';
 import { majorOf, upgradeDirective } from './major-upgrade-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
@@ -46,6 +46,9 @@ export function createRolloutReconciler(deps: { agent: AgentClient }): Reconcile
     async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
       const held = majorChange(ctx);
       if (held) return held;
+      // An invalid restart-instances annotation restarts nothing (instance-sets.ts) and says why.
+      const restarts = instanceRestarts(ctx);
+      const invalid = restarts.ok ? undefined : { reason: 'InvalidRestartAnnotation', message: `${restarts.problem}. No instance restarts for it` };
       // The recovery source install resolved in an earlier pass (a new cluster has nothing to roll yet).
       const sets = desiredInstanceSets(ctx, passBackupTarget(ctx), ctx.status.recoverySource);
       const instances = rolloutInstances(sets, ctx.observed.primary);
@@ -66,7 +69,7 @@ export function createRolloutReconciler(deps: { agent: AgentClient }): Reconcile
         ...(restart.record ? { primaryRestart: restart.record } : {}),
       };
       const requeueAfterMs = restart.waiting ? HOLD_RECORDED_MS : ROLLING_MS;
-      return { conditions: [condition], status: { rollout: rolling ? rollout : undefined }, ...(rolling ? { requeueAfterMs } : {}) };
+      return { conditions: [condition], status: { rollout: rolling ? rollout : undefined }, ...(rolling ? { requeueAfterMs } : {}), ...(invalid ? { degraded: invalid } : {}) };
     },
   };
 }

@@ -28,12 +28,17 @@ describe('arguments', () => {
     expect(await run('restore', 'copy', '--from', 'b1', '--to-lsn', 'x')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining('--to-lsn must be a WAL location') as string });
     expect(await run('backup', 'db', '--name', 'Nope')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining('--name must be') as string });
     expect(await run('hibernate', 'db', 'maybe')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining('"on" or "off"') as string });
+    expect(await run('fence', 'db')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining("missing required argument 'instance'") as string });
+    expect(await run('unfence', 'db', 'db-2', '--timeout', '0')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining('--timeout must be a positive number of seconds') as string });
+    expect(await run('reload', 'db', 'extra')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining('too many arguments') as string });
     expect(await run('status', 'db', '--kubeconfig', '/nonexistent/kubeconfig')).toMatchObject({ code: EXIT.usage, stderr: expect.stringContaining('cannot load the kubeconfig /nonexistent/kubeconfig') as string });
   });
 
   it('help exits 0', async () => {
     expect(await run('--help')).toMatchObject({ code: EXIT.ok, stdout: expect.stringContaining('switchover') as string });
     expect(await run('restore', '--help')).toMatchObject({ code: EXIT.ok, stdout: expect.stringContaining('--to-time <time>') as string });
+    const help = (await run('--help')).stdout;
+    for (const cmd of ['fence', 'unfence', 'reload', 'restart [options] <cluster> [instance]']) expect(help).toContain(cmd);
   });
 
   it('seconds and namespace', () => {

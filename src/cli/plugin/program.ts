@@ -16,7 +16,7 @@ export const PLUGIN_VERSION: string = (() => {
 })();
 
 /** Default --timeout of each following command, in seconds. */
-export const TIMEOUTS = { switchover: 180, backup: 1800, restore: 1800, hibernate: 600, restart: 1800 } as const;
+export const TIMEOUTS = { switchover: 180, backup: 1800, restore: 1800, hibernate: 600, restart: 1800, fence: 180, unfence: 600, reload: 60 } as const;
 
 interface Io {
   out: (line: string) => void;
@@ -78,13 +78,18 @@ async function progress() {
   return new Progress(process.stderr);
 }
 
+/** A following command whose timeout says whether an operator pod runs (operator-hint.ts). */
+async function withHint<T>(kube: Awaited<ReturnType<typeof connect>>, run: () => Promise<T>): Promise<T> {
+  return (await import('./operator-hint.js')).withOperatorHint(kube, run);
+}
+
 async function seconds(option: string, value: string | undefined, fallback: number): Promise<number> {
   return (await import('./kube.js')).parseSeconds(option, value, fallback) * 1000;
 }
 
 export function buildProgram(): Command {
   const program = new Command('kubectl-pgpilot')
-    .description('kubectl pgpilot: status, switchover, backup, restore, hibernation, psql, logs and support reports of pgpilot PostgreSQL clusters')
+    .description('kubectl pgpilot: status, switchover, backup, restore, restart, reload, fencing, hibernation, psql, logs and support reports of pgpilot PostgreSQL clusters')
     .version(PLUGIN_VERSION, '--plugin-version', 'print the plugin\'s version only')
     .showHelpAfterError()
     .exitOverride();
@@ -178,16 +183,68 @@ export function buildProgram(): Command {
   }));
 
   following(
-    common(program.command('restart').argument('<cluster>', 'PostgreSQLCluster name').description('restart every instance through the operator\'s rollout: replicas first, then a switchover and the old primary')),
-    'until every instance runs the restarted template',
+    common(
+      program
+        .command('restart')
+        .argument('<cluster>', 'PostgreSQLCluster name')
+        .argument('[instance]', 'restart this instance only (a replica in place; the primary after a switchover to a ready replica)')
+        .description('restart every instance (or one) through the operator\'s rollout: replicas first, then a switchover and the old primary'),
+    ),
+    'until the instances run the restarted template',
     TIMEOUTS.restart,
-  ).action(action(async (io, cluster: string, opts: GlobalOptions & { wait?: boolean; timeout?: string }) => {
+  ).action(action(async (io, cluster: string, instance: string | undefined, opts: GlobalOptions & { wait?: boolean; timeout?: string }) => {
     const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.restart);
-    const { runRestart } = await import('./restart.js');
+    const { runRestart, runRestartInstance } = await import('./restart.js');
     const kube = await connect(opts);
     const p = await progress();
     try {
-      await runRestart(kube, cluster, { timeoutMs, wait: opts.wait !== false }, io.out, p, io.signal);
+      const o = { timeoutMs, wait: opts.wait !== false };
+      await withHint(kube, () => (instance === undefined ? runRestart(kube, cluster, o, io.out, p, io.signal) : runRestartInstance(kube, cluster, instance, o, io.out, p, io.signal)));
+    } finally {
+      p.end();
+    }
+  }));
+
+  for (const fence of [true, false]) {
+    const verb = fence ? 'fence' : 'unfence';
+    following(
+      common(
+        program
+          .command(verb)
+          .argument('<cluster>', 'PostgreSQLCluster name')
+          .argument('<instance>', `the instance to ${verb}`)
+          .description(
+            fence
+              ? 'stop an instance\'s PostgreSQL and keep it stopped (postgres.pgpilot.io/fenced-instances): its pod stays, not Ready and in no Service; a fenced primary is not failed over'
+              : 'start a fenced instance again: a replica rejoins the primary, a fenced primary is the primary again',
+          ),
+      ),
+      fence ? 'until the instance is fenced' : 'until the instance is back (a replica streaming, the primary accepting writes)',
+      TIMEOUTS[verb],
+    ).action(action(async (io, cluster: string, instance: string, opts: GlobalOptions & { wait?: boolean; timeout?: string }) => {
+      const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS[verb]);
+      const { runFence } = await import('./fence.js');
+      const kube = await connect(opts);
+      const p = await progress();
+      try {
+        await withHint(kube, () => runFence(kube, cluster, instance, { fence, timeoutMs, wait: opts.wait !== false }, io.out, p, io.signal));
+      } finally {
+        p.end();
+      }
+    }));
+  }
+
+  following(
+    common(program.command('reload').argument('<cluster>', 'PostgreSQLCluster name').description('make every running instance re-read its configuration now (pg_reload_conf()) through the operator')),
+    'until the operator has reloaded every running instance',
+    TIMEOUTS.reload,
+  ).action(action(async (io, cluster: string, opts: GlobalOptions & { wait?: boolean; timeout?: string }) => {
+    const timeoutMs = await seconds('--timeout', opts.timeout, TIMEOUTS.reload);
+    const { runReload } = await import('./reload.js');
+    const kube = await connect(opts);
+    const p = await progress();
+    try {
+      await withHint(kube, () => runReload(kube, cluster, { timeoutMs, wait: opts.wait !== false }, io.out, p, io.signal));
     } finally {
       p.end();
     }

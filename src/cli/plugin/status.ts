@@ -151,7 +151,7 @@ function phaseColor(phase: string, c: Colors): string {
 }
 
 /** Conditions that say something is going on when True (and nothing when False). */
-const ACTIVITY_CONDITIONS = new Set(['Progressing', 'RollingUpdate', 'Upgrading', 'Hibernated', 'StorageAutoGrowing']);
+const ACTIVITY_CONDITIONS = new Set(['Progressing', 'RollingUpdate', 'Upgrading', 'Hibernated', 'Fenced', 'StorageAutoGrowing']);
 
 /** good, active (a change under way), bad or unknown, by the condition's polarity. */
 export function conditionState(type: string, status: string): 'good' | 'active' | 'bad' | 'unknown' {
