@@ -1,9 +1,11 @@
 // The process kubelet against the real control plane: pods as local processes through the real
 // scheduler and controller-manager, probes, ConfigMap refresh, restarts, deletion, the PV
 // provisioner with StatefulSet claims, and the service proxy. Timings are printed, not asserted.
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { AppsV1Api, CoreV1Api, StorageV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
@@ -11,7 +13,9 @@ import { ignoreNotFound } from '../src/runtime/api-status.js';
 import { errorText } from '../src/util/error-text.js';
 import { parseJson } from '../src/util/json.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
+import { kubectl } from './harness/kubectl.js';
 import { ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
+import { kubectlPath } from '../test/support/binaries.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 
 // A tiny HTTP server for `e2e.local/node` (the kubelet's test-only image): it answers with what
@@ -51,6 +55,30 @@ function serverContainer(extraMounts: V1Container['volumeMounts'] = []): V1Conta
     livenessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2, failureThreshold: 3 },
     volumeMounts: extraMounts,
   };
+}
+
+// The logs/exec pod: known output at each start (its pid tells starts apart), a marker in its
+// emptyDir, and one more line whenever /data/go appears (exec creates it).
+const TALKER = `
+const fs = require('fs');
+for (let i = 1; i <= 5; i++) console.log('line ' + i);
+console.log('pid ' + process.pid);
+fs.writeFileSync('/data/marker', 'marker-' + process.env.POD_NAME);
+setInterval(() => { if (fs.existsSync('/data/go')) { fs.unlinkSync('/data/go'); console.log('triggered'); } }, 100);
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+/** A command running in the background: its output so far and its exit. */
+function background(cmd: string, args: string[]): { output: () => string; exit: Promise<number> } {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number>((resolve) => {
+    child.on('error', () => resolve(-1));
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  return { output: () => out, exit };
 }
 
 interface Answer {
@@ -372,6 +400,10 @@ describe('process kubelet', () => {
     }
     const events = await core().listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=pg' });
     expect(events.items.map((e) => e.reason)).toContain('ImageVersionSubstituted');
+    // What kubectl pgpilot does: psql inside the instance pod, a query as an argument or a script on stdin.
+    const psql = ['-n', ns, 'exec', '-i', 'pg', '-c', 'postgres', '--', 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-tA'];
+    expect(await kubectl([...psql, '-c', 'select 1'])).toMatchObject({ code: 0, stdout: '1\n' });
+    expect(await kubectl(psql, 'select 40 + 2;\nselect current_user;\n')).toMatchObject({ code: 0, stdout: '42\npostgres\n' });
   });
 
   it('runs the operator pod of the Helm chart with its in-cluster config; its probes pass', async () => {
@@ -394,6 +426,118 @@ describe('process kubelet', () => {
     const svc = kubelet.serviceAddress(OPERATOR_NAMESPACE, `${RELEASE}-metrics`, 'http');
     expect(svc, 'the metrics Service is proxied').toBeDefined();
     expect((await fetch(`http://${svc!.host}:${svc!.port}/metrics`)).status).toBe(200);
+  });
+
+  describe('the kubelet API through the apiserver', () => {
+    const k = (...args: string[]) => kubectl(['-n', ns, ...args]);
+    const talkerPid = async () => {
+      const out = await waitFor('the talker’s pid line', async () => {
+        const r = await k('logs', 'talker', '-c', 'talk');
+        return /pid \d+\n/.test(r.stdout) ? r.stdout : undefined;
+      }, { timeoutMs: 15_000, intervalMs: 200 });
+      return /pid (\d+)/.exec(out)![1]!;
+    };
+
+    it('serves HTTPS with a certificate from the cluster’s signer, only to clients with the apiserver’s client CA', async () => {
+      const node = await core().readNode({ name: kubelet.nodeName });
+      const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port ?? 0;
+      expect(port).toBeGreaterThan(0);
+      expect(node.status?.addresses).toContainEqual({ type: 'InternalIP', address: '127.0.0.1' });
+      // Without a client certificate the TLS handshake fails (no response at all).
+      const anonymous = await new Promise<string>((resolve) => {
+        const req = httpsGet({ host: '127.0.0.1', port, path: '/healthz', rejectUnauthorized: false, timeout: 5000 }, (res) => resolve(`HTTP ${res.statusCode}`));
+        req.on('error', (err) => resolve(`error: ${err.message}`));
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+      });
+      expect(anonymous).toMatch(/^error: /);
+      expect(await readFile(kubelet.logPath, 'utf8')).not.toContain('self-signed');
+    });
+
+    it('kubectl logs: the container’s output without header lines, -c, --tail; unsupported options refused', async () => {
+      await core().createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: 'talker' },
+          spec: {
+            nodeName: kubelet.nodeName,
+            terminationGracePeriodSeconds: 5,
+            securityContext: { runAsUser: 26, runAsGroup: 26, fsGroup: 26 },
+            containers: [
+              { name: 'talk', image: 'e2e.local/node:24', args: ['-e', TALKER], workingDir: '/data', env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }], volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+              { name: 'side', image: 'e2e.local/node:24', args: ['-e', "console.log('side says hi'); setInterval(() => {}, 1e9); process.on('SIGTERM', () => process.exit(0));"] },
+            ],
+            volumes: [{ name: 'data', emptyDir: {} }],
+          },
+        },
+      });
+      await readyPod('talker');
+      const pid = await talkerPid();
+      expect((await k('logs', 'talker', '-c', 'talk')).stdout).toBe(`line 1\nline 2\nline 3\nline 4\nline 5\npid ${pid}\n`);
+      expect((await k('logs', 'talker', '-c', 'talk', '--tail=2')).stdout).toBe(`line 5\npid ${pid}\n`);
+      expect((await k('logs', 'talker', '-c', 'talk', '--limit-bytes=9')).stdout).toBe('line 1\nli');
+      expect((await k('logs', 'talker', '-c', 'side')).stdout).toBe('side says hi\n');
+      const prev = await k('logs', 'talker', '-c', 'talk', '--previous');
+      expect(prev.code).not.toBe(0);
+      expect(prev.stderr).toContain('previous terminated container "talk" in pod "talker" not found');
+      const since = await k('logs', 'talker', '-c', 'talk', '--since=1h');
+      expect(since.code).not.toBe(0);
+      expect(since.stderr).toContain('the process kubelet does not support sinceSeconds');
+    });
+
+    it('kubectl exec runs in the container (user, hostname, volume, env, cwd), with its exit code and stdin', async () => {
+      const r = await k('exec', 'talker', '-c', 'talk', '--', 'sh', '-c', 'id -u; hostname; cat /data/marker; echo; pwd; printenv POD_NAME; printenv TERM || echo no-term');
+      expect(r).toMatchObject({ code: 0, stdout: '26\ntalker\nmarker-talker\n/data\ntalker\nno-term\n' });
+      // The host does not see the container's volume (its /data, a mount point, may exist).
+      expect(existsSync('/data/marker') ? readFileSync('/data/marker', 'utf8') : '').not.toBe('marker-talker');
+      const failed = await k('exec', 'talker', '-c', 'talk', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3');
+      expect(failed).toMatchObject({ code: 3, stdout: 'out\n' });
+      expect(failed.stderr).toContain('err\n');
+      // stdin: its end is the command's end of input (psql reading a script from a pipe ends).
+      expect(await k('exec', '-i', 'talker', '-c', 'talk', '--', 'cat')).toMatchObject({ code: 0, stdout: '' });
+      expect(await kubectl(['-n', ns, 'exec', '-i', 'talker', '-c', 'talk', '--', 'cat'], 'hello\n')).toMatchObject({ code: 0, stdout: 'hello\n' });
+      const big = 'x'.repeat(1023) + '\n';
+      expect(await kubectl(['-n', ns, 'exec', '-i', 'talker', '-c', 'talk', '--', 'wc', '-c'], big.repeat(300))).toMatchObject({ code: 0, stdout: `${300 * 1024}\n` });
+    });
+
+    it('kubectl exec -t gives the command a terminal', async () => {
+      const bin = await kubectlPath();
+      const line = [bin, '--kubeconfig', kubeconfigPath(), '-n', ns, 'exec', '-it', 'talker', '-c', 'talk', '--', 'sh', '-c', "'tty; echo TERM=$TERM; exit 4'"].join(' ');
+      const run = background('script', ['-qec', line, '/dev/null']);
+      expect(await run.exit).toBe(4);
+      expect(run.output()).toMatch(/\/dev\/pts\/\d+\r?\n/);
+      expect(run.output()).toContain('TERM=xterm');
+    });
+
+    it('an exec’d command is in the container’s cgroup; --previous shows the start before a kill', async () => {
+      const before = await talkerPid();
+      const bin = await kubectlPath();
+      const sleeper = background(bin, ['--kubeconfig', kubeconfigPath(), '-n', ns, 'exec', 'talker', '-c', 'talk', '--', 'sh', '-c', 'echo started; exec sleep 600']);
+      await waitFor('the exec’d sleep started', async () => sleeper.output().includes('started'), { timeoutMs: 15_000, intervalMs: 100 });
+      expect(await kubelet.killContainer(ns, 'talker', 'talk')).toBe(true);
+      expect(await sleeper.exit).toBe(137); // SIGKILLed with the container
+      await waitFor('talk restarted', async () => {
+        const p = await core().readNamespacedPod({ namespace: ns, name: 'talker' });
+        const s = p.status?.containerStatuses?.find((c) => c.name === 'talk');
+        return s?.restartCount === 1 && s.state?.running;
+      }, { timeoutMs: 15_000, intervalMs: 100 });
+      const after = await talkerPid();
+      expect(after).not.toBe(before);
+      const prev = await k('logs', 'talker', '-c', 'talk', '--previous');
+      expect(prev).toMatchObject({ code: 0, stdout: `line 1\nline 2\nline 3\nline 4\nline 5\npid ${before}\n` });
+      expect((await k('logs', 'talker', '-c', 'talk')).stdout).toBe(`line 1\nline 2\nline 3\nline 4\nline 5\npid ${after}\n`);
+    });
+
+    it('kubectl logs -f sees later lines and ends when the pod is deleted', async () => {
+      const bin = await kubectlPath();
+      const follow = background(bin, ['--kubeconfig', kubeconfigPath(), '-n', ns, 'logs', '-f', 'talker', '-c', 'talk']);
+      await waitFor('the current output', async () => follow.output().includes('pid '), { timeoutMs: 15_000, intervalMs: 100 });
+      expect(follow.output()).not.toContain('triggered');
+      expect((await k('exec', 'talker', '-c', 'talk', '--', 'touch', '/data/go')).code).toBe(0);
+      await waitFor('a line written after -f started', async () => follow.output().includes('triggered\n'), { timeoutMs: 15_000, intervalMs: 100 });
+      await core().deleteNamespacedPod({ namespace: ns, name: 'talker' });
+      expect(await follow.exit).toBe(0);
+      expect(follow.output()).not.toContain('---- ');
+    });
   });
 
   it('stop() leaves no process behind', async () => {

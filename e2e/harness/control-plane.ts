@@ -1,7 +1,8 @@
 // A real Kubernetes control plane on loopback for the e2e suite: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler as child processes of the test run.
 // No container runtime exists here, so there is no kubelet; the process kubelet of the
-// harness registers Nodes and runs pods on its own.
+// harness registers Nodes and runs pods on its own, and serves the kubelet API (logs, exec)
+// with certificates of this control plane's CA (pki.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, createWriteStream, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { errorText } from '../../src/util/error-text.js';
+import { makeClusterPki } from './pki.js';
 
 export interface ControlPlaneOptions {
   /** Run kube-scheduler (default true). */
@@ -359,6 +361,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const kubeconfigPath = join(dataDir, 'admin.kubeconfig');
     await writeFile(kubeconfigPath, kubeconfigYaml(server, adminToken), { mode: 0o600 });
     const certDir = join(dataDir, 'apiserver-certs');
+    const pki = await makeClusterPki(join(dataDir, 'pki'));
 
     const etcd = launch(
       'etcd',
@@ -405,6 +408,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         '--endpoint-reconciler-type=none',
         '--allow-privileged=true',
         '--profiling=false',
+        // The process kubelet's API (logs, exec): reached at the Node's InternalIP (127.0.0.1),
+        // its serving certificate checked against our CA, our client certificate presented; the
+        // kubelet admits clients of the --client-ca-file (see e2e/kubelet/kubelet-server.ts).
+        `--client-ca-file=${pki.caCert}`,
+        `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+        `--kubelet-client-key=${pki.kubeletClientKey}`,
+        `--kubelet-certificate-authority=${pki.caCert}`,
+        '--kubelet-preferred-address-types=InternalIP',
       ],
       logsDir,
       dataDir,
@@ -441,6 +452,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           // endpointslice, serviceaccount, serviceaccount-token, root-ca-cert-publisher, ...
           '--controllers=*',
           `--flex-volume-plugin-dir=${flexDir}`,
+          // Signs CertificateSigningRequests (the process kubelet's serving certificate).
+          `--cluster-signing-cert-file=${pki.caCert}`,
+          `--cluster-signing-key-file=${pki.caKey}`,
           // The default 20 QPS makes the StatefulSet controller take minutes to create the pods
           // and claims of hundreds of clusters (the scale benchmark); large clusters raise it too.
           '--kube-api-qps=100',

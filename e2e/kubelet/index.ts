@@ -11,6 +11,7 @@ import { destination, pino, stdTimeFunctions } from 'pino';
 import { ResilientInformer, type ResourceType } from '../../src/runtime/informer.js';
 import type { Logger } from '../../src/runtime/logger.js';
 import { KubeApi } from './api.js';
+import { startKubeletServer } from './kubelet-server.js';
 import { NodeAgent } from './node.js';
 import { PodWorker } from './pod-worker.js';
 import { Provisioner } from './provisioner.js';
@@ -294,7 +295,15 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
     inf.on('delete', () => provisioner.kick());
   }
 
-  const node = new NodeAgent(api, nodeName, log);
+  // The kubelet API (logs, exec) before the Node, whose status advertises its port.
+  const server = await startKubeletServer({
+    api,
+    nodeName,
+    pkiDir: join(dataDir, 'pki'),
+    log: log.child({ part: 'kubelet-api' }),
+    findPod: (ns, name) => byName(ns, name),
+  });
+  const node = new NodeAgent(api, nodeName, log, server?.port ?? 0);
   await node.register();
   // Caches other parts read first; pods last, so a pod never looks up a missing cache entry.
   await Promise.all([services, claims, volumes, configMaps, secrets].map((i) => i.start()));
@@ -324,6 +333,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
     await Promise.all([pods, services, claims, volumes, configMaps, secrets].map((i) => i.stop().catch(() => undefined)));
     await Promise.all([...workers.values()].map((w) => w.terminate(w.frozen ? 0 : undefined)));
     workers.clear();
+    await server?.stop();
     await proxy.stop();
     await node.stop(opts.removeNodeOnStop !== false);
     if (cgroups.root) await cgroups.remove(cgroups.root);

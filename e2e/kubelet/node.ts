@@ -1,6 +1,7 @@
 // The Node object of the process kubelet: created Ready (the node lifecycle controller then
 // lifts its node.kubernetes.io/not-ready taint), kept alive by a Lease in kube-node-lease
-// renewed every 10 s and a status heartbeat every 10 s.
+// renewed every 10 s and a status heartbeat every 10 s. Its InternalIP 127.0.0.1 and
+// daemonEndpoints.kubeletEndpoint.Port are where the apiserver reaches the kubelet API.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../src/runtime/logger.js';
 import { microTime } from '../../src/runtime/time.js';
@@ -9,7 +10,7 @@ import { errorText } from '../../src/util/error-text.js';
 
 export const NODE_CAPACITY = { cpu: '16', memory: '64Gi', pods: '110', 'ephemeral-storage': '500Gi' };
 
-function nodeStatus(): Record<string, unknown> {
+function nodeStatus(kubeletPort: number): Record<string, unknown> {
   const t = new Date().toISOString();
   const cond = (type: string, status: string, reason: string, message: string) => ({
     type,
@@ -32,7 +33,7 @@ function nodeStatus(): Record<string, unknown> {
       { type: 'InternalIP', address: '127.0.0.1' },
       { type: 'Hostname', address: 'localhost' },
     ],
-    daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+    daemonEndpoints: { kubeletEndpoint: { Port: kubeletPort } },
     nodeInfo: {
       machineID: 'process-kubelet',
       systemUUID: 'process-kubelet',
@@ -54,6 +55,8 @@ export class NodeAgent {
     private readonly api: KubeApi,
     readonly name: string,
     private readonly log: Logger,
+    /** The kubelet API's port on 127.0.0.1 (0: none; logs and exec then fail in the apiserver). */
+    private readonly kubeletPort = 0,
   ) {}
 
   async register(): Promise<void> {
@@ -80,7 +83,7 @@ export class NodeAgent {
   }
 
   private async heartbeat(): Promise<void> {
-    await this.api.mergePatch(`/api/v1/nodes/${this.name}/status`, { status: nodeStatus() });
+    await this.api.mergePatch(`/api/v1/nodes/${this.name}/status`, { status: nodeStatus(this.kubeletPort) });
     const lease = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${this.name}`;
     const spec = { holderIdentity: this.name, leaseDurationSeconds: 40, renewTime: microTime(new Date()) };
     try {

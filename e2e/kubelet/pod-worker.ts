@@ -8,6 +8,9 @@ import type { V1Container, V1ContainerState, V1ContainerStateTerminated, V1Conta
 import type { Logger } from '../../src/runtime/logger.js';
 import { isStatus, type KubeApi } from './api.js';
 import { ContainerConfigError, containerEnv, expandRefs } from './container-env.js';
+import { headerLine, isHeaderLine } from './container-logs.js';
+import type { ExecTarget } from './exec.js';
+import type { ContainerView } from './kubelet-server.js';
 import { ImagePullError, resolveImage, type ResolvedImage } from './images.js';
 import { ProbeLoop, type ProbeTarget } from './probes.js';
 import { launchProcess, signal, writeIdentityFiles, type Cgroups, type ExitStatus, type Mount, type ProcessUser, type SandboxProcess } from './sandbox.js';
@@ -43,6 +46,8 @@ class ContainerRuntime {
   started = false;
   probes: ProbeLoop[] = [];
   startedAt = 0;
+  /** How exec enters this start of the container (set at launch). */
+  execTarget?: ExecTarget;
   constructor(
     readonly spec: V1Container,
     readonly init: boolean,
@@ -120,6 +125,20 @@ export class PodWorker {
   containerPid(name?: string): number | undefined {
     const c = name ? this.containers.find((x) => x.spec.name === name) : this.containers[0];
     return c?.running ? c.proc?.pid : undefined;
+  }
+
+  /** A container (init containers too) as the kubelet API serves it. */
+  view(name: string): ContainerView | undefined {
+    const c = [...this.containers, ...this.inits].find((x) => x.spec.name === name);
+    if (!c) return undefined;
+    const running = c.running;
+    return {
+      status: c.status(),
+      running,
+      logPath: c.logPath,
+      ...(running && c.proc ? { exited: c.proc.exited } : {}),
+      ...(running && c.execTarget ? { exec: c.execTarget } : {}),
+    };
   }
 
   update(pod: V1Pod): void {
@@ -304,13 +323,13 @@ export class PodWorker {
     ];
     const noNewPrivs = c.spec.securityContext?.allowPrivilegeEscalation === false;
     await this.newCgroup(c);
-    const log = await open(c.logPath, 'a');
-    await log.write(`---- ${now()} start ${c.spec.name} (restart ${c.restartCount}): ${argv.join(' ')}\n`);
-    await log.close();
+    await writeHeader(c.logPath, headerLine(c.spec.name, c.restartCount, argv));
+    const fullEnv = { HOME: user?.uid === 26 ? '/var/lib/postgresql' : '/', ...env };
+    const workingDir = c.spec.workingDir ?? image.workingDir;
     c.proc = launchProcess({
       argv,
-      env: { HOME: user?.uid === 26 ? '/var/lib/postgresql' : '/', ...env },
-      workingDir: c.spec.workingDir ?? image.workingDir,
+      env: fullEnv,
+      workingDir,
       mounts: allMounts,
       ...(user ? { user } : {}),
       noNewPrivs,
@@ -318,6 +337,7 @@ export class PodWorker {
       ...(c.cgroupDir ? { cgroupDir: c.cgroupDir } : {}),
       logPath: c.logPath,
     });
+    c.execTarget = { pid: c.proc.pid, ...(c.cgroupDir ? { cgroupDir: c.cgroupDir } : {}), env: fullEnv, ...(user ? { user } : {}), noNewPrivs, workingDir };
     return c.proc;
   }
 
@@ -600,18 +620,32 @@ async function terminatedState(c: ContainerRuntime, proc: SandboxProcess, exit: 
     startedAt: startedAt as unknown as Date,
     finishedAt: now() as unknown as Date,
     containerID: `process://${proc.pid}`,
-    ...(code !== 0 ? { message: await tail(c.logPath) } : {}),
+    ...(code !== 0 ? { message: await tail(c.logPath, c.spec.name) } : {}),
   };
 }
 
-async function tail(path: string, bytes = 2048): Promise<string> {
+/** The start's header line, on a line of its own even when the last start's output did not end one. */
+async function writeHeader(path: string, header: string): Promise<void> {
+  const f = await open(path, 'a+');
+  try {
+    const { size } = await f.stat();
+    const last = Buffer.alloc(1);
+    if (size > 0) await f.read(last, 0, 1, size - 1);
+    await f.write(size > 0 && last[0] !== 0x0a ? `\n${header}` : header);
+  } finally {
+    await f.close();
+  }
+}
+
+async function tail(path: string, container: string, bytes = 2048): Promise<string> {
   try {
     const f = await open(path, 'r');
     try {
       const { size } = await f.stat();
       const buf = Buffer.alloc(Math.min(bytes, size));
       await f.read(buf, 0, buf.length, size - buf.length);
-      return buf.toString('utf8').split('\n').slice(-15).join('\n').trim();
+      const lines = buf.toString('utf8').split('\n');
+      return lines.filter((l) => !isHeaderLine(l, container)).slice(-15).join('\n').trim();
     } finally {
       await f.close();
     }
