@@ -87,7 +87,11 @@ async function collectObjects(kube: Kube, name: string, b: Bundle, names: Set<st
   const selector = `${LABELS.cluster}=${name}`;
   for (const [apiVersion, kind, file] of OWNED_KINDS) {
     await attempt(b, `list ${file}`, async () => {
-      const list = await kube.clients.objects.list<Obj>(apiVersion, kind, kube.namespace, undefined, undefined, undefined, undefined, selector);
+      const list = await kube.clients.objects.list<Obj>(apiVersion, kind, kube.namespace, undefined, undefined, undefined, undefined, selector).catch((err: unknown) => {
+        // A kind whose API is not served (the Prometheus Operator's CRDs not installed) has nothing to collect.
+        if ((err as { code?: number }).code === 404) return { items: [] as Obj[] };
+        throw err;
+      });
       const items = list.items.map((o) => (kind === 'Secret' ? redactSecret(o) : stripNoise(o)));
       for (const o of list.items) names.add(`${kind}/${o.metadata?.name}`);
       if (kind === 'Pod') pods = list.items as unknown as V1Pod[];
