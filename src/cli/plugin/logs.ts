@@ -123,8 +123,9 @@ async function followAll(kube: Kube, list: Source[], o: LogsOptions, print: (l: 
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
       try {
-        const ctl = await log.log(s.namespace, s.pod, s.container, sink, { follow: true, tailLines: s.filter ? 0 : o.tail, previous: o.previous });
-        signal.addEventListener('abort', () => ctl.abort(), { once: true });
+        // Not aborted on ^C: client-node pipes the response into the sink without an error
+        // handler, so an aborted body would crash the process; the plugin exits instead.
+        await log.log(s.namespace, s.pod, s.container, sink, { follow: true, tailLines: s.filter ? 0 : o.tail, previous: o.previous });
         await ended;
       } catch (e) {
         if (!signal.aborted) err(`${s.label}: ${errorText(e)}`);
