@@ -88,7 +88,8 @@ export function formatLine(line: LogLine, c: Colors, opts: { hide?: string[] } =
   const time = line.time === undefined ? '' : `${new Date(line.time).toISOString()} `;
   const hide = new Set([...HEAD, ...(opts.hide ?? [])]);
   const fields = Object.entries(j)
-    .filter(([k]) => !hide.has(k))
+    // The source already names the instance.
+    .filter(([k, v]) => !hide.has(k) && !(k === 'instance' && v === line.source))
     .map(([k, v]) => `${c.dim(`${k}=`)}${value(v)}`);
   const component = typeof j.component === 'string' ? `/${j.component}` : '';
   return `${c.dim(time)}${paint(level.toUpperCase().padEnd(5))} ${c.bold(`${line.source}${component}`)} ${paint(j.msg)}${fields.length ? ` ${fields.join(' ')}` : ''}`;
