@@ -7,11 +7,14 @@
 // the same pods (UIDs), no container restarted, no StatefulSet was changed (generations), and the
 // cluster is still Healthy. The negative control: the operator pod really is a new one running
 // the new tag, and it really did passes over this cluster — else the test could pass vacuously.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WRITE_VERBS } from '../src/runtime/metrics.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
-import { createTestNamespace, deleteTestNamespace, kubeconfigPath } from './harness/env.js';
+import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, parseCounter } from './harness/operator.js';
 import { CHART_APP_VERSION, OperatorRelease, changedStatefulSets, instancePods, instanceStatefulSets, podChanges, requestPass } from './harness/operator-release.js';
@@ -84,5 +87,20 @@ describe('operator upgrade (helm upgrade to a new operator image)', () => {
     const after = await db.healthy(INSTANCES, 30_000);
     expect(after.status!.rollout).toBeUndefined();
     expect(after.status!.currentPrimary).toBe(healthy.status!.currentPrimary);
+  });
+
+  it('kubectl pgpilot logs --operator: the operator pod\'s lines about this cluster, and only those', async () => {
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [join(REPO_ROOT, 'dist/cli/plugin/main.js'), ...args, '--kubeconfig', kubeconfigPath()], { env: { ...process.env, NO_COLOR: '1' } });
+    // A change the operator applies (a reload-level setting: the ConfigMap) gives it something to log at info.
+    await db.patchSpec({ postgresql: { parameters: { work_mem: '5MB' } } });
+    let lines: { cluster?: string; namespace?: string; msg: string }[] = [];
+    await waitFor('the operator pod logs a line about the cluster', async () => {
+      const raw = await run(['logs', NAME, '-n', ns, '--operator', '--raw', '--tail', '30']);
+      lines = raw.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { cluster?: string; namespace?: string; msg: string });
+      return lines.some((l) => l.msg === 'applied changes');
+    }, { timeoutMs: 60_000 });
+    for (const l of lines) expect(l, l.msg).toMatchObject({ cluster: NAME, namespace: ns });
+    const pretty = await run(['logs', NAME, '-n', ns, '--operator', '--tail', '5']);
+    expect(pretty.stdout).toMatch(/^\S+Z (INFO|DEBUG|WARN|ERROR) +\S*pgpilot\S*\/operator /m);
   });
 });
