@@ -19,6 +19,14 @@ export const CONDITION_OWNERS = {
   Upgrading: 'upgrade',
   Hibernated: 'hibernation',
   MonitoringQueriesValid: 'monitoring',
+  // Anomalies (anomalies.ts): True while present.
+  XidWraparoundRisk: 'anomalies',
+  LongTransactions: 'anomalies',
+  ReplicationLagging: 'anomalies',
+  SlotRetainingWal: 'anomalies',
+  WalGrowingArchiveFailing: 'anomalies',
+  ConnectionsNearLimit: 'anomalies',
+  CheckpointsForced: 'anomalies',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;
@@ -83,6 +91,9 @@ const WATCHED: Partial<Record<ConditionType, Watch>> = {
   Degraded: { trouble: 'True', recovered: 'Recovered', recoveredMessage: 'The problem reported earlier is resolved' },
   ContinuousArchiving: { trouble: 'False', recovered: 'ArchivingResumed', chosen: ['BackupDisabled'] },
   MonitoringQueriesValid: { trouble: 'False', recovered: 'CustomQueriesValid', recoveredMessage: 'The custom exporter queries reported earlier load and run again' },
+  ...Object.fromEntries(
+    (['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced'] as const).map((t) => [t, { trouble: 'True', recovered: `${t}Cleared` }]),
+  ),
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */
