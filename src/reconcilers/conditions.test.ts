@@ -77,7 +77,7 @@ describe('conditionEvents', () => {
   it('tells of an anomaly when it appears and when it clears, not while it lasts', () => {
     expect(conditionEvents([c('XidWraparoundRisk', 'False', 'XidAgeNormal')], [c('XidWraparoundRisk', 'True', 'XidAgeHigh', 'app is old')])).toEqual([{ type: 'Warning', reason: 'XidAgeHigh', message: 'app is old' }]);
     expect(conditionEvents([c('XidWraparoundRisk', 'True', 'XidAgeHigh', 'app is old')], [c('XidWraparoundRisk', 'True', 'XidAgeHigh', 'app is older')])).toEqual([]);
-    expect(conditionEvents([c('CheckpointsForced', 'True', 'CheckpointsForced')], [c('CheckpointsForced', 'False', 'CheckpointsTimed', 'timed again')])).toEqual([{ type: 'Normal', reason: 'CheckpointsForcedCleared', message: 'timed again' }]);
+    expect(conditionEvents([c('CheckpointsForced', 'True', 'CheckpointsForced')], [c('CheckpointsForced', 'False', 'CheckpointsTimed', 'timed again')])).toEqual([{ type: 'Normal', reason: 'CheckpointsForcedCleared', message: 'timed again (it was: CheckpointsForced CheckpointsForced)' }]);
   });
 
   it('is silent for steady states, Unknown, unwatched conditions and chosen states', () => {
