@@ -20,14 +20,15 @@ const MAX_RECORDS = 10;
 type Record_ = NonNullable<AnomaliesStatus['corrections']>[number];
 
 /** The Event of a correction that did something (none for "nothing left to do"). */
-function eventOf(c: PlannedCorrection, r: CorrectionResult): { type: 'Normal' | 'Warning'; reason: string } | undefined {
+function eventOf(r: CorrectionResult): { type: 'Normal' | 'Warning'; reason: string } | undefined {
   switch (r.action) {
     case 'terminateIdleInTransaction':
       return r.terminated?.length ? { type: 'Warning', reason: 'IdleTransactionsTerminated' } : undefined;
     case 'dropSlot':
       return r.dropped ? { type: 'Warning', reason: 'ReplicationSlotDropped' } : undefined;
     case 'vacuumFreeze':
-      return c.request.action === 'vacuumFreeze' ? { type: 'Normal', reason: 'VacuumFreezeStarted' } : undefined;
+      // A request that joined a vacuum already running started nothing.
+      return r.message.startsWith('VACUUM (FREEZE) started') ? { type: 'Normal', reason: 'VacuumFreezeStarted' } : undefined;
   }
 }
 
@@ -40,7 +41,7 @@ async function correct(ctx: ReconcileContext, agent: AgentClient, planned: Plann
     if (!host || !token) continue;
     try {
       const result = await agent.correct({ host, token, isolationSeconds: ctx.observed.isolationSeconds }, c.request);
-      const event = eventOf(c, result);
+      const event = eventOf(result);
       if (!event) continue;
       const message = `${c.instance}: ${result.message}`;
       await ctx.event(event.type, event.reason, message);
