@@ -127,6 +127,9 @@ const CREATE_CASES: BadCase[] = [
     mutate: (c) => (c.spec.bootstrap = { recovery: { source: SOURCE, target: { immediate: false } } }),
     expect: ['spec.bootstrap.recovery.target.immediate', 'immediate may only be true'],
   },
+  { what: 'an anomaly threshold of zero bytes', mutate: (c) => (c.spec.autopilot = { anomalies: { replicationLag: '0' } }), expect: ['spec.autopilot.anomalies.replicationLag', 'must be a positive Kubernetes quantity'] },
+  { what: 'a connections threshold under 10 %', mutate: (c) => (c.spec.autopilot = { anomalies: { connectionsPercent: 5 } }), expect: ['spec.autopilot.anomalies.connectionsPercent', 'greater than or equal to 10'] },
+  { what: 'an xid age threshold past wraparound', mutate: (c) => (c.spec.autopilot = { anomalies: { xidAge: 3_000_000_000 } }), expect: ['spec.autopilot.anomalies.xidAge', 'less than or equal to 2000000000'] },
   {
     what: 'a backupId with a PostgreSQLBackup',
     mutate: (c) => (c.spec.bootstrap = { recovery: { backup: { name: 'b' }, backupId: '20261125T020000Z' } }),

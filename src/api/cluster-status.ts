@@ -3,6 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { RecoverySourceSchema } from './recovery.js';
 import { Obj, StringEnum } from './schema-helpers.js';
+import { AnomaliesStatusSchema } from './anomalies.js';
 
 export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
   type: Type.String({ description: 'Condition type, e.g. Ready.', maxLength: 316 }),
@@ -141,6 +142,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster that finished (completed or failed).' })),
   nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
   archiving: Type.Optional(ArchivingStatusSchema),
+  anomalies: Type.Optional(AnomaliesStatusSchema),
   conditions: Type.Optional(
     Type.Array(ConditionSchema, {
       description: 'Ready, Progressing, Degraded and the conditions of each concern.',

@@ -8,12 +8,14 @@ import { ClusterStatusSchema } from './cluster-status.js';
 import { DEFAULTS } from './defaults.js';
 import { RecoverySchema } from './recovery.js';
 import { BackupTargetSchema, S3TargetSchema, VolumeTargetSchema } from './stores.js';
+import { AutopilotSpecSchema } from './anomalies.js';
 
 // The parts in their own modules, re-exported: importers name the API by this one module.
 export { DEFAULTS } from './defaults.js';
 export * from './stores.js';
 export * from './recovery.js';
 export * from './cluster-status.js';
+export * from './anomalies.js';
 
 /** PostgreSQL 13 reached its end of life in November 2025; 14–18 are the ones with builds and images. */
 export const SUPPORTED_MAJORS = [14, 15, 16, 17, 18] as const;
@@ -436,6 +438,7 @@ export const ClusterSpecSchema = Obj(
         ),
       }),
     ),
+    autopilot: Type.Optional(AutopilotSpecSchema),
     stopDelaySeconds: Type.Optional(
       Type.Integer({ description: 'Grace period for a PostgreSQL pod to shut down (smart, then fast) before it is killed.', minimum: 5, maximum: 3600, default: DEFAULTS.stopDelaySeconds }),
     ),

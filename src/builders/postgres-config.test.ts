@@ -98,6 +98,18 @@ describe('pg_hba.conf', () => {
     expect(renderPgHba(seedCluster().spec).trimEnd().split('\n').at(-1)).toBe(CATCH_ALL);
   });
 
+  it('puts a max_wal_size the anomaly correction raised above the tuned value and below the user\'s', () => {
+    const spec = seedCluster().spec;
+    const tuned = postgresParameters(spec).max_wal_size!;
+    expect(postgresParameters(spec, undefined, undefined, { max_wal_size: '100000MB' }).max_wal_size).toBe('100000MB');
+    // Below the tuned value (the volume grew since): the tuned one.
+    expect(postgresParameters(spec, undefined, undefined, { max_wal_size: '64MB' }).max_wal_size).toBe(tuned);
+    expect(postgresParameters(seedCluster({ postgresql: { parameters: { max_wal_size: '2GB' } } }).spec, undefined, undefined, { max_wal_size: '100000MB' }).max_wal_size).toBe('2GB');
+    const raised = seedCluster();
+    raised.status = { anomalies: { maxWalSize: { value: '100000MB', reason: 'forced', since: '2026-03-01T00:00:00Z' } } };
+    expect(configMap(raised).data!['postgresql.conf']).toContain("max_wal_size = '100000MB'");
+  });
+
   it('ships both files in the cluster\'s ConfigMap', () => {
     const cm = configMap(seedCluster());
     expect(cm.metadata?.name).toBe('prod-db-config');

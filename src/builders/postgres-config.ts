@@ -68,22 +68,40 @@ function defaultParameters(spec: ClusterSpec): Record<string, string> {
   };
 }
 
-export function postgresParameters(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings): Record<string, string> {
+/** "128MB", "65536kB", "1GB" → bytes; undefined when not a size PostgreSQL would read the same way. */
+function settingBytes(v: string | undefined): number | undefined {
+  const m = /^\s*(\d+)\s*(B|kB|MB|GB|TB)?\s*$/.exec(v ?? '');
+  if (!m) return undefined;
+  const unit = { B: 1, kB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30, TB: 2 ** 40 }[m[2] ?? 'MB']!;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * Settings the autopilot's corrections raised (status.anomalies: max_wal_size): above the tuned
+ * value — one below it (the volume grew since) is ignored — and below the user's parameters.
+ */
+function raisedParameters(tuned: Record<string, string>, raised: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(raised).filter(([k, v]) => (settingBytes(v) ?? 0) > (settingBytes(tuned[k]) ?? 0)));
+}
+
+/** `raised`: values the anomaly corrections set (status.anomalies.maxWalSize), by parameter name. */
+export function postgresParameters(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings, raised: Record<string, string> = {}): Record<string, string> {
   const user = spec.postgresql?.parameters ?? {};
   // The API refuses these already; a spec admitted by an older CRD still must not inject lines.
   for (const [name, value] of Object.entries(user)) {
     if (!new RegExp(PARAMETER_NAME_PATTERN).test(name)) throw new SpecError(`spec.postgresql.parameters[${JSON.stringify(name)}]`, 'is not a PostgreSQL parameter name');
     if (/[\r\n]/.test(value)) throw new SpecError(`spec.postgresql.parameters.${name}`, 'may not contain a line break');
   }
-  return { ...defaultParameters(spec), ...user, ...managedParameters(spec, streamingReplicas, archive) };
+  const defaults = defaultParameters(spec);
+  return { ...defaults, ...raisedParameters(defaults, raised), ...user, ...managedParameters(spec, streamingReplicas, archive) };
 }
 
 function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings): string {
-  const params = postgresParameters(spec, streamingReplicas, archive);
+export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: number, archive?: ArchiveSettings, raised: Record<string, string> = {}): string {
+  const params = postgresParameters(spec, streamingReplicas, archive, raised);
   const lines = Object.keys(params)
     .sort()
     .map((k) => `${k} = ${quote(params[k]!)}`);

@@ -1,8 +1,8 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../runtime/logger.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PostUpgradeRequest, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parsePostUpgradeRequest, parseRestartPermitRequest, parseWait } from './requests.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PostUpgradeRequest, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parsePostUpgradeRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 import { MAX_PERMIT_SECONDS } from './restart-permit.js';
 import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
@@ -30,6 +30,8 @@ export interface AgentApi {
   restartPermit(req: RestartPermitRequest): Promise<RestartPermit>;
   /** Starts an upgraded primary's post-upgrade work in the background. */
   postUpgrade(req: PostUpgradeRequest): Promise<void>;
+  /** An anomaly's correction (health.ts): [200 or 202, what was done]. Optional: test doubles may lack it. */
+  correct?(req: CorrectionRequest): Promise<[number, CorrectionResult]>;
 }
 
 export interface ApiServerOptions {
@@ -147,6 +149,11 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
     'POST /v1/reload': async () => (await api.reload(), [200, ok]),
     'POST /v1/restart-permit': async (req) => [200, await api.restartPermit(parseRestartPermitRequest(await readJson(req), MAX_PERMIT_SECONDS))],
     'POST /v1/post-upgrade': async (req) => (await api.postUpgrade(parsePostUpgradeRequest(await readJson(req))), [202, ok]),
+    'POST /v1/correct': async (req) => {
+      const body = parseCorrectionRequest(await readJson(req));
+      if (!api.correct) throw new HttpError(404, 'this agent makes no corrections');
+      return api.correct(body);
+    },
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {

@@ -23,10 +23,17 @@
 //                              queries at their next use); 409 while postgres does not run
 //   POST /v1/restart-permit  RestartPermitRequest → RestartPermit: a start of postgres within the
 //                            permit comes up writable (a planned restart of this primary in place)
+//   POST /v1/correct         CorrectionRequest → CorrectionResult: an anomaly's correction (health.ts):
+//                            terminate sessions idle in transaction, drop an inactive slot (both
+//                            re-checked in SQL, so a repeat does nothing), or start VACUUM (FREEZE)
+//                            in the background (202; a repeat while it runs joins it)
 // Errors: JSON ApiError with an HTTP status (400 bad request, 401 no/invalid token, 409 not
 // possible in this state, 500 failure).
 
 import type { ArchiverStatus } from '../backup/wal-archiver.js';
+import type { HealthSnapshot } from '../postgres/health-queries.js';
+
+export type { HealthSnapshot } from '../postgres/health-queries.js';
 
 export type InstanceRole = 'primary' | 'replica' | 'none';
 
@@ -190,6 +197,46 @@ export interface InstanceStatus {
   provisionalSettings?: Record<string, string>;
   /** The exporter's own queries: null when the pod has none (or no exporter). */
   customQueries?: CustomQueriesStatus | null;
+  /**
+   * The health snapshot anomaly detection reads (refreshed on its own timer, never on this call):
+   * null until the first one, or while postgres does not run. (Optional: see archiving.)
+   */
+  health?: HealthSnapshot | null;
+  /** The last VACUUM (FREEZE) a correction started: null before the first. (Optional: see archiving.) */
+  vacuum?: VacuumStatus | null;
+}
+
+/** POST /v1/correct: the correction of an anomaly the operator asks for. */
+export type CorrectionRequest =
+  /** pg_terminate_backend() of every client backend idle in a transaction for longer than this. */
+  | { action: 'terminateIdleInTransaction'; olderThanSeconds: number }
+  /** VACUUM (FREEZE) in each database, in this order, in the background. */
+  | { action: 'vacuumFreeze'; databases: string[] }
+  /** pg_drop_replication_slot() when the slot is still inactive and retains at least this much WAL. */
+  | { action: 'dropSlot'; slot: string; minRetainedBytes: number };
+
+export interface CorrectionResult {
+  action: CorrectionRequest['action'];
+  /** What was done, in a sentence (also for "nothing to do"). */
+  message: string;
+  /** Terminated sessions (terminateIdleInTransaction). */
+  terminated?: { pid: number; database: string | null; user: string | null; idleSeconds: number }[];
+  /** The slot was dropped (dropSlot). */
+  dropped?: boolean;
+  /** The vacuum started or joined (vacuumFreeze). */
+  vacuum?: VacuumStatus;
+}
+
+export interface VacuumStatus {
+  databases: string[];
+  state: 'running' | 'succeeded' | 'failed';
+  /** The database being vacuumed now (running), or the last one. */
+  current: string | null;
+  /** Databases finished. */
+  done: number;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
 }
 
 export type BootstrapRequest =

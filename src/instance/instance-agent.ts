@@ -8,7 +8,7 @@ import * as sql from '../postgres/sql.js';
 import { killRunningTools } from '../postgres/tool.js';
 import { AgentState, type AgentDeps } from './agent-state.js';
 import type { AgentApi } from './api-server.js';
-import type { BootstrapRequest, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PostUpgradeRequest, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
+import type { BootstrapRequest, CorrectionRequest, CorrectionResult, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PostUpgradeRequest, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
 import { ConfigWatch } from './config-watch.js';
 import { errorText } from '../util/error-text.js';
 import { follow } from './follow.js';
@@ -19,6 +19,7 @@ import { applyStandbyMinimums } from './standby-minimums.js';
 import { bootstrap, decideStart, guardPrimaryStart } from './startup.js';
 import { shapeStatus } from './status.js';
 import { PostUpgrade } from './post-upgrade.js';
+import { HealthMonitor } from './health.js';
 
 export class InstanceAgent implements AgentApi {
   private readonly a: AgentState;
@@ -26,6 +27,7 @@ export class InstanceAgent implements AgentApi {
   private readonly isolation: SelfIsolation;
   private initialized = false;
   private readonly postUpgradeWork: PostUpgrade;
+  private readonly health: HealthMonitor;
 
   constructor(deps: AgentDeps) {
     this.a = new AgentState(deps, (a) => {
@@ -35,6 +37,7 @@ export class InstanceAgent implements AgentApi {
     this.config = new ConfigWatch(this.a);
     this.isolation = new SelfIsolation(this.a);
     this.postUpgradeWork = new PostUpgrade(this.a);
+    this.health = new HealthMonitor(this.a);
   }
 
   /** The state the agent's parts share (read by the metrics exporter). */
@@ -53,10 +56,11 @@ export class InstanceAgent implements AgentApi {
     }
   }
 
-  /** The background watches: the mounted configuration, and self-isolation. */
+  /** The background watches: the mounted configuration, self-isolation, the health snapshot. */
   startWatches(): void {
     this.config.start();
     this.isolation.start();
+    this.health.start();
   }
 
   healthy(): boolean {
@@ -96,6 +100,8 @@ export class InstanceAgent implements AgentApi {
       cannotCatchUp: a.cannotCatchUp,
       awaitingRole: a.awaitingRole,
       customQueries: (await a.customQueries?.status()) ?? null,
+      health: this.health.current(),
+      vacuum: this.health.vacuum(),
       ...(Object.keys(a.startOverrides).length > 0 ? { provisionalSettings: a.startOverrides } : {}),
     };
   }
@@ -146,6 +152,10 @@ export class InstanceAgent implements AgentApi {
     return this.postUpgradeWork.start(req);
   }
 
+  correct(req: CorrectionRequest): Promise<[number, CorrectionResult]> {
+    return this.health.correct(req);
+  }
+
   async shutdown(signal: string): Promise<void> {
     const { a } = this;
     if (a.stopping) return;
@@ -153,6 +163,7 @@ export class InstanceAgent implements AgentApi {
     a.phase.setPhase('Stopping', `signal ${signal}`);
     this.config.stop();
     this.isolation.stop();
+    this.health.stop();
     // Keep a second for our own exit within the pod's grace period.
     const budget = Math.max(1000, a.settings.stopTimeoutSeconds * 1000 - 1000);
     const deadline = Date.now() + budget;

@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (requests.ts).
 import { describe, expect, it } from 'vitest';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 
 describe('API requests', () => {
   it('validates bootstrap and follow bodies', () => {
@@ -52,5 +52,15 @@ describe('operation requests', () => {
     expect(parseFollowRequest({ primary, reclone: true })).toEqual({ primary, reclone: true });
     expect(parseFollowRequest({ primary, reclone: false })).toEqual({ primary });
     expect(() => parseFollowRequest({ primary, reclone: 'yes' })).toThrow('reclone must be true or false');
+  });
+
+  it('takes a correction only with its action and well-formed fields', () => {
+    expect(parseCorrectionRequest({ action: 'terminateIdleInTransaction', olderThanSeconds: 600 })).toEqual({ action: 'terminateIdleInTransaction', olderThanSeconds: 600 });
+    expect(parseCorrectionRequest({ action: 'dropSlot', slot: 'stale_1', minRetainedBytes: 5 })).toEqual({ action: 'dropSlot', slot: 'stale_1', minRetainedBytes: 5 });
+    expect(parseCorrectionRequest({ action: 'vacuumFreeze', databases: ['app', 'postgres'] })).toEqual({ action: 'vacuumFreeze', databases: ['app', 'postgres'] });
+    expect(() => parseCorrectionRequest({ action: 'dropDatabase' })).toThrow(/action must be/);
+    expect(() => parseCorrectionRequest({ action: 'terminateIdleInTransaction', olderThanSeconds: -1 })).toThrow(/olderThanSeconds/);
+    expect(() => parseCorrectionRequest({ action: 'dropSlot', slot: "x'; DROP", minRetainedBytes: 0 })).toThrow(/slot must be/);
+    expect(() => parseCorrectionRequest({ action: 'vacuumFreeze', databases: [] })).toThrow(/databases must be/);
   });
 });

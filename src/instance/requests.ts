@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (pure).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { BootstrapRequest, FenceRequest, FollowRequest, PostUpgradeRequest, RestartPermitRequest } from './api-types.js';
+import type { BootstrapRequest, CorrectionRequest, FenceRequest, FollowRequest, PostUpgradeRequest, RestartPermitRequest } from './api-types.js';
 
 export class HttpError extends Error {
   constructor(
@@ -83,4 +83,32 @@ export function bearerMatches(header: string | undefined, expected: string): boo
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b) && given.length > 0;
+}
+
+const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+const DATABASE_NAME = /^[^\0]{1,63}$/;
+
+/** POST /v1/correct: one of the actions of CorrectionRequest, its fields checked. */
+export function parseCorrectionRequest(body: unknown): CorrectionRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  const wholeNumber = (v: unknown, field: string, max: number) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new HttpError(400, `${field} must be a whole number from 0 to ${max}`);
+    return v;
+  };
+  switch (body.action) {
+    case 'terminateIdleInTransaction':
+      return { action: body.action, olderThanSeconds: wholeNumber(body.olderThanSeconds, 'olderThanSeconds', 7 * 86400) };
+    case 'dropSlot':
+      if (typeof body.slot !== 'string' || !SLOT_NAME.test(body.slot)) throw new HttpError(400, 'slot must be a replication slot name (lowercase letters, digits, _)');
+      return { action: body.action, slot: body.slot, minRetainedBytes: wholeNumber(body.minRetainedBytes, 'minRetainedBytes', Number.MAX_SAFE_INTEGER) };
+    case 'vacuumFreeze': {
+      const { databases } = body;
+      if (!Array.isArray(databases) || databases.length === 0 || databases.length > 64 || !databases.every((d) => typeof d === 'string' && DATABASE_NAME.test(d))) {
+        throw new HttpError(400, 'databases must be a list of 1 to 64 database names');
+      }
+      return { action: body.action, databases: databases as string[] };
+    }
+    default:
+      throw new HttpError(400, 'action must be "terminateIdleInTransaction", "dropSlot" or "vacuumFreeze"');
+  }
 }

@@ -44,7 +44,8 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('upgrade')).toEqual(['Upgrading']);
     expect(conditionsOwnedBy('hibernation')).toEqual(['Hibernated']);
     expect(conditionsOwnedBy('monitoring')).toEqual(['MonitoringQueriesValid']);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing'].includes(o))).toBe(true);
+    expect(conditionsOwnedBy('anomalies')).toEqual(['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced']);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing', 'anomalies'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {
@@ -71,6 +72,12 @@ describe('conditionEvents', () => {
   it('says so once when the trouble ends', () => {
     expect(conditionEvents([c('Degraded', 'True', 'SecretNotFound')], [c('Degraded', 'False', 'AsExpected')])).toEqual([{ type: 'Normal', reason: 'Recovered', message: 'The problem reported earlier is resolved' }]);
     expect(conditionEvents([c('ContinuousArchiving', 'False', 'ArchiveFailing')], [c('ContinuousArchiving', 'True', 'Archiving', 'all archived')])).toEqual([{ type: 'Normal', reason: 'ArchivingResumed', message: 'all archived' }]);
+  });
+
+  it('tells of an anomaly when it appears and when it clears, not while it lasts', () => {
+    expect(conditionEvents([c('XidWraparoundRisk', 'False', 'XidAgeNormal')], [c('XidWraparoundRisk', 'True', 'XidAgeHigh', 'app is old')])).toEqual([{ type: 'Warning', reason: 'XidAgeHigh', message: 'app is old' }]);
+    expect(conditionEvents([c('XidWraparoundRisk', 'True', 'XidAgeHigh', 'app is old')], [c('XidWraparoundRisk', 'True', 'XidAgeHigh', 'app is older')])).toEqual([]);
+    expect(conditionEvents([c('CheckpointsForced', 'True', 'CheckpointsForced')], [c('CheckpointsForced', 'False', 'CheckpointsTimed', 'timed again')])).toEqual([{ type: 'Normal', reason: 'CheckpointsForcedCleared', message: 'timed again (it was: CheckpointsForced CheckpointsForced)' }]);
   });
 
   it('is silent for steady states, Unknown, unwatched conditions and chosen states', () => {

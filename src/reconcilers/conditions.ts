@@ -20,6 +20,14 @@ export const CONDITION_OWNERS = {
   Hibernated: 'hibernation',
   Fenced: 'fencing',
   MonitoringQueriesValid: 'monitoring',
+  // Anomalies (anomalies.ts): True while present.
+  XidWraparoundRisk: 'anomalies',
+  LongTransactions: 'anomalies',
+  ReplicationLagging: 'anomalies',
+  SlotRetainingWal: 'anomalies',
+  WalGrowingArchiveFailing: 'anomalies',
+  ConnectionsNearLimit: 'anomalies',
+  CheckpointsForced: 'anomalies',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;
@@ -79,11 +87,16 @@ interface Watch {
   recoveredMessage?: string;
   /** Reasons that are a choice, not trouble (backups switched off): no Event either way. */
   chosen?: string[];
+  /** The recovery Event also says what the trouble was (each occurrence is its own Event, not a repeat the recorder drops). */
+  recalled?: boolean;
 }
 const WATCHED: Partial<Record<ConditionType, Watch>> = {
   Degraded: { trouble: 'True', recovered: 'Recovered', recoveredMessage: 'The problem reported earlier is resolved' },
   ContinuousArchiving: { trouble: 'False', recovered: 'ArchivingResumed', chosen: ['BackupDisabled'] },
   MonitoringQueriesValid: { trouble: 'False', recovered: 'CustomQueriesValid', recoveredMessage: 'The custom exporter queries reported earlier load and run again' },
+  ...Object.fromEntries(
+    (['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced'] as const).map((t) => [t, { trouble: 'True', recovered: `${t}Cleared`, recalled: true }]),
+  ),
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */
@@ -97,7 +110,8 @@ export function conditionEvents(before: Condition[] | undefined, after: Conditio
     if (troubled(now) && (!troubled(was) || was!.reason !== now.reason)) {
       out.push({ type: 'Warning', reason: now.reason, message: now.message });
     } else if (now.status !== watch.trouble && troubled(was)) {
-      out.push({ type: 'Normal', reason: watch.recovered, message: watch.recoveredMessage ?? now.message });
+      const message = watch.recoveredMessage ?? now.message;
+      out.push({ type: 'Normal', reason: watch.recovered, message: watch.recalled ? `${message} (it was: ${was!.message})` : message });
     }
   }
   return out;

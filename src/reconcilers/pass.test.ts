@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterStatusSchema, type ClusterStatus } from '../api/cluster.js';
 import { SpecError } from '../api/spec-error.js';
+import { createAnomaliesReconciler } from './anomalies.js';
 import { createBackupReconciler } from './backup.js';
 import { createHaReconciler, type HaDeps } from './ha.js';
 import { installReconciler } from './install.js';
@@ -139,7 +140,7 @@ describe('runPass', () => {
 
 describe('status field ownership', () => {
   it('gives every field of the status schema exactly one owner: a reconciler or the status step', () => {
-    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never), createMajorUpgradeReconciler({} as never), createHibernationReconciler({} as never), createFencingReconciler({} as never), createReloadReconciler({} as never)].map((r) => [r.name, r.statusFields] as const);
+    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never), createMajorUpgradeReconciler({} as never), createHibernationReconciler({} as never), createFencingReconciler({} as never), createReloadReconciler({} as never), createAnomaliesReconciler({} as never)].map((r) => [r.name, r.statusFields] as const);
     const all = [...owners.flatMap(([, fields]) => fields), ...STATUS_STEP_FIELDS].sort();
     expect(all).toEqual(Object.keys(ClusterStatusSchema.properties).sort());
   });
