@@ -144,6 +144,7 @@ describe('kubectl pgpilot', () => {
     for (const i of r.instanceTable) {
       expect(i.timeline, i.name).toBeGreaterThanOrEqual(1);
       expect(i.lsn, i.name).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+      expect(i.version, i.name).toBe(c.status!.version);
       if (i.name !== c.status!.currentPrimary) expect(i, i.name).toMatchObject({ streaming: true, lagBytes: expect.any(Number) as number });
     }
     const text = await plugin(['status', NAME, '-n', ns]);

@@ -57,6 +57,8 @@ export interface InstancePosition {
   /** A replica: whether its WAL receiver streams. */
   streaming?: boolean;
   fenced?: boolean;
+  /** The PostgreSQL version the instance runs. */
+  version?: string;
 }
 
 /** Pure: timeline, LSN and lag of each instance from the agents' statuses. */
@@ -73,6 +75,7 @@ export function positions(answers: AgentAnswer[]): Map<string, InstancePosition>
       lagBytes: lag === undefined ? undefined : Number(lag > 0n ? lag : 0n),
       streaming: s.role === 'primary' ? undefined : s.streaming,
       fenced: s.fenced,
+      ...(s.postgresVersion ? { version: s.postgresVersion } : {}),
     });
   }
   return out;

@@ -142,6 +142,9 @@ describe('status report', () => {
     expect(text).toMatch(/prod-db-2 .* 3\s+1A\/2B000000\s+3\.8 MB/);
     expect(text).toMatch(/prod-db-3\s+replica\s+no\s+Fenced .* 2\s+19\/FF000000\s+2\.8 GB\n/);
     at.set('prod-db-3', { ...at.get('prod-db-3'), fenced: false });
+    at.set('prod-db-1', { ...at.get('prod-db-1'), version: '16.13' });
+    at.set('prod-db-2', { ...at.get('prod-db-2'), version: '16.14' });
+    expect(formatStatus(buildStatusReport(cluster(), pods, events, at), plain, NOW)).toMatch(/prod-db-2\s+replica\s+yes\s+Running 16\.14 /);
     expect(formatStatus(buildStatusReport(cluster(), pods, events, at), plain, NOW)).toMatch(/prod-db-3\s+replica\s+no\s+NotStreaming /);
   });
 

@@ -30,6 +30,8 @@ export interface InstanceReport {
   /** A replica: whether it streams from the primary. */
   streaming?: boolean;
   fenced?: boolean;
+  /** From the instance's agent: the PostgreSQL version it runs. */
+  version?: string;
 }
 
 export interface StatusReport {
@@ -218,11 +220,13 @@ function instanceLines(r: StatusReport, c: Colors, now: number): string[] {
     { header: 'AGE', max: 5 },
     ...(withLsn ? [{ header: 'TL', max: 4 }, { header: 'LSN', max: 17 }, { header: 'LAG' }] : [{ header: 'NODE', max: 20 }]),
   ];
+  // Instances on different versions (a rolling minor upgrade): the version in the STATUS column.
+  const mixed = new Set(r.instanceTable.map((i) => i.version).filter(Boolean)).size > 1;
   const rows = r.instanceTable.map((i) => [
     i.name,
     i.role,
     i.ready ? 'yes' : 'no',
-    statusCell(i),
+    mixed && i.version ? `${statusCell(i)} ${i.version}` : statusCell(i),
     String(i.restarts),
     age(i.startedAt, now),
     ...(withLsn ? [i.timeline === undefined ? '?' : String(i.timeline), i.lsn ?? '?', lagCell(i)] : [i.node ?? '']),
