@@ -2,6 +2,7 @@
 // reconciler: src/reconcilers/conditions.ts).
 import { Type, type Static } from '@sinclair/typebox';
 import { RecoverySourceSchema } from './recovery.js';
+import { StorageStatusSchema } from './autogrow.js';
 import { Obj, StringEnum } from './schema-helpers.js';
 
 export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
@@ -109,6 +110,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   lastBackup: Type.Optional(Type.String({ description: 'Name of the newest PostgreSQLBackup of this cluster that finished (completed or failed).' })),
   nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
   archiving: Type.Optional(ArchivingStatusSchema),
+  storage: Type.Optional(StorageStatusSchema),
   conditions: Type.Optional(
     Type.Array(ConditionSchema, {
       description: 'Ready, Progressing, Degraded and the conditions of each concern.',

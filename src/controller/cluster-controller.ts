@@ -30,6 +30,7 @@ import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from 
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { createBackupReconciler } from '../reconcilers/backup.js';
 import { monitoringReconciler } from '../reconcilers/monitoring.js';
+import { createAutopilotReconciler } from '../reconcilers/autopilot.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { clusterEventTarget } from '../runtime/events.js';
 import { ClusterMetrics } from './cluster-metrics.js';
@@ -66,7 +67,7 @@ export class ClusterController implements OwnedCache {
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
   private readonly observer: Observer;
-  /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup → monitoring; the status step after them. */
+  /** rollout first (it decides which instance install may give a new pod template), then install → ha → backup → monitoring → autopilot; the status step after them. */
   private readonly reconcilers: Reconciler[];
   private readonly clusterMetrics: ClusterMetrics;
   private readonly optional: OptionalKinds;
@@ -89,7 +90,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler];
+    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler()];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

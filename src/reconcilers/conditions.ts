@@ -15,6 +15,8 @@ export const CONDITION_OWNERS = {
   ReplicasStreaming: 'ha',
   ContinuousArchiving: 'backup',
   LastBackupSucceeded: 'backup',
+  StorageAutoGrowing: 'autopilot',
+  StorageFull: 'autopilot',
   RollingUpdate: 'rollout',
   Upgrading: 'upgrade',
   Hibernated: 'hibernation',
@@ -83,6 +85,7 @@ const WATCHED: Partial<Record<ConditionType, Watch>> = {
   Degraded: { trouble: 'True', recovered: 'Recovered', recoveredMessage: 'The problem reported earlier is resolved' },
   ContinuousArchiving: { trouble: 'False', recovered: 'ArchivingResumed', chosen: ['BackupDisabled'] },
   MonitoringQueriesValid: { trouble: 'False', recovered: 'CustomQueriesValid', recoveredMessage: 'The custom exporter queries reported earlier load and run again' },
+  StorageFull: { trouble: 'True', recovered: 'StorageRoomAgain', recoveredMessage: 'Every volume is below its threshold or can grow again' },
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */
