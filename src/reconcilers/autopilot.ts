@@ -26,8 +26,12 @@ import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js'
 export const AUTOGROW_POLL_MS = 10_000;
 export const AUTOGROW_NEAR_POLL_MS = 3_000;
 const NEAR_POINTS = 10;
-/** Auto-grow off but a volume near its threshold: look again this often so StorageFull follows it. */
-const UNWATCHED_NEAR_POLL_MS = 30_000;
+/**
+ * Auto-grow off: StorageFull still follows the volumes the agents report, this often (near the
+ * threshold, every UNWATCHED_NEAR_POLL_MS). Without a running instance nothing is measured: no poll.
+ */
+export const UNWATCHED_POLL_MS = 30_000;
+const UNWATCHED_NEAR_POLL_MS = 15_000;
 
 function instanceVolumes(ctx: ReconcileContext, volume: VolumeKind): InstanceVolume[] {
   const bytes = (q: string | undefined) => (q === undefined ? undefined : parseQuantity(q));
@@ -99,6 +103,7 @@ function pollAfter(decisions: VolumeDecision[], settings: Partial<Record<VolumeK
   if (decisions.some((d) => enabled(d) && (d.kind === 'grow' || d.kind === 'growing' || d.kind === 'cooldown' || near(d)))) return AUTOGROW_NEAR_POLL_MS;
   if (decisions.some(enabled)) return AUTOGROW_POLL_MS;
   if (decisions.some((d) => d.kind === 'full' || near(d))) return UNWATCHED_NEAR_POLL_MS;
+  if (decisions.some((d) => d.kind === 'ok' && d.hottestPercent !== undefined)) return UNWATCHED_POLL_MS;
   return undefined;
 }
 
