@@ -1,6 +1,6 @@
 // Storage auto-grow on the process kubelet, whose volumes are file systems of the claim's size
 // (a tmpfs each: writing past it is ENOSPC). Two 1-instance clusters with a 64Mi data volume on an
-// expandable StorageClass: with auto-grow on (threshold 70 %, up to 160Mi), a writer filling the
+// expandable StorageClass: with auto-grow on (threshold 60 %, up to 160Mi), a writer filling the
 // data volume never sees ENOSPC, the claims grow before the disk fills and stop at maxSize with
 // StorageFull saying so; with auto-grow off, the same writer gets ENOSPC, the cluster reports
 // StorageFull, and raising spec.storage.size recovers it. Outcomes are asserted, never timings.
@@ -19,7 +19,7 @@ import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './h
 import { tearDown } from './harness/teardown.js';
 
 const Mi = 2 ** 20;
-const THRESHOLD = 70;
+const THRESHOLD = 60;
 
 describe('storage auto-grow', () => {
   let ns: string;
