@@ -3,7 +3,8 @@
 // provisioner with StatefulSet claims, and the service proxy. Timings are printed, not asserted.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +35,7 @@ http.createServer((req, res) => {
     namespace: read('/var/run/secrets/kubernetes.io/serviceaccount/namespace'),
     hasToken: fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'),
     hostname: os.hostname(),
+    dataBytes: process.env.DATA_MOUNTED === '1' ? (({ blocks, bsize }) => blocks * bsize)(fs.statfsSync('/data')) : null,
   }));
 }).listen(8081, process.env.POD_IP);
 process.on('SIGTERM', () => process.exit(0));
@@ -91,6 +93,8 @@ interface Answer {
   namespace: string | null;
   hasToken: boolean;
   hostname: string;
+  /** Size of the file system at /data, as the pod sees it (statfs). */
+  dataBytes: number | null;
 }
 
 /** One request on a fresh connection (the proxy balances connections, not requests). */
@@ -307,6 +311,7 @@ describe('process kubelet', () => {
     timings.statefulPodReadyMs = Date.now() - t0;
     const a = await ask(kubelet.podAddress(ns, 'db-0')!);
     expect(a.marker).toBe(first.metadata!.uid);
+    expect(a.dataBytes, 'the claim is a file system of its size').toBe(2 ** 30);
 
     const t1 = Date.now();
     await core().deleteNamespacedPod({ namespace: ns, name: 'db-0' });
@@ -322,24 +327,38 @@ describe('process kubelet', () => {
     expect(second.metadata!.uid).not.toBe(first.metadata!.uid);
   });
 
-  it('expands a bound claim whose StorageClass allows it', async () => {
+  it('expands a bound claim whose StorageClass allows it: its file system is full at its size and grows online', async () => {
     const sc = `kubelet-e2e-${ns}`;
     const storage = kubeConfig().makeApiClient(StorageV1Api);
     await storage.createStorageClass({ body: { metadata: { name: sc }, provisioner: 'pgpilot.io/process-kubelet', allowVolumeExpansion: true } });
     try {
       await core().createNamespacedPersistentVolumeClaim({
         namespace: ns,
-        body: { metadata: { name: 'grow' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } } },
+        body: { metadata: { name: 'grow' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '8Mi' } } } },
       });
-      await waitFor('claim grow bound', async () => (await core().readNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow' })).status?.phase === 'Bound', { timeoutMs: 15_000, intervalMs: 100 });
-      const t0 = Date.now();
-      await core().patchNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow', body: [{ op: 'replace', path: '/spec/resources/requests/storage', value: '2Gi' }] });
-      const pvc = await waitFor('claim grow at 2Gi', async () => {
+      const bound = await waitFor('claim grow bound', async () => {
         const c = await core().readNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow' });
-        return c.status?.capacity?.storage === '2Gi' ? c : undefined;
+        return c.status?.phase === 'Bound' ? c : undefined;
+      }, { timeoutMs: 15_000, intervalMs: 100 });
+      const dir = (await core().readPersistentVolume({ name: bound.spec!.volumeName! })).spec!.hostPath!.path;
+      const size = async () => (({ blocks, bsize }) => blocks * bsize)(await statfs(dir));
+      expect(await size()).toBe(8 * 2 ** 20);
+      // Past its size, a write fails as on a full disk.
+      await writeFile(join(dir, 'a'), Buffer.alloc(6 * 2 ** 20, 1));
+      const full = await writeFile(join(dir, 'b'), Buffer.alloc(4 * 2 ** 20, 1)).then(() => undefined, (err: NodeJS.ErrnoException) => err.code);
+      expect(full).toBe('ENOSPC');
+      const t0 = Date.now();
+      await core().patchNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow', body: [{ op: 'replace', path: '/spec/resources/requests/storage', value: '16Mi' }] });
+      const pvc = await waitFor('claim grow at 16Mi', async () => {
+        const c = await core().readNamespacedPersistentVolumeClaim({ namespace: ns, name: 'grow' });
+        return c.status?.capacity?.storage === '16Mi' ? c : undefined;
       }, { timeoutMs: 15_000, intervalMs: 100 });
       timings.expandMs = Date.now() - t0;
-      expect((await core().readPersistentVolume({ name: pvc.spec!.volumeName! })).spec?.capacity?.storage).toBe('2Gi');
+      expect((await core().readPersistentVolume({ name: pvc.spec!.volumeName! })).spec?.capacity?.storage).toBe('16Mi');
+      // Grown in place: the data is still there and the room is.
+      expect(await size()).toBe(16 * 2 ** 20);
+      expect((await readFile(join(dir, 'a'))).length).toBe(6 * 2 ** 20);
+      await writeFile(join(dir, 'b'), Buffer.alloc(4 * 2 ** 20, 1));
     } finally {
       await storage.deleteStorageClass({ name: sc }).catch(() => undefined);
     }
@@ -550,5 +569,7 @@ describe('process kubelet', () => {
     timings.namespaceDeleteMs = Date.now() - t0;
     await kubelet.stop();
     expect([...everPids].filter(alive)).toEqual([]);
+    // Every volume's file system is unmounted (claims of the namespace and any left bound).
+    expect((await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(` ${kubelet.dataDir}/`))).toEqual([]);
   });
 });

@@ -104,7 +104,7 @@ function onExitKill(kill: () => void): () => void {
  * signal that skips 'exit' handlers, as when vitest tears a worker down): within a second of our
  * death it kills every container through the root cgroup and removes the cgroups and shm dir.
  */
-function startReaper(cgroupRoot: string, shmRoot: string): number | undefined {
+function startReaper(cgroupRoot: string, shmRoot: string, volumesDir: string): number | undefined {
   const script = [
     // A zombie still answers kill -0 (and this machine's init reaps late): check its state.
     'while [ -e "/proc/$1" ] && ! grep -q "^State:[[:space:]]*Z" "/proc/$1/status" 2>/dev/null; do sleep 1; done',
@@ -112,8 +112,10 @@ function startReaper(cgroupRoot: string, shmRoot: string): number | undefined {
     'sleep 1',
     'find "$2" -depth -type d -exec rmdir {} \\; 2>/dev/null',
     'rm -rf "$3"',
+    // The volumes' tmpfs mounts (provisioner.ts), deepest first.
+    'grep -F " $4/" /proc/mounts | cut -d" " -f2 | sort -r | while read -r m; do umount -l "$m"; done',
   ].join('\n');
-  const child = spawn('/bin/sh', ['-c', script, 'pgpilot-kubelet-reaper', String(process.pid), cgroupRoot, shmRoot], { detached: true, stdio: 'ignore' });
+  const child = spawn('/bin/sh', ['-c', script, 'pgpilot-kubelet-reaper', String(process.pid), cgroupRoot, shmRoot, volumesDir], { detached: true, stdio: 'ignore' });
   child.on('error', () => undefined);
   child.unref();
   return child.pid;
@@ -314,7 +316,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
   await node.waitSchedulable(30_000);
   log.info({ dataDir, cgroups: cgroups.root ?? 'none', podCidrBase, serviceCidrBase }, 'process kubelet ready');
 
-  const reaperPid = cgroups.root ? startReaper(cgroups.root, shmRoot) : undefined;
+  const reaperPid = cgroups.root ? startReaper(cgroups.root, shmRoot, join(dataDir, 'volumes')) : undefined;
   const forget = onExitKill(() => {
     if (cgroups.root) {
       try {
@@ -334,6 +336,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
     await Promise.all([...workers.values()].map((w) => w.terminate(w.frozen ? 0 : undefined)));
     workers.clear();
     await server?.stop();
+    await provisioner.stop();
     await proxy.stop();
     await node.stop(opts.removeNodeOnStop !== false);
     if (cgroups.root) await cgroups.remove(cgroups.root);

@@ -5,10 +5,15 @@
 // treats a claim as "unbound immediate" and keeps the pod Pending until the bind: that is enough.)
 // Released PVs (claim deleted) are deleted with their directory: reclaim policy Retain on the
 // object keeps the PV controller from looking for a deleter plugin; we are the deleter.
-// Expansion: when a bound claim asks for more, the PV's capacity and the claim's
-// status.capacity are raised (a hostPath has no size). The apiserver only admits a larger
-// request when the claim's StorageClass exists with allowVolumeExpansion: true — create that
-// StorageClass (e.g. fast-ssd) in tests that resize.
+// Capacity: each provisioned volume is a tmpfs of the claim's size mounted at its directory
+// (volume-mounts.ts), so writing past it fails with ENOSPC as on a real disk. The mount is made
+// before the PV exists and lives as long as the PV (pods come and go: their bind mounts of it see
+// the same file system), and is unmounted when the PV is deleted or the kubelet stops.
+// Expansion: when a bound claim asks for more, the tmpfs is remounted with the larger size
+// (online: the pods' bind mounts see it at once), then the PV's capacity and the claim's
+// status.capacity are raised. The apiserver only admits a larger request when the claim's
+// StorageClass exists with allowVolumeExpansion: true — create that StorageClass (e.g.
+// fast-ssd) in tests that resize.
 import { mkdir, rm } from 'node:fs/promises';
 import { parseQuantity } from '../../src/api/quantity.js';
 import { join } from 'node:path';
@@ -16,6 +21,7 @@ import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/cl
 import type { Logger } from '../../src/runtime/logger.js';
 import { isStatus, type KubeApi } from './api.js';
 import { errorText } from '../../src/util/error-text.js';
+import { mountedUnder, mountVolume, resizeVolume, unmountVolume, volumeBytes } from './volume-mounts.js';
 
 export const PROVISIONED_BY = 'pgpilot.io/process-kubelet';
 
@@ -35,6 +41,8 @@ const bytes = (q: string | number | undefined): number => (q === undefined ? 0 :
 export class Provisioner {
   private busy = false;
   private again = false;
+  private stopped = false;
+  private running: Promise<void> = Promise.resolve();
   constructor(
     private readonly api: KubeApi,
     private readonly volumesDir: string,
@@ -45,12 +53,13 @@ export class Provisioner {
 
   /** Runs one pass (coalesced: a request during a pass makes one more pass). */
   kick(): void {
+    if (this.stopped) return;
     if (this.busy) {
       this.again = true;
       return;
     }
     this.busy = true;
-    void (async () => {
+    this.running = (async () => {
       do {
         this.again = false;
         try {
@@ -58,9 +67,21 @@ export class Provisioner {
         } catch (err) {
           this.log.warn({ err: errorText(err) }, 'provisioner pass failed');
         }
-      } while (this.again);
+      } while (this.again && !this.stopped);
       this.busy = false;
     })();
+  }
+
+  /**
+   * No pass after this one; every volume this kubelet mounted is unmounted (a tmpfs cannot keep
+   * its data without the kubelet, and no mount may outlive a test run). The PV objects stay.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+    for (const path of await mountedUnder(this.volumesDir)) {
+      await unmountVolume(path).catch((err: unknown) => this.log.warn({ path, err: errorText(err) }, 'volume not unmounted'));
+    }
   }
 
   private async pass(): Promise<void> {
@@ -90,7 +111,10 @@ export class Provisioner {
     await this.api.delete(`/api/v1/persistentvolumes/${pv.metadata!.name}`).catch((err: unknown) => {
       if (!isStatus(err, 404)) throw err;
     });
-    if (pv.spec?.hostPath?.path?.startsWith(this.volumesDir)) await rm(pv.spec.hostPath.path, { recursive: true, force: true });
+    if (pv.spec?.hostPath?.path?.startsWith(`${this.volumesDir}/`)) {
+      await unmountVolume(pv.spec.hostPath.path);
+      await rm(pv.spec.hostPath.path, { recursive: true, force: true });
+    }
     this.log.info({ pv: pv.metadata!.name }, 'released volume deleted');
   }
 
@@ -98,12 +122,14 @@ export class Provisioner {
     const { name, namespace, uid } = pvc.metadata!;
     const path = join(this.volumesDir, uid!);
     await mkdir(path, { recursive: true });
+    const size = pvc.spec?.resources?.requests?.storage ?? '1Gi';
+    await mountVolume(path, volumeBytes(size));
     const body = {
       apiVersion: 'v1',
       kind: 'PersistentVolume',
       metadata: { name: `pvc-${uid}`, annotations: { [PROVISIONED_BY]: 'true', 'pv.kubernetes.io/provisioned-by': PROVISIONED_BY } },
       spec: {
-        capacity: { storage: pvc.spec?.resources?.requests?.storage ?? '1Gi' },
+        capacity: { storage: size },
         accessModes: pvc.spec?.accessModes?.length ? pvc.spec.accessModes : ['ReadWriteOnce'],
         persistentVolumeReclaimPolicy: 'Retain',
         storageClassName: pvc.spec?.storageClassName ?? '',
@@ -117,11 +143,23 @@ export class Provisioner {
       this.log.info({ pvc: `${namespace}/${name}`, pv: `pvc-${uid}`, path }, 'volume provisioned');
     } catch (err) {
       if (!isStatus(err, 409)) throw err;
+      // Made by another kubelet of this control plane (or by an earlier pass of ours): keep the
+      // mount only if the PV is this directory.
+      const pv = await this.api.get<V1PersistentVolume>(`/api/v1/persistentvolumes/pvc-${uid}`).catch(() => undefined);
+      if (pv && pv.spec?.hostPath?.path !== path) {
+        await unmountVolume(path);
+        await rm(path, { recursive: true, force: true });
+      }
     }
   }
 
   private async expand(pvc: V1PersistentVolumeClaim, pv: V1PersistentVolume, request: string): Promise<void> {
     const want = bytes(request);
+    // The file system first: the capacity reported must be there when the claim says so.
+    const path = pv.spec?.hostPath?.path;
+    if (path?.startsWith(`${this.volumesDir}/`) && (await resizeVolume(path, volumeBytes(request)))) {
+      this.log.info({ pv: pv.metadata!.name, path, size: request }, 'volume file system grown');
+    }
     if (bytes(pv.spec?.capacity?.storage) < want) {
       await this.api.mergePatch(`/api/v1/persistentvolumes/${pv.metadata!.name}`, { spec: { capacity: { storage: request } } });
     }

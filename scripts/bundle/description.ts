@@ -33,9 +33,9 @@ spec:
 | **Backup and recovery** | done: continuous WAL archiving and scheduled or on-demand base backups (\`PostgreSQLBackup\`) to S3 or a volume, retention, point-in-time recovery to a time, an LSN or a restore point |
 | **Monitoring** | done: a built-in exporter in every instance, PodMonitor / ServiceMonitor and a PrometheusRule of alerts with runbooks, Grafana dashboards |
 | **Tuning** | done: memory, parallelism, WAL size and I/O settings computed from the instance's resources with pgtune's formulas for a workload profile (\`spec.postgresql.tuning\`: oltp, web, olap, mixed; ssd, hdd, san), each value with its reason in \`status.tuning\`; user parameters win; a resources change rolls replicas first |
-| **Storage auto-grow** | not yet: volumes grow when \`spec.storage.size\` is raised, not on their own |
+| **Storage auto-grow** | done: \`spec.storage.autoGrow\` / \`spec.walStorage.autoGrow\` grow the claims from the agents' statfs readings before the disk fills (threshold, increment, a required \`maxSize\`, cooldown); \`StorageFull\` long before 100 %, WAL growth caused by failing archiving or a slot called out and capped, a full replica never promoted |
 | **Replica autoscaling** | not yet: the scale subresource works (\`kubectl scale pgc\`, an HPA you configure), the operator does not scale on its own |
-| **Anomaly detection and correction** | not yet beyond the self-healing above: alerts tell a person, the operator does not act on them |
+| **Anomaly detection and correction** | done: transaction-ID wraparound risk, long or idle-in-transaction sessions, replication lag, slots retaining WAL, pg_wal growing while archiving fails, connections near the limit and forced checkpoints become conditions, Events and metrics; corrections (each can be turned off): VACUUM (FREEZE), terminating idle-in-transaction sessions past the limit, raising max_wal_size within the volume's room, and — only when allowed — dropping an inactive slot |
 
 ## Install modes
 

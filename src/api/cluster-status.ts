@@ -2,6 +2,7 @@
 // reconciler: src/reconcilers/conditions.ts).
 import { Type, type Static } from '@sinclair/typebox';
 import { RecoverySourceSchema } from './recovery.js';
+import { StorageStatusSchema } from './autogrow.js';
 import { Obj, StringEnum } from './schema-helpers.js';
 import { AnomaliesStatusSchema } from './anomalies.js';
 
@@ -143,6 +144,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   nextScheduledBackup: Type.Optional(Type.String({ description: 'When the next scheduled base backup starts.', format: 'date-time' })),
   archiving: Type.Optional(ArchivingStatusSchema),
   anomalies: Type.Optional(AnomaliesStatusSchema),
+  storage: Type.Optional(StorageStatusSchema),
   conditions: Type.Optional(
     Type.Array(ConditionSchema, {
       description: 'Ready, Progressing, Degraded and the conditions of each concern.',

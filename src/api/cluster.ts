@@ -9,6 +9,7 @@ import { DEFAULTS } from './defaults.js';
 import { RecoverySchema } from './recovery.js';
 import { BackupTargetSchema, S3TargetSchema, VolumeTargetSchema } from './stores.js';
 import { AutopilotSpecSchema } from './anomalies.js';
+import { AUTOGROW_MAX_SIZE_RULE, AutoGrowSchema } from './autogrow.js';
 
 // The parts in their own modules, re-exported: importers name the API by this one module.
 export { DEFAULTS } from './defaults.js';
@@ -16,6 +17,7 @@ export * from './stores.js';
 export * from './recovery.js';
 export * from './cluster-status.js';
 export * from './anomalies.js';
+export * from './autogrow.js';
 
 /** PostgreSQL 13 reached its end of life in November 2025; 14–18 are the ones with builds and images. */
 export const SUPPORTED_MAJORS = [14, 15, 16, 17, 18] as const;
@@ -94,7 +96,8 @@ const Storage = (what: string) =>
     storageClass: Type.Optional(
       Type.String({ description: 'StorageClass of the claims; the cluster default when omitted. It must allow volume expansion for size increases.', maxLength: 253 }),
     ),
-  });
+    autoGrow: Type.Optional(AutoGrowSchema),
+  }, { ...cel(AUTOGROW_MAX_SIZE_RULE) });
 
 const ResourceRequirements = Obj('CPU and memory for every PostgreSQL container (also used to tune shared_buffers and friends).', {
   requests: Type.Optional(QuantityMap('Minimum resources, e.g. {cpu: "2", memory: "4Gi"}.')),
@@ -389,7 +392,7 @@ export const ClusterSpecSchema = Obj(
     storage: Obj('Data volume (PGDATA) of every instance.', {
       ...Storage('data').properties,
       pvcRetentionPolicy: Type.Optional(PvcRetentionPolicy),
-    }),
+    }, { ...cel(AUTOGROW_MAX_SIZE_RULE) }),
     walStorage: Type.Optional(Storage('WAL (pg_wal)')),
     resources: Type.Optional(ResourceRequirements),
     backup: Type.Optional(BackupSpecSchema),

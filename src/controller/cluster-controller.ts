@@ -33,6 +33,7 @@ import type { PostgreSQLBackup } from '../api/backup.js';
 import { createBackupReconciler } from '../reconcilers/backup.js';
 import { monitoringReconciler } from '../reconcilers/monitoring.js';
 import { createAnomaliesReconciler } from '../reconcilers/anomalies.js';
+import { createAutopilotReconciler } from '../reconcilers/autopilot.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { clusterEventTarget } from '../runtime/events.js';
 import { ClusterMetrics } from './cluster-metrics.js';
@@ -69,7 +70,7 @@ export class ClusterController implements OwnedCache {
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
   private readonly observer: Observer;
-  /** hibernation, the major upgrade and fencing first (they decide what runs), a reload on request, rollout (which instance install may give a new pod template), then install → ha → backup → monitoring; the status step after them. */
+  /** hibernation, the major upgrade and fencing first (they decide what runs), a reload on request, rollout (which instance install may give a new pod template), then install → ha → backup → monitoring → autopilot; the status step after them. */
   private readonly reconcilers: Reconciler[];
   private readonly clusterMetrics: ClusterMetrics;
   private readonly optional: OptionalKinds;
@@ -92,7 +93,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, createAnomaliesReconciler({ agent })];
+    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), createAnomaliesReconciler({ agent })];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

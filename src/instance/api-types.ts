@@ -79,6 +79,28 @@ export interface WalUsage {
   volumeUsedPercent: number | null;
 }
 
+/** One volume of the instance (statfs of the data directory, or of pg_wal on its own volume). */
+export interface VolumeUsage {
+  /** data: the volume holding PGDATA (and pg_wal without a WAL volume); wal: pg_wal's own volume. */
+  volume: 'data' | 'wal';
+  /** Size of the file system (blocks × block size). */
+  capacityBytes: number;
+  /** Used bytes (capacity minus free blocks). */
+  usedBytes: number;
+  /** Bytes an unprivileged writer may still use (statfs bavail). */
+  availableBytes: number;
+  /** used / (used + available), 0-100 with one decimal, as df shows it. */
+  usedPercent: number;
+}
+
+/** A replication slot on the primary and the WAL it holds back. */
+export interface SlotRetention {
+  slot: string;
+  active: boolean;
+  /** WAL kept for it: from its restart_lsn to the current position. */
+  retainedBytes: number;
+}
+
 export type RestorePhase = 'downloading' | 'recovering' | 'finishing' | 'done' | 'failed';
 
 /** A {mode: 'restore'} bootstrap, since the agent started. */
@@ -204,6 +226,10 @@ export interface InstanceStatus {
   health?: HealthSnapshot | null;
   /** The last VACUUM (FREEZE) a correction started: null before the first. (Optional: see archiving.) */
   vacuum?: VacuumStatus | null;
+  /** Capacity and use of the data volume, and of the WAL volume when there is one (storage auto-grow). (Optional: see archiving.) */
+  volumes?: VolumeUsage[];
+  /** A primary's replication slots that hold WAL; empty on a replica. (Optional: see archiving.) */
+  slots?: SlotRetention[];
 }
 
 /** POST /v1/correct: the correction of an anomaly the operator asks for. */

@@ -2,6 +2,7 @@
 // calls, each handed to the part that does it — start-up and bootstrap (startup.ts), role changes
 // (role-changes.ts, follow.ts), self-isolation, the configuration watch. The state they share is
 // AgentState (agent-state.ts); operations that change it run one at a time (operations.ts).
+import { volumeUsage } from './volume-usage.js';
 import { exists } from '../postgres/files.js';
 import { querySnapshot, type SqlSnapshot } from '../postgres/server-info.js';
 import * as sql from '../postgres/sql.js';
@@ -102,6 +103,8 @@ export class InstanceAgent implements AgentApi {
       customQueries: (await a.customQueries?.status()) ?? null,
       health: this.health.current(),
       vacuum: this.health.vacuum(),
+      volumes: await volumeUsage(a.settings.pgdata, a.settings.walDir),
+      slots: (snapshot?.slots ?? []).map((r) => ({ slot: r.slot_name, active: r.active, retainedBytes: Number(r.retained_bytes) })),
       ...(Object.keys(a.startOverrides).length > 0 ? { provisionalSettings: a.startOverrides } : {}),
     };
   }

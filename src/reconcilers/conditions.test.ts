@@ -45,7 +45,8 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('hibernation')).toEqual(['Hibernated']);
     expect(conditionsOwnedBy('monitoring')).toEqual(['MonitoringQueriesValid']);
     expect(conditionsOwnedBy('anomalies')).toEqual(['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced']);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing', 'anomalies'].includes(o))).toBe(true);
+    expect(conditionsOwnedBy('autopilot')).toEqual(['StorageAutoGrowing', 'StorageFull']);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing', 'anomalies', 'autopilot'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {

@@ -15,6 +15,8 @@ export const CONDITION_OWNERS = {
   ReplicasStreaming: 'ha',
   ContinuousArchiving: 'backup',
   LastBackupSucceeded: 'backup',
+  StorageAutoGrowing: 'autopilot',
+  StorageFull: 'autopilot',
   RollingUpdate: 'rollout',
   Upgrading: 'upgrade',
   Hibernated: 'hibernation',
@@ -97,6 +99,7 @@ const WATCHED: Partial<Record<ConditionType, Watch>> = {
   ...Object.fromEntries(
     (['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced'] as const).map((t) => [t, { trouble: 'True', recovered: `${t}Cleared`, recalled: true }]),
   ),
+  StorageFull: { trouble: 'True', recovered: 'StorageRoomAgain', recoveredMessage: 'Every volume is below its threshold or can grow again' },
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */

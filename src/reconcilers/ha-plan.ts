@@ -7,6 +7,8 @@ import type { ConditionInput } from './conditions.js';
 import { ANNOTATIONS } from '../api/constants.js';
 
 const FENCE_ANNOTATION = ANNOTATIONS.fencedInstances;
+// Storage auto-grow's one hook here: a replica whose volume is full is never promoted.
+import { volumeFull } from './storage-autogrow-plan.js';
 
 export interface ObservedInstance {
   name: string;
@@ -77,7 +79,7 @@ const runningReplica = (i: ObservedInstance) => !!i.agent?.running && i.agent.ro
  * restarted read-only follows nothing (its timeline may have forked): only the Lease holder's
  * confirmation may promote it.
  */
-const candidateReplica = (i: ObservedInstance) => runningReplica(i) && i.agent!.following !== null && !i.agent!.awaitingRole;
+const candidateReplica = (i: ObservedInstance) => runningReplica(i) && i.agent!.following !== null && !i.agent!.awaitingRole && !volumeFull(i.agent);
 /** An operation (promote, follow, fence, isolate) runs in the agent: leave it alone meanwhile. */
 const busy = (i: ObservedInstance) => i.agent?.operation?.state === 'running';
 /** How long a failover waits for each other replica to leave the old primary before promoting. */

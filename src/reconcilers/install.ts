@@ -6,7 +6,6 @@ import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
 import { names } from '../api/names.js';
 import { podDisruptionBudget } from '../builders/pdb.js';
-import { parseQuantity } from '../api/quantity.js';
 import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../builders/rbac.js';
 import { credentialSecret, generatePassword, generatedSecretNames, type CredentialKind } from '../builders/secrets.js';
 import { clusterServices } from '../builders/services.js';
@@ -17,6 +16,7 @@ import { ownedMeta } from '../builders/meta.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
 import { passBackupTarget } from './pass-target.js';
+import { claimSizes, growClaims } from './claim-growth.js';
 
 /** Secrets the user references must exist and hold a password before pods can start. */
 async function checkReferencedSecrets(ctx: ReconcileContext): Promise<void> {
@@ -48,36 +48,11 @@ async function ensureSecrets(ctx: ReconcileContext): Promise<void> {
   );
 }
 
-/** Grow claims in place: the StatefulSet's claim templates are immutable. */
-async function growClaims(ctx: ReconcileContext): Promise<void> {
-  const ns = ctx.cluster.metadata.namespace!;
-  const sizes: Record<string, string | undefined> = { [names.dataVolume]: ctx.cluster.spec.storage.size, [names.walVolume]: ctx.cluster.spec.walStorage?.size };
-  const grow = ctx.observed.instances.flatMap((i) => i.claims).filter((pvc) => {
-    const want = sizes[volumeOf(pvc)];
-    const have = pvc.spec?.resources?.requests?.storage;
-    return want && have && parseQuantity(want) > parseQuantity(have);
-  });
-  await Promise.all(
-    grow.map(async (pvc) => {
-      await ctx.clients.core.patchNamespacedPersistentVolumeClaim(
-        { name: pvc.metadata!.name!, namespace: ns, body: { spec: { resources: { requests: { storage: sizes[volumeOf(pvc)] } } } } },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      ctx.wrote(`PersistentVolumeClaim/${pvc.metadata!.name}`);
-    }),
-  );
-}
-
 function claimsOf(ctx: ReconcileContext, instance: (name: string) => boolean): V1PersistentVolumeClaim[] {
   const { cluster } = ctx;
   return ctx.cache
     .listForCluster<V1PersistentVolumeClaim>('PersistentVolumeClaim', cluster.metadata.namespace!, cluster.metadata.name!)
     .filter((pvc) => instance(pvc.metadata?.labels?.[LABELS.instance] ?? ''));
-}
-
-/** "pgdata-prod-db-1-0" → "pgdata". */
-function volumeOf(pvc: V1PersistentVolumeClaim): string {
-  return pvc.metadata!.name!.slice(0, pvc.metadata!.name!.indexOf('-'));
 }
 
 /**
@@ -182,8 +157,13 @@ export const installReconciler: Reconciler = {
     if (held.length) ctx.log.debug({ held: held.map((s) => s.instance.name), updating }, 'new pod template held back by the rollout');
     await Promise.all(sets.filter((s) => !held.includes(s)).map((s) => ctx.apply('StatefulSet', s.desired)));
     await Promise.all(observed.statefulSets.filter((sts) => observed.plan.remove.includes(sts.metadata!.name!)).map((sts) => removeInstance(ctx, sts)));
-    await growClaims(ctx);
+    // Grow claims in place to max(spec size, the size storage auto-grow chose). A StorageClass
+    // that cannot expand holds back only this: Degraded says so, no retry with backoff.
+    const { refused } = await growClaims(ctx, claimSizes(cluster.spec, ctx.status));
+    const degraded = refused.length
+      ? { degraded: { reason: 'StorageExpansionRefused', message: `The claims cannot grow to the size asked for: ${refused.map((r) => `${r.claim}: ${r.message}`).join('; ')}` } }
+      : {};
     // Kept once resolved, even if spec.bootstrap.recovery goes (status says where the data came from).
-    return { status: { tuning: tuningStatus(cluster.spec), ...(source ? { recoverySource: source } : {}) } };
+    return { status: { tuning: tuningStatus(cluster.spec), ...(source ? { recoverySource: source } : {}) }, ...degraded };
   },
 };
