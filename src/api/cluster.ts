@@ -292,7 +292,7 @@ const PostgresConfig = Obj('PostgreSQL server configuration.', {
     ),
   ),
   pg_hba: Type.Optional(
-    Type.Array(Type.String({ maxLength: 512, minLength: 1, pattern: '^(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)\\s' }), {
+    Type.Array(Type.String({ maxLength: 512, minLength: 1, pattern: '^(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)\\s[^\\n\\r]*$' }), {
       description: 'Extra pg_hba.conf lines, placed before the operator\'s own rules (local peer access, replication and every user with scram-sha-256); only the agent\'s local access as postgres comes first.',
       maxItems: 128,
     }),

@@ -96,6 +96,7 @@ describe('pg_hba.conf', () => {
 
   it('ends with the catch-all rule', () => {
     expect(renderPgHba(seedCluster().spec).trimEnd().split('\n').at(-1)).toBe(CATCH_ALL);
+    expect(() => renderPgHba(seedCluster({ postgresql: { pg_hba: ['host all all 10.0.0.0/8 md5\nhost all all 0.0.0.0/0 trust'] } }).spec)).toThrow(/spec\.postgresql\.pg_hba\[0\].*line break/);
   });
 
   it('puts a max_wal_size the anomaly correction raised above the tuned value and below the user\'s', () => {

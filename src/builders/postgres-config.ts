@@ -109,6 +109,10 @@ export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: numb
 }
 
 export function renderPgHba(spec: ClusterSpec): string {
+  // The API refuses these already; a spec admitted by an older CRD still must not inject rules.
+  (spec.postgresql?.pg_hba ?? []).forEach((line, i) => {
+    if (/[\r\n]/.test(line)) throw new SpecError(`spec.postgresql.pg_hba[${i}]`, 'may not contain a line break');
+  });
   return [
     '# Managed by pgpilot; edit spec.postgresql.pg_hba of the PostgreSQLCluster instead.',
     '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
