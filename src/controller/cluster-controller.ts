@@ -32,6 +32,7 @@ import { BACKUP_RESOURCE, CACHE_TRIMS, CLUSTER_RESOURCE, OWNED_RESOURCES } from 
 import type { PostgreSQLBackup } from '../api/backup.js';
 import { createBackupReconciler } from '../reconcilers/backup.js';
 import { monitoringReconciler } from '../reconcilers/monitoring.js';
+import { autoscalingReconciler } from '../reconcilers/autoscaling.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { clusterEventTarget } from '../runtime/events.js';
 import { ClusterMetrics } from './cluster-metrics.js';
@@ -91,7 +92,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler];
+    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, autoscalingReconciler];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

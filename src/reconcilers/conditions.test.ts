@@ -44,7 +44,8 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('upgrade')).toEqual(['Upgrading']);
     expect(conditionsOwnedBy('hibernation')).toEqual(['Hibernated']);
     expect(conditionsOwnedBy('monitoring')).toEqual(['MonitoringQueriesValid']);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing'].includes(o))).toBe(true);
+    expect(conditionsOwnedBy('autoscaling')).toEqual(['Autoscaling']);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing', 'autoscaling'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {

@@ -20,6 +20,7 @@ export const CONDITION_OWNERS = {
   Hibernated: 'hibernation',
   Fenced: 'fencing',
   MonitoringQueriesValid: 'monitoring',
+  Autoscaling: 'autoscaling',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;
@@ -84,6 +85,7 @@ const WATCHED: Partial<Record<ConditionType, Watch>> = {
   Degraded: { trouble: 'True', recovered: 'Recovered', recoveredMessage: 'The problem reported earlier is resolved' },
   ContinuousArchiving: { trouble: 'False', recovered: 'ArchivingResumed', chosen: ['BackupDisabled'] },
   MonitoringQueriesValid: { trouble: 'False', recovered: 'CustomQueriesValid', recoveredMessage: 'The custom exporter queries reported earlier load and run again' },
+  Autoscaling: { trouble: 'False', recovered: 'AutoscalingActive', chosen: ['NotConfigured'] },
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */
