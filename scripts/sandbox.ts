@@ -72,8 +72,12 @@ async function main(): Promise<void> {
   const kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT, dataDir: join(DIR, 'kubelet') });
   say(`process kubelet running node ${kubelet.nodeName}`);
   // metrics.k8s.io for `kubectl top` and HPAs (spec.autoscaling, `kubectl autoscale pgc`).
-  const metrics = await startMetricsServer({ kubeconfigPath: cp.kubeconfigPath, logsDir: DIR });
-  say(`metrics-server on 127.0.0.1:${metrics.port} (APIService v1beta1.metrics.k8s.io): kubectl top pods works`);
+  // Not fatal: the cluster and the operator work without it (only `kubectl top` and HPAs do not).
+  const metrics = await startMetricsServer({ kubeconfigPath: cp.kubeconfigPath, logsDir: DIR }).catch((err: unknown) => {
+    say(`metrics-server did not start (kubectl top and HPAs will not work): ${errorText(err)}`);
+    return undefined;
+  });
+  if (metrics) say(`metrics-server on 127.0.0.1:${metrics.port} (APIService v1beta1.metrics.k8s.io): kubectl top pods works`);
 
   // Every sandbox is a new control plane and so a new database: an archive left by an earlier
   // sandbox belongs to another database system, and the archiver rightly refuses to write into it.
@@ -88,7 +92,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     say('stopping');
-    await metrics.stop();
+    await metrics?.stop();
     await kubelet.stop();
     await s3.stop();
     await cp.stop();
