@@ -7,6 +7,7 @@
 #   npm: the locked dependencies.
 #   Go → kube-apiserver, kube-controller-manager, kube-scheduler (cached outside the work tree).
 #   Go → the OLM bundle checker of test/bundle (operator-framework/api's validators, cached likewise).
+#   Go → metrics-server v0.8.0 (sigs.k8s.io/metrics-server, for HPAs and `kubectl top` in e2e and the sandbox).
 # Prints the directory holding Node 24's `node` on its last line (and nothing else on stdout): the
 # callers put it first on PATH, so `npx`, `node`, vitest's workers and every child they start run on it.
 set -euo pipefail
@@ -32,4 +33,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 bash e2e/controlplane/build-k8s.sh >/dev/null
 bash scripts/build-bundle-validator.sh >/dev/null
+bash scripts/build-metrics-server.sh >/dev/null
 echo "$node_bin"

@@ -20,6 +20,7 @@ import { E2E_KUBECONFIG_ENV, waitFor } from '../e2e/harness/env.js';
 import { kubectl, kubectlOk } from '../e2e/harness/kubectl.js';
 import { REPO_ROOT, installChart } from '../e2e/harness/operator.js';
 import { appCredentials } from '../e2e/harness/postgres.js';
+import { startMetricsServer } from '../e2e/harness/metrics-server.js';
 import { startProcessKubelet } from '../e2e/kubelet/index.js';
 import { kubectlPath } from '../test/support/binaries.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY } from '../test/support/s3rver.js';
@@ -70,6 +71,13 @@ async function main(): Promise<void> {
   say(`control plane up at ${cp.server} in ${(cp.startupMs / 1000).toFixed(1)} s`);
   const kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT, dataDir: join(DIR, 'kubelet') });
   say(`process kubelet running node ${kubelet.nodeName}`);
+  // metrics.k8s.io for `kubectl top` and HPAs (spec.autoscaling, `kubectl autoscale pgc`).
+  // Not fatal: the cluster and the operator work without it (only `kubectl top` and HPAs do not).
+  const metrics = await startMetricsServer({ kubeconfigPath: cp.kubeconfigPath, logsDir: DIR }).catch((err: unknown) => {
+    say(`metrics-server did not start (kubectl top and HPAs will not work): ${errorText(err)}`);
+    return undefined;
+  });
+  if (metrics) say(`metrics-server on 127.0.0.1:${metrics.port} (APIService v1beta1.metrics.k8s.io): kubectl top pods works`);
 
   // Every sandbox is a new control plane and so a new database: an archive left by an earlier
   // sandbox belongs to another database system, and the archiver rightly refuses to write into it.
@@ -84,6 +92,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     say('stopping');
+    await metrics?.stop();
     await kubelet.stop();
     await s3.stop();
     await cp.stop();

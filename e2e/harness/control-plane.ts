@@ -416,6 +416,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--kubelet-client-key=${pki.kubeletClientKey}`,
         `--kubelet-certificate-authority=${pki.caCert}`,
         '--kubelet-preferred-address-types=InternalIP',
+        // The aggregation layer (metrics-server's APIService, harness/metrics-server.ts): the
+        // apiserver proxies with this client certificate and the user in X-Remote-* headers.
+        `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${pki.proxyClientCert}`,
+        `--proxy-client-key-file=${pki.proxyClientKey}`,
       ],
       logsDir,
       dataDir,

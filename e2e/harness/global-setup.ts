@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { startControlPlane } from './control-plane.js';
 import { E2E_KUBECONFIG_ENV } from './env.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -37,6 +38,17 @@ export default async function setup(project: TestProject): Promise<(() => Promis
       `(${Object.entries(rss).map(([n, b]) => `${n} ${mb(b)}`).join(', ')})`,
   );
 
+  // metrics-server (HPA, `kubectl top`) in the background: nothing waits for it but the tests that
+  // use metrics.k8s.io (ensureMetricsApi waits while this says "starting", else starts its own).
+  let metricsServer: Promise<MetricsServer | undefined> = Promise.resolve(undefined);
+  if (process.env.PGPILOT_E2E_METRICS_SERVER !== 'off') {
+    process.env.PGPILOT_E2E_METRICS_SERVER = 'starting';
+    metricsServer = startMetricsServer({ kubeconfigPath: cp.kubeconfigPath, logsDir }).catch((err: unknown) => {
+      console.log(`[e2e] metrics-server did not start (tests that need metrics.k8s.io start their own): ${String(err)}`);
+      return undefined;
+    });
+  }
+
   process.env[E2E_KUBECONFIG_ENV] = cp.kubeconfigPath;
   project.provide('pgpilotKubeconfigPath', cp.kubeconfigPath);
   project.provide('pgpilotLogsDir', logsDir);
@@ -47,6 +59,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     const state = project.vitest.state;
     const failed = state.getCountOfFailedTests() > 0 || state.getFailedFilepaths().length > 0 || state.getUnhandledErrors().length > 0;
     const keep = failed || process.env.PGPILOT_E2E_KEEP_LOGS === '1';
+    await (await metricsServer)?.stop();
     await cp.stop({ keepLogs: true });
     if (keep) console.log(`[e2e] control-plane logs kept in ${logsDir}`);
     else await rm(logsDir, { recursive: true, force: true });

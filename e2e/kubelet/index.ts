@@ -304,6 +304,7 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
     pkiDir: join(dataDir, 'pki'),
     log: log.child({ part: 'kubelet-api' }),
     findPod: (ns, name) => byName(ns, name),
+    metricsContainers: () => [...workers.values()].filter((w) => !w.isTerminating).flatMap((w) => w.metricsContainers()),
   });
   const node = new NodeAgent(api, nodeName, log, server?.port ?? 0);
   await node.register();

@@ -1,6 +1,6 @@
 // The process kubelet's HTTPS API on 127.0.0.1 (a free port, advertised in the Node's
 // daemonEndpoints.kubeletEndpoint.Port): what the apiserver calls for `kubectl logs` and
-// `kubectl exec`.
+// `kubectl exec`, and what metrics-server scrapes (GET /metrics/resource, resource-metrics.ts).
 //
 // TLS both ways, as with a real kubelet:
 // - serving: a key made here and a certificate from the cluster's signer through a
@@ -28,6 +28,7 @@ import { errorText } from '../../src/util/error-text.js';
 import type { KubeApi } from './api.js';
 import { chooseInstance, parseLogQuery, serveContainerLog, type LogSink } from './container-logs.js';
 import { ExecSession, negotiateProtocol, parseExecQuery, type ExecTarget } from './exec.js';
+import { collectResourceMetrics, formatResourceMetrics, type MetricsContainer } from './resource-metrics.js';
 
 const run = promisify(execFile);
 const OPENSSL = '/usr/bin/openssl';
@@ -55,6 +56,8 @@ export interface KubeletServerOptions {
   pkiDir: string;
   log: Logger;
   findPod(namespace: string, name: string): PodView | undefined;
+  /** Every running container, for GET /metrics/resource (metrics-server). */
+  metricsContainers?(): MetricsContainer[];
 }
 
 export interface KubeletServer {
@@ -130,6 +133,11 @@ function routeOf(url: URL): { verb: string; namespace: string; pod: string; cont
 async function handleRequest(o: KubeletServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://kubelet');
   if (url.pathname === '/healthz') return plain(res, 200, 'ok');
+  if (url.pathname === '/metrics/resource' && req.method === 'GET' && o.metricsContainers) {
+    const body = formatResourceMetrics(await collectResourceMetrics(o.metricsContainers()));
+    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    return void res.end(body);
+  }
   const route = routeOf(url);
   if (route?.verb === 'exec') return plain(res, 400, 'Upgrade request required');
   if (route?.verb !== 'containerLogs' || req.method !== 'GET') return plain(res, 404, '404 page not found');

@@ -11,6 +11,7 @@ import { ContainerConfigError, containerEnv, expandRefs } from './container-env.
 import { headerLine, isHeaderLine } from './container-logs.js';
 import type { ExecTarget } from './exec.js';
 import type { ContainerView } from './kubelet-server.js';
+import type { MetricsContainer } from './resource-metrics.js';
 import { ImagePullError, resolveImage, type ResolvedImage } from './images.js';
 import { ProbeLoop, type ProbeTarget } from './probes.js';
 import { launchProcess, signal, writeIdentityFiles, type Cgroups, type ExitStatus, type Mount, type ProcessUser, type SandboxProcess } from './sandbox.js';
@@ -125,6 +126,14 @@ export class PodWorker {
   containerPid(name?: string): number | undefined {
     const c = name ? this.containers.find((x) => x.spec.name === name) : this.containers[0];
     return c?.running ? c.proc?.pid : undefined;
+  }
+
+  /** Running (non-init) containers as /metrics/resource reads them. */
+  metricsContainers(): MetricsContainer[] {
+    const { namespace, name } = this.pod.metadata!;
+    return this.containers
+      .filter((c) => c.running)
+      .map((c) => ({ namespace: namespace!, pod: name!, container: c.spec.name, startedAtMs: c.startedAt, ...(c.cgroupDir ? { cgroupDir: c.cgroupDir } : {}) }));
   }
 
   /** A container (init containers too) as the kubelet API serves it. */

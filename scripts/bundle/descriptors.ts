@@ -91,7 +91,7 @@ export const CLUSTER_RESOURCES: ResourceReference[] = [
   'CronJob',
   'Job',
   'Event',
-].map(ref);
+].map(ref).concat([{ kind: 'HorizontalPodAutoscaler', name: '', version: 'v2' }]);
 
 /** A backup is taken by a Job (and its pod); Events report how it went. */
 export const BACKUP_RESOURCES: ResourceReference[] = ['Job', 'Pod', 'Event'].map(ref);

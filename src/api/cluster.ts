@@ -219,6 +219,40 @@ const HighAvailability = Obj('Replication, failover and durability.', {
   ),
 });
 
+/** The synchronous quorum as a CEL expression over the spec: synchronousReplicas when synchronousCommit is on, else 0. */
+const CEL_SYNC_REPLICAS =
+  '(has(self.highAvailability) && has(self.highAvailability.synchronousCommit) && self.highAvailability.synchronousCommit ? (has(self.highAvailability.synchronousReplicas) ? self.highAvailability.synchronousReplicas : 1) : 0)';
+
+export const AutoscalingSpecSchema = Obj(
+  'Replica autoscaling: the operator owns a HorizontalPodAutoscaler (autoscaling/v2, named after the cluster) that drives spec.instances through the scale subresource from the instance pods\' CPU (metrics.k8s.io, e.g. metrics-server). Removing this block removes the HPA; spec.instances keeps its last value. New instances are added one at a time (each clones before the next is created), and scale-down never removes the primary. docs/autoscaling.md.',
+  {
+    min: Type.Optional(
+      Type.Integer({
+        description: 'Fewest instances (the HPA\'s minReplicas). Default: what synchronous commit needs (synchronousReplicas + 1 when synchronousCommit is on), else 1.',
+        minimum: 1,
+        maximum: 10,
+      }),
+    ),
+    max: Type.Integer({ description: 'Most instances (the HPA\'s maxReplicas).', minimum: 1, maximum: 10 }),
+    targetCPUUtilizationPercentage: Type.Optional(
+      Type.Integer({
+        description: 'Average CPU use of the instance pods the HPA aims for, in percent of their CPU request (spec.resources.requests.cpu must be set, or the HPA cannot compute it).',
+        minimum: 1,
+        maximum: 1000,
+        default: DEFAULTS.autoscalingTargetCPU,
+      }),
+    ),
+    scaleDownStabilizationSeconds: Type.Optional(
+      Type.Integer({
+        description: 'How long the HPA waits, after the load falls, before it removes instances (behavior.scaleDown.stabilizationWindowSeconds; Kubernetes\' default is 300).',
+        minimum: 0,
+        maximum: 3600,
+      }),
+    ),
+  },
+  { ...cel({ rule: '!has(self.min) || self.min <= self.max', message: 'autoscaling.min must not be above autoscaling.max', fieldPath: '.min' }) },
+);
+
 const Toleration = Obj('A toleration, as in a Pod spec.', {
   key: Type.Optional(Type.String({ description: 'Taint key; empty with operator Exists matches every taint.', maxLength: 317 })),
   operator: Type.Optional(StringEnum(['Exists', 'Equal'] as const, { description: 'Exists or Equal (default).' })),
@@ -445,13 +479,29 @@ export const ClusterSpecSchema = Obj(
     stopDelaySeconds: Type.Optional(
       Type.Integer({ description: 'Grace period for a PostgreSQL pod to shut down (smart, then fast) before it is killed.', minimum: 5, maximum: 3600, default: DEFAULTS.stopDelaySeconds }),
     ),
+    autoscaling: Type.Optional(AutoscalingSpecSchema),
   },
   {
     ...cel(
       {
-        rule: '!has(self.highAvailability) || !has(self.highAvailability.synchronousCommit) || !self.highAvailability.synchronousCommit || (has(self.instances) ? self.instances : 1) > (has(self.highAvailability.synchronousReplicas) ? self.highAvailability.synchronousReplicas : 1)',
+        // A new cluster, or a change of the synchronous settings, must leave enough instances. A
+        // change of spec.instances alone (the scale subresource: an HPA, `kubectl scale`) is
+        // accepted and held at the minimum by the operator (the Autoscaling condition says so):
+        // a refused write would leave an HPA failing to scale with nothing on the cluster to say why.
+        rule: `(has(self.instances) ? self.instances : 1) > ${CEL_SYNC_REPLICAS} || (oldSelf.hasValue() && has(self.highAvailability) && has(oldSelf.value().highAvailability) && self.highAvailability == oldSelf.value().highAvailability)`,
         message: 'highAvailability.synchronousReplicas must be fewer than instances when synchronousCommit is on (the primary does not count)',
         fieldPath: '.highAvailability.synchronousReplicas',
+        optionalOldSelf: true,
+      },
+      {
+        rule: `!has(self.autoscaling) || self.autoscaling.max > ${CEL_SYNC_REPLICAS}`,
+        message: 'autoscaling.max must be above highAvailability.synchronousReplicas when synchronousCommit is on: the primary and its synchronous replicas are the fewest instances the cluster can run with',
+        fieldPath: '.autoscaling.max',
+      },
+      {
+        rule: `!has(self.autoscaling) || !has(self.autoscaling.min) || self.autoscaling.min > ${CEL_SYNC_REPLICAS}`,
+        message: 'autoscaling.min must be above highAvailability.synchronousReplicas when synchronousCommit is on: the primary and its synchronous replicas are the fewest instances the cluster can run with',
+        fieldPath: '.autoscaling.min',
       },
       {
         rule: 'has(self.walStorage) == has(oldSelf.walStorage)',
@@ -504,6 +554,7 @@ export type ObjectMetaLike = V1ObjectMeta;
 
 export type ClusterSpec = Static<typeof ClusterSpecSchema>;
 export type BackupSpec = Static<typeof BackupSpecSchema>;
+export type AutoscalingSpec = Static<typeof AutoscalingSpecSchema>;
 export type BootstrapSpec = Static<typeof BootstrapSchema>;
 export type PostgreSQLCluster = Static<typeof ClusterSchema> & { metadata: ObjectMetaLike };
 

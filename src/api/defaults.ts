@@ -39,5 +39,7 @@ export const DEFAULTS = {
   primaryUpdateStrategy: 'unsupervised',
   monitoringEnabled: true,
   majorUpgradeMode: 'link',
+  /** spec.autoscaling.targetCPUUtilizationPercentage (the HPA's own default CPU target). */
+  autoscalingTargetCPU: 80,
 } as const;
 

@@ -8,6 +8,8 @@ export interface CelRule {
   /** A CEL string expression for the message, when it should name the values (message is the fallback). */
   messageExpression?: string;
   fieldPath?: string;
+  /** Evaluate the rule on create too, with oldSelf an optional (absent on create): a transition rule that also guards new objects. */
+  optionalOldSelf?: boolean;
   reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
 }
 

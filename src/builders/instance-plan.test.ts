@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planInstances } from './instance-plan.js';
+import { effectiveInstances, minimumInstances, paceCreation, planInstances } from './instance-plan.js';
 import { instanceOrdinal, names } from '../api/names.js';
 
 describe('planInstances', () => {
@@ -53,5 +53,73 @@ describe('planInstances', () => {
         }
       }
     }
+  });
+});
+
+describe('minimumInstances / effectiveInstances (synchronous commit)', () => {
+  const ha = (synchronousCommit: boolean, synchronousReplicas = 1) => ({ synchronousCommit, synchronousReplicas });
+
+  it('is the primary plus the synchronous replicas when synchronous commit is on, else 1', () => {
+    expect(minimumInstances(ha(false, 3))).toBe(1);
+    expect(minimumInstances(ha(true, 1))).toBe(2);
+    expect(minimumInstances(ha(true, 3))).toBe(4);
+  });
+
+  it('holds spec.instances below the minimum at the minimum, and says so', () => {
+    expect(effectiveInstances(1, ha(true, 1))).toEqual({ desired: 2, heldAt: 2 });
+    expect(effectiveInstances(2, ha(true, 2))).toEqual({ desired: 3, heldAt: 3 });
+    expect(effectiveInstances(2, ha(true, 1))).toEqual({ desired: 2 });
+    expect(effectiveInstances(1, ha(false))).toEqual({ desired: 1 });
+  });
+});
+
+describe('paceCreation (one new instance at a time)', () => {
+  const inst = (...ordinals: number[]) => ordinals.map((o) => names.instance('db', o));
+  const none = new Set<string>();
+
+  it('creates every instance of a new cluster at once (not paced)', () => {
+    const plan = planInstances('db', [], 3);
+    expect(paceCreation(plan, new Set(inst(1, 2, 3)), false)).toEqual({ plan, deferred: [], waitingFor: [] });
+  });
+
+  it('creates only the lowest new instance when every kept one is ready', () => {
+    const paced = paceCreation(planInstances('db', inst(1, 2), 4, 'db-1'), none, true);
+    expect(paced.plan.create).toEqual(inst(3));
+    expect(paced.deferred).toEqual(inst(4));
+    expect(paced.waitingFor).toEqual([]);
+    expect(paced.plan.keep).toEqual(inst(1, 2));
+  });
+
+  it('creates nothing while a kept instance is not ready (a replica still cloning)', () => {
+    const paced = paceCreation(planInstances('db', inst(1, 2, 3), 4, 'db-1'), new Set(inst(3)), true);
+    expect(paced.plan.create).toEqual([]);
+    expect(paced.deferred).toEqual(inst(4));
+    expect(paced.waitingFor).toEqual(inst(3));
+  });
+
+  it('never holds back a scale-down, and never removes the primary on it', () => {
+    const paced = paceCreation(planInstances('db', inst(1, 2, 3, 4), 2, 'db-4'), new Set(inst(3)), true);
+    expect(paced.plan.remove).toEqual(inst(3, 2));
+    expect(paced.plan.keep).toEqual(inst(1, 4));
+    expect(paced.deferred).toEqual([]);
+  });
+
+  it('scaling 2 → 4 step by step: one clone at a time, the primary kept throughout', () => {
+    let existing = inst(1, 2);
+    const notReady = new Set<string>();
+    const created: string[][] = [];
+    for (let pass = 0; pass < 6; pass++) {
+      const { plan } = paceCreation(planInstances('db', existing, 4, 'db-1'), notReady, true);
+      expect(plan.create.length).toBeLessThanOrEqual(1);
+      expect(plan.keep).toContain('db-1');
+      if (plan.create.length) created.push(plan.create);
+      // A new instance is created not ready; it is ready by the next-but-one pass.
+      notReady.clear();
+      for (const n of plan.create) notReady.add(n);
+      existing = [...plan.keep, ...plan.create];
+      if (pass % 2 === 1) notReady.clear();
+    }
+    expect(created).toEqual([inst(3), inst(4)]);
+    expect(existing.sort()).toEqual(inst(1, 2, 3, 4));
   });
 });

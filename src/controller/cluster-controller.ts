@@ -34,6 +34,7 @@ import { createBackupReconciler } from '../reconcilers/backup.js';
 import { monitoringReconciler } from '../reconcilers/monitoring.js';
 import { createAnomaliesReconciler } from '../reconcilers/anomalies.js';
 import { createAutopilotReconciler } from '../reconcilers/autopilot.js';
+import { autoscalingReconciler } from '../reconcilers/autoscaling.js';
 import { apiStatus } from '../runtime/api-status.js';
 import { clusterEventTarget } from '../runtime/events.js';
 import { ClusterMetrics } from './cluster-metrics.js';
@@ -93,7 +94,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), createAnomaliesReconciler({ agent })];
+    this.reconcilers = [createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), autoscalingReconciler, createAnomaliesReconciler({ agent })];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

@@ -21,6 +21,7 @@ export const OWNED_RESOURCES: Partial<Record<OwnedKind, ResourceType>> = {
   Pod: { group: '', version: 'v1', plural: 'pods', kind: 'Pod' },
   CronJob: { group: 'batch', version: 'v1', plural: 'cronjobs', kind: 'CronJob' },
   Job: { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job' },
+  HorizontalPodAutoscaler: { group: 'autoscaling', version: 'v2', plural: 'horizontalpodautoscalers', kind: 'HorizontalPodAutoscaler' },
 };
 
 /**

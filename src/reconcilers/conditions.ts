@@ -30,6 +30,7 @@ export const CONDITION_OWNERS = {
   WalGrowingArchiveFailing: 'anomalies',
   ConnectionsNearLimit: 'anomalies',
   CheckpointsForced: 'anomalies',
+  Autoscaling: 'autoscaling',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;
@@ -100,6 +101,7 @@ const WATCHED: Partial<Record<ConditionType, Watch>> = {
     (['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced'] as const).map((t) => [t, { trouble: 'True', recovered: `${t}Cleared`, recalled: true }]),
   ),
   StorageFull: { trouble: 'True', recovered: 'StorageRoomAgain', recoveredMessage: 'Every volume is below its threshold or can grow again' },
+  Autoscaling: { trouble: 'False', recovered: 'AutoscalingActive', chosen: ['NotConfigured'] },
 };
 
 /** The Events for the transitions between two sets of conditions (pure). Unknown is no transition. */

@@ -7,7 +7,7 @@ import { type CoreV1Api, type V1PersistentVolumeClaim, type V1Pod, type V1Statef
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { names } from '../api/names.js';
-import { planInstances, type InstancePlan } from '../builders/instance-plan.js';
+import { effectiveInstances, paceCreation, planInstances, type InstancePlan } from '../builders/instance-plan.js';
 import { AgentError, type AgentClient } from '../instance/agent-client.js';
 import type { InstanceStatus, OperationStatus } from '../instance/api-types.js';
 import { postgresAnswers } from '../postgres/wire-probe.js';
@@ -40,6 +40,12 @@ export interface Observation {
   /** Instances the cluster should have now (kept and to be created), in ordinal order. */
   instanceNames: string[];
   plan: InstancePlan;
+  /** Instances spec.instances asks for beyond instanceNames, created once those are ready (one at a time). */
+  deferred: string[];
+  /** Instances not ready yet that hold `deferred` back. */
+  waitingFor: string[];
+  /** spec.instances is below what synchronous commit needs: the cluster is held at this many. */
+  heldAt?: number;
   /** Every instance StatefulSet that exists, including those the plan removes. */
   statefulSets: V1StatefulSet[];
   /** One entry per name in instanceNames. */
@@ -92,6 +98,10 @@ interface LastStatus {
   misses: number;
 }
 
+function podReady(pod: V1Pod | undefined): boolean {
+  return !!pod && !pod.metadata?.deletionTimestamp && !!pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
 function runningPodIP(pod: V1Pod | undefined): string | undefined {
   if (!pod || pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Running') return undefined;
   return pod.status?.podIP;
@@ -126,8 +136,12 @@ export class Observer {
     const ns = cluster.metadata.namespace!;
     const name = cluster.metadata.name!;
     const statefulSets = cache.listForCluster<V1StatefulSet>('StatefulSet', ns, name).filter((s) => s.metadata?.labels?.[LABELS.component] === 'instance');
-    const desired = specOf(cluster).instances;
-    const plan = planInstances(name, statefulSets.map((s) => s.metadata!.name!), desired, leaseHolder ?? cluster.status?.currentPrimary);
+    const spec = specOf(cluster);
+    const { desired, heldAt } = effectiveInstances(spec.instances, spec.highAvailability);
+    const planned = planInstances(name, statefulSets.map((s) => s.metadata!.name!), desired, leaseHolder ?? cluster.status?.currentPrimary);
+    // Once the cluster has been up, new instances come one at a time, each after the others are ready.
+    const notReady = new Set(planned.keep.filter((i) => !podReady(cache.get<V1Pod>('Pod', ns, names.pod(i)))));
+    const { plan, deferred, waitingFor } = paceCreation(planned, notReady, !!cluster.status?.firstReadyTime);
     const instanceNames = [...plan.keep, ...plan.create].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     const claims = cache.listForCluster<V1PersistentVolumeClaim>('PersistentVolumeClaim', ns, name);
     const instances: InstanceObservation[] = instanceNames.map((instance) => {
@@ -144,6 +158,9 @@ export class Observer {
     return {
       instanceNames,
       plan,
+      deferred,
+      waitingFor,
+      ...(heldAt !== undefined ? { heldAt } : {}),
       statefulSets,
       instances,
       leaseHolder,

@@ -9,6 +9,7 @@ import { mergeConditions, type ConditionInput } from './conditions.js';
 import type { Observation } from './observe.js';
 import { specOf } from '../api/resolve-spec.js';
 import { upgradeActive } from './major-upgrade-plan.js';
+import { effectiveInstances } from '../builders/instance-plan.js';
 
 /** Why an instance is not ready, in words a person can act on. */
 export function instanceProblem(sts: V1StatefulSet | undefined, pod: V1Pod | undefined): string {
@@ -98,7 +99,9 @@ function phaseOf(deleting: boolean, failed: boolean, n: InstanceCounts, planned:
 /** The status the cluster should show (pure). */
 export function computeStatus(input: StatusInputs): ClusterStatus {
   const { cluster, observed, base } = input;
-  const n = countInstances(specOf(cluster).instances, observed);
+  const spec = specOf(cluster);
+  // spec.instances below what synchronous commit needs is held at that minimum (instance-plan.ts).
+  const n = countInstances(effectiveInstances(spec.instances, spec.highAvailability).desired, observed);
   const conditions = [readyCondition(n), degradedCondition(input.failure), progressingCondition(input.writes, n), ...input.conditions];
   const firstReadyTime = cluster.status?.firstReadyTime ?? (n.allReady ? rfc3339(input.now) : undefined);
   const phase = phaseOf(!!cluster.metadata.deletionTimestamp, !!input.failure, n, observed.instanceNames.length, firstReadyTime !== undefined, upgradeActive(base.majorUpgrade), base.hibernation?.phase);

@@ -32,7 +32,8 @@ export type OwnedKind =
   | 'CronJob'
   | 'Job'
   /** Only while the Prometheus Operator's CRDs exist (OwnedCache.watching). */
-  | 'PodMonitor';
+  | 'PodMonitor'
+  | 'HorizontalPodAutoscaler';
 
 /** Read access to the informer caches of everything a cluster owns. */
 export interface OwnedCache {

@@ -141,6 +141,8 @@ export const OPERATOR_GRANTS: Set<Grant> = grantsFrom({
   'rbac.authorization.k8s.io': { roles: CRUD, rolebindings: CRUD },
   // A PodMonitor per cluster while the Prometheus Operator's CRDs exist (optional-kinds.ts).
   'monitoring.coreos.com': { podmonitors: CRUD },
+  // The HorizontalPodAutoscaler of spec.autoscaling.
+  autoscaling: { horizontalpodautoscalers: CRUD },
 });
 
 /** What the operator grants its PostgreSQL pods and backup Job pods; it may only grant what it holds. */
