@@ -108,13 +108,13 @@ describe('rolling changes', () => {
     const after = await podUids();
     for (const pod of before) expect(after).not.toContain(pod);
 
-    // A resources change (the tuned shared_buffers follows the memory request) rolls the same way,
+    // A resources change (the tuned settings follow the memory limit) rolls the same way,
     // also with spec.primary pinning the primary: the rollout's switchover first, then the pinned
     // instance takes the role back (two switchovers; the rollout is not held by the pin).
     const pinned = (await db.get()).status!.currentPrimary!;
     await db.patchSpec({ primary: pinned });
     const transitions = (await db.primaryLease())?.spec?.leaseTransitions ?? 0;
-    await db.patchSpec({ resources: { requests: { memory: '300Mi' } } });
+    await db.patchSpec({ resources: { requests: { memory: '300Mi' }, limits: { memory: '600Mi' } } });
     await waitFor('every pod replaced for the new memory request, the rollout done, the pinned primary back', async () => {
       const c = await db.get();
       return c.status?.phase === 'Healthy' && !c.status.rollout && c.status.currentPrimary === pinned && (await podUids()).every((u) => !after.includes(u));
@@ -122,9 +122,10 @@ describe('rolling changes', () => {
     expect((await db.primaryLease())?.spec?.leaseTransitions).toBe(transitions + 2);
     // The tuning followed the new memory, says why, and every instance runs it.
     const tuning = (await db.get()).status!.tuning!;
-    expect(tuning).toMatchObject({ profile: 'mixed', memory: '300Mi' });
-    expect(tuning.settings.find((x) => x.name === 'effective_cache_size')).toMatchObject({ value: '225MB', reason: expect.stringContaining('75% of 300Mi') as string });
-    expect(await setting('effective_cache_size')).toEqual(['225MB', '225MB', '225MB']);
+    // (The limit, not the request: what the instance may use.)
+    expect(tuning).toMatchObject({ profile: 'mixed', memory: '600Mi' });
+    expect(tuning.settings.find((x) => x.name === 'effective_cache_size')).toMatchObject({ value: '450MB', reason: expect.stringContaining('75% of 600Mi') as string });
+    expect(await setting('effective_cache_size')).toEqual(['450MB', '450MB', '450MB']);
     await db.patchSpec({ primary: null });
   });
 
