@@ -7,13 +7,15 @@
 //     enospc_with_autogrow counts the writer's full-disk errors until StorageFull says AtMaxSize
 //     (goal 0);
 //   - auto-grow off (the control): enospc_without counts them until the first (goal > 0).
-// (scale_up_s belongs to replica autoscaling, not measured here.)
+// Then replica autoscaling on the same control plane and kubelet (bench/lib/autoscale-trials.ts):
+// scale_up_s, load start → a new replica streaming, through metrics-server and the real HPA.
 import { startControlPlane } from '../e2e/harness/control-plane.js';
 import { claimDir, conditionOf, createExpandableStorageClass, createFillCluster, deleteStorageClass, FillWriter, GrowthWatch } from '../e2e/harness/autogrow.js';
-import { E2E_KUBECONFIG_ENV, createTestNamespace, waitFor } from '../e2e/harness/env.js';
+import { E2E_KUBECONFIG_ENV, createTestNamespace, deleteTestNamespace, waitFor } from '../e2e/harness/env.js';
 import { HaCluster } from '../e2e/harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from '../e2e/harness/operator.js';
 import { startProcessKubelet, type ProcessKubelet } from '../e2e/kubelet/index.js';
+import { measureAutoscale } from './lib/autoscale-trials.js';
 import { printReport } from './report.js';
 
 const THRESHOLD = 70;
@@ -61,7 +63,14 @@ async function main(): Promise<void> {
     await waitFor('ENOSPC without auto-grow', async () => control.report.enospc > 0, { timeoutMs: 300_000, intervalMs: 250 });
     const without = await control.stop();
 
+    // Replica autoscaling next, with the auto-grow clusters gone (their pods would share the CPU).
+    await operator.stop();
+    operator = undefined;
+    await deleteTestNamespace(ns, { wait: true, timeoutMs: 120_000 });
+    const autoscale = await measureAutoscale(cp.kubeconfigPath, kubelet);
+
     const result = {
+      ...autoscale.metrics,
       grow_reaction_s: round(Math.max(...reactions)),
       grow_reaction_mean_s: round(reactions.reduce((a, b) => a + b, 0) / Math.max(reactions.length, 1)),
       growths: watch.growths.length,
@@ -78,6 +87,12 @@ async function main(): Promise<void> {
       ['writer', `${(withGrow.bytes / Mi).toFixed(0)} MiB of rows in ${fillS.toFixed(0)} s (${rate.toFixed(1)} MiB/s)`],
       ['enospc_with_autogrow (goal 0)', String(result.enospc_with_autogrow)],
       ['enospc_without (the control, > 0)', `${result.enospc_without} after ${(without.bytes / Mi).toFixed(0)} MiB: ${without.errors.at(-1)?.slice(0, 120) ?? ''}`],
+      ['autoscaling trials', String(result.trials)],
+      ['scale_up_s (load start → new replica streaming)', `median ${result.scale_up_s} s, max ${result.scale_up_max_s} s`],
+      ['  hpa_reaction_s (load start → spec.instances raised)', `median ${result.hpa_reaction_s} s`],
+      ['  clone_s (raised → streaming)', `median ${result.clone_s} s`],
+      ['scale_down_s (load stop → 2 ready instances)', `median ${result.scale_down_s} s`],
+      ['per trial (up/down s)', autoscale.perTrial],
     ]);
   } finally {
     await operator?.stop();

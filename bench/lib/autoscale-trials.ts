@@ -1,5 +1,5 @@
-// Benchmark `autoscale` (to be folded into `autopilot`): replica autoscaling on the process kubelet
-// with metrics-server v0.8.0 and the real HPA controller. A 2-instance cluster (synchronous commit,
+// The replica-autoscaling part of the `autopilot` benchmark: the process kubelet with
+// metrics-server v0.8.0 and the real HPA controller. A 2-instance cluster (synchronous commit,
 // ANY 1) with spec.autoscaling {min 2, max 4, CPU 70 %, scale-down window 0 s}; per trial, a CPU
 // load on the replicas through -ro (harness/cpu-load.ts), then:
 //   scale_up_s      load start → a new replica streaming (status.streamingReplicas grows);
@@ -8,14 +8,12 @@
 //   scale_down_s    load stop → back to 2 ready instances.
 // PGPILOT_BENCH_TRIALS (default 3) trials; medians and maxima reported.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startControlPlane } from '../e2e/harness/control-plane.js';
-import { startCpuLoad } from '../e2e/harness/cpu-load.js';
-import { E2E_KUBECONFIG_ENV, createTestNamespace, waitFor } from '../e2e/harness/env.js';
-import { HaCluster } from '../e2e/harness/ha-cluster.js';
-import { startMetricsServer } from '../e2e/harness/metrics-server.js';
-import { REPO_ROOT, ensureBuilt, startOperator } from '../e2e/harness/operator.js';
-import { startProcessKubelet } from '../e2e/kubelet/index.js';
-import { printReport } from './report.js';
+import { startCpuLoad } from '../../e2e/harness/cpu-load.js';
+import { createTestNamespace, waitFor } from '../../e2e/harness/env.js';
+import { HaCluster } from '../../e2e/harness/ha-cluster.js';
+import { startMetricsServer } from '../../e2e/harness/metrics-server.js';
+import { startOperator } from '../../e2e/harness/operator.js';
+import type { ProcessKubelet } from '../../e2e/kubelet/index.js';
 
 const TRIALS = Number(process.env.PGPILOT_BENCH_TRIALS ?? 3);
 const NAME = 'bench-as';
@@ -32,7 +30,7 @@ const median = (xs: number[]) => {
   return s.length ? (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2 : NaN;
 };
 const round = (x: number) => Math.round(x * 10) / 10;
-const say = (m: string) => console.error(`[bench autoscale] ${m}`);
+const say = (m: string) => console.error(`[bench autopilot] ${m}`);
 
 async function trial(db: HaCluster, n: number): Promise<Trial> {
   await db.healthy(2, 300_000);
@@ -60,12 +58,18 @@ async function trial(db: HaCluster, n: number): Promise<Trial> {
   return t;
 }
 
-async function main(): Promise<void> {
-  ensureBuilt();
-  const cp = await startControlPlane({});
-  process.env[E2E_KUBECONFIG_ENV] = cp.kubeconfigPath;
-  const kubelet = await startProcessKubelet({ kubeconfigPath: cp.kubeconfigPath, repoRoot: REPO_ROOT });
-  const metrics = await startMetricsServer({ kubeconfigPath: cp.kubeconfigPath });
+export interface AutoscaleMetrics {
+  scale_up_s: number;
+  scale_up_max_s: number;
+  hpa_reaction_s: number;
+  clone_s: number;
+  scale_down_s: number;
+  trials: number;
+}
+
+/** Runs the trials on a control plane and kubelet the caller started; the per-trial line for the table too. */
+export async function measureAutoscale(kubeconfigPath: string, kubelet: ProcessKubelet): Promise<{ metrics: AutoscaleMetrics; perTrial: string }> {
+  const metrics = await startMetricsServer({ kubeconfigPath });
   const ns = await createTestNamespace('bench-autoscale');
   const operator = await startOperator({ watchNamespaces: [ns] });
   try {
@@ -82,7 +86,7 @@ async function main(): Promise<void> {
       await sleep(5000);
     }
     const col = (k: keyof Trial) => trials.map((t) => t[k]);
-    const metricsOut = {
+    const out: AutoscaleMetrics = {
       scale_up_s: round(median(col('scaleUpS'))),
       scale_up_max_s: round(Math.max(...col('scaleUpS'))),
       hpa_reaction_s: round(median(col('hpaReactionS'))),
@@ -90,20 +94,9 @@ async function main(): Promise<void> {
       scale_down_s: round(median(col('scaleDownS'))),
       trials: trials.length,
     };
-    printReport('autoscale', metricsOut, [
-      ['trials', String(trials.length)],
-      ['scale_up_s (load start → new replica streaming)', `median ${metricsOut.scale_up_s} s, max ${metricsOut.scale_up_max_s} s`],
-      ['  hpa_reaction_s (load start → spec.instances raised)', `median ${metricsOut.hpa_reaction_s} s`],
-      ['  clone_s (raised → streaming)', `median ${metricsOut.clone_s} s`],
-      ['scale_down_s (load stop → 2 ready instances)', `median ${metricsOut.scale_down_s} s`],
-      ['per trial (up/down s)', trials.map((t) => `${t.scaleUpS.toFixed(1)}/${t.scaleDownS.toFixed(1)}`).join('  ')],
-    ]);
+    return { metrics: out, perTrial: trials.map((t) => `${t.scaleUpS.toFixed(1)}/${t.scaleDownS.toFixed(1)}`).join('  ') };
   } finally {
     await operator.stop();
-    await kubelet.stop();
     await metrics.stop();
-    await cp.stop();
   }
 }
-
-await main();
