@@ -11,7 +11,8 @@ import { EXIT, PluginError, usage } from './errors.js';
 import type { Kube } from './kube.js';
 import { age, isoTime, table, truncate, when, wrap, WIDTH, type Colors } from './ui.js';
 
-export interface InstanceReport {
+/** One instance: what its pod says, and (InstancePosition) what its agent says. */
+export interface InstanceReport extends InstancePosition {
   name: string;
   pod: string;
   /** The role label the operator puts on the pod (primary, replica), or "-" without one. */
@@ -22,16 +23,6 @@ export interface InstanceReport {
   restarts: number;
   node?: string;
   startedAt?: string;
-  /** From the instance's agent: its timeline, and the primary's write / a replica's replay location. */
-  timeline?: number;
-  lsn?: string;
-  /** A replica: bytes its replay is behind the primary's current location. */
-  lagBytes?: number;
-  /** A replica: whether it streams from the primary. */
-  streaming?: boolean;
-  fenced?: boolean;
-  /** From the instance's agent: the PostgreSQL version it runs. */
-  version?: string;
 }
 
 export interface StatusReport {
