@@ -93,13 +93,21 @@ export interface BootstrapRoles {
 }
 
 /**
+ * For a session whose statements carry passwords as literals: none of them may reach the server
+ * log, whatever spec.postgresql.parameters says — not as a statement (log_statement), not with its
+ * duration (log_min_duration_statement, and the sampled log_min_duration_sample), not as the text
+ * of a failing one (log_min_error_statement). Commits wait for no synchronous standby.
+ */
+export const SECRET_SESSION =
+  "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_duration_sample = -1; SET log_min_error_statement = 'panic'; SET synchronous_commit = 'local'";
+
+/**
  * Roles and the application database of a fresh cluster. Idempotent (a restart mid-bootstrap
- * runs it again). Passwords travel as SQL literals: the session turns statement logging off so
- * a failing statement is not echoed into the server log, and commits do not wait for synchronous
- * standbys that do not exist yet.
+ * runs it again). Passwords travel as SQL literals: the session turns every kind of statement
+ * logging off (SECRET_SESSION), and commits do not wait for synchronous standbys that do not exist yet.
  */
 export async function createBootstrapObjects(c: pg.Client, r: BootstrapRoles): Promise<void> {
-  await c.query("SET log_min_error_statement = 'panic'; SET log_statement = 'none'; SET synchronous_commit = 'local'");
+  await c.query(SECRET_SESSION);
   const roleExists = async (name: string) => ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount ?? 0) > 0;
   const role = async (creds: Credentials, attrs: string) => {
     const verb = (await roleExists(creds.username)) ? 'ALTER' : 'CREATE';
@@ -121,7 +129,7 @@ export interface AdoptedRoles extends BootstrapRoles {
  * lacked (and the application database). Idempotent; run as a superuser over the unix socket.
  */
 export async function adoptRestoredDatabase(c: pg.Client, r: AdoptedRoles): Promise<void> {
-  await c.query("SET log_min_error_statement = 'panic'; SET log_statement = 'none'; SET synchronous_commit = 'local'");
+  await c.query(SECRET_SESSION);
   const exists = ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [r.superuser.username])).rowCount ?? 0) > 0;
   await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(r.superuser.username)} WITH SUPERUSER LOGIN PASSWORD ${quoteLiteral(r.superuser.password)}`);
   await createBootstrapObjects(c, r);
