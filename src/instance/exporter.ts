@@ -17,9 +17,7 @@
 // No default Node process metrics: the kubelet (cAdvisor) already reports the container's CPU and
 // memory, prom-client's default set holds gauges named *_total that `promtool check metrics`
 // rejects, and a scrape should cost no more than it must.
-import { statfs } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { dirname } from 'node:path';
 import type pg from 'pg';
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import * as sql from '../postgres/sql.js';
@@ -30,6 +28,7 @@ import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
 import { exists } from '../postgres/files.js';
 import type { AgentState } from './agent-state.js';
+import { volumeUsage } from './volume-usage.js';
 import type { ArchivingStatus, InstanceRole } from './api-types.js';
 import type { CustomQueryFiles } from './custom-queries.js';
 
@@ -115,7 +114,7 @@ export function agentSource(a: AgentState): ExporterSource {
     connectOptions: () => a.local(),
     facts: async () => {
       const role: InstanceRole = !(await a.hasData()) ? 'none' : (await exists(a.layout.standbySignal)) ? 'replica' : 'primary';
-      return { role, fenced: a.fenced, archiving: a.archiving?.status(), volumes: await volumes(a.settings.pgdata, a.settings.walDir) };
+      return { role, fenced: a.fenced, archiving: a.archiving?.status(), volumes: await volumeUsage(a.settings.pgdata, a.settings.walDir) };
     },
     ...(a.customQueries ? { customQueries: a.customQueries } : {}),
   };
@@ -364,25 +363,6 @@ export class MetricsExporter {
     this.client = null;
     await c?.end().catch(() => undefined);
   }
-}
-
-/** statfs of `path`, or of its parent while it does not exist yet (the mount point holds it). */
-async function volumeOf(volume: 'data' | 'wal', path: string): Promise<AgentFacts['volumes'][number] | null> {
-  for (const p of [path, dirname(path)]) {
-    try {
-      const s = await statfs(p);
-      return { volume, capacityBytes: s.blocks * s.bsize, usedBytes: (s.blocks - s.bfree) * s.bsize };
-    } catch {
-      /* try the parent */
-    }
-  }
-  return null;
-}
-
-/** The volumes the exporter reports: PGDATA's, and pg_wal's when it has its own (PGPILOT_WAL_DIR). */
-export async function volumes(pgdata: string, walDir: string | undefined): Promise<AgentFacts['volumes']> {
-  const all = await Promise.all([volumeOf('data', pgdata), ...(walDir ? [volumeOf('wal', walDir)] : [])]);
-  return all.filter((v): v is AgentFacts['volumes'][number] => v !== null);
 }
 
 export interface MetricsServerOptions {

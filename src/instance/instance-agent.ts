@@ -88,6 +88,7 @@ export class InstanceAgent implements AgentApi {
     }
     // Streaming again: whatever WAL it once missed, it has caught up.
     if (snapshot?.walReceiverStatus === 'streaming') a.cannotCatchUp = null;
+    const health = this.health.current();
     return {
       ...shapeStatus(
         { instance: a.settings.instance, phase: a.phase.current, fenced: a.fenced, running: a.pg.ready && snapshot !== null, restarts: a.pg.restarts, lastError: a.lastError, roleOnDisk },
@@ -101,10 +102,11 @@ export class InstanceAgent implements AgentApi {
       cannotCatchUp: a.cannotCatchUp,
       awaitingRole: a.awaitingRole,
       customQueries: (await a.customQueries?.status()) ?? null,
-      health: this.health.current(),
+      health,
       vacuum: this.health.vacuum(),
       volumes: await volumeUsage(a.settings.pgdata, a.settings.walDir),
-      slots: (snapshot?.slots ?? []).map((r) => ({ slot: r.slot_name, active: r.active, retainedBytes: Number(r.retained_bytes) })),
+      // From the health snapshot (every few seconds), not a query of its own on this hot path.
+      slots: (health?.slots ?? []).flatMap((s) => (s.retainedBytes === null ? [] : [{ slot: s.name, active: s.active, retainedBytes: s.retainedBytes }])),
       ...(Object.keys(a.startOverrides).length > 0 ? { provisionalSettings: a.startOverrides } : {}),
     };
   }

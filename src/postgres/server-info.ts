@@ -14,14 +14,6 @@ export interface ReplicationRow {
   replay_lsn: string | null;
 }
 
-/** A replication slot on a primary and the WAL it keeps from being removed. */
-export interface SlotRow {
-  slot_name: string;
-  active: boolean;
-  /** Bytes of WAL from the slot's restart_lsn to the current position (as text: bigint). */
-  retained_bytes: string;
-}
-
 /** What the status query returns (sql.ts); null fields where PostgreSQL has no answer. */
 export interface SqlSnapshot {
   inRecovery: boolean;
@@ -41,8 +33,6 @@ export interface SqlSnapshot {
   primaryConninfo: string | null;
   replication: ReplicationRow[];
   pendingRestart: boolean;
-  /** A primary's replication slots that hold WAL (absent on a replica). */
-  slots?: SlotRow[];
 }
 
 const STATUS_SQL = `
@@ -66,10 +56,6 @@ SELECT application_name, client_addr::text AS client_addr, state, sync_state,
        sent_lsn::text AS sent_lsn, write_lsn::text AS write_lsn, flush_lsn::text AS flush_lsn, replay_lsn::text AS replay_lsn
   FROM pg_stat_replication ORDER BY application_name, client_addr`;
 
-const SLOTS_SQL = `
-SELECT slot_name, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained_bytes
-  FROM pg_replication_slots WHERE restart_lsn IS NOT NULL ORDER BY slot_name`;
-
 interface StatusRow {
   in_recovery: boolean;
   server_version: string;
@@ -90,7 +76,6 @@ export async function querySnapshot(c: pg.Client): Promise<SqlSnapshot> {
   const s = (await c.query<StatusRow>(STATUS_SQL)).rows[0];
   if (!s) throw new Error('status query returned no row');
   const replication = s.in_recovery ? [] : (await c.query<ReplicationRow>(REPLICATION_SQL)).rows;
-  const slots = s.in_recovery ? [] : (await c.query<SlotRow>(SLOTS_SQL)).rows;
   return {
     inRecovery: s.in_recovery,
     serverVersion: s.server_version,
@@ -106,7 +91,6 @@ export async function querySnapshot(c: pg.Client): Promise<SqlSnapshot> {
     primaryConninfo: s.primary_conninfo || null,
     replication,
     pendingRestart: s.pending_restart,
-    slots,
   };
 }
 
