@@ -23,12 +23,15 @@ export interface ScaleRecord {
   /** Every distinct UID the primary's pod had. */
   primaryPodUids: Set<string>;
   samples: number;
+  /** Samples that failed (the apiserver refused or timed out), and the last error: a gap in the record. */
+  failedSamples: number;
+  lastError?: string;
 }
 
 const ready = (pod: V1Pod | undefined) => !!pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 
 export class ScaleWatch {
-  readonly record: ScaleRecord = { instances: new Map(), maxNotReady: 0, maxNotReadyAt: [], primaryPodUids: new Set(), samples: 0 };
+  readonly record: ScaleRecord = { instances: new Map(), maxNotReady: 0, maxNotReadyAt: [], primaryPodUids: new Set(), samples: 0, failedSamples: 0 };
   private stopped = false;
   private readonly done: Promise<void>;
   private readonly apps = kubeConfig().makeApiClient(AppsV1Api);
@@ -74,7 +77,10 @@ export class ScaleWatch {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      await this.sample().catch(() => undefined);
+      await this.sample().catch((err: unknown) => {
+        this.record.failedSamples++;
+        this.record.lastError = err instanceof Error ? err.message : String(err);
+      });
       await new Promise((r) => setTimeout(r, 250));
     }
   }
