@@ -1,14 +1,17 @@
 // Watches a cluster's instances while it scales (polling the apiserver every 250 ms): when each
 // instance's StatefulSet appeared and its pod first became Ready, how many instances were not
-// ready at once (a replica cloning), and whether the primary's pod was ever replaced.
+// ready at once (a replica cloning), and whether the primary's pod was ever replaced. Creation
+// and readiness times come from the server's own timestamps (creationTimestamp, the Ready
+// condition's lastTransitionTime: whole seconds) when a sample sees them, so a gap in sampling
+// (a slow or failed list) does not lose them; a sample that takes over 5 s is abandoned.
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../../src/api/constants.js';
 import { kubeConfig } from './env.js';
 
 export interface InstanceTimes {
-  /** When its StatefulSet was first seen (ms since epoch). */
+  /** When its StatefulSet was created (ms since epoch). */
   created?: number;
-  /** When its pod was first seen Ready. */
+  /** When its pod became Ready. */
   ready?: number;
   /** When its StatefulSet was last seen gone after having existed. */
   removed?: number;
@@ -27,6 +30,10 @@ export interface ScaleRecord {
   failedSamples: number;
   lastError?: string;
 }
+
+const SAMPLE_TIMEOUT_MS = 5000;
+
+const serverTime = (t: Date | string | undefined): number | undefined => (t === undefined ? undefined : new Date(t).getTime());
 
 const ready = (pod: V1Pod | undefined) => !!pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 
@@ -48,20 +55,24 @@ export class ScaleWatch {
 
   private async sample(): Promise<void> {
     const selector = `${LABELS.cluster}=${this.cluster},${LABELS.component}=instance`;
-    const [sets, pods] = await Promise.all([
-      this.apps.listNamespacedStatefulSet({ namespace: this.namespace, labelSelector: selector }),
-      this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: selector }),
-    ]);
+    let timer: NodeJS.Timeout | undefined;
+    const [sets, pods] = await Promise.race([
+      Promise.all([
+        this.apps.listNamespacedStatefulSet({ namespace: this.namespace, labelSelector: selector }),
+        this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: selector }),
+      ]),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('sample took over 5 s')), SAMPLE_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
     const now = Date.now();
     const podOf = (instance: string) => pods.items.find((p) => p.metadata?.name === `${instance}-0`);
-    const present = new Set(sets.items.map((s) => s.metadata!.name!));
+    const present = new Map(sets.items.map((s) => [s.metadata!.name!, s]));
     const notReady: string[] = [];
-    for (const name of present) {
+    for (const [name, set] of present) {
       const t = this.record.instances.get(name) ?? {};
-      t.created ??= now;
+      t.created ??= serverTime(set.metadata?.creationTimestamp) ?? now;
       delete t.removed;
       const pod = podOf(name);
-      if (ready(pod)) t.ready ??= now;
+      if (ready(pod)) t.ready ??= serverTime(pod?.status?.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime) ?? now;
       else notReady.push(name);
       this.record.instances.set(name, t);
     }
