@@ -3,6 +3,7 @@
 // that identity's table, and every verb a table grants must be one the code uses (or, for the
 // operator, one it must hold to grant it to backup Jobs). test/chart checks the chart against the
 // same tables; the Role of backup Jobs is built from BACKUP_JOB_PERMISSIONS.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { scanApiCalls, type ApiCall } from '../../test/support/api-calls.js';
 import { BACKUP_JOB_PERMISSIONS, LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, grantsOf } from './permissions.js';
@@ -81,5 +82,30 @@ describe('pods that get no API token', () => {
     expect(r.files).toContain(sample);
     expect(r.problems).toEqual([]);
     expect(r.calls.map((c) => `${grantOf(c)} at ${c.at}`)).toEqual([]);
+  });
+});
+
+describe('docs/security.md', () => {
+  /** The grants of the table under a heading: rows "| group | resources | verbs | why |". */
+  function documented(heading: string): Set<string> {
+    const text = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    const at = text.indexOf(heading);
+    expect(at, heading).toBeGreaterThanOrEqual(0);
+    const section = text.slice(at + heading.length).split('\n#')[0]!;
+    const out = new Set<string>();
+    for (const line of section.split('\n')) {
+      const cells = line.split('|').map((c) => c.trim());
+      if (cells.length < 5 || cells[1] === 'API group' || cells[1]!.startsWith('---')) continue;
+      const group = cells[1] === '(core)' ? '' : cells[1]!;
+      for (const resource of cells[2]!.split(', ')) for (const verb of cells[3]!.split(', ')) out.add(`${group}/${resource}:${verb}`);
+    }
+    return out;
+  }
+
+  it.each([
+    ['### The operator, in every namespace it watches', OPERATOR_PERMISSIONS],
+    ['### Backup Jobs and instance pods', BACKUP_JOB_PERMISSIONS],
+  ] as const)('shows the table of "%s" as declared', (heading, permissions) => {
+    expect(documented(heading)).toEqual(grantsOf(permissions));
   });
 });

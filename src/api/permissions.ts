@@ -48,6 +48,7 @@ export const OPERATOR_PERMISSIONS: readonly Permission[] = [
   { group: 'batch', resource: 'cronjobs', verbs: [...OWNED, 'delete'], why: 'scheduled backups (deleted when backups are turned off)' },
   { group: 'batch', resource: 'jobs', verbs: ['list', 'watch', 'create', 'delete'], why: 'on-demand backup, purge and major-upgrade Jobs (created once; a finished upgrade Job is deleted)' },
   { group: 'autoscaling', resource: 'horizontalpodautoscalers', verbs: [...OWNED, 'delete'], why: 'the HPA of spec.autoscaling' },
+  { group: 'networking.k8s.io', resource: 'networkpolicies', verbs: [...OWNED, 'delete'], why: 'the NetworkPolicy of spec.networkPolicy (deleted when it is turned off)' },
   { group: 'monitoring.coreos.com', resource: 'podmonitors', verbs: [...OWNED, 'delete'], why: 'a PodMonitor per cluster while the Prometheus Operator\'s CRDs exist' },
   { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], why: 'each cluster\'s <name>-primary Lease serialises promotions (compare-and-swap)' },
   { group: '', resource: 'events', verbs: ['create'], why: 'Events on clusters and backups' },

@@ -119,6 +119,10 @@ backup Jobs (src/builders/rbac.ts) only what it holds, so those verbs are here t
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The NetworkPolicy of spec.networkPolicy.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # PodMonitors for clusters with monitoring on, when the Prometheus Operator's CRDs exist.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
