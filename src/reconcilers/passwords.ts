@@ -6,8 +6,8 @@
 // that its mounted Secret shows the new password (by digest): the kubelet updates Secret volumes
 // up to a minute after the API object, and until then the change waits (409, retried soon).
 // Each call is short and bounded; the pass never waits for a mount.
-import type { V1Secret } from '@kubernetes/client-node';
-import { secretNames } from '../builders/secrets.js';
+import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
+import { generatedSecretNames, secretNames, staleAppUris } from '../builders/secrets.js';
 import { AgentError, type AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
 import type { PasswordRole } from '../instance/api-types.js';
 import { passwordDigest } from '../postgres/scram.js';
@@ -20,6 +20,11 @@ import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js'
 
 /** A change that waits (a mount that lags, an agent that does not answer) is tried again this soon. */
 const RETRY_MS = 5000;
+/**
+ * The operator watches only the Secrets it made: a user's own Secret (spec.superuserSecret,
+ * spec.bootstrap.initdb.secret) is looked at again this often (a read, no write).
+ */
+const USER_SECRET_CHECK_MS = 60_000;
 /** A replica's hold ends by itself after this long, should this pass not release it. */
 const HOLD_MS = 8000;
 
@@ -37,6 +42,23 @@ async function secretOf(ctx: ReconcileContext, name: string, withData: boolean):
   // The cache holds the generated Secrets (without data); a user's own is read from the API.
   const cached = withData ? undefined : ctx.cache.get<V1Secret>('Secret', ns, name);
   return cached ?? (await ignoreNotFound(ctx.clients.core.readNamespacedSecret({ name, namespace: ns })));
+}
+
+/**
+ * The generated app Secret's uri and jdbc-uri embed the password: rewritten after its rotation, so
+ * clients reading them get the new one. Answers the Secret's resourceVersion afterwards.
+ */
+async function refreshAppUris(ctx: ReconcileContext, secret: V1Secret, password: string): Promise<string> {
+  if (!generatedSecretNames(ctx.cluster).app) return secret.metadata!.resourceVersion!;
+  const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  const uris = staleAppUris(ctx.cluster, data, password);
+  if (!uris) return secret.metadata!.resourceVersion!;
+  const patched = await ctx.clients.core.patchNamespacedSecret(
+    { name: secret.metadata!.name!, namespace: ctx.cluster.metadata.namespace!, body: { metadata: { resourceVersion: secret.metadata!.resourceVersion }, stringData: uris } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  ctx.wrote(`Secret/${secret.metadata!.name}`);
+  return patched.metadata!.resourceVersion!;
 }
 
 export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconciler {
@@ -99,7 +121,8 @@ export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconci
             const password = secret?.data?.password ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined;
             if (!secret || !password) throw new StepFailed('SecretInvalid', `Secret ${p.secret} has no "password" key: the ${p.role} password stays as it is.`);
             const changed = await rotate(ctx, p.role, passwordDigest(password), plan.primary, plan.replicas);
-            applied[p.role] = { secret: p.secret, resourceVersion: secret.metadata!.resourceVersion!, appliedAt: rfc3339(new Date()) };
+            const resourceVersion = p.role === 'app' ? await refreshAppUris(ctx, secret, password) : secret.metadata!.resourceVersion!;
+            applied[p.role] = { secret: p.secret, resourceVersion, appliedAt: rfc3339(new Date()) };
             if (changed) {
               ctx.log.info({ role: p.role, secret: p.secret, resourceVersion: secret.metadata!.resourceVersion }, 'password rotated');
               await ctx.event('Normal', 'PasswordRotated', `The ${p.role} password of PostgreSQL is now the one in Secret ${p.secret} (resourceVersion ${secret.metadata!.resourceVersion}); the agents log in with it.`);
@@ -111,10 +134,12 @@ export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconci
         }
         if (failures.length > 0) ctx.log.info({ failures }, 'password change waits; trying again soon');
       }
+      const userSecrets = !!ctx.cluster.spec.superuserSecret || !!ctx.cluster.spec.bootstrap?.initdb?.secret;
+      const requeueAfterMs = plan.kind === 'wait' || failures.length > 0 ? RETRY_MS : userSecrets ? USER_SECRET_CHECK_MS : undefined;
       return {
         status: { passwords: Object.keys(applied).length > 0 ? applied : undefined },
         conditions: [passwordsCondition(plan, failures)],
-        ...(plan.kind === 'wait' || failures.length > 0 ? { requeueAfterMs: RETRY_MS } : {}),
+        ...(requeueAfterMs ? { requeueAfterMs } : {}),
       };
     },
   };
