@@ -53,7 +53,7 @@ describe('password rotation', () => {
       const s = await core().readNamespacedSecret({ name: secret, namespace: ns });
       if (Buffer.from(s.data!.password!, 'base64').toString('utf8') !== password) throw new Error(`Secret ${secret} lost the test's password`);
       const x = await c.get();
-      const ok = x.status?.passwords?.[role]?.resourceVersion === s.metadata!.resourceVersion && x.status.conditions?.find((k) => k.type === 'PasswordsApplied')?.status === 'True';
+      const ok = x.status?.passwords?.[role]?.resourceVersion === s.metadata!.resourceVersion && x.status?.conditions?.find((k) => k.type === 'PasswordsApplied')?.status === 'True';
       return ok ? x : undefined;
     }, { timeoutMs, intervalMs: 250 });
 

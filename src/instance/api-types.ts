@@ -160,6 +160,8 @@ export type PasswordRole = 'superuser' | 'app';
  * operator read from the Secret: the agent acts only once its mounted file shows it (else 409).
  * hold (replicas, superuser): hold logins until release or holdMs; apply (primary): ALTER ROLE;
  * release (replicas): wait for the replay of `lsn` (the apply's answer), switch, end the hold.
+ * Refusals: 409 the mounted file lags; 503 this instance cannot do it now (not the primary, its
+ * server does not answer).
  */
 export interface PasswordRequest {
   role: PasswordRole;

@@ -194,7 +194,7 @@ export class Passwords {
 
   /** ALTER ROLE unless the stored password already is this one (a repeated call changes nothing). */
   private async setIfDifferent(c: pg.Client, role: Credentials): Promise<PasswordResult> {
-    if (await sql.isInRecovery(c)) throw new HttpError(409, 'this instance is not the primary');
+    if (await sql.isInRecovery(c)) throw new HttpError(503, 'this instance is not the primary (a switchover or failover since the last observation?)');
     if (passwordMatches(await sql.storedPassword(c, role.username), role.password, role.username)) return { changed: false };
     const secret = verifierComputable(role.password) ? scramVerifier(role.password) : role.password;
     const lsn = await sql.setRolePassword(c, role.username, secret);

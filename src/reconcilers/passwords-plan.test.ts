@@ -61,6 +61,7 @@ describe('passwordsCondition', () => {
   it('names a lagging mount apart from other refusals', () => {
     expect(stepFailureReason(409)).toBe('WaitingForMountedSecret');
     expect(stepFailureReason('unreachable')).toBe('AgentUnreachable');
+    expect(stepFailureReason(503)).toBe('WaitingForPrimary');
     expect(stepFailureReason(500)).toBe('PasswordChangeFailed');
   });
 });

@@ -79,6 +79,7 @@ export function passwordsCondition(plan: RotationPlan, failures: Array<{ role: P
 /** Why an agent refused a step, as a condition reason: a mounted file that lags is expected, the rest is not. */
 export function stepFailureReason(status: number | 'unreachable'): string {
   if (status === 409) return 'WaitingForMountedSecret';
+  if (status === 503) return 'WaitingForPrimary';
   if (status === 'unreachable') return 'AgentUnreachable';
   return 'PasswordChangeFailed';
 }

@@ -17,6 +17,7 @@ import { errorText } from '../util/error-text.js';
 import { passwordsCondition, planRotation, stepFailureReason, type RoleSecret } from './passwords-plan.js';
 import { agentEndpoint } from './stop-calls.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
+import type { AppliedPassword } from '../api/cluster.js';
 
 /** A change that waits (a mount that lags, an agent that does not answer) is tried again this soon. */
 const RETRY_MS = 5000;
@@ -97,6 +98,21 @@ export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconci
     }
   };
 
+  /** One pending role: its Secret's password set in PostgreSQL, recorded, and an Event when it changed. */
+  const applyRole = async (ctx: ReconcileContext, p: RoleSecret, primary: string, replicas: string[]): Promise<AppliedPassword> => {
+    const secret = await secretOf(ctx, p.secret, true);
+    const password = secret?.data?.password ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined;
+    if (!secret || !password) throw new StepFailed('SecretInvalid', `Secret ${p.secret} has no "password" key: the ${p.role} password stays as it is.`);
+    const changed = await rotate(ctx, p.role, passwordDigest(password), primary, replicas);
+    const version = secret.metadata!.resourceVersion!;
+    if (changed) {
+      ctx.log.info({ role: p.role, secret: p.secret, resourceVersion: version }, 'password rotated');
+      await ctx.event('Normal', 'PasswordRotated', `The ${p.role} password of PostgreSQL is now the one in Secret ${p.secret} (resourceVersion ${version}); the agents log in with it.`);
+    }
+    const resourceVersion = p.role === 'app' ? await refreshAppUris(ctx, secret, password) : version;
+    return { secret: p.secret, resourceVersion, appliedAt: rfc3339(new Date()) };
+  };
+
   return {
     name: 'passwords',
     statusFields: ['passwords'],
@@ -117,16 +133,7 @@ export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconci
         // One role at a time: the app role's change logs in as the superuser.
         for (const p of plan.pending) {
           try {
-            const secret = await secretOf(ctx, p.secret, true);
-            const password = secret?.data?.password ? Buffer.from(secret.data.password, 'base64').toString('utf8') : undefined;
-            if (!secret || !password) throw new StepFailed('SecretInvalid', `Secret ${p.secret} has no "password" key: the ${p.role} password stays as it is.`);
-            const changed = await rotate(ctx, p.role, passwordDigest(password), plan.primary, plan.replicas);
-            const resourceVersion = p.role === 'app' ? await refreshAppUris(ctx, secret, password) : secret.metadata!.resourceVersion!;
-            applied[p.role] = { secret: p.secret, resourceVersion, appliedAt: rfc3339(new Date()) };
-            if (changed) {
-              ctx.log.info({ role: p.role, secret: p.secret, resourceVersion: secret.metadata!.resourceVersion }, 'password rotated');
-              await ctx.event('Normal', 'PasswordRotated', `The ${p.role} password of PostgreSQL is now the one in Secret ${p.secret} (resourceVersion ${secret.metadata!.resourceVersion}); the agents log in with it.`);
-            }
+            applied[p.role] = await applyRole(ctx, p, plan.primary, plan.replicas);
           } catch (err) {
             if (!(err instanceof StepFailed)) throw err;
             failures.push({ role: p.role, reason: err.reason, message: `The ${p.role} password change waits: ${err.message}` });
