@@ -165,8 +165,11 @@ describe('password rotation', () => {
     await applied(own, 'superuser', secret, 'own-Rotated-9d2f6b', 150_000);
     await query(rw(OWN, { user: 'postgres', password: 'own-Rotated-9d2f6b', database: 'postgres' }), 'SELECT 1');
     await expect(query(rw(OWN, { user: 'postgres', password: 'own-Initial-4c1e7a', database: 'postgres' }), 'SELECT 1')).rejects.toThrow(AUTH_FAILED);
-    const text = Object.values(await logs(OWN)).join('\n');
-    // Exactly the one refusal the test just caused.
+    // Exactly the one refusal the test just caused (once the log has it: the agent forwards postgres's output).
+    const text = await waitFor('the refusal in the log', async () => {
+      const t = Object.values(await logs(OWN)).join('\n');
+      return AUTH_FAILED.test(t) ? t : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 250 });
     expect(text.match(new RegExp(AUTH_FAILED.source, 'g')) ?? []).toHaveLength(1);
     expect(text.includes('own-Rotated-9d2f6b')).toBe(false);
     expect(identity(await pods(OWN))).toEqual(podsBefore);
