@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { instanceRole } from './rbac.js';
-import { credentialSecret, generatePassword, generatedSecretNames, secretNames, staleAppUris } from './secrets.js';
+import { credentialSecret, generatePassword, generatedSecretNames, secretNames } from './secrets.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
 import { podSpecOf, statefulSet } from '../../test/support/builder-fixtures.js';
 
@@ -63,17 +63,5 @@ describe('credentials', () => {
     const cluster = seedCluster({ bootstrap: { initdb: { secret: { name: 'my-app' } } } });
     expect(generatedSecretNames(cluster).app).toBeUndefined();
     expect(secretNames(cluster).app).toBe('my-app');
-  });
-});
-
-describe('staleAppUris', () => {
-  it('rewrites uri and jdbc-uri once the password key no longer matches them', () => {
-    const c = seedCluster();
-    const data = credentialSecret(c, 'app', 'old-Pass').stringData!;
-    expect(staleAppUris(c, data, 'old-Pass')).toBeUndefined();
-    const fresh = staleAppUris(c, { ...data, password: 'new/Pass' }, 'new/Pass')!;
-    expect(Object.keys(fresh).sort()).toEqual(['jdbc-uri', 'uri']);
-    expect(fresh.uri).toContain(':new%2FPass@');
-    expect(fresh['jdbc-uri']).toContain('password=new%2FPass');
   });
 });

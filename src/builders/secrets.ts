@@ -38,16 +38,6 @@ export function secretNames(cluster: PostgreSQLCluster): Record<CredentialKind, 
   };
 }
 
-/**
- * The generated app Secret's keys derived from its password (uri, jdbc-uri) when they no longer
- * embed `password` (the user changed the password key: a rotation); undefined when they do.
- */
-export function staleAppUris(cluster: PostgreSQLCluster, data: Record<string, string>, password: string): Record<string, string> | undefined {
-  const fresh = credentialSecret(cluster, 'app', password).stringData!;
-  const keys = ['uri', 'jdbc-uri'] as const;
-  return keys.every((k) => data[k] === fresh[k]) ? undefined : Object.fromEntries(keys.map((k) => [k, fresh[k]!]));
-}
-
 export function credentialSecret(cluster: PostgreSQLCluster, kind: CredentialKind, password: string): V1Secret {
   const name = cluster.metadata.name!;
   const ns = cluster.metadata.namespace!;

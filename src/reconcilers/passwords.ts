@@ -6,8 +6,8 @@
 // that its mounted Secret shows the new password (by digest): the kubelet updates Secret volumes
 // up to a minute after the API object, and until then the change waits (409, retried soon).
 // Each call is short and bounded; the pass never waits for a mount.
-import { PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
-import { generatedSecretNames, secretNames, staleAppUris } from '../builders/secrets.js';
+import type { V1Secret } from '@kubernetes/client-node';
+import { secretNames } from '../builders/secrets.js';
 import { AgentError, type AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
 import type { PasswordRole } from '../instance/api-types.js';
 import { passwordDigest } from '../postgres/scram.js';
@@ -43,23 +43,6 @@ async function secretOf(ctx: ReconcileContext, name: string, withData: boolean):
   // The cache holds the generated Secrets (without data); a user's own is read from the API.
   const cached = withData ? undefined : ctx.cache.get<V1Secret>('Secret', ns, name);
   return cached ?? (await ignoreNotFound(ctx.clients.core.readNamespacedSecret({ name, namespace: ns })));
-}
-
-/**
- * The generated app Secret's uri and jdbc-uri embed the password: rewritten after its rotation, so
- * clients reading them get the new one. Answers the Secret's resourceVersion afterwards.
- */
-async function refreshAppUris(ctx: ReconcileContext, secret: V1Secret, password: string): Promise<string> {
-  if (!generatedSecretNames(ctx.cluster).app) return secret.metadata!.resourceVersion!;
-  const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-  const uris = staleAppUris(ctx.cluster, data, password);
-  if (!uris) return secret.metadata!.resourceVersion!;
-  const patched = await ctx.clients.core.patchNamespacedSecret(
-    { name: secret.metadata!.name!, namespace: ctx.cluster.metadata.namespace!, body: { metadata: { resourceVersion: secret.metadata!.resourceVersion }, stringData: uris } },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
-  ctx.wrote(`Secret/${secret.metadata!.name}`);
-  return patched.metadata!.resourceVersion!;
 }
 
 export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconciler {
@@ -109,8 +92,7 @@ export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconci
       ctx.log.info({ role: p.role, secret: p.secret, resourceVersion: version }, 'password rotated');
       await ctx.event('Normal', 'PasswordRotated', `The ${p.role} password of PostgreSQL is now the one in Secret ${p.secret} (resourceVersion ${version}); the agents log in with it.`);
     }
-    const resourceVersion = p.role === 'app' ? await refreshAppUris(ctx, secret, password) : version;
-    return { secret: p.secret, resourceVersion, appliedAt: rfc3339(new Date()) };
+    return { secret: p.secret, resourceVersion: version, appliedAt: rfc3339(new Date()) };
   };
 
   return {
