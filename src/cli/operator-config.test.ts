@@ -73,6 +73,11 @@ describe('operator settings', () => {
       '--discovery-seconds', '5',
       '--instance-image-repository', 'reg/pg',
       '--operator-image', 'reg/op:1',
+      '--webhook-port', '9443',
+      '--webhook-service', 'svc',
+      '--webhook-url', 'https://op.example:9443',
+      '--webhook-configuration', 'vwc',
+      '--webhook-ca-secret', 'ca',
     ]);
     expect(settings).toEqual({
       kubeconfig: '/tmp/kc',
@@ -88,6 +93,11 @@ describe('operator settings', () => {
       discoverySeconds: 5,
       instanceImageRepository: 'reg/pg',
       operatorImage: 'reg/op:1',
+      webhookPort: 9443,
+      webhookService: 'svc',
+      webhookUrl: 'https://op.example:9443',
+      webhookConfiguration: 'vwc',
+      webhookCaSecret: 'ca',
     });
   });
 
