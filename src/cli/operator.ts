@@ -49,7 +49,7 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
         ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
         ...(settings.defaultBackupStore ? { defaultStore: settings.defaultBackupStore } : {}),
         clients,
-        log: log.child({ component: 'webhooks' }),
+        log: log.child({ subsystem: 'webhooks' }),
       })
     : undefined;
   await webhooks?.start();
