@@ -15,7 +15,7 @@ import { errorText } from '../src/util/error-text.js';
 import { parseJson } from '../src/util/json.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { kubectl } from './harness/kubectl.js';
-import { ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
+import { DEFAULT_CHART_ARGS, ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
 import { kubectlPath } from '../test/support/binaries.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 
@@ -159,6 +159,8 @@ describe('process kubelet', () => {
     console.log(`[kubelet e2e] timings ${JSON.stringify(timings)}; kubelet log ${kubelet?.logPath}`);
     await kubelet?.stop();
     if (ns) await deleteTestNamespace(ns);
+    // The chart as the other files install it (no operator pod, no webhook nobody answers).
+    await installChart(DEFAULT_CHART_ARGS);
   });
 
   it('runs a pod as the pod user with its IP, token and a live ConfigMap volume; kills and deletes it', async () => {
