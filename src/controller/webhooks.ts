@@ -12,6 +12,7 @@ import { CLUSTER_PLURAL, API_GROUP } from '../api/constants.js';
 import type { S3Target } from '../api/cluster.js';
 import { reviewConversion, type ConversionReview } from '../api/conversion.js';
 import { WEBHOOK_PATHS, reviewClusterAdmission, type AdmissionReview } from '../api/webhooks.js';
+import { ignoreNotFound } from '../runtime/api-status.js';
 import { listen } from '../runtime/http-server.js';
 import type { KubeClients } from '../runtime/kube.js';
 import type { Logger } from '../runtime/logger.js';
@@ -143,7 +144,12 @@ export class Webhooks {
     const name = this.opts.validatingConfiguration;
     if (!name) return;
     type Vwc = KubernetesObject & { webhooks?: Array<{ name: string; clientConfig?: Record<string, unknown> }> };
-    const vwc = (await objects.read({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name } })) as Vwc;
+    // Deleted (by hand, or by an uninstall in progress): nothing to point at us; the operator's own check still holds.
+    const vwc = (await ignoreNotFound(objects.read({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name } }))) as Vwc | undefined;
+    if (!vwc) {
+      this.opts.log.warn({ validatingWebhookConfiguration: name }, 'validating webhook configuration not found: not injected (the operator still checks recovery sources itself)');
+      return;
+    }
     const wanted = clientConfig(this.opts.target, WEBHOOK_PATHS.validateCluster, bundle);
     if ((vwc.webhooks ?? []).every((w) => sameConfig(w.clientConfig, wanted))) return;
     const strip = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== null));
