@@ -310,7 +310,7 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
 
   it('creates the webhook Service and ValidatingWebhookConfiguration; the operator may patch its own CRD and configuration, by name only', async () => {
     const svc = await getJson(['service', `${RELEASE}-webhook`, '-n', OPERATOR_NAMESPACE]);
-    expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }]);
+    expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 9443, targetPort: 'webhook', protocol: 'TCP' }]);
     const vwc = await getJson(['validatingwebhookconfiguration', `${RELEASE}-webhook`]);
     expect(vwc.webhooks[0].failurePolicy).toBe('Ignore');
     const can = async (args: string[]) => (await kubectl(['auth', 'can-i', ...args, `--as=${OPERATOR_SA}`])).stdout.trim();

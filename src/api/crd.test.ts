@@ -100,7 +100,7 @@ describe('CRD names, columns and subresources', () => {
     expect(crd.spec.versions.map((v) => [v.name, v.served, v.storage])).toEqual([['v1', true, true], ['v1beta1', true, false]]);
     expect((crd.spec as unknown as { conversion: unknown }).conversion).toEqual({
       strategy: 'Webhook',
-      webhook: { conversionReviewVersions: ['v1'], clientConfig: { service: { namespace: 'pgpilot-system', name: 'pgpilot-webhook', path: '/convert', port: 443 } } },
+      webhook: { conversionReviewVersions: ['v1'], clientConfig: { service: { namespace: 'pgpilot-system', name: 'pgpilot-webhook', path: '/convert', port: 9443 } } },
     });
     expect(bCrd.spec.versions).toHaveLength(1);
     expect(bCrd.spec).not.toHaveProperty('conversion');

@@ -68,7 +68,7 @@ export const CONVERSION_WEBHOOK = {
   webhook: {
     conversionReviewVersions: ['v1'],
     clientConfig: {
-      service: { namespace: WEBHOOK_DEFAULTS.namespace, name: WEBHOOK_DEFAULTS.service, path: WEBHOOK_PATHS.convert, port: WEBHOOK_DEFAULTS.servicePort },
+      service: { namespace: WEBHOOK_DEFAULTS.namespace, name: WEBHOOK_DEFAULTS.service, path: WEBHOOK_PATHS.convert, port: WEBHOOK_DEFAULTS.port },
     },
   },
 } as const;

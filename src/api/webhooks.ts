@@ -14,8 +14,10 @@ export const WEBHOOK_PATHS = {
 export const WEBHOOK_DEFAULTS = {
   namespace: 'pgpilot-system',
   service: 'pgpilot-webhook',
-  servicePort: 443,
-  /** The HTTPS port the operator serves the webhooks on. */
+  /**
+   * The HTTPS port the operator serves the webhooks on, and the port of its Service (the same
+   * number, so that a Service of type ExternalName — the e2e harness's way to reach a pod — works too).
+   */
   port: 9443,
   /** The Secret in the operator's namespace holding the webhook CA (ca.crt, ca.key). */
   caSecret: 'pgpilot-webhook-ca',

@@ -140,7 +140,7 @@ export function operatorOptions(): Option[] {
       .env('PGPILOT_DEFAULT_BACKUP_STORE')
       .argParser(parseBackupStore),
     new Option('--webhook-port <port>', 'HTTPS port of the conversion and validating webhooks (0: not served, and the CRD is left as it is)').env('PGPILOT_WEBHOOK_PORT').argParser(integer(0, 65535)).default(0),
-    new Option('--webhook-service <name>', 'Service in --namespace through which the apiserver reaches the webhooks (port 443)').env('PGPILOT_WEBHOOK_SERVICE').default(WEBHOOK_DEFAULTS.service),
+    new Option('--webhook-service <name>', 'Service in --namespace through which the apiserver reaches the webhooks (its port is --webhook-port)').env('PGPILOT_WEBHOOK_SERVICE').default(WEBHOOK_DEFAULTS.service),
     new Option('--webhook-url <url>', 'base URL the apiserver dials instead of the Service, e.g. https://127.0.0.1:9443 for an operator outside the cluster').env('PGPILOT_WEBHOOK_URL').argParser(httpsUrl),
     new Option('--webhook-configuration <name>', 'ValidatingWebhookConfiguration to inject the CA bundle into (empty: none)').env('PGPILOT_WEBHOOK_CONFIGURATION').default(''),
     new Option('--webhook-ca-secret <name>', 'Secret in --namespace holding the webhooks\' CA (created when missing)').env('PGPILOT_WEBHOOK_CA_SECRET').default(WEBHOOK_DEFAULTS.caSecret),

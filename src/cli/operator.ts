@@ -8,7 +8,6 @@ import { loadKubeConfig, makeClients } from '../runtime/kube.js';
 import { LeaderElector } from '../runtime/leader.js';
 import { createLogger } from '../runtime/logger.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
-import { WEBHOOK_DEFAULTS } from '../api/webhooks.js';
 import { Webhooks } from '../controller/webhooks.js';
 import type { OperatorSettings } from './operator-config.js';
 
@@ -45,7 +44,7 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
         host: settings.httpHost,
         namespace: settings.namespace,
         caSecret: settings.webhookCaSecret,
-        target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: WEBHOOK_DEFAULTS.servicePort } },
+        target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: settings.webhookPort } },
         ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
         ...(settings.defaultBackupStore ? { defaultStore: settings.defaultBackupStore } : {}),
         clients,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { clientConfig, servingNames } from './webhooks.js';
 
 describe('where the apiserver reaches the webhooks', () => {
-  const service = { service: { namespace: 'pgpilot-system', name: 'pgpilot-webhook', port: 443 } };
+  const service = { service: { namespace: 'pgpilot-system', name: 'pgpilot-webhook', port: 9443 } };
 
   it('certifies every name of the Service, or the URL\'s host (IP or DNS)', () => {
     expect(servingNames(service)).toEqual({

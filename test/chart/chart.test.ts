@@ -282,7 +282,7 @@ describe.each(VALUES_FILES)('every object rendered with %s', (file) => {
       expect(svc.spec.type).toBe('ClusterIP');
       expect(selects(svc.spec.selector, deploy.spec.template.metadata.labels)).toBe(true);
       // The webhook Service targets the named "webhook" port (its own block below).
-      if (isWebhookObject(svc)) expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }]);
+      if (isWebhookObject(svc)) expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 9443, targetPort: 'webhook', protocol: 'TCP' }]);
       else expect(svc.spec.ports).toEqual([{ name: 'http', port: port.containerPort, targetPort: 'http', protocol: 'TCP' }]);
     }
   });
@@ -751,7 +751,7 @@ describe('webhook', () => {
       timeoutSeconds: 5,
       sideEffects: 'None',
       admissionReviewVersions: ['v1'],
-      clientConfig: { service: { name: `${FULL}-webhook`, namespace: NS, path: '/validate/postgresqlclusters', port: 443 } },
+      clientConfig: { service: { name: `${FULL}-webhook`, namespace: NS, path: '/validate/postgresqlclusters', port: 9443 } },
       rules: [{ apiGroups: ['postgres.pgpilot.io'], apiVersions: ['v1', 'v1beta1'], resources: ['postgresqlclusters'], operations: ['CREATE'], scope: 'Namespaced' }],
     });
     expect(hook.clientConfig.caBundle).toBeUndefined();
