@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { scanApiCalls, type ApiCall } from '../../test/support/api-calls.js';
-import { BACKUP_JOB_PERMISSIONS, LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, grantsOf } from './permissions.js';
+import { BACKUP_JOB_PERMISSIONS, LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, WEBHOOK_CLUSTER_PERMISSIONS, WEBHOOK_NAMESPACE_PERMISSIONS, grantsOf } from './permissions.js';
 
 const ENTRYPOINTS = {
   operator: 'src/cli/operator.ts',
@@ -34,7 +34,16 @@ describe('the operator\'s permissions match its code', () => {
   });
 
   it('grants every call the code makes', () => {
-    expect(ungranted(r.calls, new Set([...grantsOf(OPERATOR_PERMISSIONS), ...grantsOf(LEADER_ELECTION_PERMISSIONS)]))).toEqual([]);
+    const webhooks = grantsOf([...WEBHOOK_CLUSTER_PERMISSIONS, ...WEBHOOK_NAMESPACE_PERMISSIONS]);
+    expect(ungranted(r.calls, new Set([...grantsOf(OPERATOR_PERMISSIONS), ...grantsOf(LEADER_ELECTION_PERMISSIONS), ...webhooks]))).toEqual([]);
+  });
+
+  it('grants the webhooks exactly their calls (the CA Secret, the CRD, the webhook configuration)', () => {
+    const calls = r.calls.filter((c) => /^src\/(controller\/webhooks|runtime\/webhook-ca)\.ts:/.test(c.at));
+    expect(calls.length).toBeGreaterThan(0);
+    const webhooks = [...WEBHOOK_CLUSTER_PERMISSIONS, ...WEBHOOK_NAMESPACE_PERMISSIONS];
+    expect(ungranted(calls, grantsOf(webhooks))).toEqual([]);
+    expect([...grantsOf(webhooks)].filter((g) => !calls.some((c) => grantOf(c) === g))).toEqual([]);
   });
 
   it('grants the leader election\'s calls in the operator\'s own namespace', () => {
@@ -57,7 +66,7 @@ describe('the operator\'s permissions match its code', () => {
   it('declares one row per resource, with a reason', () => {
     const keys = OPERATOR_PERMISSIONS.map((p) => `${p.group}/${p.resource}`);
     expect(new Set(keys).size).toBe(keys.length);
-    for (const p of [...OPERATOR_PERMISSIONS, ...LEADER_ELECTION_PERMISSIONS, ...BACKUP_JOB_PERMISSIONS]) expect(p.why.length, p.resource).toBeGreaterThan(10);
+    for (const p of [...OPERATOR_PERMISSIONS, ...LEADER_ELECTION_PERMISSIONS, ...BACKUP_JOB_PERMISSIONS, ...WEBHOOK_CLUSTER_PERMISSIONS, ...WEBHOOK_NAMESPACE_PERMISSIONS]) expect(p.why.length, p.resource).toBeGreaterThan(10);
   });
 });
 
@@ -105,6 +114,7 @@ describe('docs/security.md', () => {
   it.each([
     ['### The operator, in every namespace it watches', OPERATOR_PERMISSIONS],
     ['### Backup Jobs and instance pods', BACKUP_JOB_PERMISSIONS],
+    ['### The webhooks', [...WEBHOOK_CLUSTER_PERMISSIONS, ...WEBHOOK_NAMESPACE_PERMISSIONS]],
   ] as const)('shows the table of "%s" as declared', (heading, permissions) => {
     expect(documented(heading)).toEqual(grantsOf(permissions));
   });

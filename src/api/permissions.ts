@@ -60,6 +60,19 @@ export const LEADER_ELECTION_PERMISSIONS: readonly Permission[] = [
 ];
 
 /**
+ * The operator's webhooks (chart value webhook.enabled; templates/webhook.yaml): a ClusterRole for
+ * the cluster-scoped rows (each narrowed to our object by name) and a Role in the operator's
+ * namespace for its CA Secret (get/update narrowed to that Secret; create cannot be).
+ */
+export const WEBHOOK_CLUSTER_PERMISSIONS: readonly Permission[] = [
+  { group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions', verbs: ['get', 'patch'], why: 'the conversion webhook\'s address and CA bundle in the PostgreSQLCluster CRD' },
+  { group: 'admissionregistration.k8s.io', resource: 'validatingwebhookconfigurations', verbs: ['get', 'update'], why: 'the validating webhook\'s address and CA bundle' },
+];
+export const WEBHOOK_NAMESPACE_PERMISSIONS: readonly Permission[] = [
+  { group: '', resource: 'secrets', verbs: ['create', 'get', 'update'], why: 'the webhook CA, kept in a Secret so replicas and restarts agree (renewed in place)' },
+];
+
+/**
  * Backup and purge Job pods, as the cluster's ServiceAccount (instance pods share it but mount no
  * token: the instance agent does not call the API). Bound in the cluster's namespace by the Role of
  * src/builders/rbac.ts, which narrows the cluster to its own name.

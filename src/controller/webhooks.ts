@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import { PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1ValidatingWebhook } from '@kubernetes/client-node';
 import { CLUSTER_PLURAL, API_GROUP } from '../api/constants.js';
 import type { S3Target } from '../api/cluster.js';
 import { reviewConversion, type ConversionReview } from '../api/conversion.js';
@@ -128,32 +128,29 @@ export class Webhooks {
 
   /** Points the CRD's conversion webhook and the validating webhooks at this operator, with the CA bundle; writes only what differs. */
   private async inject(): Promise<void> {
-    const { objects } = this.opts.clients;
+    const { apiextensions, admission } = this.opts.clients;
     const bundle = this.ca!.bundle;
-    const crd = (await objects.read({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: CRD_NAME } })) as KubernetesObject & {
-      spec: { conversion?: { webhook?: { clientConfig?: Record<string, unknown> } } };
-    };
+    const crd = await apiextensions.readCustomResourceDefinition({ name: CRD_NAME });
     const desired = clientConfig(this.opts.target, WEBHOOK_PATHS.convert, bundle);
-    if (!sameConfig(crd.spec.conversion?.webhook?.clientConfig, desired)) {
-      await objects.patch(
-        { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: CRD_NAME }, spec: { conversion: { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig: desired } } } } as KubernetesObject,
-        undefined, undefined, undefined, undefined, PatchStrategy.MergePatch,
+    if (!sameConfig(crd.spec.conversion?.webhook?.clientConfig as Record<string, unknown> | undefined, desired)) {
+      await apiextensions.patchCustomResourceDefinition(
+        { name: CRD_NAME, body: { spec: { conversion: { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig: desired } } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
       this.opts.log.info({ crd: CRD_NAME }, 'conversion webhook address and CA bundle injected into the CRD');
     }
     const name = this.opts.validatingConfiguration;
     if (!name) return;
-    type Vwc = KubernetesObject & { webhooks?: Array<{ name: string; clientConfig?: Record<string, unknown> }> };
     // Deleted (by hand, or by an uninstall in progress): nothing to point at us; the operator's own check still holds.
-    const vwc = (await ignoreNotFound(objects.read({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name } }))) as Vwc | undefined;
+    const vwc = await ignoreNotFound(admission.readValidatingWebhookConfiguration({ name }));
     if (!vwc) {
       this.opts.log.warn({ validatingWebhookConfiguration: name }, 'validating webhook configuration not found: not injected (the operator still checks recovery sources itself)');
       return;
     }
     const wanted = clientConfig(this.opts.target, WEBHOOK_PATHS.validateCluster, bundle);
-    if ((vwc.webhooks ?? []).every((w) => sameConfig(w.clientConfig, wanted))) return;
-    const strip = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== null));
-    await objects.replace({ ...vwc, webhooks: (vwc.webhooks ?? []).map((w) => ({ ...w, clientConfig: strip(wanted) })) } as Vwc);
+    if ((vwc.webhooks ?? []).every((w) => sameConfig(w.clientConfig as Record<string, unknown>, wanted))) return;
+    const strip = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== null)) as V1ValidatingWebhook['clientConfig'];
+    await admission.replaceValidatingWebhookConfiguration({ name, body: { ...vwc, webhooks: (vwc.webhooks ?? []).map((w) => ({ ...w, clientConfig: strip(wanted) })) } });
     this.opts.log.info({ validatingWebhookConfiguration: name }, 'validating webhook address and CA bundle injected');
   }
 

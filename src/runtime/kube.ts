@@ -1,6 +1,8 @@
 // Kubernetes clients for the operator: every request counted by verb, resource and status, and
 // every request bounded by a timeout (client-node gives none).
 import {
+  AdmissionregistrationV1Api,
+  ApiextensionsV1Api,
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -32,6 +34,9 @@ export interface KubeClients {
   coordination: CoordinationV1Api;
   custom: CustomObjectsApi;
   objects: KubernetesObjectApi;
+  /** The webhooks' CA injection: the CRD (conversion) and the ValidatingWebhookConfiguration. */
+  apiextensions: ApiextensionsV1Api;
+  admission: AdmissionregistrationV1Api;
 }
 
 /** In-cluster config in a pod, else the given path, else KUBECONFIG / ~/.kube/config. */
@@ -228,5 +233,7 @@ export function makeClients(kc: KubeConfig, metrics?: OperatorMetrics, opts: Kub
     coordination: new CoordinationV1Api(config),
     custom: new CustomObjectsApi(config),
     objects: new KubernetesObjectApi(config),
+    apiextensions: new ApiextensionsV1Api(config),
+    admission: new AdmissionregistrationV1Api(config),
   };
 }

@@ -3,7 +3,7 @@
  * plain value, so the tests can assert on them and also prove that they catch bad input.
  */
 
-import { BACKUP_JOB_PERMISSIONS, LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, grantsOf as permissionGrants } from '../../src/api/permissions.js';
+import { BACKUP_JOB_PERMISSIONS, LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, WEBHOOK_CLUSTER_PERMISSIONS, WEBHOOK_NAMESPACE_PERMISSIONS, grantsOf as permissionGrants } from '../../src/api/permissions.js';
 
 export type K8sObject = Record<string, any>;
 
@@ -252,12 +252,9 @@ export function isWebhookObject(o: K8sObject): boolean {
 }
 
 /** What the webhook's ClusterRole grants: the PostgreSQLCluster CRD and the webhook configuration, by name. */
-export const WEBHOOK_CLUSTER_GRANTS: Set<Grant> = grantsFrom({
-  'apiextensions.k8s.io': { customresourcedefinitions: ['get', 'patch'] },
-  'admissionregistration.k8s.io': { validatingwebhookconfigurations: ['get', 'update'] },
-});
+export const WEBHOOK_CLUSTER_GRANTS: Set<Grant> = permissionGrants(WEBHOOK_CLUSTER_PERMISSIONS);
 /** What the webhook's Role grants in the release namespace: its CA Secret. */
-export const WEBHOOK_NAMESPACE_GRANTS: Set<Grant> = grantsFrom({ '': { secrets: ['create', 'get', 'update'] } });
+export const WEBHOOK_NAMESPACE_GRANTS: Set<Grant> = permissionGrants(WEBHOOK_NAMESPACE_PERMISSIONS);
 
 /** Env vars the chart sets only when their value is: the operator-wide default backup store (JSON). */
 export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE', ...WEBHOOK_ENV] as const;
