@@ -26,6 +26,9 @@ export interface OperatorSettings {
    * filled in; its credentials Secret is in `namespace`. Unset: no default store.
    */
   defaultBackupStore?: S3Target;
+  /** Lifetimes of the clusters' CA and leaf certificates (docs/tls.md); unset: 10 years and 90 days. */
+  tlsCaLifetimeSeconds?: number;
+  tlsLeafLifetimeSeconds?: number;
 }
 
 function integer(min: number, max: number) {
@@ -117,5 +120,8 @@ export function operatorOptions(): Option[] {
     new Option('--default-backup-store <json>', 'operator-wide S3 backup store as JSON (the fields of spec.backup.s3; credentials Secret in --namespace)')
       .env('PGPILOT_DEFAULT_BACKUP_STORE')
       .argParser(parseBackupStore),
+    // Lifetimes: renewal comes at 2/3 of them. Short ones are for tests of renewal (docs/tls.md).
+    new Option('--tls-ca-lifetime-seconds <s>', "lifetime of each cluster's CA (default 10 years)").env('PGPILOT_TLS_CA_LIFETIME_SECONDS').argParser(integer(60, 100 * 365 * 86400)),
+    new Option('--tls-leaf-lifetime-seconds <s>', 'lifetime of server and client certificates (default 90 days)').env('PGPILOT_TLS_LEAF_LIFETIME_SECONDS').argParser(integer(60, 10 * 365 * 86400)),
   ];
 }

@@ -3,6 +3,7 @@
 // the postgres process it supervises, the phase (phase.ts), the operation queue (operations.ts),
 // the fence, a restore in progress, and how the agent logs in to its own server.
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { Logger } from '../runtime/logger.js';
 import { readSystemIdentifier } from '../postgres/control-file.js';
 import { exists, readCredentials, removeFile, touch } from '../postgres/files.js';
@@ -12,6 +13,8 @@ import { CustomQueryFiles } from './custom-queries.js';
 import type { AgentSettings } from './env.js';
 import { errorText } from '../util/error-text.js';
 import { layoutOf, postgresArgs, restoreHbaFile, type Layout } from './layout.js';
+import { TLS_FILES, TLS_SERVER_DIR } from '../api/tls.js';
+import { tlsFromEnv, type TlsVerify } from '../postgres/tls-client.js';
 import { Operations } from './operations.js';
 import { PhaseState } from './phase.js';
 import { PostgresProcess } from './postgres-process.js';
@@ -82,7 +85,12 @@ export class AgentState {
     this.customQueries = this.settings.metricsEnabled && this.settings.customQueries.length > 0 ? new CustomQueryFiles(this.settings.customQueries, deps.log) : undefined;
     this.pg = new PostgresProcess({
       binary: join(deps.pgBin, 'postgres'),
-      args: () => postgresArgs(this.settings, deps.socketDir, { ...(this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}), overrides: this.startOverrides }),
+      args: () =>
+        postgresArgs(this.settings, deps.socketDir, {
+          ...(this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}),
+          overrides: this.startOverrides,
+          noServerCertificate: !existsSync(join(TLS_SERVER_DIR, TLS_FILES.cert)),
+        }),
       log: deps.log,
       serverLog: deps.serverLog,
       probe: () => this.probe(),
@@ -119,7 +127,12 @@ export class AgentState {
       // The restored database does not know this cluster's passwords yet: trust on the socket.
       return { host: this.deps.socketDir, port: this.settings.pgPort, credentials: { username: this.restoreLogin ?? superuser.username, password: '' } };
     }
-    return { host: this.settings.podIp, port: this.settings.pgPort, credentials: superuser };
+    return { host: this.settings.podIp, port: this.settings.pgPort, credentials: superuser, tls: await this.tls() };
+  }
+
+  /** TLS of the agent's TCP connections, to its own server and to the primary's (undefined: a pod made before TLS). */
+  tls(): Promise<TlsVerify | undefined> {
+    return tlsFromEnv(this.deps.env ?? process.env);
   }
 
   /** One readiness probe. During a restore, a source without our superuser's role: log in as postgres. */

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { quoteIdent, quoteLiteral } from './conninfo.js';
 import type { Credentials } from './files.js';
+import { pgSsl, type TlsVerify } from './tls-client.js';
 
 export interface Endpoint {
   /** Host name or IP, or a unix socket directory (an absolute path). */
@@ -23,6 +24,8 @@ export interface ConnectOptions extends Endpoint {
   statementTimeoutMs?: number;
   /** default pgpilot-agent */
   applicationName?: string;
+  /** TLS, verified (tls-client.ts); ignored for a unix socket, which never carries TLS. */
+  tls?: TlsVerify;
 }
 
 export async function connect(o: ConnectOptions): Promise<pg.Client> {
@@ -36,6 +39,7 @@ export async function connect(o: ConnectOptions): Promise<pg.Client> {
     query_timeout: o.queryTimeoutMs ?? 30_000,
     ...(o.statementTimeoutMs !== undefined ? { statement_timeout: o.statementTimeoutMs } : {}),
     application_name: o.applicationName ?? 'pgpilot-agent',
+    ...(o.tls && !o.host.startsWith('/') ? { ssl: pgSsl(o.tls) } : {}),
   });
   // An error after connect (server shutting down) must not crash the agent.
   client.on('error', () => undefined);
