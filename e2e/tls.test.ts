@@ -18,7 +18,7 @@ import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
 import { instancePods, podChanges } from './harness/operator-release.js';
-import { clusterTls, query } from './harness/postgres.js';
+import { clusterTls, query, serviceClientConfig, superuserCredentials } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 
 const NAME = 'tls-db';
@@ -116,15 +116,17 @@ describe('TLS with the operator\'s PKI', () => {
   });
 
   it('replicates over TLS: the walsender\'s connection shows ssl, and pg_hba has hostssl lines only', async () => {
+    // pg_stat_replication's details and pg_hba_file_rules are the superuser's to read.
+    const su = serviceClientConfig(kubelet, ns, `${NAME}-rw`, await superuserCredentials(ns, NAME));
     const replication = await waitFor('a streaming replica', async () => {
       const r = await query<{ ssl: boolean; version: string; state: string }>(
-        db.rw(),
+        su,
         'SELECT s.ssl, s.version, r.state FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)',
       );
       return r.length === 1 && r[0]!.state === 'streaming' ? r : undefined;
     }, { timeoutMs: 60_000 });
     expect(replication).toEqual([{ ssl: true, version: 'TLSv1.3', state: 'streaming' }]);
-    const rules = await query<{ type: string; database: string[] }>(db.rw(), 'SELECT type, database FROM pg_hba_file_rules WHERE type <> \'local\'');
+    const rules = await query<{ type: string; database: string[] }>(su, 'SELECT type, database FROM pg_hba_file_rules WHERE type <> \'local\'');
     expect(rules.length).toBeGreaterThanOrEqual(2);
     expect(rules.every((r) => r.type === 'hostssl')).toBe(true);
     expect(rules.some((r) => r.database.includes('replication'))).toBe(true);
@@ -151,7 +153,7 @@ describe('TLS with the operator\'s PKI', () => {
     expect((await held.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     await held.end();
     expect((await query<{ t: string }>(db.rw(), 'SELECT pg_postmaster_start_time()::text AS t'))[0]!.t).toBe(started);
-    expect(podChanges(pods, await instancePods(ns, NAME))).toEqual({ replaced: [], added: [], restarted: [], restarts: 0 });
+    expect(podChanges(pods, await instancePods(ns, NAME))).toEqual({ replaced: [], added: [], restarted: [], count: 0 });
     expect((await query<{ ssl: boolean }>(db.rw(), 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'))[0]!.ssl).toBe(true);
     const events = await kubectlOk(['get', 'events', '-n', ns, '--field-selector', `involvedObject.name=${NAME},reason=ServerCertificateRenewed`, '-o', 'jsonpath={.items[*].message}']);
     expect(events).toContain('two thirds of its lifetime');
