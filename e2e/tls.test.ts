@@ -1,7 +1,8 @@
 // TLS for PostgreSQL, run by the operator's own PKI (docs/tls.md), on a real control plane, the
 // process kubelet and real PostgreSQL: a 2-instance cluster whose TLS is required (the default of
 // a new cluster). A client without TLS is refused; verify-full through -rw with the published CA
-// succeeds (TLS 1.3), a wrong name or TLS 1.2 does not; replication runs over TLS; with a short
+// succeeds (TLS 1.3), a wrong name or TLS 1.2 does not; replication runs over TLS, the replica
+// verifying the primary (verify-full) and logging in with its client certificate; with a short
 // leaf lifetime (an operator setting) the server certificate is renewed: a new serial in the
 // Secret and in what PostgreSQL serves, no pod restarted, postgres reloaded (not restarted), and
 // new connections work. spec.tls.required: false then admits plain TCP as well.
@@ -87,10 +88,13 @@ describe('TLS with the operator\'s PKI', () => {
     expect(Object.keys(caCert.data ?? {})).toEqual(['ca.crt']);
     const server = await core().readNamespacedSecret({ name: names.serverTlsSecret(NAME), namespace: ns });
     expect(Object.keys(server.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    const replication = await core().readNamespacedSecret({ name: names.replicationTlsSecret(NAME), namespace: ns });
+    expect(Object.keys(replication.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
     const tls = (await db.get()).status!.tls!;
     expect(tls.caSecret).toBe(names.caCertSecret(NAME));
     expect(Date.parse(tls.caNotAfter!) - Date.now()).toBeGreaterThan(5 * 365 * 86400_000);
     expect(Date.parse(tls.serverNotAfter!) - Date.now()).toBeLessThanOrEqual(LEAF_SECONDS * 1000);
+    expect(Date.parse(tls.replicationNotAfter!) - Date.now()).toBeLessThanOrEqual(LEAF_SECONDS * 1000);
     expect(tls.requiredByDefault).toBe(true);
     expect(JSON.stringify(tls)).not.toContain('PRIVATE KEY');
     // The CA key is in no pod: the instance pods mount the server certificate Secret only.
@@ -126,10 +130,19 @@ describe('TLS with the operator\'s PKI', () => {
       return r.length === 1 && r[0]!.state === 'streaming' ? r : undefined;
     }, { timeoutMs: 60_000 });
     expect(replication).toEqual([{ ssl: true, version: 'TLSv1.3', state: 'streaming' }]);
-    const rules = await query<{ type: string; database: string[] }>(su, 'SELECT type, database FROM pg_hba_file_rules WHERE type <> \'local\'');
+    const rules = await query<{ type: string; database: string[]; user_name: string[]; auth_method: string }>(su, 'SELECT type, database, user_name, auth_method FROM pg_hba_file_rules WHERE type <> \'local\'');
     expect(rules.length).toBeGreaterThanOrEqual(2);
     expect(rules.every((r) => r.type === 'hostssl')).toBe(true);
-    expect(rules.some((r) => r.database.includes('replication'))).toBe(true);
+    // Replication logs in with the client certificate (CN streaming_replica), no password.
+    expect(rules.filter((r) => r.database.includes('replication'))).toEqual([{ type: 'hostssl', database: ['replication'], user_name: ['streaming_replica'], auth_method: 'cert' }]);
+    // The replica verifies the primary (verify-full against the Service name) and presents its certificate.
+    const { status } = await db.get();
+    const replica = status!.instanceNames!.find((i) => i !== status!.currentPrimary);
+    const conninfo = (await query<{ c: string }>(serviceClientConfig(kubelet, ns, `${NAME}-ro`, await superuserCredentials(ns, NAME)), 'SELECT conninfo AS c FROM pg_stat_wal_receiver'))[0]!.c;
+    expect(replica).toBeDefined();
+    expect(conninfo).toMatch(/sslmode=verify-full/);
+    expect(conninfo).toContain(`host=${NAME}-rw.${ns}.svc`);
+    expect(conninfo).toMatch(/sslcert=\S+tls\.crt/);
   });
 
   it('renews the server certificate before it expires: new serial served, no pod or postgres restarted, clients reconnect', async () => {

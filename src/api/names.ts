@@ -27,6 +27,8 @@ export const names = {
   caCertSecret: (cluster: string) => `${cluster}-ca-cert`,
   /** PostgreSQL's server certificate: tls.crt, tls.key and ca.crt (mounted into the instance pods). */
   serverTlsSecret: (cluster: string) => `${cluster}-server-tls`,
+  /** The replication user's client certificate (CN streaming_replica): tls.crt, tls.key and ca.crt. */
+  replicationTlsSecret: (cluster: string) => `${cluster}-replication-tls`,
   /** The name instances and the operator's own clients verify the server certificate against (a SAN of it). */
   tlsServerName: (cluster: string, namespace: string) => `${cluster}-rw.${namespace}.svc`,
   pdb: (cluster: string) => cluster,

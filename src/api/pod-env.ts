@@ -51,6 +51,8 @@ export const POD_ENV = {
   tlsCaFile: 'PGPILOT_TLS_CA_FILE',
   /** the name the server certificate must carry for those connections (names.tlsServerName) */
   tlsServerName: 'PGPILOT_TLS_SERVER_NAME',
+  /** directory with the replication user's client certificate (tls.crt, tls.key): replication logs in with it */
+  tlsClientDir: 'PGPILOT_TLS_CLIENT_DIR',
   /** log level */
   logLevel: 'PGPILOT_LOG_LEVEL',
   /** ArchiveLocation JSON: where WAL and base backups go */

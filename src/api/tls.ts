@@ -6,6 +6,8 @@ import { Obj } from './schema-helpers.js';
 
 /** The server certificate Secret (tls.crt, tls.key, ca.crt) inside instance pods. */
 export const TLS_SERVER_DIR = '/etc/pgpilot/tls/server';
+/** The replication user's client certificate Secret (tls.crt, tls.key, ca.crt) inside instance pods and backup Jobs. */
+export const TLS_REPLICATION_DIR = '/etc/pgpilot/tls/replication';
 /** The CA certificate alone (ca.crt): instance pods read it from the server Secret, backup Jobs from the CA-certificate Secret. */
 export const TLS_CA_DIR = '/etc/pgpilot/tls/ca';
 
@@ -35,6 +37,7 @@ export const TlsStatusSchema = Obj('The cluster\'s certificates as the operator 
   caSecret: Type.Optional(Type.String({ description: 'Secret with the CA certificate alone (key ca.crt), for clients that verify the server (sslmode=verify-full).' })),
   caNotAfter: Type.Optional(Type.String({ description: 'When the cluster\'s CA expires.', format: 'date-time' })),
   serverNotAfter: Type.Optional(Type.String({ description: 'When the server certificate expires (it is renewed at 2/3 of its lifetime).', format: 'date-time' })),
+  replicationNotAfter: Type.Optional(Type.String({ description: 'When the replication user\'s client certificate expires (renewed at 2/3 of its lifetime).', format: 'date-time' })),
   serverSerial: Type.Optional(Type.String({ description: 'Serial number of the server certificate (hex).', maxLength: 64 })),
   renewAt: Type.Optional(Type.String({ description: 'When the operator renews the next certificate.', format: 'date-time' })),
   requiredByDefault: Type.Optional(

@@ -6,7 +6,7 @@
 // Kubernetes is reached only through BackupKube (backup-kube.ts has the real one), so the run can
 // be tested against real PostgreSQL and S3 with a fake API server. The decisions (which instance,
 // what goes into status, which resources expire) are pure functions below, unit-tested.
-import { tlsFromEnv } from '../postgres/tls-client.js';
+import { libpqTlsFromEnv, tlsFromEnv } from '../postgres/tls-client.js';
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { BackupDestination, BackupStatus, PostgreSQLBackup } from '../api/backup.js';
 import { DEFAULTS, type BackupTarget, type PostgreSQLCluster, type S3Credentials, type S3Target } from '../api/cluster.js';
@@ -601,6 +601,7 @@ async function takeBackup(a: Attempt, choice: InstanceChoice & { ok: true }, rep
   };
   const take = deps.takeBaseBackup ?? takeBaseBackupImpl;
   const tls = await tlsFromEnv();
+  const libpqTls = libpqTlsFromEnv();
   let manifest: BackupManifest;
   try {
     log.info({ host: endpoint.host, port: endpoint.port, fromReplica, level: s.level }, 'taking the base backup');
@@ -613,6 +614,7 @@ async function takeBackup(a: Attempt, choice: InstanceChoice & { ok: true }, rep
       replication,
       sql: superuser,
       ...(tls ? { tls } : {}),
+      ...(libpqTls ? { libpqTls } : {}),
       cluster: s.cluster,
       namespace: s.namespace,
       backupName: name,

@@ -11,7 +11,7 @@
 // WAL is not in the tar (-X none): it comes from the WAL archive, so the backup is usable once the
 // segment holding its stop position is archived. The manifest (backup.json) is written last and
 // only then: a folder without one is an incomplete backup that restore and retention ignore.
-import type { TlsVerify } from '../postgres/tls-client.js';
+import type { LibpqTls, TlsVerify } from '../postgres/tls-client.js';
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -48,8 +48,10 @@ export interface BaseBackupOptions {
   replication: Credentials;
   /** Role for the SQL queries (system id, version, recovery state, pg_switch_wal): the superuser. */
   sql: Credentials;
-  /** TLS of those queries (pg_basebackup negotiates TLS itself: libpq's sslmode=prefer). */
+  /** TLS of those queries. */
   tls?: TlsVerify;
+  /** pg_basebackup's TLS: verify-full and the replication client certificate. */
+  libpqTls?: LibpqTls;
   /** Recorded in the manifest. */
   cluster: string;
   namespace: string;
@@ -129,6 +131,7 @@ async function streamBackup(o: BaseBackupOptions, id: string, segmentSize: numbe
 
   let archiveTimer: NodeJS.Timeout | undefined;
   const run = streamPgBasebackup({
+    ...(o.libpqTls ? { tls: o.libpqTls } : {}),
     pgBin: o.pgBin,
     host: o.host,
     port: o.port,

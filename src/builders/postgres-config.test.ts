@@ -126,7 +126,9 @@ describe('TLS in pg_hba.conf and postgresql.conf', () => {
     expect(network(hba).length).toBe(4);
     for (const l of network(hba)) expect(l).toMatch(/^hostssl\s/);
     expect(hba).toContain('hostssl app app 10.0.0.0/8 scram-sha-256');
-    expect(hba).toMatch(/^hostssl\s+replication\s+streaming_replica\s+all\s+scram-sha-256$/m);
+    // Replication logs in with its client certificate only: no password is accepted for it.
+    expect(hba).toMatch(/^hostssl\s+replication\s+streaming_replica\s+all\s+cert$/m);
+    expect(hba).not.toMatch(/replication.*scram/);
     expect(hba.trimEnd().split('\n').at(-1)).toMatch(/^hostssl\s+all\s+all\s+all\s+scram-sha-256$/);
   });
 

@@ -142,7 +142,8 @@ export function renderPgHba(spec: ClusterSpec, tlsRequired: boolean): string {
     'local   all          postgres                       peer',
     ...userHbaLines(spec, tlsRequired),
     'local   all          all                            peer',
-    `${net} replication  ${REPLICATION_USER}    all       scram-sha-256`,
+    // TLS required: replication logs in with its client certificate (CN = the user), no password.
+    tlsRequired ? `hostssl replication  ${REPLICATION_USER}    all       cert` : `host    replication  ${REPLICATION_USER}    all       scram-sha-256`,
     `${net} all          all                  all       scram-sha-256`,
     '',
   ].join('\n');

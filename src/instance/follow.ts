@@ -37,7 +37,7 @@ export function follow(a: AgentState, req: FollowRequest): Promise<void> {
     const t0 = Date.now();
     const replication = await readCredentials(s.secretsDir, 'replication');
     await writeReplicationPassfile(layout, replication);
-    const conninfo = conninfoFor(layout, primary, replication.username, s.instance);
+    const conninfo = conninfoFor(layout, primary, replication.username, s.instance, a.replicationTls());
     if (a.pg.ready && !a.fenced && !req.reclone) {
       step('repointing');
       if (await repoint(a, primary, conninfo)) {
@@ -178,7 +178,7 @@ async function rewindOrReclone(a: AgentState, primary: sql.Endpoint, step: Step)
   try {
     step('pg_rewind');
     log.info({ primary }, 'follow: pg_rewind');
-    const r = await rewind(a.deps.pgBin, a.layout, primary, superuser, log);
+    const r = await rewind(a.deps.pgBin, a.layout, primary, superuser, log, a.replicationTls());
     log.info({ ms: Date.now() - t0, rewound: r.rewound }, r.rewound ? 'follow: rewound' : 'follow: no rewind was needed');
     return false;
   } catch (err) {
@@ -195,7 +195,7 @@ async function reclone(a: AgentState, primary: sql.Endpoint): Promise<void> {
   const t0 = Date.now();
   const aside = await moveAside(a.layout, a.log);
   try {
-    await runClone(a.deps.pgBin, a.layout, primary, await readCredentials(a.settings.secretsDir, 'replication'), a.log);
+    await runClone(a.deps.pgBin, a.layout, primary, await readCredentials(a.settings.secretsDir, 'replication'), a.log, a.replicationTls());
   } catch (err) {
     a.log.error({ err: errorText(err) }, 'follow: re-clone failed; restoring the old data directory');
     await aside.restore();

@@ -1,7 +1,9 @@
 // TLS of pgpilot's own PostgreSQL connections (the instance agent, backup and upgrade Jobs): the
 // cluster's CA certificate and the name the server certificate must carry — verify-full, also
 // when the host dialled is a pod IP (the name goes in SNI and the identity check, not in DNS).
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { POD_ENV } from '../api/pod-env.js';
 
 export interface TlsVerify {
@@ -30,4 +32,36 @@ export async function tlsFromEnv(env: Record<string, string | undefined> = proce
 /** node-postgres' `ssl` option for a TCP connection (TLS 1.3, the server verified against the CA and the name). */
 export function pgSsl(t: TlsVerify): { ca: string; servername: string; minVersion: 'TLSv1.3' } {
   return { ca: t.ca, servername: t.serverName, minVersion: 'TLSv1.3' };
+}
+
+/** libpq's side (pg_basebackup, pg_rewind, the walreceiver): file paths rather than contents. */
+export interface LibpqTls {
+  caFile: string;
+  serverName: string;
+  /** The replication user's client certificate and key, when this pod has them. */
+  client?: { certFile: string; keyFile: string };
+}
+
+/** From the same variables and PGPILOT_TLS_CLIENT_DIR; undefined when unset or the CA file is not there. */
+export function libpqTlsFromEnv(env: Record<string, string | undefined> = process.env): LibpqTls | undefined {
+  const caFile = env[POD_ENV.tlsCaFile]?.trim();
+  const serverName = env[POD_ENV.tlsServerName]?.trim();
+  if (!caFile || !serverName || !existsSync(caFile)) return undefined;
+  const dir = env[POD_ENV.tlsClientDir]?.trim();
+  const client = dir ? { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } : undefined;
+  return { caFile, serverName, ...(client && existsSync(client.certFile) ? { client } : {}) };
+}
+
+/**
+ * Connection parameters for verify-full to a server dialled by IP: host is the name the
+ * certificate carries (checked, and sent as SNI), hostaddr the address dialled.
+ */
+export function libpqTlsParams(t: LibpqTls, address: string): Record<string, string> {
+  return {
+    host: t.serverName,
+    hostaddr: address,
+    sslmode: 'verify-full',
+    sslrootcert: t.caFile,
+    ...(t.client ? { sslcert: t.client.certFile, sslkey: t.client.keyFile } : {}),
+  };
 }

@@ -77,6 +77,8 @@ export interface CertificatesInput {
   now: Date;
   ca?: CertRecord;
   server?: CertRecord;
+  /** The replication user's client certificate. */
+  replication?: CertRecord;
   /** The CA-certificate Secret's record (its caSerial says which CA it publishes). */
   caCert?: CertRecord;
   dnsNames: readonly string[];
@@ -89,6 +91,8 @@ export interface CertificatesPlan {
   ca?: Reason;
   /** Issue a new server certificate. */
   server?: Reason;
+  /** Issue a new client certificate for the replication user. */
+  replication?: Reason;
   /** Write the CA-certificate Secret. */
   publishCa: boolean;
 }
@@ -111,8 +115,9 @@ export function planCertificates(i: CertificatesInput): CertificatesPlan {
     ? 'ca-changed'
     : (lifeReason(i.server, i.now) ??
       (i.server!.caSerial !== i.ca!.serial ? 'ca-changed' : i.server!.dnsNames !== dnsNamesHash(i.dnsNames) ? 'names-changed' : undefined));
+  const replication: Reason | undefined = ca ? 'ca-changed' : (lifeReason(i.replication, i.now) ?? (i.replication!.caSerial !== i.ca!.serial ? 'ca-changed' : undefined));
   const publishCa = !!ca || i.caCert?.caSerial !== i.ca?.serial;
-  return { ...(ca ? { ca } : {}), ...(server ? { server } : {}), publishCa };
+  return { ...(ca ? { ca } : {}), ...(server ? { server } : {}), ...(replication ? { replication } : {}), publishCa };
 }
 
 /** When the first of these certificates falls due. */
@@ -122,6 +127,6 @@ export function nextRenewal(records: readonly CertRecord[]): Date {
 
 /** Whether the plan writes anything. */
 export function planWrites(p: CertificatesPlan): boolean {
-  return !!p.ca || !!p.server || p.publishCa;
+  return !!p.ca || !!p.server || !!p.replication || p.publishCa;
 }
 

@@ -1,6 +1,7 @@
 // certificates: the cluster's PKI, run by the operator (docs/tls.md). Per cluster a CA (Secret
 // <cluster>-ca, read by the operator only), the CA certificate alone for clients (<cluster>-ca-cert)
-// and PostgreSQL's server certificate (<cluster>-server-tls, mounted into the instance pods),
+// PostgreSQL's server certificate (<cluster>-server-tls) and the replication user's client
+// certificate (<cluster>-replication-tls), both mounted into the instance pods,
 // planned by certificates-plan.ts from the Secrets' annotations. Renewal rewrites the Secret;
 // the kubelet updates the mounted files and each instance agent reloads PostgreSQL (no restart).
 import { PatchStrategy, type V1Secret } from '@kubernetes/client-node';
@@ -23,6 +24,7 @@ import {
   type Reason,
 } from './certificates-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
+import { REPLICATION_USER } from '../builders/postgres-config.js';
 
 /** A pass looks again at least this often while a renewal is pending (setTimeout cannot wait weeks). */
 const MAX_REQUEUE_MS = 3600_000;
@@ -70,11 +72,12 @@ export function createCertificatesReconciler(lifetimes: Partial<CertificateLifet
       const ns = cluster.metadata.namespace!;
       const now = new Date();
       const dnsNames = serverDnsNames(name, ns, [...ctx.observed.instanceNames, ...ctx.observed.deferred]);
-      const ids = { ca: names.caSecret(name), server: names.serverTlsSecret(name), caCert: names.caCertSecret(name) };
+      const ids = { ca: names.caSecret(name), server: names.serverTlsSecret(name), replication: names.replicationTlsSecret(name), caCert: names.caCertSecret(name) };
       const inputFrom = (get: (n: string) => V1Secret | undefined) => ({
         now,
         ca: recordOf(get(ids.ca)?.metadata?.annotations),
         server: recordOf(get(ids.server)?.metadata?.annotations),
+        replication: recordOf(get(ids.replication)?.metadata?.annotations),
         caCert: recordOf(get(ids.caCert)?.metadata?.annotations),
         dnsNames,
       });
@@ -96,7 +99,7 @@ export function createCertificatesReconciler(lifetimes: Partial<CertificateLifet
         caRec = record(ca.cert);
         await write(ctx, secret(ctx, ids.ca, 'tls-ca', 'Opaque', { [TLS_FILES.ca]: ca.cert, 'ca.key': ca.key }, caRec));
         await ctx.event('Normal', plan.ca === 'missing' ? 'CaCreated' : 'CaRenewed', `Created the cluster's CA (serial ${caRec.serial}, expires ${caRec.notAfter.toISOString()}) because ${REASON_TEXT[plan.ca]}`);
-      } else if (plan.server || plan.publishCa) {
+      } else if (plan.server || plan.replication || plan.publishCa) {
         ca = { cert: unb64(caSecret?.data?.[TLS_FILES.ca]), key: unb64(caSecret?.data?.['ca.key']) };
       }
       let serverRec = input.server;
@@ -111,15 +114,25 @@ export function createCertificatesReconciler(lifetimes: Partial<CertificateLifet
           `${verb} the PostgreSQL server certificate (serial ${serverRec.serial}, expires ${serverRec.notAfter.toISOString()}) because ${REASON_TEXT[plan.server]}; the instances reload it without a restart`,
         );
       }
+      let replicationRec = input.replication;
+      if (plan.replication) {
+        // CN = the replication user: pg_hba.conf's "cert" method maps the certificate to that role.
+        const leaf = await issueCertificate(ca!, { commonName: REPLICATION_USER, usage: 'client', validitySeconds: leafSeconds, now });
+        replicationRec = record(leaf.cert, { caSerial: caRec!.serial });
+        await write(ctx, secret(ctx, ids.replication, 'tls-replication', 'kubernetes.io/tls', { [TLS_FILES.cert]: leaf.cert, [TLS_FILES.key]: leaf.key, [TLS_FILES.ca]: ca!.cert }, replicationRec));
+        const verb = plan.replication === 'missing' ? 'Issued' : 'Renewed';
+        await ctx.event('Normal', `ReplicationCertificate${verb}`, `${verb} the replication user's client certificate (serial ${replicationRec.serial}, expires ${replicationRec.notAfter.toISOString()}) because ${REASON_TEXT[plan.replication]}`);
+      }
       if (plan.publishCa) {
         await write(ctx, secret(ctx, ids.caCert, 'tls-ca-cert', 'Opaque', { [TLS_FILES.ca]: ca!.cert }, { ...caRec!, caSerial: caRec!.serial }));
       }
-      const renewAt = nextRenewal([caRec!, serverRec!]);
+      const renewAt = nextRenewal([caRec!, serverRec!, replicationRec!]);
       const tls: TlsStatus = {
         caSecret: ids.caCert,
         caNotAfter: caRec!.notAfter.toISOString(),
         serverNotAfter: serverRec!.notAfter.toISOString(),
         serverSerial: serverRec!.serial,
+        replicationNotAfter: replicationRec!.notAfter.toISOString(),
         renewAt: renewAt.toISOString(),
         requiredByDefault: tlsRequiredByDefault(ctx.status),
       };

@@ -3,18 +3,21 @@
 // postgres-config.ts, pg_hba.conf as renderPgHba writes it with TLS required. Plain TCP is
 // refused, verify-full with the CA and a Service name succeeds over TLS 1.3 only, a key file
 // root-owned and group-readable (as the kubelet mounts the Secret with mode 0640 and fsGroup) is
-// accepted, and a renewed certificate is served after pg_reload_conf without a restart.
+// accepted, replication logs in with a client certificate only (pg_basebackup as the agent runs
+// it), and a renewed certificate is served after pg_reload_conf without a restart.
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresParameters, renderPgHba } from '../../src/builders/postgres-config.js';
+import { existsSync } from 'node:fs';
+import { postgresParameters, renderPgHba, REPLICATION_USER } from '../../src/builders/postgres-config.js';
+import { basebackupArgs } from '../../src/instance/bootstrap.js';
 import { serverDnsNames } from '../../src/reconcilers/certificates-plan.js';
 import { withClient, type ConnectOptions } from '../../src/postgres/sql.js';
 import { certificateInfo, createCa, issueCertificate, type CertKeyPem } from '../../src/runtime/x509.js';
 import { TestPostgres } from './pg-fixture.js';
-import { giveToPostgres, pgOwner, pgTempDir, removeDir } from './wal-postgres.js';
+import { giveToPostgres, pgOwner, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
 import type { ClusterSpec } from '../../src/api/cluster.js';
 
 const SERVER_NAME = 'db-rw.prod.svc';
@@ -105,6 +108,26 @@ describe('PostgreSQL with the operator\'s TLS settings', () => {
     const other = await createCa('other CA', 3600);
     await expect(attempt({ ca: other.cert, servername: SERVER_NAME })).rejects.toThrow(/certificate/i);
     await expect(attempt({ ca: ca.cert, servername: 'db-rw.elsewhere.svc' })).rejects.toThrow(/altnames|Hostname/i);
+  });
+
+  it('admits replication with the replication user\'s client certificate (pg_basebackup, verify-full, a root-owned 0640 key), and no password', async () => {
+    await withClient(tls(), (c) => c.query(`CREATE ROLE ${REPLICATION_USER} WITH REPLICATION LOGIN PASSWORD 'secret-password'`));
+    const clientDir = path.join(dir, 'client');
+    await mkdir(clientDir);
+    const leaf = await issueCertificate(ca, { commonName: REPLICATION_USER, usage: 'client', validitySeconds: 3600 });
+    await writeFile(path.join(clientDir, 'tls.crt'), leaf.cert);
+    await writeFile(path.join(clientDir, 'tls.key'), leaf.key);
+    await giveToPostgres(clientDir);
+    if (pgOwner) await chown(path.join(clientDir, 'tls.key'), 0, pgOwner.gid);
+    await chmod(path.join(clientDir, 'tls.key'), pgOwner ? 0o640 : 0o600);
+    const libpq = { caFile: path.join(tlsDir, 'ca.crt'), serverName: SERVER_NAME, client: { certFile: path.join(clientDir, 'tls.crt'), keyFile: path.join(clientDir, 'tls.key') } };
+    const target = path.join(dir, 'clone');
+    const args = basebackupArgs({ pgdata: target, walDir: undefined }, { host: '127.0.0.1', port: server.port }, REPLICATION_USER, libpq);
+    await runPgTool('pg_basebackup', args);
+    expect(existsSync(path.join(target, 'PG_VERSION'))).toBe(true);
+    // Without the certificate, the password is not accepted for replication.
+    const withoutCert = basebackupArgs({ pgdata: path.join(dir, 'clone-2'), walDir: undefined }, { host: '127.0.0.1', port: server.port }, REPLICATION_USER, { caFile: libpq.caFile, serverName: SERVER_NAME });
+    await expect(runPgTool('pg_basebackup', withoutCert)).rejects.toThrow(/certificate|password/i);
   });
 
   it('serves a renewed certificate after pg_reload_conf, without a restart', async () => {
