@@ -56,6 +56,7 @@ const EXPECTED_OWNED = (c: string) => [
   `Secret/${c}-ca`,
   `Secret/${c}-ca-cert`,
   `Secret/${c}-server-tls`,
+  `Secret/${c}-replication-tls`,
   `ConfigMap/${c}-config`,
   `StatefulSet/${c}-1`,
   `StatefulSet/${c}-2`,

@@ -42,6 +42,8 @@ describe('libpqTlsFromEnv', () => {
       expect(libpqTlsParams(t, '10.0.0.9')).toEqual({
         host: 'db-rw.prod.svc', hostaddr: '10.0.0.9', sslmode: 'verify-full', sslrootcert: join(dir, 'ca.crt'), sslcert: join(dir, 'client', 'tls.crt'), sslkey: join(dir, 'client', 'tls.key'),
       });
+      expect(libpqTlsParams(t, 'db-1-0.db-headless.prod.svc')).toMatchObject({ host: 'db-1-0.db-headless.prod.svc', sslmode: 'verify-full' });
+      expect(libpqTlsParams(t, 'db-1-0.db-headless.prod.svc').hostaddr).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -3,6 +3,7 @@
 // when the host dialled is a pod IP (the name goes in SNI and the identity check, not in DNS).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { POD_ENV } from '../api/pod-env.js';
 
@@ -58,8 +59,8 @@ export function libpqTlsFromEnv(env: Record<string, string | undefined> = proces
  */
 export function libpqTlsParams(t: LibpqTls, address: string): Record<string, string> {
   return {
-    host: t.serverName,
-    hostaddr: address,
+    // A name (not an IP) is dialled and verified as it is: the certificate carries every pod's and Service's name.
+    ...(isIP(address) ? { host: t.serverName, hostaddr: address } : { host: address }),
     sslmode: 'verify-full',
     sslrootcert: t.caFile,
     ...(t.client ? { sslcert: t.client.certFile, sslkey: t.client.keyFile } : {}),
