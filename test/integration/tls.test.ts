@@ -93,6 +93,12 @@ describe('PostgreSQL with the operator\'s TLS settings', () => {
     expect(rows).toEqual([{ ssl: true, version: 'TLSv1.3' }]);
   });
 
+  it('takes a libpq URI with the Service name as host and the address as hostaddr (the form the sandbox prints)', async () => {
+    const uri = `postgresql://postgres:${encodeURIComponent(server.superuser.password)}@${SERVER_NAME}:${server.port}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert=${encodeURIComponent(path.join(tlsDir, 'ca.crt'))}`;
+    // sslcert: psql runs as postgres with root's HOME here, whose ~/.postgresql it may not read.
+    expect((await runPgTool('psql', [`${uri}&sslcert=${encodeURIComponent(path.join(dir, 'none.crt'))}`, '-XAtc', 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'])).trim()).toBe('t');
+  });
+
   it('refuses TLS 1.2, and a client fails verification against another CA or name', async () => {
     const pg = (await import('pg')).default;
     const attempt = async (ssl: object) => {
