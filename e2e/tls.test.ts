@@ -177,11 +177,20 @@ describe('TLS with the operator\'s PKI', () => {
   }, 300_000);
 
   it('with tls.required false, plain TCP and TLS are both accepted; back to true refuses plain TCP again', async () => {
+    // The replica's walreceiver follows: by password while TLS is not required, by certificate when it is.
+    const roSu = serviceClientConfig(kubelet, ns, `${NAME}-ro`, await superuserCredentials(ns, NAME));
+    const receiver = (cert: boolean) =>
+      waitFor(`the replica streaming ${cert ? 'with' : 'without'} its client certificate`, async () => {
+        const r = await query<{ status: string; c: string }>(roSu, 'SELECT status, conninfo AS c FROM pg_stat_wal_receiver').catch(() => []);
+        return r[0]?.status === 'streaming' && /sslcert=/.test(r[0].c) === cert ? r[0] : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 500 });
     await db.patchSpec({ tls: { required: false } });
     await waitFor('a plain TCP client admitted', () => query(rwPlain(), 'SELECT 1').then(() => true, () => false), { timeoutMs: 60_000, intervalMs: 500 });
     expect((await query<{ ssl: boolean }>(db.rw(), 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'))[0]!.ssl).toBe(true);
+    await receiver(false);
     await db.patchSpec({ tls: { required: true } });
     await waitFor('a plain TCP client refused again', () => query(rwPlain(), 'SELECT 1').then(() => false, () => true), { timeoutMs: 60_000, intervalMs: 500 });
+    expect((await receiver(true)).c).toMatch(/sslmode=verify-full/);
     await db.healthy(2);
   }, 180_000);
 });

@@ -13,6 +13,9 @@ import type { AgentState } from './agent-state.js';
 import { errorText } from '../util/error-text.js';
 import { settleStandbyMinimums } from './standby-minimums.js';
 import { TLS_FILES, TLS_SERVER_DIR } from '../api/tls.js';
+import { parseConninfo } from '../postgres/conninfo.js';
+import { readCredentials } from '../postgres/files.js';
+import { conninfoFor } from './replication.js';
 
 const CONFIG_POLL_MS = 2000;
 const FILES = ['postgresql.conf', 'pg_hba.conf'];
@@ -77,9 +80,33 @@ export class ConfigWatch {
       this.loaded = h;
       this.a.log.info('the mounted configuration or server certificate changed; reloading');
       await this.reloadConf();
+      // Not while an operation (follow, a clone) rewrites primary_conninfo itself.
+      if (!this.a.ops.busy) await this.a.ops.exclusive(() => this.realignReplication());
     }
     // A replica started above its configuration restarts once pg_control allows it.
     await settleStandbyMinimums(this.a);
+  }
+
+  /**
+   * A replica's primary_conninfo follows whether replication logs in by certificate (pg_hba.conf's
+   * cert line, AgentState.replicationTls): when spec.tls.required changes, a walreceiver with the
+   * other kind of connection would be refused at its next reconnect. Rewritten (the walreceiver
+   * reconnects at once), for the same primary.
+   */
+  private async realignReplication(): Promise<void> {
+    const tls = this.a.replicationTls();
+    await sql.withClient(await this.a.local(), async (c) => {
+      if (!(await sql.isInRecovery(c))) return;
+      const current = (await c.query<{ v: string }>("SELECT current_setting('primary_conninfo') AS v")).rows[0]?.v ?? '';
+      if (!current) return;
+      const p = parseConninfo(current);
+      if ((p.sslmode === 'verify-full') === !!tls) return;
+      const host = p.hostaddr || p.host;
+      if (!host) return;
+      const replication = await readCredentials(this.a.settings.secretsDir, 'replication');
+      await sql.setPrimaryConninfo(c, conninfoFor(this.a.layout, { host, port: Number(p.port || 5432) }, replication.username, this.a.settings.instance, tls));
+      this.a.log.info({ primary: host, certificate: !!tls }, tls ? 'replication now logs in with the client certificate (TLS required)' : 'replication now logs in by password (TLS not required)');
+    });
   }
 
   private async reloadConf(): Promise<void> {
