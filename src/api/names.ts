@@ -32,6 +32,8 @@ export const names = {
   /** The name instances and the operator's own clients verify the server certificate against (a SAN of it). */
   tlsServerName: (cluster: string, namespace: string) => `${cluster}-rw.${namespace}.svc`,
   pdb: (cluster: string) => cluster,
+  /** The NetworkPolicy of spec.networkPolicy. */
+  networkPolicy: (cluster: string) => cluster,
   /** The HorizontalPodAutoscaler of spec.autoscaling. */
   hpa: (cluster: string) => cluster,
   serviceAccount: (cluster: string) => cluster,
