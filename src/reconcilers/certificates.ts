@@ -4,9 +4,8 @@
 // certificate (<cluster>-replication-tls), both mounted into the instance pods,
 // planned by certificates-plan.ts from the Secrets' annotations. Renewal rewrites the Secret;
 // the kubelet updates the mounted files and each instance agent reloads PostgreSQL (no restart).
-import { PatchStrategy, type V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
 import { names } from '../api/names.js';
-import { FIELD_MANAGER } from '../api/constants.js';
 import { TLS_DEFAULT_CA_SECONDS, TLS_DEFAULT_LEAF_SECONDS, TLS_FILES, tlsRequiredByDefault, type TlsStatus } from '../api/tls.js';
 import { ownedMeta } from '../builders/meta.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
@@ -42,9 +41,9 @@ function secret(ctx: ReconcileContext, name: string, component: string, type: st
   return { apiVersion: 'v1', kind: 'Secret', metadata: { ...meta, annotations: annotationsOf(rec) }, type, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])) };
 }
 
+/** Server-side apply (the cached Secret has no data, so it always differs: called only when the plan writes). */
 async function write(ctx: ReconcileContext, s: V1Secret): Promise<void> {
-  await ctx.clients.objects.patch(s, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-  ctx.wrote(`Secret/${s.metadata!.name}`);
+  await ctx.apply('Secret', s);
 }
 
 const REASON_TEXT: Record<Reason, string> = {
