@@ -15,7 +15,7 @@ import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../sr
 import { helmOk, parseManifests, templateArgs } from '../test/support/helm.js';
 import { createTestNamespace, deleteTestNamespace, waitFor } from './harness/env.js';
 import { kubectl, kubectlOk, type KubectlResult } from './harness/kubectl.js';
-import { OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
+import { DEFAULT_CHART_ARGS, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
 import { parseJson } from '../src/util/json.js';
 
 type Obj = Record<string, any>;
@@ -134,7 +134,7 @@ describe.each(VALUES_FILES)('chart rendered with test/chart/values/%s', (file) =
       // The operator's Role per watched namespace (leader election and the default backup store's
       // Secret have Roles of their own in the release namespace).
       const roleNamespaces = objects
-        .filter((o) => o.kind === 'Role' && !/-(leader-election|backup-store)$/.test(String(o.metadata.name)))
+        .filter((o) => o.kind === 'Role' && !/-(leader-election|backup-store|webhook)$/.test(String(o.metadata.name)))
         .map((o) => o.metadata.namespace);
       expect(roleNamespaces.sort()).toEqual([...watchNamespaces].sort());
       const env = objects.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].env as Obj[];
@@ -248,6 +248,11 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
   beforeAll(async () => {
     await installChart();
   });
+  // The chart's validating webhook has no operator pod behind it here: leave the release as the
+  // other files install it, or each creation of a cluster waits for the webhook's timeout.
+  afterAll(async () => {
+    await installChart(DEFAULT_CHART_ARGS);
+  });
 
   it('creates the operator Deployment with the env contract and a restricted security context', async () => {
     const dep = await getJson(['deployment', RELEASE, '-n', OPERATOR_NAMESPACE]);
@@ -268,10 +273,17 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
       PGPILOT_RESYNC_SECONDS: '300',
       PGPILOT_INSTANCE_IMAGE_REPOSITORY: 'ghcr.io/pgpilot/postgresql',
       PGPILOT_OPERATOR_IMAGE: `ghcr.io/pgpilot/pgpilot:${APP_VERSION}`,
+      PGPILOT_WEBHOOK_PORT: '9443',
+      PGPILOT_WEBHOOK_SERVICE: `${RELEASE}-webhook`,
+      PGPILOT_WEBHOOK_CONFIGURATION: `${RELEASE}-webhook`,
+      PGPILOT_WEBHOOK_CA_SECRET: `${RELEASE}-webhook-ca`,
     });
     expect(c.image).toBe(`ghcr.io/pgpilot/pgpilot:${APP_VERSION}`);
     expect(c.args).toEqual(['operator']);
-    expect(c.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    expect(c.ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'webhook', containerPort: 9443, protocol: 'TCP' },
+    ]);
     expect(c.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: 'http' });
     expect(c.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 'http' });
     // Restricted: non-root, RuntimeDefault seccomp, no privilege escalation, all capabilities dropped.
@@ -287,6 +299,19 @@ describe('helm install of the chart (release pgpilot in pgpilot-system)', () => 
     });
     expect(c.securityContext.capabilities.add ?? []).toEqual([]);
     expect(typeof c.securityContext.runAsUser === 'number' ? c.securityContext.runAsUser : pod.securityContext.runAsUser).toBeGreaterThan(0);
+  });
+
+  it('creates the webhook Service and ValidatingWebhookConfiguration; the operator may patch its own CRD and configuration, by name only', async () => {
+    const svc = await getJson(['service', `${RELEASE}-webhook`, '-n', OPERATOR_NAMESPACE]);
+    expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 9443, targetPort: 'webhook', protocol: 'TCP' }]);
+    const vwc = await getJson(['validatingwebhookconfiguration', `${RELEASE}-webhook`]);
+    expect(vwc.webhooks[0].failurePolicy).toBe('Ignore');
+    const can = async (args: string[]) => (await kubectl(['auth', 'can-i', ...args, `--as=${OPERATOR_SA}`])).stdout.trim();
+    expect(await can(['patch', `customresourcedefinitions/${CRD_NAME}`])).toBe('yes');
+    expect(await can(['patch', `customresourcedefinitions/${BACKUP_CRD_NAME}`])).toBe('no');
+    expect(await can(['update', `validatingwebhookconfigurations/${RELEASE}-webhook`])).toBe('yes');
+    expect(await can(['update', 'validatingwebhookconfigurations/another'])).toBe('no');
+    expect(await can(['update', `secrets/${RELEASE}-webhook-ca`, '-n', OPERATOR_NAMESPACE])).toBe('yes');
   });
 
   it('creates the ServiceAccount pgpilot', async () => {

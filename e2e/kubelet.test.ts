@@ -15,7 +15,7 @@ import { errorText } from '../src/util/error-text.js';
 import { parseJson } from '../src/util/json.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { kubectl } from './harness/kubectl.js';
-import { ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
+import { DEFAULT_CHART_ARGS, ensureBuilt, OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, installChart } from './harness/operator.js';
 import { kubectlPath } from '../test/support/binaries.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 
@@ -159,6 +159,8 @@ describe('process kubelet', () => {
     console.log(`[kubelet e2e] timings ${JSON.stringify(timings)}; kubelet log ${kubelet?.logPath}`);
     await kubelet?.stop();
     if (ns) await deleteTestNamespace(ns);
+    // The chart as the other files install it (no operator pod, no webhook nobody answers).
+    await installChart(DEFAULT_CHART_ARGS);
   });
 
   it('runs a pod as the pod user with its IP, token and a live ConfigMap volume; kills and deletes it', async () => {
@@ -445,6 +447,40 @@ describe('process kubelet', () => {
     const svc = kubelet.serviceAddress(OPERATOR_NAMESPACE, `${RELEASE}-metrics`, 'http');
     expect(svc, 'the metrics Service is proxied').toBeDefined();
     expect((await fetch(`http://${svc!.host}:${svc!.port}/metrics`)).status).toBe(200);
+  });
+
+  it('the operator pod serves the conversion webhook through the chart\'s Service (ExternalName to the pod, as the harness reaches pods)', async () => {
+    const list = await core().listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: 'app.kubernetes.io/name=pgpilot' });
+    const pod = list.items.find((p) => p.spec?.nodeName === kubelet.nodeName && isReady(p))!;
+    const service = `${RELEASE}-webhook`;
+    // The operator pointed the CRD at the chart's Service, with its CA.
+    await waitFor('the CRD names the webhook Service, with a CA bundle', async () => {
+      const crd = parseJson<{ spec: { conversion?: { webhook?: { clientConfig?: { service?: Record<string, unknown>; caBundle?: string } } } } }>(
+        (await kubectl(['get', 'crd', 'postgresqlclusters.postgres.pgpilot.io', '-o', 'json'])).stdout,
+        'the CRD',
+      );
+      const cc = crd.spec.conversion?.webhook?.clientConfig;
+      return cc?.caBundle && JSON.stringify(cc.service) === JSON.stringify({ name: service, namespace: OPERATOR_NAMESPACE, path: '/convert', port: 9443 });
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    // ClusterIPs carry no traffic here: the same Service, as ExternalName to the pod's IP (the
+    // apiserver dials <externalName>:<port> and checks the certificate for <service>.<ns>.svc).
+    await core().deleteNamespacedService({ namespace: OPERATOR_NAMESPACE, name: service });
+    await core().createNamespacedService({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: service }, spec: { type: 'ExternalName', externalName: pod.status!.podIP!, ports: [{ name: 'webhook', port: 9443 }] } } });
+    const convNs = await createTestNamespace('kubelet-conv', { waitForServiceAccount: false });
+    try {
+      // Hibernated: the operator (watching every namespace) runs no pod for it.
+      const manifest = { apiVersion: 'postgres.pgpilot.io/v1', kind: 'PostgreSQLCluster', metadata: { name: 'conv', namespace: convNs }, spec: { version: '16', instances: 2, storage: { size: '1Gi', pvcRetentionPolicy: { whenDeleted: 'Retain' } }, hibernation: true, backup: { enabled: false } } };
+      const created = await kubectl(['create', '-f', '-'], JSON.stringify(manifest));
+      expect(created.code, created.stderr).toBe(0);
+      const beta = await kubectl(['get', 'postgresqlclusters.v1beta1.postgres.pgpilot.io', 'conv', '-n', convNs, '-o', 'json']);
+      expect(beta.code, beta.stderr).toBe(0);
+      const obj = parseJson<{ apiVersion: string; spec: Record<string, unknown>; metadata: { annotations?: Record<string, string> } }>(beta.stdout, 'the cluster as v1beta1');
+      expect(obj.apiVersion).toBe('postgres.pgpilot.io/v1beta1');
+      expect(obj.spec).toMatchObject({ replicas: 2, storage: '1Gi' });
+      expect(JSON.parse(obj.metadata.annotations!['postgres.pgpilot.io/conversion-data']!)).toEqual({ storage: { pvcRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Delete' } } });
+    } finally {
+      await deleteTestNamespace(convNs);
+    }
   });
 
   describe('the kubelet API through the apiserver', () => {

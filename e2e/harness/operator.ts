@@ -78,7 +78,16 @@ export interface OperatorOptions {
   extraEnv?: Record<string, string>;
   /** helm upgrade --install first (default true); a restart of an operator already installed skips it. */
   installChart?: boolean;
+  /**
+   * Extra `helm upgrade --install` arguments. By default the chart goes in without its webhooks
+   * (webhook.enabled=false): the local operator does not serve them, and a validating webhook
+   * nobody answers would only slow every creation down. e2e/conversion.test.ts turns them on.
+   */
+  chartArgs?: string[];
 }
+
+/** How startOperator installs the chart unless told otherwise. */
+export const DEFAULT_CHART_ARGS = ['--set', 'replicaCount=0', '--set', 'webhook.enabled=false'];
 
 export interface RunningOperator {
   pid: number;
@@ -130,7 +139,7 @@ export function undeclaredApiCalls(metricsText: string): string[] {
 /** Install the chart (once per cluster) and start an operator process scoped to the given namespaces. */
 export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
   ensureBuilt();
-  if (opts.installChart !== false) await installChart(['--set', 'replicaCount=0']);
+  if (opts.installChart !== false) await installChart(opts.chartArgs ?? DEFAULT_CHART_ARGS);
   const dir = await mkdtemp(join(tmpdir(), 'pgpilot-op-'));
   const kubeconfig = await serviceAccountKubeconfig(dir);
   const port = await freePort();

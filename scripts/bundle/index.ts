@@ -14,6 +14,9 @@
  *     leader-election Lease: the ClusterRole's rules include the leader-election Role's);
  *   - name, version, keywords, maintainers, links and minKubeVersion come from Chart.yaml;
  *   - what is OLM's alone (description, icon, descriptors, install modes, channel) is here.
+ * The bundle serves v1 alone: OLM runs webhooks its own way (webhookdefinitions, certificates it
+ * issues), which is not wired yet, so the chart is rendered with webhook.enabled=false and the
+ * CRDs lose their other versions and the conversion webhook (docs/api-versions.md).
  * `npm run gen` writes the files; `--check` and test/bundle fail when they drift.
  */
 import { readFileSync } from 'node:fs';
@@ -91,7 +94,7 @@ export function readChartYaml(): ChartYaml {
 
 /** The chart's objects as `helm template` renders them with its default values. */
 export async function renderChartForBundle(): Promise<Obj[]> {
-  const { stdout } = await helmOk(templateArgs([], undefined, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }));
+  const { stdout } = await helmOk(templateArgs([], { 'webhook.enabled': 'false' }, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }));
   return parseManifests(stdout);
 }
 
@@ -116,10 +119,20 @@ export function csvDeploymentSpec(chartDeployment: Obj): Obj {
   return spec;
 }
 
+/** A CRD as the bundle ships it: the storage version only, no conversion webhook (see the file's comment). */
+export function storageVersionOnly(crd: Obj): Obj {
+  const { conversion: _conversion, ...spec } = crd.spec as Obj;
+  return { ...crd, spec: { ...spec, versions: (spec.versions as Obj[]).filter((v) => v.storage) } };
+}
+
 function crdFiles(): Array<GeneratedFile & { name: string; crd: Obj }> {
   return generatedFiles()
     .filter((f) => f.path.startsWith('crds/'))
-    .map((f) => ({ path: `${BUNDLE_DIR}/manifests/${f.path.slice('crds/'.length)}`, content: f.content, name: f.path.slice('crds/'.length, -'.yaml'.length), crd: parse(f.content) as Obj }));
+    .map((f) => {
+      const crd = storageVersionOnly(parse(f.content) as Obj);
+      const header = f.content.slice(0, f.content.indexOf('\n') + 1);
+      return { path: `${BUNDLE_DIR}/manifests/${f.path.slice('crds/'.length)}`, content: header + stringify(crd, { lineWidth: 0 }), name: f.path.slice('crds/'.length, -'.yaml'.length), crd };
+    });
 }
 
 interface OwnedApi {

@@ -28,6 +28,14 @@ export const ArchivingStatusSchema = Obj('Continuous WAL archiving, as the prima
   walVolumeUsedPercent: Type.Optional(Type.Integer({ description: 'How full the volume holding pg_wal on the primary is, in percent.', minimum: 0, maximum: 100 })),
 });
 
+/** status.passwords.<role>: the Secret version whose password PostgreSQL has. */
+export const AppliedPasswordSchema = Obj('The Secret version whose password PostgreSQL has for this role.', {
+  secret: Type.String({ description: 'The Secret the password came from.', maxLength: 253 }),
+  resourceVersion: Type.String({ description: "The Secret's resourceVersion when its password was applied.", maxLength: 64 }),
+  appliedAt: Type.String({ description: 'When it was applied (or found already in place).', format: 'date-time' }),
+});
+export type AppliedPassword = Static<typeof AppliedPasswordSchema>;
+
 export const MAJOR_UPGRADE_PHASES = ['Checking', 'Stopping', 'Upgrading', 'Starting', 'ResyncingReplicas', 'BackingUp', 'Succeeded', 'Failed'] as const;
 
 export const MajorUpgradeStatusSchema = Obj('The newest major version upgrade (pg_upgrade): its stage, or how it ended.', {
@@ -127,6 +135,12 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
       completedAt: Type.String({ description: 'When every running instance had been asked to reload.', format: 'date-time' }),
       instances: Type.Array(Type.String(), { description: 'Instances whose agent reloaded (pg_reload_conf()). An instance not running then reads its configuration when it starts.' }),
       failed: Type.Optional(Type.Array(Type.String(), { description: 'Running instances whose reload failed, each with the reason.' })),
+    }),
+  ),
+  passwords: Type.Optional(
+    Obj('Role passwords the operator has set in PostgreSQL from their Secrets (rotation: change the Secret). Only Secret versions, never secret material.', {
+      superuser: Type.Optional(AppliedPasswordSchema),
+      app: Type.Optional(AppliedPasswordSchema),
     }),
   ),
   archiveSuffix: Type.Optional(

@@ -70,7 +70,7 @@ export const PARAMETER_NAME_PATTERN = '^[a-z_][a-z0-9_]*([.][a-z_][a-z0-9_]*)?$'
 
 const celStringList = (items: readonly string[]) => `[${items.map((i) => `'${i}'`).join(', ')}]`;
 
-const StorageSize = Type.String({
+export const StorageSize = Type.String({
   description: 'Size of the volume, a Kubernetes quantity such as "100Gi". May grow later (volume expansion) but never shrink.',
   maxLength: 32,
   pattern: QUANTITY_PATTERN,

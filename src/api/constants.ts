@@ -2,6 +2,9 @@
 export const API_GROUP = 'postgres.pgpilot.io';
 export const API_VERSION = 'v1';
 export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+/** The older shape of PostgreSQLCluster, served beside v1 and converted by the operator's webhook (docs/api-versions.md). */
+export const API_VERSION_V1BETA1 = 'v1beta1';
+export const API_GROUP_VERSION_V1BETA1 = `${API_GROUP}/${API_VERSION_V1BETA1}`;
 
 export const CLUSTER_KIND = 'PostgreSQLCluster';
 export const CLUSTER_PLURAL = 'postgresqlclusters';
@@ -86,6 +89,12 @@ export const ANNOTATIONS = {
    * status.lastReload. An instance not running then reads its configuration when it starts.
    */
   reloadRequestedAt: 'postgres.pgpilot.io/reload-requested-at',
+  /**
+   * Set by the conversion webhook on a PostgreSQLCluster read as v1beta1: JSON of the v1 fields
+   * v1beta1 cannot express (storage.autoGrow, storage.pvcRetentionPolicy), restored when the
+   * object is converted back to v1 and then removed (src/api/conversion.ts).
+   */
+  conversionData: 'postgres.pgpilot.io/conversion-data',
 } as const;
 
 /** Roles an instance pod can carry in LABELS.role; Services select on them. */

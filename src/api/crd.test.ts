@@ -49,10 +49,15 @@ interface Crd {
 const crd = clusterCrd() as unknown as Crd;
 const bCrd = backupCrd() as unknown as Crd;
 
+/** The storage version (v1): the only one PostgreSQLBackup has; PostgreSQLCluster also serves v1beta1. */
 function onlyVersion(c: Crd = crd): CrdVersion {
-  expect(c.spec.versions).toHaveLength(1);
-  return c.spec.versions[0]!;
+  const stored = c.spec.versions.filter((v) => v.storage);
+  expect(stored).toHaveLength(1);
+  expect(stored[0]!.name).toBe('v1');
+  return stored[0]!;
 }
+
+const betaVersion = (): CrdVersion => crd.spec.versions.find((v) => v.name === 'v1beta1')!;
 
 interface SchemaNode {
   path: string;
@@ -89,6 +94,31 @@ describe('CRD names, columns and subresources', () => {
     expect(crd.spec.scope).toBe('Namespaced');
     const v = onlyVersion();
     expect([v.name, v.served, v.storage]).toEqual(['v1', true, true]);
+  });
+
+  it('serves v1beta1 (not stored) beside v1, converted by the operator\'s webhook; PostgreSQLBackup has v1 alone', () => {
+    expect(crd.spec.versions.map((v) => [v.name, v.served, v.storage])).toEqual([['v1', true, true], ['v1beta1', true, false]]);
+    expect((crd.spec as unknown as { conversion: unknown }).conversion).toEqual({
+      strategy: 'Webhook',
+      webhook: { conversionReviewVersions: ['v1'], clientConfig: { service: { namespace: 'pgpilot-system', name: 'pgpilot-webhook', path: '/convert', port: 9443 } } },
+    });
+    expect(bCrd.spec.versions).toHaveLength(1);
+    expect(bCrd.spec).not.toHaveProperty('conversion');
+  });
+
+  it('prints Replicas, Storage, Ready, Phase, Primary, Version and Age for v1beta1, each from a field its schema declares', () => {
+    const v = betaVersion();
+    expect(v.additionalPrinterColumns.map((c) => c.name)).toEqual(['Replicas', 'Storage', 'Ready', 'Phase', 'Primary', 'Version', 'Age']);
+    const betaNodes = [...walk(v.schema.openAPIV3Schema)];
+    for (const { jsonPath } of v.additionalPrinterColumns) {
+      if (jsonPath.startsWith('.metadata.')) continue;
+      expect(betaNodes.some((n) => n.path === jsonPath), `${jsonPath} is not in the v1beta1 schema`).toBe(true);
+    }
+    expect(v.subresources.scale).toEqual({ specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' });
+    const spec = v.schema.openAPIV3Schema.properties!.spec!;
+    expect(spec.properties!.storage!.type).toBe('string');
+    expect(spec.properties).not.toHaveProperty('instances');
+    expect(JSON.stringify(spec['x-kubernetes-validations'])).not.toContain('self.instances');
   });
 
   it('names the kind PostgreSQLCluster with short names pgc and pgcluster in categories all and pgpilot', () => {

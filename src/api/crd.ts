@@ -3,6 +3,7 @@ import type { TSchema } from '@sinclair/typebox';
 import {
   API_GROUP,
   API_VERSION,
+  API_VERSION_V1BETA1,
   BACKUP_KIND,
   BACKUP_PLURAL,
   BACKUP_SHORT_NAMES,
@@ -15,6 +16,8 @@ import {
 } from './constants.js';
 import { BackupSchema } from './backup.js';
 import { ClusterSchema } from './cluster.js';
+import { ClusterV1beta1Schema } from './cluster-v1beta1.js';
+import { WEBHOOK_DEFAULTS, WEBHOOK_PATHS } from './webhooks.js';
 
 /** Plain JSON of a TypeBox schema: drops TypeBox's symbol keys and the metadata stub. */
 export function toOpenApi(schema: TSchema): Record<string, unknown> {
@@ -30,15 +33,45 @@ function rootOpenApi(root: TSchema): Record<string, unknown> {
   return schema;
 }
 
-interface CrdInput {
-  kind: string;
-  plural: string;
-  singular: string;
-  shortNames: string[];
+interface VersionInput {
   schema: TSchema;
   subresources: Record<string, unknown>;
   printerColumns: Array<Record<string, unknown>>;
 }
+
+interface CrdInput extends VersionInput {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  /** Versions served besides the storage version (API_VERSION), converted by the operator's webhook. */
+  olderVersions?: Array<VersionInput & { name: string }>;
+}
+
+const version = (name: string, storage: boolean, v: VersionInput) => ({
+  name,
+  served: true,
+  storage,
+  schema: { openAPIV3Schema: rootOpenApi(v.schema) },
+  subresources: v.subresources,
+  additionalPrinterColumns: v.printerColumns,
+});
+
+/**
+ * The conversion webhook as installed: the chart's Service in the namespace of the README's
+ * install. The operator rewrites clientConfig at start with its own Service (or URL) and the CA
+ * bundle of its serving certificate (src/controller/webhooks.ts); reads and writes of the storage
+ * version never call it.
+ */
+export const CONVERSION_WEBHOOK = {
+  strategy: 'Webhook',
+  webhook: {
+    conversionReviewVersions: ['v1'],
+    clientConfig: {
+      service: { namespace: WEBHOOK_DEFAULTS.namespace, name: WEBHOOK_DEFAULTS.service, path: WEBHOOK_PATHS.convert, port: WEBHOOK_DEFAULTS.port },
+    },
+  },
+} as const;
 
 function crd(input: CrdInput): Record<string, unknown> {
   return {
@@ -59,16 +92,8 @@ function crd(input: CrdInput): Record<string, unknown> {
         shortNames: input.shortNames,
         categories: CATEGORIES,
       },
-      versions: [
-        {
-          name: API_VERSION,
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: rootOpenApi(input.schema) },
-          subresources: input.subresources,
-          additionalPrinterColumns: input.printerColumns,
-        },
-      ],
+      versions: [version(API_VERSION, true, input), ...(input.olderVersions ?? []).map((v) => version(v.name, false, v))],
+      ...(input.olderVersions?.length ? { conversion: CONVERSION_WEBHOOK } : {}),
     },
   };
 }
@@ -95,6 +120,25 @@ export function clusterCrd(): Record<string, unknown> {
       { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
       { name: 'Version', type: 'string', jsonPath: '.status.version', description: 'PostgreSQL version the primary runs (spec.version is the one asked for)' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    olderVersions: [
+      {
+        name: API_VERSION_V1BETA1,
+        schema: ClusterV1beta1Schema,
+        subresources: {
+          status: {},
+          scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+        },
+        printerColumns: [
+          { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas', description: 'Desired number of instances' },
+          { name: 'Storage', type: 'string', jsonPath: '.spec.storage', description: 'Size of every instance\'s data volume' },
+          { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
+          { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
+          { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
+          { name: 'Version', type: 'string', jsonPath: '.status.version', description: 'PostgreSQL version the primary runs' },
+          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+        ],
+      },
     ],
   });
 }

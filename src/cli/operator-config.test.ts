@@ -41,7 +41,17 @@ describe('operator settings', () => {
       discoverySeconds: 60,
       instanceImageRepository: 'ghcr.io/pgpilot/postgresql',
       operatorImage: 'ghcr.io/pgpilot/pgpilot:0.1.0',
+      webhookPort: 0,
+      webhookService: 'pgpilot-webhook',
+      webhookConfiguration: '',
+      webhookCaSecret: 'pgpilot-webhook-ca',
     });
+  });
+
+  it('reads the webhook settings from the environment, and refuses a webhook URL that is not https', () => {
+    const s = parse([], { PGPILOT_WEBHOOK_PORT: '9443', PGPILOT_WEBHOOK_URL: 'https://127.0.0.1:9443/', PGPILOT_WEBHOOK_CONFIGURATION: 'pgpilot-webhook' });
+    expect([s.webhookPort, s.webhookUrl, s.webhookConfiguration]).toEqual([9443, 'https://127.0.0.1:9443', 'pgpilot-webhook']);
+    expect(() => parse(['--webhook-url', 'http://127.0.0.1:9443'])).toThrow(/must be an https:\/\/ URL/);
   });
 
   it.skipIf(existsSync(SERVICE_ACCOUNT_NAMESPACE))('puts the leader Lease in namespace "default" outside a pod', () => {
@@ -63,6 +73,11 @@ describe('operator settings', () => {
       '--discovery-seconds', '5',
       '--instance-image-repository', 'reg/pg',
       '--operator-image', 'reg/op:1',
+      '--webhook-port', '9443',
+      '--webhook-service', 'svc',
+      '--webhook-url', 'https://op.example:9443',
+      '--webhook-configuration', 'vwc',
+      '--webhook-ca-secret', 'ca',
     ]);
     expect(settings).toEqual({
       kubeconfig: '/tmp/kc',
@@ -78,6 +93,11 @@ describe('operator settings', () => {
       discoverySeconds: 5,
       instanceImageRepository: 'reg/pg',
       operatorImage: 'reg/op:1',
+      webhookPort: 9443,
+      webhookService: 'svc',
+      webhookUrl: 'https://op.example:9443',
+      webhookConfiguration: 'vwc',
+      webhookCaSecret: 'ca',
     });
   });
 

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { S3TargetSchema, type S3Target } from '../api/cluster.js';
+import { WEBHOOK_DEFAULTS } from '../api/webhooks.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
 import { errorText } from '../util/error-text.js';
 
@@ -26,6 +27,16 @@ export interface OperatorSettings {
    * filled in; its credentials Secret is in `namespace`. Unset: no default store.
    */
   defaultBackupStore?: S3Target;
+  /** HTTPS port of the conversion and validating webhooks; 0: not served, nothing injected. */
+  webhookPort: number;
+  /** The Service (in `namespace`) the apiserver reaches the webhooks through, port 443. */
+  webhookService: string;
+  /** Instead of the Service: the base URL the apiserver dials (an operator outside the cluster). */
+  webhookUrl?: string;
+  /** The ValidatingWebhookConfiguration to inject the CA bundle into; empty: none. */
+  webhookConfiguration: string;
+  /** The Secret in `namespace` holding the webhooks' CA. */
+  webhookCaSecret: string;
   /** Lifetimes of the clusters' CA and leaf certificates (docs/tls.md); unset: 10 years and 90 days. */
   tlsCaLifetimeSeconds?: number;
   tlsLeafLifetimeSeconds?: number;
@@ -44,6 +55,17 @@ function boolean(value: string): boolean {
   if (/^(true|1|yes)$/i.test(value)) return true;
   if (/^(false|0|no)$/i.test(value)) return false;
   throw new InvalidArgumentError(`must be true or false, got "${value}"`);
+}
+
+function httpsUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`must be an https:// URL, got "${value}"`);
+  }
+  if (url.protocol !== 'https:' || url.search || url.hash || url.username) throw new InvalidArgumentError(`must be an https:// URL without query, fragment or user, got "${value}"`);
+  return value.replace(/\/+$/, '');
 }
 
 function namespaceList(value: string): string[] {
@@ -120,6 +142,11 @@ export function operatorOptions(): Option[] {
     new Option('--default-backup-store <json>', 'operator-wide S3 backup store as JSON (the fields of spec.backup.s3; credentials Secret in --namespace)')
       .env('PGPILOT_DEFAULT_BACKUP_STORE')
       .argParser(parseBackupStore),
+    new Option('--webhook-port <port>', 'HTTPS port of the conversion and validating webhooks (0: not served, and the CRD is left as it is)').env('PGPILOT_WEBHOOK_PORT').argParser(integer(0, 65535)).default(0),
+    new Option('--webhook-service <name>', 'Service in --namespace through which the apiserver reaches the webhooks (its port is --webhook-port)').env('PGPILOT_WEBHOOK_SERVICE').default(WEBHOOK_DEFAULTS.service),
+    new Option('--webhook-url <url>', 'base URL the apiserver dials instead of the Service, e.g. https://127.0.0.1:9443 for an operator outside the cluster').env('PGPILOT_WEBHOOK_URL').argParser(httpsUrl),
+    new Option('--webhook-configuration <name>', 'ValidatingWebhookConfiguration to inject the CA bundle into (empty: none)').env('PGPILOT_WEBHOOK_CONFIGURATION').default(''),
+    new Option('--webhook-ca-secret <name>', 'Secret in --namespace holding the webhooks\' CA (created when missing)').env('PGPILOT_WEBHOOK_CA_SECRET').default(WEBHOOK_DEFAULTS.caSecret),
     // Lifetimes: renewal comes at 2/3 of them. Short ones are for tests of renewal (docs/tls.md).
     new Option('--tls-ca-lifetime-seconds <s>', "lifetime of each cluster's CA (default 10 years)").env('PGPILOT_TLS_CA_LIFETIME_SECONDS').argParser(integer(60, 100 * 365 * 86400)),
     new Option('--tls-leaf-lifetime-seconds <s>', 'lifetime of server and client certificates (default 90 days)').env('PGPILOT_TLS_LEAF_LIFETIME_SECONDS').argParser(integer(60, 10 * 365 * 86400)),

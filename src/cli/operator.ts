@@ -8,6 +8,7 @@ import { loadKubeConfig, makeClients } from '../runtime/kube.js';
 import { LeaderElector } from '../runtime/leader.js';
 import { createLogger } from '../runtime/logger.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
+import { Webhooks } from '../controller/webhooks.js';
 import type { OperatorSettings } from './operator-config.js';
 
 const SHUTDOWN_DEADLINE_MS = 20_000;
@@ -37,6 +38,21 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
   });
   const server: Server = await startProbeServer({ port: settings.httpPort, host: settings.httpHost, registry: metrics.registry, ready: () => controller.hasSynced() });
   log.info({ identity, httpPort: settings.httpPort, watchNamespaces: settings.watchNamespaces, leaderElect: settings.leaderElect }, 'pgpilot operator starting');
+  // Every replica serves the webhooks (the apiserver may call any pod behind the Service), leader or not.
+  const webhooks = settings.webhookPort
+    ? new Webhooks({
+        port: settings.webhookPort,
+        host: settings.httpHost,
+        namespace: settings.namespace,
+        caSecret: settings.webhookCaSecret,
+        target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: settings.webhookPort } },
+        ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
+        ...(settings.defaultBackupStore ? { defaultStore: settings.defaultBackupStore } : {}),
+        clients,
+        log: log.child({ subsystem: 'webhooks' }),
+      })
+    : undefined;
+  await webhooks?.start();
 
   const elector = settings.leaderElect
     ? new LeaderElector({ api: clients.coordination, namespace: settings.namespace, name: settings.leaseName, identity, log })
@@ -53,6 +69,7 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
       process.exit(code || 1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     await controller.stop();
+    await webhooks?.stop();
     await elector?.release();
     metrics.isLeader.set(0);
     await new Promise<void>((r) => server.close(() => r()));

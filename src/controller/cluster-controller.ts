@@ -22,6 +22,7 @@ import { createMajorUpgradeReconciler } from '../reconcilers/major-upgrade.js';
 import { createHibernationReconciler } from '../reconcilers/hibernation.js';
 import { createFencingReconciler } from '../reconcilers/fencing.js';
 import { createReloadReconciler } from '../reconcilers/reload.js';
+import { createPasswordsReconciler } from '../reconcilers/passwords.js';
 import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
 import { runPass, unobservedPass } from '../reconcilers/pass.js';
 import { PrimaryLeases } from '../reconcilers/primary-lease.js';
@@ -95,7 +96,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createCertificatesReconciler(opts.config.tls), createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), autoscalingReconciler, createAnomaliesReconciler({ agent })];
+    this.reconcilers = [createCertificatesReconciler(opts.config.tls), createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createPasswordsReconciler({ agent }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), autoscalingReconciler, createAnomaliesReconciler({ agent })];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

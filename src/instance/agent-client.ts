@@ -1,7 +1,7 @@
 // The operator's client of the instance agent API (src/instance/api-types.ts). Short timeouts:
 // an agent that does not answer quickly is treated as unreachable, never waited on.
 import { AGENT_PORT } from '../api/constants.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type PostUpgradeRequest, type OperationStatus, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type PostUpgradeRequest, type OperationStatus, type PasswordRequest, type PasswordResult, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
 import { errorText } from '../util/error-text.js';
 
 /** An operation call's answer: done (with its result) within the wait, or still running in the agent. */
@@ -106,6 +106,11 @@ export class AgentClient {
   /** An anomaly's correction (a vacuum is started in the background: its status reports it). */
   correct(ep: AgentEndpoint, req: CorrectionRequest, timeoutMs = 8000): Promise<CorrectionResult> {
     return this.call(ep, 'POST', '/v1/correct', req, timeoutMs);
+  }
+
+  /** A step of a password rotation (answered once done: each step is short). */
+  password(ep: AgentEndpoint, req: PasswordRequest, timeoutMs = 6000): Promise<PasswordResult> {
+    return this.call(ep, 'POST', '/v1/password', req, timeoutMs);
   }
 
   /** Starts the post-upgrade work of an upgraded primary in the background (its status reports it). */

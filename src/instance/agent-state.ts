@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from '../runtime/logger.js';
 import { readSystemIdentifier } from '../postgres/control-file.js';
 import { exists, readCredentials, removeFile, touch } from '../postgres/files.js';
+import { Passwords } from './passwords.js';
 import * as sql from '../postgres/sql.js';
 import { Archiving, WalUsageProbe } from './archiving.js';
 import { CustomQueryFiles } from './custom-queries.js';
@@ -73,6 +74,8 @@ export class AgentState {
   staleData: { kind: 'older' | 'newer'; data: number; binaries: number } | undefined;
   /** Why this replica cannot catch up by streaming (see InstanceStatus.cannotCatchUp). */
   cannotCatchUp: string | null = null;
+  /** The superuser password this server accepts now, and the steps of a rotation (passwords.ts). */
+  readonly passwords: Passwords;
 
   /** `beforeSpawn`: the start guard (startup.ts), run before every spawn of postgres. */
   constructor(
@@ -83,6 +86,7 @@ export class AgentState {
     this.log = deps.log;
     this.layout = layoutOf(this.settings);
     this.phase = new PhaseState(deps.log);
+    this.passwords = new Passwords({ secretsDir: this.settings.secretsDir, server: async () => ({ host: this.settings.podIp, port: this.settings.pgPort, tls: await this.tls() }), log: deps.log });
     this.ops = new Operations(() => this.refuseIfStopping());
     this.walUsage = new WalUsageProbe(this.layout.walPath);
     this.customQueries = this.settings.metricsEnabled && this.settings.customQueries.length > 0 ? new CustomQueryFiles(this.settings.customQueries, deps.log) : undefined;
@@ -125,12 +129,12 @@ export class AgentState {
 
   /** How the agent connects to its own server: as the superuser over TCP, or during a restore over the socket. */
   async local(): Promise<sql.ConnectOptions> {
-    const superuser = await readCredentials(this.settings.secretsDir, 'superuser');
     if (this.restoreHba) {
       // The restored database does not know this cluster's passwords yet: trust on the socket.
+      const superuser = await readCredentials(this.settings.secretsDir, 'superuser');
       return { host: this.deps.socketDir, port: this.settings.pgPort, credentials: { username: this.restoreLogin ?? superuser.username, password: '' } };
     }
-    return { host: this.settings.podIp, port: this.settings.pgPort, credentials: superuser, tls: await this.tls() };
+    return { host: this.settings.podIp, port: this.settings.pgPort, credentials: await this.passwords.superuser(), tls: await this.tls() };
   }
 
   /**

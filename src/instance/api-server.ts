@@ -1,9 +1,10 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../runtime/logger.js';
-import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PostUpgradeRequest, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parsePostUpgradeRequest, parseRestartPermitRequest, parseWait } from './requests.js';
+import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PasswordRequest, type PasswordResult, type PostUpgradeRequest, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parsePasswordRequest, parsePostUpgradeRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 import { MAX_PERMIT_SECONDS } from './restart-permit.js';
+import { MAX_HOLD_MS } from './passwords.js';
 import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
 
@@ -32,6 +33,8 @@ export interface AgentApi {
   postUpgrade(req: PostUpgradeRequest): Promise<void>;
   /** An anomaly's correction (health.ts): [200 or 202, what was done]. Optional: test doubles may lack it. */
   correct?(req: CorrectionRequest): Promise<[number, CorrectionResult]>;
+  /** A step of a password rotation (passwords.ts). Optional: test doubles may lack it. */
+  password?(req: PasswordRequest): Promise<PasswordResult>;
 }
 
 export interface ApiServerOptions {
@@ -153,6 +156,11 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       const body = parseCorrectionRequest(await readJson(req));
       if (!api.correct) throw new HttpError(404, 'this agent makes no corrections');
       return api.correct(body);
+    },
+    'POST /v1/password': async (req) => {
+      const body = parsePasswordRequest(await readJson(req), MAX_HOLD_MS);
+      if (!api.password) throw new HttpError(404, 'this agent rotates no passwords');
+      return [200, await api.password(body)];
     },
   };
 

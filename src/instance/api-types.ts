@@ -152,6 +152,35 @@ export interface CustomQueriesStatus {
   problems: { query: string; source: string; error: string }[];
 }
 
+/** A role whose password the operator rotates (POST /v1/password; see passwords.ts). */
+export type PasswordRole = 'superuser' | 'app';
+
+/**
+ * POST /v1/password: one step of a rotation. `digest` is the SHA-256 (hex) of the new password the
+ * operator read from the Secret: the agent acts only once its mounted file shows it (else 409).
+ * hold (replicas, superuser): hold logins until release or holdMs; apply (primary): ALTER ROLE;
+ * release (replicas): wait for the replay of `lsn` (the apply's answer), switch, end the hold.
+ * Refusals: 409 the mounted file lags; 503 this instance cannot do it now (not the primary, its
+ * server does not answer).
+ */
+export interface PasswordRequest {
+  role: PasswordRole;
+  step: 'hold' | 'apply' | 'release';
+  digest: string;
+  lsn?: string;
+  holdMs?: number;
+}
+
+export interface PasswordResult {
+  /** apply: whether the stored password changed (false: it already was this one). */
+  changed?: boolean;
+  /** apply: the WAL position after the change's commit. */
+  lsn?: string;
+  held?: boolean;
+  /** release: whether the agent now logs in with the new password. */
+  adopted?: boolean;
+}
+
 /** POST /v1/post-upgrade: the major version the data came from, and whether its old data directory goes. */
 export interface PostUpgradeRequest {
   fromMajor: number;

@@ -74,7 +74,7 @@ async function diverged(a: AgentState, c: pg.Client, primary: sql.Endpoint): Pro
   try {
     const ours = await sql.replicaPosition(c);
     if (!ours) return false;
-    const superuser = await readCredentials(a.settings.secretsDir, 'superuser');
+    const superuser = await a.passwords.superuser();
     const theirs = await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000, tls: await a.tls() }, sql.timelineHistory);
     const history = theirs.history ? parseTimelineHistory(theirs.history) : [];
     const result = hasDiverged(history, theirs.timeline, ours.timeline, ours.lsn);
@@ -89,7 +89,7 @@ async function diverged(a: AgentState, c: pg.Client, primary: sql.Endpoint): Pro
 /** The new primary's timeline (undefined when it cannot be asked: streaming alone then decides). */
 async function primaryTimeline(a: AgentState, primary: sql.Endpoint): Promise<number | undefined> {
   try {
-    const superuser = await readCredentials(a.settings.secretsDir, 'superuser');
+    const superuser = await a.passwords.superuser();
     return (await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000, tls: await a.tls() }, sql.timelineHistory)).timeline;
   } catch {
     return undefined;
@@ -164,7 +164,7 @@ async function demote(a: AgentState, primary: sql.Endpoint, conninfo: string, st
 async function rewindOrReclone(a: AgentState, primary: sql.Endpoint, step: Step): Promise<boolean> {
   const { log } = a;
   step('checkpoint on the new primary');
-  const superuser = await readCredentials(a.settings.secretsDir, 'superuser');
+  const superuser = await a.passwords.superuser();
   try {
     // Without a checkpoint since its promotion, the new primary's control file still shows
     // the old timeline and pg_rewind concludes there is nothing to do.

@@ -9,7 +9,7 @@ import * as sql from '../postgres/sql.js';
 import { killRunningTools } from '../postgres/tool.js';
 import { AgentState, type AgentDeps } from './agent-state.js';
 import type { AgentApi } from './api-server.js';
-import type { BootstrapRequest, CorrectionRequest, CorrectionResult, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PostUpgradeRequest, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
+import type { BootstrapRequest, CorrectionRequest, CorrectionResult, FenceRequest, FollowRequest, InstanceStatus, OperationStatus, PasswordRequest, PasswordResult, PostUpgradeRequest, PromoteResult, RestartPermit, RestartPermitRequest } from './api-types.js';
 import { ConfigWatch } from './config-watch.js';
 import { errorText } from '../util/error-text.js';
 import { follow } from './follow.js';
@@ -155,6 +155,10 @@ export class InstanceAgent implements AgentApi {
 
   postUpgrade(req: PostUpgradeRequest): Promise<void> {
     return this.postUpgradeWork.start(req);
+  }
+
+  password(req: PasswordRequest): Promise<PasswordResult> {
+    return this.a.passwords.handle(req);
   }
 
   correct(req: CorrectionRequest): Promise<[number, CorrectionResult]> {

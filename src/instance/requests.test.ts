@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (requests.ts).
 import { describe, expect, it } from 'vitest';
-import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parseRestartPermitRequest, parseWait } from './requests.js';
+import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parsePasswordRequest, parseRestartPermitRequest, parseWait } from './requests.js';
 
 describe('API requests', () => {
   it('validates bootstrap and follow bodies', () => {
@@ -62,5 +62,22 @@ describe('operation requests', () => {
     expect(() => parseCorrectionRequest({ action: 'terminateIdleInTransaction', olderThanSeconds: -1 })).toThrow(/olderThanSeconds/);
     expect(() => parseCorrectionRequest({ action: 'dropSlot', slot: "x'; DROP", minRetainedBytes: 0 })).toThrow(/slot must be/);
     expect(() => parseCorrectionRequest({ action: 'vacuumFreeze', databases: [] })).toThrow(/databases must be/);
+  });
+});
+
+describe('parsePasswordRequest', () => {
+  const digest = 'a'.repeat(64);
+  it('accepts the three steps', () => {
+    expect(parsePasswordRequest({ role: 'superuser', step: 'hold', digest, holdMs: 5000 }, 10_000)).toEqual({ role: 'superuser', step: 'hold', digest, holdMs: 5000 });
+    expect(parsePasswordRequest({ role: 'app', step: 'apply', digest }, 10_000)).toEqual({ role: 'app', step: 'apply', digest });
+    expect(parsePasswordRequest({ role: 'superuser', step: 'release', digest, lsn: '0/3000148' }, 10_000)).toEqual({ role: 'superuser', step: 'release', digest, lsn: '0/3000148' });
+  });
+  it('refuses what it does not know, naming the field', () => {
+    expect(() => parsePasswordRequest({ role: 'replication', step: 'apply', digest }, 10_000)).toThrow(/role/);
+    expect(() => parsePasswordRequest({ role: 'app', step: 'now', digest }, 10_000)).toThrow(/step/);
+    expect(() => parsePasswordRequest({ role: 'app', step: 'apply', digest: 'secret' }, 10_000)).toThrow(/digest/);
+    expect(() => parsePasswordRequest({ role: 'app', step: 'apply', digest, lsn: "0/1'; DROP" }, 10_000)).toThrow(/lsn/);
+    expect(() => parsePasswordRequest({ role: 'superuser', step: 'hold', digest, holdMs: 60_000 }, 10_000)).toThrow(/holdMs/);
+    expect(() => parsePasswordRequest([], 10_000)).toThrow(HttpError);
   });
 });

@@ -1,6 +1,6 @@
 // Validation of API request bodies and the bearer token check (pure).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { BootstrapRequest, CorrectionRequest, FenceRequest, FollowRequest, PostUpgradeRequest, RestartPermitRequest } from './api-types.js';
+import type { BootstrapRequest, CorrectionRequest, FenceRequest, FollowRequest, PasswordRequest, PostUpgradeRequest, RestartPermitRequest } from './api-types.js';
 
 export class HttpError extends Error {
   constructor(
@@ -111,4 +111,18 @@ export function parseCorrectionRequest(body: unknown): CorrectionRequest {
     default:
       throw new HttpError(400, 'action must be "terminateIdleInTransaction", "dropSlot" or "vacuumFreeze"');
   }
+}
+
+const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
+
+/** POST /v1/password: a role, a step, the new password's SHA-256 digest (hex), and the release's LSN. */
+export function parsePasswordRequest(body: unknown, maxHoldMs: number): PasswordRequest {
+  if (!isObject(body)) throw new HttpError(400, 'body must be a JSON object');
+  const { role, step, digest, lsn, holdMs } = body;
+  if (role !== 'superuser' && role !== 'app') throw new HttpError(400, 'role must be "superuser" or "app"');
+  if (step !== 'hold' && step !== 'apply' && step !== 'release') throw new HttpError(400, 'step must be "hold", "apply" or "release"');
+  if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)) throw new HttpError(400, 'digest must be a SHA-256 digest in lowercase hex');
+  if (lsn !== undefined && (typeof lsn !== 'string' || !LSN.test(lsn))) throw new HttpError(400, 'lsn must be a WAL position such as 0/3000148');
+  if (holdMs !== undefined && (typeof holdMs !== 'number' || !Number.isInteger(holdMs) || holdMs < 1 || holdMs > maxHoldMs)) throw new HttpError(400, `holdMs must be an integer from 1 to ${maxHoldMs}`);
+  return { role, step, digest, ...(lsn !== undefined ? { lsn } : {}), ...(holdMs !== undefined ? { holdMs } : {}) };
 }

@@ -151,6 +151,27 @@ export async function adoptRestoredDatabase(c: pg.Client, r: AdoptedRoles): Prom
   await createBootstrapObjects(c, r);
 }
 
+/** The role's stored password (a SCRAM verifier or MD5 hash; null without one). Superuser only. */
+export async function storedPassword(c: pg.Client, role: string): Promise<string | null> {
+  return (await c.query<{ p: string | null }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [role])).rows[0]?.p ?? null;
+}
+
+/**
+ * Sets a role's password (a SCRAM verifier, or a plaintext password the server hashes) in a
+ * session that logs none of its statements, and answers the WAL position after the commit: a
+ * replica has the new password once it has replayed that far.
+ */
+export async function setRolePassword(c: pg.Client, role: string, secret: string): Promise<string> {
+  await c.query(SECRET_SESSION);
+  await c.query(`ALTER ROLE ${quoteIdent(role)} PASSWORD ${quoteLiteral(secret)}`);
+  return (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+}
+
+/** A replica's replay position (null on a primary). */
+export async function replayLsn(c: pg.Client): Promise<string | null> {
+  return (await c.query<{ l: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS l')).rows[0]!.l;
+}
+
 /** The primary's timeline and its history file (null on timeline 1), to detect divergence. */
 export async function timelineHistory(c: pg.Client): Promise<{ timeline: number; history: string | null }> {
   const f = (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f;

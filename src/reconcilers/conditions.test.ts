@@ -47,7 +47,8 @@ describe('condition ownership', () => {
     expect(conditionsOwnedBy('anomalies')).toEqual(['XidWraparoundRisk', 'LongTransactions', 'ReplicationLagging', 'SlotRetainingWal', 'WalGrowingArchiveFailing', 'ConnectionsNearLimit', 'CheckpointsForced']);
     expect(conditionsOwnedBy('autopilot')).toEqual(['StorageAutoGrowing', 'StorageFull']);
     expect(conditionsOwnedBy('autoscaling')).toEqual(['Autoscaling']);
-    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing', 'anomalies', 'autopilot', 'autoscaling'].includes(o))).toBe(true);
+    expect(conditionsOwnedBy('passwords')).toEqual(['PasswordsApplied']);
+    expect(Object.values(CONDITION_OWNERS).every((o) => ['status', 'ha', 'backup', 'hibernation', 'upgrade', 'rollout', 'monitoring', 'fencing', 'anomalies', 'autopilot', 'autoscaling', 'passwords'].includes(o))).toBe(true);
   });
 
   it('says why a condition was not evaluated', () => {

@@ -31,6 +31,7 @@ export const CONDITION_OWNERS = {
   ConnectionsNearLimit: 'anomalies',
   CheckpointsForced: 'anomalies',
   Autoscaling: 'autoscaling',
+  PasswordsApplied: 'passwords',
 } as const;
 
 export type ConditionType = keyof typeof CONDITION_OWNERS;

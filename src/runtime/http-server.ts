@@ -1,6 +1,7 @@
 // /healthz (the process is alive), /readyz (caches synced: able to reconcile or stand by) and
 // /metrics (Prometheus text) on one port.
 import { createServer, type Server } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { Registry } from 'prom-client';
 import { errorText } from '../util/error-text.js';
 
@@ -32,7 +33,7 @@ export async function startProbeServer(opts: ProbeServerOptions): Promise<Server
 }
 
 /** Starts listening; rejects with the bind error (address in use, no such address) instead of emitting it. */
-export async function listen(server: Server, port: number, host: string): Promise<Server> {
+export async function listen<S extends NetServer>(server: S, port: number, host: string): Promise<S> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

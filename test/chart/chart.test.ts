@@ -33,6 +33,9 @@ import {
   envOf,
   envProblems,
   extraGrants,
+  isWebhookObject,
+  WEBHOOK_CLUSTER_GRANTS,
+  WEBHOOK_NAMESPACE_GRANTS,
   grantsOf,
   isRbac,
   missingGrants,
@@ -177,7 +180,7 @@ describe('RBAC escalation contract with the operator code', () => {
     expect(wanted.size).toBeGreaterThan(0);
     for (const file of ['default', 'watch-namespaces']) {
       const objs = await renderChart([values(file)]);
-      const operatorRoles = [...byKind(objs, 'ClusterRole'), ...byKind(objs, 'Role').filter((r) => !r.metadata.name.endsWith('-leader-election'))];
+      const operatorRoles = [...byKind(objs, 'ClusterRole'), ...byKind(objs, 'Role').filter((r) => !r.metadata.name.endsWith('-leader-election'))].filter((r) => !isWebhookObject(r));
       expect(operatorRoles.length).toBeGreaterThan(0);
       for (const role of operatorRoles) {
         expect(missingGrants(grantsOf(role.rules), wanted), `${file}: ${role.kind} ${role.metadata.namespace ?? ''}/${role.metadata.name}`).toEqual([]);
@@ -226,7 +229,7 @@ describe.each(VALUES_FILES)('every object rendered with %s', (file) => {
 
   it('puts namespaced objects in the release namespace (RBAC for watched namespaces aside)', () => {
     for (const o of objects) {
-      if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding' || o.kind === 'CustomResourceDefinition') {
+      if (o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding' || o.kind === 'CustomResourceDefinition' || o.kind === 'ValidatingWebhookConfiguration') {
         expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBeUndefined();
       } else if (!isRbac(o)) {
         expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(NS);
@@ -278,7 +281,9 @@ describe.each(VALUES_FILES)('every object rendered with %s', (file) => {
     for (const svc of byKind(objects, 'Service')) {
       expect(svc.spec.type).toBe('ClusterIP');
       expect(selects(svc.spec.selector, deploy.spec.template.metadata.labels)).toBe(true);
-      expect(svc.spec.ports).toEqual([{ name: 'http', port: port.containerPort, targetPort: 'http', protocol: 'TCP' }]);
+      // The webhook Service targets the named "webhook" port (its own block below).
+      if (isWebhookObject(svc)) expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 9443, targetPort: 'webhook', protocol: 'TCP' }]);
+      else expect(svc.spec.ports).toEqual([{ name: 'http', port: port.containerPort, targetPort: 'http', protocol: 'TCP' }]);
     }
   });
 });
@@ -286,7 +291,8 @@ describe.each(VALUES_FILES)('every object rendered with %s', (file) => {
 describe('defaults', () => {
   let objects: K8sObject[] = [];
   beforeAll(async () => {
-    objects = await renderChart([values('default')]);
+    // The webhook's objects have their own block (describe('webhook')).
+    objects = (await renderChart([values('default')])).filter((o) => !isWebhookObject(o));
   });
 
   it('renders exactly the expected objects', () => {
@@ -362,7 +368,7 @@ describe('defaults', () => {
   });
 
   it('follows the release name and namespace', async () => {
-    const objs = await renderChart([], undefined, { releaseName: 'db-ops', namespace: 'ops' });
+    const objs = (await renderChart([], undefined, { releaseName: 'db-ops', namespace: 'ops' })).filter((o) => !isWebhookObject(o));
     const deploy = one(objs, 'Deployment');
     expect(deploy.metadata).toMatchObject({ name: 'db-ops-pgpilot', namespace: 'ops' });
     expect(envProblems(deploymentContainer(objs), { PGPILOT_LEASE_NAME: 'db-ops-pgpilot-leader' })).toEqual([]);
@@ -380,7 +386,7 @@ describe('defaults', () => {
 describe('watchNamespaces', () => {
   let objects: K8sObject[] = [];
   beforeAll(async () => {
-    objects = await renderChart([values('watch-namespaces')]);
+    objects = (await renderChart([values('watch-namespaces')])).filter((o) => !isWebhookObject(o));
   });
 
   it('renders no ClusterRole or ClusterRoleBinding', () => {
@@ -412,7 +418,7 @@ describe('watchNamespaces', () => {
   });
 
   it('also works when the release namespace is itself watched', async () => {
-    const objs = await renderChart([], { 'watchNamespaces[0]': NS });
+    const objs = (await renderChart([], { 'watchNamespaces[0]': NS })).filter((o) => !isWebhookObject(o));
     const names = byKind(objs, 'Role').map((r) => `${r.metadata.namespace}/${r.metadata.name}`).sort();
     expect(names).toEqual([`${NS}/${FULLNAME}`, `${NS}/${FULLNAME}-leader-election`]);
   });
@@ -421,7 +427,7 @@ describe('watchNamespaces', () => {
 describe('custom image, resources and scheduling', () => {
   let objects: K8sObject[] = [];
   beforeAll(async () => {
-    objects = await renderChart([values('custom')]);
+    objects = (await renderChart([values('custom')])).filter((o) => !isWebhookObject(o));
   });
 
   it('uses the custom images and settings in the env contract', () => {
@@ -443,7 +449,10 @@ describe('custom image, resources and scheduling', () => {
         }),
       ),
     ).toEqual([]);
-    expect(c.ports).toEqual([{ name: 'http', containerPort: 9090, protocol: 'TCP' }]);
+    expect(c.ports).toEqual([
+      { name: 'http', containerPort: 9090, protocol: 'TCP' },
+      { name: 'webhook', containerPort: 9443, protocol: 'TCP' },
+    ]);
   });
 
   it('applies resources, scheduling and pod metadata', () => {
@@ -483,7 +492,7 @@ describe('custom image, resources and scheduling', () => {
     const deploy = one(objs, 'Deployment');
     expect(deploy.spec.template.metadata.labels['app.kubernetes.io/instance']).toBe(DEFAULT_RELEASE);
     expect(selects(deploy.spec.selector.matchLabels, deploy.spec.template.metadata.labels)).toBe(true);
-    expect(one(objs, 'Service').metadata.labels['app.kubernetes.io/instance']).toBe(DEFAULT_RELEASE);
+    for (const svc of byKind(objs, 'Service')) expect(svc.metadata.labels['app.kubernetes.io/instance']).toBe(DEFAULT_RELEASE);
   });
 });
 
@@ -568,7 +577,7 @@ describe('backup.defaultStore', () => {
 
 describe('leader election and replicas', () => {
   it('off: PGPILOT_LEADER_ELECT=false, Recreate strategy, no leader-election Role', async () => {
-    const objects = await renderChart([values('leader-election-off')]);
+    const objects = (await renderChart([values('leader-election-off')])).filter((o) => !isWebhookObject(o));
     expect(envProblems(deploymentContainer(objects), { PGPILOT_LEADER_ELECT: 'false' })).toEqual([]);
     const deploy = one(objects, 'Deployment');
     expect(deploy.spec.strategy).toEqual({ type: 'Recreate' });
@@ -690,7 +699,10 @@ describe('metrics.serviceMonitor.enabled', () => {
   it("renders a ServiceMonitor that selects exactly the operator's metrics Service and names its job pgpilot-operator", async () => {
     const objects = await renderChart([values('default')], { 'metrics.serviceMonitor.enabled': 'true', 'metrics.serviceMonitor.labels.release': 'kube-prometheus' });
     const sm = one(objects, 'ServiceMonitor');
-    const svc = one(objects, 'Service');
+    const svc = one(objects.filter((o) => !isWebhookObject(o)), 'Service');
+    // and not the webhook's Service
+    const webhookSvc = one(objects.filter(isWebhookObject), 'Service');
+    expect(selects(sm.spec.selector.matchLabels, webhookSvc.metadata.labels)).toBe(false);
     expect(sm.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(sm.metadata.labels.release).toBe('kube-prometheus');
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>)) expect(svc.metadata.labels[k], k).toBe(v);
@@ -704,5 +716,68 @@ describe('metrics.serviceMonitor.enabled', () => {
   it('renders none by default, nor without the metrics Service', async () => {
     expect(byKind(await renderChart([values('default')]), 'ServiceMonitor')).toEqual([]);
     expect(byKind(await renderChart([values('default')], { 'metrics.serviceMonitor.enabled': 'true', 'metrics.service.enabled': 'false' }), 'ServiceMonitor')).toEqual([]);
+  });
+});
+
+describe('webhook', () => {
+  const FULL = FULLNAME;
+  let objects: K8sObject[] = [];
+  beforeAll(async () => {
+    objects = (await renderChart([values('default')])).filter(isWebhookObject);
+  });
+
+  it('renders the Service, the ValidatingWebhookConfiguration and their RBAC, all named <fullname>-webhook', () => {
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
+      ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'ValidatingWebhookConfiguration'].map((k) => `${k}/${FULL}-webhook`),
+    );
+  });
+
+  it('passes the Service, configuration, CA Secret and port to the operator, which exposes the port', async () => {
+    const all = await renderChart([values('default')]);
+    const c = deploymentContainer(all);
+    expect(envProblems(c, {
+      PGPILOT_WEBHOOK_PORT: '9443',
+      PGPILOT_WEBHOOK_SERVICE: `${FULL}-webhook`,
+      PGPILOT_WEBHOOK_CONFIGURATION: `${FULL}-webhook`,
+      PGPILOT_WEBHOOK_CA_SECRET: `${FULL}-webhook-ca`,
+    })).toEqual([]);
+    expect(c.ports).toContainEqual({ name: 'webhook', containerPort: 9443, protocol: 'TCP' });
+  });
+
+  it('validates only PostgreSQLCluster creations, both versions, with failurePolicy Ignore and a short timeout', () => {
+    const [hook] = one(objects, 'ValidatingWebhookConfiguration').webhooks;
+    expect(hook).toMatchObject({
+      failurePolicy: 'Ignore',
+      timeoutSeconds: 5,
+      sideEffects: 'None',
+      admissionReviewVersions: ['v1'],
+      clientConfig: { service: { name: `${FULL}-webhook`, namespace: NS, path: '/validate/postgresqlclusters', port: 9443 } },
+      rules: [{ apiGroups: ['postgres.pgpilot.io'], apiVersions: ['v1', 'v1beta1'], resources: ['postgresqlclusters'], operations: ['CREATE'], scope: 'Namespaced' }],
+    });
+    expect(hook.clientConfig.caBundle).toBeUndefined();
+  });
+
+  it('grants the CRD and the configuration by name, and the CA Secret in the release namespace', () => {
+    const cr = one(objects, 'ClusterRole');
+    expect(missingGrants(grantsOf(cr.rules), WEBHOOK_CLUSTER_GRANTS)).toEqual([]);
+    expect(extraGrants(grantsOf(cr.rules), WEBHOOK_CLUSTER_GRANTS)).toEqual([]);
+    expect(cr.rules.map((r: PolicyRule) => r.resourceNames)).toEqual([['postgresqlclusters.postgres.pgpilot.io'], [`${FULL}-webhook`]]);
+    const role = one(objects, 'Role');
+    expect(role.metadata.namespace).toBe(NS);
+    expect(extraGrants(grantsOf(role.rules), WEBHOOK_NAMESPACE_GRANTS)).toEqual([]);
+    expect(role.rules.find((r: PolicyRule) => (r.verbs ?? []).includes('get')).resourceNames).toEqual([`${FULL}-webhook-ca`]);
+  });
+
+  it('limits the configuration to the watched namespaces', async () => {
+    const objs = (await renderChart([values('watch-namespaces')])).filter(isWebhookObject);
+    expect(one(objs, 'ValidatingWebhookConfiguration').webhooks[0].namespaceSelector).toEqual({
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] }],
+    });
+  });
+
+  it('renders none of it with webhook.enabled=false', async () => {
+    const objs = await renderChart([], { 'webhook.enabled': 'false' });
+    expect(objs.filter(isWebhookObject)).toEqual([]);
+    expect([...envOf(deploymentContainer(objs)).keys()].filter((k) => k.startsWith('PGPILOT_WEBHOOK_'))).toEqual([]);
   });
 });

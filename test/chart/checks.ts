@@ -240,8 +240,27 @@ export const CONTRACT_ENV = [
   'PGPILOT_OPERATOR_IMAGE',
 ] as const;
 
+/** Env vars of the operator's webhooks, set when webhook.enabled (the default). */
+export const WEBHOOK_ENV = ['PGPILOT_WEBHOOK_PORT', 'PGPILOT_WEBHOOK_SERVICE', 'PGPILOT_WEBHOOK_CONFIGURATION', 'PGPILOT_WEBHOOK_CA_SECRET'] as const;
+
+/**
+ * The objects of charts/pgpilot/templates/webhook.yaml (its Service, ValidatingWebhookConfiguration
+ * and RBAC, all named <fullname>-webhook): checked in their own block of chart.test.ts.
+ */
+export function isWebhookObject(o: K8sObject): boolean {
+  return o.kind === 'ValidatingWebhookConfiguration' || (typeof o.metadata?.name === 'string' && o.metadata.name.endsWith('-webhook'));
+}
+
+/** What the webhook's ClusterRole grants: the PostgreSQLCluster CRD and the webhook configuration, by name. */
+export const WEBHOOK_CLUSTER_GRANTS: Set<Grant> = grantsFrom({
+  'apiextensions.k8s.io': { customresourcedefinitions: ['get', 'patch'] },
+  'admissionregistration.k8s.io': { validatingwebhookconfigurations: ['get', 'update'] },
+});
+/** What the webhook's Role grants in the release namespace: its CA Secret. */
+export const WEBHOOK_NAMESPACE_GRANTS: Set<Grant> = grantsFrom({ '': { secrets: ['create', 'get', 'update'] } });
+
 /** Env vars the chart sets only when their value is: the operator-wide default backup store (JSON). */
-export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE'] as const;
+export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE', ...WEBHOOK_ENV] as const;
 
 /** Does a label selector (matchLabels) select these labels? */
 export function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
