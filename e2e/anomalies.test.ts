@@ -17,7 +17,7 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { podClientConfig, query, type Credentials } from './harness/postgres.js';
+import { podClientConfig, query, superuserCredentials, type Credentials } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 
 const NAME = 'anom-db';
@@ -100,9 +100,7 @@ describe('anomalies caught and corrected', () => {
     });
     await db.healthy(2, 300_000);
     await db.archiving();
-    const secret = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedSecret({ name: `${NAME}-superuser`, namespace: ns });
-    const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-    superuser = { user: get('username'), password: get('password'), database: 'app' };
+    superuser = await superuserCredentials(ns, NAME);
   }, 600_000);
 
   afterAll(async () => {

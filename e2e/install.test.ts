@@ -52,6 +52,11 @@ const EXPECTED_OWNED = (c: string) => [
   `Secret/${c}-replication`,
   `Secret/${c}-app`,
   `Secret/${c}-agent`,
+  // The PKI (docs/tls.md): the CA, its certificate for clients, PostgreSQL's server certificate.
+  `Secret/${c}-ca`,
+  `Secret/${c}-ca-cert`,
+  `Secret/${c}-server-tls`,
+  `Secret/${c}-replication-tls`,
   `ConfigMap/${c}-config`,
   `StatefulSet/${c}-1`,
   `StatefulSet/${c}-2`,

@@ -23,7 +23,7 @@ import { getBackup } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { LedgerWriter, missingIds, podClientConfig, query } from './harness/postgres.js';
+import { LedgerWriter, missingIds, podClientConfig, query, superuserCredentials } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 
 const execFileAsync = promisify(execFile);
@@ -334,9 +334,7 @@ describe('kubectl pgpilot', () => {
         (s.endpoints ?? []).filter((e) => e.conditions?.ready !== false).flatMap((e) => e.addresses),
       );
     const superuser = async (instance: string) => {
-      const secret = await core().readNamespacedSecret({ name: `${NAME}-superuser`, namespace: ns });
-      const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-      return podClientConfig(kubelet, ns, `${instance}-0`, { user: get('username'), password: get('password'), database: 'postgres' });
+      return podClientConfig(kubelet, ns, `${instance}-0`, await superuserCredentials(ns, NAME, 'postgres'));
     };
     const rows = async () => (await query<{ n: string }>(db.rw(), 'SELECT count(*)::text AS n FROM fenced_rows'))[0]!.n;
     let primary: string;

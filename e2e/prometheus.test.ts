@@ -16,7 +16,7 @@
 // (e2e/monitoring.test.ts deletes them at its end); the harness keeps the last PodMonitor it saw.
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, BACKUP_PLURAL } from '../src/api/constants.js';
 import { alertMetricNames, metricNamesOf, OPERATOR_JOB } from '../src/builders/alerts.js';
 import { allDashboardQueries, substituteVariables } from '../scripts/dashboards/index.js';
@@ -26,7 +26,7 @@ import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, w
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
 import { OPERATOR_NAMESPACE, RELEASE, REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { LedgerWriter, query, serviceClientConfig } from './harness/postgres.js';
+import { LedgerWriter, query, serviceClientConfig, superuserCredentials } from './harness/postgres.js';
 import { PROMETHEUS_OPERATOR_CRDS, prometheusOperatorCrdFiles } from './harness/prometheus-operator.js';
 import { startPrometheus, type ActiveAlert, type RunningPrometheus } from './harness/prometheus.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
@@ -79,9 +79,7 @@ describe('a real Prometheus scraping a real cluster', () => {
   };
 
   const superuser = async () => {
-    const secret = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedSecret({ name: `${NAME}-superuser`, namespace: ns });
-    const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-    return serviceClientConfig(kubelet, ns, `${NAME}-rw`, { user: get('username'), password: get('password'), database: 'app' });
+    return serviceClientConfig(kubelet, ns, `${NAME}-rw`, await superuserCredentials(ns, NAME));
   };
 
   /**

@@ -14,7 +14,7 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
-import { query, serviceClientConfig, type Credentials } from './harness/postgres.js';
+import { clusterTls, query, serviceClientConfig, type Credentials } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 import { startS3rver, S3RVER_ACCESS_KEY, S3RVER_SECRET_KEY, type S3rver } from '../test/support/s3rver.js';
 
@@ -42,7 +42,9 @@ describe('password rotation', () => {
   const secretPassword = async (name: string) => Buffer.from((await core().readNamespacedSecret({ name, namespace: ns })).data!.password!, 'base64').toString('utf8');
   const setPassword = async (secret: string, password: string) =>
     (await core().patchNamespacedSecret({ name: secret, namespace: ns, body: { stringData: { password } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))).metadata!.resourceVersion!;
-  const rw = (cluster: string, creds: Credentials) => serviceClientConfig(kubelet, ns, `${cluster}-rw`, creds);
+  // Clients use TLS (verify-full with the cluster's CA: a new cluster refuses plain TCP), known once the cluster is healthy.
+  const tlsOf = new Map<string, Credentials['ssl']>();
+  const rw = (cluster: string, creds: Credentials) => serviceClientConfig(kubelet, ns, `${cluster}-rw`, { ...creds, ...(tlsOf.get(cluster) ? { ssl: tlsOf.get(cluster) } : {}) });
 
   /** Waits until status.passwords records the role's Secret as it is now, holding `password`, and the condition is True. */
   const applied = (c: HaCluster, role: 'superuser' | 'app', secret: string, password: string, timeoutMs = 120_000) =>
@@ -77,6 +79,7 @@ describe('password rotation', () => {
 
   it('rotates the generated superuser and app passwords with no restart and no failed login', async () => {
     const healthy = await db.healthy(2, 300_000);
+    tlsOf.set(db.name, await clusterTls(ns, db.name));
     const primary = healthy.status!.currentPrimary!;
     await db.archiving();
     const superuser = `${NAME}-superuser`;
@@ -151,6 +154,7 @@ describe('password rotation', () => {
       c.spec.superuserSecret = { name: secret };
     });
     await own.healthy(1, 300_000);
+    tlsOf.set(own.name, await clusterTls(ns, own.name));
     await waitFor('own superuser recorded', async () => (await own.get()).status?.passwords?.superuser?.secret === secret, { timeoutMs: 90_000, intervalMs: 500 });
     const podsBefore = identity(await pods(OWN));
     await setPassword(secret, 'own-Rotated-9d2f6b');

@@ -86,6 +86,12 @@ const CREATE_CASES: BadCase[] = [
   { what: 'a primary of another cluster', mutate: (c) => (c.spec.primary = 'other-db-2'), expect: ['spec.primary must name an instance of this cluster'] },
   { what: 'a name Services cannot carry', mutate: (c) => (c.metadata.name = '1st-db'), expect: ['metadata.name must start with a letter'] },
   { what: 'a pg_hba line of no known type', mutate: (c) => (c.spec.postgresql = { pg_hba: ['allow everyone'] }), expect: ['spec.postgresql.pg_hba[0]'] },
+  {
+    what: 'a hostnossl pg_hba line while TLS is required',
+    mutate: (c) => ((c.spec.tls = { required: true }), (c.spec.postgresql = { pg_hba: ['hostnossl all all 10.0.0.0/8 scram-sha-256'] })),
+    expect: ['spec.postgresql.pg_hba', 'hostnossl', 'tls.required'],
+  },
+  { what: 'a TLS parameter the operator manages', mutate: (c) => (c.spec.postgresql = { parameters: { ssl_min_protocol_version: 'TLSv1.2' } }), expect: ['ssl_min_protocol_version'] },
   { what: 'a pg_hba line that injects another line', mutate: (c) => (c.spec.postgresql = { pg_hba: ['host all all 10.0.0.0/8 scram-sha-256\nhost all all 0.0.0.0/0 trust'] }), expect: ['spec.postgresql.pg_hba[0]'] },
   {
     what: 'both an S3 and a volume backup store',

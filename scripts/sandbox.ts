@@ -136,8 +136,14 @@ async function main(): Promise<void> {
   const rw = kubelet.serviceAddress(ns, `${name}-rw`, 'postgresql')!;
   const kubeconfig = join(DIR, 'kubeconfig');
   writeFileSync(kubeconfig, readFileSync(cp.kubeconfigPath));
+  // verify-full as a client in the cluster would: the server certificate names the -rw Service;
+  // hostaddr dials the service proxy's address while libpq checks the certificate against the name.
+  const caFile = join(DIR, 'ca.crt');
+  const ssl = creds.ssl as { ca: string; servername: string } | undefined;
+  if (ssl) writeFileSync(caFile, ssl.ca);
+  const tls = ssl ? `?hostaddr=${rw.host}&sslmode=verify-full&sslrootcert=${encodeURIComponent(caFile)}` : '';
   say('ready. Connect with:');
-  console.log(`  psql "postgresql://${creds.user}:${encodeURIComponent(creds.password)}@${rw.host}:${rw.port}/${creds.database}"`);
+  console.log(`  psql "postgresql://${creds.user}:${encodeURIComponent(creds.password)}@${ssl ? ssl.servername : rw.host}:${rw.port}/${creds.database}${tls}"`);
   say(`kubectl: ${await kubectlPath()} --kubeconfig ${kubeconfig} get pgc -A`);
   say(`Service addresses: ${kubelet.servicesFile}`);
   say('Ctrl-C (or npm run sandbox -- stop) tears everything down');

@@ -218,7 +218,7 @@ export class AgentCluster {
     const cfg = join(this.root, 'config');
     await mkdir(cfg);
     await writeFile(join(cfg, 'postgresql.conf'), renderPostgresqlConf(spec));
-    await writeFile(join(cfg, 'pg_hba.conf'), renderPgHba(spec));
+    await writeFile(join(cfg, 'pg_hba.conf'), renderPgHba(spec, false));
     const sec = join(this.root, 'secrets');
     const put = async (kind: string, data: Record<string, string>) => {
       await mkdir(join(sec, kind), { recursive: true });

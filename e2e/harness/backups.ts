@@ -1,11 +1,11 @@
 // PostgreSQLBackups and the superuser's connection, as the backup and major upgrade tests use them.
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import type pg from 'pg';
 import type { PostgreSQLBackup } from '../../src/api/backup.js';
 import { API_GROUP, API_VERSION, BACKUP_PLURAL } from '../../src/api/constants.js';
 import type { ProcessKubelet } from '../kubelet/index.js';
 import { kubeConfig, waitFor } from './env.js';
-import { serviceClientConfig } from './postgres.js';
+import { serviceClientConfig, superuserCredentials } from './postgres.js';
 
 const custom = () => kubeConfig().makeApiClient(CustomObjectsApi);
 
@@ -34,7 +34,5 @@ export async function backupFinished(namespace: string, name: string, timeoutMs 
 
 /** The superuser's connection through <cluster>-rw (restore points and pg_switch_wal need it). */
 export async function superuserConfig(kubelet: ProcessKubelet, namespace: string, cluster: string): Promise<pg.ClientConfig> {
-  const secret = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedSecret({ name: `${cluster}-superuser`, namespace });
-  const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-  return serviceClientConfig(kubelet, namespace, `${cluster}-rw`, { user: get('username'), password: get('password'), database: 'app' });
+  return serviceClientConfig(kubelet, namespace, `${cluster}-rw`, await superuserCredentials(namespace, cluster));
 }

@@ -7,18 +7,44 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { kubeConfig } from './env.js';
 import type { ProcessKubelet } from '../kubelet/index.js';
 import { errorText } from '../../src/util/error-text.js';
+import { names } from '../../src/api/names.js';
 
 export interface Credentials {
   user: string;
   password: string;
   database: string;
+  /**
+   * TLS as clients of the cluster use it: verify-full against the cluster's CA (Secret
+   * <cluster>-ca-cert) and the name of its -rw Service, which the one server certificate every
+   * instance serves carries — also when the client dials a pod or proxy IP. Spread into every
+   * pg.ClientConfig the helpers below build, so each test connects with TLS.
+   */
+  ssl?: pg.ClientConfig['ssl'];
+}
+
+/** verify-full TLS for clients of `cluster` (undefined while it has no CA certificate yet). */
+export async function clusterTls(namespace: string, cluster: string): Promise<pg.ClientConfig['ssl'] | undefined> {
+  const secret = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedSecret({ name: names.caCertSecret(cluster), namespace }).catch(() => undefined);
+  const ca = secret?.data?.['ca.crt'];
+  return ca ? { ca: Buffer.from(ca, 'base64').toString('utf8'), servername: names.tlsServerName(cluster, namespace) } : undefined;
+}
+
+/** A role's credentials from one of the cluster's Secrets (username, password), with the cluster's TLS. */
+export async function secretCredentials(namespace: string, cluster: string, secretName: string, database: string): Promise<Credentials> {
+  const secret = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedSecret({ name: secretName, namespace });
+  const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
+  const ssl = await clusterTls(namespace, cluster);
+  return { user: get('username'), password: get('password'), database: get('dbname') || database, ...(ssl ? { ssl } : {}) };
 }
 
 /** The application user's credentials from the cluster's `<name>-app` Secret. */
 export async function appCredentials(namespace: string, cluster: string): Promise<Credentials> {
-  const secret = await kubeConfig().makeApiClient(CoreV1Api).readNamespacedSecret({ name: `${cluster}-app`, namespace });
-  const get = (k: string) => Buffer.from(secret.data?.[k] ?? '', 'base64').toString('utf8');
-  return { user: get('username'), password: get('password'), database: get('dbname') };
+  return secretCredentials(namespace, cluster, names.appSecret(cluster), 'app');
+}
+
+/** The superuser's credentials from the cluster's `<name>-superuser` Secret. */
+export async function superuserCredentials(namespace: string, cluster: string, database = 'app'): Promise<Credentials> {
+  return secretCredentials(namespace, cluster, names.superuserSecret(cluster), database);
 }
 
 export function serviceClientConfig(kubelet: ProcessKubelet, namespace: string, service: string, creds: Credentials): pg.ClientConfig {

@@ -5,6 +5,7 @@ import { RecoverySourceSchema } from './recovery.js';
 import { StorageStatusSchema } from './autogrow.js';
 import { Obj, StringEnum } from './schema-helpers.js';
 import { AnomaliesStatusSchema } from './anomalies.js';
+import { TlsStatusSchema } from './tls.js';
 
 export const ConditionSchema = Obj('A status condition (metav1.Condition).', {
   type: Type.String({ description: 'Condition type, e.g. Ready.', maxLength: 316 }),
@@ -121,6 +122,7 @@ export const ClusterStatusSchema = Obj('Observed state of the cluster, written b
   majorUpgrade: Type.Optional(MajorUpgradeStatusSchema),
   hibernation: Type.Optional(HibernationStatusSchema),
   tuning: Type.Optional(TuningStatusSchema),
+  tls: Type.Optional(TlsStatusSchema),
   fencedInstances: Type.Optional(
     Type.Array(Type.String(), {
       description:

@@ -10,6 +10,7 @@ import { RecoverySchema } from './recovery.js';
 import { BackupTargetSchema, S3TargetSchema, VolumeTargetSchema } from './stores.js';
 import { AutopilotSpecSchema } from './anomalies.js';
 import { AUTOGROW_MAX_SIZE_RULE, AutoGrowSchema } from './autogrow.js';
+import { TlsSpecSchema } from './tls.js';
 
 // The parts in their own modules, re-exported: importers name the API by this one module.
 export { DEFAULTS } from './defaults.js';
@@ -18,6 +19,7 @@ export * from './recovery.js';
 export * from './cluster-status.js';
 export * from './anomalies.js';
 export * from './autogrow.js';
+export * from './tls.js';
 
 /** PostgreSQL 13 reached its end of life in November 2025; 14–18 are the ones with builds and images. */
 export const SUPPORTED_MAJORS = [14, 15, 16, 17, 18] as const;
@@ -55,6 +57,12 @@ export const OPERATOR_MANAGED_PARAMETERS = [
   // The agent reads the server's log from stderr.
   'logging_collector',
   'log_destination',
+  // TLS is the operator's (spec.tls, docs/tls.md): its certificate files and TLS 1.3 minimum.
+  'ssl',
+  'ssl_cert_file',
+  'ssl_key_file',
+  'ssl_ca_file',
+  'ssl_min_protocol_version',
 ] as const;
 
 /** A PostgreSQL parameter name (extensions' parameters carry a dot: pg_stat_statements.max). */
@@ -327,7 +335,7 @@ const PostgresConfig = Obj('PostgreSQL server configuration.', {
   ),
   pg_hba: Type.Optional(
     Type.Array(Type.String({ maxLength: 512, minLength: 1, pattern: '^(local|host|hostssl|hostnossl|hostgssenc|hostnogssenc)\\s[^\\n\\r]*$' }), {
-      description: 'Extra pg_hba.conf lines, placed before the operator\'s own rules (local peer access, replication and every user with scram-sha-256); only the agent\'s local access as postgres comes first.',
+      description: 'Extra pg_hba.conf lines, placed before the operator\'s own rules (local peer access, replication and every user with scram-sha-256); only the agent\'s local access as postgres comes first. While TLS is required (spec.tls.required), a "host" line is written as "hostssl" and "hostnossl" lines are refused.',
       maxItems: 128,
     }),
   ),
@@ -530,6 +538,7 @@ export const ClusterSpecSchema = Obj(
     ),
     autoscaling: Type.Optional(AutoscalingSpecSchema),
     networkPolicy: Type.Optional(NetworkPolicySpecSchema),
+    tls: Type.Optional(TlsSpecSchema),
   },
   {
     ...cel(
@@ -552,6 +561,11 @@ export const ClusterSpecSchema = Obj(
         rule: `!has(self.autoscaling) || !has(self.autoscaling.min) || self.autoscaling.min > ${CEL_SYNC_REPLICAS}`,
         message: 'autoscaling.min must be above highAvailability.synchronousReplicas when synchronousCommit is on: the primary and its synchronous replicas are the fewest instances the cluster can run with',
         fieldPath: '.autoscaling.min',
+      },
+      {
+        rule: "!has(self.tls) || !has(self.tls.required) || !self.tls.required || !has(self.postgresql) || !has(self.postgresql.pg_hba) || self.postgresql.pg_hba.all(l, !l.startsWith('hostnossl'))",
+        message: 'postgresql.pg_hba may not hold "hostnossl" lines while tls.required is true: every network connection must use TLS',
+        fieldPath: '.postgresql.pg_hba',
       },
       {
         rule: 'has(self.walStorage) == has(oldSelf.walStorage)',

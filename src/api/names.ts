@@ -21,6 +21,16 @@ export const names = {
   purgeJob: (cluster: string) => `${cluster}-purge-backups`,
   /** The Lease naming the primary instance: the source of truth about who is primary. */
   primaryLease: (cluster: string) => `${cluster}-primary`,
+  /** The cluster's CA: ca.crt and ca.key, read by the operator only (never mounted into a pod). */
+  caSecret: (cluster: string) => `${cluster}-ca`,
+  /** The CA certificate alone (ca.crt), for clients that verify the server. */
+  caCertSecret: (cluster: string) => `${cluster}-ca-cert`,
+  /** PostgreSQL's server certificate: tls.crt, tls.key and ca.crt (mounted into the instance pods). */
+  serverTlsSecret: (cluster: string) => `${cluster}-server-tls`,
+  /** The replication user's client certificate (CN streaming_replica): tls.crt, tls.key and ca.crt. */
+  replicationTlsSecret: (cluster: string) => `${cluster}-replication-tls`,
+  /** The name instances and the operator's own clients verify the server certificate against (a SAN of it). */
+  tlsServerName: (cluster: string, namespace: string) => `${cluster}-rw.${namespace}.svc`,
   pdb: (cluster: string) => cluster,
   /** The NetworkPolicy of spec.networkPolicy. */
   networkPolicy: (cluster: string) => cluster,

@@ -40,7 +40,7 @@ export const OPERATOR_PERMISSIONS: readonly Permission[] = [
   { group: '', resource: 'persistentvolumeclaims', verbs: ['list', 'watch', 'patch', 'delete'], why: 'resize (storage, auto-grow); delete the claims of a removed instance' },
   { group: '', resource: 'services', verbs: OWNED, why: 'headless, rw, ro and r Services' },
   { group: '', resource: 'configmaps', verbs: OWNED, why: 'the cluster\'s configuration (postgresql.conf, pg_hba.conf)' },
-  { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch', 'create'], why: 'generated credentials are created once, never changed; get reads the agent token and the credentials copied for the default backup store; the informer keeps no data' },
+  { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch', 'create', 'patch'], why: 'generated credentials are created once, never changed; patch (server-side apply) writes the cluster\'s CA and certificate Secrets, which renewal rewrites (docs/tls.md); get reads the agent token, the credentials copied for the default backup store and, when a certificate is due, the certificate Secrets; the informer keeps no data' },
   { group: '', resource: 'serviceaccounts', verbs: OWNED, why: 'the ServiceAccount of a cluster\'s pods' },
   { group: 'rbac.authorization.k8s.io', resource: 'roles', verbs: OWNED, why: 'the Role of backup Jobs (src/builders/rbac.ts): the operator holds everything it grants' },
   { group: 'rbac.authorization.k8s.io', resource: 'rolebindings', verbs: OWNED, why: 'binds that Role to the cluster\'s ServiceAccount' },

@@ -44,6 +44,15 @@ export const POD_ENV = {
    * <dir>/<ConfigMap name>/<key> of the mounted files (a missing one: ConfigMap or key missing)
    */
   customQueries: 'PGPILOT_CUSTOM_QUERIES',
+  /**
+   * the cluster's CA certificate (PEM file): the program's own PostgreSQL connections use TLS and
+   * verify the server certificate against it and names.tlsServerName (docs/tls.md). Unset: plain TCP.
+   */
+  tlsCaFile: 'PGPILOT_TLS_CA_FILE',
+  /** the name the server certificate must carry for those connections (names.tlsServerName) */
+  tlsServerName: 'PGPILOT_TLS_SERVER_NAME',
+  /** directory with the replication user's client certificate (tls.crt, tls.key): replication logs in with it */
+  tlsClientDir: 'PGPILOT_TLS_CLIENT_DIR',
   /** log level */
   logLevel: 'PGPILOT_LOG_LEVEL',
   /** ArchiveLocation JSON: where WAL and base backups go */

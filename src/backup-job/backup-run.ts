@@ -6,6 +6,7 @@
 // Kubernetes is reached only through BackupKube (backup-kube.ts has the real one), so the run can
 // be tested against real PostgreSQL and S3 with a fake API server. The decisions (which instance,
 // what goes into status, which resources expire) are pure functions below, unit-tested.
+import { libpqTlsFromEnv, tlsFromEnv } from '../postgres/tls-client.js';
 import type { V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { BackupDestination, BackupStatus, PostgreSQLBackup } from '../api/backup.js';
 import { DEFAULTS, type BackupTarget, type PostgreSQLCluster, type S3Credentials, type S3Target } from '../api/cluster.js';
@@ -599,6 +600,8 @@ async function takeBackup(a: Attempt, choice: InstanceChoice & { ok: true }, rep
       .finally(() => (progressWrite = undefined));
   };
   const take = deps.takeBaseBackup ?? takeBaseBackupImpl;
+  const tls = await tlsFromEnv();
+  const libpqTls = libpqTlsFromEnv();
   let manifest: BackupManifest;
   try {
     log.info({ host: endpoint.host, port: endpoint.port, fromReplica, level: s.level }, 'taking the base backup');
@@ -610,6 +613,8 @@ async function takeBackup(a: Attempt, choice: InstanceChoice & { ok: true }, rep
       port: endpoint.port,
       replication,
       sql: superuser,
+      ...(tls ? { tls } : {}),
+      ...(libpqTls ? { libpqTls } : {}),
       cluster: s.cluster,
       namespace: s.namespace,
       backupName: name,
@@ -619,7 +624,7 @@ async function takeBackup(a: Attempt, choice: InstanceChoice & { ok: true }, rep
         ? {
             switchWal: async () => {
               log.info({ primary: primary!.instance }, 'switching WAL on the primary so that the backup\'s last segment is archived');
-              await withClient({ ...primaryEndpoint, credentials: superuser, connectTimeoutMs: 10_000 }, (c) => c.query('SELECT pg_switch_wal()'));
+              await withClient({ ...primaryEndpoint, credentials: superuser, connectTimeoutMs: 10_000, tls }, (c) => c.query('SELECT pg_switch_wal()'));
             },
           }
         : {}),

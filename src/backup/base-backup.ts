@@ -11,6 +11,7 @@
 // WAL is not in the tar (-X none): it comes from the WAL archive, so the backup is usable once the
 // segment holding its stop position is archived. The manifest (backup.json) is written last and
 // only then: a folder without one is an incomplete backup that restore and retention ignore.
+import type { LibpqTls, TlsVerify } from '../postgres/tls-client.js';
 import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -47,6 +48,10 @@ export interface BaseBackupOptions {
   replication: Credentials;
   /** Role for the SQL queries (system id, version, recovery state, pg_switch_wal): the superuser. */
   sql: Credentials;
+  /** TLS of those queries. */
+  tls?: TlsVerify;
+  /** pg_basebackup's TLS: verify-full and the replication client certificate. */
+  libpqTls?: LibpqTls;
   /** Recorded in the manifest. */
   cluster: string;
   namespace: string;
@@ -81,7 +86,7 @@ interface ServerInfo {
 }
 
 async function serverInfo(o: BaseBackupOptions): Promise<ServerInfo> {
-  return withClient({ host: o.host, port: o.port, credentials: o.sql, connectTimeoutMs: 10_000 }, async (c) => {
+  return withClient({ host: o.host, port: o.port, credentials: o.sql, connectTimeoutMs: 10_000, tls: o.tls }, async (c) => {
     const r = await c.query<{ sysid: string; version: string; recovery: boolean; segsize: string; now: Date }>(
       `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, current_setting('server_version') AS version,
               pg_is_in_recovery() AS recovery, current_setting('wal_segment_size', true) AS segsize, clock_timestamp() AS now`,
@@ -101,7 +106,7 @@ async function serverInfo(o: BaseBackupOptions): Promise<ServerInfo> {
 }
 
 async function serverNow(o: BaseBackupOptions): Promise<Date> {
-  return withClient({ host: o.host, port: o.port, credentials: o.sql, connectTimeoutMs: 10_000 }, async (c) => (await c.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now);
+  return withClient({ host: o.host, port: o.port, credentials: o.sql, connectTimeoutMs: 10_000, tls: o.tls }, async (c) => (await c.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now);
 }
 
 /** Refuses to put a backup of one database into the archive of another. */
@@ -126,6 +131,7 @@ async function streamBackup(o: BaseBackupOptions, id: string, segmentSize: numbe
 
   let archiveTimer: NodeJS.Timeout | undefined;
   const run = streamPgBasebackup({
+    ...(o.libpqTls ? { tls: o.libpqTls } : {}),
     pgBin: o.pgBin,
     host: o.host,
     port: o.port,
@@ -210,7 +216,7 @@ async function waitForStopSegment(o: BaseBackupOptions, id: string, stopWal: str
     if (!switched) {
       switched = true;
       if (!fromReplica) {
-        await withClient({ host: o.host, port: o.port, credentials: o.sql, connectTimeoutMs: 10_000 }, (c) => c.query('SELECT pg_switch_wal()'));
+        await withClient({ host: o.host, port: o.port, credentials: o.sql, connectTimeoutMs: 10_000, tls: o.tls }, (c) => c.query('SELECT pg_switch_wal()'));
       } else if (o.switchWal) {
         await o.switchWal();
       } else {

@@ -6,6 +6,8 @@ import type { Readable } from 'node:stream';
 import { pino } from 'pino';
 import type { Credentials } from '../postgres/files.js';
 import { runTool } from '../postgres/tool.js';
+import { renderConninfo } from '../postgres/conninfo.js';
+import { libpqTlsParams, type LibpqTls } from '../postgres/tls-client.js';
 import type { Logger } from '../runtime/logger.js';
 
 export interface PgBasebackupStreamOptions {
@@ -15,6 +17,8 @@ export interface PgBasebackupStreamOptions {
   port: number;
   /** Role it connects as (REPLICATION); its password travels in PGPASSWORD. */
   replication: Credentials;
+  /** verify-full TLS and the replication client certificate (libpq conninfo, -d). */
+  tls?: LibpqTls;
   /** The backup label the server records. */
   label: string;
   onLine?: (line: string) => void;
@@ -34,7 +38,8 @@ export interface PgBasebackupStream {
 }
 
 export function streamPgBasebackup(o: PgBasebackupStreamOptions): PgBasebackupStream {
-  const args = ['-h', o.host, '-p', String(o.port), '-U', o.replication.username, '-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--no-password', '-l', o.label];
+  const where = o.tls ? ['-d', renderConninfo({ ...libpqTlsParams(o.tls, o.host), port: o.port })] : ['-h', o.host, '-p', String(o.port)];
+  const args = [...where, '-U', o.replication.username, '-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--no-password', '-l', o.label];
   const stop = new AbortController();
   const lines: string[] = [];
   let stdout: Readable | undefined;

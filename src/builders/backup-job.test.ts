@@ -87,3 +87,16 @@ describe('backup Jobs', () => {
     expect(args).toContain('--backup');
   });
 });
+
+describe('TLS of backup Jobs', () => {
+  it('mounts the CA certificate alone (not the CA key) and verifies the instances against it', () => {
+    const job = onDemandBackupJob(s3Cluster(), pgBackup('tls', '2026-01-01T00:00:00Z'), target(), IMAGES);
+    const pod = job.spec!.template.spec!;
+    const secrets = pod.volumes!.flatMap((v) => (v.secret ? [v.secret.secretName] : []));
+    expect(secrets).toContain(names.caCertSecret('prod-db'));
+    expect(secrets).not.toContain(names.caSecret('prod-db'));
+    const env = job.spec!.template.spec!.containers[0]!.env!;
+    expect(env).toContainEqual({ name: 'PGPILOT_TLS_CA_FILE', value: '/etc/pgpilot/tls/ca/ca.crt' });
+    expect(env).toContainEqual({ name: 'PGPILOT_TLS_SERVER_NAME', value: 'prod-db-rw.production.svc' });
+  });
+});

@@ -2,6 +2,7 @@
 // on-demand PostgreSQLBackup. Both run `pgpilot backup` in the instance image (it has
 // pg_basebackup) as the cluster's ServiceAccount, with the replication and superuser credentials
 // mounted as in instance pods and the target from backup-target.ts. Pure.
+import { TLS_CA_DIR, TLS_FILES, TLS_REPLICATION_DIR } from '../api/tls.js';
 import type { V1CronJob, V1Job, V1JobSpec, V1ObjectMeta } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
@@ -47,6 +48,10 @@ function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: Instan
               // The Job this pod belongs to: a scheduled run names its PostgreSQLBackup after it.
               { name: POD_ENV.jobName, valueFrom: { fieldRef: { fieldPath: "metadata.labels['job-name']" } } },
               { name: POD_ENV.secretsDir, value: SECRETS_MOUNT },
+              // Its SQL connections to the instances use TLS, verified against the cluster's CA.
+              { name: POD_ENV.tlsCaFile, value: `${TLS_CA_DIR}/${TLS_FILES.ca}` },
+              { name: POD_ENV.tlsServerName, value: names.tlsServerName(name, cluster.metadata.namespace!) },
+              { name: POD_ENV.tlsClientDir, value: TLS_REPLICATION_DIR },
               { name: POD_ENV.backupCompressionLevel, value: String(specOf(cluster).backup.compression.level) },
               { name: POD_ENV.backupRetention, value: String(specOf(cluster).backup.retention) },
               ...target.env,
@@ -56,6 +61,8 @@ function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: Instan
               { name: 'superuser', mountPath: `${SECRETS_MOUNT}/superuser`, readOnly: true },
               { name: 'replication', mountPath: `${SECRETS_MOUNT}/replication`, readOnly: true },
               { name: 'tmp', mountPath: '/tmp' },
+              { name: 'tls-ca', mountPath: TLS_CA_DIR, readOnly: true },
+              { name: 'replication-tls', mountPath: TLS_REPLICATION_DIR, readOnly: true },
               ...target.mounts,
             ],
           },
@@ -64,6 +71,9 @@ function jobSpec(cluster: PostgreSQLCluster, target: ResolvedTarget, cfg: Instan
           { name: 'superuser', secret: { secretName: secrets.superuser } },
           { name: 'replication', secret: { secretName: secrets.replication } },
           { name: 'tmp', emptyDir: {} },
+          { name: 'tls-ca', secret: { secretName: names.caCertSecret(name) } },
+          // pg_basebackup logs in as the replication user with its client certificate.
+          { name: 'replication-tls', secret: { secretName: names.replicationTlsSecret(name), defaultMode: 0o640 } },
           ...target.volumes,
         ],
       },

@@ -1,5 +1,5 @@
 import type { V1ConfigMap } from '@kubernetes/client-node';
-import type { PostgreSQLCluster } from '../api/cluster.js';
+import { tlsRequired, type PostgreSQLCluster } from '../api/cluster.js';
 import { ownedMeta } from './meta.js';
 import { names } from '../api/names.js';
 import { renderPgHba, renderPostgresqlConf, type ArchiveSettings } from './postgres-config.js';
@@ -16,6 +16,6 @@ export function configMap(cluster: PostgreSQLCluster, archive?: ArchiveSettings)
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: ownedMeta(cluster, names.config(cluster.metadata.name!), 'config'),
-    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec, cluster.status?.streamingReplicas, archive, raisedSettings(cluster)), 'pg_hba.conf': renderPgHba(cluster.spec) },
+    data: { 'postgresql.conf': renderPostgresqlConf(cluster.spec, cluster.status?.streamingReplicas, archive, raisedSettings(cluster)), 'pg_hba.conf': renderPgHba(cluster.spec, tlsRequired(cluster.spec, cluster.status)) },
   };
 }

@@ -80,13 +80,13 @@ describe('pg_hba.conf', () => {
   const REPLICATION = /^host\s+replication\s+streaming_replica\s+all\s+scram-sha-256$/m;
 
   it('always allows the replication user, with or without user rules', () => {
-    expect(renderPgHba(seedCluster().spec)).toMatch(REPLICATION);
-    expect(renderPgHba(seedCluster({ postgresql: { pg_hba: ['host all all 10.0.0.0/8 md5'] } }).spec)).toMatch(REPLICATION);
+    expect(renderPgHba(seedCluster().spec, false)).toMatch(REPLICATION);
+    expect(renderPgHba(seedCluster({ postgresql: { pg_hba: ['host all all 10.0.0.0/8 md5'] } }).spec, false)).toMatch(REPLICATION);
   });
 
   it('puts user rules, in order, before the operator\'s catch-all rule', () => {
     const user = ['hostssl app app 10.0.0.0/8 scram-sha-256', 'host all all 0.0.0.0/0 reject'];
-    const lines = renderPgHba(seedCluster({ postgresql: { pg_hba: user } }).spec).split('\n');
+    const lines = renderPgHba(seedCluster({ postgresql: { pg_hba: user } }).spec, false).split('\n');
     const at = (l: string) => lines.indexOf(l);
     expect(at(user[0]!)).toBeGreaterThan(-1);
     expect(at(user[0]!)).toBeLessThan(at(user[1]!));
@@ -95,8 +95,8 @@ describe('pg_hba.conf', () => {
   });
 
   it('ends with the catch-all rule', () => {
-    expect(renderPgHba(seedCluster().spec).trimEnd().split('\n').at(-1)).toBe(CATCH_ALL);
-    expect(() => renderPgHba(seedCluster({ postgresql: { pg_hba: ['host all all 10.0.0.0/8 md5\nhost all all 0.0.0.0/0 trust'] } }).spec)).toThrow(/spec\.postgresql\.pg_hba\[0\].*line break/);
+    expect(renderPgHba(seedCluster().spec, false).trimEnd().split('\n').at(-1)).toBe(CATCH_ALL);
+    expect(() => renderPgHba(seedCluster({ postgresql: { pg_hba: ['host all all 10.0.0.0/8 md5\nhost all all 0.0.0.0/0 trust'] } }).spec, false)).toThrow(/spec\.postgresql\.pg_hba\[0\].*line break/);
   });
 
   it('puts a max_wal_size the anomaly correction raised above the tuned value and below the user\'s', () => {
@@ -114,7 +114,53 @@ describe('pg_hba.conf', () => {
   it('ships both files in the cluster\'s ConfigMap', () => {
     const cm = configMap(seedCluster());
     expect(cm.metadata?.name).toBe('prod-db-config');
-    expect(cm.data).toEqual({ 'postgresql.conf': renderPostgresqlConf(seedCluster().spec), 'pg_hba.conf': renderPgHba(seedCluster().spec) });
+    expect(cm.data).toEqual({ 'postgresql.conf': renderPostgresqlConf(seedCluster().spec), 'pg_hba.conf': renderPgHba(seedCluster().spec, true) });
+  });
+});
+
+describe('TLS in pg_hba.conf and postgresql.conf', () => {
+  const network = (hba: string) => hba.split('\n').filter((l) => /^host/.test(l));
+
+  it('has only hostssl network lines while TLS is required, user "host" lines included', () => {
+    const hba = renderPgHba(seedCluster({ postgresql: { pg_hba: ['host app app 10.0.0.0/8 scram-sha-256', 'hostssl all all 0.0.0.0/0 reject'] } }).spec, true);
+    expect(network(hba).length).toBe(4);
+    for (const l of network(hba)) expect(l).toMatch(/^hostssl\s/);
+    expect(hba).toContain('hostssl app app 10.0.0.0/8 scram-sha-256');
+    // Replication logs in with its client certificate only: no password is accepted for it.
+    expect(hba).toMatch(/^hostssl\s+replication\s+streaming_replica\s+all\s+cert$/m);
+    expect(hba).not.toMatch(/replication.*scram/);
+    expect(hba.trimEnd().split('\n').at(-1)).toMatch(/^hostssl\s+all\s+all\s+all\s+scram-sha-256$/);
+  });
+
+  it('keeps host lines (TLS or not) when TLS is not required', () => {
+    const hba = renderPgHba(seedCluster({ postgresql: { pg_hba: ['hostnossl app app 10.0.0.0/8 scram-sha-256'] } }).spec, false);
+    expect(hba).toContain('hostnossl app app 10.0.0.0/8 scram-sha-256');
+    expect(network(hba).slice(1).every((l) => /^host\s/.test(l))).toBe(true);
+  });
+
+  it('refuses a hostnossl user line while TLS is required, naming the field', () => {
+    expect(() => renderPgHba(seedCluster({ postgresql: { pg_hba: ['hostnossl all all 0.0.0.0/0 trust'] } }).spec, true)).toThrow(/spec\.postgresql\.pg_hba\[0\].*hostnossl/);
+  });
+
+  it('turns TLS on with the mounted server certificate and TLS 1.3 as the minimum', () => {
+    const conf = renderPostgresqlConf(seedCluster().spec);
+    expect(conf).toContain("ssl = 'on'");
+    expect(conf).toContain("ssl_cert_file = '/etc/pgpilot/tls/server/tls.crt'");
+    expect(conf).toContain("ssl_key_file = '/etc/pgpilot/tls/server/tls.key'");
+    expect(conf).toContain("ssl_ca_file = '/etc/pgpilot/tls/server/ca.crt'");
+    expect(conf).toContain("ssl_min_protocol_version = 'TLSv1.3'");
+  });
+
+  it('requires TLS for a new cluster and not for one an older operator ran, unless spec.tls says', () => {
+    const hbaOf = (c: ReturnType<typeof seedCluster>) => configMap(c).data!['pg_hba.conf']!;
+    expect(hbaOf(seedCluster())).toMatch(/^hostssl\s+all/m);
+    const legacy = seedCluster();
+    legacy.status = { phase: 'Healthy' };
+    expect(hbaOf(legacy)).not.toMatch(/^hostssl/m);
+    legacy.status = { phase: 'Healthy', tls: { requiredByDefault: true } };
+    expect(hbaOf(legacy)).toMatch(/^hostssl\s+all/m);
+    const optOut = seedCluster({ tls: { required: false } });
+    expect(hbaOf(optOut)).not.toMatch(/^hostssl/m);
   });
 });
 

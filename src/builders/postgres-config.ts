@@ -8,6 +8,7 @@ import { archiveCommand } from '../postgres/handoff.js';
 import { resolveSpec } from '../api/resolve-spec.js';
 import { computeTuning, tunedParameters } from './tuning.js';
 import type { TuningStatus } from '../api/cluster-status.js';
+import { TLS_FILES, TLS_SERVER_DIR } from '../api/tls.js';
 
 /**
  * Where the instance agent leaves its "archived" markers: `<PGDATA's parent>/.pgpilot/archived`
@@ -48,6 +49,15 @@ function managedParameters(spec: ClusterSpec, streamingReplicas?: number, archiv
     synchronous_standby_names: synchronousStandbyNames(spec, streamingReplicas),
     logging_collector: 'off',
     log_destination: 'stderr',
+    // The server certificate Secret as the kubelet mounts it (mode 0640, group fsGroup, owned by
+    // root: PostgreSQL accepts a root-owned key readable by its group). A renewal rewrites the
+    // files and the agent reloads (pg_reload_conf re-reads them); the agent turns ssl off for a
+    // pod made before TLS, which has no such files (layout.ts postgresArgs).
+    ssl: 'on',
+    ssl_cert_file: `${TLS_SERVER_DIR}/${TLS_FILES.cert}`,
+    ssl_key_file: `${TLS_SERVER_DIR}/${TLS_FILES.key}`,
+    ssl_ca_file: `${TLS_SERVER_DIR}/${TLS_FILES.ca}`,
+    ssl_min_protocol_version: 'TLSv1.3',
   };
 }
 
@@ -108,20 +118,33 @@ export function renderPostgresqlConf(spec: ClusterSpec, streamingReplicas?: numb
   return ['# Managed by pgpilot; edit spec.postgresql.parameters of the PostgreSQLCluster instead.', ...lines, ''].join('\n');
 }
 
-export function renderPgHba(spec: ClusterSpec): string {
-  // The API refuses these already; a spec admitted by an older CRD still must not inject rules.
-  (spec.postgresql?.pg_hba ?? []).forEach((line, i) => {
+/**
+ * The user's pg_hba lines as they go into the file: while TLS is required, "host" (any network
+ * connection) becomes "hostssl" and "hostnossl" is refused, so no line admits plain TCP.
+ */
+export function userHbaLines(spec: ClusterSpec, tlsRequired: boolean): string[] {
+  return (spec.postgresql?.pg_hba ?? []).map((line, i) => {
+    // The API refuses these already; a spec admitted by an older CRD still must not inject rules.
     if (/[\r\n]/.test(line)) throw new SpecError(`spec.postgresql.pg_hba[${i}]`, 'may not contain a line break');
+    if (!tlsRequired) return line;
+    if (/^hostnossl\s/.test(line)) throw new SpecError(`spec.postgresql.pg_hba[${i}]`, 'is a "hostnossl" line, which TLS being required (spec.tls.required) does not allow');
+    return line.replace(/^host(\s)/, 'hostssl$1');
   });
+}
+
+/** pg_hba.conf; `tlsRequired`: network lines are hostssl only (tlsRequired in api/tls.ts). */
+export function renderPgHba(spec: ClusterSpec, tlsRequired: boolean): string {
+  const net = tlsRequired ? 'hostssl' : 'host   ';
   return [
-    '# Managed by pgpilot; edit spec.postgresql.pg_hba of the PostgreSQLCluster instead.',
+    '# Managed by pgpilot; edit spec.postgresql.pg_hba (and spec.tls) of the PostgreSQLCluster instead.',
     '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
     // First, so that no user rule can lock the instance agent out of its own server.
     'local   all          postgres                       peer',
-    ...(spec.postgresql?.pg_hba ?? []),
+    ...userHbaLines(spec, tlsRequired),
     'local   all          all                            peer',
-    `host    replication  ${REPLICATION_USER}    all       scram-sha-256`,
-    'host    all          all                  all       scram-sha-256',
+    // TLS required: replication logs in with its client certificate (CN = the user), no password.
+    tlsRequired ? `hostssl replication  ${REPLICATION_USER}    all       cert` : `host    replication  ${REPLICATION_USER}    all       scram-sha-256`,
+    `${net} all          all                  all       scram-sha-256`,
     '',
   ].join('\n');
 }

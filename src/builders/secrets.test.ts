@@ -22,8 +22,8 @@ describe('credentials', () => {
       dbname: 'app',
       host,
       port: '5432',
-      uri: `postgresql://app:${enc}@${host}:5432/app`,
-      'jdbc-uri': `jdbc:postgresql://${host}:5432/app?user=app&password=${enc}`,
+      uri: `postgresql://app:${enc}@${host}:5432/app?sslmode=verify-full`,
+      'jdbc-uri': `jdbc:postgresql://${host}:5432/app?user=app&password=${enc}&sslmode=verify-full`,
     });
     expect(decodeURIComponent(new URL(data.uri!).password)).toBe(password);
   });
@@ -32,7 +32,7 @@ describe('credentials', () => {
     const cluster = seedCluster({ bootstrap: { initdb: { owner: 'shop', database: 'orders' } } });
     const data = credentialSecret(cluster, 'app', 'x').stringData!;
     expect([data.username, data.dbname]).toEqual(['shop', 'orders']);
-    expect(data.uri).toBe('postgresql://shop:x@prod-db-rw.production.svc:5432/orders');
+    expect(data.uri).toBe('postgresql://shop:x@prod-db-rw.production.svc:5432/orders?sslmode=verify-full');
   });
 
   it('names the users of the superuser and replication Secrets', () => {

@@ -58,8 +58,10 @@ export function credentialSecret(cluster: PostgreSQLCluster, kind: CredentialKin
       dbname: db,
       host,
       port: String(POSTGRES_PORT),
-      uri: `postgresql://${user}:${enc}@${host}:${POSTGRES_PORT}/${db}`,
-      'jdbc-uri': `jdbc:postgresql://${host}:${POSTGRES_PORT}/${db}?user=${user}&password=${enc}`,
+      // verify-full: the server certificate names this host (docs/tls.md); clients find the CA
+      // (Secret <cluster>-ca-cert, key ca.crt) at ~/.postgresql/root.crt or add sslrootcert=<file>.
+      uri: `postgresql://${user}:${enc}@${host}:${POSTGRES_PORT}/${db}?sslmode=verify-full`,
+      'jdbc-uri': `jdbc:postgresql://${host}:${POSTGRES_PORT}/${db}?user=${user}&password=${enc}&sslmode=verify-full`,
     };
   }
   return {

@@ -298,3 +298,20 @@ describe('restart-requiring settings on the pod template', () => {
     expect(small).not.toBe(big);
   });
 });
+
+describe('TLS in the instance pods', () => {
+  it('mounts the server certificate Secret 0640 (root-owned, group fsGroup: PostgreSQL accepts the key) and never the CA key', () => {
+    const sts = statefulSet();
+    const vol = podSpecOf(sts).volumes!.find((v) => v.secret?.secretName === names.serverTlsSecret('prod-db'))!;
+    expect(vol.secret!.defaultMode).toBe(0o640);
+    expect(podSpecOf(sts).securityContext!.fsGroup).toBe(26);
+    expect(containerOf(sts).volumeMounts).toContainEqual({ name: vol.name, mountPath: '/etc/pgpilot/tls/server', readOnly: true });
+    expect(podSpecOf(sts).volumes!.some((v) => v.secret?.secretName === names.caSecret('prod-db'))).toBe(false);
+  });
+
+  it('tells the agent the CA file and the name to verify its connections against', () => {
+    const env = containerOf(statefulSet()).env;
+    expect(envOf(env, 'PGPILOT_TLS_CA_FILE')?.value).toBe('/etc/pgpilot/tls/server/ca.crt');
+    expect(envOf(env, 'PGPILOT_TLS_SERVER_NAME')?.value).toBe('prod-db-rw.production.svc');
+  });
+});

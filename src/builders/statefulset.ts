@@ -12,6 +12,7 @@ import { POD_ENV } from '../api/pod-env.js';
 import { specOf } from '../api/resolve-spec.js';
 import { restartSettingsHash, standbyMinimums } from '../postgres/restart-settings.js';
 import { postgresParameters } from './postgres-config.js';
+import { TLS_FILES, TLS_REPLICATION_DIR, TLS_SERVER_DIR } from '../api/tls.js';
 
 /** What instance pods get from the backup concern: the archive target and the recovery source. */
 export interface InstanceBackupAccess {
@@ -112,6 +113,8 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
     { name: 'replication', mountPath: `${SECRETS_MOUNT}/replication`, readOnly: true },
     { name: 'app', mountPath: `${SECRETS_MOUNT}/app`, readOnly: true },
     { name: 'agent', mountPath: `${SECRETS_MOUNT}/agent`, readOnly: true },
+    { name: 'server-tls', mountPath: TLS_SERVER_DIR, readOnly: true },
+    { name: 'replication-tls', mountPath: TLS_REPLICATION_DIR, readOnly: true },
     { name: 'run', mountPath: '/var/run/postgresql' },
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'shm', mountPath: '/dev/shm' },
@@ -132,6 +135,9 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: POD_ENV.podIp, valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: POD_ENV.configDir, value: CONFIG_MOUNT },
       { name: POD_ENV.secretsDir, value: SECRETS_MOUNT },
+      { name: POD_ENV.tlsCaFile, value: `${TLS_SERVER_DIR}/${TLS_FILES.ca}` },
+      { name: POD_ENV.tlsServerName, value: names.tlsServerName(cluster.metadata.name!, cluster.metadata.namespace!) },
+      { name: POD_ENV.tlsClientDir, value: TLS_REPLICATION_DIR },
       { name: 'PGDATA', value: `${DATA_MOUNT}/pgdata` },
       ...(hasWal ? [{ name: POD_ENV.walDir, value: `${WAL_MOUNT}/pg_wal` }] : []),
       { name: POD_ENV.initdbDatabase, value: initdb.database },
@@ -180,6 +186,10 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
     { name: 'replication', secret: { secretName: secrets.replication } },
     { name: 'app', secret: { secretName: secrets.app } },
     { name: 'agent', secret: { secretName: secrets.agent } },
+    // 0640 with the pod's fsGroup: root-owned, group-readable, as PostgreSQL allows a key file.
+    { name: 'server-tls', secret: { secretName: names.serverTlsSecret(name), defaultMode: 0o640 } },
+    // libpq accepts a client key owned by root and readable by its group (0640) too.
+    { name: 'replication-tls', secret: { secretName: names.replicationTlsSecret(name), defaultMode: 0o640 } },
     { name: 'run', emptyDir: {} },
     { name: 'tmp', emptyDir: {} },
     { name: 'shm', emptyDir: { medium: 'Memory' } },

@@ -9,6 +9,7 @@
 //            then the new data directory swapped in; any failure before the swap puts the old one back.
 // backoffLimit 0: a failure is reported, not retried (a retry of the check finds the same thing;
 // the upgrade's rollback has put the old version back, and the operator starts it).
+import { TLS_CA_DIR, TLS_FILES } from '../api/tls.js';
 import type { V1Container, V1EnvVar, V1Job, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { MajorUpgradeStatus } from '../api/cluster-status.js';
 import type { PostgreSQLCluster } from '../api/cluster.js';
@@ -76,6 +77,10 @@ export function upgradeJob(cluster: PostgreSQLCluster, upgrade: MajorUpgradeStat
     volumes.push({ name: 'work', emptyDir: {} });
     mounts.push({ name: 'work', mountPath: CHECK_WORK_DIR });
     env.push({ name: POD_ENV.upgradeSource, value: `${names.rw(name)}.${ns}.svc:${POSTGRES_PORT}` }, { name: POD_ENV.upgradeWorkDir, value: CHECK_WORK_DIR });
+    // It reads the running primary over TLS, verified against the cluster's CA.
+    volumes.push({ name: 'tls-ca', secret: { secretName: names.caCertSecret(name) } });
+    mounts.push({ name: 'tls-ca', mountPath: TLS_CA_DIR, readOnly: true });
+    env.push({ name: POD_ENV.tlsCaFile, value: `${TLS_CA_DIR}/${TLS_FILES.ca}` }, { name: POD_ENV.tlsServerName, value: names.tlsServerName(name, ns) });
   } else {
     const primary = upgrade.primary!;
     volumes.push({ name: names.dataVolume, persistentVolumeClaim: { claimName: claimOf(names.dataVolume, primary) } });

@@ -37,6 +37,9 @@ export interface OperatorSettings {
   webhookConfiguration: string;
   /** The Secret in `namespace` holding the webhooks' CA. */
   webhookCaSecret: string;
+  /** Lifetimes of the clusters' CA and leaf certificates (docs/tls.md); unset: 10 years and 90 days. */
+  tlsCaLifetimeSeconds?: number;
+  tlsLeafLifetimeSeconds?: number;
 }
 
 function integer(min: number, max: number) {
@@ -144,5 +147,8 @@ export function operatorOptions(): Option[] {
     new Option('--webhook-url <url>', 'base URL the apiserver dials instead of the Service, e.g. https://127.0.0.1:9443 for an operator outside the cluster').env('PGPILOT_WEBHOOK_URL').argParser(httpsUrl),
     new Option('--webhook-configuration <name>', 'ValidatingWebhookConfiguration to inject the CA bundle into (empty: none)').env('PGPILOT_WEBHOOK_CONFIGURATION').default(''),
     new Option('--webhook-ca-secret <name>', 'Secret in --namespace holding the webhooks\' CA (created when missing)').env('PGPILOT_WEBHOOK_CA_SECRET').default(WEBHOOK_DEFAULTS.caSecret),
+    // Lifetimes: renewal comes at 2/3 of them. Short ones are for tests of renewal (docs/tls.md).
+    new Option('--tls-ca-lifetime-seconds <s>', "lifetime of each cluster's CA (default 10 years)").env('PGPILOT_TLS_CA_LIFETIME_SECONDS').argParser(integer(60, 100 * 365 * 86400)),
+    new Option('--tls-leaf-lifetime-seconds <s>', 'lifetime of server and client certificates (default 90 days)').env('PGPILOT_TLS_LEAF_LIFETIME_SECONDS').argParser(integer(60, 10 * 365 * 86400)),
   ];
 }

@@ -26,6 +26,7 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
       operatorImage: settings.operatorImage,
       defaultBackupStore: settings.defaultBackupStore,
       operatorNamespace: settings.namespace,
+      tls: { caSeconds: settings.tlsCaLifetimeSeconds, leafSeconds: settings.tlsLeafLifetimeSeconds },
     },
     log,
     metrics,

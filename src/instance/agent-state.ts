@@ -3,6 +3,7 @@
 // the postgres process it supervises, the phase (phase.ts), the operation queue (operations.ts),
 // the fence, a restore in progress, and how the agent logs in to its own server.
 import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from '../runtime/logger.js';
 import { readSystemIdentifier } from '../postgres/control-file.js';
 import { exists, readCredentials, removeFile, touch } from '../postgres/files.js';
@@ -13,6 +14,11 @@ import { CustomQueryFiles } from './custom-queries.js';
 import type { AgentSettings } from './env.js';
 import { errorText } from '../util/error-text.js';
 import { layoutOf, postgresArgs, restoreHbaFile, type Layout } from './layout.js';
+import { TLS_FILES, TLS_SERVER_DIR } from '../api/tls.js';
+import { libpqTlsFromEnv, tlsFromEnv, type LibpqTls, type TlsVerify } from '../postgres/tls-client.js';
+
+/** A pg_hba.conf line admitting replication by client certificate (postgres-config.ts renderPgHba with TLS required). */
+const CERT_REPLICATION = /^hostssl\s+replication\s+\S+\s+\S+\s+cert\s*$/m;
 import { Operations } from './operations.js';
 import { PhaseState } from './phase.js';
 import { PostgresProcess } from './postgres-process.js';
@@ -80,13 +86,18 @@ export class AgentState {
     this.log = deps.log;
     this.layout = layoutOf(this.settings);
     this.phase = new PhaseState(deps.log);
-    this.passwords = new Passwords({ secretsDir: this.settings.secretsDir, server: () => ({ host: this.settings.podIp, port: this.settings.pgPort }), log: deps.log });
+    this.passwords = new Passwords({ secretsDir: this.settings.secretsDir, server: async () => ({ host: this.settings.podIp, port: this.settings.pgPort, tls: await this.tls() }), log: deps.log });
     this.ops = new Operations(() => this.refuseIfStopping());
     this.walUsage = new WalUsageProbe(this.layout.walPath);
     this.customQueries = this.settings.metricsEnabled && this.settings.customQueries.length > 0 ? new CustomQueryFiles(this.settings.customQueries, deps.log) : undefined;
     this.pg = new PostgresProcess({
       binary: join(deps.pgBin, 'postgres'),
-      args: () => postgresArgs(this.settings, deps.socketDir, { ...(this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}), overrides: this.startOverrides }),
+      args: () =>
+        postgresArgs(this.settings, deps.socketDir, {
+          ...(this.restoreHba ? { hbaFile: restoreHbaFile(this.layout) } : {}),
+          overrides: this.startOverrides,
+          noServerCertificate: !existsSync(join(TLS_SERVER_DIR, TLS_FILES.cert)),
+        }),
       log: deps.log,
       serverLog: deps.serverLog,
       probe: () => this.probe(),
@@ -123,7 +134,31 @@ export class AgentState {
       const superuser = await readCredentials(this.settings.secretsDir, 'superuser');
       return { host: this.deps.socketDir, port: this.settings.pgPort, credentials: { username: this.restoreLogin ?? superuser.username, password: '' } };
     }
-    return { host: this.settings.podIp, port: this.settings.pgPort, credentials: await this.passwords.superuser() };
+    return { host: this.settings.podIp, port: this.settings.pgPort, credentials: await this.passwords.superuser(), tls: await this.tls() };
+  }
+
+  /**
+   * libpq TLS for what connects to another instance (clone, primary_conninfo, pg_rewind):
+   * verify-full and the replication client certificate once the cluster's pg_hba.conf admits
+   * replication by certificate only (TLS required). Before that — a cluster that ran before TLS,
+   * whose instances may not all serve TLS yet during the operator upgrade's rollout, or one with
+   * tls.required false — as before: libpq negotiates TLS where offered, the password logs in.
+   */
+  replicationTls(): LibpqTls | undefined {
+    const t = libpqTlsFromEnv(this.deps.env ?? process.env);
+    if (!t) return undefined;
+    let hba = '';
+    try {
+      hba = readFileSync(join(this.settings.configDir, 'pg_hba.conf'), 'utf8');
+    } catch {
+      return undefined;
+    }
+    return CERT_REPLICATION.test(hba) ? t : undefined;
+  }
+
+  /** TLS of the agent's TCP connections, to its own server and to the primary's (undefined: a pod made before TLS). */
+  tls(): Promise<TlsVerify | undefined> {
+    return tlsFromEnv(this.deps.env ?? process.env);
   }
 
   /** One readiness probe. During a restore, a source without our superuser's role: log in as postgres. */

@@ -18,3 +18,15 @@ describe('command lines', () => {
     expect(a).toEqual(['-D', '/d', '-h', '10.0.0.1', '-p', '5432', '-U', 'streaming_replica', '-w', '-X', 'stream', '-c', 'fast', '-P']);
   });
 });
+
+describe('pg_basebackup over TLS', () => {
+  it('connects by a conninfo: verify-full against the certificate\'s name, the primary\'s address as hostaddr, the client certificate', () => {
+    const tls = { caFile: '/tls/server/ca.crt', serverName: 'db-rw.prod.svc', client: { certFile: '/tls/replication/tls.crt', keyFile: '/tls/replication/tls.key' } };
+    const a = basebackupArgs({ pgdata: '/d', walDir: undefined }, { host: '10.0.0.1', port: 5432 }, 'streaming_replica', tls);
+    expect(a).not.toContain('-h');
+    expect(a[a.indexOf('-d') + 1]).toBe(
+      'host=db-rw.prod.svc hostaddr=10.0.0.1 sslmode=verify-full sslrootcert=/tls/server/ca.crt sslcert=/tls/replication/tls.crt sslkey=/tls/replication/tls.key port=5432',
+    );
+    expect(a.slice(a.indexOf('-U'), a.indexOf('-U') + 3)).toEqual(['-U', 'streaming_replica', '-w']);
+  });
+});

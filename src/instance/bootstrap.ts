@@ -7,6 +7,8 @@ import { isEmptyDir, tempPassfile, tempPrivateFile, type Credentials } from '../
 import type { Layout } from './layout.js';
 import type { Endpoint } from '../postgres/sql.js';
 import { runTool } from '../postgres/tool.js';
+import { renderConninfo } from '../postgres/conninfo.js';
+import { libpqTlsParams, type LibpqTls } from '../postgres/tls-client.js';
 
 /** Arguments of initdb (pure); the password file path is the only secret-bearing input. */
 export function initdbArgs(layout: Pick<Layout, 'pgdata' | 'walDir'>, init: InitdbSettings, superuser: string, pwfile: string): string[] {
@@ -28,16 +30,18 @@ export function initdbArgs(layout: Pick<Layout, 'pgdata' | 'walDir'>, init: Init
 /**
  * Arguments of pg_basebackup (pure). Not -R: it would write the password it found through the
  * passfile into postgresql.auto.conf; the agent writes standby.signal and a primary_conninfo
- * that names a passfile instead.
+ * that names a passfile instead. With `tls`, the connection is a conninfo (-d): verify-full
+ * against the certificate's name with the primary's address as hostaddr, and the replication
+ * user's client certificate.
  */
-export function basebackupArgs(layout: Pick<Layout, 'pgdata' | 'walDir'>, primary: Endpoint, user: string): string[] {
+export function basebackupArgs(layout: Pick<Layout, 'pgdata' | 'walDir'>, primary: Endpoint, user: string, tls?: LibpqTls): string[] {
+  const where = tls
+    ? ['-d', renderConninfo({ ...libpqTlsParams(tls, primary.host), port: primary.port })]
+    : ['-h', primary.host, '-p', String(primary.port)];
   return [
     '-D',
     layout.pgdata,
-    '-h',
-    primary.host,
-    '-p',
-    String(primary.port),
+    ...where,
     '-U',
     user,
     '-w',
@@ -68,10 +72,10 @@ export async function runInitdb(bin: string, layout: Layout, init: InitdbSetting
   }
 }
 
-export async function runClone(bin: string, layout: Layout, primary: Endpoint, replication: Credentials, log: Logger): Promise<void> {
+export async function runClone(bin: string, layout: Layout, primary: Endpoint, replication: Credentials, log: Logger, tls?: LibpqTls): Promise<void> {
   const pass = await tempPassfile(replication);
   try {
-    await runTool(join(bin, 'pg_basebackup'), basebackupArgs(layout, primary, replication.username), { log, env: { PGPASSFILE: pass.path, PGAPPNAME: 'pgpilot-clone' } });
+    await runTool(join(bin, 'pg_basebackup'), basebackupArgs(layout, primary, replication.username, tls), { log, env: { PGPASSFILE: pass.path, PGAPPNAME: 'pgpilot-clone' } });
   } finally {
     await pass.remove();
   }

@@ -34,3 +34,25 @@ describe('hashConfig', () => {
     expect(await hashConfig(dir)).not.toBe(before);
   });
 });
+
+describe('hashConfig with the server certificate files', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgpilot-config-'));
+    await writeFile(join(dir, 'postgresql.conf'), 'ssl = on\n');
+    await writeFile(join(dir, 'pg_hba.conf'), 'local all all peer\n');
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('changes when a renewal rewrites the certificate or key, and takes missing files as empty', async () => {
+    const tls = [join(dir, 'tls.crt'), join(dir, 'tls.key')];
+    const none = await hashConfig(dir, tls);
+    expect(none).toMatch(/^[0-9a-f]{64}$/);
+    await writeFile(tls[0]!, 'cert 1');
+    await writeFile(tls[1]!, 'key 1');
+    const first = await hashConfig(dir, tls);
+    expect(first).not.toBe(none);
+    await writeFile(tls[1]!, 'key 2');
+    expect(await hashConfig(dir, tls)).not.toBe(first);
+  });
+});

@@ -37,7 +37,7 @@ export function follow(a: AgentState, req: FollowRequest): Promise<void> {
     const t0 = Date.now();
     const replication = await readCredentials(s.secretsDir, 'replication');
     await writeReplicationPassfile(layout, replication);
-    const conninfo = conninfoFor(layout, primary, replication.username, s.instance);
+    const conninfo = conninfoFor(layout, primary, replication.username, s.instance, a.replicationTls());
     if (a.pg.ready && !a.fenced && !req.reclone) {
       step('repointing');
       if (await repoint(a, primary, conninfo)) {
@@ -75,7 +75,7 @@ async function diverged(a: AgentState, c: pg.Client, primary: sql.Endpoint): Pro
     const ours = await sql.replicaPosition(c);
     if (!ours) return false;
     const superuser = await a.passwords.superuser();
-    const theirs = await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000 }, sql.timelineHistory);
+    const theirs = await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000, tls: await a.tls() }, sql.timelineHistory);
     const history = theirs.history ? parseTimelineHistory(theirs.history) : [];
     const result = hasDiverged(history, theirs.timeline, ours.timeline, ours.lsn);
     if (result) a.log.warn({ ours, primaryTimeline: theirs.timeline, history }, 'follow: this replica has WAL the new primary lacks');
@@ -90,7 +90,7 @@ async function diverged(a: AgentState, c: pg.Client, primary: sql.Endpoint): Pro
 async function primaryTimeline(a: AgentState, primary: sql.Endpoint): Promise<number | undefined> {
   try {
     const superuser = await a.passwords.superuser();
-    return (await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000 }, sql.timelineHistory)).timeline;
+    return (await sql.withClient({ ...primary, credentials: superuser, connectTimeoutMs: 3000, tls: await a.tls() }, sql.timelineHistory)).timeline;
   } catch {
     return undefined;
   }
@@ -168,7 +168,7 @@ async function rewindOrReclone(a: AgentState, primary: sql.Endpoint, step: Step)
   try {
     // Without a checkpoint since its promotion, the new primary's control file still shows
     // the old timeline and pg_rewind concludes there is nothing to do.
-    await sql.withClient({ host: primary.host, port: primary.port, credentials: superuser, connectTimeoutMs: 5000, queryTimeoutMs: 10 * 60_000 }, (c) => c.query('CHECKPOINT'));
+    await sql.withClient({ host: primary.host, port: primary.port, credentials: superuser, connectTimeoutMs: 5000, queryTimeoutMs: 10 * 60_000, tls: await a.tls() }, (c) => c.query('CHECKPOINT'));
   } catch (err) {
     // Unreachable now: a rewind (and a re-clone after it) would fail the same way. The
     // data stays fenced and stopped; the operator asks again.
@@ -178,7 +178,7 @@ async function rewindOrReclone(a: AgentState, primary: sql.Endpoint, step: Step)
   try {
     step('pg_rewind');
     log.info({ primary }, 'follow: pg_rewind');
-    const r = await rewind(a.deps.pgBin, a.layout, primary, superuser, log);
+    const r = await rewind(a.deps.pgBin, a.layout, primary, superuser, log, a.replicationTls());
     log.info({ ms: Date.now() - t0, rewound: r.rewound }, r.rewound ? 'follow: rewound' : 'follow: no rewind was needed');
     return false;
   } catch (err) {
@@ -195,7 +195,7 @@ async function reclone(a: AgentState, primary: sql.Endpoint): Promise<void> {
   const t0 = Date.now();
   const aside = await moveAside(a.layout, a.log);
   try {
-    await runClone(a.deps.pgBin, a.layout, primary, await readCredentials(a.settings.secretsDir, 'replication'), a.log);
+    await runClone(a.deps.pgBin, a.layout, primary, await readCredentials(a.settings.secretsDir, 'replication'), a.log, a.replicationTls());
   } catch (err) {
     a.log.error({ err: errorText(err) }, 'follow: re-clone failed; restoring the old data directory');
     await aside.restore();

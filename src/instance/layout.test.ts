@@ -54,3 +54,11 @@ describe('paths and command lines of archiving and restore', () => {
     expect(restoring).toContain('listen_addresses=10.0.0.7');
   });
 });
+
+describe('TLS on the postgres command line', () => {
+  it('turns ssl off only for a pod without the server certificate (made before TLS)', () => {
+    expect(postgresArgs(s, '/var/run/postgresql').join(' ')).not.toContain('ssl=');
+    const args = postgresArgs(s, '/var/run/postgresql', { noServerCertificate: true });
+    expect(args.slice(args.indexOf('ssl=off') - 1, args.indexOf('ssl=off') + 1)).toEqual(['-c', 'ssl=off']);
+  });
+});

@@ -73,6 +73,11 @@ export interface PostgresArgsOptions {
   hbaFile?: string;
   /** Settings above the configuration for this start (a replica's standby minimums). */
   overrides?: Record<string, string>;
+  /**
+   * The server certificate postgresql.conf names is not there (a pod made before TLS, during the
+   * rollout an operator upgrade starts): ssl=off, or postgres would refuse to start.
+   */
+  noServerCertificate?: boolean;
 }
 
 /**
@@ -99,6 +104,7 @@ export function postgresArgs(s: Pick<AgentSettings, 'pgdata' | 'configDir' | 'po
     // The walreceiver's application_name defaults to cluster_name: synchronous_standby_names
     // 'ANY n (*)' and pg_stat_replication see the instance name.
     ...set('cluster_name', s.instance),
+    ...(opts.noServerCertificate ? set('ssl', 'off') : []),
     ...Object.entries(opts.overrides ?? {}).flatMap(([k, v]) => set(k, v)),
   ];
 }

@@ -12,6 +12,7 @@
 //    each replica to wait for the replay of that commit and switch ("release"). A hold ends by
 //    itself after a few seconds, so an operator that goes away holds nothing back.
 // The application role needs no hold: no agent logs in with it.
+import type { TlsVerify } from '../postgres/tls-client.js';
 import type pg from 'pg';
 import { passwordDigest, passwordMatches, scramVerifier, verifierComputable } from '../postgres/scram.js';
 import { readCredentials, type Credentials } from '../postgres/files.js';
@@ -31,7 +32,8 @@ const REPLAY_WAIT_MS = 3000;
 export interface PasswordDeps {
   secretsDir: string;
   /** Where the agent's own server listens (the pod IP and port). */
-  server: () => Endpoint;
+  /** The server's address, with the TLS its connections use (AgentState.tls). */
+  server: () => Promise<Endpoint & { tls?: TlsVerify }>;
   log: Logger;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -88,7 +90,7 @@ export class Passwords {
   private async openControl(): Promise<pg.Client> {
     if (!this.control) {
       const creds = this.active ?? (await readCredentials(this.d.secretsDir, 'superuser'));
-      const c = await sql.connect({ ...this.d.server(), credentials: creds, connectTimeoutMs: 2000, queryTimeoutMs: 5000, applicationName: 'pgpilot-passwords' });
+      const c = await sql.connect({ ...(await this.d.server()), credentials: creds, connectTimeoutMs: 2000, queryTimeoutMs: 5000, applicationName: 'pgpilot-passwords' });
       c.on('end', () => {
         if (this.control === c) this.control = undefined;
       });
@@ -178,7 +180,7 @@ export class Passwords {
     this.startHold(MAX_HOLD_MS);
     try {
       const login = this.active ?? mounted;
-      const r = await sql.withClient({ ...this.d.server(), credentials: login, connectTimeoutMs: 2000, queryTimeoutMs: 5000, applicationName: 'pgpilot-passwords' }, (c) => this.setIfDifferent(c, mounted));
+      const r = await sql.withClient({ ...(await this.d.server()), credentials: login, connectTimeoutMs: 2000, queryTimeoutMs: 5000, applicationName: 'pgpilot-passwords' }, (c) => this.setIfDifferent(c, mounted));
       this.adopt(mounted);
       return r;
     } finally {
@@ -189,7 +191,7 @@ export class Passwords {
   private async applyApp(digest: string): Promise<PasswordResult> {
     const mounted = await this.mountedMatching('app', digest);
     const login = await this.superuser();
-    return sql.withClient({ ...this.d.server(), credentials: login, connectTimeoutMs: 2000, queryTimeoutMs: 5000, applicationName: 'pgpilot-passwords' }, (c) => this.setIfDifferent(c, mounted));
+    return sql.withClient({ ...(await this.d.server()), credentials: login, connectTimeoutMs: 2000, queryTimeoutMs: 5000, applicationName: 'pgpilot-passwords' }, (c) => this.setIfDifferent(c, mounted));
   }
 
   /** ALTER ROLE unless the stored password already is this one (a repeated call changes nothing). */

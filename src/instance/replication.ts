@@ -7,9 +7,18 @@ import { exists, tempPassfile, touch, writePrivateFile, type Credentials } from 
 import type { Layout } from './layout.js';
 import type { Endpoint } from '../postgres/sql.js';
 import { runTool, ToolError } from '../postgres/tool.js';
+import { libpqTlsParams, type LibpqTls } from '../postgres/tls-client.js';
 
-export function conninfoFor(layout: Layout, primary: Endpoint, replicationUser: string, instance: string): string {
-  return primaryConninfo({ host: primary.host, port: primary.port, user: replicationUser, passfile: layout.replicationPassfile, applicationName: instance });
+/** `tls`: verify-full and the replication client certificate (AgentState.replicationTls). */
+export function conninfoFor(layout: Layout, primary: Endpoint, replicationUser: string, instance: string, tls?: LibpqTls): string {
+  return primaryConninfo({
+    host: primary.host,
+    port: primary.port,
+    user: replicationUser,
+    passfile: layout.replicationPassfile,
+    applicationName: instance,
+    ...(tls ? { tls: libpqTlsParams(tls, primary.host) } : {}),
+  });
 }
 
 /** The walreceiver reads the password from here (libpq ignores a passfile readable by others). */
@@ -40,10 +49,12 @@ export class RewindImpossible extends Error {
  * checkpointed since its promotion, or pg_rewind wrongly finds nothing to do). Connects as the
  * superuser with the password in a temporary PGPASSFILE.
  */
-export async function rewind(bin: string, layout: Layout, source: Endpoint, superuser: Credentials, log: Logger): Promise<{ rewound: boolean }> {
+export async function rewind(bin: string, layout: Layout, source: Endpoint, superuser: Credentials, log: Logger, tls?: LibpqTls): Promise<{ rewound: boolean }> {
   const pass = await tempPassfile(superuser);
   try {
-    const sourceServer = renderConninfo({ host: source.host, port: source.port, user: superuser.username, dbname: 'postgres', connect_timeout: 10 });
+    // The superuser logs in by password (over verify-full TLS when given), not the replication certificate.
+    const server = tls ? libpqTlsParams({ caFile: tls.caFile, serverName: tls.serverName }, source.host) : {};
+    const sourceServer = renderConninfo({ host: source.host, port: source.port, ...server, user: superuser.username, dbname: 'postgres', connect_timeout: 10 });
     const r = await runTool(join(bin, 'pg_rewind'), [`--target-pgdata=${layout.pgdata}`, `--source-server=${sourceServer}`, '--progress'], {
       log,
       env: { PGPASSFILE: pass.path, PGAPPNAME: 'pgpilot-rewind' },

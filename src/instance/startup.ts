@@ -247,8 +247,8 @@ async function clone(a: AgentState, primary: sql.Endpoint): Promise<void> {
   log.info({ primary }, 'bootstrap: cloning the primary with pg_basebackup');
   const replication = await readCredentials(s.secretsDir, 'replication');
   await writeReplicationPassfile(layout, replication);
-  await runClone(a.deps.pgBin, layout, primary, replication, log);
-  await configureStandby(layout, conninfoFor(layout, primary, replication.username, s.instance));
+  await runClone(a.deps.pgBin, layout, primary, replication, log, a.replicationTls());
+  await configureStandby(layout, conninfoFor(layout, primary, replication.username, s.instance, a.replicationTls()));
   await setPending(a, null);
   await startPostgres(a);
 }
@@ -265,8 +265,8 @@ async function recloneStale(a: AgentState, primary: sql.Endpoint): Promise<void>
   try {
     const replication = await readCredentials(s.secretsDir, 'replication');
     await writeReplicationPassfile(layout, replication);
-    await runClone(a.deps.pgBin, layout, primary, replication, log);
-    await configureStandby(layout, conninfoFor(layout, primary, replication.username, s.instance));
+    await runClone(a.deps.pgBin, layout, primary, replication, log, a.replicationTls());
+    await configureStandby(layout, conninfoFor(layout, primary, replication.username, s.instance, a.replicationTls()));
   } catch (err) {
     await clearIncompleteDataDir(layout, log);
     await aside.restore();

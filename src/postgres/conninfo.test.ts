@@ -96,3 +96,12 @@ describe('postgresql.auto.conf edits', () => {
     expect(setAutoConfParameter('', 'primary_conninfo', "host='a b'")).toBe(`${header}primary_conninfo = 'host=''a b'''\n`);
   });
 });
+
+describe('primary_conninfo over TLS', () => {
+  it('dials the primary\'s address, verifies the certificate\'s name, keeps the passfile, and is followed by its address', () => {
+    const tls = { host: 'db-rw.prod.svc', hostaddr: '10.0.0.5', sslmode: 'verify-full', sslrootcert: '/ca.crt', sslcert: '/c.crt', sslkey: '/c.key' };
+    const c = primaryConninfo({ host: '10.0.0.5', port: 5432, user: 'streaming_replica', passfile: '/p', applicationName: 'db-2', tls });
+    expect(parseConninfo(c)).toMatchObject({ ...tls, port: '5432', user: 'streaming_replica', passfile: '/p', application_name: 'db-2' });
+    expect(followingFromConninfo(c)).toBe('10.0.0.5:5432');
+  });
+});

@@ -57,6 +57,12 @@ export interface PrimaryConninfoInput {
   user: string;
   passfile: string;
   applicationName: string;
+  /**
+   * TLS (tls-client.ts libpqTlsParams): verify-full against the name with `host` as the address
+   * dialled, and the replication user's client certificate. The passfile stays: a cluster whose
+   * TLS is not required authenticates replication by password.
+   */
+  tls?: Record<string, string>;
 }
 
 /** primary_conninfo of a replica: the password stays in the passfile, never in the conf. */
@@ -64,6 +70,7 @@ export function primaryConninfo(p: PrimaryConninfoInput): string {
   return renderConninfo({
     host: p.host,
     port: p.port,
+    ...(p.tls ?? {}),
     user: p.user,
     passfile: p.passfile,
     application_name: p.applicationName,
@@ -75,7 +82,7 @@ export function primaryConninfo(p: PrimaryConninfoInput): string {
   });
 }
 
-/** `host:port` a replica follows, from its primary_conninfo (null when it names no host). */
+/** `host:port` a replica follows, from its primary_conninfo (null when it names no host); hostaddr, the address dialled, wins over a host name. */
 export function followingFromConninfo(conninfo: string | null | undefined): string | null {
   if (!conninfo) return null;
   let p: Record<string, string>;
@@ -84,8 +91,9 @@ export function followingFromConninfo(conninfo: string | null | undefined): stri
   } catch {
     return null;
   }
-  if (!p.host) return null;
-  return `${p.host}:${p.port || '5432'}`;
+  const host = p.hostaddr || p.host;
+  if (!host) return null;
+  return `${host}:${p.port || '5432'}`;
 }
 
 /** One .pgpass line; `:` and `\` in fields are escaped with a backslash. */

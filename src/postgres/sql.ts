@@ -4,8 +4,9 @@
 // During a restore (restore-bootstrap.ts) it connects over the unix socket instead: `host` is then
 // the socket directory (libpq/pg semantics: a host starting with "/" is a directory).
 import pg from 'pg';
-import { quoteIdent, quoteLiteral } from './conninfo.js';
+import { parseConninfo, quoteIdent, quoteLiteral } from './conninfo.js';
 import type { Credentials } from './files.js';
+import { pgSsl, type TlsVerify } from './tls-client.js';
 
 export interface Endpoint {
   /** Host name or IP, or a unix socket directory (an absolute path). */
@@ -23,6 +24,8 @@ export interface ConnectOptions extends Endpoint {
   statementTimeoutMs?: number;
   /** default pgpilot-agent */
   applicationName?: string;
+  /** TLS, verified (tls-client.ts); ignored for a unix socket, which never carries TLS. */
+  tls?: TlsVerify;
 }
 
 export async function connect(o: ConnectOptions): Promise<pg.Client> {
@@ -36,6 +39,7 @@ export async function connect(o: ConnectOptions): Promise<pg.Client> {
     query_timeout: o.queryTimeoutMs ?? 30_000,
     ...(o.statementTimeoutMs !== undefined ? { statement_timeout: o.statementTimeoutMs } : {}),
     application_name: o.applicationName ?? 'pgpilot-agent',
+    ...(o.tls && !o.host.startsWith('/') ? { ssl: pgSsl(o.tls) } : {}),
   });
   // An error after connect (server shutting down) must not crash the agent.
   client.on('error', () => undefined);
@@ -82,8 +86,20 @@ export async function setPrimaryConninfo(c: pg.Client, conninfo: string | null):
 
 /** Where the walreceiver streams from, and whether it does. */
 export async function walReceiver(c: pg.Client): Promise<{ status: string; host: string | null; port: number | null; timeline: number | null } | null> {
-  const r = (await c.query<{ status: string; sender_host: string | null; sender_port: number | null; received_tli: number | null }>('SELECT status, sender_host, sender_port, received_tli FROM pg_stat_wal_receiver')).rows[0];
-  return r ? { status: r.status, host: r.sender_host, port: r.sender_port, timeline: r.received_tli } : null;
+  const r = (
+    await c.query<{ status: string; sender_host: string | null; sender_port: number | null; received_tli: number | null; conninfo: string | null }>(
+      'SELECT status, sender_host, sender_port, received_tli, conninfo FROM pg_stat_wal_receiver',
+    )
+  ).rows[0];
+  if (!r) return null;
+  // With TLS, host is the certificate's name and hostaddr the address dialled (sender_host shows the name).
+  let hostaddr: string | undefined;
+  try {
+    hostaddr = parseConninfo(r.conninfo ?? '').hostaddr || undefined;
+  } catch {
+    hostaddr = undefined;
+  }
+  return { status: r.status, host: hostaddr ?? r.sender_host, port: r.sender_port, timeline: r.received_tli };
 }
 
 export interface BootstrapRoles {

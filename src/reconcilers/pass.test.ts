@@ -1,6 +1,7 @@
 // The pass over the reconcilers: ownership of conditions and status fields, Unknown for what was
 // not evaluated, merging, stopping early with and without an error. The reconcilers here are
 // plain functions standing in for install/ha/backup (the pass calls nothing else).
+import { createCertificatesReconciler } from './certificates.js';
 import { createPasswordsReconciler } from './passwords.js';
 import { createAutopilotReconciler } from './autopilot.js';
 import { describe, expect, it } from 'vitest';
@@ -142,7 +143,7 @@ describe('runPass', () => {
 
 describe('status field ownership', () => {
   it('gives every field of the status schema exactly one owner: a reconciler or the status step', () => {
-    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never), createMajorUpgradeReconciler({} as never), createHibernationReconciler({} as never), createFencingReconciler({} as never), createReloadReconciler({} as never), createAnomaliesReconciler({} as never), createAutopilotReconciler(), createPasswordsReconciler({} as never)].map((r) => [r.name, r.statusFields] as const);
+    const owners = [installReconciler, createHaReconciler({} as HaDeps), createBackupReconciler(), createRolloutReconciler({} as never), createMajorUpgradeReconciler({} as never), createHibernationReconciler({} as never), createFencingReconciler({} as never), createReloadReconciler({} as never), createAnomaliesReconciler({} as never), createAutopilotReconciler(), createPasswordsReconciler({} as never), createCertificatesReconciler()].map((r) => [r.name, r.statusFields] as const);
     const all = [...owners.flatMap(([, fields]) => fields), ...STATUS_STEP_FIELDS].sort();
     expect(all).toEqual(Object.keys(ClusterStatusSchema.properties).sort());
   });

@@ -54,6 +54,8 @@ export interface OperatorConfig extends InstanceImageConfig {
   defaultBackupStore?: S3Target;
   /** Namespace of the operator (where the default store's credentials Secret lives). */
   operatorNamespace?: string;
+  /** Certificate lifetimes of the clusters' PKI (defaults: CA 10 years, leaves 90 days). */
+  tls?: { caSeconds?: number; leafSeconds?: number };
 }
 
 /** A field of the cluster's status. Each belongs to one reconciler (its `statusFields`) or to the status step. */

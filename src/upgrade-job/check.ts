@@ -3,6 +3,7 @@
 // primary's schema (pg_dumpall --schema-only of the OLD version: the newer one's dump can name
 // options the old server lacks, e.g. CREATE DATABASE ... LOCALE_PROVIDER for 14) is restored into an old-version cluster in a scratch folder, and pg_upgrade --check runs from that
 // one to an empty new-version cluster. The primary is only read from.
+import { tlsFromEnv } from '../postgres/tls-client.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readCredentials, tempPassfile, type Credentials } from '../postgres/files.js';
@@ -24,7 +25,7 @@ export interface SourceFacts {
 
 async function readSource(s: CheckSettings, creds: Credentials): Promise<SourceFacts> {
   try {
-    return await withClient({ ...s.source, credentials: creds, applicationName: 'pgpilot-upgrade-check', connectTimeoutMs: 10_000 }, async (c) => {
+    return await withClient({ ...s.source, credentials: creds, applicationName: 'pgpilot-upgrade-check', connectTimeoutMs: 10_000, tls: await tlsFromEnv() }, async (c) => {
       const r = await c.query<{ v: string; cs: string; seg: string; bs: string; px: string }>(
         `select current_setting('server_version_num') v, current_setting('data_checksums') cs,
                 (select setting from pg_settings where name = 'wal_segment_size') seg,

@@ -68,7 +68,7 @@ describe('password rotation', () => {
         const secretsDir = path.join(dir, `secrets-${i}`);
         await mount(secretsDir, 'superuser', oldSu);
         await mount(secretsDir, 'app', { username: 'app', password: 'app-old-Secret-1' });
-        return { server, secretsDir, book: new Passwords({ secretsDir, server: () => ({ host: server.host, port: server.port }), log }) };
+        return { server, secretsDir, book: new Passwords({ secretsDir, server: async () => ({ host: server.host, port: server.port }), log }) };
       }),
     );
     const [p, r] = agents as [(typeof agents)[0], (typeof agents)[0]];

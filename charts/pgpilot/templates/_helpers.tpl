@@ -131,10 +131,11 @@ backup Jobs (src/builders/rbac.ts) only what it holds, so those verbs are here t
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "delete"]
-# Generated credentials are created once and never changed or deleted by the operator.
+# Generated credentials are created once and never changed or deleted by the operator; the CA and
+# certificate Secrets are written with server-side apply (patch), renewal rewrites them (docs/tls.md).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Pods: patch sets the role labels the Services select on.
 - apiGroups: [""]
   resources: ["pods"]
