@@ -286,7 +286,7 @@ export const CONTRACT_ENV = [
 ] as const;
 
 /** Env vars the chart sets only when their value is: the operator-wide default backup store (JSON). */
-export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE'] as const;
+export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE', 'PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES', 'PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS'] as const;
 
 /** Does a label selector (matchLabels) select these labels? */
 export function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
