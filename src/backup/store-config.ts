@@ -18,10 +18,6 @@ export interface S3CredentialEnv {
 
 export type S3StoreConfig = S3StoreSettings & (S3CredentialFiles | S3CredentialEnv);
 
-export function credentialFiles(cfg: S3StoreConfig): S3CredentialFiles | undefined {
-  return 'accessKeyIdFile' in cfg ? { accessKeyIdFile: cfg.accessKeyIdFile, secretAccessKeyFile: cfg.secretAccessKeyFile } : undefined;
-}
-
 export interface S3StoreSettings {
   kind: 's3';
   /** https://host:port, or omitted for AWS. */
