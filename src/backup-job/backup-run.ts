@@ -564,7 +564,7 @@ async function backUpFrom(a: Attempt, choice: InstanceChoice & { ok: true }, clu
 
   // 3. The store must be usable before pg_basebackup starts: its message is clearer than an upload's.
   try {
-    await store.check();
+    await store.check(s.location.path);
   } catch (err) {
     return failAttempt(a, `backup store ${store.location}/${s.location.path} is not usable: ${errorText(err)}`);
   }

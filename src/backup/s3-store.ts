@@ -239,10 +239,11 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async check(): Promise<void> {
+  async check(prefix?: string): Promise<void> {
     try {
       // A listing (not HeadBucket): its error body tells wrong credentials from a missing bucket.
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, MaxKeys: 1 }));
+      // Under `prefix` when given: keys scoped to a prefix may not list the bucket's root.
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, MaxKeys: 1, ...(prefix ? { Prefix: `${prefix}/` } : {}) }));
     } catch (err) {
       throw new Error(describeS3Error(err, this.cfg), { cause: err });
     }
