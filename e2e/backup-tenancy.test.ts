@@ -59,6 +59,29 @@ describe('tenant isolation of the default backup store', () => {
     c.spec.backup = { enabled: true, schedule: '0 0 1 1 *', retention: 7 };
   }
 
+  /** The operator with the default store open to `namespaces` and scoped keys for `scopedKeys`. */
+  function startWith(namespaces: string[], scopedKeys: Record<string, string>): Promise<RunningOperator> {
+    const defaultStore = { endpoint: s3.endpoint, bucket: BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: wide() } };
+    return startOperator({
+      watchNamespaces: [nsIn, nsOut],
+      installChart: false,
+      extraEnv: {
+        PGPILOT_DEFAULT_BACKUP_STORE: JSON.stringify(defaultStore),
+        PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES: namespaces.join(','),
+        PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS: JSON.stringify(scopedKeys),
+      },
+    });
+  }
+
+  async function restartWith(namespaces: string[], scopedKeys: Record<string, string>): Promise<void> {
+    await operator.stop();
+    operator = await startWith(namespaces, scopedKeys);
+    console.log(`[tenancy] operator restarted (namespaces ${JSON.stringify(namespaces)}, scoped ${JSON.stringify(scopedKeys)}); log ${operator.logPath}`);
+  }
+
+  const eventOf = async (namespace: string, reason: string, about: string) =>
+    (await core().listNamespacedEvent({ namespace })).items.find((e) => e.reason === reason && e.involvedObject.name === about);
+
   beforeAll(async () => {
     ensureBuilt();
     s3 = await startS3rver({ buckets: [BUCKET] });
@@ -75,17 +98,8 @@ describe('tenant isolation of the default backup store', () => {
         body: { metadata: { name }, stringData: { ACCESS_KEY_ID: S3RVER_ACCESS_KEY, ACCESS_SECRET_KEY: S3RVER_SECRET_KEY, MARKER: marker } },
       });
     }
-    const defaultStore = { endpoint: s3.endpoint, bucket: BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: wide() } };
-    operator = await startOperator({
-      watchNamespaces: [nsIn, nsOut],
-      installChart: false,
-      extraEnv: {
-        PGPILOT_DEFAULT_BACKUP_STORE: JSON.stringify(defaultStore),
-        // nsIn is listed and has scoped keys (which win); nsOut is not opted in.
-        PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES: nsIn,
-        PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS: JSON.stringify({ [nsIn]: scoped() }),
-      },
-    });
+    // nsIn is listed and has scoped keys (which win); nsOut is not opted in.
+    operator = await startWith([nsIn], { [nsIn]: scoped() });
     console.log(`[tenancy] kubelet log ${kubelet.logPath}; operator log ${operator.logPath}; s3rver ${s3.endpoint}`);
     db = new HaCluster(kubelet, nsIn, SOURCE);
     await db.create(defaultSpec);
@@ -190,5 +204,37 @@ describe('tenant isolation of the default backup store', () => {
     await waitFor('the restored cluster archives to its own path', async () => (await store.head(archiveKeys.wal(`pgpilot/${nsIn}/restored-db`, f))) !== null, { timeoutMs: 120_000, intervalMs: 250 });
     const backend = Number((await query<{ pid: number }>(su, 'SELECT pg_backend_pid() AS pid'))[0]!.pid);
     expect(keysInEnvironment(parentOf(backend))).toEqual([]);
+  });
+
+  it('scoped keys withdrawn while the namespace stays listed: its copies are replaced by the bucket-wide keys (an Event) and archiving goes on', async () => {
+    await restartWith([nsIn], {});
+    const copy = await waitFor('the copy replaced by the bucket-wide keys', async () => {
+      const c = await core().readNamespacedSecret({ name: names.backupCredentials(SOURCE), namespace: nsIn });
+      return decode(c.data).MARKER === 'bucket-wide' ? c : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(copy.metadata!.annotations!['pgpilot.io/copied-from']).toBe(wide());
+    expect((await waitFor('Event BackupCredentialsReplaced', () => eventOf(nsIn, 'BackupCredentialsReplaced', SOURCE), { timeoutMs: 30_000, intervalMs: 500 })).type).toBe('Normal');
+    const su = await superuserConfig(kubelet, nsIn, SOURCE);
+    const f = (await query<{ f: string }>(su, 'SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0]!.f;
+    await waitFor(`${f} archived`, async () => (await store.head(archiveKeys.wal(`pgpilot/${nsIn}/${SOURCE}`, f))) !== null, { timeoutMs: 120_000, intervalMs: 250 });
+  });
+
+  it('a namespace taken off the list loses every copy, loudly: a Warning Event per cluster and DefaultStoreNotAllowed', async () => {
+    await restartWith([], {});
+    for (const cluster of [SOURCE, 'restored-db']) {
+      await waitFor(`${cluster}'s copy deleted`, async () => core().readNamespacedSecret({ name: names.backupCredentials(cluster), namespace: nsIn }).then(() => false, () => true), { timeoutMs: 60_000, intervalMs: 500 });
+      const removed = await waitFor(`Event BackupCredentialsRemoved for ${cluster}`, () => eventOf(nsIn, 'BackupCredentialsRemoved', cluster), { timeoutMs: 30_000, intervalMs: 500 });
+      expect(removed.type).toBe('Warning');
+      expect(removed.message).toMatch(/WAL archiving and base backups of this cluster stop/);
+    }
+    const c = await waitFor('ContinuousArchiving DefaultStoreNotAllowed', async () => {
+      const c = await db.get();
+      return c.status?.conditions?.find((x) => x.type === 'ContinuousArchiving' && x.reason === 'DefaultStoreNotAllowed') ? c : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(c.status!.conditions!.find((x) => x.type === 'ContinuousArchiving')!.message).toContain(`namespace ${nsIn}`);
+    expect(await eventOf(nsIn, 'DefaultStoreNotAllowed', SOURCE)).toBeDefined();
+    for (const s of (await core().listNamespacedSecret({ namespace: nsIn })).items) {
+      expect(Object.values(decode(s.data)), `Secret ${s.metadata!.name}`).not.toContain(S3RVER_SECRET_KEY);
+    }
   });
 });
