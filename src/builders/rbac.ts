@@ -1,7 +1,7 @@
 // The identity of a cluster's PostgreSQL pods and backup Job pods (same ServiceAccount): a Role
 // limited to what the instance agent reads (its cluster, pods, config), the Events it writes, and
 // the PostgreSQLBackups the backup Jobs create, record and (retention) delete. S3 credentials come
-// as secretKeyRef env vars, so no Secret beyond the cluster's own is readable.
+// as files of Secret volumes, so no Secret beyond the cluster's own is readable.
 import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
 import { API_GROUP, BACKUP_PLURAL, CLUSTER_PLURAL } from '../api/constants.js';
