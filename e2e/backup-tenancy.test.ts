@@ -236,5 +236,14 @@ describe('tenant isolation of the default backup store', () => {
     for (const s of (await core().listNamespacedSecret({ namespace: nsIn })).items) {
       expect(Object.values(decode(s.data)), `Secret ${s.metadata!.name}`).not.toContain(S3RVER_SECRET_KEY);
     }
+    // The pods roll without a backup target and the clusters keep serving.
+    for (const cluster of [db, new HaCluster(kubelet, nsIn, 'restored-db')]) {
+      await waitFor(`${cluster.name} rolled without store credentials`, async () => {
+        const c = await cluster.get();
+        const pod = await core().readNamespacedPod({ name: cluster.podOf(c.status!.currentPrimary!), namespace: nsIn }).catch(() => undefined);
+        return pod && !pod.spec!.volumes!.some((v) => v.name === 'backup-credentials') && pod.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
+      }, { timeoutMs: 180_000, intervalMs: 1000 });
+      await cluster.healthy(1, 180_000);
+    }
   });
 });

@@ -54,7 +54,7 @@ describe('resolveBackupTarget', () => {
     expect(t.env.map((e) => e.name)).toEqual(['PGPILOT_BACKUP_LOCATION']);
     expect(t.env.some((e) => e.valueFrom)).toBe(false);
     expect(t.volumes).toEqual([
-      { name: 'backup-credentials', secret: { secretName: CREDS, defaultMode: 0o440, items: [{ key: 'ACCESS_KEY_ID', path: 'ACCESS_KEY_ID' }, { key: 'ACCESS_SECRET_KEY', path: 'ACCESS_SECRET_KEY' }] } },
+      { name: 'backup-credentials', secret: { secretName: CREDS, defaultMode: 0o440, optional: true, items: [{ key: 'ACCESS_KEY_ID', path: 'ACCESS_KEY_ID' }, { key: 'ACCESS_SECRET_KEY', path: 'ACCESS_SECRET_KEY' }] } },
     ]);
     expect(t.mounts).toEqual([{ name: 'backup-credentials', mountPath: BACKUP_CREDENTIALS_MOUNT, readOnly: true }]);
   });
@@ -198,7 +198,7 @@ describe('restoreAccess', () => {
     expect(JSON.parse(envOf(a.env, 'PGPILOT_RESTORE_TARGET')!.value!)).toEqual(target);
     expect(a.env.map((e) => e.name).sort()).toEqual(['PGPILOT_RESTORE_BACKUP_ID', 'PGPILOT_RESTORE_SOURCE', 'PGPILOT_RESTORE_TARGET']);
     expect(a.volumes).toEqual([
-      { name: 'restore-credentials', secret: { secretName: CREDS, defaultMode: 0o440, items: [{ key: 'ACCESS_KEY_ID', path: 'ACCESS_KEY_ID' }, { key: 'ACCESS_SECRET_KEY', path: 'ACCESS_SECRET_KEY' }] } },
+      { name: 'restore-credentials', secret: { secretName: CREDS, defaultMode: 0o440, optional: true, items: [{ key: 'ACCESS_KEY_ID', path: 'ACCESS_KEY_ID' }, { key: 'ACCESS_SECRET_KEY', path: 'ACCESS_SECRET_KEY' }] } },
     ]);
     expect(a.mounts).toEqual([{ name: 'restore-credentials', mountPath: RESTORE_CREDENTIALS_MOUNT, readOnly: true }]);
   });

@@ -114,7 +114,12 @@ export function podAccess(store: StoreSpec, path: string, locationEnv: string, c
       location,
       url: `s3://${s3.bucket}/${path}`,
       env: [{ name: locationEnv, value: JSON.stringify(location) }],
-      volumes: [{ name: credentials.volumeName, secret: { secretName: s3.credentials.secretName, defaultMode: CREDENTIALS_MODE, items: keys.map((key) => ({ key, path: key })) } }],
+      // Optional: a missing Secret must not keep the pod from starting. The files are read at each
+      // use, so a missing one fails archiving (a condition naming the file; WAL waits in pg_wal) or
+      // a restore bootstrap, never the database; and a restored cluster's pods keep mounting their
+      // recovery source's Secret long after the restore needed it (it may be gone: a namespace
+      // taken off backup.defaultStoreNamespaces loses its copies).
+      volumes: [{ name: credentials.volumeName, secret: { secretName: s3.credentials.secretName, defaultMode: CREDENTIALS_MODE, optional: true, items: keys.map((key) => ({ key, path: key })) } }],
       mounts: [{ name: credentials.volumeName, mountPath: credentials.mountPath, readOnly: true }],
     };
   }
