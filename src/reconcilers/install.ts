@@ -110,10 +110,11 @@ async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: Reso
   // so a restore after the cluster is gone still finds the credentials.
   const { ownerReferences: _owners, ...metadata } = ownedMeta(cluster, copy, 'backup');
   const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { ...metadata, annotations: { [COPIED_FROM]: from.secretName } }, type: 'Opaque', data: source.data ?? {} };
-  if (existing) {
-    await ctx.apply('Secret', secret);
-    await ctx.event('Normal', 'BackupCredentialsReplaced', `Secret ${copy} now holds the default backup store's credentials from ${opNs}/${from.secretName}${from.scoped ? ' (scoped to this namespace)' : ''}`);
-  } else if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.wrote(`Secret/${copy}`);
+  // Replaced by delete and create: the operator holds no Secret update or patch (generated
+  // credentials are never changed), and the pods read the files at each use.
+  if (existing) await ctx.remove({ apiVersion: 'v1', kind: 'Secret', metadata: { name: copy, namespace: ns } });
+  if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.wrote(`Secret/${copy}`);
+  if (existing) await ctx.event('Normal', 'BackupCredentialsReplaced', `Secret ${copy} now holds the default backup store's credentials from ${opNs}/${from.secretName}${from.scoped ? ' (scoped to this namespace)' : ''}`);
 }
 
 /**
