@@ -7,7 +7,7 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectlOk } from './harness/kubectl.js';
-import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './harness/operator.js';
+import { REPO_ROOT, ensureBuilt, startOperator, undeclaredApiCalls, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 
@@ -105,6 +105,12 @@ describe('high availability on real PostgreSQL', () => {
     const c = await db.healthy(2, 240_000);
     expect(c.status!.instanceNames).toContain(primary);
     expect(c.status!.currentPrimary).toBe(primary);
+  });
+
+  it('made only API calls that the chart grants and src/api/permissions.ts declares', async () => {
+    const text = await operator.metricsText();
+    expect(text).toContain('pgpilot_kube_api_requests_total{');
+    expect(undeclaredApiCalls(text)).toEqual([]);
   });
 
   it('an operator restart in the middle of a failover converges', async () => {

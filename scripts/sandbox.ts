@@ -16,7 +16,7 @@ import { parse, stringify } from 'yaml';
 import type { PostgreSQLCluster } from '../src/api/cluster.js';
 import { errorText } from '../src/util/error-text.js';
 import { startControlPlane } from '../e2e/harness/control-plane.js';
-import { E2E_KUBECONFIG_ENV, waitFor } from '../e2e/harness/env.js';
+import { E2E_KUBECONFIG_ENV, ensureRestrictedNamespace, waitFor } from '../e2e/harness/env.js';
 import { kubectl, kubectlOk } from '../e2e/harness/kubectl.js';
 import { REPO_ROOT, installChart } from '../e2e/harness/operator.js';
 import { appCredentials } from '../e2e/harness/postgres.js';
@@ -118,7 +118,8 @@ async function main(): Promise<void> {
   const example = parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster;
   const ns = example.metadata.namespace!;
   const name = example.metadata.name!;
-  await kubectl(['create', 'namespace', ns]);
+  // As in the e2e tests: the restricted Pod Security profile is enforced where the cluster runs.
+  await ensureRestrictedNamespace(ns);
   await kubectlOk(['apply', '-f', '-'], stringify(example));
   say(`applied examples/cluster.yaml (${ns}/${name})`);
 

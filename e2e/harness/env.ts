@@ -2,7 +2,7 @@
 // named by PGPILOT_E2E_KUBECONFIG when the caller brought one).
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { apiStatus, ignoreNotFound } from '../../src/runtime/api-status.js';
 import { errorText } from '../../src/util/error-text.js';
@@ -50,14 +50,36 @@ export function adminToken(): string {
 }
 
 /**
- * Creates a namespace `<prefix>-<random>` labelled pgpilot.io/e2e=true and, by default, waits
+ * Pod Security admission (on by default in kube-apiserver) enforcing the restricted profile: every
+ * pod the operator creates (instances, backup, purge and upgrade Jobs) and the chart's operator
+ * Deployment must pass it, or the apiserver refuses the pod.
+ */
+export const RESTRICTED_POD_SECURITY_LABELS: Readonly<Record<string, string>> = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+};
+
+/** Creates a namespace (or labels the one that exists) with the restricted Pod Security labels. */
+export async function ensureRestrictedNamespace(name: string): Promise<void> {
+  const core = kubeConfig().makeApiClient(CoreV1Api);
+  try {
+    await core.createNamespace({ body: { metadata: { name, labels: { ...RESTRICTED_POD_SECURITY_LABELS } } } });
+  } catch (err) {
+    if (apiStatus(err) !== 409) throw err;
+    await core.patchNamespace({ name, body: { metadata: { labels: RESTRICTED_POD_SECURITY_LABELS } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  }
+}
+
+/**
+ * Creates a namespace `<prefix>-<random>` labelled pgpilot.io/e2e=true and with the restricted Pod
+ * Security profile enforced (RESTRICTED_POD_SECURITY_LABELS), and, by default, waits
  * for the controller-manager to give it its `default` ServiceAccount (pods are refused before).
  */
 export async function createTestNamespace(prefix: string, opts: { waitForServiceAccount?: boolean } = {}): Promise<string> {
   const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'e2e';
   const name = `${base}-${randomBytes(3).toString('hex')}`;
   const core = kubeConfig().makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name, labels: { [E2E_NAMESPACE_LABEL]: 'true' } } } });
+  await core.createNamespace({ body: { metadata: { name, labels: { [E2E_NAMESPACE_LABEL]: 'true', ...RESTRICTED_POD_SECURITY_LABELS } } } });
   if (opts.waitForServiceAccount !== false) {
     await waitFor(
       `ServiceAccount default in namespace ${name}`,

@@ -10,10 +10,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, grantsOf } from '../../src/api/permissions.js';
 import { WRITE_VERBS } from '../../src/runtime/metrics.js';
 import { helmOk, chartDir } from '../../test/support/helm.js';
 import { freePort } from './control-plane.js';
-import { kubeConfig, kubeconfigPath, waitFor } from './env.js';
+import { ensureRestrictedNamespace, kubeConfig, kubeconfigPath, waitFor } from './env.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const OPERATOR_NAMESPACE = 'pgpilot-system';
@@ -37,6 +38,8 @@ export function ensureBuilt(): void {
 
 /** `helm upgrade --install` of the chart (idempotent, so every test file may call it). */
 export async function installChart(extraArgs: string[] = []): Promise<void> {
+  // The chart's Deployment must pass the restricted Pod Security profile too.
+  await ensureRestrictedNamespace(OPERATOR_NAMESPACE);
   await helmOk(
     ['upgrade', '--install', RELEASE, chartDir, '--kubeconfig', kubeconfigPath(), '--namespace', OPERATOR_NAMESPACE, '--create-namespace', '--wait=hookOnly', ...extraArgs],
     { timeoutMs: 300_000 },
@@ -103,6 +106,25 @@ export function parseCounter(text: string, name: string, match: (labels: Record<
     if (match(labels)) sum += Number(m[3]);
   }
   return sum;
+}
+
+/**
+ * What the operator's request counter (pgpilot_kube_api_requests_total) shows beyond its declared
+ * permissions: a call refused by RBAC (403), or a verb on a resource that src/api/permissions.ts
+ * does not grant (the counter has no group: resources are matched by name).
+ */
+export function undeclaredApiCalls(metricsText: string): string[] {
+  const declared = new Set([...grantsOf(OPERATOR_PERMISSIONS), ...grantsOf(LEADER_ELECTION_PERMISSIONS)].map((g) => g.slice(g.indexOf('/') + 1)));
+  const problems: string[] = [];
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith('pgpilot_kube_api_requests_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/([a-z_]+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    if (labels.code === '403') problems.push(`refused: ${line}`);
+    // Discovery documents (/apis/<group>/<version>, optional-kinds.ts): readable by every authenticated user.
+    if (labels.resource === 'unknown' && labels.verb === 'list') continue;
+    if (!declared.has(`${labels.resource}:${labels.verb}`)) problems.push(`not declared in src/api/permissions.ts: ${line}`);
+  }
+  return problems;
 }
 
 /** Install the chart (once per cluster) and start an operator process scoped to the given namespaces. */

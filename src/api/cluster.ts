@@ -357,6 +357,55 @@ const CustomQueriesRef = Obj('A ConfigMap key holding exporter queries in postgr
   ),
 });
 
+const LabelSelector = (description: string) =>
+  Obj(description, {
+    matchLabels: Type.Optional(StringMap('Labels the selected objects have.', { maxProperties: 32 })),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        Obj('A label requirement, as in a LabelSelector.', {
+          key: Type.String({ description: 'Label key.', minLength: 1, maxLength: 317 }),
+          operator: StringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, { description: 'In, NotIn, Exists or DoesNotExist.' }),
+          values: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { description: 'Values for In and NotIn.', maxItems: 32 })),
+        }),
+        { description: 'Label requirements (all must hold).', maxItems: 16 },
+      ),
+    ),
+  });
+
+const NetworkPeer = Obj(
+  'Who may connect, as a NetworkPolicy peer: pods (podSelector: in this namespace, or in the namespaces namespaceSelector picks), whole namespaces (namespaceSelector alone), or addresses (ipBlock alone).',
+  {
+    podSelector: Type.Optional(LabelSelector('Pods, in the cluster\'s namespace unless namespaceSelector is given too.')),
+    namespaceSelector: Type.Optional(LabelSelector('Namespaces (kubernetes.io/metadata.name is every namespace\'s own name label).')),
+    ipBlock: Type.Optional(
+      Obj('Addresses outside the cluster network.', {
+        cidr: Type.String({ description: 'A CIDR, e.g. 10.0.0.0/8.', minLength: 1, maxLength: 43 }),
+        except: Type.Optional(Type.Array(Type.String({ maxLength: 43 }), { description: 'CIDRs inside cidr that may not connect.', maxItems: 16 })),
+      }),
+    ),
+  },
+  cel({ rule: 'has(self.ipBlock) ? !has(self.podSelector) && !has(self.namespaceSelector) : has(self.podSelector) || has(self.namespaceSelector)', message: 'a peer is either ipBlock alone, or podSelector and/or namespaceSelector' }),
+);
+
+export const NetworkPolicySpecSchema = Obj(
+  'An owned NetworkPolicy (<name>) for the instance pods: the operator\'s pods reach the agent port and PostgreSQL, the cluster\'s own pods (replication, backup and upgrade Jobs) reach PostgreSQL, clients reach PostgreSQL (5432), and Prometheus reaches the metrics port (9187). Only a CNI that implements NetworkPolicy enforces it (docs/security.md).',
+  {
+    enabled: Type.Optional(Type.Boolean({ description: 'true: the operator owns the NetworkPolicy; false (default): none (one it made is removed).', default: false })),
+    clients: Type.Optional(
+      Type.Array(NetworkPeer, {
+        description: 'Who may connect to PostgreSQL (5432) besides the cluster\'s own pods and the operator. Absent: anyone. []: nobody else.',
+        maxItems: 32,
+      }),
+    ),
+    metrics: Type.Optional(
+      Type.Array(NetworkPeer, {
+        description: 'Who may scrape the metrics port (9187, with monitoring.enabled). Absent: pods labelled app.kubernetes.io/name=prometheus in any namespace. []: nobody.',
+        maxItems: 32,
+      }),
+    ),
+  },
+);
+
 const SecretRef = Obj('A reference to a Secret in the cluster\'s namespace.', {
   name: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253 }),
 });
@@ -480,6 +529,7 @@ export const ClusterSpecSchema = Obj(
       Type.Integer({ description: 'Grace period for a PostgreSQL pod to shut down (smart, then fast) before it is killed.', minimum: 5, maximum: 3600, default: DEFAULTS.stopDelaySeconds }),
     ),
     autoscaling: Type.Optional(AutoscalingSpecSchema),
+    networkPolicy: Type.Optional(NetworkPolicySpecSchema),
   },
   {
     ...cel(
@@ -558,3 +608,5 @@ export type AutoscalingSpec = Static<typeof AutoscalingSpecSchema>;
 export type BootstrapSpec = Static<typeof BootstrapSchema>;
 export type PostgreSQLCluster = Static<typeof ClusterSchema> & { metadata: ObjectMetaLike };
 
+
+export type NetworkPolicySpec = Static<typeof NetworkPolicySpecSchema>;

@@ -22,6 +22,8 @@ export const names = {
   /** The Lease naming the primary instance: the source of truth about who is primary. */
   primaryLease: (cluster: string) => `${cluster}-primary`,
   pdb: (cluster: string) => cluster,
+  /** The NetworkPolicy of spec.networkPolicy. */
+  networkPolicy: (cluster: string) => cluster,
   /** The HorizontalPodAutoscaler of spec.autoscaling. */
   hpa: (cluster: string) => cluster,
   serviceAccount: (cluster: string) => cluster,

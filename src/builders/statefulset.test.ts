@@ -48,6 +48,10 @@ describe('instance StatefulSet', () => {
     }
   });
 
+  it('mounts no ServiceAccount token: the instance agent does not call the Kubernetes API', () => {
+    expect(podSpecOf(statefulSet()).automountServiceAccountToken).toBe(false);
+  });
+
   it('gives a read-only root filesystem writable mounts where PostgreSQL writes', () => {
     const mounts = containerOf(statefulSet()).volumeMounts!.filter((m) => !m.readOnly).map((m) => m.mountPath);
     expect(mounts).toEqual(expect.arrayContaining(['/var/lib/postgresql/data', '/var/run/postgresql', '/tmp', '/dev/shm']));

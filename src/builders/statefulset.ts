@@ -189,6 +189,9 @@ function podSpec(cluster: PostgreSQLCluster, instance: string, cfg: InstanceImag
   const aff = affinity(cluster);
   return {
     serviceAccountName: names.serviceAccount(name),
+    // The instance agent never calls the Kubernetes API (src/api/permissions.test.ts holds it to
+    // that): no token in the pod. Backup Jobs, which do, mount theirs.
+    automountServiceAccountToken: false,
     terminationGracePeriodSeconds: specOf(cluster).stopDelaySeconds,
     securityContext: {
       runAsNonRoot: true,

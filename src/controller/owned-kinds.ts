@@ -22,6 +22,7 @@ export const OWNED_RESOURCES: Partial<Record<OwnedKind, ResourceType>> = {
   CronJob: { group: 'batch', version: 'v1', plural: 'cronjobs', kind: 'CronJob' },
   Job: { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job' },
   HorizontalPodAutoscaler: { group: 'autoscaling', version: 'v2', plural: 'horizontalpodautoscalers', kind: 'HorizontalPodAutoscaler' },
+  NetworkPolicy: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy' },
 };
 
 /**
@@ -35,6 +36,16 @@ export const CACHE_TRIMS: Partial<Record<OwnedKind, (obj: Record<string, unknown
   },
   Pod: (o) => {
     delete o.spec;
+  },
+  // Ingress rules as client-node's model spells them (`_from` for `from`), as the builder does: the
+  // serializer writes `from` on the wire, and a converged policy then compares equal to its copy.
+  NetworkPolicy: (o) => {
+    const ingress = (o.spec as { ingress?: Array<Record<string, unknown>> } | undefined)?.ingress ?? [];
+    for (const rule of ingress) {
+      if (!('from' in rule)) continue;
+      rule._from = rule.from;
+      delete rule.from;
+    }
   },
   // Backup Jobs are created once and then only their status is read.
   Job: (o) => {

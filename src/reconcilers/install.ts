@@ -6,6 +6,7 @@ import { LABELS } from '../api/constants.js';
 import { configMap } from '../builders/configmap.js';
 import { names } from '../api/names.js';
 import { podDisruptionBudget } from '../builders/pdb.js';
+import { networkPolicy } from '../builders/network-policy.js';
 import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../builders/rbac.js';
 import { credentialSecret, generatePassword, generatedSecretNames, type CredentialKind } from '../builders/secrets.js';
 import { clusterServices } from '../builders/services.js';
@@ -177,6 +178,12 @@ export const installReconciler: Reconciler = {
     if (pdb) await ctx.apply('PodDisruptionBudget', pdb);
     else if (ctx.cache.get('PodDisruptionBudget', ns, names.pdb(name))) {
       await ctx.remove({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: names.pdb(name), namespace: ns } });
+    }
+
+    const policy = networkPolicy(cluster, ctx.config.operatorNamespace);
+    if (policy) await ctx.apply('NetworkPolicy', policy);
+    else if (ctx.cache.get('NetworkPolicy', ns, names.networkPolicy(name))) {
+      await ctx.remove({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: names.networkPolicy(name), namespace: ns } });
     }
 
     // Pods cannot start without the Secrets they mount: stop short of the StatefulSets.

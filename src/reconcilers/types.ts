@@ -34,7 +34,8 @@ export type OwnedKind =
   | 'Job'
   /** Only while the Prometheus Operator's CRDs exist (OwnedCache.watching). */
   | 'PodMonitor'
-  | 'HorizontalPodAutoscaler';
+  | 'HorizontalPodAutoscaler'
+  | 'NetworkPolicy';
 
 /** Read access to the informer caches of everything a cluster owns. */
 export interface OwnedCache {

@@ -3,6 +3,8 @@
  * plain value, so the tests can assert on them and also prove that they catch bad input.
  */
 
+import { BACKUP_JOB_PERMISSIONS, LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, grantsOf as permissionGrants } from '../../src/api/permissions.js';
+
 export type K8sObject = Record<string, any>;
 
 export const STANDARD_LABELS = [
@@ -111,64 +113,17 @@ export function extraGrants(held: Set<Grant>, wanted: Set<Grant>): Grant[] {
   return [...held].filter((g) => !wanted.has(g)).sort();
 }
 
-const CRUD = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+/** Exactly what the operator uses on the namespaces it watches (src/api/permissions.ts, checked against the code there). */
+export const OPERATOR_GRANTS: Set<Grant> = permissionGrants(OPERATOR_PERMISSIONS);
 
-/** Exactly what the operator uses on the namespaces it watches (the operator contract). */
-export const OPERATOR_GRANTS: Set<Grant> = grantsFrom({
-  'postgres.pgpilot.io': {
-    postgresqlclusters: ['get', 'list', 'watch', 'update', 'patch'],
-    'postgresqlclusters/status': ['get', 'update', 'patch'],
-    'postgresqlclusters/finalizers': ['update'],
-    'postgresqlclusters/scale': ['get', 'update', 'patch'],
-    postgresqlbackups: CRUD,
-    'postgresqlbackups/status': ['get', 'update', 'patch'],
-    'postgresqlbackups/finalizers': ['update'],
-  },
-  batch: { cronjobs: CRUD, jobs: CRUD },
-  '': {
-    secrets: CRUD,
-    configmaps: CRUD,
-    services: CRUD,
-    serviceaccounts: CRUD,
-    persistentvolumeclaims: CRUD,
-    pods: ['get', 'list', 'watch', 'patch'],
-    events: ['create', 'patch'],
-  },
-  'coordination.k8s.io': { leases: ['get', 'create', 'update'] },
-  'events.k8s.io': { events: ['create', 'patch'] },
-  apps: { statefulsets: CRUD },
-  policy: { poddisruptionbudgets: CRUD },
-  'rbac.authorization.k8s.io': { roles: CRUD, rolebindings: CRUD },
-  // A PodMonitor per cluster while the Prometheus Operator's CRDs exist (optional-kinds.ts).
-  'monitoring.coreos.com': { podmonitors: CRUD },
-  // The HorizontalPodAutoscaler of spec.autoscaling.
-  autoscaling: { horizontalpodautoscalers: CRUD },
-});
-
-/** What the operator grants its PostgreSQL pods and backup Job pods; it may only grant what it holds. */
-export const INSTANCE_GRANTS: Set<Grant> = grantsFrom({
-  '': {
-    pods: ['get', 'list', 'watch'],
-    configmaps: ['get', 'list', 'watch'],
-    secrets: ['get'],
-    events: ['create', 'patch'],
-  },
-  'postgres.pgpilot.io': {
-    postgresqlclusters: ['get', 'list', 'watch'],
-    postgresqlbackups: CRUD,
-    'postgresqlbackups/status': ['get', 'update', 'patch'],
-  },
-});
+/** What the operator grants backup Job pods (the cluster's ServiceAccount); it may only grant what it holds. */
+export const INSTANCE_GRANTS: Set<Grant> = permissionGrants(BACKUP_JOB_PERMISSIONS);
 
 /** The Role that lets a namespaced operator read the default backup store's Secret (release namespace). */
 export const BACKUP_STORE_GRANTS: Set<Grant> = grantsFrom({ '': { secrets: ['get'] } });
 
 /** The leader-election Role in the release namespace. */
-export const LEADER_ELECTION_GRANTS: Set<Grant> = grantsFrom({
-  'coordination.k8s.io': { leases: ['get', 'create', 'update'] },
-  '': { events: ['create', 'patch'] },
-  'events.k8s.io': { events: ['create', 'patch'] },
-});
+export const LEADER_ELECTION_GRANTS: Set<Grant> = permissionGrants(LEADER_ELECTION_PERMISSIONS);
 
 export function podSpecOf(obj: K8sObject): K8sObject | undefined {
   switch (obj.kind) {

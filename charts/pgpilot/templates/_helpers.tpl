@@ -78,74 +78,77 @@ Name of the leader-election Lease.
 
 {{/*
 Rules the operator needs on the namespaces it watches (a ClusterRole, or one Role per watched
-namespace). Least privilege, no wildcards. The operator grants its PostgreSQL pods (and the
-backup Job pods, which run as the same ServiceAccount) a Role with core pods/configmaps
-[get list watch], secrets [get], events [create patch], postgres.pgpilot.io postgresqlclusters
-[get list watch], postgresqlbackups [get list watch create update patch delete] and
-postgresqlbackups/status [get update patch]; Kubernetes only lets it grant what it holds, so
-every one of those must stay covered here. Pods: patch sets the role labels the Services select
-on. Leases: each cluster's `<name>-primary` Lease serialises promotions. Batch: a CronJob per
-cluster schedules base backups, a Job takes each one. Finalizers subresources: owner references
-that block deletion (Jobs owned by a PostgreSQLBackup) need update on them where the
-OwnerReferencesPermissionEnforcement admission plugin runs.
+namespace). Least privilege, no wildcards: exactly OPERATOR_PERMISSIONS of src/api/permissions.ts,
+where each row says why; src/api/permissions.test.ts fails when these rules and that table differ,
+or when the code makes a call the table does not grant. Kubernetes lets the operator grant its
+backup Jobs (src/builders/rbac.ts) only what it holds, so those verbs are here too.
 */}}
 {{- define "pgpilot.operatorRules" -}}
 - apiGroups: ["postgres.pgpilot.io"]
   resources: ["postgresqlclusters"]
-  verbs: ["get", "list", "watch", "update", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["postgres.pgpilot.io"]
   resources: ["postgresqlclusters/status"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["patch"]
+# Owner references that block deletion (OwnerReferencesPermissionEnforcement).
 - apiGroups: ["postgres.pgpilot.io"]
-  resources: ["postgresqlclusters/finalizers"]
+  resources: ["postgresqlclusters/finalizers", "postgresqlbackups/finalizers"]
   verbs: ["update"]
-- apiGroups: ["postgres.pgpilot.io"]
-  resources: ["postgresqlclusters/scale"]
-  verbs: ["get", "update", "patch"]
 - apiGroups: ["postgres.pgpilot.io"]
   resources: ["postgresqlbackups"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["postgres.pgpilot.io"]
   resources: ["postgresqlbackups/status"]
-  verbs: ["get", "update", "patch"]
-- apiGroups: ["postgres.pgpilot.io"]
-  resources: ["postgresqlbackups/finalizers"]
-  verbs: ["update"]
-- apiGroups: ["batch"]
-  resources: ["cronjobs", "jobs"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["patch"]
+# Owned objects: informers (list, watch) and server-side apply (patch; create when missing).
 - apiGroups: [""]
-  resources: ["secrets", "configmaps", "services", "serviceaccounts", "persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  resources: ["services", "configmaps", "serviceaccounts"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The NetworkPolicy of spec.networkPolicy.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# PodMonitors for clusters with monitoring on, when the Prometheus Operator's CRDs exist.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Backup, purge and major-upgrade Jobs: created once, never changed.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create", "delete"]
+# Generated credentials are created once and never changed or deleted by the operator.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create"]
+# Pods: patch sets the role labels the Services select on.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "watch", "patch", "delete"]
+# Each cluster's <name>-primary Lease serialises promotions.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "create", "update"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["apps"]
-  resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: ["policy"]
-  resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# PodMonitors for clusters with monitoring on, when the Prometheus Operator's CRDs exist.
-- apiGroups: ["monitoring.coreos.com"]
-  resources: ["podmonitors"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# The HorizontalPodAutoscaler of spec.autoscaling.
-- apiGroups: ["autoscaling"]
-  resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
