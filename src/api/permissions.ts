@@ -40,7 +40,7 @@ export const OPERATOR_PERMISSIONS: readonly Permission[] = [
   { group: '', resource: 'persistentvolumeclaims', verbs: ['list', 'watch', 'patch', 'delete'], why: 'resize (storage, auto-grow); delete the claims of a removed instance' },
   { group: '', resource: 'services', verbs: OWNED, why: 'headless, rw, ro and r Services' },
   { group: '', resource: 'configmaps', verbs: OWNED, why: 'the cluster\'s configuration (postgresql.conf, pg_hba.conf)' },
-  { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch', 'create'], why: 'generated credentials are created once, never changed; get reads the agent token and the credentials copied for the default backup store; the informer keeps no data' },
+  { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch', 'create', 'delete'], why: 'generated credentials are created once, never changed; get reads the agent token and the credentials copied for the default backup store; delete removes a copy from a namespace no longer allowed the default store (or replaces it when its source changes); the informer keeps no data' },
   { group: '', resource: 'serviceaccounts', verbs: OWNED, why: 'the ServiceAccount of a cluster\'s pods' },
   { group: 'rbac.authorization.k8s.io', resource: 'roles', verbs: OWNED, why: 'the Role of backup Jobs (src/builders/rbac.ts): the operator holds everything it grants' },
   { group: 'rbac.authorization.k8s.io', resource: 'rolebindings', verbs: OWNED, why: 'binds that Role to the cluster\'s ServiceAccount' },

@@ -131,10 +131,11 @@ backup Jobs (src/builders/rbac.ts) only what it holds, so those verbs are here t
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "delete"]
-# Generated credentials are created once and never changed or deleted by the operator.
+# Generated credentials are created once and never changed; delete removes a copy of the default
+# backup store's keys from a namespace no longer allowed to use it (or replaces it).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Pods: patch sets the role labels the Services select on.
 - apiGroups: [""]
   resources: ["pods"]
