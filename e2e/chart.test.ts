@@ -232,7 +232,6 @@ const DENIED: CanI[] = [
   { verb: 'deletecollection', resource: 'postgresqlbackups.postgres.pgpilot.io', namespace: SOME_NS },
   // Granted once, never used by the code (src/api/permissions.test.ts): removed.
   { verb: 'update', resource: 'secrets', namespace: SOME_NS },
-  { verb: 'delete', resource: 'secrets', namespace: SOME_NS },
   { verb: 'patch', resource: 'events', namespace: SOME_NS },
   { verb: 'create', resource: 'events.events.k8s.io', namespace: SOME_NS },
   { verb: 'update', resource: 'postgresqlclusters.postgres.pgpilot.io', namespace: SOME_NS },

@@ -106,7 +106,9 @@ async function main(): Promise<void> {
   await kubectl(['create', 'namespace', 'pgpilot-system']);
   await kubectlOk(['create', 'secret', 'generic', BACKUP_SECRET, '-n', 'pgpilot-system', `--from-literal=ACCESS_KEY_ID=${S3RVER_ACCESS_KEY}`, `--from-literal=ACCESS_SECRET_KEY=${S3RVER_SECRET_KEY}`]);
   const store = { endpoint: s3.endpoint, bucket: BACKUP_BUCKET, forcePathStyle: true, checksums: 'WHEN_REQUIRED', credentials: { secretName: BACKUP_SECRET } };
-  await installChart(['--set-json', `backup.defaultStore=${JSON.stringify(store)}`]);
+  // The default store is opt-in per namespace: the example's namespace may use it.
+  const exampleNs = (parse(readFileSync(join(REPO_ROOT, 'examples/cluster.yaml'), 'utf8')) as PostgreSQLCluster).metadata.namespace!;
+  await installChart(['--set-json', `backup.defaultStore=${JSON.stringify(store)}`, '--set-json', `backup.defaultStoreNamespaces=${JSON.stringify([exampleNs])}`]);
   await waitFor('the operator pod Ready', async () => {
     const r = await kubectl(['get', 'pods', '-n', 'pgpilot-system', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}']);
     return r.stdout.includes('True');

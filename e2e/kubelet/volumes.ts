@@ -111,12 +111,12 @@ export class PodVolumes {
     if (v.configMap) {
       const cm = this.sources.configMap(this.ns, v.configMap.name!);
       if (!cm && !v.configMap.optional) throw new VolumeNotReady(`configmap ${v.configMap.name} not found`);
-      return keyFiles(cmData(cm), v.configMap.items, v.configMap.defaultMode ?? 0o644, `configmap ${v.configMap.name}`);
+      return keyFiles(cmData(cm), v.configMap.items, v.configMap.defaultMode ?? 0o644, `configmap ${v.configMap.name}`, v.configMap.optional);
     }
     if (v.secret) {
       const s = this.sources.secret(this.ns, v.secret.secretName!);
       if (!s && !v.secret.optional) throw new VolumeNotReady(`secret ${v.secret.secretName} not found`);
-      return keyFiles(secretData(s), v.secret.items, v.secret.defaultMode ?? 0o644, `secret ${v.secret.secretName}`);
+      return keyFiles(secretData(s), v.secret.items, v.secret.defaultMode ?? 0o644, `secret ${v.secret.secretName}`, v.secret.optional);
     }
     if (v.downwardAPI) {
       const files = new Map<string, FileSpec>();
@@ -140,12 +140,12 @@ export class PodVolumes {
     if (src.configMap) {
       const cm = this.sources.configMap(this.ns, src.configMap.name!);
       if (!cm && !src.configMap.optional) throw new VolumeNotReady(`configmap ${src.configMap.name} not found`);
-      return keyFiles(cmData(cm), src.configMap.items, mode, `configmap ${src.configMap.name}`);
+      return keyFiles(cmData(cm), src.configMap.items, mode, `configmap ${src.configMap.name}`, src.configMap.optional);
     }
     if (src.secret) {
       const s = this.sources.secret(this.ns, src.secret.name!);
       if (!s && !src.secret.optional) throw new VolumeNotReady(`secret ${src.secret.name} not found`);
-      return keyFiles(secretData(s), src.secret.items, mode, `secret ${src.secret.name}`);
+      return keyFiles(secretData(s), src.secret.items, mode, `secret ${src.secret.name}`, src.secret.optional);
     }
     if (src.downwardAPI) {
       const files = new Map<string, FileSpec>();
@@ -220,7 +220,8 @@ function secretData(s: V1Secret | undefined): Map<string, Buffer> {
   return m;
 }
 
-function keyFiles(data: Map<string, Buffer>, items: V1KeyToPath[] | undefined, mode: number, what: string): Map<string, FileSpec> {
+/** A missing key is an error unless the source is optional (then the file is left out), as the kubelet does. */
+function keyFiles(data: Map<string, Buffer>, items: V1KeyToPath[] | undefined, mode: number, what: string, optional = false): Map<string, FileSpec> {
   const files = new Map<string, FileSpec>();
   if (!items) {
     for (const [k, v] of data) files.set(k, { data: v, mode });
@@ -228,6 +229,7 @@ function keyFiles(data: Map<string, Buffer>, items: V1KeyToPath[] | undefined, m
   }
   for (const item of items) {
     const v = data.get(item.key);
+    if (!v && optional) continue;
     if (!v) throw new VolumeNotReady(`${what} has no key ${item.key}`);
     files.set(item.path, { data: v, mode: item.mode ?? mode });
   }

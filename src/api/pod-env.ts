@@ -69,10 +69,6 @@ export const POD_ENV = {
   restoreBackupId: 'PGPILOT_RESTORE_BACKUP_ID',
   /** RecoveryTarget JSON */
   restoreTarget: 'PGPILOT_RESTORE_TARGET',
-  /** prefix of the S3 credential variables of the backup store */
-  backupS3Prefix: 'PGPILOT_BACKUP_S3_',
-  /** prefix of the S3 credential variables of the recovery source */
-  restoreS3Prefix: 'PGPILOT_RESTORE_S3_',
   /** major upgrade Jobs: the folder the old image's init container copied its PostgreSQL into (upgrade-layout.ts) */
   oldInstall: 'PGPILOT_OLD_INSTALL',
   /** major upgrade Jobs: link | copy (pg_upgrade --link or --copy) */

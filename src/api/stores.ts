@@ -15,7 +15,7 @@ export const StorePath = (what: string, options: Record<string, unknown> = {}) =
   Type.String({ description: `${what} Path syntax: ${STORE_PATH_RULE}.`, minLength: 1, maxLength: 512, pattern: STORE_PATH_PATTERN, ...options });
 
 export const S3CredentialsSchema = Obj(
-  'The Secret with the access key of the S3 store, in the cluster\'s namespace; pods read it through environment variables (secretKeyRef), the operator never reads it.',
+  'The Secret with the access key of the S3 store, in the cluster\'s namespace; pods read it as files of a read-only Secret volume (never environment variables), the operator never reads it.',
   {
     secretName: Type.String({ description: 'Name of the Secret.', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN_PATTERN }),
     accessKeyIdKey: Type.Optional(

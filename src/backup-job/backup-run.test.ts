@@ -27,7 +27,7 @@ import {
   Throttle,
   type InstancePod,
 } from './backup-run.js';
-import type { ArchiveLocation } from '../backup/store-config.js';
+import type { ArchiveLocation, S3StoreConfig } from '../backup/store-config.js';
 import { seedCluster } from '../../test/support/cluster-fixtures.js';
 
 const pod = (instance: string, o: { role?: string; ready?: boolean; ip?: string | null; phase?: string; terminating?: boolean } = {}): InstancePod => ({
@@ -166,8 +166,8 @@ describe('status.destination', () => {
       forcePathStyle: true,
       checksums: 'WHEN_REQUIRED',
       serverSideEncryption: { algorithm: 'AES256' },
-      accessKeyIdEnv: 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID',
-      secretAccessKeyEnv: 'PGPILOT_BACKUP_S3_SECRET_ACCESS_KEY',
+      accessKeyIdFile: '/var/run/pgpilot/backup-s3/AK',
+      secretAccessKeyFile: '/var/run/pgpilot/backup-s3/SK',
     },
     path: 'pgpilot/production/prod-db',
   };
@@ -175,22 +175,34 @@ describe('status.destination', () => {
     containers: [
       {
         name: 'backup',
-        env: [
-          { name: 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'prod-db-backup-credentials', key: 'AK' } } },
-          { name: 'PGPILOT_BACKUP_S3_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'prod-db-backup-credentials', key: 'SK' } } },
+        volumeMounts: [
+          { name: 'backup-target', mountPath: '/var/lib/pgpilot/backup' },
+          { name: 'backup-credentials', mountPath: '/var/run/pgpilot/backup-s3', readOnly: true },
         ],
-        volumeMounts: [{ name: 'backup-target', mountPath: '/var/lib/pgpilot/backup' }],
       },
     ],
-    volumes: [{ name: 'backup-target', persistentVolumeClaim: { claimName: 'nfs-backups' } }],
+    volumes: [
+      { name: 'backup-target', persistentVolumeClaim: { claimName: 'nfs-backups' } },
+      { name: 'backup-credentials', secret: { secretName: 'prod-db-backup-credentials', items: [{ key: 'AK', path: 'AK' }, { key: 'SK', path: 'SK' }] } },
+    ],
   };
   const s3 = { endpoint: 'https://minio.storage:9000', bucket: 'backups', region: 'eu-west-1', forcePathStyle: true, checksums: 'WHEN_REQUIRED', serverSideEncryption: { algorithm: 'AES256' } };
 
-  it('s3: the store as this pod reaches it, with the Secret behind its credential variables', () => {
+  it('s3: the store as this pod reaches it, with the Secret volume behind its credential files', () => {
     expect(backupDestination(s3Location, 'prod-db', seedCluster().spec, podSpec)).toEqual({
       s3: { ...s3, credentials: { secretName: 'prod-db-backup-credentials', accessKeyIdKey: 'AK', secretAccessKeyKey: 'SK' } },
       path: 'pgpilot/production/prod-db',
     });
+  });
+
+  it('s3 with credential variables (a pod of an older version): the Secret behind their references', () => {
+    const { accessKeyIdFile: _f, secretAccessKeyFile: _g, ...rest } = s3Location.store as S3StoreConfig & { accessKeyIdFile: string; secretAccessKeyFile: string };
+    const store: S3StoreConfig = { ...rest, accessKeyIdEnv: 'A', secretAccessKeyEnv: 'B' };
+    const spec: V1PodSpec = { containers: [{ name: 'c', env: [
+      { name: 'A', valueFrom: { secretKeyRef: { name: 'one', key: 'a' } } },
+      { name: 'B', valueFrom: { secretKeyRef: { name: 'one', key: 'b' } } },
+    ] }] };
+    expect(s3CredentialsFromPodSpec(spec, store)).toEqual({ secretName: 'one', accessKeyIdKey: 'a', secretAccessKeyKey: 'b' });
   });
 
   it('s3 without the pod spec: the cluster\'s own spec.backup.s3 credentials, else the copy of the default store\'s', () => {
@@ -210,12 +222,16 @@ describe('status.destination', () => {
   });
 
   it('reads secret references and claims from a pod spec only when they are complete', () => {
-    expect(s3CredentialsFromPodSpec(podSpec, 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID', 'NOPE')).toBeUndefined();
+    const st = s3Location.store as S3StoreConfig;
+    // Files in two folders, or in a folder no Secret volume is mounted at: no Secret to name.
+    expect(s3CredentialsFromPodSpec(podSpec, { ...st, secretAccessKeyFile: '/elsewhere/SK' } as S3StoreConfig)).toBeUndefined();
+    expect(s3CredentialsFromPodSpec(podSpec, { ...st, accessKeyIdFile: '/elsewhere/AK', secretAccessKeyFile: '/elsewhere/SK' } as S3StoreConfig)).toBeUndefined();
     const split: V1PodSpec = { containers: [{ name: 'c', env: [
       { name: 'A', valueFrom: { secretKeyRef: { name: 'one', key: 'a' } } },
       { name: 'B', valueFrom: { secretKeyRef: { name: 'two', key: 'b' } } },
     ] }] };
-    expect(s3CredentialsFromPodSpec(split, 'A', 'B')).toBeUndefined();
+    const { accessKeyIdFile: _f, secretAccessKeyFile: _g, ...rest } = st as S3StoreConfig & { accessKeyIdFile: string; secretAccessKeyFile: string };
+    expect(s3CredentialsFromPodSpec(split, { ...rest, accessKeyIdEnv: 'A', secretAccessKeyEnv: 'B' })).toBeUndefined();
     expect(claimFromPodSpec(podSpec, '/var/lib/pgpilot/backup/')).toBe('nfs-backups');
     expect(claimFromPodSpec(podSpec, '/elsewhere')).toBeUndefined();
   });

@@ -23,7 +23,7 @@ import { takeBaseBackup as takeBaseBackupImpl, type BaseBackupOptions } from '..
 import { listBackups, listWal } from '../backup/catalog.js';
 import type { ObjectStore } from '../backup/object-store.js';
 import { applyRetention, describeRetention, planRetention, type RetentionPolicy, type RetentionResult } from '../backup/retention.js';
-import type { ArchiveLocation } from '../backup/store-config.js';
+import type { ArchiveLocation, S3CredentialEnv, S3CredentialFiles, S3StoreConfig } from '../backup/store-config.js';
 import { errorText } from '../util/error-text.js';
 
 /** Status fields are written by merge patch: null removes a field. */
@@ -202,13 +202,34 @@ export function chooseInstance(pods: InstancePod[], currentPrimary: string | und
   return { ok: false, error: `no instance to take the backup from: ${want}; ${found}` };
 }
 
-/** The secret behind the S3 credential variables of a pod spec, when both come from one Secret. */
-export function s3CredentialsFromPodSpec(spec: V1PodSpec | undefined, accessKeyIdEnv: string, secretAccessKeyEnv: string): S3Credentials | undefined {
+/** The Secret volume mounted at the folder of both credential files; keys by file name (or the volume's items). */
+function secretOfFiles(spec: V1PodSpec | undefined, files: S3CredentialFiles): S3Credentials | undefined {
+  const dir = (f: string) => f.slice(0, f.lastIndexOf('/'));
+  const base = (f: string) => f.slice(f.lastIndexOf('/') + 1);
+  if (dir(files.accessKeyIdFile) !== dir(files.secretAccessKeyFile)) return undefined;
+  const mount = (spec?.containers ?? []).flatMap((c) => c.volumeMounts ?? []).find((m) => m.mountPath.replace(/\/+$/, '') === dir(files.accessKeyIdFile));
+  const secret = mount ? spec?.volumes?.find((v) => v.name === mount.name)?.secret : undefined;
+  if (!secret?.secretName) return undefined;
+  const keyOf = (file: string) => secret.items?.find((i) => i.path === base(file))?.key ?? base(file);
+  return { secretName: secret.secretName, accessKeyIdKey: keyOf(files.accessKeyIdFile), secretAccessKeyKey: keyOf(files.secretAccessKeyFile) };
+}
+
+/** The one Secret both credential variables reference. */
+function secretOfVariables(spec: V1PodSpec | undefined, vars: S3CredentialEnv): S3Credentials | undefined {
   const env = (spec?.containers ?? []).flatMap((c) => c.env ?? []);
-  const id = env.find((e) => e.name === accessKeyIdEnv)?.valueFrom?.secretKeyRef;
-  const secret = env.find((e) => e.name === secretAccessKeyEnv)?.valueFrom?.secretKeyRef;
+  const id = env.find((e) => e.name === vars.accessKeyIdEnv)?.valueFrom?.secretKeyRef;
+  const secret = env.find((e) => e.name === vars.secretAccessKeyEnv)?.valueFrom?.secretKeyRef;
   if (!id?.name || !secret?.name || id.name !== secret.name) return undefined;
   return { secretName: id.name, accessKeyIdKey: id.key, secretAccessKeyKey: secret.key };
+}
+
+/**
+ * The Secret behind a pod's S3 credentials, when both come from one Secret: the Secret volume
+ * mounted where the credential files are (what the operator builds), or the secretKeyRef of the
+ * credential variables (pods of older versions).
+ */
+export function s3CredentialsFromPodSpec(spec: V1PodSpec | undefined, store: S3StoreConfig): S3Credentials | undefined {
+  return 'accessKeyIdFile' in store ? secretOfFiles(spec, store) : secretOfVariables(spec, store);
 }
 
 /** The PersistentVolumeClaim a pod spec mounts at mountPath. */
@@ -233,7 +254,7 @@ export function backupDestination(location: ArchiveLocation, cluster: string, sp
   }
   const own = spec?.backup?.s3;
   const credentials =
-    s3CredentialsFromPodSpec(podSpec, st.accessKeyIdEnv, st.secretAccessKeyEnv) ??
+    s3CredentialsFromPodSpec(podSpec, st) ??
     (own && own.bucket === st.bucket ? own.credentials : { secretName: names.backupCredentials(cluster) });
   const s3: S3Target = {
     ...(st.endpoint ? { endpoint: st.endpoint } : {}),
@@ -544,7 +565,7 @@ async function backUpFrom(a: Attempt, choice: InstanceChoice & { ok: true }, clu
 
   // 3. The store must be usable before pg_basebackup starts: its message is clearer than an upload's.
   try {
-    await store.check();
+    await store.check(s.location.path);
   } catch (err) {
     return failAttempt(a, `backup store ${store.location}/${s.location.path} is not usable: ${errorText(err)}`);
   }

@@ -45,6 +45,6 @@ export interface ObjectStore {
   list(prefix: string): Promise<StoredObject[]>;
   /** Removes the objects; absent keys are not an error. */
   delete(keys: string[]): Promise<void>;
-  /** Fails with a message a person can act on (wrong credentials, missing bucket, unreachable). */
-  check(): Promise<void>;
+  /** Fails with a message a person can act on (wrong credentials, missing bucket, unreachable); looks only under `prefix` when given. */
+  check(prefix?: string): Promise<void>;
 }

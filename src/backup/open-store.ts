@@ -2,11 +2,11 @@
 import { FileStore } from './file-store.js';
 import type { ObjectStore } from './object-store.js';
 import { S3Store } from './s3-store.js';
-import type { ArchiveLocation, S3StoreConfig, VolumeStoreConfig } from './store-config.js';
+import type { ArchiveLocation, S3CredentialEnv, S3CredentialFiles, S3StoreConfig, VolumeStoreConfig } from './store-config.js';
 import { POD_ENV } from '../api/pod-env.js';
 import { parseJson } from '../util/json.js';
 
-/** An S3Store or FileStore; S3 credentials are read from the variables the config names. */
+/** An S3Store or FileStore; S3 credentials are read from the files (at each use) or variables the config names. */
 export function openStore(cfg: S3StoreConfig | VolumeStoreConfig, env: NodeJS.ProcessEnv = process.env): ObjectStore {
   return cfg.kind === 's3' ? new S3Store(cfg, env) : new FileStore(cfg.path);
 }
@@ -48,6 +48,20 @@ class Fields {
   }
 }
 
+/** Files (accessKeyIdFile + secretAccessKeyFile, absolute) or variables (accessKeyIdEnv + secretAccessKeyEnv), not both. */
+function credentialSource(f: Fields, s: Json, p: string): S3CredentialFiles | S3CredentialEnv {
+  const files = s.accessKeyIdFile !== undefined || s.secretAccessKeyFile !== undefined;
+  const vars = s.accessKeyIdEnv !== undefined || s.secretAccessKeyEnv !== undefined;
+  if (files && vars) f.fail(`${p}accessKeyIdFile`, 'and store.accessKeyIdEnv both name credentials: give files or environment variables, not both');
+  if (!files) return { accessKeyIdEnv: f.str(s, 'accessKeyIdEnv', p)!, secretAccessKeyEnv: f.str(s, 'secretAccessKeyEnv', p)! };
+  const file = (field: string) => {
+    const v = f.str(s, field, p)!;
+    if (!v.startsWith('/')) f.fail(`${p}${field}`, `must be an absolute path (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  return { accessKeyIdFile: file('accessKeyIdFile'), secretAccessKeyFile: file('secretAccessKeyFile') };
+}
+
 function parseS3(f: Fields, s: Json): S3StoreConfig {
   const p = 'store.';
   const endpoint = f.str(s, 'endpoint', p, true);
@@ -61,8 +75,7 @@ function parseS3(f: Fields, s: Json): S3StoreConfig {
     region: f.str(s, 'region', p)!,
     forcePathStyle: f.bool(s, 'forcePathStyle', p)!,
     checksums: f.oneOf(s, 'checksums', p, ['WHEN_SUPPORTED', 'WHEN_REQUIRED'] as const),
-    accessKeyIdEnv: f.str(s, 'accessKeyIdEnv', p)!,
-    secretAccessKeyEnv: f.str(s, 'secretAccessKeyEnv', p)!,
+    ...credentialSource(f, s, p),
   };
   if (s.serverSideEncryption !== undefined) {
     const sse = f.obj(s.serverSideEncryption, `${p}serverSideEncryption`);

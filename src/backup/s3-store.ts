@@ -2,6 +2,7 @@
 // WAL archiving sends many small requests, so connections are kept alive and reused.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
   DeleteObjectsCommand,
@@ -14,7 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ObjectNotFound, type ObjectHead, type ObjectStore, type PutOptions, type StoredObject } from './object-store.js';
-import type { S3StoreConfig } from './store-config.js';
+import type { S3CredentialEnv, S3CredentialFiles, S3StoreConfig } from './store-config.js';
 
 /** Multipart part size: 16 MiB, one WAL segment; queue of 4 parts bounds memory at 64 MiB. */
 export const PART_SIZE = 16 * 1024 * 1024;
@@ -70,13 +71,39 @@ export function describeS3Error(err: unknown, cfg: Pick<S3StoreConfig, 'endpoint
   return `object store ${endpoint}, bucket ${cfg.bucket}: ${code && !msg.includes(code) ? `${code}: ` : ''}${msg}`;
 }
 
-function credentialsFrom(cfg: S3StoreConfig, env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string } {
+type Credentials = { accessKeyId: string; secretAccessKey: string };
+
+/** Keys from environment variables, read once (tools and tests). */
+function credentialsFromEnv(cfg: S3StoreConfig & S3CredentialEnv, env: NodeJS.ProcessEnv): Credentials {
   const read = (name: string, what: string) => {
     const v = env[name];
     if (!v) throw new Error(`the S3 ${what} is missing: environment variable ${name} is not set (bucket ${cfg.bucket})`);
     return v;
   };
   return { accessKeyId: read(cfg.accessKeyIdEnv, 'access key id'), secretAccessKey: read(cfg.secretAccessKeyEnv, 'secret access key') };
+}
+
+/**
+ * Keys from files (a Secret volume), read again before every request: a rotated Secret reaches a
+ * long-lived client (the agent's archiver) as soon as the kubelet rewrites the files. The SDK
+ * treats an identity expiring within five minutes as expired, so a near expiration makes it ask
+ * every time; two small reads are nothing beside a request.
+ */
+function credentialsFromFiles(cfg: S3StoreConfig & S3CredentialFiles): () => Promise<Credentials & { expiration: Date }> {
+  const read = async (file: string, what: string) => {
+    let v: string;
+    try {
+      v = (await readFile(file, 'utf8')).trim();
+    } catch (err) {
+      throw new Error(`the S3 ${what} cannot be read from ${file} (bucket ${cfg.bucket}): ${(err as NodeJS.ErrnoException).code ?? String(err)}: check the credentials Secret and its keys`, { cause: err });
+    }
+    if (!v) throw new Error(`the S3 ${what} in ${file} is empty (bucket ${cfg.bucket}): check the credentials Secret`);
+    return v;
+  };
+  return async () => {
+    const [accessKeyId, secretAccessKey] = await Promise.all([read(cfg.accessKeyIdFile, 'access key id'), read(cfg.secretAccessKeyFile, 'secret access key')]);
+    return { accessKeyId, secretAccessKey, expiration: new Date(Date.now() + 1000) };
+  };
 }
 
 export class S3Store implements ObjectStore {
@@ -90,7 +117,7 @@ export class S3Store implements ObjectStore {
       region: cfg.region,
       ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
       forcePathStyle: cfg.forcePathStyle,
-      credentials: credentialsFrom(cfg, env),
+      credentials: 'accessKeyIdFile' in cfg ? credentialsFromFiles(cfg) : credentialsFromEnv(cfg, env),
       requestChecksumCalculation: cfg.checksums,
       responseChecksumValidation: cfg.checksums,
       maxAttempts: 3,
@@ -212,10 +239,11 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async check(): Promise<void> {
+  async check(prefix?: string): Promise<void> {
     try {
       // A listing (not HeadBucket): its error body tells wrong credentials from a missing bucket.
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, MaxKeys: 1 }));
+      // Under `prefix` when given: keys scoped to a prefix may not list the bucket's root.
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, MaxKeys: 1, ...(prefix ? { Prefix: `${prefix}/` } : {}) }));
     } catch (err) {
       throw new Error(describeS3Error(err, this.cfg), { cause: err });
     }

@@ -1,8 +1,24 @@
 // The resolved backup destination handed to pods (instance agent, backup Job, restore): built by
 // the operator from spec.backup (or the operator-wide default store, or a recovery source) and
-// passed as JSON in an environment variable. Credentials never travel in it: they come from
-// environment variables that reference the Secret (see credentialEnv in the builders).
-export interface S3StoreConfig {
+// passed as JSON in an environment variable. Credentials never travel in it: it names where to
+// read them — files of a mounted Secret volume (what the operator gives pods: postgres, which
+// inherits the agent's environment, never holds a key) or, for tools and tests, environment
+// variables.
+/** S3 credentials as files, read at each use (a rotated Secret is picked up without a restart). */
+export interface S3CredentialFiles {
+  accessKeyIdFile: string;
+  secretAccessKeyFile: string;
+}
+
+/** S3 credentials in environment variables (tools and tests; pods get files). */
+export interface S3CredentialEnv {
+  accessKeyIdEnv: string;
+  secretAccessKeyEnv: string;
+}
+
+export type S3StoreConfig = S3StoreSettings & (S3CredentialFiles | S3CredentialEnv);
+
+export interface S3StoreSettings {
   kind: 's3';
   /** https://host:port, or omitted for AWS. */
   endpoint?: string;
@@ -15,9 +31,6 @@ export interface S3StoreConfig {
   serverSideEncryption?: { algorithm: 'AES256' | 'aws:kms'; kmsKeyId?: string };
   /** Skip TLS certificate verification (self-signed test servers only). */
   insecureSkipTlsVerify?: boolean;
-  /** Names of the environment variables holding the access key id and secret key. */
-  accessKeyIdEnv: string;
-  secretAccessKeyEnv: string;
 }
 
 export interface VolumeStoreConfig {

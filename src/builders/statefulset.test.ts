@@ -269,15 +269,23 @@ describe('instance StatefulSet with backup access', () => {
     expect(c.env!.filter((e) => e.name.startsWith('PGPILOT_RESTORE_'))).toEqual([]);
   });
 
-  it('an S3 target and an S3 restore source side by side: distinct variable names, each with its own Secret', () => {
+  it('an S3 target and an S3 restore source side by side: distinct credential volumes and files, each with its own Secret, no credential variables', () => {
     const cluster = withBackup({ enabled: true, s3: S3 });
     const source = { s3: { ...S3, bucket: 'old-backups', credentials: { secretName: 'old-creds' } }, path: 'pgpilot/production/old-db' };
-    const c = postgres(sts(cluster, { target: target(cluster), restore: restoreAccess(cluster, source) }));
+    const spec = sts(cluster, { target: target(cluster), restore: restoreAccess(cluster, source) }).spec!.template.spec!;
+    const c = spec.containers.find((x) => x.name === 'postgres')!;
     expect(new Set(c.env!.map((e) => e.name)).size).toBe(c.env!.length);
-    expect(envOf(c.env, 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID')!.valueFrom!.secretKeyRef!.name).toBe(CREDS);
-    expect(envOf(c.env, 'PGPILOT_RESTORE_S3_ACCESS_KEY_ID')!.valueFrom!.secretKeyRef!.name).toBe('old-creds');
-    expect(locationOf(c.env, 'PGPILOT_RESTORE_SOURCE').store).toMatchObject({ bucket: 'old-backups', accessKeyIdEnv: 'PGPILOT_RESTORE_S3_ACCESS_KEY_ID' });
-    expect(locationOf(c.env).store).toMatchObject({ bucket: 'pg-backups', accessKeyIdEnv: 'PGPILOT_BACKUP_S3_ACCESS_KEY_ID' });
+    // No variable of the instance (whose environment postgres inherits) comes from a Secret or names a key.
+    expect(c.env!.filter((e) => e.valueFrom?.secretKeyRef || /ACCESS_KEY|SECRET_ACCESS/.test(e.name))).toEqual([]);
+    const secretOf = (name: string) => spec.volumes!.find((v) => v.name === name)?.secret?.secretName;
+    expect(secretOf('backup-credentials')).toBe(CREDS);
+    expect(secretOf('restore-credentials')).toBe('old-creds');
+    expect(c.volumeMounts).toEqual(expect.arrayContaining([
+      { name: 'backup-credentials', mountPath: '/var/run/pgpilot/backup-s3', readOnly: true },
+      { name: 'restore-credentials', mountPath: '/var/run/pgpilot/restore-s3', readOnly: true },
+    ]));
+    expect(locationOf(c.env, 'PGPILOT_RESTORE_SOURCE').store).toMatchObject({ bucket: 'old-backups', accessKeyIdFile: '/var/run/pgpilot/restore-s3/ACCESS_KEY_ID' });
+    expect(locationOf(c.env).store).toMatchObject({ bucket: 'pg-backups', accessKeyIdFile: '/var/run/pgpilot/backup-s3/ACCESS_KEY_ID' });
   });
 });
 

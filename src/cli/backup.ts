@@ -133,7 +133,8 @@ function readLocation(env: Env): ArchiveLocation {
     // Its messages name the variable already.
     throw new EnvError(POD_ENV.backupLocation, `is not valid: ${errorText(err).replace(/^environment variable \S+:? ?/, '')}`);
   }
-  if (location.store.kind === 's3') {
+  // Credential files are read at each use (the S3 store says which is missing); variables are checked now.
+  if (location.store.kind === 's3' && 'accessKeyIdEnv' in location.store) {
     for (const v of [location.store.accessKeyIdEnv, location.store.secretAccessKeyEnv]) {
       if (optional(env, v) === undefined) throw new EnvError(v, `is not set: ${POD_ENV.backupLocation} names it for the S3 credentials of bucket ${location.store.bucket}`);
     }

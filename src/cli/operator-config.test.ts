@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { operatorOptions, parseBackupStore, type OperatorSettings } from './operator-config.js';
+import { operatorOptions, parseBackupStore, parseNamespaceCredentials, type OperatorSettings } from './operator-config.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -45,6 +45,8 @@ describe('operator settings', () => {
       webhookService: 'pgpilot-webhook',
       webhookConfiguration: '',
       webhookCaSecret: 'pgpilot-webhook-ca',
+      defaultBackupStoreNamespaces: [],
+      defaultBackupStoreNamespaceCredentials: {},
     });
   });
 
@@ -98,7 +100,19 @@ describe('operator settings', () => {
       webhookUrl: 'https://op.example:9443',
       webhookConfiguration: 'vwc',
       webhookCaSecret: 'ca',
+      defaultBackupStoreNamespaces: [],
+      defaultBackupStoreNamespaceCredentials: {},
     });
+  });
+
+  it('reads the namespaces that may use the default store and their scoped credentials, refusing bad names', () => {
+    const s = parse([], { PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES: 'team-a, team-b', PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS: '{"team-c":"team-c-keys"}' });
+    expect(s.defaultBackupStoreNamespaces).toEqual(['team-a', 'team-b']);
+    expect(s.defaultBackupStoreNamespaceCredentials).toEqual({ 'team-c': 'team-c-keys' });
+    expect(() => parse(['--default-backup-store-namespaces', 'Team_A'])).toThrow(/"Team_A" is not a valid namespace name/);
+    expect(() => parseNamespaceCredentials('["team-a"]')).toThrow(/must be a JSON object/);
+    expect(() => parseNamespaceCredentials('{"team-a": 3}')).toThrow(/team-a: must name a Secret/);
+    expect(() => parseNamespaceCredentials('{"Team A": "x"}')).toThrow(/not a valid namespace name/);
   });
 
   it('gives every option but --kubeconfig an environment variable PGPILOT_<FLAG>', () => {

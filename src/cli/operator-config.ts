@@ -40,6 +40,10 @@ export interface OperatorSettings {
   /** Lifetimes of the clusters' CA and leaf certificates (docs/tls.md); unset: 10 years and 90 days. */
   tlsCaLifetimeSeconds?: number;
   tlsLeafLifetimeSeconds?: number;
+  /** Namespaces whose clusters may use the default store (its keys are copied only there). */
+  defaultBackupStoreNamespaces: string[];
+  /** Namespace → Secret in `namespace` holding keys the store scopes to that namespace's prefix. */
+  defaultBackupStoreNamespaceCredentials: Record<string, string>;
 }
 
 function integer(min: number, max: number) {
@@ -111,6 +115,26 @@ export function parseBackupStore(json: string): S3Target {
   return Value.Default(S3TargetSchema, value) as S3Target;
 }
 
+/** {"<namespace>": "<Secret name>", ...} as JSON: scoped credentials of the default store per namespace. */
+export function parseNamespaceCredentials(json: string): Record<string, string> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (e) {
+    throw new InvalidArgumentError(`must be a JSON object {"<namespace>": "<Secret name>"}: ${errorText(e)}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError('must be a JSON object {"<namespace>": "<Secret name>"}');
+  const out: Record<string, string> = {};
+  for (const [ns, secret] of Object.entries(value)) {
+    namespaceList(ns);
+    if (typeof secret !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(secret) || secret.length > 253) {
+      throw new InvalidArgumentError(`${ns}: must name a Secret (a DNS subdomain), got ${JSON.stringify(secret)}`);
+    }
+    out[ns] = secret;
+  }
+  return out;
+}
+
 /** The namespace this pod runs in (for its leader Lease), from the service account mount. */
 function podNamespace(): string {
   try {
@@ -150,5 +174,13 @@ export function operatorOptions(): Option[] {
     // Lifetimes: renewal comes at 2/3 of them. Short ones are for tests of renewal (docs/tls.md).
     new Option('--tls-ca-lifetime-seconds <s>', "lifetime of each cluster's CA (default 10 years)").env('PGPILOT_TLS_CA_LIFETIME_SECONDS').argParser(integer(60, 100 * 365 * 86400)),
     new Option('--tls-leaf-lifetime-seconds <s>', 'lifetime of server and client certificates (default 90 days)').env('PGPILOT_TLS_LEAF_LIFETIME_SECONDS').argParser(integer(60, 10 * 365 * 86400)),
+    new Option('--default-backup-store-namespaces <list>', 'comma-separated namespaces whose clusters may use the default backup store (its keys are copied only there)')
+      .env('PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES')
+      .argParser(namespaceList)
+      .default([]),
+    new Option('--default-backup-store-namespace-credentials <json>', 'JSON {"<namespace>": "<Secret in --namespace>"}: keys the store scopes to <path>/<namespace>/, used there instead of the bucket-wide ones')
+      .env('PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS')
+      .argParser(parseNamespaceCredentials)
+      .default({}),
   ];
 }

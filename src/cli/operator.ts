@@ -24,7 +24,9 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
     config: {
       instanceImageRepository: settings.instanceImageRepository,
       operatorImage: settings.operatorImage,
-      defaultBackupStore: settings.defaultBackupStore,
+      ...(settings.defaultBackupStore
+        ? { defaultBackupStore: { store: settings.defaultBackupStore, namespaces: settings.defaultBackupStoreNamespaces, namespaceCredentials: settings.defaultBackupStoreNamespaceCredentials } }
+        : {}),
       operatorNamespace: settings.namespace,
       tls: { caSeconds: settings.tlsCaLifetimeSeconds, leafSeconds: settings.tlsLeafLifetimeSeconds },
     },

@@ -150,7 +150,8 @@ function location(env: Env, name: string): ArchiveLocation | undefined {
     // parseLocation prefixes its messages with the source: keep only the problem.
     throw new EnvError(name, `is not a valid archive location: ${errorText(err).replace(`${name}: `, '')}`);
   }
-  if (loc.store.kind === 's3') {
+  // Credential files are read at each use (the S3 store says which is missing); variables are checked now.
+  if (loc.store.kind === 's3' && 'accessKeyIdEnv' in loc.store) {
     for (const [field, variable] of [['accessKeyIdEnv', loc.store.accessKeyIdEnv], ['secretAccessKeyEnv', loc.store.secretAccessKeyEnv]] as const) {
       if (!optional(env, variable)) throw new EnvError(variable, `is required: ${name} names it in store.${field}`);
     }

@@ -15,6 +15,7 @@ import { archivingCondition, backupsNeedingJobs, backupStatusFields, jobFailure,
 import type { ConditionInput } from './conditions.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 import { passBackupTarget } from './pass-target.js';
+import { defaultStoreRefusal } from '../builders/backup-target.js';
 
 /** While archiving is unhealthy or a backup runs, look again this often. */
 const WATCH_MS = 10_000;
@@ -129,11 +130,15 @@ export function createBackupReconciler(): Reconciler {
       if (!target) {
         await removeCronJob(ctx);
         await setFinalizer(ctx, false);
-        const message = 'spec.backup.enabled is true, but the cluster names no target (spec.backup.s3 or spec.backup.volume) and the operator has no default store (Helm value backup.defaultStore): the cluster runs WITHOUT backups';
+        const refusal = defaultStoreRefusal(cluster, ctx.config.defaultBackupStore);
+        const reason = refusal ? 'DefaultStoreNotAllowed' : 'NoBackupTarget';
+        const message = refusal
+          ? `spec.backup.enabled is true, but ${refusal}`
+          : 'spec.backup.enabled is true, but the cluster names no target (spec.backup.s3 or spec.backup.volume) and the operator has no default store (Helm value backup.defaultStore): the cluster runs WITHOUT backups';
         return {
           conditions: [
-            { type: 'ContinuousArchiving', status: 'False', reason: 'NoBackupTarget', message },
-            { type: 'LastBackupSucceeded', status: 'False', reason: 'NoBackupTarget', message },
+            { type: 'ContinuousArchiving', status: 'False', reason, message },
+            { type: 'LastBackupSucceeded', status: 'False', reason, message },
           ],
         };
       }

@@ -11,7 +11,7 @@ import { instanceRole, instanceRoleBinding, instanceServiceAccount } from '../bu
 import { credentialSecret, generatePassword, generatedSecretNames, type CredentialKind } from '../builders/secrets.js';
 import { clusterServices } from '../builders/services.js';
 import { createIfMissing } from '../runtime/apply.js';
-import { resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
+import { defaultStoreCredentials, resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
 import { desiredInstanceSets, heldBack } from './instance-sets.js';
 import { ownedMeta } from '../builders/meta.js';
 import { recoverySourceProblem } from '../api/recovery-access.js';
@@ -85,27 +85,58 @@ async function removeInstance(ctx: ReconcileContext, sts: V1StatefulSet): Promis
 }
 
 
+/** Annotation on a copy of the default store's credentials: the Secret it was copied from. */
+const COPIED_FROM = 'pgpilot.io/copied-from';
+
 /**
  * A cluster on the operator-wide default store gets a copy of the store's credentials in its own
- * namespace (pods can only reference Secrets there). Created once; delete it to pick up rotated
- * keys. It stays when the cluster is deleted, as the backups do.
+ * namespace (pods can only mount Secrets there): the namespace's scoped keys when the chart gives
+ * it some, else the bucket-wide ones. Created once and replaced only when the namespace's source
+ * changes (delete it to pick up rotated keys). It stays when the cluster is deleted, as the
+ * backups do.
  */
 async function ensureDefaultStoreCredentials(ctx: ReconcileContext, target: ResolvedTarget): Promise<void> {
   const { cluster } = ctx;
   const ns = cluster.metadata.namespace!;
   const copy = target.s3!.credentials.secretName;
-  if (ctx.cache.get('Secret', ns, copy)) return;
-  const from = ctx.config.defaultBackupStore!.credentials.secretName;
+  const from = defaultStoreCredentials(ctx.config.defaultBackupStore!, ns)!;
+  const existing = ctx.cache.get<V1Secret>('Secret', ns, copy);
+  if (existing && (existing.metadata?.annotations?.[COPIED_FROM] ?? ctx.config.defaultBackupStore!.store.credentials.secretName) === from.secretName) return;
   const opNs = ctx.config.operatorNamespace ?? ns;
-  const source = await ignoreNotFound(ctx.clients.core.readNamespacedSecret({ name: from, namespace: opNs }));
+  const source = await ignoreNotFound(ctx.clients.core.readNamespacedSecret({ name: from.secretName, namespace: opNs }));
   if (!source) {
-    throw new ReconcileError('BackupCredentialsNotFound', `the operator's default backup store names credentials Secret "${from}", which does not exist in namespace ${opNs} (Helm value backup.defaultStore.credentials.secretName)`);
+    const value = from.scoped ? `backup.defaultStoreNamespaceCredentials.${ns}` : 'backup.defaultStore.credentials.secretName';
+    throw new ReconcileError('BackupCredentialsNotFound', `the operator's default backup store names credentials Secret "${from.secretName}" for namespace ${ns}, which does not exist in namespace ${opNs} (Helm value ${value})`);
   }
   // Not owned by the cluster: its backups outlive it and name this Secret in status.destination,
   // so a restore after the cluster is gone still finds the credentials.
   const { ownerReferences: _owners, ...metadata } = ownedMeta(cluster, copy, 'backup');
-  const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata, type: 'Opaque', data: source.data ?? {} };
+  const secret: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata: { ...metadata, annotations: { [COPIED_FROM]: from.secretName } }, type: 'Opaque', data: source.data ?? {} };
+  // Replaced by delete and create: the operator holds no Secret update or patch (generated
+  // credentials are never changed), and the pods read the files at each use.
+  if (existing) await ctx.remove({ apiVersion: 'v1', kind: 'Secret', metadata: { name: copy, namespace: ns } });
   if ((await createIfMissing(ctx.clients.objects, secret)) === 'created') ctx.wrote(`Secret/${copy}`);
+  if (existing) await ctx.event('Normal', 'BackupCredentialsReplaced', `Secret ${copy} now holds the default backup store's credentials from ${opNs}/${from.secretName}${from.scoped ? ' (scoped to this namespace)' : ''}`);
+}
+
+/**
+ * A namespace that may not use the default store holds no copy of its keys: a copy made before
+ * the namespace left backup.defaultStoreNamespaces is deleted, loudly — the cluster's archiving
+ * stops (its pods roll without a backup target; ContinuousArchiving says why).
+ */
+async function removeDefaultStoreCredentials(ctx: ReconcileContext): Promise<void> {
+  const { cluster } = ctx;
+  const ns = cluster.metadata.namespace!;
+  const copy = names.backupCredentials(cluster.metadata.name!);
+  const existing = ctx.cache.get<V1Secret>('Secret', ns, copy);
+  // Only the operator's own copy (its labels), never a Secret the cluster names itself.
+  if (!existing || existing.metadata?.labels?.[LABELS.component] !== 'backup' || cluster.spec.backup?.s3?.credentials.secretName === copy) return;
+  await ctx.remove({ apiVersion: 'v1', kind: 'Secret', metadata: { name: copy, namespace: ns } });
+  await ctx.event(
+    'Warning',
+    'BackupCredentialsRemoved',
+    `Deleted Secret ${copy}, the copy of the operator's default backup store credentials: namespace ${ns} is no longer in the Helm value backup.defaultStoreNamespaces (or backup.defaultStoreNamespaceCredentials). WAL archiving and base backups of this cluster stop until it names its own target or the namespace is listed again`,
+  );
 }
 
 /** spec.bootstrap.recovery, resolved once and then kept in status (a deleted backup must not roll the pods). */
@@ -131,7 +162,7 @@ function checkRecoveryAllowed(ctx: ReconcileContext): void {
   const resolved = resolveRecoverySource(cluster, r.backup ? ctx.cache.getBackup(cluster.metadata.namespace!, r.backup.name) : undefined);
   if (!resolved || 'problem' in resolved) return;
   const field = r.backup ? `spec.bootstrap.recovery.backup (PostgreSQLBackup ${r.backup.name}, status.destination)` : 'spec.bootstrap.recovery.source';
-  const problem = recoverySourceProblem(cluster.metadata.namespace!, resolved.source, ctx.config.defaultBackupStore, field);
+  const problem = recoverySourceProblem(cluster.metadata.namespace!, resolved.source, ctx.config.defaultBackupStore?.store, field);
   if (problem) throw new ReconcileError('RecoverySourceForbidden', `${problem}. Nothing is created for this cluster.`);
 }
 
@@ -151,6 +182,7 @@ export const installReconciler: Reconciler = {
     await Promise.all([
       ensureSecrets(ctx),
       ...(target?.origin === 'default' ? [ensureDefaultStoreCredentials(ctx, target)] : []),
+      ...(ctx.config.defaultBackupStore && !defaultStoreCredentials(ctx.config.defaultBackupStore, ns) ? [removeDefaultStoreCredentials(ctx)] : []),
       ctx.apply('ConfigMap', configMap(cluster, archive)),
       ctx.apply('ServiceAccount', instanceServiceAccount(cluster)),
       // The apiserver checks a RoleBinding against its Role (escalation prevention): Role first.

@@ -9,7 +9,8 @@ import type { Logger } from '../runtime/logger.js';
 import type { EventType } from '../runtime/events.js';
 import type { InstanceImageConfig } from '../builders/statefulset.js';
 import type { PostgreSQLBackup } from '../api/backup.js';
-import type { ClusterStatus, S3Target } from '../api/cluster.js';
+import type { ClusterStatus } from '../api/cluster.js';
+import type { DefaultBackupStore } from '../builders/backup-target.js';
 import type { ConditionInput } from './conditions.js';
 import type { Observation } from './observe.js';
 
@@ -50,8 +51,8 @@ export interface OwnedCache {
 
 export interface OperatorConfig extends InstanceImageConfig {
   operatorImage: string;
-  /** The operator-wide default backup store (Helm value backup.defaultStore). */
-  defaultBackupStore?: S3Target;
+  /** The operator-wide default backup store (Helm value backup.defaultStore) and the namespaces that may use it. */
+  defaultBackupStore?: DefaultBackupStore;
   /** Namespace of the operator (where the default store's credentials Secret lives). */
   operatorNamespace?: string;
   /** Certificate lifetimes of the clusters' PKI (defaults: CA 10 years, leaves 90 days). */

@@ -17,7 +17,7 @@ import {
   runHelm,
   templateArgs,
 } from '../support/helm.js';
-import { parseBackupStore } from '../../src/cli/operator-config.js';
+import { parseBackupStore, parseNamespaceCredentials } from '../../src/cli/operator-config.js';
 import { S3TargetSchema } from '../../src/api/cluster.js';
 import { parseJson } from '../../src/util/json.js';
 import { jsonClone } from '../support/cluster-fixtures.js';
@@ -517,11 +517,31 @@ describe('backup.defaultStore', () => {
     expect(parseBackupStore(env as string)).toEqual(store);
   });
 
+  it('passes the namespaces that may use it, and their scoped credentials, in forms the operator parses', async () => {
+    const objects = await renderChart([values('backup-store')]);
+    const env = envOf(deploymentContainer(objects));
+    expect(env.get('PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES')).toBe('team-c');
+    expect(parseNamespaceCredentials(env.get('PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS') as string)).toEqual({ 'team-d': 'pgpilot-backup-team-d' });
+    // Unset: no variable, and the operator lets no namespace use the store.
+    const bare = envOf(deploymentContainer(await renderChart([], { 'backup.defaultStore.bucket': 'pg-backups', 'backup.defaultStore.credentials.secretName': 'creds' })));
+    expect(bare.has('PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES')).toBe(false);
+    expect(bare.has('PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS')).toBe(false);
+  });
+
+  it.each<[string, Record<string, string>, RegExp]>([
+    ['a namespace that is not a DNS label', { 'backup.defaultStoreNamespaces[0]': 'Team_A' }, /defaultStoreNamespaces/],
+    ['a Secret name that is not one', { 'backup.defaultStoreNamespaceCredentials.team-a': 'Bad Name' }, /defaultStoreNamespaceCredentials/],
+  ])('refuses %s in the opt-in values', async (_what, set, message) => {
+    const res = await runHelm(templateArgs([], set));
+    expect(res.code, res.stdout).not.toBe(0);
+    expect(res.stderr).toMatch(message);
+  });
+
   it('watching listed namespaces, lets the operator read that one Secret in the release namespace', async () => {
     const objects = await renderChart([values('backup-store')]);
     const [role] = backupStoreRoles(objects);
     expect(role?.metadata.namespace).toBe(NS);
-    expect(role!.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['pgpilot-backup-credentials'], verbs: ['get'] }]);
+    expect(role!.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['pgpilot-backup-credentials', 'pgpilot-backup-team-d'], verbs: ['get'] }]);
     expect(extraGrants(grantsOf(role!.rules), BACKUP_STORE_GRANTS)).toEqual([]);
     const binding = byKind(objects, 'RoleBinding').find((b) => b.metadata.name === `${FULLNAME}-backup-store`);
     expect(binding?.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${FULLNAME}-backup-store` });

@@ -257,7 +257,7 @@ export const WEBHOOK_CLUSTER_GRANTS: Set<Grant> = permissionGrants(WEBHOOK_CLUST
 export const WEBHOOK_NAMESPACE_GRANTS: Set<Grant> = permissionGrants(WEBHOOK_NAMESPACE_PERMISSIONS);
 
 /** Env vars the chart sets only when their value is: the operator-wide default backup store (JSON). */
-export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE', ...WEBHOOK_ENV] as const;
+export const OPTIONAL_ENV = ['PGPILOT_DEFAULT_BACKUP_STORE', 'PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACES', 'PGPILOT_DEFAULT_BACKUP_STORE_NAMESPACE_CREDENTIALS', ...WEBHOOK_ENV] as const;
 
 /** Does a label selector (matchLabels) select these labels? */
 export function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {

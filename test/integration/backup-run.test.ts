@@ -203,8 +203,8 @@ describe('pgpilot backup: runBackup with PostgreSQL 15, a replica and S3', () =>
     const job = `${CLUSTER}-backup-29012345`;
     kube.jobPodSpec = {
       containers: [{ name: 'backup', env: [
-        { name: location.store.kind === 's3' ? location.store.accessKeyIdEnv : '', valueFrom: { secretKeyRef: { name: 'br-s3', key: 'ACCESS_KEY_ID' } } },
-        { name: location.store.kind === 's3' ? location.store.secretAccessKeyEnv : '', valueFrom: { secretKeyRef: { name: 'br-s3', key: 'ACCESS_SECRET_KEY' } } },
+        { name: location.store.kind === 's3' && 'accessKeyIdEnv' in location.store ? location.store.accessKeyIdEnv : '', valueFrom: { secretKeyRef: { name: 'br-s3', key: 'ACCESS_KEY_ID' } } },
+        { name: location.store.kind === 's3' && 'secretAccessKeyEnv' in location.store ? location.store.secretAccessKeyEnv : '', valueFrom: { secretKeyRef: { name: 'br-s3', key: 'ACCESS_SECRET_KEY' } } },
       ] }],
     };
     let switched = 0;

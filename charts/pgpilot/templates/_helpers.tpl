@@ -131,11 +131,12 @@ backup Jobs (src/builders/rbac.ts) only what it holds, so those verbs are here t
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "delete"]
-# Generated credentials are created once and never changed or deleted by the operator; the CA and
-# certificate Secrets are written with server-side apply (patch), renewal rewrites them (docs/tls.md).
+# Generated credentials are created once and never changed by the operator; the CA and certificate
+# Secrets are written with server-side apply (patch), renewal rewrites them (docs/tls.md); delete
+# removes a copy of the default backup store's keys from a namespace no longer allowed to use it.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Pods: patch sets the role labels the Services select on.
 - apiGroups: [""]
   resources: ["pods"]
