@@ -20,7 +20,7 @@ import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { backupFinished, backupNow, superuserConfig } from './harness/backups.js';
 import { HaCluster } from './harness/ha-cluster.js';
-import { OPERATOR_NAMESPACE, REPO_ROOT, ensureBuilt, installChart, startOperator, type RunningOperator } from './harness/operator.js';
+import { DEFAULT_CHART_ARGS, OPERATOR_NAMESPACE, REPO_ROOT, ensureBuilt, installChart, startOperator, type RunningOperator } from './harness/operator.js';
 import { query } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
 
@@ -89,7 +89,7 @@ describe('tenant isolation of the default backup store', () => {
     nsIn = await createTestNamespace('tenancy-in');
     nsOut = await createTestNamespace('tenancy-out');
     kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT, dataDir: process.env.PGPILOT_E2E_KUBELET_DIR });
-    await installChart(['--set', 'replicaCount=0']);
+    await installChart(DEFAULT_CHART_ARGS);
     // The bucket-wide keys and the keys "scoped" to nsIn (s3rver's own: it has one key pair and
     // no policies; the MARKER tells which Secret a copy came from).
     for (const [name, marker] of [[wide(), 'bucket-wide'], [scoped(), `scoped-${nsIn}`]] as const) {

@@ -152,7 +152,8 @@ describe('process kubelet', () => {
     const t0 = Date.now();
     kubelet = await startProcessKubelet({ kubeconfigPath: kubeconfigPath(), repoRoot: REPO_ROOT });
     timings.kubeletStartMs = Date.now() - t0;
-    ns = await createTestNamespace('kubelet');
+    // The kubelet's own tests run root and unconfined pods on purpose: no Pod Security here.
+    ns = await createTestNamespace('kubelet', { restricted: false });
   });
 
   afterAll(async () => {

@@ -72,14 +72,17 @@ export async function ensureRestrictedNamespace(name: string): Promise<void> {
 
 /**
  * Creates a namespace `<prefix>-<random>` labelled pgpilot.io/e2e=true and with the restricted Pod
- * Security profile enforced (RESTRICTED_POD_SECURITY_LABELS), and, by default, waits
- * for the controller-manager to give it its `default` ServiceAccount (pods are refused before).
+ * Security profile enforced (RESTRICTED_POD_SECURITY_LABELS) — unless `restricted: false`, only for
+ * tests of the process kubelet itself, whose pods run as root on purpose; every pod pgpilot makes
+ * must pass restricted — and, by default, waits for the controller-manager to give it its
+ * `default` ServiceAccount (pods are refused before).
  */
-export async function createTestNamespace(prefix: string, opts: { waitForServiceAccount?: boolean } = {}): Promise<string> {
+export async function createTestNamespace(prefix: string, opts: { waitForServiceAccount?: boolean; restricted?: boolean } = {}): Promise<string> {
   const base = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'e2e';
   const name = `${base}-${randomBytes(3).toString('hex')}`;
   const core = kubeConfig().makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name, labels: { [E2E_NAMESPACE_LABEL]: 'true', ...RESTRICTED_POD_SECURITY_LABELS } } } });
+  const podSecurity = opts.restricted === false ? {} : RESTRICTED_POD_SECURITY_LABELS;
+  await core.createNamespace({ body: { metadata: { name, labels: { [E2E_NAMESPACE_LABEL]: 'true', ...podSecurity } } } });
   if (opts.waitForServiceAccount !== false) {
     await waitFor(
       `ServiceAccount default in namespace ${name}`,

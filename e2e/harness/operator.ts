@@ -41,7 +41,9 @@ export async function installChart(extraArgs: string[] = []): Promise<void> {
   // The chart's Deployment must pass the restricted Pod Security profile too.
   await ensureRestrictedNamespace(OPERATOR_NAMESPACE);
   await helmOk(
-    ['upgrade', '--install', RELEASE, chartDir, '--kubeconfig', kubeconfigPath(), '--namespace', OPERATOR_NAMESPACE, '--create-namespace', '--wait=hookOnly', ...extraArgs],
+    // --reset-values: helm upgrade given no values reuses the last release's, so what one file set
+    // (webhook.enabled=false) would leak into the next file's "chart defaults".
+    ['upgrade', '--install', RELEASE, chartDir, '--kubeconfig', kubeconfigPath(), '--namespace', OPERATOR_NAMESPACE, '--create-namespace', '--wait=hookOnly', '--reset-values', ...extraArgs],
     { timeoutMs: 300_000 },
   );
 }
