@@ -17,6 +17,7 @@ import { AgentClient } from '../instance/agent-client.js';
 import { createHaReconciler } from '../reconcilers/ha.js';
 import { installReconciler } from '../reconcilers/install.js';
 import { createCertificatesReconciler } from '../reconcilers/certificates.js';
+import { recoveryGateReconciler } from '../reconcilers/recovery-gate.js';
 import { createRolloutReconciler } from '../reconcilers/rollout.js';
 import { createMajorUpgradeReconciler } from '../reconcilers/major-upgrade.js';
 import { createHibernationReconciler } from '../reconcilers/hibernation.js';
@@ -73,7 +74,7 @@ export class ClusterController implements OwnedCache {
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
   private readonly observer: Observer;
-  /** certificates first (renewal must not wait for anything), then hibernation, the major upgrade and fencing first (they decide what runs), a reload on request, rollout (which instance install may give a new pod template), then install → ha → backup → monitoring → autopilot; the status step after them. */
+  /** recovery-gate first (a forbidden recovery source gets nothing created, not even certificates), then certificates (renewal must not wait for anything), then hibernation, the major upgrade and fencing first (they decide what runs), a reload on request, rollout (which instance install may give a new pod template), then install → ha → backup → monitoring → autopilot; the status step after them. */
   private readonly reconcilers: Reconciler[];
   private readonly clusterMetrics: ClusterMetrics;
   private readonly optional: OptionalKinds;
@@ -96,7 +97,7 @@ export class ClusterController implements OwnedCache {
     this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
-    this.reconcilers = [createCertificatesReconciler(opts.config.tls), createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createPasswordsReconciler({ agent }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), autoscalingReconciler, createAnomaliesReconciler({ agent })];
+    this.reconcilers = [recoveryGateReconciler, createCertificatesReconciler(opts.config.tls), createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createPasswordsReconciler({ agent }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), autoscalingReconciler, createAnomaliesReconciler({ agent })];
     const scopes = opts.namespaces.length > 0 ? opts.namespaces : [undefined];
     const common = { kc: opts.clients.kc, log: opts.log, metrics: opts.metrics, relistMs: opts.relistMs };
     for (const namespace of scopes) {

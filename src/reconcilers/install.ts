@@ -14,7 +14,6 @@ import { createIfMissing } from '../runtime/apply.js';
 import { defaultStoreCredentials, resolveRecoverySource, type RecoverySourceStatus, type ResolvedTarget } from '../builders/backup-target.js';
 import { desiredInstanceSets, heldBack } from './instance-sets.js';
 import { ownedMeta } from '../builders/meta.js';
-import { recoverySourceProblem } from '../api/recovery-access.js';
 import { ReconcileError, type ReconcileContext, type Reconciler, type ReconcilerResult } from './types.js';
 import { ignoreNotFound } from '../runtime/api-status.js';
 import { passBackupTarget } from './pass-target.js';
@@ -150,22 +149,6 @@ function recoverySource(ctx: ReconcileContext): RecoverySourceStatus | undefined
   return resolved?.source;
 }
 
-/**
- * Refuses, before anything is created, a recovery source the cluster's namespace may not read
- * (another namespace's archive in the default store): the validating webhook says the same, but
- * it can be bypassed or down. Checked until the source is resolved into status.
- */
-function checkRecoveryAllowed(ctx: ReconcileContext): void {
-  const { cluster } = ctx;
-  const r = cluster.spec.bootstrap?.recovery;
-  if (!r || cluster.status?.recoverySource) return;
-  const resolved = resolveRecoverySource(cluster, r.backup ? ctx.cache.getBackup(cluster.metadata.namespace!, r.backup.name) : undefined);
-  if (!resolved || 'problem' in resolved) return;
-  const field = r.backup ? `spec.bootstrap.recovery.backup (PostgreSQLBackup ${r.backup.name}, status.destination)` : 'spec.bootstrap.recovery.source';
-  const problem = recoverySourceProblem(cluster.metadata.namespace!, resolved.source, ctx.config.defaultBackupStore?.store, field);
-  if (problem) throw new ReconcileError('RecoverySourceForbidden', `${problem}. Nothing is created for this cluster.`);
-}
-
 export const installReconciler: Reconciler = {
   name: 'install',
   statusFields: ['recoverySource', 'tuning'],
@@ -173,8 +156,6 @@ export const installReconciler: Reconciler = {
     const { cluster, observed } = ctx;
     const name = cluster.metadata.name!;
     const ns = cluster.metadata.namespace!;
-    checkRecoveryAllowed(ctx);
-
     const target = passBackupTarget(ctx);
     const archive = target ? { timeoutSeconds: ctx.spec.backup.archiveTimeoutSeconds } : undefined;
 
