@@ -245,12 +245,14 @@ describe('backups, WAL archiving and point-in-time recovery', () => {
     const m1 = await getBackup('manual-1');
     // The scheduled backup expired: its resource, its objects and the WAL before manual-1's start are gone.
     await waitFor('the scheduled backup expired', async () => !(await backups()).some((b) => b.metadata!.name === scheduled.metadata!.name), { timeoutMs: 60_000 });
+    // Retention removes the resources first, then the objects, then the WAL (backup-run.ts): wait for the last.
+    const startWal = m1.status!.startWal!;
+    const walNames = async () => (await store.list(archiveKeys.walPrefix(path()))).map((o) => o.key.split('/').pop()!.replace(/\.gz$/, '')).filter((n) => /^[0-9A-F]{24}$/.test(n));
+    await waitFor('the store pruned (base backup and the WAL before manual-1)', async () => (await walNames()).every((n) => n.slice(8) >= startWal.slice(8)), { timeoutMs: 60_000 });
     const { backups: left } = await listBackups(store, path());
     expect(left.map((b) => b.id).sort()).toEqual([m1.status!.backupId, m2.status!.backupId].sort());
     expect(await store.head(archiveKeys.baseData(path(), scheduled.status!.backupId!))).toBeNull();
-    const wal = (await store.list(archiveKeys.walPrefix(path()))).map((o) => o.key.split('/').pop()!.replace(/\.gz$/, '')).filter((n) => /^[0-9A-F]{24}$/.test(n));
-    const startWal = m1.status!.startWal!;
-    expect(wal.every((n) => n.slice(8) >= startWal.slice(8))).toBe(true);
+    const wal = await walNames();
     expect(wal).toContain(startWal);
     // The oldest kept backup still restores, to the end of the archived WAL.
     await query(db.rw(), 'INSERT INTO ledger (id) VALUES (21)');
