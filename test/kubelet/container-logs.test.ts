@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { V1ContainerStatus } from '@kubernetes/client-node';
 import { chooseInstance, followStep, headerLine, instanceRanges, lastLines, parseLogQuery } from '../../e2e/kubelet/container-logs.js';
 
-const h = (n: number) => headerLine('web', n, ['node', '-e', 'x']);
+const h = (n: number) => headerLine('web', n, ['node', '-e', 'x'], new Date('2026-01-01T00:00:00Z'));
 const file = Buffer.from(`${h(0)}a1\na2\n${h(1)}b1\nb2\nb3\n`);
 const text = (r: { start: number; end: number }) => file.toString('utf8', r.start, r.end);
 
@@ -13,8 +13,9 @@ describe('instanceRanges', () => {
     expect(instanceRanges(file, 'web').map(text)).toEqual(['a1\na2\n', 'b1\nb2\nb3\n']);
   });
   it('only the container’s own headers count; output that looks like one stays output', () => {
-    const other = Buffer.from(`${h(0)}---- not a header\n${headerLine('side', 0, ['x'])}x\n`);
-    expect(instanceRanges(other, 'web').map((r) => other.toString('utf8', r.start, r.end))).toEqual([`---- not a header\n${headerLine('side', 0, ['x'])}x\n`]);
+    const side = headerLine('side', 0, ['x']); // once: each call stamps the time
+    const other = Buffer.from(`${h(0)}---- not a header\n${side}x\n`);
+    expect(instanceRanges(other, 'web').map((r) => other.toString('utf8', r.start, r.end))).toEqual([`---- not a header\n${side}x\n`]);
   });
   it('an empty start and a file without headers', () => {
     const f = Buffer.from(`${h(0)}${h(1)}`);
