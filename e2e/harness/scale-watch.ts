@@ -4,8 +4,9 @@
 // and readiness times come from the server's own timestamps (creationTimestamp, the Ready
 // condition's lastTransitionTime: whole seconds) when a sample sees them, so a gap in sampling
 // (a slow or failed list) does not lose them; a sample that takes over 5 s is abandoned.
-import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../../src/api/constants.js';
+import { makeClients } from '../../src/runtime/kube.js';
 import { kubeConfig } from './env.js';
 
 export interface InstanceTimes {
@@ -41,8 +42,8 @@ export class ScaleWatch {
   readonly record: ScaleRecord = { instances: new Map(), maxNotReady: 0, maxNotReadyAt: [], primaryPodUids: new Set(), samples: 0, failedSamples: 0 };
   private stopped = false;
   private readonly done: Promise<void>;
-  private readonly apps = kubeConfig().makeApiClient(AppsV1Api);
-  private readonly core = kubeConfig().makeApiClient(CoreV1Api);
+  // The product's clients: every list is abandoned (aborted) after SAMPLE_TIMEOUT_MS.
+  private readonly clients = makeClients(kubeConfig(), undefined, { requestTimeoutMs: SAMPLE_TIMEOUT_MS });
 
   /** `primaryPod`: the pod of the instance that must never be touched (e.g. "db-1-0"). */
   constructor(
@@ -55,14 +56,10 @@ export class ScaleWatch {
 
   private async sample(): Promise<void> {
     const selector = `${LABELS.cluster}=${this.cluster},${LABELS.component}=instance`;
-    let timer: NodeJS.Timeout | undefined;
-    const [sets, pods] = await Promise.race([
-      Promise.all([
-        this.apps.listNamespacedStatefulSet({ namespace: this.namespace, labelSelector: selector }),
-        this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: selector }),
-      ]),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('sample took over 5 s')), SAMPLE_TIMEOUT_MS))),
-    ]).finally(() => clearTimeout(timer));
+    const [sets, pods] = await Promise.all([
+      this.clients.apps.listNamespacedStatefulSet({ namespace: this.namespace, labelSelector: selector }),
+      this.clients.core.listNamespacedPod({ namespace: this.namespace, labelSelector: selector }),
+    ]);
     const now = Date.now();
     const podOf = (instance: string) => pods.items.find((p) => p.metadata?.name === `${instance}-0`);
     const present = new Map(sets.items.map((s) => [s.metadata!.name!, s]));

@@ -138,6 +138,9 @@ function freeLoopbackOctet(): number {
   return free[Math.floor(Math.random() * free.length)] ?? 0;
 }
 
+/** How long stop() waits for pods to end (grace periods here are at most 60 s) before killing them. */
+const STOP_DEADLINE_MS = 90_000;
+
 const CORE = (plural: string, kind: string): ResourceType => ({ group: '', version: 'v1', plural, kind });
 
 export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<ProcessKubelet> {
@@ -333,8 +336,18 @@ export async function startProcessKubelet(opts: ProcessKubeletOptions): Promise<
   const stop = async () => {
     stopping = true;
     clearInterval(provisionTimer);
+    // Pods bound here now would never run: another file's kubelet takes them instead.
+    if (opts.removeNodeOnStop !== false) await node.cordon();
     await Promise.all([pods, services, claims, volumes, configMaps, secrets].map((i) => i.stop().catch(() => undefined)));
-    await Promise.all([...workers.values()].map((w) => w.terminate(w.frozen ? 0 : undefined)));
+    const terminated = Promise.all([...workers.values()].map((w) => w.terminate(w.frozen ? 0 : undefined)));
+    // Grace periods are at most a minute here: past that, something is stuck — kill, never hang.
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([terminated.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), STOP_DEADLINE_MS)))]);
+    clearTimeout(timer);
+    if (late) {
+      log.warn({ pods: [...workers.values()].filter((w) => w.pids().length > 0).map((w) => w.key) }, 'pods still running past the stop deadline: killed');
+      for (const w of workers.values()) for (const pid of w.pids()) signal(-pid, 'SIGKILL');
+    }
     workers.clear();
     await server?.stop();
     await provisioner.stop();

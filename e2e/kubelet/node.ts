@@ -99,6 +99,11 @@ export class NodeAgent {
     }
   }
 
+  /** Nothing new schedules here (a kubelet going away for good, while its pods terminate). */
+  async cordon(): Promise<void> {
+    await this.api.mergePatch(`/api/v1/nodes/${this.name}`, { spec: { unschedulable: true } }).catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'node not cordoned'));
+  }
+
   /** Stops heartbeats; with remove, deletes the Node (its pods are gone by then). */
   async stop(remove: boolean): Promise<void> {
     clearInterval(this.timer);

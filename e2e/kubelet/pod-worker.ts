@@ -271,6 +271,7 @@ export class PodWorker {
     if (image.substitution && c.restartCount === 0 && !c.proc) this.d.event(this.pod, 'Warning', 'ImageVersionSubstituted', image.substitution);
     const user = this.userFor(c.spec);
     const proc = await this.launch(c, config, user);
+    if (!proc) return undefined;
     c.startedAt = Date.now();
     const startedAt = now();
     c.state = { running: { startedAt: startedAt as unknown as Date } };
@@ -320,8 +321,13 @@ export class PodWorker {
     }
   }
 
-  /** A fresh cgroup, the start line in the container's log, then the process. */
-  private async launch(c: ContainerRuntime, { image, env, mounts }: ContainerConfig, user: ProcessUser | undefined): Promise<SandboxProcess> {
+  /**
+   * A fresh cgroup, the start line in the container's log, then the process; undefined when the
+   * pod began terminating meanwhile. terminate() stops only processes that exist when it runs, so
+   * one started after it would run on unseen: the pod never ends and its deletion never completes
+   * (a StatefulSet then waits for it forever).
+   */
+  private async launch(c: ContainerRuntime, { image, env, mounts }: ContainerConfig, user: ProcessUser | undefined): Promise<SandboxProcess | undefined> {
     const argv = containerArgv(c.spec, image, env);
     const allMounts: Mount[] = [
       ...mounts,
@@ -335,6 +341,8 @@ export class PodWorker {
     await writeHeader(c.logPath, headerLine(c.spec.name, c.restartCount, argv));
     const fullEnv = { HOME: user?.uid === 26 ? '/var/lib/postgresql' : '/', ...env };
     const workingDir = c.spec.workingDir ?? image.workingDir;
+    // No await between this check and the start: terminate() sees the process or we see it.
+    if (this.terminating) return undefined;
     c.proc = launchProcess({
       argv,
       env: fullEnv,
