@@ -29,6 +29,14 @@ export const POD_ENV = {
   stopTimeoutSeconds: 'PGPILOT_STOP_TIMEOUT_SECONDS',
   /** the agent API port */
   agentPort: 'PGPILOT_AGENT_PORT',
+  /**
+   * directory with the server certificate (tls.crt, tls.key, ca.crt): the agent API then serves
+   * HTTPS on agentPort and answers /v1/* only to a client certificate of that CA for
+   * AGENT_CLIENT_CN (docs/tls.md). Unset: plain HTTP (a pod made before agent TLS; tests).
+   */
+  agentTlsDir: 'PGPILOT_AGENT_TLS_DIR',
+  /** Unix socket the agent API also listens on, for programs inside the pod (the kubectl plugin's status) */
+  agentSocket: 'PGPILOT_AGENT_SOCKET',
   /** the PostgreSQL port */
   pgPort: 'PGPILOT_PG_PORT',
   /** directory of the PostgreSQL binaries */

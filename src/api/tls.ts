@@ -11,6 +11,16 @@ export const TLS_REPLICATION_DIR = '/etc/pgpilot/tls/replication';
 /** The CA certificate alone (ca.crt): instance pods read it from the server Secret, backup Jobs from the CA-certificate Secret. */
 export const TLS_CA_DIR = '/etc/pgpilot/tls/ca';
 
+/**
+ * The Common Name the agent API requires of a client certificate (issued by the cluster's CA): the
+ * operator issues itself one per cluster (src/reconcilers/agent-credentials.ts). Another name from
+ * the same CA — the replication user's certificate, say — is refused.
+ */
+export const AGENT_CLIENT_CN = 'pgpilot-operator';
+
+/** The agent API on a Unix socket inside the pod (token only: a peer there already runs in the pod). */
+export const AGENT_SOCKET = '/var/run/postgresql/.s.pgpilot-agent';
+
 export const TLS_FILES = {
   cert: 'tls.crt',
   key: 'tls.key',

@@ -12,7 +12,7 @@ import { POD_ENV } from '../api/pod-env.js';
 import { specOf } from '../api/resolve-spec.js';
 import { restartSettingsHash, standbyMinimums } from '../postgres/restart-settings.js';
 import { postgresParameters } from './postgres-config.js';
-import { TLS_FILES, TLS_REPLICATION_DIR, TLS_SERVER_DIR } from '../api/tls.js';
+import { AGENT_SOCKET, TLS_FILES, TLS_REPLICATION_DIR, TLS_SERVER_DIR } from '../api/tls.js';
 
 /** What instance pods get from the backup concern: the archive target and the recovery source. */
 export interface InstanceBackupAccess {
@@ -138,6 +138,9 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
       { name: POD_ENV.tlsCaFile, value: `${TLS_SERVER_DIR}/${TLS_FILES.ca}` },
       { name: POD_ENV.tlsServerName, value: names.tlsServerName(cluster.metadata.name!, cluster.metadata.namespace!) },
       { name: POD_ENV.tlsClientDir, value: TLS_REPLICATION_DIR },
+      // The agent API: HTTPS with the operator's client certificate (docs/tls.md); the socket for the plugin.
+      { name: POD_ENV.agentTlsDir, value: TLS_SERVER_DIR },
+      { name: POD_ENV.agentSocket, value: AGENT_SOCKET },
       { name: 'PGDATA', value: `${DATA_MOUNT}/pgdata` },
       ...(hasWal ? [{ name: POD_ENV.walDir, value: `${WAL_MOUNT}/pg_wal` }] : []),
       { name: POD_ENV.initdbDatabase, value: initdb.database },
@@ -159,9 +162,10 @@ function instanceContainer(cluster: PostgreSQLCluster, instance: string, cfg: In
     ],
     // Bootstrapping (initdb, or cloning a large primary) can take long: the startup probe
     // allows an hour before liveness applies.
-    startupProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 2, failureThreshold: 1800, timeoutSeconds: 2 },
-    livenessProbe: { httpGet: { path: '/healthz', port: 'agent' }, periodSeconds: 5, failureThreshold: 6, timeoutSeconds: 3 },
-    readinessProbe: { httpGet: { path: '/readyz', port: 'agent' }, periodSeconds: 2, failureThreshold: 3, timeoutSeconds: 2 },
+    // The kubelet does not verify the certificate, and /healthz and /readyz need no client certificate.
+    startupProbe: { httpGet: { path: '/healthz', port: 'agent', scheme: 'HTTPS' }, periodSeconds: 2, failureThreshold: 1800, timeoutSeconds: 2 },
+    livenessProbe: { httpGet: { path: '/healthz', port: 'agent', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 6, timeoutSeconds: 3 },
+    readinessProbe: { httpGet: { path: '/readyz', port: 'agent', scheme: 'HTTPS' }, periodSeconds: 2, failureThreshold: 3, timeoutSeconds: 2 },
     ...(cluster.spec.resources ? { resources: containerResources(cluster.spec.resources) } : {}),
     securityContext: {
       runAsNonRoot: true,

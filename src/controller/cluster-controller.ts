@@ -25,6 +25,7 @@ import { createFencingReconciler } from '../reconcilers/fencing.js';
 import { createReloadReconciler } from '../reconcilers/reload.js';
 import { createPasswordsReconciler } from '../reconcilers/passwords.js';
 import { AgentTokens, Observer, type Observation } from '../reconcilers/observe.js';
+import { AgentCertificates } from '../reconcilers/agent-certificates.js';
 import { runPass, unobservedPass } from '../reconcilers/pass.js';
 import { PrimaryLeases } from '../reconcilers/primary-lease.js';
 import { PrimaryMonitor } from '../reconcilers/primary-monitor.js';
@@ -73,6 +74,7 @@ export class ClusterController implements OwnedCache {
   private readonly queue: WorkQueue;
   private resyncTimer?: NodeJS.Timeout;
   private readonly monitor: PrimaryMonitor;
+  private readonly agent = new AgentClient();
   private readonly observer: Observer;
   /** recovery-gate first (a forbidden recovery source gets nothing created, not even certificates), then certificates (renewal must not wait for anything), then hibernation, the major upgrade and fencing first (they decide what runs), a reload on request, rollout (which instance install may give a new pod template), then install → ha → backup → monitoring → autopilot; the status step after them. */
   private readonly reconcilers: Reconciler[];
@@ -88,13 +90,13 @@ export class ClusterController implements OwnedCache {
         opts.log.warn({ cluster: key, attempt, retryInMs: delayMs, err: apiErrorMessage(err) }, 'reconcile failed; retrying with backoff');
       },
     });
-    const agent = new AgentClient();
+    const agent = this.agent;
     this.monitor = new PrimaryMonitor(agent, (key, event) => {
       if (event === 'failed') opts.log.warn({ cluster: key }, 'primary failed its heartbeat and a direct PostgreSQL check');
       this.queue.add(key);
     });
     const leases = new PrimaryLeases(opts.clients.coordination);
-    this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), monitor: this.monitor, leases });
+    this.observer = new Observer({ agent, tokens: new AgentTokens(opts.clients.core), certificates: new AgentCertificates(opts.clients.core, opts.config.tls?.leafSeconds), monitor: this.monitor, leases });
     this.clusterMetrics = new ClusterMetrics(opts.metrics.registry, () => this.clusters());
     const onRoleChange = this.clusterMetrics.roleChanged.bind(this.clusterMetrics);
     this.reconcilers = [recoveryGateReconciler, createCertificatesReconciler(opts.config.tls), createHibernationReconciler({ agent }), createMajorUpgradeReconciler({ agent }), createFencingReconciler({ agent }), createReloadReconciler({ agent }), createRolloutReconciler({ agent }), installReconciler, createHaReconciler({ agent, monitor: this.monitor, leases, onRoleChange }), createPasswordsReconciler({ agent }), createBackupReconciler(), monitoringReconciler, createAutopilotReconciler(), autoscalingReconciler, createAnomaliesReconciler({ agent })];
@@ -164,6 +166,7 @@ export class ClusterController implements OwnedCache {
     await this.queue.shutdown();
     await this.optional.stop();
     await Promise.all(this.allInformers().map((i) => i.stop()));
+    this.agent.close();
   }
 
   clusters(): PostgreSQLCluster[] {

@@ -1,5 +1,9 @@
 // The operator's client of the instance agent API (src/instance/api-types.ts). Short timeouts:
-// an agent that does not answer quickly is treated as unreachable, never waited on.
+// an agent that does not answer quickly is treated as unreachable, never waited on. HTTPS with
+// the operator's client certificate where the pod serves it (agent-tls.ts), plain HTTP otherwise
+// (a pod made before agent TLS); connections are kept alive, so the TLS handshake is not paid per call.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { AGENT_PORT } from '../api/constants.js';
 import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type PostUpgradeRequest, type OperationStatus, type PasswordRequest, type PasswordResult, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
 import { errorText } from '../util/error-text.js';
@@ -14,9 +18,22 @@ export class AgentError extends Error {
   constructor(
     readonly status: number | 'unreachable',
     message: string,
+    /** The TLS handshake failed on a certificate (the agent's, or ours refused): credentials may be outdated. */
+    readonly certificate = false,
   ) {
     super(message);
   }
+}
+
+/** The operator's side of the agent API's TLS: its client certificate and the CA the agent's must chain to. */
+export interface AgentClientTls {
+  /** Distinguishes credentials (e.g. cluster and serial): connections are pooled per id. */
+  id: string;
+  ca: string;
+  cert: string;
+  key: string;
+  /** The name the agent's certificate must carry (names.tlsServerName): pods are dialled by IP. */
+  servername: string;
 }
 
 export interface AgentEndpoint {
@@ -25,34 +42,79 @@ export interface AgentEndpoint {
   token: string;
   /** Sent as ISOLATION_HEADER when set. */
   isolationSeconds?: number;
+  /** HTTPS with this client certificate (undefined: plain HTTP). */
+  tls?: AgentClientTls;
 }
 
+/** OpenSSL's codes for a certificate the peer or we would not accept. */
+const CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|ERR_SSL_.*(CERTIFICATE|UNKNOWN_CA|BAD_CERT)/;
+
+/** At most this many pools of TLS connections (one per cluster's credentials): the oldest goes first. */
+const MAX_TLS_POOLS = 1000;
+
 export class AgentClient {
+  private readonly http = new HttpAgent({ keepAlive: true, maxFreeSockets: 4 });
+  private readonly tlsPools = new Map<string, HttpsAgent>();
+
   constructor(private readonly timeoutMs = 2000) {}
+
+  /** The keep-alive pool of a set of client credentials; an outdated set of the same cluster is closed. */
+  private pool(tls: AgentClientTls): HttpsAgent {
+    let pool = this.tlsPools.get(tls.id);
+    if (pool) return pool;
+    const cluster = tls.id.split('#')[0];
+    for (const [id, p] of this.tlsPools) {
+      if (id.split('#')[0] === cluster || this.tlsPools.size >= MAX_TLS_POOLS) {
+        p.destroy();
+        this.tlsPools.delete(id);
+      }
+    }
+    pool = new HttpsAgent({ keepAlive: true, maxFreeSockets: 4, ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.servername, minVersion: 'TLSv1.3' });
+    this.tlsPools.set(tls.id, pool);
+    return pool;
+  }
+
+  /** Closes every pooled connection (the operator stopping). */
+  close(): void {
+    this.http.destroy();
+    for (const p of this.tlsPools.values()) p.destroy();
+    this.tlsPools.clear();
+  }
+
+  private send(ep: AgentEndpoint, method: string, path: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+    const options: RequestOptions = { host: ep.host, port: ep.port ?? AGENT_PORT, method, path, headers, signal: AbortSignal.timeout(timeoutMs), agent: ep.tls ? this.pool(ep.tls) : this.http };
+    return new Promise((resolve, reject) => {
+      const req = (ep.tls ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
 
   private async call<T>(ep: AgentEndpoint, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     return (await this.exchange<T>(ep, method, path, body, timeoutMs)).body;
   }
 
   private async exchange<T>(ep: AgentEndpoint, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: T }> {
-    const url = `http://${ep.host}:${ep.port ?? AGENT_PORT}${path}`;
-    let res: Response;
+    const payload = body ? Buffer.from(JSON.stringify(body)) : undefined;
+    const headers = {
+      authorization: `Bearer ${ep.token}`,
+      ...(ep.isolationSeconds !== undefined ? { [ISOLATION_HEADER]: String(ep.isolationSeconds) } : {}),
+      ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+    };
+    let res: { status: number; text: string };
     try {
-      res = await fetch(url, {
-        method,
-        headers: {
-          authorization: `Bearer ${ep.token}`,
-          ...(ep.isolationSeconds !== undefined ? { [ISOLATION_HEADER]: String(ep.isolationSeconds) } : {}),
-          ...(body ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      res = await this.send(ep, method, path, headers, payload, timeoutMs);
     } catch (err) {
-      throw new AgentError('unreachable', `${method} ${path} on ${ep.host}: ${errorText(err)}`);
+      const code = String((err as { code?: unknown }).code ?? '');
+      throw new AgentError('unreachable', `${method} ${path} on ${ep.host}: ${errorText(err)}`, !!ep.tls && CERTIFICATE_ERROR.test(code));
     }
-    const text = await res.text();
-    if (!res.ok) {
+    const text = res.text;
+    if (res.status < 200 || res.status >= 300) {
       let message = text;
       try {
         message = (JSON.parse(text) as { error?: string }).error ?? text;

@@ -12,7 +12,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { isWritableDir, readAgentToken, resolvePgBin } from '../postgres/files.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
-import { startApiServer } from './api-server.js';
+import { startApiServer, startLocalApiServer } from './api-server.js';
 import { loadSettings, type AgentSettings } from './env.js';
 import { agentSource, MetricsExporter, startMetricsServer } from './exporter.js';
 import { errorText } from '../util/error-text.js';
@@ -32,9 +32,11 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
 
   // The pod IP rather than 0.0.0.0: the kubelet probes and the operator use it, and several
   // agents can then share one network namespace (the e2e process kubelet, tests).
-  const server: Server = await startApiServer({ host: settings.podIp, port: settings.agentPort, api: agent, token: () => readAgentToken(settings.secretsDir), log });
+  const token = () => readAgentToken(settings.secretsDir);
+  const server: Server = await startApiServer({ host: settings.podIp, port: settings.agentPort, api: agent, token, log, ...(settings.agentTlsDir ? { tlsDir: settings.agentTlsDir } : {}) });
+  const local = settings.agentSocket ? await startLocalApiServer({ api: agent, token, log }, settings.agentSocket) : undefined;
   const metrics = settings.metricsEnabled ? await serveMetrics(agent, settings, log) : null;
-  log.info({ pgBin, podIp: settings.podIp, agentPort: settings.agentPort, pgPort: settings.pgPort, metricsPort: metrics ? settings.metricsPort : null, pgdata: settings.pgdata }, 'pgpilot instance agent started');
+  log.info({ pgBin, podIp: settings.podIp, agentPort: settings.agentPort, agentTls: !!settings.agentTlsDir, agentSocket: settings.agentSocket ?? null, pgPort: settings.pgPort, metricsPort: metrics ? settings.metricsPort : null, pgdata: settings.pgdata }, 'pgpilot instance agent started');
 
   let exiting = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -44,8 +46,10 @@ export async function runInstanceAgent(env: Record<string, string | undefined> =
       .shutdown(signal)
       .then(() => {
         log.info('postgres stopped; exiting');
-        server.close();
-        server.closeAllConnections();
+        for (const s of [server, local]) {
+          s?.close();
+          s?.closeAllConnections();
+        }
         metrics?.server.close();
         metrics?.server.closeAllConnections();
         void metrics?.exporter.close(); // its connection's server is gone already: nothing to wait for

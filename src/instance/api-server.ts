@@ -1,5 +1,10 @@
 // The agent's HTTP API (see api-types.ts): routing, bearer-token auth, JSON bodies and errors.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// Served on the pod IP — HTTPS with the operator's client certificate required for /v1/* when the
+// pod has its server certificate (agent-tls.ts) — and, for programs inside the pod, on a Unix
+// socket, where the token alone is asked for.
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { unlink } from 'node:fs/promises';
 import type { Logger } from '../runtime/logger.js';
 import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type OperationStatus, type PasswordRequest, type PasswordResult, type PostUpgradeRequest, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
 import { bearerMatches, HttpError, parseBootstrapRequest, parseCorrectionRequest, parseFenceRequest, parseFollowRequest, parsePasswordRequest, parsePostUpgradeRequest, parseRestartPermitRequest, parseWait } from './requests.js';
@@ -7,6 +12,7 @@ import { MAX_PERMIT_SECONDS } from './restart-permit.js';
 import { MAX_HOLD_MS } from './passwords.js';
 import { listen } from '../runtime/http-server.js';
 import { errorText } from '../util/error-text.js';
+import { operatorCertificateProblem, readAgentTls, watchAgentTls } from './agent-tls.js';
 
 export interface AgentApi {
   healthy(): boolean;
@@ -44,6 +50,8 @@ export interface ApiServerOptions {
   /** Read per request, so a rotated Secret applies at once. */
   token: () => Promise<string>;
   log: Logger;
+  /** HTTPS on host:port with the server certificate, key and client CA in this directory, reloaded on change (undefined: plain HTTP). */
+  tlsDir?: string;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -86,7 +94,7 @@ export async function awaitOperation<T>(op: Promise<T>, waitMs: number | undefin
 }
 
 /** Checks the bearer token (read per request); false when it has answered 401 or 500 already. */
-async function authorized(req: IncomingMessage, res: ServerResponse, o: ApiServerOptions): Promise<boolean> {
+async function authorized(req: IncomingMessage, res: ServerResponse, o: Pick<ApiServerOptions, 'token' | 'log'>): Promise<boolean> {
   let token: string;
   try {
     token = await o.token();
@@ -123,7 +131,37 @@ async function answer(req: IncomingMessage, res: ServerResponse, name: string, r
   }
 }
 
+/**
+ * Why a connection may not call /v1/* at all, whatever its token (undefined: it may): over TLS,
+ * a client certificate that is not the operator's.
+ */
+type TransportCheck = (req: IncomingMessage) => string | undefined;
+
+/** The API on host:port: HTTPS requiring the operator's certificate for /v1/* with o.tls, else HTTP. */
 export async function startApiServer(o: ApiServerOptions): Promise<Server> {
+  if (!o.tlsDir) return listen(createServer(requestListener(o, () => undefined)), o.port, o.host);
+  const files = await readAgentTls(o.tlsDir);
+  const options = { ...files, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' as const };
+  const server = await listen(createHttpsServer(options, requestListener(o, operatorCertificateProblem)), o.port, o.host);
+  server.on('close', watchAgentTls(server, o.tlsDir, files, o.log));
+  return server;
+}
+
+/** The API on a Unix socket (a stale one of an earlier start of the container replaced): the token alone. */
+export async function startLocalApiServer(o: Omit<ApiServerOptions, 'host' | 'port' | 'tlsDir'>, socketPath: string): Promise<Server> {
+  await unlink(socketPath).catch(() => undefined);
+  const server = createServer(requestListener(o, () => undefined));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+function requestListener(o: Omit<ApiServerOptions, 'host' | 'port' | 'tlsDir'>, transport: TransportCheck): RequestListener {
   const { api } = o;
   const ok = { ok: true };
   const routes: Record<string, Route> = {
@@ -176,15 +214,19 @@ export async function startApiServer(o: ApiServerOptions): Promise<Server> {
       send(res, path.startsWith('/v1/') && Object.keys(routes).some((r) => r.endsWith(` ${path}`)) ? 405 : 404, { error: `no route ${req.method} ${path}` });
       return;
     }
+    const refused = transport(req);
+    if (refused) {
+      send(res, 403, { error: refused });
+      return;
+    }
     if (!(await authorized(req, res, o))) return;
     api.contact?.(isolationSeconds(req.headers[ISOLATION_HEADER]));
     await answer(req, res, `${req.method} ${path}`, route, o.log);
   };
 
-  const server = createServer((req, res) => {
+  return (req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) send(res, 500, { error: String(err) });
     });
-  });
-  return listen(server, o.port, o.host);
+  };
 }

@@ -11,6 +11,10 @@
 //   PGPILOT_INITDB_ENCODING/LOCALE  (default UTF8 / C.UTF-8)
 //   PGPILOT_INITDB_DATA_CHECKSUMS   true|false (default true)
 //   PGPILOT_AGENT_PORT              HTTP API port (default 8000)
+//   PGPILOT_AGENT_TLS_DIR           the server certificate's directory (tls.crt, tls.key, ca.crt):
+//                                   the API serves HTTPS and /v1/* needs the operator's client
+//                                   certificate of that CA (unset: plain HTTP)
+//   PGPILOT_AGENT_SOCKET            the API on a Unix socket too, for programs inside the pod
 //   PGPILOT_PG_PORT                 PostgreSQL port (default 5432)
 //   PGPILOT_PG_BIN                  directory holding postgres, initdb, pg_basebackup, pg_rewind
 //                                   (default: the directory of a `postgres` found on PATH, symlinks
@@ -82,6 +86,10 @@ export interface AgentSettings {
   walDir: string | undefined;
   initdb: InitdbSettings;
   agentPort: number;
+  /** HTTPS with client certificates on agentPort (undefined: plain HTTP). */
+  agentTlsDir: string | undefined;
+  /** The API on this Unix socket too (token only). */
+  agentSocket: string | undefined;
   pgPort: number;
   /** Serve GET /metrics on metricsPort (spec.monitoring.enabled). */
   metricsEnabled: boolean;
@@ -265,6 +273,8 @@ export function loadSettings(env: Env = process.env): AgentSettings {
       dataChecksums: bool(env, POD_ENV.initdbDataChecksums, true),
     },
     agentPort: port(env, POD_ENV.agentPort, AGENT_PORT),
+    agentTlsDir: path(POD_ENV.agentTlsDir, optional(env, POD_ENV.agentTlsDir)),
+    agentSocket: path(POD_ENV.agentSocket, optional(env, POD_ENV.agentSocket)),
     pgPort: port(env, POD_ENV.pgPort, POSTGRES_PORT),
     metricsEnabled: bool(env, POD_ENV.metricsEnabled, true),
     metricsPort: port(env, POD_ENV.metricsPort, METRICS_PORT),

@@ -12,6 +12,7 @@ import { parseQuantity } from '../api/quantity.js';
 import { errorText } from '../util/error-text.js';
 import type { AgentClient } from '../instance/agent-client.js';
 import type { CorrectionResult } from '../instance/api-types.js';
+import { agentEndpoint } from './observe.js';
 import { planAnomalies, type PlannedCorrection } from './anomalies-plan.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
@@ -34,13 +35,12 @@ function eventOf(r: CorrectionResult): { type: 'Normal' | 'Warning'; reason: str
 
 /** Asks each correction of its instance's agent; returns what was done (failures are Events, not errors). */
 async function correct(ctx: ReconcileContext, agent: AgentClient, planned: PlannedCorrection[]): Promise<Record_[]> {
-  const token = ctx.observed.agentToken;
   const done: Record_[] = [];
   for (const c of planned) {
-    const host = ctx.observed.instances.find((i) => i.name === c.instance)?.podIP;
-    if (!host || !token) continue;
+    const ep = agentEndpoint(ctx.observed, c.instance);
+    if (!ep) continue;
     try {
-      const result = await agent.correct({ host, token, isolationSeconds: ctx.observed.isolationSeconds }, c.request);
+      const result = await agent.correct(ep, c.request);
       const event = eventOf(result);
       if (!event) continue;
       const message = `${c.instance}: ${result.message}`;

@@ -13,7 +13,7 @@ import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
 import { postgresAnswers } from '../postgres/wire-probe.js';
 import type { ConditionInput } from './conditions.js';
 import { planHa, type HaAction, type HaPlan, type ObservedInstance } from './ha-plan.js';
-import type { EndedOperation } from './observe.js';
+import { agentEndpointAt, type EndedOperation } from './observe.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import { heldUntil } from './primary-restart.js';
 import { haHeldByUpgrade } from './major-upgrade-plan.js';
@@ -219,7 +219,8 @@ export function createHaReconciler(deps: HaDeps): Reconciler {
         return { conditions: notYet('AgentTokenMissing', `The agents' token (Secret ${names.agentSecret(cluster.metadata.name!)}) does not exist yet`), status: { ...kept, currentPrimary: primary } };
       }
       await recordEnded(ctx, observed.endedOperations);
-      const endpoint = (host: string): AgentEndpoint => ({ host, token, isolationSeconds: observed.isolationSeconds });
+      // Without the client certificate a TLS agent wants (no CA yet), the call goes without it and is refused: unreachable.
+      const endpoint = (host: string): AgentEndpoint => agentEndpointAt(observed, host) ?? { host, token, isolationSeconds: observed.isolationSeconds };
       const plan = await planPass(ctx, deps, key, primary);
       const started = Date.now();
       const waiting = await carryOut(ctx, deps, plan, endpoint);

@@ -9,6 +9,7 @@ import { names } from '../api/names.js';
 import { AgentError, type AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
 import type { InstanceStatus } from '../instance/api-types.js';
 import { isolationSecondsFor, Observer, type AgentTokens } from './observe.js';
+import type { AgentCertificates } from './agent-certificates.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
 import type { OwnedKind } from './types.js';
@@ -52,7 +53,9 @@ function fakes(opts: { answer?: (host: string, token: string) => InstanceStatus;
   } as unknown as AgentTokens;
   const monitor = { failedSince: (_key: string, host: string) => (host === opts.failedPrimary ? 1 : undefined) } as unknown as PrimaryMonitor;
   const leases = { holder: async () => opts.holder } as unknown as PrimaryLeases;
-  return { calls, observer: new Observer({ agent, tokens, monitor, leases }), tokenReads: () => reads };
+  // No CA in these clusters: their pods (made without agent TLS) are called over plain HTTP.
+  const certificates = { get: async () => undefined, forget: () => undefined } as unknown as AgentCertificates;
+  return { calls, observer: new Observer({ agent, tokens, certificates, monitor, leases }), tokenReads: () => reads };
 }
 
 const cluster = (patch: Partial<PostgreSQLCluster['spec']> = {}): PostgreSQLCluster => {

@@ -8,7 +8,9 @@ import type { PostgreSQLCluster } from '../api/cluster.js';
 import { LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { names } from '../api/names.js';
 import { effectiveInstances, paceCreation, planInstances, type InstancePlan } from '../builders/instance-plan.js';
-import { AgentError, type AgentClient } from '../instance/agent-client.js';
+import { AgentError, type AgentClient, type AgentClientTls, type AgentEndpoint } from '../instance/agent-client.js';
+import { POD_ENV } from '../api/pod-env.js';
+import type { AgentCertificates } from './agent-certificates.js';
 import type { InstanceStatus, OperationStatus } from '../instance/api-types.js';
 import { postgresAnswers } from '../postgres/wire-probe.js';
 import type { ObservedInstance } from './ha-plan.js';
@@ -29,6 +31,8 @@ export interface InstanceObservation extends ObservedInstance {
   statefulSet?: V1StatefulSet;
   pod?: V1Pod;
   claims: V1PersistentVolumeClaim[];
+  /** Its agent serves HTTPS and wants the operator's client certificate (a pod made before agent TLS does not). */
+  agentTls?: boolean;
 }
 
 export interface EndedOperation {
@@ -56,6 +60,8 @@ export interface Observation {
   primary?: string;
   /** The agents' API token (undefined until install created it: no agent was asked). */
   agentToken?: string;
+  /** The operator's client certificate for the agents (undefined until the cluster's CA exists). */
+  agentTls?: AgentClientTls;
   /** Self-isolation timeout sent to every agent (0: one instance or HA off). */
   isolationSeconds: number;
   /** Agent operations that ended since the previous pass (for Events). */
@@ -87,6 +93,7 @@ export class AgentTokens {
 export interface ObserverDeps {
   agent: AgentClient;
   tokens: AgentTokens;
+  certificates: AgentCertificates;
   monitor: PrimaryMonitor;
   leases: PrimaryLeases;
 }
@@ -96,6 +103,28 @@ interface LastStatus {
   status: InstanceStatus;
   at: number;
   misses: number;
+}
+
+/** The pod's agent was started with its server certificate (the builder sets POD_ENV.agentTlsDir). */
+function servesAgentTls(pod: V1Pod | undefined): boolean {
+  return !!pod?.spec?.containers.some((c) => c.env?.some((e) => e.name === POD_ENV.agentTlsDir && !!e.value));
+}
+
+/**
+ * How to call the agent of the instance whose pod has this IP: its token, the isolation timeout,
+ * and the client certificate when that pod serves TLS. Undefined while that is not known.
+ */
+export function agentEndpointAt(o: Pick<Observation, 'agentToken' | 'agentTls' | 'isolationSeconds' | 'instances'>, host: string): AgentEndpoint | undefined {
+  if (!o.agentToken) return undefined;
+  const tls = o.instances.find((i) => i.podIP === host)?.agentTls;
+  if (tls && !o.agentTls) return undefined;
+  return { host, token: o.agentToken, isolationSeconds: o.isolationSeconds, ...(tls ? { tls: o.agentTls } : {}) };
+}
+
+/** The agent of an instance with a running pod, when the credentials to call it are known. */
+export function agentEndpoint(o: Pick<Observation, 'agentToken' | 'agentTls' | 'isolationSeconds' | 'instances'>, instance: string): AgentEndpoint | undefined {
+  const host = o.instances.find((i) => i.name === instance)?.podIP;
+  return host ? agentEndpointAt(o, host) : undefined;
 }
 
 function podReady(pod: V1Pod | undefined): boolean {
@@ -151,6 +180,7 @@ export class Observer {
         statefulSet: statefulSets.find((s) => s.metadata!.name === instance),
         pod,
         podIP: runningPodIP(pod),
+        agentTls: servesAgentTls(pod),
         roleLabel: pod?.metadata?.labels?.[LABELS.role],
         claims: claims.filter((c) => c.metadata?.labels?.[LABELS.instance] === instance),
       };
@@ -175,34 +205,42 @@ export class Observer {
    * Every instance's agent status, fetched concurrently with a short timeout. One failed call does
    * not make an instance unreachable (that stripped the role labels of a healthy cluster): its last
    * answer stands in for a few misses while its postgres answers on the wire. A 401 means the
-   * agent Secret changed: the token is read again and the calls repeated once.
+   * agent Secret changed: the token is read again and the calls repeated once; a certificate
+   * refused either way (the cluster's CA changed) likewise has the client certificate issued anew.
    */
   private async askAgents(cluster: PostgreSQLCluster, o: Observation, confirmedDown: (i: InstanceObservation) => boolean): Promise<void> {
     const ns = cluster.metadata.namespace!;
     const name = cluster.metadata.name!;
-    const ask = async (token: string) =>
+    const ask = async () =>
       Promise.all(
         o.instances.map(async (i) => {
-          if (!i.podIP || confirmedDown(i)) return { i, status: undefined, unauthorized: false };
+          const ep = i.podIP && !confirmedDown(i) ? agentEndpointAt(o, i.podIP) : undefined;
+          if (!ep) return { i, status: undefined, unauthorized: false, refused: false };
           o.statusCalls++;
           try {
-            return { i, status: await this.deps.agent.status({ host: i.podIP, token, isolationSeconds: o.isolationSeconds }, STATUS_TIMEOUT_MS), unauthorized: false };
+            return { i, status: await this.deps.agent.status(ep, STATUS_TIMEOUT_MS), unauthorized: false, refused: false };
           } catch (err) {
-            return { i, status: undefined, unauthorized: err instanceof AgentError && err.status === 401 };
+            const e = err instanceof AgentError ? err : undefined;
+            return { i, status: undefined, unauthorized: e?.status === 401, refused: !!e && (e.certificate || e.status === 403) };
           }
         }),
       );
-    let token = await this.deps.tokens.get(ns, name);
-    if (!token) return;
-    let answers = await ask(token);
-    if (answers.some((a) => a.unauthorized)) {
-      this.deps.tokens.forget(ns, name);
-      const fresh = await this.deps.tokens.get(ns, name);
-      if (!fresh) return;
-      token = fresh;
-      answers = await ask(token);
+    const credentials = async () => {
+      o.agentToken = await this.deps.tokens.get(ns, name);
+      o.agentTls = await this.deps.certificates.get(ns, name);
+    };
+    await credentials();
+    if (!o.agentToken) return;
+    let answers = await ask();
+    const unauthorized = answers.some((a) => a.unauthorized);
+    const refused = answers.some((a) => a.refused);
+    if (unauthorized || refused) {
+      if (unauthorized) this.deps.tokens.forget(ns, name);
+      if (refused) this.deps.certificates.forget(ns, name);
+      await credentials();
+      if (!o.agentToken) return;
+      answers = await ask();
     }
-    o.agentToken = token;
     const now = Date.now();
     await Promise.all(
       answers.map(async ({ i, status }) => {

@@ -15,7 +15,7 @@ import { ignoreNotFound } from '../runtime/api-status.js';
 import { rfc3339 } from '../runtime/time.js';
 import { errorText } from '../util/error-text.js';
 import { passwordsCondition, planRotation, stepFailureReason, type RoleSecret } from './passwords-plan.js';
-import { agentEndpoint } from './stop-calls.js';
+import { agentEndpoint } from './observe.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 import type { AppliedPassword } from '../api/cluster.js';
 
@@ -47,7 +47,7 @@ async function secretOf(ctx: ReconcileContext, name: string, withData: boolean):
 
 export function createPasswordsReconciler(deps: { agent: AgentClient }): Reconciler {
   const step = async (ctx: ReconcileContext, instance: string, what: string, call: (ep: AgentEndpoint) => Promise<unknown>) => {
-    const ep = agentEndpoint(ctx, instance);
+    const ep = agentEndpoint(ctx.observed, instance);
     if (!ep) throw new StepFailed('AgentUnreachable', `${instance} has no running pod for the ${what}.`);
     try {
       return await call(ep);

@@ -12,6 +12,7 @@
 import { AgentError, type AgentClient } from '../instance/agent-client.js';
 import { errorText } from '../util/error-text.js';
 import type { RolloutInstance, RolloutPlan } from './rollout-plan.js';
+import { agentEndpointAt } from './observe.js';
 import type { ReconcileContext } from './types.js';
 
 /** Failover held back this long: a pod replacement plus crash recovery, with room to spare. */
@@ -59,11 +60,11 @@ export async function primaryRestartStep(ctx: ReconcileContext, agent: AgentClie
   }
   const record = previous!;
   const observed = ctx.observed.instances.find((i) => i.name === primary);
-  const token = ctx.observed.agentToken;
-  if (!observed?.podIP || !token) return { record, proceed: false, waiting: `waiting to reach the agent of ${primary} for a restart permit` };
+  const ep = observed?.podIP ? agentEndpointAt(ctx.observed, observed.podIP) : undefined;
+  if (!ep) return { record, proceed: false, waiting: `waiting to reach the agent of ${primary} for a restart permit` };
   try {
     const seconds = Math.floor((until - now - MARGIN_MS) / 1000);
-    const permit = await agent.restartPermit({ host: observed.podIP, token, isolationSeconds: ctx.observed.isolationSeconds }, { seconds });
+    const permit = await agent.restartPermit(ep, { seconds });
     ctx.log.info({ instance: primary, permitUntil: permit.until, holdUntil: record.until }, 'restart permit granted: the primary restarts writable');
     return { record, proceed: true };
   } catch (err) {

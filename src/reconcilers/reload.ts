@@ -7,7 +7,7 @@ import { ANNOTATIONS } from '../api/constants.js';
 import type { AgentClient } from '../instance/agent-client.js';
 import { errorText } from '../util/error-text.js';
 import { reloadOutcome, reloadTargets } from './reload-plan.js';
-import { agentEndpoint } from './stop-calls.js';
+import { agentEndpoint } from './observe.js';
 import type { ReconcileContext, Reconciler, ReconcilerResult } from './types.js';
 
 const RELOAD_TIMEOUT_MS = 3000;
@@ -17,13 +17,13 @@ export function createReloadReconciler(deps: { agent: AgentClient }): Reconciler
     name: 'reload',
     statusFields: ['lastReload'],
     async reconcile(ctx: ReconcileContext): Promise<ReconcilerResult> {
-      const instances = ctx.observed.instances.map((i) => ({ name: i.name, running: !!i.agent?.running && !!agentEndpoint(ctx, i.name) }));
+      const instances = ctx.observed.instances.map((i) => ({ name: i.name, running: !!i.agent?.running && !!agentEndpoint(ctx.observed, i.name) }));
       const t = reloadTargets(ctx.cluster.metadata.annotations?.[ANNOTATIONS.reloadRequestedAt], ctx.status.lastReload, instances);
       if (!t) return {};
       const answers = await Promise.all(
         t.ask.map(async (name) => {
           try {
-            await deps.agent.reload(agentEndpoint(ctx, name)!, RELOAD_TIMEOUT_MS);
+            await deps.agent.reload(agentEndpoint(ctx.observed, name)!, RELOAD_TIMEOUT_MS);
             return { name };
           } catch (err) {
             return { name, error: errorText(err) };

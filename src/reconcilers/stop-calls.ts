@@ -5,6 +5,7 @@
 import type { AgentClient, AgentEndpoint } from '../instance/agent-client.js';
 import { errorText } from '../util/error-text.js';
 import { majorOf, type UpgradeInstance } from './major-upgrade-plan.js';
+import { agentEndpoint } from './observe.js';
 import type { ReconcileContext } from './types.js';
 
 /** A fence (fast shutdown) is waited for this long in the pass; it goes on in the agent. */
@@ -14,15 +15,9 @@ const CHECKPOINT_WAIT_MS = 10_000;
 
 export type StopCall = 'checkpoint' | 'fence' | 'unfence';
 
-/** The agent of an instance with a running pod, when the agents' token is known. */
-export function agentEndpoint(ctx: ReconcileContext, instance: string): AgentEndpoint | undefined {
-  const i = ctx.observed.instances.find((o) => o.name === instance);
-  return i?.podIP && ctx.observed.agentToken ? { host: i.podIP, token: ctx.observed.agentToken } : undefined;
-}
-
 /** Calls an instance's agent (nothing without a running pod); a failure is logged: the next pass looks again. */
 export async function callAgent(ctx: ReconcileContext, instance: string, what: string, call: (ep: AgentEndpoint) => Promise<unknown>): Promise<void> {
-  const ep = agentEndpoint(ctx, instance);
+  const ep = agentEndpoint(ctx.observed, instance);
   if (!ep) return;
   await call(ep).catch((err: unknown) => ctx.log.warn({ instance, call: what, err: errorText(err) }, `${what} failed; trying again in the next pass`));
 }

@@ -1,4 +1,11 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { POD_ENV } from '../../api/pod-env.js';
+import { startLocalApiServer, type AgentApi } from '../../instance/api-server.js';
+import { createLogger } from '../../runtime/logger.js';
 import type { InstanceStatus } from '../../instance/api-types.js';
 import { AGENT_STATUS_SCRIPT, positions, type AgentAnswer } from './agent-status.js';
 
@@ -28,9 +35,27 @@ describe('agent positions', () => {
     expect(positions([{ instance: 'b', pod: 'b-0', status: status({ instance: 'b', replayLsn: '0/200' }) }]).get('b')!.lagBytes).toBeUndefined();
   });
 
-  it('the in-pod script is valid JavaScript and reads the token from the mounted agent Secret', () => {
-    expect(() => new Function('require', 'process', 'fetch', AGENT_STATUS_SCRIPT)).not.toThrow();
-    expect(AGENT_STATUS_SCRIPT).toContain("/agent/token");
-    expect(AGENT_STATUS_SCRIPT).toContain('PGPILOT_POD_IP');
+  it("the in-pod script asks the agent's Unix socket with the mounted token and prints its answer", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'agent-status-'));
+    const socket = join(dir, 'agent.sock');
+    const answer = status({ instance: 'db-2' });
+    const api = { healthy: () => true, ready: () => true, status: async () => answer, operation: () => null } as unknown as AgentApi;
+    const server = await startLocalApiServer({ api, token: async () => 'tok', log: createLogger('error', 'test') }, socket);
+    try {
+      await mkdir(join(dir, 'secrets/agent'), { recursive: true });
+      await writeFile(join(dir, 'secrets/agent/token'), 'tok\n');
+      const run = (env: Record<string, string>) =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+          execFile(process.execPath, ['-e', AGENT_STATUS_SCRIPT], { env: { [POD_ENV.secretsDir]: join(dir, 'secrets'), ...env } }, (err, stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stdout, stderr })),
+        );
+      const ok = await run({ [POD_ENV.agentSocket]: socket });
+      expect(ok.code).toBe(0);
+      expect(JSON.parse(ok.stdout)).toEqual(answer);
+      await writeFile(join(dir, 'secrets/agent/token'), 'stale\n');
+      expect((await run({ [POD_ENV.agentSocket]: socket })).code).toBe(1);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

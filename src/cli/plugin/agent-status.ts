@@ -1,7 +1,8 @@
 // The instance agents' own status (GET /v1/status), read from inside each instance pod: the
-// agent API listens on the pod IP only and needs the cluster's agent token, which the pod has
-// mounted. A short Node script runs in the postgres container (the image's `node`), so no
-// credential leaves the pod and no command line carries one.
+// agent API needs the cluster's agent token, which the pod has mounted, and on the pod IP the
+// operator's client certificate too — so the script asks the agent's Unix socket (a pod made
+// before agent TLS: its plain-HTTP port). A short Node script runs in the postgres container (the
+// image's `node`), so no credential leaves the pod and no command line carries one.
 import type { V1Pod } from '@kubernetes/client-node';
 import { AGENT_PORT, LABELS } from '../../api/constants.js';
 import { POD_ENV } from '../../api/pod-env.js';
@@ -19,9 +20,12 @@ export const INSTANCE_CONTAINER = 'postgres';
 export const AGENT_STATUS_SCRIPT = [
   `const e = process.env;`,
   `const token = require('fs').readFileSync((e.${POD_ENV.secretsDir} || '${SECRETS_MOUNT}') + '/agent/token', 'utf8').trim();`,
-  `fetch('http://' + e.${POD_ENV.podIp} + ':' + (e.${POD_ENV.agentPort} || ${AGENT_PORT}) + '/v1/status', { headers: { authorization: 'Bearer ' + token }, signal: AbortSignal.timeout(5000) })`,
-  `  .then(async (r) => { process.stdout.write(await r.text()); process.exitCode = r.ok ? 0 : 1; })`,
-  `  .catch((err) => { process.stderr.write(String(err && err.message || err)); process.exitCode = 1; });`,
+  `const where = e.${POD_ENV.agentSocket} ? { socketPath: e.${POD_ENV.agentSocket} } : { host: e.${POD_ENV.podIp}, port: e.${POD_ENV.agentPort} || ${AGENT_PORT} };`,
+  `const fail = (err) => { process.stderr.write(String(err && err.message || err)); process.exitCode = 1; };`,
+  `require('http').get({ ...where, path: '/v1/status', headers: { authorization: 'Bearer ' + token }, timeout: 5000 }, (r) => {`,
+  `  let body = ''; r.setEncoding('utf8').on('data', (c) => (body += c)).on('error', fail);`,
+  `  r.on('end', () => { process.stdout.write(body); process.exitCode = r.statusCode === 200 ? 0 : 1; });`,
+  `}).on('timeout', function () { this.destroy(new Error('the agent did not answer within 5 s')); }).on('error', fail);`,
 ].join('\n');
 
 export const AGENT_STATUS_COMMAND = ['node', '-e', AGENT_STATUS_SCRIPT];
