@@ -5,13 +5,19 @@
 // verifying the primary (verify-full) and logging in with its client certificate; with a short
 // leaf lifetime (an operator setting) the server certificate is renewed: a new serial in the
 // Secret and in what PostgreSQL serves, no pod restarted, postgres reloaded (not restarted), and
-// new connections work. spec.tls.required: false then admits plain TCP as well.
+// new connections work. spec.tls.required: false then admits plain TCP as well. The agents' API
+// serves HTTPS and answers the operator's client certificate alone.
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { AGENT_PORT, LABELS } from '../src/api/constants.js';
 import { names } from '../src/api/names.js';
+import { AGENT_CLIENT_CN } from '../src/api/tls.js';
+import { createCa, issueCertificate } from '../src/runtime/x509.js';
 import { TLS_ANNOTATIONS } from '../src/reconcilers/certificates-plan.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { createTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
@@ -143,6 +149,37 @@ describe('TLS with the operator\'s PKI', () => {
     expect(conninfo).toMatch(/sslmode=verify-full/);
     expect(conninfo).toContain(`host=${NAME}-rw.${ns}.svc`);
     expect(conninfo).toMatch(/sslcert=\S+tls\.crt/);
+  });
+
+  it("the agents' API answers the operator's client certificate only: none, another CA's or the replication user's is refused", async () => {
+    const { status } = await db.get();
+    const host = kubelet.podAddress(ns, db.podOf(status!.currentPrimary!))!;
+    const secretData = async (name: string, key: string) => Buffer.from((await core().readNamespacedSecret({ name, namespace: ns })).data![key]!, 'base64').toString('utf8');
+    const token = await secretData(names.agentSecret(NAME), 'token');
+    // The agent's own certificate is the cluster's server certificate (verified here against the published CA).
+    const call = (client: { cert?: string; key?: string } = {}) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        httpsRequest({ host, port: AGENT_PORT, path: '/v1/status', headers: { authorization: `Bearer ${token}` }, ca: ssl.ca, servername: ssl.servername, agent: false, ...client }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    expect(await call()).toMatchObject({ status: 403, body: expect.stringContaining(AGENT_CLIENT_CN) });
+    const intruder = await issueCertificate(await createCa('intruder', 3600), { commonName: AGENT_CLIENT_CN, usage: 'client', validitySeconds: 3600 });
+    expect((await call(intruder)).status).toBe(403);
+    const replication = { cert: await secretData(names.replicationTlsSecret(NAME), 'tls.crt'), key: await secretData(names.replicationTlsSecret(NAME), 'tls.key') };
+    expect(await call(replication)).toMatchObject({ status: 403, body: expect.stringContaining('streaming_replica') });
+    // Plain HTTP is not served on the agent port at all.
+    await expect(fetch(`http://${host}:${AGENT_PORT}/v1/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) }).then((r) => r.status)).rejects.toThrow();
+    // The kubelet probes it over HTTPS; the operator, with its own certificate, reads every agent (the cluster is healthy on their answers).
+    for (const pod of (await core().listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.cluster}=${NAME}` })).items) {
+      expect(pod.spec!.containers[0]!.readinessProbe!.httpGet!.scheme).toBe('HTTPS');
+    }
+    await db.healthy(2);
+    expect(readFileSync(operator.logPath, 'utf8')).not.toMatch(/HTTP 403/);
   });
 
   it('renews the server certificate before it expires: new serial served, no pod or postgres restarted, clients reconnect', async () => {

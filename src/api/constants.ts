@@ -44,6 +44,12 @@ export const ANNOTATIONS = {
    * Changing one changes the template and rolls the instances; any other setting is reloaded.
    */
   restartSettings: 'postgres.pgpilot.io/restart-settings',
+  /**
+   * On the pod template: "mutual" when its agent serves the API over HTTPS and wants the operator's
+   * client certificate (POD_ENV.agentTlsDir is set beside it). What the operator reads: its pod cache
+   * keeps metadata and status, not the spec. A pod made before agent TLS has none (plain HTTP).
+   */
+  agentTls: 'postgres.pgpilot.io/agent-tls',
   /** On the pod template: the values a standby needs at least as high as its primary's (the order of a rollout). */
   standbyMinimums: 'postgres.pgpilot.io/standby-minimums',
   /**

@@ -304,6 +304,7 @@ export function instanceStatefulSet(
             ...scrapeAnnotations(cluster),
             ...restartRequest(cluster),
             ...(own.restartedAt ? { [ANNOTATIONS.instanceRestartedAt]: own.restartedAt } : {}),
+            [ANNOTATIONS.agentTls]: 'mutual',
           },
         },
         spec: podSpec(cluster, instance, cfg, backup),

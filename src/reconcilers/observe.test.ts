@@ -8,7 +8,7 @@ import { LABELS } from '../api/constants.js';
 import { names } from '../api/names.js';
 import { AgentError, type AgentClient, type AgentEndpoint } from '../instance/agent-client.js';
 import type { InstanceStatus } from '../instance/api-types.js';
-import { isolationSecondsFor, Observer, type AgentTokens } from './observe.js';
+import { agentEndpointAt, isolationSecondsFor, Observer, type AgentTokens } from './observe.js';
 import type { AgentCertificates } from './agent-certificates.js';
 import type { PrimaryLeases } from './primary-lease.js';
 import type { PrimaryMonitor } from './primary-monitor.js';
@@ -138,5 +138,18 @@ describe('isolationSecondsFor', () => {
     expect(isolationSecondsFor(cluster({ instances: 3, highAvailability: { isolationTimeoutSeconds: 12 } }), 3)).toBe(12);
     expect(isolationSecondsFor(cluster({ instances: 1 }), 1)).toBe(0);
     expect(isolationSecondsFor(cluster({ instances: 3, highAvailability: { enabled: false } }), 3)).toBe(0);
+  });
+});
+
+describe('agentEndpointAt', () => {
+  const tls = { id: 'ns/db#1', ca: 'CA', cert: 'CERT', key: 'KEY', servername: 'db-rw.ns.svc' };
+  const o = { agentToken: 't', isolationSeconds: 5, instances: [{ name: 'db-1', podIP: '10.0.0.1', agentTls: true, claims: [] }, { name: 'db-2', podIP: '10.0.0.2', agentTls: false, claims: [] }] };
+  it('a pod serving mutual TLS is called with the client certificate, an older one over plain HTTP', () => {
+    expect(agentEndpointAt({ ...o, agentTls: tls }, '10.0.0.1')).toEqual({ host: '10.0.0.1', token: 't', isolationSeconds: 5, tls });
+    expect(agentEndpointAt({ ...o, agentTls: tls }, '10.0.0.2')).toEqual({ host: '10.0.0.2', token: 't', isolationSeconds: 5 });
+  });
+  it('without a client certificate (no CA yet) or a token, a TLS agent cannot be called', () => {
+    expect(agentEndpointAt(o, '10.0.0.1')).toBeUndefined();
+    expect(agentEndpointAt({ ...o, agentToken: undefined, agentTls: tls }, '10.0.0.2')).toBeUndefined();
   });
 });

@@ -5,11 +5,10 @@
 // on the order the reconcilers run in.
 import { type CoreV1Api, type V1PersistentVolumeClaim, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import type { PostgreSQLCluster } from '../api/cluster.js';
-import { LABELS, POSTGRES_PORT } from '../api/constants.js';
+import { ANNOTATIONS, LABELS, POSTGRES_PORT } from '../api/constants.js';
 import { names } from '../api/names.js';
 import { effectiveInstances, paceCreation, planInstances, type InstancePlan } from '../builders/instance-plan.js';
 import { AgentError, type AgentClient, type AgentClientTls, type AgentEndpoint } from '../instance/agent-client.js';
-import { POD_ENV } from '../api/pod-env.js';
 import type { AgentCertificates } from './agent-certificates.js';
 import type { InstanceStatus, OperationStatus } from '../instance/api-types.js';
 import { postgresAnswers } from '../postgres/wire-probe.js';
@@ -105,9 +104,9 @@ interface LastStatus {
   misses: number;
 }
 
-/** The pod's agent was started with its server certificate (the builder sets POD_ENV.agentTlsDir). */
+/** The pod's agent serves mutual TLS (its template says so beside POD_ENV.agentTlsDir; the cached pod has no spec). */
 function servesAgentTls(pod: V1Pod | undefined): boolean {
-  return !!pod?.spec?.containers.some((c) => c.env?.some((e) => e.name === POD_ENV.agentTlsDir && !!e.value));
+  return pod?.metadata?.annotations?.[ANNOTATIONS.agentTls] === 'mutual';
 }
 
 /**
