@@ -7,8 +7,6 @@
 // Secret and in what PostgreSQL serves, no pod restarted, postgres reloaded (not restarted), and
 // new connections work. spec.tls.required: false then admits plain TCP as well. The agents' API
 // serves HTTPS and answers the operator's client certificate alone.
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,36 +25,13 @@ import { REPO_ROOT, ensureBuilt, startOperator, type RunningOperator } from './h
 import { instancePods, podChanges } from './harness/operator-release.js';
 import { clusterTls, query, serviceClientConfig, superuserCredentials } from './harness/postgres.js';
 import { tearDown } from './harness/teardown.js';
+import { normSerial, servedCertificate } from '../test/support/served-certificate.js';
 
 const NAME = 'tls-db';
 /** Leaf lifetime: renewal at 2/3, every 60 s. */
 const LEAF_SECONDS = 90;
 
 const core = () => kubeConfig().makeApiClient(CoreV1Api);
-const normSerial = (s: string) => s.toLowerCase().replace(/^0+/, '');
-
-/** The certificate a PostgreSQL server presents (SSLRequest, then a TLS handshake verified against `ca` and `servername`). */
-function servedCertificate(host: string, port: number, ca: string, servername: string): Promise<PeerCertificate> {
-  return new Promise((resolve, reject) => {
-    const sock = netConnect({ host, port });
-    sock.setTimeout(5000, () => sock.destroy(new Error('timeout')));
-    sock.once('error', reject);
-    sock.once('connect', () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4);
-      sock.write(req);
-    });
-    sock.once('data', (d: Buffer) => {
-      if (d[0] !== 0x53) return reject(new Error(`the server refused TLS (${String.fromCharCode(d[0]!)})`));
-      const t = tlsConnect({ socket: sock, ca, servername }, () => {
-        resolve(t.getPeerCertificate());
-        t.destroy();
-      });
-      t.once('error', reject);
-    });
-  });
-}
 
 describe('TLS with the operator\'s PKI', () => {
   let ns: string;

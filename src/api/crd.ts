@@ -98,6 +98,17 @@ function crd(input: CrdInput): Record<string, unknown> {
   };
 }
 
+/** The columns every served version of the cluster shows after its own size columns (`kubectl get pgc`). */
+function clusterStatusColumns(version: string): Array<Record<string, unknown>> {
+  return [
+    { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
+    { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
+    { name: 'Version', type: 'string', jsonPath: '.status.version', description: version },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ];
+}
+
 export function clusterCrd(): Record<string, unknown> {
   return crd({
     kind: CLUSTER_KIND,
@@ -113,14 +124,7 @@ export function clusterCrd(): Record<string, unknown> {
         labelSelectorPath: '.status.selector',
       },
     },
-    printerColumns: [
-      { name: 'Instances', type: 'integer', jsonPath: '.spec.instances', description: 'Desired number of instances' },
-      { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
-      { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
-      { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
-      { name: 'Version', type: 'string', jsonPath: '.status.version', description: 'PostgreSQL version the primary runs (spec.version is the one asked for)' },
-      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-    ],
+    printerColumns: [{ name: 'Instances', type: 'integer', jsonPath: '.spec.instances', description: 'Desired number of instances' }, ...clusterStatusColumns('PostgreSQL version the primary runs (spec.version is the one asked for)')],
     olderVersions: [
       {
         name: API_VERSION_V1BETA1,
@@ -132,11 +136,7 @@ export function clusterCrd(): Record<string, unknown> {
         printerColumns: [
           { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas', description: 'Desired number of instances' },
           { name: 'Storage', type: 'string', jsonPath: '.spec.storage', description: 'Size of every instance\'s data volume' },
-          { name: 'Ready', type: 'integer', jsonPath: '.status.readyInstances', description: 'Instances that are ready' },
-          { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Cluster phase' },
-          { name: 'Primary', type: 'string', jsonPath: '.status.currentPrimary', description: 'Current primary instance' },
-          { name: 'Version', type: 'string', jsonPath: '.status.version', description: 'PostgreSQL version the primary runs' },
-          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ...clusterStatusColumns('PostgreSQL version the primary runs'),
         ],
       },
     ],

@@ -6,8 +6,6 @@
 // accepted, replication logs in with a client certificate only (pg_basebackup as the agent runs
 // it), and a renewed certificate is served after pg_reload_conf without a restart.
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -17,28 +15,15 @@ import { serverDnsNames } from '../../src/reconcilers/certificates-plan.js';
 import { withClient, type ConnectOptions } from '../../src/postgres/sql.js';
 import { certificateInfo, createCa, issueCertificate, type CertKeyPem } from '../../src/runtime/x509.js';
 import { TestPostgres } from './pg-fixture.js';
+import { normSerial, servedCertificate } from '../support/served-certificate.js';
 import { giveToPostgres, pgOwner, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
 import type { ClusterSpec } from '../../src/api/cluster.js';
 
 const SERVER_NAME = 'db-rw.prod.svc';
 const spec: ClusterSpec = { version: '15', storage: { size: '1Gi' } } as ClusterSpec;
 
-/** The serial of the certificate the server presents (SSLRequest, then a verified handshake). */
-function servedSerial(port: number, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = netConnect({ host: '127.0.0.1', port });
-    sock.once('error', reject);
-    sock.once('connect', () => sock.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])));
-    sock.once('data', (d: Buffer) => {
-      if (d[0] !== 0x53) return reject(new Error('TLS refused'));
-      const t = tlsConnect({ socket: sock, ca, servername: SERVER_NAME }, () => {
-        resolve(t.getPeerCertificate().serialNumber.toLowerCase().replace(/^0+/, ''));
-        t.destroy();
-      });
-      t.once('error', reject);
-    });
-  });
-}
+/** The serial of the certificate the server presents. */
+const servedSerial = async (port: number, ca: string) => normSerial((await servedCertificate('127.0.0.1', port, ca, SERVER_NAME)).serialNumber);
 
 describe('PostgreSQL with the operator\'s TLS settings', () => {
   let dir: string;
