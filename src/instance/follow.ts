@@ -15,6 +15,7 @@ import { errorText } from '../util/error-text.js';
 import { configureStandby, conninfoFor, rewind, RewindImpossible, writeReplicationPassfile } from './replication.js';
 import { HttpError } from './requests.js';
 import { startPostgres } from './startup.js';
+import { servedCertificate, UnverifiedServer } from '../postgres/wire-probe.js';
 
 const REPOINT_TIMEOUT_MS = 10_000;
 const STREAMING_TIMEOUT_MS = 20_000;
@@ -34,6 +35,7 @@ export function follow(a: AgentState, req: FollowRequest): Promise<void> {
     if (primary.host === s.podIp && primary.port === s.pgPort) throw new HttpError(400, 'an instance cannot follow itself');
     const phase = a.phase.current;
     if (!(await a.hasData()) || phase === 'AwaitingBootstrap' || phase === 'Bootstrapping') throw new HttpError(409, `cannot follow in phase ${phase}`);
+    await provenInstance(a, primary);
     const t0 = Date.now();
     const replication = await readCredentials(s.secretsDir, 'replication');
     await writeReplicationPassfile(layout, replication);
@@ -52,6 +54,28 @@ export function follow(a: AgentState, req: FollowRequest): Promise<void> {
     a.cannotCatchUp = null;
     log.info({ primary, ms: Date.now() - t0 }, 'follow: streaming from the new primary');
   });
+}
+
+/** How long follow waits for the new primary's TLS handshake (its identity check). */
+const IDENTITY_TIMEOUT_MS = 3000;
+
+/**
+ * Only an instance of this cluster is followed: before any credential is used (pg_rewind's and a
+ * clone's passwords, and replication's while TLS is not required), the target must present a
+ * certificate of the cluster's CA for the cluster's name — which only its instances hold. A target
+ * that cannot be reached now is not refused (a new primary may be restarting): the connections
+ * that follow verify it the same way, or, for replication without TLS required, it is the one
+ * case left, named in docs/tls.md. A pod made before TLS has no CA to check against.
+ */
+async function provenInstance(a: AgentState, primary: sql.Endpoint): Promise<void> {
+  const tls = await a.tls();
+  if (!tls) return;
+  try {
+    await servedCertificate(primary.host, primary.port, tls, IDENTITY_TIMEOUT_MS);
+  } catch (err) {
+    if (err instanceof UnverifiedServer) throw new HttpError(400, `will not follow ${primary.host}:${primary.port}: it is not an instance of this cluster (${err.message})`);
+    a.log.warn({ primary, err: errorText(err) }, 'follow: the new primary did not answer a TLS handshake yet; going on');
+  }
 }
 
 /** A running replica that has not diverged: a new primary_conninfo, and streaming from it soon. */

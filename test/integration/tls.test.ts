@@ -15,7 +15,8 @@ import { serverDnsNames } from '../../src/reconcilers/certificates-plan.js';
 import { withClient, type ConnectOptions } from '../../src/postgres/sql.js';
 import { certificateInfo, createCa, issueCertificate, type CertKeyPem } from '../../src/runtime/x509.js';
 import { TestPostgres } from './pg-fixture.js';
-import { normSerial, servedCertificate } from '../support/served-certificate.js';
+import { normSerial } from '../support/served-certificate.js';
+import { servedCertificate, UnverifiedServer } from '../../src/postgres/wire-probe.js';
 import { giveToPostgres, pgOwner, pgTempDir, removeDir, runPgTool } from './wal-postgres.js';
 import type { ClusterSpec } from '../../src/api/cluster.js';
 
@@ -23,7 +24,7 @@ const SERVER_NAME = 'db-rw.prod.svc';
 const spec: ClusterSpec = { version: '15', storage: { size: '1Gi' } } as ClusterSpec;
 
 /** The serial of the certificate the server presents. */
-const servedSerial = async (port: number, ca: string) => normSerial((await servedCertificate('127.0.0.1', port, ca, SERVER_NAME)).serialNumber);
+const servedSerial = async (port: number, ca: string) => normSerial((await servedCertificate('127.0.0.1', port, { ca, serverName: SERVER_NAME }, 5000)).serialNumber);
 
 describe('PostgreSQL with the operator\'s TLS settings', () => {
   let dir: string;
@@ -119,6 +120,18 @@ describe('PostgreSQL with the operator\'s TLS settings', () => {
     // Without the certificate, the password is not accepted for replication.
     const withoutCert = basebackupArgs({ pgdata: path.join(dir, 'clone-2'), walDir: undefined }, { host: '127.0.0.1', port: server.port }, REPLICATION_USER, { caFile: libpq.caFile, serverName: SERVER_NAME });
     await expect(runPgTool('pg_basebackup', withoutCert)).rejects.toThrow(/certificate|password/i);
+  });
+
+  it("proves an instance's identity before follow uses a credential: the cluster CA's certificate for the cluster's name, or UnverifiedServer", async () => {
+    const at = (t: { ca: string; serverName: string }) => servedCertificate('127.0.0.1', server.port, t, 5000);
+    expect((await at({ ca: ca.cert, serverName: SERVER_NAME })).subject).toBeDefined();
+    const other = await createCa('another cluster', 3600);
+    await expect(at({ ca: other.cert, serverName: SERVER_NAME })).rejects.toBeInstanceOf(UnverifiedServer);
+    await expect(at({ ca: ca.cert, serverName: 'db-rw.elsewhere.svc' })).rejects.toBeInstanceOf(UnverifiedServer);
+    // Nobody listening is not a verdict on identity.
+    const closed = await servedCertificate('127.0.0.1', 1, { ca: ca.cert, serverName: SERVER_NAME }, 2000).catch((e: unknown) => e);
+    expect(closed).toBeInstanceOf(Error);
+    expect(closed).not.toBeInstanceOf(UnverifiedServer);
   });
 
   it('serves a renewed certificate after pg_reload_conf, without a restart', async () => {
