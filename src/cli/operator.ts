@@ -45,12 +45,17 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
     ? new Webhooks({
         port: settings.webhookPort,
         host: settings.httpHost,
-        namespace: settings.namespace,
-        caSecret: settings.webhookCaSecret,
-        target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: settings.webhookPort } },
-        ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
+        // OLM (or whoever mounts the files) issues the certificate and injects its CA: nothing to write.
+        certificates: settings.webhookCertDir
+          ? { dir: settings.webhookCertDir }
+          : {
+              namespace: settings.namespace,
+              caSecret: settings.webhookCaSecret,
+              target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: settings.webhookPort } },
+              ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
+              clients,
+            },
         ...(settings.defaultBackupStore ? { defaultStore: settings.defaultBackupStore } : {}),
-        clients,
         log: log.child({ subsystem: 'webhooks' }),
       })
     : undefined;
