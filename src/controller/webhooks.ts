@@ -126,6 +126,7 @@ export class Webhooks {
         this.settle = setTimeout(() => void this.refresh(), FILES_SETTLE_MS);
       });
       this.watcher.on('error', (err) => this.opts.log.warn({ err: errorText(err), certDir: c.dir }, 'watching the webhook certificate files failed; reading them on a timer only'));
+      this.watcher.unref();
     } else {
       await this.inject(c);
     }
