@@ -8,7 +8,8 @@
 // issued for the Service OLM would create, mounted from a Secret where OLM mounts it, the pod run by
 // the process kubelet, that Service (as an ExternalName to the pod: ClusterIPs carry no traffic
 // here) and the CRD's conversion pointed at it with the CA — and a v1beta1 object round-trips
-// through the operator's conversion webhook, which serves the mounted certificate.
+// through the operator's conversion webhook, which serves the mounted certificate, and keeps
+// converting after a rotation of that certificate and its CA.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,5 +191,20 @@ describe('the bundle on the apiserver', () => {
     }, { timeoutMs: 30_000, intervalMs: 500 });
     const after = await getJson(['postgresqlclusters.v1.postgres.pgpilot.io', 'legacy', '-n', other]);
     expect(after.spec).toEqual({ ...v1.spec, instances: 3 });
+
+    // OLM rotates the certificate (a new CA, injected again): the kubelet rewrites the mounted
+    // files, the operator swaps them in without a restart, and conversions keep working with only
+    // the new CA trusted.
+    const ca2 = await createCa('olm-stand-in-2', 3600);
+    const leaf2 = await issueCertificate(ca2, { commonName: service, dnsNames: [service, `${service}.${ns}`, `${service}.${ns}.svc`], usage: 'server', validitySeconds: 3600 });
+    await kubectlOk(APPLY, stringify({ ...secret, stringData: { 'tls.crt': leaf2.cert, 'tls.key': leaf2.key } }));
+    await kubectlOk(['patch', 'crd', CLUSTER_CRD, '--type=merge', '-p', JSON.stringify({ spec: { conversion: { webhook: { clientConfig: { caBundle: Buffer.from(ca2.cert).toString('base64') } } } } })]);
+    await waitFor('a v1beta1 read through the rotated certificate', async () => {
+      const r = await kubectl(['get', 'postgresqlclusters.v1beta1.postgres.pgpilot.io', 'legacy', '-n', other, '-o', 'json']);
+      return r.code === 0 ? parseJson<Obj>(r.stdout, 'the cluster as v1beta1').spec.replicas === 3 || undefined : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    const restarts = (await getJson(['pod', pod.metadata.name, '-n', ns])).status.containerStatuses[0].restartCount;
+    expect(restarts).toBe(0);
+    expect((await kubectlOk(['logs', '-n', ns, pod.metadata.name])).match(/webhook serving certificate read from its files/g)?.length).toBe(2);
   });
 });

@@ -6,12 +6,12 @@
  *   - the CRDs are the bytes `npm run gen` writes to crds/ (src/api, TypeBox);
  *   - the CSV's Deployment and RBAC come from the Helm chart, rendered by the real `helm` binary the
  *     tests use (test/support/binaries.ts) with the chart's default values: the Deployment's spec
- *     (image, args, env, probes, resources, the restricted security context) as rendered, with two
+ *     (image, args, env, probes, resources, the restricted security context) as rendered, with three
  *     OLM adaptations (Helm's own labels dropped; PGPILOT_WATCH_NAMESPACES read from the
- *     olm.targetNamespaces annotation OLM puts on the pod), and the ClusterRole's rules as the
- *     namespaced `permissions` of the chart's ServiceAccount (OLM grants them in every target
- *     namespace, cluster-wide for AllNamespaces, and in the install namespace, which covers the
- *     leader-election Lease: the ClusterRole's rules include the leader-election Role's);
+ *     olm.targetNamespaces annotation OLM puts on the pod; OLM's webhook certificate, below), and
+ *     the operator ClusterRole's rules as the `permissions` of the chart's ServiceAccount (OLM
+ *     grants them cluster-wide in AllNamespaces mode, which covers the leader-election Lease: the
+ *     ClusterRole's rules include the leader-election Role's);
  *   - name, version, keywords, maintainers, links and minKubeVersion come from Chart.yaml;
  *   - what is OLM's alone (description, icon, descriptors, install modes, channel) is here.
  * Webhooks: OLM runs them its own way (scripts/bundle/webhooks.ts). The chart is rendered with its
