@@ -9,6 +9,7 @@ import { LeaderElector } from '../runtime/leader.js';
 import { createLogger } from '../runtime/logger.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { Webhooks } from '../controller/webhooks.js';
+import { ServingCertError } from '../runtime/serving-cert-files.js';
 import type { OperatorSettings } from './operator-config.js';
 
 const SHUTDOWN_DEADLINE_MS = 20_000;
@@ -59,7 +60,10 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
         log: log.child({ subsystem: 'webhooks' }),
       })
     : undefined;
-  await webhooks?.start();
+  await webhooks?.start().catch((err: unknown) => {
+    // Files that cannot be served stop the operator, naming the setting that points at them.
+    throw err instanceof ServingCertError ? new Error(`--webhook-cert-dir (PGPILOT_WEBHOOK_CERT_DIR): ${err.message}`) : err;
+  });
 
   const elector = settings.leaderElect
     ? new LeaderElector({ api: clients.coordination, namespace: settings.namespace, name: settings.leaseName, identity, log })

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readServingCert } from './serving-cert-files.js';
+import { ServingCertError, readServingCert } from './serving-cert-files.js';
 import { createCa, issueCertificate } from './x509.js';
 
 const dirs: string[] = [];
@@ -32,6 +32,7 @@ describe('a serving certificate from files (OLM\'s tls.crt and tls.key)', () => 
     const p = await pair();
     const dir = dirWith({ 'tls.crt': p.cert });
     await expect(readServingCert(dir)).rejects.toThrow(`cannot read ${path.join(dir, 'tls.key')}: ENOENT`);
+    await expect(readServingCert(dir)).rejects.toBeInstanceOf(ServingCertError);
   });
 
   it('refuses a key that is not the certificate\'s, or what is not PEM', async () => {
