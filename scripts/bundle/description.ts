@@ -37,10 +37,11 @@ spec:
 | **Replica autoscaling** | done: \`spec.autoscaling\` makes the operator own a HorizontalPodAutoscaler on the scale subresource (CPU), and \`kubectl autoscale pgc\` works the same way; scale-down never removes the primary, new replicas are added one at a time, and a count below what synchronous commit needs is held at the minimum with a condition |
 | **Anomaly detection and correction** | done: transaction-ID wraparound risk, long or idle-in-transaction sessions, replication lag, slots retaining WAL, pg_wal growing while archiving fails, connections near the limit and forced checkpoints become conditions, Events and metrics; corrections (each can be turned off): VACUUM (FREEZE), terminating idle-in-transaction sessions past the limit, raising max_wal_size within the volume's room, and — only when allowed — dropping an inactive slot |
 
-## Install modes
+## Install mode and webhooks
 
-The operator watches the namespaces of its OperatorGroup (\`olm.targetNamespaces\`, passed to it as
-\`PGPILOT_WATCH_NAMESPACES\`), or all namespaces; its permissions follow (a Role per watched
-namespace, or cluster-wide for AllNamespaces). Pods run non-root under the restricted Pod Security
-profile.
+\`PostgreSQLCluster\` is served as \`v1\` (stored) and \`v1beta1\`, converted by the operator's
+conversion webhook; a validating webhook refuses a recovery source the cluster's namespace may not
+read. OLM issues their certificate and wires both. A CRD has one conversion webhook, so the operator
+is installed once per cluster, in AllNamespaces mode, and watches every namespace with
+cluster-wide permissions. Pods run non-root under the restricted Pod Security profile.
 `;

@@ -6,17 +6,22 @@
  *   - the CRDs are the bytes `npm run gen` writes to crds/ (src/api, TypeBox);
  *   - the CSV's Deployment and RBAC come from the Helm chart, rendered by the real `helm` binary the
  *     tests use (test/support/binaries.ts) with the chart's default values: the Deployment's spec
- *     (image, args, env, probes, resources, the restricted security context) as rendered, with two
+ *     (image, args, env, probes, resources, the restricted security context) as rendered, with three
  *     OLM adaptations (Helm's own labels dropped; PGPILOT_WATCH_NAMESPACES read from the
- *     olm.targetNamespaces annotation OLM puts on the pod), and the ClusterRole's rules as the
- *     namespaced `permissions` of the chart's ServiceAccount (OLM grants them in every target
- *     namespace, cluster-wide for AllNamespaces, and in the install namespace, which covers the
- *     leader-election Lease: the ClusterRole's rules include the leader-election Role's);
+ *     olm.targetNamespaces annotation OLM puts on the pod; OLM's webhook certificate, below), and
+ *     the operator ClusterRole's rules as the `permissions` of the chart's ServiceAccount (OLM
+ *     grants them cluster-wide in AllNamespaces mode, which covers the leader-election Lease: the
+ *     ClusterRole's rules include the leader-election Role's);
  *   - name, version, keywords, maintainers, links and minKubeVersion come from Chart.yaml;
  *   - what is OLM's alone (description, icon, descriptors, install modes, channel) is here.
- * The bundle serves v1 alone: OLM runs webhooks its own way (webhookdefinitions, certificates it
- * issues), which is not wired yet, so the chart is rendered with webhook.enabled=false and the
- * CRDs lose their other versions and the conversion webhook (docs/api-versions.md).
+ * Webhooks: OLM runs them its own way (scripts/bundle/webhooks.ts). The chart is rendered with its
+ * webhooks (the default) and they become the CSV's webhookdefinitions — the PostgreSQLCluster
+ * conversion (v1beta1 served, v1 stored: the CRDs ship as crds/ has them) and the validating
+ * webhook —; the chart's own webhook Service, configuration and CA RBAC are left out, and the
+ * Deployment serves the certificate OLM mounts (PGPILOT_WEBHOOK_CERT_DIR) instead of keeping a CA
+ * and injecting it (PGPILOT_WEBHOOK_SERVICE, _CONFIGURATION and _CA_SECRET dropped). A CSV with a
+ * conversion webhook supports AllNamespaces alone (a CRD has one conversion webhook: OLM refuses
+ * other install modes). docs/api-versions.md.
  * `npm run gen` writes the files; `--check` and test/bundle fail when they drift.
  */
 import { readFileSync } from 'node:fs';
@@ -25,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { generatedFiles } from '../../src/api/generated-files.js';
 import { API_GROUP, API_VERSION, BACKUP_KIND, BACKUP_PLURAL, CLUSTER_KIND, CLUSTER_PLURAL } from '../../src/api/constants.js';
+import { OLM_SERVING_CERT_DIR } from '../../src/runtime/serving-cert-files.js';
 import { helmOk, parseManifests, templateArgs } from '../../test/support/helm.js';
 import {
   BACKUP_RESOURCES,
@@ -37,6 +43,7 @@ import {
   type ResourceReference,
 } from './descriptors.js';
 import { DESCRIPTION, SHORT_DESCRIPTION } from './description.js';
+import { splitChartWebhooks, webhookDefinitions } from './webhooks.js';
 
 type Obj = Record<string, any>;
 export interface GeneratedFile {
@@ -58,6 +65,8 @@ export const RELEASE_NAME = 'pgpilot';
  * previous one (the first has nothing to replace).
  */
 export const RELEASES: Array<{ version: string; createdAt: string }> = [{ version: '0.1.0', createdAt: '2026-12-05T00:00:00Z' }];
+
+export const INSTALL_MODES = ['OwnNamespace', 'SingleNamespace', 'MultiNamespace', 'AllNamespaces'];
 
 /** The annotation OLM sets on the operator's pod template: the OperatorGroup's namespaces, comma-joined ("" for all). */
 export const TARGET_NAMESPACES_ANNOTATION = 'olm.targetNamespaces';
@@ -92,11 +101,15 @@ export function readChartYaml(): ChartYaml {
   return parse(readRepoFile('charts/pgpilot/Chart.yaml').toString('utf8')) as ChartYaml;
 }
 
-/** The chart's objects as `helm template` renders them with its default values. */
+/** The chart's objects as `helm template` renders them with its default values (webhooks included). */
 export async function renderChartForBundle(): Promise<Obj[]> {
-  const { stdout } = await helmOk(templateArgs([], { 'webhook.enabled': 'false' }, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }));
+  const { stdout } = await helmOk(templateArgs([], {}, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }));
   return parseManifests(stdout);
 }
+
+/** The operator's settings of its own webhook CA, which OLM's certificate replaces. */
+export const OWN_CA_ENV = ['PGPILOT_WEBHOOK_SERVICE', 'PGPILOT_WEBHOOK_CONFIGURATION', 'PGPILOT_WEBHOOK_CA_SECRET'];
+export const CERT_DIR_ENV = 'PGPILOT_WEBHOOK_CERT_DIR';
 
 function only(objects: Obj[], kind: string): Obj {
   const found = objects.filter((o) => o.kind === kind);
@@ -116,23 +129,22 @@ export function csvDeploymentSpec(chartDeployment: Obj): Obj {
   if (env.length !== 1) throw new Error(`the chart's Deployment sets PGPILOT_WATCH_NAMESPACES ${env.length} times, expected once`);
   delete env[0]!.value;
   env[0]!.valueFrom = { fieldRef: { fieldPath: `metadata.annotations['${TARGET_NAMESPACES_ANNOTATION}']` } };
+  // OLM's certificate instead of the operator's own CA (see the file's comment).
+  for (const c of containers) {
+    const port = ((c.env ?? []) as Obj[]).findIndex((e) => e.name === 'PGPILOT_WEBHOOK_PORT');
+    if (port < 0) continue;
+    c.env = (c.env as Obj[]).filter((e) => !OWN_CA_ENV.includes(e.name as string));
+    c.env.splice(port + 1, 0, { name: CERT_DIR_ENV, value: OLM_SERVING_CERT_DIR });
+  }
+  if (!containers.some((c) => ((c.env ?? []) as Obj[]).some((e) => e.name === CERT_DIR_ENV))) throw new Error('the chart\'s Deployment sets no PGPILOT_WEBHOOK_PORT: are its webhooks off?');
   return spec;
 }
 
-/** A CRD as the bundle ships it: the storage version only, no conversion webhook (see the file's comment). */
-export function storageVersionOnly(crd: Obj): Obj {
-  const { conversion: _conversion, ...spec } = crd.spec as Obj;
-  return { ...crd, spec: { ...spec, versions: (spec.versions as Obj[]).filter((v) => v.storage) } };
-}
-
+/** The CRDs as crds/ has them (both PostgreSQLCluster versions; OLM points the conversion at its Service). */
 function crdFiles(): Array<GeneratedFile & { name: string; crd: Obj }> {
   return generatedFiles()
     .filter((f) => f.path.startsWith('crds/'))
-    .map((f) => {
-      const crd = storageVersionOnly(parse(f.content) as Obj);
-      const header = f.content.slice(0, f.content.indexOf('\n') + 1);
-      return { path: `${BUNDLE_DIR}/manifests/${f.path.slice('crds/'.length)}`, content: header + stringify(crd, { lineWidth: 0 }), name: f.path.slice('crds/'.length, -'.yaml'.length), crd };
-    });
+    .map((f) => ({ path: `${BUNDLE_DIR}/manifests/${f.path.slice('crds/'.length)}`, content: f.content, name: f.path.slice('crds/'.length, -'.yaml'.length), crd: parse(f.content) as Obj }));
 }
 
 interface OwnedApi {
@@ -173,7 +185,9 @@ function release(version: string): { createdAt: string; replaces?: string } {
 }
 
 /** The ClusterServiceVersion, from the chart's rendered objects. */
-export function clusterServiceVersion(chart: Obj[], chartYaml: ChartYaml, crds: Array<{ name: string; crd: Obj }>): Obj {
+export function clusterServiceVersion(rendered: Obj[], chartYaml: ChartYaml, crds: Array<{ name: string; crd: Obj }>): Obj {
+  // The chart's webhook Service, configuration and CA RBAC: OLM's own take their place.
+  const chart = splitChartWebhooks(rendered).rest;
   const deployment = only(chart, 'Deployment');
   const clusterRole = only(chart, 'ClusterRole');
   const serviceAccount = only(chart, 'ServiceAccount');
@@ -222,7 +236,8 @@ export function clusterServiceVersion(chart: Obj[], chartYaml: ChartYaml, crds: 
       ],
       keywords: chartYaml.keywords,
       icon: [{ base64data: iconBase64(), mediatype: 'image/svg+xml' }],
-      installModes: ['OwnNamespace', 'SingleNamespace', 'MultiNamespace', 'AllNamespaces'].map((type) => ({ type, supported: true })),
+      // The conversion webhook makes the operator a singleton: OLM supports AllNamespaces alone then.
+      installModes: INSTALL_MODES.map((type) => ({ type, supported: type === 'AllNamespaces' })),
       customresourcedefinitions: {
         owned: [
           ownedCrd(crdOf(CLUSTER_PLURAL), {
@@ -256,6 +271,7 @@ export function clusterServiceVersion(chart: Obj[], chartYaml: ChartYaml, crds: 
           permissions: [{ serviceAccountName: serviceAccount.metadata.name, rules: clusterRole.rules }],
         },
       },
+      webhookdefinitions: webhookDefinitions(rendered, deployment, crds.map((c) => c.crd)),
     },
   };
 }

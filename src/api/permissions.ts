@@ -62,7 +62,9 @@ export const LEADER_ELECTION_PERMISSIONS: readonly Permission[] = [
 /**
  * The operator's webhooks (chart value webhook.enabled; templates/webhook.yaml): a ClusterRole for
  * the cluster-scoped rows (each narrowed to our object by name) and a Role in the operator's
- * namespace for its CA Secret (get/update narrowed to that Secret; create cannot be).
+ * namespace for its CA Secret (get/update narrowed to that Secret; create cannot be). Not granted
+ * by the OLM bundle: there the operator serves OLM's certificate (--webhook-cert-dir) and makes none
+ * of these calls (test/bundle checks the CSV holds no such rule).
  */
 export const WEBHOOK_CLUSTER_PERMISSIONS: readonly Permission[] = [
   { group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions', verbs: ['get', 'patch'], why: 'the conversion webhook\'s address and CA bundle in the PostgreSQLCluster CRD' },

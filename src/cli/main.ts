@@ -4,12 +4,16 @@ import './node-version.js'; // first: refuses Node.js < 24 before the other modu
 // Each role loads only its own modules (dynamic imports): the Kubernetes client and the S3 SDK
 // cost close to a second of start-up, which a Job of a major upgrade pays while writes are refused.
 import { Command } from 'commander';
-import { operatorOptions, type OperatorSettings } from './operator-config.js';
+import { operatorOptions, operatorSettingsProblem, type OperatorSettings } from './operator-config.js';
 
 const program = new Command('pgpilot').description('PostgreSQL on Kubernetes, on auto pilot').version('0.1.0');
 
 const operator = program.command('operator').description('run the operator (watches PostgreSQLClusters and reconciles them)');
 for (const o of operatorOptions()) operator.addOption(o);
+operator.hook('preAction', (cmd) => {
+  const problem = operatorSettingsProblem(cmd.opts<OperatorSettings>());
+  if (problem) cmd.error(`error: ${problem}`);
+});
 operator.action(async (opts: OperatorSettings) => {
   await (await import('./operator.js')).runOperator(opts);
 });

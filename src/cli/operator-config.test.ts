@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { operatorOptions, parseBackupStore, parseNamespaceCredentials, type OperatorSettings } from './operator-config.js';
+import { operatorOptions, operatorSettingsProblem, parseBackupStore, parseNamespaceCredentials, type OperatorSettings } from './operator-config.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -54,6 +54,21 @@ describe('operator settings', () => {
     const s = parse([], { PGPILOT_WEBHOOK_PORT: '9443', PGPILOT_WEBHOOK_URL: 'https://127.0.0.1:9443/', PGPILOT_WEBHOOK_CONFIGURATION: 'pgpilot-webhook' });
     expect([s.webhookPort, s.webhookUrl, s.webhookConfiguration]).toEqual([9443, 'https://127.0.0.1:9443', 'pgpilot-webhook']);
     expect(() => parse(['--webhook-url', 'http://127.0.0.1:9443'])).toThrow(/must be an https:\/\/ URL/);
+  });
+
+  it('reads the webhook certificate directory (OLM\'s), which leaves nothing to inject: no URL or configuration beside it', () => {
+    const s = parse([], { PGPILOT_WEBHOOK_PORT: '9443', PGPILOT_WEBHOOK_CERT_DIR: '/tmp/k8s-webhook-server/serving-certs' });
+    expect([s.webhookPort, s.webhookCertDir]).toEqual([9443, '/tmp/k8s-webhook-server/serving-certs']);
+    expect(operatorSettingsProblem(s)).toBeUndefined();
+    expect(parse(['--webhook-port', '9443', '--webhook-cert-dir', '/certs']).webhookCertDir).toBe('/certs');
+    expect(() => parse(['--webhook-cert-dir', ' '])).toThrow(/--webhook-cert-dir <dir>' argument ' ' is invalid. must not be empty/);
+    expect(() => parse(['--webhook-cert-dir', '/certs', '--webhook-url', 'https://127.0.0.1:9443'])).toThrow(/--webhook-cert-dir <dir>' cannot be used with option '--webhook-url <url>'/);
+    expect(() => parse(['--webhook-cert-dir', '/certs'], { PGPILOT_WEBHOOK_CONFIGURATION: 'vwc' })).toThrow(/cannot be used with environment variable 'PGPILOT_WEBHOOK_CONFIGURATION'/);
+  });
+
+  it('refuses a webhook certificate directory without a webhook port, naming both options', () => {
+    expect(operatorSettingsProblem(parse(['--webhook-cert-dir', '/certs']))).toMatch(/^--webhook-cert-dir \(PGPILOT_WEBHOOK_CERT_DIR\) needs --webhook-port \(PGPILOT_WEBHOOK_PORT\)/);
+    expect(operatorSettingsProblem(parse())).toBeUndefined();
   });
 
   it.skipIf(existsSync(SERVICE_ACCOUNT_NAMESPACE))('puts the leader Lease in namespace "default" outside a pod', () => {

@@ -6,6 +6,7 @@ import { Value } from '@sinclair/typebox/value';
 import { S3TargetSchema, type S3Target } from '../api/cluster.js';
 import { WEBHOOK_DEFAULTS } from '../api/webhooks.js';
 import { LOG_LEVELS, type LogLevel } from '../runtime/logger.js';
+import { OLM_SERVING_CERT_DIR, SERVING_CERT_FILES } from '../runtime/serving-cert-files.js';
 import { errorText } from '../util/error-text.js';
 
 export interface OperatorSettings {
@@ -37,6 +38,12 @@ export interface OperatorSettings {
   webhookConfiguration: string;
   /** The Secret in `namespace` holding the webhooks' CA. */
   webhookCaSecret: string;
+  /**
+   * A directory with tls.crt and tls.key issued by someone else (OLM): served from there, read
+   * again when they change; no CA Secret, nothing injected (webhookService, webhookUrl,
+   * webhookConfiguration and webhookCaSecret unused).
+   */
+  webhookCertDir?: string;
   /** Lifetimes of the clusters' CA and leaf certificates (docs/tls.md); unset: 10 years and 90 days. */
   tlsCaLifetimeSeconds?: number;
   tlsLeafLifetimeSeconds?: number;
@@ -70,6 +77,11 @@ function httpsUrl(value: string): string {
   }
   if (url.protocol !== 'https:' || url.search || url.hash || url.username) throw new InvalidArgumentError(`must be an https:// URL without query, fragment or user, got "${value}"`);
   return value.replace(/\/+$/, '');
+}
+
+function nonEmpty(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
+  return value;
 }
 
 function namespaceList(value: string): string[] {
@@ -135,6 +147,12 @@ export function parseNamespaceCredentials(json: string): Record<string, string> 
   return out;
 }
 
+/** What is wrong in a combination of settings that each parse (undefined: nothing), naming the options. */
+export function operatorSettingsProblem(s: OperatorSettings): string | undefined {
+  if (s.webhookCertDir !== undefined && !s.webhookPort) return '--webhook-cert-dir (PGPILOT_WEBHOOK_CERT_DIR) needs --webhook-port (PGPILOT_WEBHOOK_PORT): the certificate is for the webhooks, which are not served with port 0';
+  return undefined;
+}
+
 /** The namespace this pod runs in (for its leader Lease), from the service account mount. */
 function podNamespace(): string {
   try {
@@ -171,6 +189,11 @@ export function operatorOptions(): Option[] {
     new Option('--webhook-url <url>', 'base URL the apiserver dials instead of the Service, e.g. https://127.0.0.1:9443 for an operator outside the cluster').env('PGPILOT_WEBHOOK_URL').argParser(httpsUrl),
     new Option('--webhook-configuration <name>', 'ValidatingWebhookConfiguration to inject the CA bundle into (empty: none)').env('PGPILOT_WEBHOOK_CONFIGURATION').default(''),
     new Option('--webhook-ca-secret <name>', 'Secret in --namespace holding the webhooks\' CA (created when missing)').env('PGPILOT_WEBHOOK_CA_SECRET').default(WEBHOOK_DEFAULTS.caSecret),
+    new Option('--webhook-cert-dir <dir>', `serve the webhooks with ${SERVING_CERT_FILES.cert} and ${SERVING_CERT_FILES.key} from this directory, issued and injected by someone else (OLM: ${OLM_SERVING_CERT_DIR}); the operator then keeps no CA and patches neither the CRD nor the webhook configuration`)
+      .env('PGPILOT_WEBHOOK_CERT_DIR')
+      .argParser(nonEmpty)
+      // Those say where the operator's own CA points the apiserver: with files, nothing is injected.
+      .conflicts(['webhookUrl', 'webhookConfiguration']),
     // Lifetimes: renewal comes at 2/3 of them. Short ones are for tests of renewal (docs/tls.md).
     new Option('--tls-ca-lifetime-seconds <s>', "lifetime of each cluster's CA (default 10 years)").env('PGPILOT_TLS_CA_LIFETIME_SECONDS').argParser(integer(60, 100 * 365 * 86400)),
     new Option('--tls-leaf-lifetime-seconds <s>', 'lifetime of server and client certificates (default 90 days)').env('PGPILOT_TLS_LEAF_LIFETIME_SECONDS').argParser(integer(60, 10 * 365 * 86400)),

@@ -9,6 +9,7 @@ import { LeaderElector } from '../runtime/leader.js';
 import { createLogger } from '../runtime/logger.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { Webhooks } from '../controller/webhooks.js';
+import { ServingCertError } from '../runtime/serving-cert-files.js';
 import type { OperatorSettings } from './operator-config.js';
 
 const SHUTDOWN_DEADLINE_MS = 20_000;
@@ -45,16 +46,24 @@ export async function runOperator(settings: OperatorSettings): Promise<void> {
     ? new Webhooks({
         port: settings.webhookPort,
         host: settings.httpHost,
-        namespace: settings.namespace,
-        caSecret: settings.webhookCaSecret,
-        target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: settings.webhookPort } },
-        ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
+        // OLM (or whoever mounts the files) issues the certificate and injects its CA: nothing to write.
+        certificates: settings.webhookCertDir
+          ? { dir: settings.webhookCertDir }
+          : {
+              namespace: settings.namespace,
+              caSecret: settings.webhookCaSecret,
+              target: settings.webhookUrl ? { url: settings.webhookUrl } : { service: { namespace: settings.namespace, name: settings.webhookService, port: settings.webhookPort } },
+              ...(settings.webhookConfiguration ? { validatingConfiguration: settings.webhookConfiguration } : {}),
+              clients,
+            },
         ...(settings.defaultBackupStore ? { defaultStore: settings.defaultBackupStore } : {}),
-        clients,
         log: log.child({ subsystem: 'webhooks' }),
       })
     : undefined;
-  await webhooks?.start();
+  await webhooks?.start().catch((err: unknown) => {
+    // Files that cannot be served stop the operator, naming the setting that points at them.
+    throw err instanceof ServingCertError ? new Error(`--webhook-cert-dir (PGPILOT_WEBHOOK_CERT_DIR): ${err.message}`) : err;
+  });
 
   const elector = settings.leaderElect
     ? new LeaderElector({ api: clients.coordination, namespace: settings.namespace, name: settings.leaseName, identity, log })

@@ -14,13 +14,17 @@ import { one, restrictedProblems, type K8sObject } from '../chart/checks.js';
 import {
   BUNDLE_ANNOTATIONS,
   BUNDLE_DIR,
+  CERT_DIR_ENV,
+  INSTALL_MODES,
+  OWN_CA_ENV,
   RELEASE_NAME,
   RENDER_NAMESPACE,
   TARGET_NAMESPACES_ANNOTATION,
   bundleGeneratedFiles,
-  storageVersionOnly,
   type GeneratedFile,
 } from '../../scripts/bundle/index.js';
+import { splitChartWebhooks } from '../../scripts/bundle/webhooks.js';
+import { OLM_SERVING_CERT_DIR } from '../../src/runtime/serving-cert-files.js';
 import { REPO_ROOT, ensureBundleValidator, validateBundle, type ValidatorReport } from './validator.js';
 
 type Obj = Record<string, any>;
@@ -60,13 +64,13 @@ describe('bundle/ is what `npm run gen` generates', () => {
     expect(filesUnder(BUNDLE_DIR).sort()).toEqual([...generated.map((f) => f.path), `${BUNDLE_DIR}/README.md`].sort());
   });
 
-  it('ships the CRDs of crds/, with the storage version alone and no conversion webhook (OLM\'s webhooks are not wired)', () => {
-    for (const f of readdirSync(path.join(REPO_ROOT, 'crds'))) expect(parse(read(`${BUNDLE_DIR}/manifests/${f}`))).toEqual(storageVersionOnly(parse(read(`crds/${f}`)) as Obj));
-    for (const c of crds) {
-      expect(c.spec.versions.map((v: Obj) => v.name)).toEqual(['v1']);
-      expect(c.spec.conversion).toBeUndefined();
-    }
+  it('ships the CRDs of crds/ as they are: PostgreSQLCluster v1 stored, v1beta1 served, converted by a webhook (OLM points it at its Service)', () => {
+    for (const f of readdirSync(path.join(REPO_ROOT, 'crds'))) expect(read(`${BUNDLE_DIR}/manifests/${f}`)).toBe(read(`crds/${f}`));
     expect(crds.map((c) => c.metadata.name).sort()).toEqual(['postgresqlbackups.postgres.pgpilot.io', 'postgresqlclusters.postgres.pgpilot.io']);
+    const cluster = crds.find((c) => c.metadata.name === 'postgresqlclusters.postgres.pgpilot.io')!;
+    expect(cluster.spec.versions.map((v: Obj) => [v.name, v.served, v.storage]).sort()).toEqual([['v1', true, true], ['v1beta1', true, false]]);
+    expect(cluster.spec.conversion.strategy).toBe('Webhook');
+    expect(cluster.spec.preserveUnknownFields ?? false).toBe(false);
   });
 });
 
@@ -74,10 +78,9 @@ describe('the CSV runs the chart\'s operator', () => {
   let chart: K8sObject[] = [];
   let namespaced: K8sObject[] = [];
   beforeAll(async () => {
-    // As the bundle renders it: without the webhook (see scripts/bundle/index.ts).
-    const noWebhook = { 'webhook.enabled': 'false' };
-    chart = parseManifests((await helmOk(templateArgs([], noWebhook, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }))).stdout);
-    namespaced = parseManifests((await helmOk(templateArgs([path.join(REPO_ROOT, 'test/chart/values/watch-namespaces.yaml')], noWebhook, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }))).stdout);
+    // As the bundle renders it (default values, webhooks on), without the chart's webhook machinery, which OLM replaces.
+    chart = splitChartWebhooks(parseManifests((await helmOk(templateArgs([], {}, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }))).stdout)).rest;
+    namespaced = splitChartWebhooks(parseManifests((await helmOk(templateArgs([path.join(REPO_ROOT, 'test/chart/values/watch-namespaces.yaml')], {}, { namespace: RENDER_NAMESPACE, releaseName: RELEASE_NAME }))).stdout)).rest;
   });
   const install = () => csv.spec.install.spec as Obj;
 
@@ -101,7 +104,13 @@ describe('the CSV runs the chart\'s operator', () => {
     }
   });
 
-  it('runs the chart\'s Deployment: its spec, with Helm\'s labels dropped and the watched namespaces from olm.targetNamespaces', () => {
+  it('grants nothing for a webhook CA of its own (OLM issues the certificate and injects its CA)', () => {
+    const rules = install().permissions[0].rules as Obj[];
+    expect(rules.filter((r) => (r.apiGroups as string[]).some((g) => ['apiextensions.k8s.io', 'admissionregistration.k8s.io'].includes(g)))).toEqual([]);
+    expect(rules.filter((r) => r.resourceNames)).toEqual([]);
+  });
+
+  it('runs the chart\'s Deployment: its spec, with Helm\'s labels dropped, the watched namespaces from olm.targetNamespaces and OLM\'s certificate for the webhooks', () => {
     const deployment = one(chart, 'Deployment');
     const [dep, ...more] = install().deployments as Obj[];
     expect(more).toEqual([]);
@@ -113,13 +122,18 @@ describe('the CSV runs the chart\'s operator', () => {
     expect(watch.value).toBe('');
     delete watch.value;
     watch.valueFrom = { fieldRef: { fieldPath: `metadata.annotations['${TARGET_NAMESPACES_ANNOTATION}']` } };
+    const container = expected.template.spec.containers[0] as Obj;
+    expect((container.env as Obj[]).filter((e) => OWN_CA_ENV.includes(e.name as string)).length).toBe(OWN_CA_ENV.length);
+    container.env = (container.env as Obj[]).flatMap((e) =>
+      OWN_CA_ENV.includes(e.name as string) ? [] : e.name === 'PGPILOT_WEBHOOK_PORT' ? [e, { name: CERT_DIR_ENV, value: OLM_SERVING_CERT_DIR }] : [e],
+    );
     expect(dep!.spec).toEqual(expected);
     expect(restrictedProblems(dep!.spec.template.spec, 'CSV deployment')).toEqual([]);
     expect(csv.metadata.annotations.containerImage).toBe(dep!.spec.template.spec.containers[0].image);
   });
 
-  it('supports every install mode (the operator watches a list of namespaces, or all)', () => {
-    expect(csv.spec.installModes).toEqual(['OwnNamespace', 'SingleNamespace', 'MultiNamespace', 'AllNamespaces'].map((type) => ({ type, supported: true })));
+  it('supports AllNamespaces alone (OLM\'s rule for a CSV with a conversion webhook: a CRD has one)', () => {
+    expect(csv.spec.installModes).toEqual(INSTALL_MODES.map((type) => ({ type, supported: type === 'AllNamespaces' })));
   });
 });
 
