@@ -73,7 +73,7 @@ export async function ensureRestrictedNamespace(name: string): Promise<void> {
 /**
  * Creates a namespace `<prefix>-<random>` labelled pgpilot.io/e2e=true and with the restricted Pod
  * Security profile enforced (RESTRICTED_POD_SECURITY_LABELS) — unless `restricted: false`, only for
- * tests of the process kubelet itself, whose pods run as root on purpose; every pod pgpilot makes
+ * tests of the process kubelet and the control plane themselves, whose pods are bare on purpose; every pod pgpilot makes
  * must pass restricted — and, by default, waits for the controller-manager to give it its
  * `default` ServiceAccount (pods are refused before).
  */
