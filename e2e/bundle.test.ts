@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { createTestNamespace, deleteTestNamespace, kubeconfigPath, waitFor } from './harness/env.js';
 import { kubectl, kubectlOk } from './harness/kubectl.js';
-import { REPO_ROOT, ensureBuilt } from './harness/operator.js';
+import { REPO_ROOT, ensureBuilt, restoreCrdConversion } from './harness/operator.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 import { OLM_SERVING_CERT_DIR } from '../src/runtime/serving-cert-files.js';
 import { createCa, issueCertificate } from '../src/runtime/x509.js';
@@ -38,7 +38,6 @@ async function getJson(args: string[]): Promise<Obj> {
 }
 
 const CLUSTER_CRD = 'postgresqlclusters.postgres.pgpilot.io';
-const clusterCrd = crds.find((c) => c.metadata.name === CLUSTER_CRD)!;
 
 describe('the bundle on the apiserver', () => {
   let ns = '';
@@ -56,8 +55,7 @@ describe('the bundle on the apiserver', () => {
     await kubelet?.stop();
     for (const n of [ns, other]) if (n) await deleteTestNamespace(n);
     for (const name of clusterRbac) await kubectl(['delete', 'clusterrolebinding,clusterrole', name, '--ignore-not-found']);
-    // The CRD's conversion back to what crds/ says (the Service of the chart; an operator injects its own).
-    await kubectl(['patch', 'crd', CLUSTER_CRD, '--type=merge', '-p', JSON.stringify({ spec: { conversion: clusterCrd.spec.conversion } })]);
+    await restoreCrdConversion();
   });
 
   it('ships both CRDs; they apply (server-side, idempotent) with no warning and become Established', async () => {

@@ -14,7 +14,7 @@ import { freePort } from './harness/control-plane.js';
 import { createTestNamespace, deleteTestNamespace, kubeConfig, kubeconfigPath, waitFor } from './harness/env.js';
 import { HaCluster } from './harness/ha-cluster.js';
 import { kubectl, kubectlOk } from './harness/kubectl.js';
-import { DEFAULT_CHART_ARGS, OPERATOR_NAMESPACE, REPO_ROOT, ensureBuilt, installChart, startOperator, type RunningOperator } from './harness/operator.js';
+import { DEFAULT_CHART_ARGS, OPERATOR_NAMESPACE, REPO_ROOT, ensureBuilt, installChart, restoreCrdConversion, startOperator, type RunningOperator } from './harness/operator.js';
 import { tearDown } from './harness/teardown.js';
 import { startProcessKubelet, type ProcessKubelet } from './kubelet/index.js';
 
@@ -75,7 +75,8 @@ describe('API versions: v1beta1 converted by the operator\'s webhook; the recove
   afterAll(async () => {
     await tearDown({ operator, kubelet });
     for (const ns of [nsA, nsB]) if (ns) await deleteTestNamespace(ns);
-    // Back to how the other files install the chart (no webhook nobody answers).
+    // Back to how the other files install the chart (no webhook nobody answers), the CRD without this operator's URL.
+    await restoreCrdConversion();
     await installChart(DEFAULT_CHART_ARGS);
   });
 

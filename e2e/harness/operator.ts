@@ -5,11 +5,12 @@
 // test — two operators issuing role changes at once. Tests of the chart's pod install it with the
 // default replicaCount again.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, statSync, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { LEADER_ELECTION_PERMISSIONS, OPERATOR_PERMISSIONS, grantsOf } from '../../src/api/permissions.js';
 import { WRITE_VERBS } from '../../src/runtime/metrics.js';
 import { helmOk, chartDir } from '../../test/support/helm.js';
@@ -90,6 +91,22 @@ export interface OperatorOptions {
 
 /** How startOperator installs the chart unless told otherwise. */
 export const DEFAULT_CHART_ARGS = ['--set', 'replicaCount=0', '--set', 'webhook.enabled=false'];
+
+const CLUSTER_CRD_FILE = join(REPO_ROOT, 'crds', 'postgresqlclusters.postgres.pgpilot.io.yaml');
+
+/**
+ * The cluster CRD's conversion back to what crds/ says (the chart's webhook Service), for a test
+ * that pointed it elsewhere (an operator outside the cluster injects a URL; OLM's Service): helm 4
+ * applies crds/ server-side at each new release's install, and a URL left beside the Service it
+ * applies makes the CRD invalid ("exactly one of url or service").
+ */
+export async function restoreCrdConversion(): Promise<void> {
+  const crd = parse(readFileSync(CLUSTER_CRD_FILE, 'utf8')) as { metadata: { name: string }; spec: { conversion: { webhook: { clientConfig: Record<string, unknown> } } } };
+  const conversion = structuredClone(crd.spec.conversion);
+  conversion.webhook.clientConfig = { url: null, caBundle: null, ...conversion.webhook.clientConfig };
+  const kc = kubeConfig();
+  await kc.makeApiClient(ApiextensionsV1Api).patchCustomResourceDefinition({ name: crd.metadata.name, body: { spec: { conversion } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+}
 
 export interface RunningOperator {
   pid: number;
