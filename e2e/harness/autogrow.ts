@@ -125,17 +125,19 @@ export async function claimDir(namespace: string, claim: string): Promise<string
 }
 
 export interface Growth {
-  /** Capacity (bytes) when the threshold was crossed, and the claim's new request. */
+  /** The claim's request before and after. */
   fromBytes: number;
   toBytes: number;
-  crossedAt: number;
+  /** When a sample first saw used% at the threshold before this growth (undefined: none did — it grew before the watch or between two samples). */
+  crossedAt?: number;
   grownAt: number;
 }
 
 /**
- * Samples a claim's file system (statfs on the host) and its request every `intervalMs`:
- * each time used% reaches `thresholdPercent` at some capacity, then the request grows, is one
- * Growth. Also the fullest it ever was.
+ * Samples a claim's file system (statfs on the host) and its request every `intervalMs`: each
+ * growth of the request is one Growth, with when used% was first seen at `thresholdPercent`
+ * before it. `fromBytes` starts at `initialBytes` when given (the size the claim was created
+ * with), so a growth before the watch started is one too. Also the fullest it ever was.
  */
 export class GrowthWatch {
   readonly growths: Growth[] = [];
@@ -150,6 +152,7 @@ export class GrowthWatch {
     private readonly dir: string,
     private readonly thresholdPercent: number,
     private readonly intervalMs = 100,
+    private readonly initialBytes?: number,
   ) {}
 
   start(): void {
@@ -163,7 +166,7 @@ export class GrowthWatch {
 
   private async loop(): Promise<void> {
     const core = kubeConfig().makeApiClient(CoreV1Api);
-    let request = parseQuantity((await core.readNamespacedPersistentVolumeClaim({ namespace: this.namespace, name: this.claim })).spec!.resources!.requests!.storage!);
+    let request = this.initialBytes ?? parseQuantity((await core.readNamespacedPersistentVolumeClaim({ namespace: this.namespace, name: this.claim })).spec!.resources!.requests!.storage!);
     while (!this.stopped) {
       const s = await statfs(this.dir);
       const used = s.blocks - s.bfree;
@@ -172,7 +175,7 @@ export class GrowthWatch {
       if (pct >= this.thresholdPercent) this.crossedAt ??= Date.now();
       const now = parseQuantity((await core.readNamespacedPersistentVolumeClaim({ namespace: this.namespace, name: this.claim })).spec!.resources!.requests!.storage!);
       if (now > request) {
-        if (this.crossedAt !== undefined) this.growths.push({ fromBytes: request, toBytes: now, crossedAt: this.crossedAt, grownAt: Date.now() });
+        this.growths.push({ fromBytes: request, toBytes: now, ...(this.crossedAt !== undefined ? { crossedAt: this.crossedAt } : {}), grownAt: Date.now() });
         this.crossedAt = undefined;
         request = now;
       }
