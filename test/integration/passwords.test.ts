@@ -6,7 +6,7 @@
 // works, and neither the password nor a failed authentication reaches either server's log (every
 // statement and connection is logged). The control: logging in with the new password before the
 // change fails, so the check that none failed can fail.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,10 +20,14 @@ import { ensureDir, giveToPostgres, pgTempDir, removeDir, requirePgTools, runPgT
 
 const LOGGED = { log_statement: 'all', log_min_duration_statement: 0, log_connections: 'on', hot_standby: 'on', wal_level: 'replica' };
 
+/** A Secret's files as the kubelet updates them: each replaced at once (a rename), never seen half-written. */
 async function mount(dir: string, kind: string, c: Credentials): Promise<void> {
   await mkdir(path.join(dir, kind), { recursive: true });
-  await writeFile(path.join(dir, kind, 'username'), c.username);
-  await writeFile(path.join(dir, kind, 'password'), c.password);
+  for (const [name, value] of [['username', c.username], ['password', c.password]] as const) {
+    const file = path.join(dir, kind, name);
+    await writeFile(`${file}.new`, value);
+    await rename(`${file}.new`, file);
+  }
 }
 
 describe('password rotation', () => {
