@@ -58,16 +58,17 @@ export class AgentClient {
 
   constructor(private readonly timeoutMs = 2000) {}
 
-  /** The keep-alive pool of a set of client credentials; an outdated set of the same cluster is closed. */
+  /**
+   * The keep-alive pool of a set of client credentials. An outdated set of the same cluster is let
+   * go, not destroyed: a call still running on it (a promote waiting for its answer) finishes, and
+   * its idle connections close when the agent's keep-alive timeout ends them.
+   */
   private pool(tls: AgentClientTls): HttpsAgent {
     let pool = this.tlsPools.get(tls.id);
     if (pool) return pool;
     const cluster = tls.id.split('#')[0];
-    for (const [id, p] of this.tlsPools) {
-      if (id.split('#')[0] === cluster || this.tlsPools.size >= MAX_TLS_POOLS) {
-        p.destroy();
-        this.tlsPools.delete(id);
-      }
+    for (const id of this.tlsPools.keys()) {
+      if (id.split('#')[0] === cluster || this.tlsPools.size >= MAX_TLS_POOLS) this.tlsPools.delete(id);
     }
     pool = new HttpsAgent({ keepAlive: true, maxFreeSockets: 4, ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.servername, minVersion: 'TLSv1.3' });
     this.tlsPools.set(tls.id, pool);
