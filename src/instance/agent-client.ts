@@ -7,6 +7,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { AGENT_PORT } from '../api/constants.js';
 import { ISOLATION_HEADER, type BootstrapRequest, type CorrectionRequest, type CorrectionResult, type FenceRequest, type FollowRequest, type InstanceStatus, type PostUpgradeRequest, type OperationStatus, type PasswordRequest, type PasswordResult, type PromoteResult, type RestartPermit, type RestartPermitRequest } from './api-types.js';
 import { errorText } from '../util/error-text.js';
+import { isCertificateError } from '../runtime/tls-errors.js';
 
 /** An operation call's answer: done (with its result) within the wait, or still running in the agent. */
 export type OperationAnswer<T> = { done: true; result: T } | { done: false; operation: OperationStatus | null };
@@ -45,9 +46,6 @@ export interface AgentEndpoint {
   /** HTTPS with this client certificate (undefined: plain HTTP). */
   tls?: AgentClientTls;
 }
-
-/** OpenSSL's codes for a certificate the peer or we would not accept. */
-const CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)|ERR_SSL_.*(CERTIFICATE|UNKNOWN_CA|BAD_CERT)/;
 
 /** At most this many pools of TLS connections (one per cluster's credentials): the oldest goes first. */
 const MAX_TLS_POOLS = 1000;
@@ -111,8 +109,7 @@ export class AgentClient {
     try {
       res = await this.send(ep, method, path, headers, payload, timeoutMs);
     } catch (err) {
-      const code = String((err as { code?: unknown }).code ?? '');
-      throw new AgentError('unreachable', `${method} ${path} on ${ep.host}: ${errorText(err)}`, !!ep.tls && CERTIFICATE_ERROR.test(code));
+      throw new AgentError('unreachable', `${method} ${path} on ${ep.host}: ${errorText(err)}`, !!ep.tls && isCertificateError(err));
     }
     const text = res.text;
     if (res.status < 200 || res.status >= 300) {

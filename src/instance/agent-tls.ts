@@ -10,14 +10,18 @@ import type { IncomingMessage } from 'node:http';
 import type { Server as TlsServer, SecureContextOptions, TLSSocket } from 'node:tls';
 import { AGENT_CLIENT_CN, TLS_FILES } from '../api/tls.js';
 import type { Logger } from '../runtime/logger.js';
+import { readServingCert } from '../runtime/serving-cert-files.js';
 import { errorText } from '../util/error-text.js';
 
 const POLL_MS = 5000;
 
-/** The server certificate, its key and the CA clients must come from, as the server context takes them. */
+/**
+ * The server certificate and its key (checked to belong together, runtime/serving-cert-files.ts)
+ * and the CA clients must come from, as the server context takes them.
+ */
 export async function readAgentTls(dir: string): Promise<SecureContextOptions & { cert: string; key: string; ca: string }> {
-  const [cert, key, ca] = await Promise.all([TLS_FILES.cert, TLS_FILES.key, TLS_FILES.ca].map((f) => readFile(join(dir, f), 'utf8')));
-  return { cert: cert!, key: key!, ca: ca! };
+  const [serving, ca] = await Promise.all([readServingCert(dir), readFile(join(dir, TLS_FILES.ca), 'utf8')]);
+  return { ...serving, ca };
 }
 
 const digest = (o: { cert: string; key: string; ca: string }) => createHash('sha256').update(o.cert).update('\0').update(o.key).update('\0').update(o.ca).digest('hex');
@@ -33,7 +37,7 @@ export function watchAgentTls(server: TlsServer, dir: string, initial: { cert: s
       .then((next) => {
         const d = digest(next);
         if (d === current) return;
-        server.setSecureContext(next); // throws on a key that does not match its certificate
+        server.setSecureContext(next);
         current = d;
         log.info('the agent API serves the renewed certificate');
       })

@@ -5,6 +5,7 @@
 import { connect } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { TlsVerify } from './tls-client.js';
+import { isCertificateError } from '../runtime/tls-errors.js';
 
 const sslRequest = () => {
   const req = Buffer.alloc(8);
@@ -54,7 +55,7 @@ export function servedCertificate(host: string, port: number, t: TlsVerify, time
         resolve(secure.getPeerCertificate());
         secure.destroy();
       });
-      secure.once('error', (err: NodeJS.ErrnoException) => fail(/CERT|SELF_SIGNED|UNABLE_TO|ERR_SSL|ALTNAME|Hostname/.test(`${err.code ?? ''} ${err.message}`) ? new UnverifiedServer(`${host}:${port}: ${err.message}`) : err));
+      secure.once('error', (err: Error) => fail(isCertificateError(err) ? new UnverifiedServer(`${host}:${port}: ${err.message}`) : err));
     });
   });
 }
